@@ -1,0 +1,57 @@
+# The two commands a newcomer needs (README.md): `make run` and `make test`.
+# Everything else is plain CMake: `cmake -S . -B build && cmake --build build`
+# builds it all and registers every test with ctest. This file only adds the
+# dependency install, warnings-as-errors, and the sanitizer pass.
+SHELL := /bin/bash
+JOBS := $(shell nproc 2>/dev/null || echo 2)
+
+# Debian 12 packages: toolchain, the libraries of the design, Chromium, wrk.
+APT_PACKAGES := build-essential cmake pkg-config git ca-certificates chromium \
+  libwebsockets-dev libcjson-dev libcurl4-openssl-dev libxml2-dev libpcre2-dev \
+  libsqlite3-dev libcmocka-dev libssl-dev
+
+.PHONY: all deps build build-asan test test-fast test-asan run bench clean
+
+all: build
+
+# Installs only what is missing, so a second run costs a dpkg query.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing $$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "make: run as root to install packages" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTIER_WERROR=ON >/dev/null
+	cmake --build build -j$(JOBS)
+
+build-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPORTIER_WERROR=ON \
+	  -DPORTIER_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j$(JOBS)
+
+# Every test, then every test again under ASan+UBSan with leak detection.
+test: test-fast test-asan
+
+test-fast: build
+	ctest --test-dir build --output-on-failure -j2
+
+test-asan: build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir build-asan --output-on-failure -j2
+
+run: build
+	./build/portier --version
+	./build/portier --help
+
+# Benchmarks against Puppeteer (puppeteer-core from npm, on Debian's Chromium).
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf build build-asan bench/node_modules bench/out

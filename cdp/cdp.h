@@ -1,0 +1,205 @@
+/*
+ * cdp.h - a Chrome DevTools Protocol client: Portier's only way to a browser.
+ *
+ * It owns launching Chromium (or connecting to one that runs elsewhere), the
+ * websocket to it, command ids and replies, events, flattened sessions,
+ * browser contexts, pages, frames (out-of-process iframes included),
+ * navigation, evaluation, screenshots and JS dialogs.
+ *
+ * It knows nothing of SOPs, tasks, HTTP or storage, and never will.
+ *
+ * Threads: each browser has one service thread (libwebsockets lives there and
+ * nowhere else). Any other thread may call cdp_call() and friends at once;
+ * they block until the reply, the timeout, or the browser's end. Event
+ * listeners (cdp_on) run on the service thread: they must not block and must
+ * not call cdp_call(); they may call cdp_send(), cdp_on() and cdp_off().
+ *
+ * Errors: functions return 0 or a negative CDP_E* code and fill `err` (a
+ * buffer of CDP_ERR_MAX bytes, or NULL) with a message that says what failed:
+ * "Page.navigate: Cannot navigate to invalid URL (-32000)", "browser exited
+ * (signal 9)", "Runtime.evaluate: no reply within 15000 ms".
+ */
+#ifndef PORTIER_CDP_H
+#define PORTIER_CDP_H
+
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+#define CDP_ERR_MAX 512
+/* Largest message accepted from the browser (a full-page screenshot of a
+ * long form is tens of MB; nothing legitimate comes near this). */
+#define CDP_MAX_MESSAGE (256u << 20)
+
+enum cdp_error {
+    CDP_OK = 0,
+    CDP_EFAIL = -1,     /* anything else: launch failed, bad argument, ... */
+    CDP_ETIMEOUT = -2,  /* no reply (or no event) within the timeout */
+    CDP_EGONE = -3,     /* the browser exited or the connection closed */
+    CDP_EPROTOCOL = -4, /* the browser answered with an error */
+    CDP_ETOOBIG = -5,   /* the reply exceeded CDP_MAX_MESSAGE */
+    CDP_EDETACHED = -6, /* the session's target closed, crashed or detached */
+    CDP_EJS = -7,       /* evaluated script threw */
+};
+
+typedef struct cdp_browser cdp_browser;
+typedef struct cdp_session cdp_session;
+typedef struct cdp_waiter cdp_waiter;
+typedef struct cdp_page cdp_page;
+
+/* ---- Browsers ---------------------------------------------------------- */
+
+typedef struct cdp_launch_options {
+    const char *executable;        /* NULL: $PORTIER_CHROMIUM, else "chromium" on PATH */
+    const char *const *extra_args; /* NULL or NULL-terminated extra flags */
+    int startup_timeout_ms;        /* 0: 30000 */
+    int keep_stderr;               /* copy Chromium's stderr to ours (debugging) */
+} cdp_launch_options;
+
+/* Launches a headless Chromium with a fresh profile in its own process group,
+ * set to die with the calling process, and connects to it. The profile is
+ * removed by cdp_close(). `opts` may be NULL. On success *out is a new
+ * browser the caller closes with cdp_close(). */
+int cdp_launch(const cdp_launch_options *opts, cdp_browser **out, char *err);
+
+/* Connects to a browser already running at ws_url
+ * ("ws://127.0.0.1:9222/devtools/browser/<id>"). cdp_close() disconnects
+ * and leaves that browser running. */
+int cdp_connect(const char *ws_url, cdp_browser **out, char *err);
+
+/* cdp_connect(ws_url) when ws_url is non-NULL, else cdp_launch(NULL). */
+int cdp_open(const char *ws_url, cdp_browser **out, char *err);
+
+/* Disconnects, stops a launched browser (its whole process group) and
+ * removes its profile. Pending calls fail with CDP_EGONE. NULL is a no-op. */
+void cdp_close(cdp_browser *b);
+
+/* The launched browser's pid, or 0 when connected to a remote one. */
+int cdp_browser_pid(const cdp_browser *b);
+/* The websocket URL; borrowed, valid until cdp_close(). */
+const char *cdp_browser_ws_url(const cdp_browser *b);
+/* 1 once the browser has gone (why, if asked: CDP_ERR_MAX bytes), else 0. */
+int cdp_browser_gone(cdp_browser *b, char *why);
+/* The browser-level session (Target.*, Browser.*). Borrowed. */
+cdp_session *cdp_browser_session(cdp_browser *b);
+
+/* ---- Commands ---------------------------------------------------------- */
+
+/* Sends method with params on session s and waits up to timeout_ms for the
+ * reply. Takes ownership of params (may be NULL). On success, if result is
+ * not NULL, *result is the reply's "result" object, which the caller frees
+ * with cJSON_Delete. Must not be called from an event listener. */
+int cdp_call(cdp_session *s, const char *method, cJSON *params, cJSON **result, int timeout_ms,
+             char *err);
+
+/* Sends without waiting; the reply is dropped. Takes ownership of params.
+ * Safe from listeners. Returns 0 or CDP_EGONE/CDP_EDETACHED. */
+int cdp_send(cdp_session *s, const char *method, cJSON *params);
+
+/* ---- Events ------------------------------------------------------------ */
+
+/* Called on the service thread with the event's params (borrowed). */
+typedef void (*cdp_event_fn)(cdp_session *s, const char *method, const cJSON *params, void *ud);
+/* Decides whether a waiter wants an event; runs on the service thread. */
+typedef int (*cdp_event_match)(const cJSON *params, void *ud);
+
+/* Calls fn for every event of `method` (NULL: every event) on s. Returns a
+ * listener id (> 0) for cdp_off(), or a negative code. */
+int cdp_on(cdp_session *s, const char *method, cdp_event_fn fn, void *ud);
+void cdp_off(cdp_session *s, int listener_id);
+
+/* Starts collecting events of `method` on s that `match` accepts (NULL: all).
+ * Begin before the command that causes the event, so none is missed. */
+cdp_waiter *cdp_wait_begin(cdp_session *s, const char *method, cdp_event_match match, void *ud);
+/* Takes the next collected event, waiting up to timeout_ms. *params is new
+ * (caller frees). CDP_ETIMEOUT, CDP_EGONE or CDP_EDETACHED otherwise. */
+int cdp_wait_next(cdp_waiter *w, int timeout_ms, cJSON **params, char *err);
+/* Stops collecting and frees w. NULL is a no-op. */
+void cdp_wait_end(cdp_waiter *w);
+
+/* ---- Sessions ---------------------------------------------------------- */
+
+/* Sessions are reference counted; one reference is held while attached. */
+cdp_session *cdp_session_ref(cdp_session *s);
+void cdp_session_unref(cdp_session *s);
+const char *cdp_session_id(const cdp_session *s);          /* NULL for the browser */
+const char *cdp_session_target_id(const cdp_session *s);   /* NULL for the browser */
+const char *cdp_session_target_type(const cdp_session *s); /* "page", "iframe", ... */
+cdp_browser *cdp_session_browser(const cdp_session *s);
+int cdp_session_detached(cdp_session *s);
+
+/* ---- Contexts, pages, frames ------------------------------------------- */
+
+/* Creates an isolated browser context (own cookies, storage, cache).
+ * *id is a new string the caller frees. */
+int cdp_context_create(cdp_browser *b, char **id, char *err);
+int cdp_context_dispose(cdp_browser *b, const char *id, char *err);
+
+/* Opens about:blank in context_id (NULL: the default context), attached with
+ * flattened sessions and auto-attach to its iframes, recursively. JS dialogs
+ * are answered (accepted by default) and recorded. Free with cdp_page_close. */
+int cdp_page_open(cdp_browser *b, const char *context_id, cdp_page **out, char *err);
+/* Closes the target and frees p. NULL is a no-op. */
+void cdp_page_close(cdp_page *p);
+/* The page's top-level session. Borrowed; valid until cdp_page_close. */
+cdp_session *cdp_page_session(cdp_page *p);
+/* The top frame's id. Borrowed. */
+const char *cdp_page_main_frame(cdp_page *p);
+
+enum {
+    CDP_WAIT_LOAD = 1,         /* the load event */
+    CDP_WAIT_NETWORK_IDLE = 2, /* no request in flight for 500 ms */
+};
+/* Navigates the top frame and waits as flags say. A URL that fails to load
+ * (connection refused, DNS) is an error naming the URL and the reason. */
+int cdp_page_navigate(cdp_page *p, const char *url, unsigned flags, int timeout_ms, char *err);
+/* Waits for the top frame's current document to reach `flags`. */
+int cdp_page_wait_load(cdp_page *p, unsigned flags, int timeout_ms, char *err);
+
+/* Evaluates expr in the main world of frame_id (NULL: the top frame),
+ * awaiting a promise, and returns its value as JSON (*value new; the caller
+ * frees; undefined becomes null). A throw is CDP_EJS with its message. */
+int cdp_page_eval(cdp_page *p, const char *frame_id, const char *expr, cJSON **value,
+                  int timeout_ms, char *err);
+
+typedef struct cdp_frame {
+    char *id;
+    char *parent_id; /* NULL for the top frame */
+    char *url;
+    char *name;
+    int out_of_process; /* runs in a separate target (cross-site iframe) */
+} cdp_frame;
+
+/* A snapshot of the page's frames, top first. Free with cdp_frames_free. */
+int cdp_page_frames(cdp_page *p, cdp_frame **frames, size_t *n);
+void cdp_frames_free(cdp_frame *frames, size_t n);
+
+/* The id of the frame that the <iframe>/<frame> matched by css inside
+ * frame_id (NULL: top) shows. Waits up to timeout_ms for the element and its
+ * frame to exist. *child_id is new; the caller frees. */
+int cdp_page_child_frame(cdp_page *p, const char *frame_id, const char *css, char **child_id,
+                         int timeout_ms, char *err);
+
+/* The session that owns frame_id and the id of that frame's main-world
+ * execution context, waiting up to timeout_ms for the context to exist.
+ * *session is a new reference (cdp_session_unref). */
+int cdp_page_frame_context(cdp_page *p, const char *frame_id, cdp_session **session,
+                           int *context_id, int timeout_ms, char *err);
+
+/* Captures a PNG of the viewport (full_page: the whole document). *png is
+ * new (free()). */
+int cdp_page_screenshot(cdp_page *p, int full_page, unsigned char **png, size_t *len,
+                        int timeout_ms, char *err);
+
+/* How the page answers alert/confirm/prompt/beforeunload from now on. */
+void cdp_page_set_dialog_answer(cdp_page *p, int accept, const char *prompt_text);
+
+typedef struct cdp_dialog {
+    char *type; /* alert, confirm, prompt, beforeunload */
+    char *message;
+    int accepted;
+} cdp_dialog;
+/* A copy of the dialogs seen so far, oldest first. Free with cdp_dialogs_free. */
+int cdp_page_dialogs(cdp_page *p, cdp_dialog **dialogs, size_t *n);
+void cdp_dialogs_free(cdp_dialog *dialogs, size_t n);
+
+#endif

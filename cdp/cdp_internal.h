@@ -1,0 +1,162 @@
+/*
+ * cdp_internal.h - what the files of cdp/ share with each other (and with
+ * the unit tests), never with other modules.
+ *
+ * conn.c   the message core: ids, pending calls, sessions, events, waiters,
+ *          reassembly. Knows nothing of sockets, so tests drive it directly.
+ * ws.c     the libwebsockets transport and the service thread.
+ * launch.c spawning and stopping Chromium.
+ * page.c   contexts, pages, frames, navigation, evaluation, screenshots.
+ */
+#ifndef PORTIER_CDP_INTERNAL_H
+#define PORTIER_CDP_INTERNAL_H
+
+#include "cdp.h"
+#include "../util/buf.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Bytes kept free before each outgoing message for the websocket header
+ * (libwebsockets' LWS_PRE; ws.c checks that this is enough). */
+#define CDP_PRE 16
+
+typedef struct cdp_outmsg {
+    struct cdp_outmsg *next;
+    size_t len;
+    unsigned char data[]; /* CDP_PRE spare bytes, then len bytes of JSON */
+} cdp_outmsg;
+
+typedef struct cdp_listener {
+    struct cdp_listener *next;
+    int id;
+    char *method; /* NULL: all */
+    cdp_event_fn fn;
+    void *ud;
+} cdp_listener;
+
+typedef struct cdp_evq {
+    struct cdp_evq *next;
+    cJSON *params;
+} cdp_evq;
+
+struct cdp_waiter {
+    struct cdp_waiter *next;
+    cdp_session *s;
+    char *method;
+    cdp_event_match match;
+    void *ud;
+    cdp_evq *head, *tail;
+    pthread_cond_t cond;
+};
+
+typedef struct cdp_pending {
+    struct cdp_pending *next;
+    int id;
+    cdp_session *s;
+    cJSON *reply; /* set by the service thread */
+    int done;
+    int rc;
+    char err[CDP_ERR_MAX];
+    pthread_cond_t cond;
+} cdp_pending;
+
+struct cdp_session {
+    cdp_session *next; /* in the browser's list while attached */
+    cdp_browser *b;
+    int refs;
+    int detached;
+    char why[128]; /* why it detached */
+    char *id;      /* NULL for the browser session */
+    char *target_id;
+    char *target_type;
+    cdp_listener *listeners;
+    cdp_waiter *waiters;
+    void *owner; /* page.c: the cdp_page this session belongs to */
+};
+
+/* How the core reaches its transport: wake the service thread so it sends
+ * what is queued. Called with the browser lock held. */
+typedef struct cdp_transport {
+    void (*wake)(cdp_browser *b);
+} cdp_transport;
+
+struct cdp_browser {
+    pthread_mutex_t mu; /* recursive: listeners may call cdp_send/cdp_on */
+    const cdp_transport *transport;
+    int next_id;
+    cdp_pending *pending;
+    cdp_outmsg *out_head, *out_tail;
+    cdp_session root;
+    cdp_session *sessions; /* attached child sessions */
+    int next_listener;
+    /* reassembly of incoming messages, on the service thread only */
+    pt_buf rx;
+    size_t max_message;
+    int rx_skipping;
+    int rx_skip_id;
+    /* the end */
+    int gone;
+    int gone_code;
+    char gone_msg[CDP_ERR_MAX];
+    /* transport and process, owned by ws.c and launch.c */
+    pthread_t thread;
+    int have_thread;
+    pthread_t service_tid; /* for refusing cdp_call on the service thread */
+    pthread_cond_t state_cond;
+    int state; /* 0 starting, 1 ready, -1 failed */
+    char start_err[CDP_ERR_MAX];
+    int stop;
+    void *lws_ctx;
+    void *wsi;
+    char *ws_url;
+    cdp_launch_options launch;
+    int launching;
+    pid_t pid;
+    int pid_reaped;
+    int exit_status;
+    char *tmpdir;
+};
+
+/* conn.c */
+/* Initialises the core of a zeroed browser. */
+int cdp__conn_init(cdp_browser *b, const cdp_transport *t);
+/* Frees what the core holds. No thread may use b any more. */
+void cdp__conn_destroy(cdp_browser *b);
+void cdp__lock(cdp_browser *b);
+void cdp__unlock(cdp_browser *b);
+/* Feeds one received chunk. `final` ends the message. Service thread. */
+void cdp__rx(cdp_browser *b, const void *data, size_t len, int final);
+/* Handles one complete message. Service thread (or a test). */
+void cdp__dispatch(cdp_browser *b, const char *json, size_t len);
+/* Pops the next queued outgoing message (caller frees), or NULL. */
+cdp_outmsg *cdp__next_out(cdp_browser *b);
+int cdp__has_out(cdp_browser *b);
+/* Marks the connection gone: every pending call and waiter fails at once
+ * with msg; later calls fail the same way. The first call wins. */
+void cdp__conn_gone(cdp_browser *b, int code, const char *msg);
+/* The attached session with this id (not a new reference), or NULL. */
+cdp_session *cdp__session_find(cdp_browser *b, const char *session_id);
+/* Finds or creates the attached session with this id (not a new reference):
+ * for replies to Target.attachToTarget that overtake their event. */
+cdp_session *cdp__session_attach(cdp_browser *b, const char *session_id, const char *target_id,
+                                 const char *type);
+/* Initialises a pthread condition variable on CLOCK_MONOTONIC. */
+void cdp__cond_init(pthread_cond_t *c);
+/* Waits on c (b->mu held once) until the monotonic deadline; 0 or ETIMEDOUT. */
+int cdp__cond_wait_until(cdp_browser *b, pthread_cond_t *c, const struct timespec *deadline);
+
+/* launch.c */
+/* Starts Chromium per b->launch; sets b->pid, b->tmpdir and b->ws_url.
+ * Called on the service thread, which lives as long as the browser. */
+int cdp__spawn(cdp_browser *b, char *err);
+/* Reaps the browser if it has exited, waiting up to wait_ms. Returns 1 if
+ * it has (b->exit_status holds the wait status), else 0. */
+int cdp__reap(cdp_browser *b, int wait_ms);
+/* Stops the browser's process group and removes its profile. */
+void cdp__terminate(cdp_browser *b);
+/* "browser exited (signal 9)" and the like, from b->exit_status. */
+void cdp__describe_exit(cdp_browser *b, char *out, size_t outsz);
+
+#endif

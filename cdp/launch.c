@@ -1,0 +1,274 @@
+/*
+ * launch.c - starting and stopping a local Chromium.
+ *
+ * Chromium runs headless with a fresh profile in a private temporary folder,
+ * in a process group of its own (so that stopping it stops its renderers,
+ * GPU and utility processes too), and with PR_SET_PDEATHSIG so that it dies
+ * when the thread that forked it does, even if Portier is killed with
+ * SIGKILL. This code runs on the browser's service thread (see ws.c).
+ *
+ * The websocket address comes from DevToolsActivePort in the profile, which
+ * Chromium writes once it listens (port 0: it picks a free one).
+ */
+#define _GNU_SOURCE
+#include "cdp_internal.h"
+#include "../util/err.h"
+#include "../util/fsutil.h"
+#include "../util/log.h"
+#include "../util/timeutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The flags these machines need (DESIGN.md), and a few that keep a headless
+ * automation browser quiet and its timers honest when several pages run. */
+static const char *const base_flags[] = {
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--no-default-browser-check",
+    "--disable-breakpad",
+    "--disable-crash-reporter",
+    "--disable-dev-shm-usage",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+    "--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider",
+    "--password-store=basic",
+    "--use-mock-keychain",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--window-size=1280,1024",
+    "--remote-debugging-port=0",
+};
+
+/* The last line Chromium wrote to its log, for an error message. */
+static void last_log_line(const char *path, char *out, size_t outsz)
+{
+    char *data = NULL;
+    size_t len = 0;
+    out[0] = '\0';
+    if (pt_read_file(path, 1 << 20, &data, &len) < 0)
+        return;
+    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+        data[--len] = '\0';
+    char *start = strrchr(data, '\n');
+    snprintf(out, outsz, "%s", start ? start + 1 : data);
+    free(data);
+}
+
+void cdp__describe_exit(cdp_browser *b, char *out, size_t outsz)
+{
+    int st = b->exit_status;
+    if (WIFSIGNALED(st))
+        snprintf(out, outsz, "browser exited (signal %d)", WTERMSIG(st));
+    else if (WIFEXITED(st))
+        snprintf(out, outsz, "browser exited (status %d)", WEXITSTATUS(st));
+    else
+        snprintf(out, outsz, "browser exited");
+}
+
+int cdp__reap(cdp_browser *b, int wait_ms)
+{
+    if (!b->pid)
+        return 0;
+    if (b->pid_reaped)
+        return 1;
+    int64_t until = pt_mono_ms() + wait_ms;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(b->pid, &st, WNOHANG);
+        if (r == b->pid || (r < 0 && errno == ECHILD)) {
+            b->pid_reaped = 1;
+            b->exit_status = r == b->pid ? st : 0;
+            return 1;
+        }
+        if (pt_mono_ms() >= until)
+            return 0;
+        pt_sleep_ms(5);
+    }
+}
+
+void cdp__terminate(cdp_browser *b)
+{
+    if (b->pid) {
+        /* The profile is thrown away, so a graceful shutdown buys nothing
+         * (and Chromium takes seconds over it): kill the whole group. */
+        kill(-b->pid, SIGKILL);
+        cdp__reap(b, 5000);
+        /* Anything left in the group (a renderer mid-exit) goes now, and we
+         * wait until the group is empty, so that a caller who checks finds
+         * no browser process at all. */
+        kill(-b->pid, SIGKILL);
+        int64_t until = pt_mono_ms() + 3000;
+        while (kill(-b->pid, 0) == 0 && pt_mono_ms() < until) {
+            /* as subreaper we adopted the orphans: reap them ourselves */
+            while (waitpid(-b->pid, NULL, WNOHANG) > 0)
+                ;
+            pt_sleep_ms(2);
+        }
+        PT_DEBUG("cdp", "browser %d stopped", (int)b->pid);
+    }
+    if (b->tmpdir && pt_rmtree(b->tmpdir) < 0)
+        PT_WARN("cdp", "could not remove %s", b->tmpdir);
+}
+
+int cdp__spawn(cdp_browser *b, char *err)
+{
+    const cdp_launch_options *o = &b->launch;
+    const char *exe = o->executable;
+    if (!exe || !*exe)
+        exe = getenv("PORTIER_CHROMIUM");
+    if (!exe || !*exe)
+        exe = "chromium";
+    int timeout = o->startup_timeout_ms > 0 ? o->startup_timeout_ms : 30000;
+
+    char profile[4096], logpath[4200], portfile[4200], udflag[4200];
+    const char **argv = NULL;
+    int logfd = -1;
+
+    b->tmpdir = pt_mkdtemp("portier-chromium");
+    if (!b->tmpdir)
+        return pt_errf(err, "could not create a profile folder: %s", strerror(errno));
+    if (strlen(b->tmpdir) > 3000) {
+        pt_errf(err, "TMPDIR is too long a path");
+        goto fail;
+    }
+    snprintf(profile, sizeof(profile), "%s/profile", b->tmpdir);
+    snprintf(logpath, sizeof(logpath), "%s/chromium.log", b->tmpdir);
+    snprintf(portfile, sizeof(portfile), "%s/DevToolsActivePort", profile);
+    snprintf(udflag, sizeof(udflag), "--user-data-dir=%s", profile);
+    if (mkdir(profile, 0700) < 0) {
+        pt_errf(err, "could not create %s: %s", profile, strerror(errno));
+        goto fail;
+    }
+    logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (logfd < 0) {
+        pt_errf(err, "could not create %s: %s", logpath, strerror(errno));
+        goto fail;
+    }
+
+    size_t nextra = 0;
+    while (o->extra_args && o->extra_args[nextra])
+        nextra++;
+    size_t nbase = sizeof(base_flags) / sizeof(base_flags[0]);
+    argv = calloc(nbase + nextra + 4, sizeof(*argv));
+    if (!argv) {
+        pt_errf(err, "out of memory");
+        goto fail;
+    }
+    size_t n = 0;
+    argv[n++] = exe;
+    for (size_t i = 0; i < nbase; i++)
+        argv[n++] = base_flags[i];
+    argv[n++] = udflag;
+    for (size_t i = 0; i < nextra; i++)
+        argv[n++] = o->extra_args[i];
+    argv[n++] = "about:blank";
+    argv[n] = NULL;
+
+    /* Chromium's helpers outlive its main process by a moment when it is
+     * killed; as a subreaper we inherit and reap them, instead of leaving
+     * zombies for whatever init this machine has. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        pt_errf(err, "fork: %s", strerror(errno));
+        goto fail;
+    }
+    if (pid == 0) {
+        /* The child: only async-signal-safe calls until exec. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        dup2(logfd, 1);
+        if (!o->keep_stderr)
+            dup2(logfd, 2);
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        execvp(exe, (char *const *)argv);
+        static const char msg[] = "portier: could not execute the browser\n";
+        if (write(2, msg, sizeof(msg) - 1) < 0)
+            _exit(127);
+        _exit(127);
+    }
+    setpgid(pid, pid); /* also here, so there is no window without a group */
+    b->pid = pid;
+    close(logfd);
+    logfd = -1;
+    free(argv);
+    argv = NULL;
+
+    int64_t until = pt_mono_ms() + timeout;
+    for (;;) {
+        char *text = NULL;
+        if (pt_read_file(portfile, 4096, &text, NULL) == 0) {
+            int port = atoi(text);
+            char *nl = strchr(text, '\n');
+            char *path = nl ? nl + 1 : NULL;
+            if (path) {
+                path[strcspn(path, "\r\n")] = '\0';
+            }
+            if (port > 0 && path && *path == '/') {
+                size_t len = strlen(path) + 64;
+                b->ws_url = malloc(len);
+                if (b->ws_url)
+                    snprintf(b->ws_url, len, "ws://127.0.0.1:%d%s", port, path);
+                free(text);
+                if (!b->ws_url) {
+                    pt_errf(err, "out of memory");
+                    goto fail;
+                }
+                PT_DEBUG("cdp", "chromium %d listening at %s", (int)pid, b->ws_url);
+                return 0;
+            }
+        }
+        free(text);
+        if (cdp__reap(b, 0)) {
+            char line[256], how[128];
+            last_log_line(logpath, line, sizeof(line));
+            cdp__describe_exit(b, how, sizeof(how));
+            if (WIFEXITED(b->exit_status) && WEXITSTATUS(b->exit_status) == 127)
+                pt_errf(err, "could not start '%s': not found or not executable (set "
+                             "PORTIER_CHROMIUM, or apt-get install chromium)", exe);
+            else
+                pt_errf(err, "'%s' %s at start-up: %s", exe, how, line[0] ? line : "(no output)");
+            goto fail;
+        }
+        if (pt_mono_ms() >= until) {
+            pt_errf(err, "'%s' did not open its DevTools port within %d ms", exe, timeout);
+            goto fail;
+        }
+        pt_sleep_ms(10);
+    }
+
+fail:
+    if (logfd >= 0)
+        close(logfd);
+    free(argv);
+    cdp__terminate(b);
+    b->pid = 0;
+    return -1;
+}

@@ -1,0 +1,785 @@
+/*
+ * page.c - browser contexts, pages and their frames.
+ *
+ * A cdp_page is one tab attached with a flattened session. It keeps a table
+ * of its frames, fed by events on the service thread:
+ *
+ *   Page.frameAttached / frameNavigated / frameDetached   the tree
+ *   Runtime.executionContextCreated / Destroyed / Cleared the main world of
+ *                                                          each frame
+ *   Target.attachedToTarget (type "iframe")               a cross-site frame
+ *                                                          moved to its own
+ *                                                          process: its rows
+ *                                                          now belong to the
+ *                                                          child session
+ *
+ * Auto-attach is set on every session with waitForDebuggerOnStart, so a new
+ * out-of-process frame is paused until its domains are enabled; nothing it
+ * does is missed. Dialogs on any of the page's sessions are answered at once
+ * (a dialog left open stalls the page) and recorded.
+ */
+#include "cdp_internal.h"
+#include "../util/b64.h"
+#include "../util/err.h"
+#include "../util/log.h"
+#include "../util/timeutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CALL_TIMEOUT 15000
+#define LOADERS 8
+
+typedef struct frame {
+    char *id;
+    char *parent;
+    char *url;
+    char *name;
+    cdp_session *s; /* the session whose target renders it (not a reference) */
+    int ctx;        /* main-world execution context in s, 0 while none */
+    int oop;
+} frame;
+
+typedef struct sub {
+    cdp_session *s; /* a reference */
+    int listener;
+} sub;
+
+enum { LIFE_LOAD = CDP_WAIT_LOAD, LIFE_IDLE = CDP_WAIT_NETWORK_IDLE };
+
+struct cdp_page {
+    cdp_browser *b;
+    cdp_session *s;
+    char *target_id;
+    frame *frames;
+    size_t nframes;
+    sub *subs;
+    size_t nsubs;
+    pthread_cond_t changed;
+    /* lifecycle of the top frame's recent documents, newest at [0] */
+    struct {
+        char id[64];
+        unsigned bits;
+    } loaders[LOADERS];
+    int dialog_accept;
+    char *prompt_text;
+    cdp_dialog *dialogs;
+    size_t ndialogs;
+};
+
+static const char *str(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void set_str(char **dst, const char *src)
+{
+    if (!src)
+        return;
+    char *n = strdup(src);
+    if (n) {
+        free(*dst);
+        *dst = n;
+    }
+}
+
+/* ---- The frame table (b->mu held) -------------------------------------- */
+
+static frame *frame_find(cdp_page *p, const char *id)
+{
+    for (size_t i = 0; i < p->nframes; i++)
+        if (strcmp(p->frames[i].id, id) == 0)
+            return &p->frames[i];
+    return NULL;
+}
+
+static frame *frame_add(cdp_page *p, const char *id, const char *parent, cdp_session *s)
+{
+    frame *f = frame_find(p, id);
+    if (f) {
+        if (parent && !f->parent)
+            set_str(&f->parent, parent);
+        return f;
+    }
+    frame *n = realloc(p->frames, (p->nframes + 1) * sizeof(*n));
+    if (!n)
+        return NULL;
+    p->frames = n;
+    f = &p->frames[p->nframes];
+    memset(f, 0, sizeof(*f));
+    f->id = strdup(id);
+    if (!f->id)
+        return NULL;
+    f->parent = parent ? strdup(parent) : NULL;
+    f->s = s;
+    p->nframes++;
+    return f;
+}
+
+static void frame_remove(cdp_page *p, const char *id)
+{
+    /* children first: they name this frame as their parent */
+    for (size_t i = 0; i < p->nframes;) {
+        if (p->frames[i].parent && strcmp(p->frames[i].parent, id) == 0) {
+            char *child = strdup(p->frames[i].id);
+            if (!child)
+                return;
+            frame_remove(p, child);
+            free(child);
+            i = 0;
+            continue;
+        }
+        i++;
+    }
+    for (size_t i = 0; i < p->nframes; i++) {
+        if (strcmp(p->frames[i].id, id) != 0)
+            continue;
+        frame *f = &p->frames[i];
+        free(f->id);
+        free(f->parent);
+        free(f->url);
+        free(f->name);
+        memmove(f, f + 1, (p->nframes - i - 1) * sizeof(*f));
+        p->nframes--;
+        return;
+    }
+}
+
+static void lifecycle(cdp_page *p, const char *loader, const char *name)
+{
+    if (!loader || strlen(loader) >= sizeof(p->loaders[0].id))
+        return;
+    int i = 0;
+    while (i < LOADERS && strcmp(p->loaders[i].id, loader) != 0)
+        i++;
+    if (i == LOADERS) {
+        memmove(&p->loaders[1], &p->loaders[0], sizeof(p->loaders[0]) * (LOADERS - 1));
+        snprintf(p->loaders[0].id, sizeof(p->loaders[0].id), "%s", loader);
+        p->loaders[0].bits = 0;
+        i = 0;
+    }
+    if (strcmp(name, "load") == 0)
+        p->loaders[i].bits |= LIFE_LOAD;
+    else if (strcmp(name, "networkIdle") == 0)
+        p->loaders[i].bits |= LIFE_IDLE;
+}
+
+static void watch_session(cdp_page *p, cdp_session *s);
+
+static void on_event(cdp_session *s, const char *m, const cJSON *params, void *ud)
+{
+    cdp_page *p = ud;
+
+    if (strcmp(m, "Runtime.executionContextCreated") == 0) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(params, "context");
+        const cJSON *aux = cJSON_GetObjectItemCaseSensitive(c, "auxData");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
+        const char *fid = str(aux, "frameId");
+        if (fid && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(aux, "isDefault")) &&
+            cJSON_IsNumber(id)) {
+            frame *f = frame_add(p, fid, NULL, s);
+            if (f) {
+                f->s = s;
+                f->ctx = id->valueint;
+            }
+        }
+    } else if (strcmp(m, "Runtime.executionContextDestroyed") == 0) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(params, "executionContextId");
+        for (size_t i = 0; i < p->nframes; i++)
+            if (p->frames[i].s == s && cJSON_IsNumber(id) && p->frames[i].ctx == id->valueint)
+                p->frames[i].ctx = 0;
+    } else if (strcmp(m, "Runtime.executionContextsCleared") == 0) {
+        for (size_t i = 0; i < p->nframes; i++)
+            if (p->frames[i].s == s)
+                p->frames[i].ctx = 0;
+    } else if (strcmp(m, "Page.frameAttached") == 0) {
+        const char *fid = str(params, "frameId");
+        if (fid)
+            frame_add(p, fid, str(params, "parentFrameId"), s);
+    } else if (strcmp(m, "Page.frameNavigated") == 0) {
+        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(params, "frame");
+        const char *fid = str(fr, "id");
+        frame *f = fid ? frame_add(p, fid, str(fr, "parentId"), s) : NULL;
+        if (f) {
+            set_str(&f->url, str(fr, "url"));
+            set_str(&f->name, str(fr, "name"));
+        }
+    } else if (strcmp(m, "Page.frameDetached") == 0) {
+        const char *fid = str(params, "frameId");
+        const char *reason = str(params, "reason");
+        frame *f = fid ? frame_find(p, fid) : NULL;
+        if (f && reason && strcmp(reason, "swap") == 0) {
+            if (f->s == s)
+                f->ctx = 0; /* moving to another process */
+        } else if (f) {
+            frame_remove(p, fid);
+        }
+    } else if (strcmp(m, "Page.lifecycleEvent") == 0) {
+        const char *fid = str(params, "frameId");
+        const char *name = str(params, "name");
+        if (fid && name && s == p->s && strcmp(fid, p->target_id) == 0)
+            lifecycle(p, str(params, "loaderId"), name);
+    } else if (strcmp(m, "Page.javascriptDialogOpening") == 0) {
+        cJSON *answer = cJSON_CreateObject();
+        cJSON_AddBoolToObject(answer, "accept", p->dialog_accept);
+        if (p->prompt_text)
+            cJSON_AddStringToObject(answer, "promptText", p->prompt_text);
+        cdp_send(s, "Page.handleJavaScriptDialog", answer);
+        cdp_dialog *d = realloc(p->dialogs, (p->ndialogs + 1) * sizeof(*d));
+        if (d) {
+            p->dialogs = d;
+            d = &p->dialogs[p->ndialogs++];
+            d->type = strdup(str(params, "type") ? str(params, "type") : "alert");
+            d->message = strdup(str(params, "message") ? str(params, "message") : "");
+            d->accepted = p->dialog_accept;
+        }
+        PT_DEBUG("cdp", "answered a %s dialog", str(params, "type") ? str(params, "type") : "?");
+    } else if (strcmp(m, "Target.attachedToTarget") == 0) {
+        const cJSON *info = cJSON_GetObjectItemCaseSensitive(params, "targetInfo");
+        const char *sid = str(params, "sessionId");
+        const char *type = str(info, "type");
+        const char *tid = str(info, "targetId");
+        cdp_session *child = sid ? cdp__session_find(p->b, sid) : NULL;
+        if (!child)
+            return;
+        if (type && tid && strcmp(type, "iframe") == 0) {
+            frame *f = frame_add(p, tid, NULL, child);
+            if (f) {
+                f->s = child;
+                f->ctx = 0;
+                f->oop = 1;
+            }
+            watch_session(p, child);
+        } else {
+            /* workers and the like: let them run, we do not drive them */
+            cdp_send(child, "Runtime.runIfWaitingForDebugger", NULL);
+        }
+    }
+    pthread_cond_broadcast(&p->changed);
+}
+
+/* Subscribes to s and enables what the frame table needs. On a new child
+ * this runs on the service thread, so it only queues (cdp_send). */
+static void watch_session(cdp_page *p, cdp_session *s)
+{
+    sub *n = realloc(p->subs, (p->nsubs + 1) * sizeof(*n));
+    if (!n)
+        return;
+    p->subs = n;
+    p->subs[p->nsubs].s = cdp_session_ref(s);
+    p->subs[p->nsubs].listener = cdp_on(s, NULL, on_event, p);
+    p->nsubs++;
+    s->owner = p;
+    if (s == p->s)
+        return; /* the top session is enabled synchronously by cdp_page_open */
+    cJSON *on = cJSON_CreateObject();
+    cJSON_AddBoolToObject(on, "enabled", 1);
+    cJSON *aa = cJSON_CreateObject();
+    cJSON_AddBoolToObject(aa, "autoAttach", 1);
+    cJSON_AddBoolToObject(aa, "waitForDebuggerOnStart", 1);
+    cJSON_AddBoolToObject(aa, "flatten", 1);
+    cdp_send(s, "Page.enable", NULL);
+    cdp_send(s, "Runtime.enable", NULL);
+    cdp_send(s, "Page.setLifecycleEventsEnabled", on);
+    cdp_send(s, "Target.setAutoAttach", aa);
+    cdp_send(s, "Runtime.runIfWaitingForDebugger", NULL);
+}
+
+/* ---- Contexts and pages ------------------------------------------------- */
+
+int cdp_context_create(cdp_browser *b, char **id, char *err)
+{
+    cJSON *res = NULL;
+    *id = NULL;
+    int rc = cdp_call(cdp_browser_session(b), "Target.createBrowserContext", NULL, &res,
+                      CALL_TIMEOUT, err);
+    if (rc)
+        return rc;
+    const char *v = str(res, "browserContextId");
+    *id = v ? strdup(v) : NULL;
+    cJSON_Delete(res);
+    if (!*id)
+        return pt_errf(err, "Target.createBrowserContext: no browserContextId"), CDP_EFAIL;
+    return 0;
+}
+
+int cdp_context_dispose(cdp_browser *b, const char *id, char *err)
+{
+    cJSON *params = cJSON_CreateObject();
+    cJSON_AddStringToObject(params, "browserContextId", id);
+    return cdp_call(cdp_browser_session(b), "Target.disposeBrowserContext", params, NULL,
+                    CALL_TIMEOUT, err);
+}
+
+static int call_simple(cdp_session *s, const char *method, cJSON *params, char *err)
+{
+    return cdp_call(s, method, params, NULL, CALL_TIMEOUT, err);
+}
+
+int cdp_page_open(cdp_browser *b, const char *context_id, cdp_page **out, char *err)
+{
+    cdp_session *root = cdp_browser_session(b);
+    cJSON *res = NULL;
+    int rc;
+    *out = NULL;
+
+    cdp_page *p = calloc(1, sizeof(*p));
+    if (!p)
+        return pt_errf(err, "out of memory"), CDP_EFAIL;
+    p->b = b;
+    p->dialog_accept = 1;
+    cdp__cond_init(&p->changed);
+
+    cJSON *params = cJSON_CreateObject();
+    cJSON_AddStringToObject(params, "url", "about:blank");
+    if (context_id)
+        cJSON_AddStringToObject(params, "browserContextId", context_id);
+    if ((rc = cdp_call(root, "Target.createTarget", params, &res, CALL_TIMEOUT, err)))
+        goto fail;
+    p->target_id = str(res, "targetId") ? strdup(str(res, "targetId")) : NULL;
+    cJSON_Delete(res);
+    res = NULL;
+    if (!p->target_id) {
+        rc = pt_errf(err, "Target.createTarget: no targetId");
+        goto fail;
+    }
+
+    params = cJSON_CreateObject();
+    cJSON_AddStringToObject(params, "targetId", p->target_id);
+    cJSON_AddBoolToObject(params, "flatten", 1);
+    if ((rc = cdp_call(root, "Target.attachToTarget", params, &res, CALL_TIMEOUT, err)))
+        goto fail;
+    const char *sid = str(res, "sessionId");
+    cdp_session *s = sid ? cdp__session_attach(b, sid, p->target_id, "page") : NULL;
+    cJSON_Delete(res);
+    res = NULL;
+    if (!s) {
+        rc = pt_errf(err, "Target.attachToTarget: no session");
+        goto fail;
+    }
+    p->s = cdp_session_ref(s);
+    cdp__lock(b);
+    watch_session(p, s);
+    frame_add(p, p->target_id, NULL, s);
+    cdp__unlock(b);
+
+    cJSON *on = cJSON_CreateObject();
+    cJSON_AddBoolToObject(on, "enabled", 1);
+    cJSON *aa = cJSON_CreateObject();
+    cJSON_AddBoolToObject(aa, "autoAttach", 1);
+    cJSON_AddBoolToObject(aa, "waitForDebuggerOnStart", 1);
+    cJSON_AddBoolToObject(aa, "flatten", 1);
+    if ((rc = call_simple(s, "Page.enable", NULL, err)) ||
+        (rc = call_simple(s, "Page.setLifecycleEventsEnabled", on, err)) ||
+        (rc = call_simple(s, "Runtime.enable", NULL, err)) ||
+        (rc = call_simple(s, "Target.setAutoAttach", aa, err)))
+        goto fail;
+    *out = p;
+    return 0;
+
+fail:
+    cdp_page_close(p);
+    return rc ? rc : CDP_EFAIL;
+}
+
+void cdp_page_close(cdp_page *p)
+{
+    if (!p)
+        return;
+    cdp__lock(p->b);
+    for (size_t i = 0; i < p->nsubs; i++) {
+        cdp_off(p->subs[i].s, p->subs[i].listener);
+        p->subs[i].s->owner = NULL;
+    }
+    cdp__unlock(p->b);
+    if (p->target_id && !cdp_browser_gone(p->b, NULL)) {
+        cJSON *params = cJSON_CreateObject();
+        cJSON_AddStringToObject(params, "targetId", p->target_id);
+        cdp_call(cdp_browser_session(p->b), "Target.closeTarget", params, NULL, 5000, NULL);
+    }
+    for (size_t i = 0; i < p->nsubs; i++)
+        cdp_session_unref(p->subs[i].s);
+    free(p->subs);
+    cdp_session_unref(p->s);
+    while (p->nframes)
+        frame_remove(p, p->frames[0].id);
+    free(p->frames);
+    cdp_dialogs_free(p->dialogs, p->ndialogs);
+    free(p->prompt_text);
+    free(p->target_id);
+    pthread_cond_destroy(&p->changed);
+    free(p);
+}
+
+cdp_session *cdp_page_session(cdp_page *p)
+{
+    return p->s;
+}
+
+const char *cdp_page_main_frame(cdp_page *p)
+{
+    return p->target_id;
+}
+
+/* ---- Navigation --------------------------------------------------------- */
+
+static unsigned loader_bits(cdp_page *p, const char *loader)
+{
+    for (int i = 0; i < LOADERS; i++)
+        if (strcmp(p->loaders[i].id, loader) == 0)
+            return p->loaders[i].bits;
+    return 0;
+}
+
+/* Waits until the document `loader` (NULL: the newest) has every flag. */
+static int wait_loader(cdp_page *p, const char *loader, unsigned flags, int timeout_ms, char *err)
+{
+    struct timespec deadline = pt_deadline(timeout_ms);
+    int rc = 0;
+    cdp__lock(p->b);
+    for (;;) {
+        const char *id = loader ? loader : p->loaders[0].id;
+        if ((loader_bits(p, id) & flags) == flags)
+            break;
+        if (cdp_session_detached(p->s)) {
+            char why[CDP_ERR_MAX];
+            if (!cdp_browser_gone(p->b, why))
+                snprintf(why, sizeof(why), "%s", p->s->why);
+            rc = pt_errf(err, "page gone while loading: %s", why);
+            rc = CDP_EGONE;
+            break;
+        }
+        if (cdp__cond_wait_until(p->b, &p->changed, &deadline) == ETIMEDOUT) {
+            pt_errf(err, "page did not finish loading (%s) within %d ms",
+                    flags & LIFE_IDLE ? "network idle" : "load event", timeout_ms);
+            rc = CDP_ETIMEOUT;
+            break;
+        }
+    }
+    cdp__unlock(p->b);
+    return rc;
+}
+
+int cdp_page_navigate(cdp_page *p, const char *url, unsigned flags, int timeout_ms, char *err)
+{
+    cJSON *params = cJSON_CreateObject(), *res = NULL;
+    cJSON_AddStringToObject(params, "url", url);
+    int64_t start = pt_mono_ms();
+    int rc = cdp_call(p->s, "Page.navigate", params, &res, timeout_ms, err);
+    if (rc)
+        return rc;
+    const char *error_text = str(res, "errorText");
+    if (error_text && *error_text) {
+        pt_errf(err, "could not load %s: %s", url, error_text);
+        cJSON_Delete(res);
+        return CDP_EFAIL;
+    }
+    char loader[64] = "";
+    if (str(res, "loaderId"))
+        snprintf(loader, sizeof(loader), "%s", str(res, "loaderId"));
+    cJSON_Delete(res);
+    if (!loader[0] || !flags)
+        return 0; /* same-document navigation: nothing to load */
+    int left = timeout_ms - (int)(pt_mono_ms() - start);
+    return wait_loader(p, loader, flags, left > 0 ? left : 0, err);
+}
+
+int cdp_page_wait_load(cdp_page *p, unsigned flags, int timeout_ms, char *err)
+{
+    return wait_loader(p, NULL, flags, timeout_ms, err);
+}
+
+/* ---- Frames and evaluation ---------------------------------------------- */
+
+int cdp_page_frames(cdp_page *p, cdp_frame **frames, size_t *n)
+{
+    cdp__lock(p->b);
+    cdp_frame *out = calloc(p->nframes ? p->nframes : 1, sizeof(*out));
+    size_t k = 0;
+    if (out) {
+        /* top frame first, then the rest in the order they appeared */
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0; i < p->nframes; i++) {
+                frame *f = &p->frames[i];
+                int top = strcmp(f->id, p->target_id) == 0;
+                if (top != (pass == 0))
+                    continue;
+                out[k].id = strdup(f->id);
+                out[k].parent_id = f->parent ? strdup(f->parent) : NULL;
+                out[k].url = strdup(f->url ? f->url : "");
+                out[k].name = strdup(f->name ? f->name : "");
+                out[k].out_of_process = f->oop;
+                k++;
+            }
+    }
+    cdp__unlock(p->b);
+    *frames = out;
+    *n = k;
+    return out ? 0 : CDP_EFAIL;
+}
+
+void cdp_frames_free(cdp_frame *frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(frames[i].id);
+        free(frames[i].parent_id);
+        free(frames[i].url);
+        free(frames[i].name);
+    }
+    free(frames);
+}
+
+int cdp_page_frame_context(cdp_page *p, const char *frame_id, cdp_session **session,
+                           int *context_id, int timeout_ms, char *err)
+{
+    if (!frame_id)
+        frame_id = p->target_id;
+    struct timespec deadline = pt_deadline(timeout_ms);
+    int rc = 0;
+    *session = NULL;
+    cdp__lock(p->b);
+    for (;;) {
+        frame *f = frame_find(p, frame_id);
+        if (f && f->ctx && f->s && !f->s->detached) {
+            *session = cdp_session_ref(f->s);
+            *context_id = f->ctx;
+            break;
+        }
+        if (cdp_browser_gone(p->b, err)) {
+            rc = CDP_EGONE;
+            break;
+        }
+        if (cdp__cond_wait_until(p->b, &p->changed, &deadline) == ETIMEDOUT) {
+            pt_errf(err, f ? "frame %s has no document to run script in after %d ms"
+                           : "no frame %s (it may have been removed) after %d ms",
+                    frame_id, timeout_ms);
+            rc = CDP_ETIMEOUT;
+            break;
+        }
+    }
+    cdp__unlock(p->b);
+    return rc;
+}
+
+/* Is this evaluation error a navigation racing us (worth a retry)? */
+static int context_lost(const char *msg)
+{
+    return strstr(msg, "Cannot find context") || strstr(msg, "context was destroyed") ||
+           strstr(msg, "Execution context was destroyed") || strstr(msg, "Inspected target navigated");
+}
+
+/* Evaluates in frame_id; returns the raw Runtime.evaluate result. */
+static int evaluate(cdp_page *p, const char *frame_id, const char *expr, int by_value,
+                    cdp_session **where, cJSON **result, int timeout_ms, char *err)
+{
+    int64_t until = pt_mono_ms() + timeout_ms;
+    char e[CDP_ERR_MAX];
+    for (;;) {
+        int left = (int)(until - pt_mono_ms());
+        cdp_session *s = NULL;
+        int ctx = 0;
+        int rc = cdp_page_frame_context(p, frame_id, &s, &ctx, left > 0 ? left : 0, err);
+        if (rc)
+            return rc;
+        cJSON *params = cJSON_CreateObject(), *res = NULL;
+        cJSON_AddStringToObject(params, "expression", expr);
+        cJSON_AddNumberToObject(params, "contextId", ctx);
+        cJSON_AddBoolToObject(params, "returnByValue", by_value);
+        cJSON_AddBoolToObject(params, "awaitPromise", 1);
+        cJSON_AddBoolToObject(params, "userGesture", 1);
+        left = (int)(until - pt_mono_ms());
+        rc = cdp_call(s, "Runtime.evaluate", params, &res, left > 0 ? left : 1, e);
+        if (rc == CDP_EPROTOCOL && context_lost(e) && pt_mono_ms() < until) {
+            /* the document changed under us: forget that context, retry */
+            cdp__lock(p->b);
+            for (size_t i = 0; i < p->nframes; i++)
+                if (p->frames[i].s == s && p->frames[i].ctx == ctx)
+                    p->frames[i].ctx = 0;
+            cdp__unlock(p->b);
+            cdp_session_unref(s);
+            pt_sleep_ms(10);
+            continue;
+        }
+        if (rc) {
+            cdp_session_unref(s);
+            return pt_errf(err, "%s", e), rc;
+        }
+        const cJSON *exc = cJSON_GetObjectItemCaseSensitive(res, "exceptionDetails");
+        if (exc) {
+            const cJSON *ex = cJSON_GetObjectItemCaseSensitive(exc, "exception");
+            const char *desc = str(ex, "description");
+            pt_errf(err, "script threw: %s", desc ? desc : str(exc, "text") ? str(exc, "text") : "?");
+            cJSON_Delete(res);
+            cdp_session_unref(s);
+            return CDP_EJS;
+        }
+        if (where)
+            *where = s;
+        else
+            cdp_session_unref(s);
+        *result = res;
+        return 0;
+    }
+}
+
+int cdp_page_eval(cdp_page *p, const char *frame_id, const char *expr, cJSON **value,
+                  int timeout_ms, char *err)
+{
+    cJSON *res = NULL;
+    *value = NULL;
+    int rc = evaluate(p, frame_id, expr, 1, NULL, &res, timeout_ms, err);
+    if (rc)
+        return rc;
+    cJSON *r = cJSON_GetObjectItemCaseSensitive(res, "result");
+    cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(r, "value");
+    *value = v ? v : cJSON_CreateNull();
+    cJSON_Delete(res);
+    return 0;
+}
+
+int cdp_page_child_frame(cdp_page *p, const char *frame_id, const char *css, char **child_id,
+                         int timeout_ms, char *err)
+{
+    int64_t until = pt_mono_ms() + timeout_ms;
+    *child_id = NULL;
+    cJSON *sel = cJSON_CreateString(css);
+    char *quoted = cJSON_PrintUnformatted(sel);
+    cJSON_Delete(sel);
+    if (!quoted)
+        return pt_errf(err, "out of memory"), CDP_EFAIL;
+    size_t n = strlen(quoted) + 64;
+    char *expr = malloc(n);
+    if (!expr) {
+        free(quoted);
+        return pt_errf(err, "out of memory"), CDP_EFAIL;
+    }
+    snprintf(expr, n, "document.querySelector(%s)", quoted);
+    free(quoted);
+
+    int rc;
+    for (;;) {
+        int left = (int)(until - pt_mono_ms());
+        cdp_session *s = NULL;
+        cJSON *res = NULL;
+        rc = evaluate(p, frame_id, expr, 0, &s, &res, left > 0 ? left : 0, err);
+        if (rc)
+            break;
+        const cJSON *obj = cJSON_GetObjectItemCaseSensitive(res, "result");
+        const char *oid = str(obj, "objectId");
+        char *fid = NULL;
+        if (oid) {
+            cJSON *params = cJSON_CreateObject(), *node = NULL;
+            cJSON_AddStringToObject(params, "objectId", oid);
+            if (cdp_call(s, "DOM.describeNode", params, &node, CALL_TIMEOUT, NULL) == 0) {
+                const char *v = str(cJSON_GetObjectItemCaseSensitive(node, "node"), "frameId");
+                fid = v ? strdup(v) : NULL;
+                cJSON_Delete(node);
+            }
+            params = cJSON_CreateObject();
+            cJSON_AddStringToObject(params, "objectId", oid);
+            cdp_send(s, "Runtime.releaseObject", params);
+        }
+        cJSON_Delete(res);
+        cdp_session_unref(s);
+        if (fid) {
+            cdp__lock(p->b);
+            int known = frame_find(p, fid) != NULL;
+            cdp__unlock(p->b);
+            if (known) {
+                *child_id = fid;
+                rc = 0;
+                break;
+            }
+            free(fid);
+        }
+        if (pt_mono_ms() >= until) {
+            pt_errf(err, oid ? "%s is not a frame with a document after %d ms"
+                             : "no element matches %s after %d ms",
+                    css, timeout_ms);
+            rc = CDP_ETIMEOUT;
+            break;
+        }
+        pt_sleep_ms(25);
+    }
+    free(expr);
+    return rc;
+}
+
+/* ---- Screenshots and dialogs -------------------------------------------- */
+
+int cdp_page_screenshot(cdp_page *p, int full_page, unsigned char **png, size_t *len,
+                        int timeout_ms, char *err)
+{
+    cJSON *params = cJSON_CreateObject(), *res = NULL;
+    *png = NULL;
+    *len = 0;
+    cJSON_AddStringToObject(params, "format", "png");
+    if (full_page) {
+        cJSON *metrics = NULL;
+        int rc = cdp_call(p->s, "Page.getLayoutMetrics", NULL, &metrics, timeout_ms, err);
+        if (rc) {
+            cJSON_Delete(params);
+            return rc;
+        }
+        const cJSON *size = cJSON_GetObjectItemCaseSensitive(metrics, "cssContentSize");
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(size, "width");
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(size, "height");
+        if (cJSON_IsNumber(w) && cJSON_IsNumber(h)) {
+            cJSON *clip = cJSON_AddObjectToObject(params, "clip");
+            cJSON_AddNumberToObject(clip, "x", 0);
+            cJSON_AddNumberToObject(clip, "y", 0);
+            cJSON_AddNumberToObject(clip, "width", w->valuedouble);
+            cJSON_AddNumberToObject(clip, "height", h->valuedouble);
+            cJSON_AddNumberToObject(clip, "scale", 1);
+            cJSON_AddBoolToObject(params, "captureBeyondViewport", 1);
+        }
+        cJSON_Delete(metrics);
+    }
+    int rc = cdp_call(p->s, "Page.captureScreenshot", params, &res, timeout_ms, err);
+    if (rc)
+        return rc;
+    const char *data = str(res, "data");
+    if (data)
+        *png = pt_b64_decode(data, strlen(data), len);
+    cJSON_Delete(res);
+    if (!*png)
+        return pt_errf(err, "Page.captureScreenshot: no image data"), CDP_EFAIL;
+    return 0;
+}
+
+void cdp_page_set_dialog_answer(cdp_page *p, int accept, const char *prompt_text)
+{
+    cdp__lock(p->b);
+    p->dialog_accept = accept;
+    free(p->prompt_text);
+    p->prompt_text = prompt_text ? strdup(prompt_text) : NULL;
+    cdp__unlock(p->b);
+}
+
+int cdp_page_dialogs(cdp_page *p, cdp_dialog **dialogs, size_t *n)
+{
+    cdp__lock(p->b);
+    cdp_dialog *out = calloc(p->ndialogs ? p->ndialogs : 1, sizeof(*out));
+    if (out)
+        for (size_t i = 0; i < p->ndialogs; i++) {
+            out[i].type = strdup(p->dialogs[i].type ? p->dialogs[i].type : "");
+            out[i].message = strdup(p->dialogs[i].message ? p->dialogs[i].message : "");
+            out[i].accepted = p->dialogs[i].accepted;
+        }
+    *n = out ? p->ndialogs : 0;
+    cdp__unlock(p->b);
+    *dialogs = out;
+    return out ? 0 : CDP_EFAIL;
+}
+
+void cdp_dialogs_free(cdp_dialog *dialogs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(dialogs[i].type);
+        free(dialogs[i].message);
+    }
+    free(dialogs);
+}

@@ -1,0 +1,13 @@
+/*
+ * cli.h - the subcommands of the `portier` binary.
+ *
+ * Each takes the arguments after its own name and returns the process exit
+ * status. Results go to stdout (JSON where a program reads them), progress
+ * and diagnostics to stderr.
+ */
+#ifndef PORTIER_CLI_H
+#define PORTIER_CLI_H
+
+int cli_browse(int argc, char **argv);
+
+#endif

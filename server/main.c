@@ -1,0 +1,59 @@
+/*
+ * main.c - the `portier` binary: one program, several subcommands.
+ *
+ * This is the only place that knows every module (so that it can also start
+ * the sandbox portal for `serve --demo`); everything else stays in its lane.
+ */
+#include "cli.h"
+#include "../util/log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *usage;
+} commands[] = {
+    {"browse", cli_browse,
+     "browse URL [--eval JS] [--screenshot FILE] [--full-page] [--wait load|idle]\n"
+     "                 [--timeout MS] [--browser ws://...]\n"
+     "      Open URL in a fresh browser context, print JS's value as JSON, save a PNG."},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "portier %s - a runtime for healthcare back-office tasks on payer portals\n\n"
+                 "usage: portier COMMAND [ARGS]\n\ncommands:\n",
+            PORTIER_VERSION);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %s\n", commands[i].usage);
+    fprintf(out, "\n  --help       this text\n  --version    the version\n\n"
+                 "environment: PORTIER_CHROMIUM (browser binary), PORTIER_LOG "
+                 "(debug|info|warn|error),\n             PORTIER_HOME (bundled files)\n");
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    pt_log_init();
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("portier %s\n", PORTIER_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "portier: unknown command '%s' (see portier --help)\n", argv[1]);
+    return 2;
+}

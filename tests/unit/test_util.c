@@ -1,0 +1,151 @@
+/*
+ * test_util.c - the shared helpers: base64, capped buffers, time formats,
+ * log masking, file helpers.
+ */
+#include "tests/support/testmain.h"
+#include "util/b64.h"
+#include "util/buf.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void base64_round_trips(void **state)
+{
+    (void)state;
+    const char *cases[][2] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
+                              {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+                              {"foobar", "Zm9vYmFy"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *e = pt_b64_encode(cases[i][0], strlen(cases[i][0]));
+        assert_string_equal(e, cases[i][1]);
+        size_t n = 0;
+        unsigned char *d = pt_b64_decode(e, strlen(e), &n);
+        assert_non_null(d);
+        assert_int_equal(n, strlen(cases[i][0]));
+        assert_memory_equal(d, cases[i][0], n);
+        free(d);
+        free(e);
+    }
+    unsigned char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)i;
+    char *e = pt_b64_encode(all, sizeof(all));
+    size_t n = 0;
+    unsigned char *d = pt_b64_decode(e, strlen(e), &n);
+    assert_int_equal(n, 256);
+    assert_memory_equal(d, all, 256);
+    free(d);
+    free(e);
+}
+
+static void base64_rejects_garbage(void **state)
+{
+    (void)state;
+    size_t n;
+    assert_null(pt_b64_decode("Zm9v!", 5, &n));
+    assert_null(pt_b64_decode("Zg==Zg", 6, &n));
+    unsigned char *d = pt_b64_decode("Zm9v\nYmFy", 9, &n); /* line breaks are fine */
+    assert_non_null(d);
+    assert_memory_equal(d, "foobar", 6);
+    free(d);
+}
+
+static void buffer_respects_cap(void **state)
+{
+    (void)state;
+    pt_buf b;
+    pt_buf_init(&b, 10);
+    assert_int_equal(pt_buf_append(&b, "12345", 5), 0);
+    assert_int_equal(pt_buf_appendf(&b, "%d", 678), 0);
+    assert_string_equal(b.data, "12345678");
+    assert_int_equal(pt_buf_append(&b, "abc", 3), -1); /* would be 11 */
+    assert_string_equal(b.data, "12345678");           /* unchanged */
+    assert_int_equal(b.len, 8);
+    assert_int_equal(pt_buf_append(&b, "ab", 2), 0);
+    assert_int_equal(b.len, 10);
+    char *taken = pt_buf_take(&b);
+    assert_string_equal(taken, "12345678ab");
+    assert_null(b.data);
+    free(taken);
+    pt_buf_free(&b);
+}
+
+static void time_formats_as_the_api_does(void **state)
+{
+    (void)state;
+    char out[25];
+    pt_iso8601(1742299200000LL, out);
+    assert_string_equal(out, "2025-03-18T12:00:00.000Z");
+    pt_iso8601(1742299500123LL, out);
+    assert_string_equal(out, "2025-03-18T12:05:00.123Z");
+    int64_t a = pt_mono_ms();
+    pt_sleep_ms(5);
+    assert_true(pt_mono_ms() >= a + 5);
+}
+
+static void log_masks_registered_values(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/portier-logtest-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    pt_log_set_level(PT_LOG_INFO);
+    pt_log_mask("hunter2-secret");
+    pt_log_mask("ab"); /* too short to mask */
+    PT_INFO("test", "password is hunter2-secret, twice hunter2-secret; ab stays");
+    PT_DEBUG("test", "not shown at info");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    char *text = NULL;
+    assert_int_equal(pt_read_file(path, 1 << 16, &text, NULL), 0);
+    unlink(path);
+    assert_null(strstr(text, "hunter2"));
+    assert_non_null(strstr(text, "password is ***, twice ***; ab stays"));
+    assert_null(strstr(text, "not shown"));
+    assert_non_null(strstr(text, " info  test: "));
+    free(text);
+    pt_log_mask_clear();
+}
+
+static void files_and_trees(void **state)
+{
+    (void)state;
+    char *dir = pt_mkdtemp("portier-test");
+    assert_non_null(dir);
+    char sub[512], file[600];
+    snprintf(sub, sizeof(sub), "%s/a/b", dir);
+    snprintf(file, sizeof(file), "%s/a", dir);
+    assert_int_equal(mkdir(file, 0700), 0);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(file, sizeof(file), "%s/x.txt", sub);
+    assert_int_equal(pt_write_file(file, "hello", 5, 0600), 0);
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(pt_read_file(file, 100, &data, &len), 0);
+    assert_int_equal(len, 5);
+    assert_string_equal(data, "hello");
+    free(data);
+    assert_int_equal(pt_read_file(file, 3, &data, &len), -1); /* over the cap */
+    assert_int_equal(pt_rmtree(dir), 0);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), -1);
+    free(dir);
+    char p[4096];
+    assert_int_equal(pt_home_path("sops", p, sizeof(p)), 0);
+    assert_non_null(strstr(p, "/sops"));
+}
+
+PT_TESTS("util", cmocka_unit_test(base64_round_trips), cmocka_unit_test(base64_rejects_garbage),
+         cmocka_unit_test(buffer_respects_cap), cmocka_unit_test(time_formats_as_the_api_does),
+         cmocka_unit_test(log_masks_registered_values), cmocka_unit_test(files_and_trees));
