@@ -17,6 +17,7 @@
 #include "../util/log.h"
 #include "../util/timeutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -126,6 +127,35 @@ void cdp__terminate(cdp_browser *b)
         PT_WARN("cdp", "could not remove %s", b->tmpdir);
 }
 
+/* A process killed with SIGKILL cannot remove its browser's profile; the
+ * next launch does. Each profile folder names its owner's pid in `owner`. */
+static void sweep_stale_profiles(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    DIR *d = opendir(tmp);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "portier-chromium-", 17) != 0)
+            continue;
+        char path[4096], owner[4200], *text = NULL;
+        snprintf(path, sizeof(path), "%s/%s", tmp, e->d_name);
+        snprintf(owner, sizeof(owner), "%s/owner", path);
+        if (pt_read_file(owner, 64, &text, NULL) < 0)
+            continue; /* being created right now, or not ours */
+        pid_t pid = (pid_t)atoi(text);
+        free(text);
+        if (pid > 0 && kill(pid, 0) < 0 && errno == ESRCH) {
+            PT_DEBUG("cdp", "removing the profile of dead process %d", (int)pid);
+            pt_rmtree(path);
+        }
+    }
+    closedir(d);
+}
+
 int cdp__spawn(cdp_browser *b, char *err)
 {
     const cdp_launch_options *o = &b->launch;
@@ -138,8 +168,10 @@ int cdp__spawn(cdp_browser *b, char *err)
 
     char profile[4096], logpath[4200], portfile[4200], udflag[4200];
     const char **argv = NULL;
+    char **envp = NULL, *tmpenv = NULL;
     int logfd = -1;
 
+    sweep_stale_profiles();
     b->tmpdir = pt_mkdtemp("portier-chromium");
     if (!b->tmpdir)
         return pt_errf(err, "could not create a profile folder: %s", strerror(errno));
@@ -147,6 +179,10 @@ int cdp__spawn(cdp_browser *b, char *err)
         pt_errf(err, "TMPDIR is too long a path");
         goto fail;
     }
+    char pidtext[32], ownerfile[4200];
+    snprintf(pidtext, sizeof(pidtext), "%d\n", (int)getpid());
+    snprintf(ownerfile, sizeof(ownerfile), "%s/owner", b->tmpdir);
+    pt_write_file(ownerfile, pidtext, strlen(pidtext), 0600);
     snprintf(profile, sizeof(profile), "%s/profile", b->tmpdir);
     snprintf(logpath, sizeof(logpath), "%s/chromium.log", b->tmpdir);
     snprintf(portfile, sizeof(portfile), "%s/DevToolsActivePort", profile);
@@ -184,6 +220,24 @@ int cdp__spawn(cdp_browser *b, char *err)
      * killed; as a subreaper we inherit and reap them, instead of leaving
      * zombies for whatever init this machine has. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
+    /* Chromium's own temporary files (with --disable-dev-shm-usage, its
+     * shared memory too) go inside our folder, so they go when it goes. */
+    extern char **environ;
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    envp = calloc(nenv + 2, sizeof(*envp));
+    if (!envp || asprintf(&tmpenv, "TMPDIR=%s", b->tmpdir) < 0) {
+        pt_errf(err, "out of memory");
+        goto fail;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], "TMPDIR=", 7) != 0)
+            envp[k++] = environ[i];
+    envp[k++] = tmpenv;
+    envp[k] = NULL;
+
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -208,7 +262,7 @@ int cdp__spawn(cdp_browser *b, char *err)
             dup2(logfd, 2);
         for (int fd = 3; fd < 1024; fd++)
             close(fd);
-        execvp(exe, (char *const *)argv);
+        execvpe(exe, (char *const *)argv, envp);
         static const char msg[] = "portier: could not execute the browser\n";
         if (write(2, msg, sizeof(msg) - 1) < 0)
             _exit(127);
@@ -220,6 +274,10 @@ int cdp__spawn(cdp_browser *b, char *err)
     logfd = -1;
     free(argv);
     argv = NULL;
+    free(envp);
+    envp = NULL;
+    free(tmpenv);
+    tmpenv = NULL;
 
     int64_t until = pt_mono_ms() + timeout;
     for (;;) {
@@ -268,6 +326,8 @@ fail:
     if (logfd >= 0)
         close(logfd);
     free(argv);
+    free(envp);
+    free(tmpenv);
     cdp__terminate(b);
     b->pid = 0;
     return -1;

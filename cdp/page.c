@@ -661,10 +661,11 @@ int cdp_page_child_frame(cdp_page *p, const char *frame_id, const char *css, cha
 
     int rc;
     for (;;) {
+        /* each look gets a fair chance even when the deadline is near */
         int left = (int)(until - pt_mono_ms());
         cdp_session *s = NULL;
         cJSON *res = NULL;
-        rc = evaluate(p, frame_id, expr, 0, &s, &res, left > 0 ? left : 0, err);
+        rc = evaluate(p, frame_id, expr, 0, &s, &res, left > 1000 ? left : 1000, err);
         if (rc)
             break;
         const cJSON *obj = cJSON_GetObjectItemCaseSensitive(res, "result");

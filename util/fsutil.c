@@ -52,15 +52,23 @@ int pt_read_file(const char *path, size_t cap, char **data, size_t *len)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    size_t size = 0, alloc = 4096;
+    size_t size = 0, alloc = cap < 4096 ? cap : 4096;
     char *buf = malloc(alloc + 1);
     if (!buf)
         goto fail;
     for (;;) {
         if (size == alloc) {
-            if (alloc >= cap)
-                goto fail;
-            alloc = alloc * 2 > cap ? cap : alloc * 2;
+            if (alloc >= cap) {
+                /* full: one more byte means the file is over the cap */
+                char extra;
+                ssize_t r = read(fd, &extra, 1);
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r != 0)
+                    goto fail;
+                break;
+            }
+            alloc = alloc > cap / 2 ? cap : alloc * 2;
             char *nb = realloc(buf, alloc + 1);
             if (!nb)
                 goto fail;

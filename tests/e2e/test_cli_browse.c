@@ -1,0 +1,188 @@
+/*
+ * test_cli_browse.c - `portier browse` and the binary's own flags, run as a
+ * user would run them: the real binary, a page on loopback, real Chromium.
+ *
+ * Each run gets a TMPDIR of its own, so "no browser left behind" is checked
+ * by looking for any process (or file) that mentions that folder.
+ */
+#define _GNU_SOURCE
+#include "tests/support/testmain.h"
+#include "tests/support/testhttp.h"
+#include "tests/support/testproc.h"
+#include "cdp/cdp.h"
+#include "util/fsutil.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *bin(void)
+{
+    const char *b = getenv("PORTIER_BIN");
+    if (!b)
+        fail_msg("PORTIER_BIN is not set (ctest sets it)");
+    return b;
+}
+
+static int dir_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    while (d && (e = readdir(d)))
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    if (d)
+        closedir(d);
+    return n == 0;
+}
+
+typedef struct run {
+    int status;
+    char *out, *err;
+} run;
+
+/* Runs portier with args under a fresh TMPDIR; checks nothing is left. */
+static run portier(const char *const *args, int kill_after_ms)
+{
+    char *tmp = pt_mkdtemp("portier-cli");
+    char *env_tmp = NULL;
+    if (asprintf(&env_tmp, "TMPDIR=%s", tmp) < 0)
+        fail();
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)bin();
+    for (int i = 0; args[i] && n < 31; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    char *env[] = {env_tmp, NULL};
+    run r;
+    r.status = tp_run(argv, env, &r.out, &r.err, kill_after_ms);
+    int left = tp_wait_none(tmp, 10000);
+    if (left)
+        fail_msg("%d processes still mention %s after portier exited", left, tmp);
+    if (!dir_empty(tmp))
+        fail_msg("portier left files in its TMPDIR %s", tmp);
+    pt_rmtree(tmp);
+    free(tmp);
+    free(env_tmp);
+    return r;
+}
+
+static void run_free(run *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static void help_and_version(void **state)
+{
+    (void)state;
+    run r = portier((const char *[]){"--version", NULL}, 0);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "portier " PORTIER_VERSION "\n");
+    run_free(&r);
+    r = portier((const char *[]){"--help", NULL}, 0);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "browse URL"));
+    run_free(&r);
+    r = portier((const char *[]){"brwose", NULL}, 0);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "unknown command 'brwose'"));
+    run_free(&r);
+}
+
+static void browse_prints_json_and_saves_png(void **state)
+{
+    (void)state;
+    th_server *s = th_start();
+    th_route(s, "/", "text/html",
+             "<title>Eligibility</title><h1>Coverage</h1><script>window.plan = 'PPO'</script>", -1,
+             0);
+    char url[128], png[] = "/tmp/portier-browse-XXXXXX.png";
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", th_port(s));
+    int fd = mkstemps(png, 4);
+    close(fd);
+    run r = portier((const char *[]){"browse", url, "--eval",
+                                     "({title: document.title, plan, n: [1, 2]})",
+                                     "--screenshot", png, NULL},
+                    0);
+    if (r.status != 0)
+        fail_msg("exit %d: %s", r.status, r.err);
+    assert_string_equal(r.out, "{\"title\":\"Eligibility\",\"plan\":\"PPO\",\"n\":[1,2]}\n");
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(pt_read_file(png, 50 << 20, &data, &len), 0);
+    assert_true(len > 1000);
+    assert_memory_equal(data, "\x89PNG\r\n\x1a\n", 8);
+    free(data);
+    unlink(png);
+    run_free(&r);
+    th_stop(s);
+}
+
+static void browse_uses_a_running_browser(void **state)
+{
+    (void)state;
+    char err[CDP_ERR_MAX];
+    cdp_browser *b = NULL;
+    assert_int_equal(cdp_launch(NULL, &b, err), 0);
+    run r = portier((const char *[]){"browse", "data:text/html,<title>remote</title>", "--eval",
+                                     "document.title", "--browser", cdp_browser_ws_url(b), NULL},
+                    0);
+    if (r.status != 0)
+        fail_msg("exit %d: %s", r.status, r.err);
+    assert_string_equal(r.out, "\"remote\"\n");
+    run_free(&r);
+    /* the browser it borrowed still works */
+    cdp_page *p = NULL;
+    assert_int_equal(cdp_page_open(b, NULL, &p, err), 0);
+    cJSON *v = NULL;
+    assert_int_equal(cdp_page_eval(p, NULL, "2 + 2", &v, 10000, err), 0);
+    assert_int_equal(v->valueint, 4);
+    cJSON_Delete(v);
+    cdp_page_close(p);
+    cdp_close(b);
+}
+
+static void browse_errors_say_what_and_where(void **state)
+{
+    (void)state;
+    run r = portier((const char *[]){"browse", NULL}, 0);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "no URL"));
+    run_free(&r);
+    r = portier((const char *[]){"browse", "http://x", "--wait", "forever", NULL}, 0);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--wait takes load or idle"));
+    run_free(&r);
+    r = portier((const char *[]){"browse", "data:text/html,x", "--eval", "nope.nope", NULL}, 0);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "--eval: script threw: ReferenceError: nope is not defined"));
+    assert_string_equal(r.out, "");
+    run_free(&r);
+    r = portier((const char *[]){"browse", "data:text/html,x", "--browser",
+                                 "ws://127.0.0.1:9/devtools/browser/none", NULL},
+                0);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "ws://127.0.0.1:9/devtools/browser/none"));
+    run_free(&r);
+}
+
+static void browse_stops_cleanly_on_sigterm(void **state)
+{
+    (void)state;
+    run r = portier((const char *[]){"browse", "data:text/html,x", "--eval",
+                                     "new Promise(() => {})", "--timeout", "120000", NULL},
+                    4000);
+    assert_int_equal(r.status, 130);
+    assert_non_null(strstr(r.err, "interrupted"));
+    run_free(&r);
+}
+
+PT_TESTS("cli_browse", cmocka_unit_test(help_and_version),
+         cmocka_unit_test(browse_prints_json_and_saves_png),
+         cmocka_unit_test(browse_uses_a_running_browser),
+         cmocka_unit_test(browse_errors_say_what_and_where),
+         cmocka_unit_test(browse_stops_cleanly_on_sigterm));
