@@ -73,6 +73,11 @@ int cdp_open(const char *ws_url, cdp_browser **out, char *err);
  * removes its profile. Pending calls fail with CDP_EGONE. NULL is a no-op. */
 void cdp_close(cdp_browser *b);
 
+/* Gives up on the browser from any thread (not a signal handler): every
+ * pending and later call fails at once with CDP_EGONE and `why`. The caller
+ * still calls cdp_close(). For Ctrl-C and shutdown. */
+void cdp_abort(cdp_browser *b, const char *why);
+
 /* The launched browser's pid, or 0 when connected to a remote one. */
 int cdp_browser_pid(const cdp_browser *b);
 /* The websocket URL; borrowed, valid until cdp_close(). */

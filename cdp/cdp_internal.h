@@ -105,6 +105,9 @@ struct cdp_browser {
     int have_thread;
     pthread_t service_tid; /* for refusing cdp_call on the service thread */
     pthread_cond_t state_cond;
+    /* broadcast on every page-level event and when the browser goes: what
+     * page.c waits on (frames, lifecycle), so no wait outlives the browser */
+    pthread_cond_t changed;
     int state; /* 0 starting, 1 ready, -1 failed */
     char start_err[CDP_ERR_MAX];
     int stop;

@@ -54,6 +54,7 @@ int cdp__conn_init(cdp_browser *b, const cdp_transport *t)
     b->root.target_type = NULL;
     b->max_message = CDP_MAX_MESSAGE;
     pt_buf_init(&b->rx, 0);
+    cdp__cond_init(&b->changed);
     return 0;
 }
 
@@ -91,6 +92,7 @@ void cdp__conn_destroy(cdp_browser *b)
     free_listeners(&b->root);
     pt_buf_free(&b->rx);
     cdp__unlock(b);
+    pthread_cond_destroy(&b->changed);
     pthread_mutex_destroy(&b->mu);
 }
 
@@ -487,6 +489,7 @@ static void session_detach_locked(cdp_session *s, const char *why)
     s->next = NULL;
     fail_session_calls_locked(b, s, CDP_EDETACHED, why);
     wake_waiters_locked(s);
+    pthread_cond_broadcast(&b->changed);
     cdp_session_unref(s);
 }
 
@@ -546,6 +549,7 @@ void cdp__conn_gone(cdp_browser *b, int code, const char *msg)
     wake_waiters_locked(&b->root);
     for (cdp_session *s = b->sessions; s; s = s->next)
         wake_waiters_locked(s);
+    pthread_cond_broadcast(&b->changed);
     cdp__unlock(b);
 }
 

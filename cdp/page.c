@@ -57,7 +57,6 @@ struct cdp_page {
     size_t nframes;
     sub *subs;
     size_t nsubs;
-    pthread_cond_t changed;
     /* lifecycle of the top frame's recent documents, newest at [0] */
     struct {
         char id[64];
@@ -258,7 +257,7 @@ static void on_event(cdp_session *s, const char *m, const cJSON *params, void *u
             cdp_send(child, "Runtime.runIfWaitingForDebugger", NULL);
         }
     }
-    pthread_cond_broadcast(&p->changed);
+    pthread_cond_broadcast(&p->b->changed);
 }
 
 /* Subscribes to s and enables what the frame table needs. On a new child
@@ -331,7 +330,6 @@ int cdp_page_open(cdp_browser *b, const char *context_id, cdp_page **out, char *
         return pt_errf(err, "out of memory"), CDP_EFAIL;
     p->b = b;
     p->dialog_accept = 1;
-    cdp__cond_init(&p->changed);
 
     cJSON *params = cJSON_CreateObject();
     cJSON_AddStringToObject(params, "url", "about:blank");
@@ -410,7 +408,6 @@ void cdp_page_close(cdp_page *p)
     cdp_dialogs_free(p->dialogs, p->ndialogs);
     free(p->prompt_text);
     free(p->target_id);
-    pthread_cond_destroy(&p->changed);
     free(p);
 }
 
@@ -452,7 +449,7 @@ static int wait_loader(cdp_page *p, const char *loader, unsigned flags, int time
             rc = CDP_EGONE;
             break;
         }
-        if (cdp__cond_wait_until(p->b, &p->changed, &deadline) == ETIMEDOUT) {
+        if (cdp__cond_wait_until(p->b, &p->b->changed, &deadline) == ETIMEDOUT) {
             pt_errf(err, "page did not finish loading (%s) within %d ms",
                     flags & LIFE_IDLE ? "network idle" : "load event", timeout_ms);
             rc = CDP_ETIMEOUT;
@@ -552,7 +549,7 @@ int cdp_page_frame_context(cdp_page *p, const char *frame_id, cdp_session **sess
             rc = CDP_EGONE;
             break;
         }
-        if (cdp__cond_wait_until(p->b, &p->changed, &deadline) == ETIMEDOUT) {
+        if (cdp__cond_wait_until(p->b, &p->b->changed, &deadline) == ETIMEDOUT) {
             pt_errf(err, f ? "frame %s has no document to run script in after %d ms"
                            : "no frame %s (it may have been removed) after %d ms",
                     frame_id, timeout_ms);

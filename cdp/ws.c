@@ -348,6 +348,16 @@ void cdp_close(cdp_browser *b)
         browser_free(b);
 }
 
+void cdp_abort(cdp_browser *b, const char *why)
+{
+    cdp__conn_gone(b, CDP_EGONE, why);
+    cdp__lock(b);
+    b->stop = 1;
+    if (b->lws_ctx)
+        lws_cancel_service(b->lws_ctx);
+    cdp__unlock(b);
+}
+
 int cdp_browser_pid(const cdp_browser *b)
 {
     return (int)b->pid;

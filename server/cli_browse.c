@@ -26,21 +26,49 @@ static int browse_usage(const char *why)
     return 2;
 }
 
-/* Ctrl-C or SIGTERM: stop the browser, so that the main thread's pending
- * call fails at once and it cleans up (profile folder included) as usual. */
-static volatile sig_atomic_t interrupted;
-static pid_t browser_pgid;
+/* Ctrl-C or SIGTERM: give up on the browser, so that whatever the main
+ * thread waits for fails at once and it cleans up (profile folder included)
+ * as usual. The main thread may still be launching: it checks the flag
+ * when it gets its browser. */
+static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
+static int interrupted;
+static cdp_browser *current;
 
 static void *signal_thread(void *arg)
 {
     sigset_t *set = arg;
     int sig;
     if (sigwait(set, &sig) == 0) {
+        pthread_mutex_lock(&sig_lock);
         interrupted = sig;
-        if (browser_pgid > 0)
-            kill(-browser_pgid, SIGTERM);
+        if (current)
+            cdp_abort(current, "interrupted");
+        pthread_mutex_unlock(&sig_lock);
     }
     return NULL;
+}
+
+/* Publishes b to the signal thread (NULL withdraws it). Returns whether a
+ * signal has come. */
+static int set_current(cdp_browser *b)
+{
+    pthread_mutex_lock(&sig_lock);
+    current = b;
+    if (b && interrupted)
+        cdp_abort(b, "interrupted");
+    int intr = interrupted;
+    pthread_mutex_unlock(&sig_lock);
+    return intr;
+}
+
+/* An error, unless it is only the echo of an interruption. */
+static void report(const char *what, const char *err)
+{
+    pthread_mutex_lock(&sig_lock);
+    int intr = interrupted;
+    pthread_mutex_unlock(&sig_lock);
+    if (!intr)
+        fprintf(stderr, "portier browse: %s%s\n", what, err);
 }
 
 int cli_browse(int argc, char **argv)
@@ -98,21 +126,22 @@ int cli_browse(int argc, char **argv)
     char *ctx = NULL;
     int status = 1;
     if (cdp_open(ws, &b, err) < 0) {
-        fprintf(stderr, "portier browse: %s\n", err);
+        report("", err);
         goto out;
     }
-    browser_pgid = cdp_browser_pid(b);
+    if (set_current(b))
+        goto out;
     PT_DEBUG("browse", "browser ready");
     if (cdp_context_create(b, &ctx, err) < 0 || cdp_page_open(b, ctx, &page, err) < 0 ||
         cdp_page_navigate(page, url, wait, timeout, err) < 0) {
-        fprintf(stderr, "portier browse: %s\n", err);
+        report("", err);
         goto out;
     }
     PT_DEBUG("browse", "page loaded");
     if (js) {
         cJSON *v = NULL;
         if (cdp_page_eval(page, NULL, js, &v, timeout, err) < 0) {
-            fprintf(stderr, "portier browse: --eval: %s\n", err);
+            report("--eval: ", err);
             goto out;
         }
         char *text = cJSON_PrintUnformatted(v);
@@ -125,7 +154,7 @@ int cli_browse(int argc, char **argv)
         unsigned char *png = NULL;
         size_t len = 0;
         if (cdp_page_screenshot(page, full, &png, &len, timeout, err) < 0) {
-            fprintf(stderr, "portier browse: --screenshot: %s\n", err);
+            report("--screenshot: ", err);
             goto out;
         }
         int w = pt_write_file(shot, png, len, 0644);
@@ -138,13 +167,12 @@ int cli_browse(int argc, char **argv)
     }
     status = 0;
 out:
-    if (interrupted)
-        fprintf(stderr, "portier browse: interrupted\n");
     cdp_page_close(page);
     if (ctx && b && !cdp_browser_gone(b, NULL))
         cdp_context_dispose(b, ctx, NULL);
     free(ctx);
-    browser_pgid = 0;
+    if (set_current(NULL))
+        fprintf(stderr, "portier browse: interrupted\n");
     cdp_close(b);
     pthread_cancel(sigt);
     pthread_join(sigt, NULL);

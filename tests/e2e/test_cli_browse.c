@@ -176,12 +176,27 @@ static void browse_stops_cleanly_on_sigterm(void **state)
     run r = portier((const char *[]){"browse", "data:text/html,x", "--eval",
                                      "new Promise(() => {})", "--timeout", "120000", NULL},
                     4000);
-    assert_int_equal(r.status, 130);
+    if (r.status != 130)
+        fail_msg("exit %d, stderr: %s", r.status, r.err);
     assert_non_null(strstr(r.err, "interrupted"));
     run_free(&r);
 }
 
-PT_TESTS("cli_browse", cmocka_unit_test(help_and_version),
+/* A signal during start-up used to wait out the eval's whole timeout. */
+static void browse_stops_on_sigterm_during_startup(void **state)
+{
+    (void)state;
+    run r = portier((const char *[]){"browse", "data:text/html,x", "--eval",
+                                     "new Promise(() => {})", "--timeout", "120000", NULL},
+                    300);
+    if (r.status != 130)
+        fail_msg("exit %d, stderr: %s", r.status, r.err);
+    assert_null(strstr(r.err, "no reply within"));
+    assert_null(strstr(r.err, "did not finish loading"));
+    run_free(&r);
+}
+
+PT_TESTS("cli_browse", cmocka_unit_test(browse_stops_on_sigterm_during_startup), cmocka_unit_test(help_and_version),
          cmocka_unit_test(browse_prints_json_and_saves_png),
          cmocka_unit_test(browse_uses_a_running_browser),
          cmocka_unit_test(browse_errors_say_what_and_where),

@@ -4,6 +4,7 @@
  */
 #include "tests/support/testmain.h"
 #include "util/b64.h"
+#include "util/crypto.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -146,6 +147,45 @@ static void files_and_trees(void **state)
     assert_non_null(strstr(p, "/sops"));
 }
 
-PT_TESTS("util", cmocka_unit_test(base64_round_trips), cmocka_unit_test(base64_rejects_garbage),
+static void totp_matches_rfc6238(void **state)
+{
+    (void)state;
+    /* RFC 6238 appendix B, SHA-1: the seed is ASCII "12345678901234567890";
+     * the RFC prints 8 digits, the 6-digit code is their last six. */
+    const char *seed = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    const struct {
+        int64_t t;
+        const char *code;
+    } v[] = {{59, "287082"},         {1111111109, "081804"}, {1111111111, "050471"},
+             {1234567890, "005924"}, {2000000000, "279037"}, {20000000000LL, "353130"}};
+    char out[7];
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        assert_int_equal(pt_totp(seed, v[i].t, out), 0);
+        assert_string_equal(out, v[i].code);
+    }
+    /* lower case, spaces and padding are what people paste */
+    assert_int_equal(pt_totp("gezd gnbv gy3t qojq gezd gnbv gy3t qojq==", 59, out), 0);
+    assert_string_equal(out, "287082");
+    assert_int_equal(pt_totp("not base32!", 59, out), -1);
+}
+
+static void sha256_and_random(void **state)
+{
+    (void)state;
+    char hex[65];
+    pt_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    pt_sha256_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    char a[33], b[33];
+    assert_int_equal(pt_random_hex(a, 32), 0);
+    assert_int_equal(pt_random_hex(b, 32), 0);
+    assert_int_equal(strlen(a), 32);
+    assert_string_not_equal(a, b);
+    assert_true(pt_equal_ct("same", "same", 4));
+    assert_false(pt_equal_ct("same", "sane", 4));
+}
+
+PT_TESTS("util", cmocka_unit_test(totp_matches_rfc6238), cmocka_unit_test(sha256_and_random), cmocka_unit_test(base64_round_trips), cmocka_unit_test(base64_rejects_garbage),
          cmocka_unit_test(buffer_respects_cap), cmocka_unit_test(time_formats_as_the_api_does),
          cmocka_unit_test(log_masks_registered_values), cmocka_unit_test(files_and_trees));

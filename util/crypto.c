@@ -1,0 +1,103 @@
+/*
+ * crypto.c - hashing, TOTP, randomness. See crypto.h.
+ */
+#include "crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+static void to_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void pt_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    to_hex(md, 32, out);
+}
+
+int pt_base32_decode(const char *s, unsigned char *out, size_t outsz)
+{
+    unsigned acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (; *s; s++) {
+        char c = *s;
+        int v;
+        if (c == ' ' || c == '-' || c == '=')
+            continue;
+        if (c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= '2' && c <= '7')
+            v = c - '2' + 26;
+        else
+            return -1;
+        acc = (acc << 5 | (unsigned)v) & 0xffff;
+        bits += 5;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n >= outsz)
+                return -1;
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return (int)n;
+}
+
+int pt_totp(const char *seed_base32, int64_t now, char out[7])
+{
+    unsigned char key[128], msg[8], md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int klen = pt_base32_decode(seed_base32, key, sizeof(key));
+    if (klen <= 0)
+        return -1;
+    uint64_t counter = (uint64_t)(now / 30);
+    for (int i = 7; i >= 0; i--) {
+        msg[i] = (unsigned char)(counter & 0xff);
+        counter >>= 8;
+    }
+    if (!HMAC(EVP_sha1(), key, klen, msg, sizeof(msg), md, &mdlen))
+        return -1;
+    int off = md[mdlen - 1] & 0x0f;
+    uint32_t bin = (uint32_t)(md[off] & 0x7f) << 24 | (uint32_t)md[off + 1] << 16 |
+                   (uint32_t)md[off + 2] << 8 | md[off + 3];
+    snprintf(out, 7, "%06u", bin % 1000000u);
+    OPENSSL_cleanse(key, sizeof(key));
+    return 0;
+}
+
+int pt_random(void *buf, size_t len)
+{
+    return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+}
+
+int pt_random_hex(char *out, size_t n)
+{
+    unsigned char raw[64];
+    if (n > 128 || pt_random(raw, (n + 1) / 2) < 0)
+        return -1;
+    char hex[129];
+    to_hex(raw, (n + 1) / 2, hex);
+    memcpy(out, hex, n);
+    out[n] = '\0';
+    return 0;
+}
+
+int pt_equal_ct(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
+}
