@@ -1,0 +1,713 @@
+/*
+ * http.c - the HTTP/1.1 server: libwebsockets on one service thread,
+ * handlers on a worker pool. See http.h.
+ *
+ * A request's life, and who owns it at each point (s->mu guards the
+ * hand-offs):
+ *
+ *   READING  service thread: headers parsed, body arriving (capped)
+ *      |  complete
+ *   QUEUED -> RUNNING  a worker runs the handler
+ *      |  done: put on the ready list, lws_cancel_service()
+ *   READY   service thread: written out when the socket is writable, then
+ *           freed, and the connection waits for its next request
+ *
+ * If the client goes away while a worker holds the request, the connection
+ * only clears req->wsi; the worker sees that and frees the request itself.
+ */
+#define _GNU_SOURCE
+#include "http.h"
+#include "../util/buf.h"
+#include "../util/err.h"
+#include "../util/log.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_HEADER_VALUE 8192
+#define WRITE_CHUNK 65536
+
+typedef struct kv {
+    char *name;
+    char *value;
+} kv;
+
+typedef struct kvlist {
+    kv *items;
+    size_t n;
+} kvlist;
+
+enum req_state { READING, QUEUED, RUNNING, READY };
+
+struct http_request {
+    struct http_request *next; /* in the work queue or the ready list */
+    http_server *s;
+    struct lws *wsi; /* NULL once the connection is gone */
+    enum req_state state;
+    char method[8];
+    char *path;
+    char peer[64];
+    kvlist args, headers, cookies;
+    pt_buf body;
+    int too_big;
+    /* response */
+    int status;
+    char *type;
+    kvlist out_headers;
+    pt_buf out;
+    size_t sent;
+    int headers_sent;
+};
+
+struct http_server {
+    http_options opts;
+    http_handler handler;
+    void *ud;
+    struct lws_context *ctx;
+    int port;
+    pthread_t service;
+    pthread_t *workers;
+    int nworkers;
+    pthread_mutex_t mu;
+    pthread_cond_t work;
+    http_request *queue, *queue_tail;
+    http_request *ready;
+    int stop;
+};
+
+typedef struct pss {
+    http_request *req;
+} pss;
+
+static void kv_add(kvlist *l, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    kv *n = realloc(l->items, (l->n + 1) * sizeof(*n));
+    if (!n)
+        return;
+    l->items = n;
+    n[l->n].name = strndup(name, nlen);
+    n[l->n].value = strndup(value, vlen);
+    if (!n[l->n].name || !n[l->n].value) {
+        free(n[l->n].name);
+        free(n[l->n].value);
+        return;
+    }
+    l->n++;
+}
+
+static const char *kv_get(const kvlist *l, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcasecmp(l->items[i].name, name) == 0)
+            return l->items[i].value;
+    return NULL;
+}
+
+static void kv_free(kvlist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->items[i].name);
+        free(l->items[i].value);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+static void req_free(http_request *r)
+{
+    if (!r)
+        return;
+    free(r->path);
+    kv_free(&r->args);
+    kv_free(&r->headers);
+    kv_free(&r->cookies);
+    kv_free(&r->out_headers);
+    pt_buf_free(&r->body);
+    pt_buf_free(&r->out);
+    free(r->type);
+    free(r);
+}
+
+/* ---- Reading the request (service thread) ------------------------------ */
+
+static const struct {
+    enum lws_token_indexes tok;
+    const char *name;
+} methods[] = {
+    {WSI_TOKEN_GET_URI, "GET"},       {WSI_TOKEN_POST_URI, "POST"},
+    {WSI_TOKEN_PUT_URI, "PUT"},       {WSI_TOKEN_DELETE_URI, "DELETE"},
+    {WSI_TOKEN_PATCH_URI, "PATCH"},   {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+    {WSI_TOKEN_HEAD_URI, "HEAD"},
+};
+
+static void parse_cookies(http_request *r)
+{
+    const char *c = kv_get(&r->headers, "cookie");
+    while (c && *c) {
+        while (*c == ' ' || *c == ';')
+            c++;
+        const char *eq = strchr(c, '=');
+        const char *end = strchr(c, ';');
+        if (!end)
+            end = c + strlen(c);
+        if (eq && eq < end)
+            kv_add(&r->cookies, c, (size_t)(eq - c), eq + 1, (size_t)(end - eq - 1));
+        c = end;
+    }
+}
+
+static http_request *read_request(http_server *s, struct lws *wsi, const char *uri)
+{
+    http_request *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->s = s;
+    r->wsi = wsi;
+    r->status = 200;
+    pt_buf_init(&r->body, s->opts.max_body);
+    pt_buf_init(&r->out, 0);
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (lws_hdr_total_length(wsi, methods[i].tok) > 0) {
+            snprintf(r->method, sizeof(r->method), "%s", methods[i].name);
+            break;
+        }
+    r->path = strdup(uri && *uri ? uri : "/");
+
+    char *buf = malloc(MAX_HEADER_VALUE);
+    if (!buf || !r->path) {
+        free(buf);
+        req_free(r);
+        return NULL;
+    }
+    for (int i = 0; lws_hdr_copy_fragment(wsi, buf, MAX_HEADER_VALUE, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
+         i++) {
+        char *eq = strchr(buf, '=');
+        if (eq)
+            kv_add(&r->args, buf, (size_t)(eq - buf), eq + 1, strlen(eq + 1));
+        else
+            kv_add(&r->args, buf, strlen(buf), "", 0);
+    }
+    for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+        if (t == WSI_TOKEN_HTTP_URI_ARGS)
+            continue;
+        int skip = 0;
+        for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+            skip |= (int)methods[i].tok == t;
+        const char *name = (const char *)lws_token_to_string((enum lws_token_indexes)t);
+        if (skip || !name || lws_hdr_total_length(wsi, (enum lws_token_indexes)t) <= 0)
+            continue;
+        if (lws_hdr_copy(wsi, buf, MAX_HEADER_VALUE, (enum lws_token_indexes)t) < 0)
+            continue;
+        size_t nlen = strlen(name);
+        if (nlen && name[nlen - 1] == ':')
+            nlen--;
+        kv_add(&r->headers, name, nlen, buf, strlen(buf));
+    }
+    for (const char *const *c = s->opts.custom_headers; c && *c; c++) {
+        char name[128];
+        snprintf(name, sizeof(name), "%s:", *c);
+        int n = lws_hdr_custom_length(wsi, name, (int)strlen(name));
+        if (n > 0 && n < MAX_HEADER_VALUE &&
+            lws_hdr_custom_copy(wsi, buf, MAX_HEADER_VALUE, name, (int)strlen(name)) >= 0)
+            kv_add(&r->headers, *c, strlen(*c), buf, strlen(buf));
+    }
+    free(buf);
+    parse_cookies(r);
+    lws_get_peer_simple(wsi, r->peer, sizeof(r->peer));
+    return r;
+}
+
+/* ---- Hand-offs ---------------------------------------------------------- */
+
+static void enqueue(http_server *s, http_request *r)
+{
+    pthread_mutex_lock(&s->mu);
+    r->state = QUEUED;
+    r->next = NULL;
+    if (s->queue_tail)
+        s->queue_tail->next = r;
+    else
+        s->queue = r;
+    s->queue_tail = r;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* A response made on the service thread itself (413 and the like). */
+static void reply_now(http_request *r)
+{
+    r->state = READY;
+    lws_callback_on_writable(r->wsi);
+}
+
+static void *worker_main(void *arg)
+{
+    http_server *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->queue && !s->stop)
+            pthread_cond_wait(&s->work, &s->mu);
+        if (!s->queue && s->stop)
+            break;
+        http_request *r = s->queue;
+        s->queue = r->next;
+        if (!s->queue)
+            s->queue_tail = NULL;
+        r->state = RUNNING;
+        int gone = r->wsi == NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (!gone)
+            s->handler(r, s->ud);
+        pthread_mutex_lock(&s->mu);
+        if (!r->wsi) {
+            req_free(r); /* the client left meanwhile */
+            continue;
+        }
+        r->state = READY;
+        r->next = s->ready;
+        s->ready = r;
+        if (s->ctx)
+            lws_cancel_service(s->ctx);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- Writing the response (service thread) ------------------------------ */
+
+static int write_response(struct lws *wsi, http_request *r)
+{
+    if (!r->headers_sent) {
+        size_t hsize = 4096;
+        for (size_t i = 0; i < r->out_headers.n; i++)
+            hsize += strlen(r->out_headers.items[i].name) + strlen(r->out_headers.items[i].value) + 8;
+        unsigned char *hbuf = malloc(LWS_PRE + hsize);
+        if (!hbuf)
+            return -1;
+        unsigned char *start = hbuf + LWS_PRE, *p = start, *end = start + hsize;
+        const char *type = r->type ? r->type : "text/plain; charset=utf-8";
+        if (lws_add_http_common_headers(wsi, (unsigned int)r->status, type, r->out.len, &p, end))
+            goto hfail;
+        for (size_t i = 0; i < r->out_headers.n; i++) {
+            char name[256];
+            snprintf(name, sizeof(name), "%s:", r->out_headers.items[i].name);
+            const char *v = r->out_headers.items[i].value;
+            if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                            (const unsigned char *)v, (int)strlen(v), &p, end))
+                goto hfail;
+        }
+        if (lws_finalize_write_http_header(wsi, start, &p, end))
+            goto hfail;
+        free(hbuf);
+        r->headers_sent = 1;
+        if (r->out.len && strcmp(r->method, "HEAD") != 0) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        return 1;
+    hfail:
+        free(hbuf);
+        return -1;
+    }
+    size_t left = r->out.len - r->sent;
+    size_t n = left > WRITE_CHUNK ? WRITE_CHUNK : left;
+    unsigned char *chunk = malloc(LWS_PRE + n);
+    if (!chunk)
+        return -1;
+    memcpy(chunk + LWS_PRE, r->out.data + r->sent, n);
+    int final = n == left;
+    int w = lws_write(wsi, chunk + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+    free(chunk);
+    if (w < 0)
+        return -1;
+    r->sent += n;
+    if (!final) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    return 1;
+}
+
+static void detach(http_server *s, pss *ps)
+{
+    http_request *r = ps->req;
+    if (!r)
+        return;
+    ps->req = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (r->state == QUEUED || r->state == RUNNING) {
+        r->wsi = NULL; /* the worker frees it */
+        r = NULL;
+    } else if (r->state == READY) {
+        for (http_request **pp = &s->ready; *pp; pp = &(*pp)->next)
+            if (*pp == r) {
+                *pp = r->next;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&s->mu);
+    req_free(r);
+}
+
+static int method_has_body(const char *m)
+{
+    return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    http_server *s = ctx ? lws_context_user(ctx) : NULL;
+    pss *ps = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP: {
+        if (!s || !ps)
+            return -1;
+        detach(s, ps);
+        http_request *r = read_request(s, wsi, in);
+        if (!r)
+            return -1;
+        ps->req = r;
+        r->state = READING;
+        const char *cl = kv_get(&r->headers, "content-length");
+        unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
+        if (clen > s->opts.max_body) {
+            r->too_big = 1;
+            http_reply_error(r, 413, "payload_too_large",
+                             "request body of %llu bytes is over the %zu-byte limit", clen,
+                             s->opts.max_body);
+            http_add_header(r, "Connection", "close");
+            reply_now(r);
+            return 0;
+        }
+        if (method_has_body(r->method) && clen > 0)
+            return 0; /* the body follows */
+        enqueue(s, r);
+        return 0;
+    }
+
+    case LWS_CALLBACK_HTTP_BODY: {
+        http_request *r = ps ? ps->req : NULL;
+        if (!r || r->too_big || r->state != READING)
+            return 0;
+        if (pt_buf_append(&r->body, in, len) < 0) {
+            r->too_big = 1;
+            pt_buf_free(&r->body);
+            http_reply_error(r, 413, "payload_too_large", "request body is over the %zu-byte limit",
+                             s->opts.max_body);
+            http_add_header(r, "Connection", "close");
+            reply_now(r);
+        }
+        return 0;
+    }
+
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+        http_request *r = ps ? ps->req : NULL;
+        if (r && !r->too_big && r->state == READING)
+            enqueue(s, r);
+        return 0;
+    }
+
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+        http_request *r = ps ? ps->req : NULL;
+        if (!r || r->state != READY)
+            return 0;
+        int rc = write_response(wsi, r);
+        if (rc < 0)
+            return -1;
+        if (rc == 1) {
+            int close_it = r->too_big;
+            ps->req = NULL;
+            pthread_mutex_lock(&s->mu);
+            for (http_request **pp = &s->ready; *pp; pp = &(*pp)->next)
+                if (*pp == r) {
+                    *pp = r->next;
+                    break;
+                }
+            pthread_mutex_unlock(&s->mu);
+            req_free(r);
+            if (close_it || lws_http_transaction_completed(wsi))
+                return -1;
+        }
+        return 0;
+    }
+
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (!s)
+            return 0;
+        pthread_mutex_lock(&s->mu);
+        for (http_request *r = s->ready; r; r = r->next)
+            if (r->wsi && !r->headers_sent)
+                lws_callback_on_writable(r->wsi);
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (s && ps)
+            detach(s, ps);
+        return 0;
+
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"http", callback, sizeof(pss), 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void *service_main(void *arg)
+{
+    http_server *s = arg;
+    while (!s->stop)
+        if (lws_service(s->ctx, 0) < 0)
+            break;
+    return NULL;
+}
+
+static void lws_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    pt_log(level == LLL_ERR ? PT_LOG_ERROR : PT_LOG_WARN, "http", "%.*s", (int)n, line);
+}
+
+int http_start(const http_options *opts, http_handler handler, void *ud, http_server **out,
+               char *err)
+{
+    *out = NULL;
+    http_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return pt_errf(err, "out of memory");
+    if (opts)
+        s->opts = *opts;
+    if (!s->opts.host)
+        s->opts.host = "127.0.0.1";
+    if (!s->opts.max_body)
+        s->opts.max_body = 25u << 20;
+    s->nworkers = s->opts.workers > 0 ? s->opts.workers : 4;
+    s->handler = handler;
+    s->ud = ud;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work, NULL);
+    lws_set_log_level(LLL_ERR, lws_log);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = s->opts.port > 0 ? s->opts.port : CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.iface = s->opts.host;
+    info.protocols = protocols;
+    info.user = s;
+    info.gid = (gid_t)-1;
+    info.uid = (uid_t)-1;
+    info.max_http_header_data = 16384;
+    info.keepalive_timeout = 30;
+    info.timeout_secs = 60;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    s->ctx = lws_create_context(&info);
+    if (!s->ctx) {
+        pt_errf(err, "could not create the HTTP context");
+        goto fail;
+    }
+    info.port = s->opts.port > 0 ? s->opts.port : 0;
+    struct lws_vhost *vh = lws_create_vhost(s->ctx, &info);
+    if (!vh) {
+        pt_errf(err, "could not listen on %s:%d (in use, or not an address of this machine?)",
+                s->opts.host, s->opts.port);
+        goto fail;
+    }
+    s->port = lws_get_vhost_listen_port(vh);
+    s->workers = calloc((size_t)s->nworkers, sizeof(pthread_t));
+    if (!s->workers) {
+        pt_errf(err, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < s->nworkers; i++)
+        pthread_create(&s->workers[i], NULL, worker_main, s);
+    pthread_create(&s->service, NULL, service_main, s);
+    *out = s;
+    return 0;
+fail:
+    if (s->ctx)
+        lws_context_destroy(s->ctx);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->work);
+    free(s);
+    return -1;
+}
+
+int http_port(const http_server *s)
+{
+    return s->port;
+}
+
+void http_stop(http_server *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_broadcast(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i], NULL);
+    lws_cancel_service(s->ctx);
+    pthread_join(s->service, NULL);
+    struct lws_context *ctx = s->ctx;
+    lws_context_destroy(ctx); /* closes connections: their requests are freed */
+    pthread_mutex_lock(&s->mu);
+    s->ctx = NULL;
+    while (s->queue) {
+        http_request *r = s->queue;
+        s->queue = r->next;
+        req_free(r);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(s->workers);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->work);
+    free(s);
+}
+
+/* ---- Accessors ---------------------------------------------------------- */
+
+const char *http_method(const http_request *r)
+{
+    return r->method;
+}
+
+const char *http_path(const http_request *r)
+{
+    return r->path;
+}
+
+const char *http_query(const http_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->args.n; i++)
+        if (strcmp(r->args.items[i].name, name) == 0)
+            return r->args.items[i].value;
+    return NULL;
+}
+
+const char *http_header(const http_request *r, const char *name)
+{
+    return kv_get(&r->headers, name);
+}
+
+const char *http_cookie(const http_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->cookies.n; i++)
+        if (strcmp(r->cookies.items[i].name, name) == 0)
+            return r->cookies.items[i].value;
+    return NULL;
+}
+
+const char *http_body(const http_request *r, size_t *len)
+{
+    if (len)
+        *len = r->body.len;
+    return r->body.data ? r->body.data : "";
+}
+
+const char *http_peer(const http_request *r)
+{
+    return r->peer;
+}
+
+void http_set_status(http_request *r, int status)
+{
+    r->status = status;
+}
+
+void http_add_header(http_request *r, const char *name, const char *value)
+{
+    kv_add(&r->out_headers, name, strlen(name), value, strlen(value));
+}
+
+void http_set_type(http_request *r, const char *content_type)
+{
+    free(r->type);
+    r->type = strdup(content_type);
+}
+
+void http_write(http_request *r, const void *data, size_t len)
+{
+    pt_buf_append(&r->out, data, len);
+}
+
+void http_printf(http_request *r, const char *fmt, ...)
+{
+    char small[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(small)) {
+        pt_buf_append(&r->out, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    pt_buf_append(&r->out, big, (size_t)n);
+    free(big);
+}
+
+void http_reply_json(http_request *r, int status, const char *json)
+{
+    r->status = status;
+    http_set_type(r, "application/json");
+    pt_buf_reset(&r->out);
+    pt_buf_append(&r->out, json, strlen(json));
+}
+
+/* Appends s as a JSON string literal. */
+static void json_string(pt_buf *b, const char *s)
+{
+    pt_buf_append(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            pt_buf_append(b, e, 2);
+        } else if (c < 0x20) {
+            pt_buf_appendf(b, "\\u%04x", c);
+        } else {
+            pt_buf_append(b, s, 1);
+        }
+    }
+    pt_buf_append(b, "\"", 1);
+}
+
+void http_reply_error(http_request *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    r->status = status;
+    http_set_type(r, "application/json");
+    pt_buf_reset(&r->out);
+    pt_buf_append(&r->out, "{\"error\":", 9);
+    json_string(&r->out, code);
+    pt_buf_append(&r->out, ",\"message\":", 11);
+    json_string(&r->out, msg);
+    pt_buf_append(&r->out, "}", 1);
+}

@@ -1,0 +1,69 @@
+/*
+ * http.h - Portier's HTTP/1.1 server: the layer under the task API and the
+ * sandbox portal.
+ *
+ * libwebsockets accepts connections and parses requests on one service
+ * thread; handlers run on a pool of worker threads, so a slow handler (a
+ * store write, the sandbox's simulated latency) never stalls the others.
+ * Request bodies are held in memory up to a cap (413 past it); multipart is
+ * parsed by the caller, never by lws (see DESIGN.md).
+ *
+ * A handler reads the request through the accessors below and fills the
+ * response; everything it is given is borrowed and valid only during the
+ * call.
+ */
+#ifndef PORTIER_HTTP_H
+#define PORTIER_HTTP_H
+
+#include <stddef.h>
+
+typedef struct http_server http_server;
+typedef struct http_request http_request;
+
+typedef void (*http_handler)(http_request *req, void *ud);
+
+typedef struct http_options {
+    const char *host;                    /* address to listen on; NULL: 127.0.0.1 */
+    int port;                            /* 0: a free port (see http_port) */
+    int workers;                         /* handler threads; 0: 4 */
+    size_t max_body;                     /* bytes; 0: 25 MiB */
+    const char *const *custom_headers;   /* NULL-terminated lower-case names of
+                                            non-standard headers to keep */
+} http_options;
+
+/* Starts listening. On success *out is a new server (http_stop frees it). */
+int http_start(const http_options *opts, http_handler handler, void *ud, http_server **out,
+               char *err);
+int http_port(const http_server *s);
+/* Stops accepting, waits for running handlers, closes every connection. */
+void http_stop(http_server *s);
+
+/* ---- The request (borrowed strings, valid during the handler) ---------- */
+
+const char *http_method(const http_request *r); /* "GET", "POST", ... */
+const char *http_path(const http_request *r);   /* decoded, without the query */
+/* A query argument's decoded value, or NULL. */
+const char *http_query(const http_request *r, const char *name);
+/* A header's value (name case-insensitive), or NULL. */
+const char *http_header(const http_request *r, const char *name);
+/* A cookie's value, or NULL. */
+const char *http_cookie(const http_request *r, const char *name);
+const char *http_body(const http_request *r, size_t *len); /* NUL-terminated */
+/* The peer's address, for logs. */
+const char *http_peer(const http_request *r);
+
+/* ---- The response ------------------------------------------------------ */
+
+void http_set_status(http_request *r, int status);
+/* Adds a header (both strings copied); Set-Cookie may be added many times. */
+void http_add_header(http_request *r, const char *name, const char *value);
+void http_set_type(http_request *r, const char *content_type);
+void http_write(http_request *r, const void *data, size_t len);
+void http_printf(http_request *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* status, Content-Type: application/json, and the text as the body. */
+void http_reply_json(http_request *r, int status, const char *json);
+/* {"error": code, "message": message} with that status. */
+void http_reply_error(http_request *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * test_http.c - the HTTP layer over real loopback HTTP: methods, paths,
+ * queries, headers, cookies, bodies and their cap, concurrency, and a
+ * client that leaves mid-request.
+ */
+#define _GNU_SOURCE
+#include "tests/support/testmain.h"
+#include "tests/support/testcurl.h"
+#include "server/http.h"
+#include "util/timeutil.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void echo(http_request *r, void *ud)
+{
+    (void)ud;
+    size_t len = 0;
+    const char *body = http_body(r, &len);
+    if (strcmp(http_path(r), "/slow") == 0)
+        pt_sleep_ms(300);
+    if (strcmp(http_path(r), "/big") == 0) {
+        http_set_type(r, "application/octet-stream");
+        for (int i = 0; i < 3 * 1024 * 1024 / 16; i++)
+            http_write(r, "0123456789abcdef", 16);
+        return;
+    }
+    if (strcmp(http_path(r), "/error") == 0) {
+        http_reply_error(r, 422, "invalid_input", "field \"dob\" is not a date: %s", "1949-13-45");
+        return;
+    }
+    http_set_status(r, 201);
+    http_set_type(r, "text/plain");
+    http_add_header(r, "Set-Cookie", "a=1; Path=/");
+    http_add_header(r, "Set-Cookie", "b=2; Path=/");
+    http_add_header(r, "X-Custom", "yes");
+    const char *q = http_query(r, "q");
+    const char *idem = http_header(r, "idempotency-key");
+    const char *cookie = http_cookie(r, "session");
+    http_printf(r, "%s %s q=%s idem=%s auth=%s cookie=%s len=%zu body=%s", http_method(r),
+                http_path(r), q ? q : "-", idem ? idem : "-",
+                http_header(r, "authorization") ? http_header(r, "authorization") : "-",
+                cookie ? cookie : "-", len, body);
+}
+
+static const char *const custom[] = {"idempotency-key", NULL};
+
+static http_server *start(size_t max_body)
+{
+    http_options o = {.max_body = max_body, .custom_headers = custom};
+    http_server *s = NULL;
+    char err[512];
+    if (http_start(&o, echo, NULL, &s, err))
+        fail_msg("http_start: %s", err);
+    return s;
+}
+
+static void requests_round_trip(void **state)
+{
+    (void)state;
+    http_server *s = start(0);
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/tasks/7?q=a%%20b&x=1", http_port(s));
+    tc_client *c = tc_new();
+    tc_header(c, "Authorization: Bearer k3y");
+    tc_header(c, "Idempotency-Key: abc-123");
+    tc_header(c, "Cookie: session=s1; other=o");
+    tc_response r = tc_request(c, "POST", url, "application/json", "{\"type\":\"x\"}", 12);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(r.body, "POST /tasks/7 q=a b idem=abc-123 auth=Bearer k3y cookie=s1 "
+                                "len=12 body={\"type\":\"x\"}");
+    char *ct = tc_response_header(&r, "content-type");
+    assert_string_equal(ct, "text/plain");
+    free(ct);
+    assert_non_null(strcasestr(r.headers, "set-cookie: a=1; Path=/"));
+    assert_non_null(strcasestr(r.headers, "set-cookie: b=2; Path=/"));
+    tc_response_free(&r);
+    /* the same connection serves the next request (keep-alive) */
+    r = tc_request(c, "GET", url, NULL, NULL, 0);
+    assert_int_equal(r.status, 201);
+    assert_non_null(strstr(r.body, "GET /tasks/7"));
+    tc_response_free(&r);
+    r = tc_request(c, "DELETE", url, NULL, NULL, 0);
+    assert_non_null(strstr(r.body, "DELETE /tasks/7"));
+    tc_response_free(&r);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/error", http_port(s));
+    r = tc_request(c, "GET", url, NULL, NULL, 0);
+    assert_int_equal(r.status, 422);
+    assert_string_equal(r.body, "{\"error\":\"invalid_input\",\"message\":\"field \\\"dob\\\" is "
+                                "not a date: 1949-13-45\"}");
+    tc_response_free(&r);
+    tc_free(c);
+    http_stop(s);
+}
+
+static void large_response_and_body_cap(void **state)
+{
+    (void)state;
+    http_server *s = start(1024);
+    char url[128];
+    tc_client *c = tc_new();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/big", http_port(s));
+    tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, 3 * 1024 * 1024);
+    assert_memory_equal(r.body + r.len - 16, "0123456789abcdef", 16);
+    tc_response_free(&r);
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/upload", http_port(s));
+    char *body = malloc(4096);
+    memset(body, 'x', 4096);
+    r = tc_request(c, "POST", url, "text/plain", body, 4096);
+    assert_int_equal(r.status, 413);
+    assert_non_null(strstr(r.body, "\"error\":\"payload_too_large\""));
+    assert_non_null(strstr(r.body, "1024-byte limit"));
+    tc_response_free(&r);
+    /* under the cap is fine, on a fresh connection */
+    tc_free(c);
+    c = tc_new();
+    r = tc_request(c, "POST", url, "text/plain", body, 1000);
+    assert_int_equal(r.status, 201);
+    assert_non_null(strstr(r.body, "len=1000"));
+    tc_response_free(&r);
+    free(body);
+    tc_free(c);
+    http_stop(s);
+}
+
+typedef struct hammer {
+    int port;
+    int ok;
+} hammer;
+
+static void *hammer_main(void *arg)
+{
+    hammer *h = arg;
+    tc_client *c = tc_new();
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/slow", h->port);
+    for (int i = 0; i < 5; i++) {
+        tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
+        h->ok += r.status == 201 && strstr(r.body, "GET /slow") != NULL;
+        tc_response_free(&r);
+    }
+    tc_free(c);
+    return NULL;
+}
+
+static void slow_handlers_run_in_parallel(void **state)
+{
+    (void)state;
+    http_server *s = start(0); /* 4 workers */
+    hammer h[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        h[i] = (hammer){.port = http_port(s)};
+        pthread_create(&t[i], NULL, hammer_main, &h[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(h[i].ok, 5);
+    }
+    http_stop(s);
+}
+
+static void client_leaving_mid_request(void **state)
+{
+    (void)state;
+    http_server *s = start(0);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/slow", http_port(s));
+    /* a client that gives up before the handler is done */
+    tc_client *c = tc_new();
+    tc_header(c, "X-Ignored: 1");
+    for (int i = 0; i < 3; i++) {
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "curl -s -m 0.1 %s >/dev/null 2>&1", url);
+        if (system(cmd) < 0)
+            fail();
+    }
+    pt_sleep_ms(500);
+    tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
+    assert_int_equal(r.status, 201);
+    tc_response_free(&r);
+    tc_free(c);
+    http_stop(s);
+}
+
+static void listen_errors_are_clear(void **state)
+{
+    (void)state;
+    http_server *a = start(0), *b = NULL;
+    http_options o = {.port = http_port(a)};
+    char err[512];
+    assert_int_not_equal(http_start(&o, echo, NULL, &b, err), 0);
+    assert_null(b);
+    assert_non_null(strstr(err, "could not listen on 127.0.0.1:"));
+    http_stop(a);
+}
+
+PT_TESTS("http", cmocka_unit_test(requests_round_trip),
+         cmocka_unit_test(large_response_and_body_cap),
+         cmocka_unit_test(slow_handlers_run_in_parallel),
+         cmocka_unit_test(client_leaving_mid_request), cmocka_unit_test(listen_errors_are_clear));
