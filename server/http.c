@@ -355,11 +355,6 @@ static void detach(http_server *s, pss *ps)
     req_free(r);
 }
 
-static int method_has_body(const char *m)
-{
-    return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
-}
-
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -388,8 +383,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             reply_now(r);
             return 0;
         }
-        if (method_has_body(r->method) && clen > 0)
-            return 0; /* the body follows */
+        if (clen > 0)
+            return 0; /* the body follows, whatever the method */
         enqueue(s, r);
         return 0;
     }

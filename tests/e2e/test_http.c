@@ -87,7 +87,8 @@ static void requests_round_trip(void **state)
     tc_response_free(&r);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/error", http_port(s));
     r = tc_request(c, "GET", url, NULL, NULL, 0);
-    assert_int_equal(r.status, 422);
+    if (r.status != 422)
+        fail_msg("status %ld: %s %s", r.status, r.headers, r.body);
     assert_string_equal(r.body, "{\"error\":\"invalid_input\",\"message\":\"field \\\"dob\\\" is "
                                 "not a date: 1949-13-45\"}");
     tc_response_free(&r);

@@ -40,6 +40,8 @@ tc_client *tc_new(void)
     curl_easy_setopt(c->h, CURLOPT_COOKIEFILE, ""); /* in-memory jar */
     curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c->h, CURLOPT_TIMEOUT, 60L);
+    if (getenv("TC_VERBOSE"))
+        curl_easy_setopt(c->h, CURLOPT_VERBOSE, 1L);
     return c;
 }
 
@@ -84,6 +86,7 @@ tc_response tc_request(tc_client *c, const char *method, const char *url, const 
         curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     } else {
         curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
         curl_easy_setopt(c->h, CURLOPT_HTTPGET, strcmp(method, "GET") == 0 ? 1L : 0L);
         curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, method);
     }
