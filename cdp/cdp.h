@@ -207,4 +207,10 @@ typedef struct cdp_dialog {
 int cdp_page_dialogs(cdp_page *p, cdp_dialog **dialogs, size_t *n);
 void cdp_dialogs_free(cdp_dialog *dialogs, size_t n);
 
+/* Uncaught exceptions thrown by any frame of the page so far, oldest first
+ * ("TypeError: x is undefined at http://...:12"). Free with
+ * cdp_strings_free. */
+int cdp_page_exceptions(cdp_page *p, char ***messages, size_t *n);
+void cdp_strings_free(char **strings, size_t n);
+
 #endif

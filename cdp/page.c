@@ -18,6 +18,7 @@
  * does is missed. Dialogs on any of the page's sessions are answered at once
  * (a dialog left open stalls the page) and recorded.
  */
+#define _GNU_SOURCE
 #include "cdp_internal.h"
 #include "../util/b64.h"
 #include "../util/err.h"
@@ -66,6 +67,8 @@ struct cdp_page {
     char *prompt_text;
     cdp_dialog *dialogs;
     size_t ndialogs;
+    char **exceptions;
+    size_t nexceptions;
 };
 
 static const char *str(const cJSON *obj, const char *key)
@@ -236,6 +239,23 @@ static void on_event(cdp_session *s, const char *m, const cJSON *params, void *u
             d->accepted = p->dialog_accept;
         }
         PT_DEBUG("cdp", "answered a %s dialog", str(params, "type") ? str(params, "type") : "?");
+    } else if (strcmp(m, "Runtime.exceptionThrown") == 0) {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(params, "exceptionDetails");
+        const cJSON *ex = cJSON_GetObjectItemCaseSensitive(d, "exception");
+        const char *desc = str(ex, "description") ? str(ex, "description") : str(d, "text");
+        const char *url = str(d, "url");
+        char *msg = NULL;
+        if (asprintf(&msg, "%s%s%s", desc ? desc : "exception", url ? " at " : "",
+                     url ? url : "") >= 0 &&
+            p->nexceptions < 1000) {
+            char **n = realloc(p->exceptions, (p->nexceptions + 1) * sizeof(*n));
+            if (n) {
+                p->exceptions = n;
+                p->exceptions[p->nexceptions++] = msg;
+                msg = NULL;
+            }
+        }
+        free(msg);
     } else if (strcmp(m, "Target.attachedToTarget") == 0) {
         const cJSON *info = cJSON_GetObjectItemCaseSensitive(params, "targetInfo");
         const char *sid = str(params, "sessionId");
@@ -406,6 +426,7 @@ void cdp_page_close(cdp_page *p)
         frame_remove(p, p->frames[0].id);
     free(p->frames);
     cdp_dialogs_free(p->dialogs, p->ndialogs);
+    cdp_strings_free(p->exceptions, p->nexceptions);
     free(p->prompt_text);
     free(p->target_id);
     free(p);
@@ -780,4 +801,25 @@ void cdp_dialogs_free(cdp_dialog *dialogs, size_t n)
         free(dialogs[i].message);
     }
     free(dialogs);
+}
+
+int cdp_page_exceptions(cdp_page *p, char ***messages, size_t *n)
+{
+    cdp__lock(p->b);
+    char **out = calloc(p->nexceptions ? p->nexceptions : 1, sizeof(*out));
+    size_t k = 0;
+    for (size_t i = 0; out && i < p->nexceptions; i++)
+        if ((out[k] = strdup(p->exceptions[i])))
+            k++;
+    cdp__unlock(p->b);
+    *messages = out;
+    *n = k;
+    return out ? 0 : CDP_EFAIL;
+}
+
+void cdp_strings_free(char **strings, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(strings[i]);
+    free(strings);
 }

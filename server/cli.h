@@ -9,5 +9,6 @@
 #define PORTIER_CLI_H
 
 int cli_browse(int argc, char **argv);
+int cli_portal(int argc, char **argv);
 
 #endif

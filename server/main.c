@@ -20,6 +20,10 @@ static const struct {
      "browse URL [--eval JS] [--screenshot FILE] [--full-page] [--wait load|idle]\n"
      "                 [--timeout MS] [--browser ws://...]\n"
      "      Open URL in a fresh browser context, print JS's value as JSON, save a PNG."},
+    {"portal", cli_portal,
+     "portal [--listen 127.0.0.1:8081] [--latency-ms N] [--mfa totp|sms|none]\n"
+     "                 [--session-warning-after N] [--session-warning-seconds S] [--data DIR]\n"
+     "      Serve the sandbox payer portal (portals/sandbox/README.md)."},
 };
 
 static void usage(FILE *out)
