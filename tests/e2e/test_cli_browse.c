@@ -196,7 +196,32 @@ static void browse_stops_on_sigterm_during_startup(void **state)
     run_free(&r);
 }
 
-PT_TESTS("cli_browse", cmocka_unit_test(browse_stops_on_sigterm_during_startup), cmocka_unit_test(help_and_version),
+/* `portier portal` serves until told to stop, then removes its data. */
+static void portal_serves_until_stopped(void **state)
+{
+    (void)state;
+    run r = portier((const char *[]){"portal", "--listen", "127.0.0.1:0", "--mfa", "sms", NULL},
+                    2500);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "sandbox portal: http://127.0.0.1:"));
+    assert_non_null(strstr(r.out, "appeals site:   http://localhost:"));
+    char *data = strstr(r.out, "data:");
+    assert_non_null(data);
+    char dir[512];
+    assert_int_equal(sscanf(data, "data: %511s", dir), 1);
+    assert_int_equal(access(dir, F_OK), -1); /* its temporary data went with it */
+    run_free(&r);
+    r = portier((const char *[]){"portal", "--mfa", "fingerprint", NULL}, 0);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--mfa takes totp, sms or none"));
+    run_free(&r);
+    r = portier((const char *[]){"portal", "--listen", "nowhere", NULL}, 0);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--listen takes HOST:PORT"));
+    run_free(&r);
+}
+
+PT_TESTS("cli_browse", cmocka_unit_test(portal_serves_until_stopped), cmocka_unit_test(browse_stops_on_sigterm_during_startup), cmocka_unit_test(help_and_version),
          cmocka_unit_test(browse_prints_json_and_saves_png),
          cmocka_unit_test(browse_uses_a_running_browser),
          cmocka_unit_test(browse_errors_say_what_and_where),
