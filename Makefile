@@ -45,9 +45,10 @@ test-asan: build-asan
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir build-asan --output-on-failure -j2
 
+# Until the task server exists, the service is the sandbox payer portal.
 run: build
 	./build/portier --version
-	./build/portier --help
+	./build/portier portal --listen 127.0.0.1:8081
 
 # Benchmarks against Puppeteer (puppeteer-core from npm, on Debian's Chromium).
 bench: build

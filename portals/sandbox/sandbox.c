@@ -157,7 +157,10 @@ static int parse_date(const char *s, char out[11])
         return -1;
     if (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
         return -1;
-    snprintf(out, 11, "%04d-%02d-%02d", y % 10000, m % 100, d % 100);
+    char tmp[40]; /* room for any int, so no truncation warning at any -O */
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02d", y, m, d);
+    memcpy(out, tmp, 10);
+    out[10] = '\0';
     return 0;
 }
 
