@@ -527,7 +527,8 @@ void cdp__dispatch(cdp_browser *b, const char *json, size_t len)
         }
         if (strcmp(m, "Target.detachedFromTarget") == 0) {
             const cJSON *child = cJSON_GetObjectItemCaseSensitive(params, "sessionId");
-            cdp_session *c = cJSON_IsString(child) ? cdp__session_find(b, child->valuestring) : NULL;
+            cdp_session *c =
+                cJSON_IsString(child) ? cdp__session_find(b, child->valuestring) : NULL;
             if (c && c != &b->root)
                 session_detach_locked(c, "target closed");
         }

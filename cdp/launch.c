@@ -309,8 +309,10 @@ int cdp__spawn(cdp_browser *b, char *err)
             last_log_line(logpath, line, sizeof(line));
             cdp__describe_exit(b, how, sizeof(how));
             if (WIFEXITED(b->exit_status) && WEXITSTATUS(b->exit_status) == 127)
-                pt_errf(err, "could not start '%s': not found or not executable (set "
-                             "PORTIER_CHROMIUM, or apt-get install chromium)", exe);
+                pt_errf(err,
+                        "could not start '%s': not found or not executable (set "
+                        "PORTIER_CHROMIUM, or apt-get install chromium)",
+                        exe);
             else
                 pt_errf(err, "'%s' %s at start-up: %s", exe, how, line[0] ? line : "(no output)");
             goto fail;

@@ -571,8 +571,9 @@ int cdp_page_frame_context(cdp_page *p, const char *frame_id, cdp_session **sess
             break;
         }
         if (cdp__cond_wait_until(p->b, &p->b->changed, &deadline) == ETIMEDOUT) {
-            pt_errf(err, f ? "frame %s has no document to run script in after %d ms"
-                           : "no frame %s (it may have been removed) after %d ms",
+            pt_errf(err,
+                    f ? "frame %s has no document to run script in after %d ms"
+                      : "no frame %s (it may have been removed) after %d ms",
                     frame_id, timeout_ms);
             rc = CDP_ETIMEOUT;
             break;
@@ -586,7 +587,8 @@ int cdp_page_frame_context(cdp_page *p, const char *frame_id, cdp_session **sess
 static int context_lost(const char *msg)
 {
     return strstr(msg, "Cannot find context") || strstr(msg, "context was destroyed") ||
-           strstr(msg, "Execution context was destroyed") || strstr(msg, "Inspected target navigated");
+           strstr(msg, "Execution context was destroyed") ||
+           strstr(msg, "Inspected target navigated");
 }
 
 /* Evaluates in frame_id; returns the raw Runtime.evaluate result. */
@@ -629,7 +631,10 @@ static int evaluate(cdp_page *p, const char *frame_id, const char *expr, int by_
         if (exc) {
             const cJSON *ex = cJSON_GetObjectItemCaseSensitive(exc, "exception");
             const char *desc = str(ex, "description");
-            pt_errf(err, "script threw: %s", desc ? desc : str(exc, "text") ? str(exc, "text") : "?");
+            pt_errf(err, "script threw: %s",
+                    desc               ? desc
+                    : str(exc, "text") ? str(exc, "text")
+                                       : "?");
             cJSON_Delete(res);
             cdp_session_unref(s);
             return CDP_EJS;
@@ -715,8 +720,9 @@ int cdp_page_child_frame(cdp_page *p, const char *frame_id, const char *css, cha
             free(fid);
         }
         if (pt_mono_ms() >= until) {
-            pt_errf(err, oid ? "%s is not a frame with a document after %d ms"
-                             : "no element matches %s after %d ms",
+            pt_errf(err,
+                    oid ? "%s is not a frame with a document after %d ms"
+                        : "no element matches %s after %d ms",
                     css, timeout_ms);
             rc = CDP_ETIMEOUT;
             break;

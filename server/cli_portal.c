@@ -15,12 +15,13 @@
 
 static int portal_usage(const char *why)
 {
-    fprintf(stderr,
-            "portier portal: %s\n"
-            "usage: portier portal [--listen 127.0.0.1:8081] [--latency-ms N] [--mfa totp|sms|none]\n"
-            "                      [--session-warning-after N] [--session-warning-seconds S]\n"
-            "                      [--data DIR]\n",
-            why);
+    fprintf(
+        stderr,
+        "portier portal: %s\n"
+        "usage: portier portal [--listen 127.0.0.1:8081] [--latency-ms N] [--mfa totp|sms|none]\n"
+        "                      [--session-warning-after N] [--session-warning-seconds S]\n"
+        "                      [--data DIR]\n",
+        why);
     return 2;
 }
 
@@ -45,7 +46,8 @@ int cli_portal(int argc, char **argv)
             return 0;
         }
         if (!v)
-            return portal_usage(strncmp(a, "--", 2) == 0 ? "option needs a value" : "unexpected argument");
+            return portal_usage(strncmp(a, "--", 2) == 0 ? "option needs a value"
+                                                         : "unexpected argument");
         i++;
         if (strcmp(a, "--listen") == 0) {
             const char *colon = strrchr(v, ':');

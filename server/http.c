@@ -140,9 +140,9 @@ static const struct {
     enum lws_token_indexes tok;
     const char *name;
 } methods[] = {
-    {WSI_TOKEN_GET_URI, "GET"},       {WSI_TOKEN_POST_URI, "POST"},
-    {WSI_TOKEN_PUT_URI, "PUT"},       {WSI_TOKEN_DELETE_URI, "DELETE"},
-    {WSI_TOKEN_PATCH_URI, "PATCH"},   {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+    {WSI_TOKEN_GET_URI, "GET"},     {WSI_TOKEN_POST_URI, "POST"},
+    {WSI_TOKEN_PUT_URI, "PUT"},     {WSI_TOKEN_DELETE_URI, "DELETE"},
+    {WSI_TOKEN_PATCH_URI, "PATCH"}, {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
     {WSI_TOKEN_HEAD_URI, "HEAD"},
 };
 
@@ -185,8 +185,8 @@ static http_request *read_request(http_server *s, struct lws *wsi, const char *u
         req_free(r);
         return NULL;
     }
-    for (int i = 0; lws_hdr_copy_fragment(wsi, buf, MAX_HEADER_VALUE, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
-         i++) {
+    for (int i = 0;
+         lws_hdr_copy_fragment(wsi, buf, MAX_HEADER_VALUE, WSI_TOKEN_HTTP_URI_ARGS, i) > 0; i++) {
         char *eq = strchr(buf, '=');
         if (eq)
             kv_add(&r->args, buf, (size_t)(eq - buf), eq + 1, strlen(eq + 1));
@@ -286,7 +286,8 @@ static int write_response(struct lws *wsi, http_request *r)
     if (!r->headers_sent) {
         size_t hsize = 4096;
         for (size_t i = 0; i < r->out_headers.n; i++)
-            hsize += strlen(r->out_headers.items[i].name) + strlen(r->out_headers.items[i].value) + 8;
+            hsize +=
+                strlen(r->out_headers.items[i].name) + strlen(r->out_headers.items[i].value) + 8;
         unsigned char *hbuf = malloc(LWS_PRE + hsize);
         if (!hbuf)
             return -1;

@@ -23,12 +23,12 @@ typedef struct http_request http_request;
 typedef void (*http_handler)(http_request *req, void *ud);
 
 typedef struct http_options {
-    const char *host;                    /* address to listen on; NULL: 127.0.0.1 */
-    int port;                            /* 0: a free port (see http_port) */
-    int workers;                         /* handler threads; 0: 4 */
-    size_t max_body;                     /* bytes; 0: 25 MiB */
-    const char *const *custom_headers;   /* NULL-terminated lower-case names of
-                                            non-standard headers to keep */
+    const char *host;                  /* address to listen on; NULL: 127.0.0.1 */
+    int port;                          /* 0: a free port (see http_port) */
+    int workers;                       /* handler threads; 0: 4 */
+    size_t max_body;                   /* bytes; 0: 25 MiB */
+    const char *const *custom_headers; /* NULL-terminated lower-case names of
+                                          non-standard headers to keep */
 } http_options;
 
 /* Starts listening. On success *out is a new server (http_stop frees it). */

@@ -28,8 +28,9 @@ static const struct {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "portier %s - a runtime for healthcare back-office tasks on payer portals\n\n"
-                 "usage: portier COMMAND [ARGS]\n\ncommands:\n",
+    fprintf(out,
+            "portier %s - a runtime for healthcare back-office tasks on payer portals\n\n"
+            "usage: portier COMMAND [ARGS]\n\ncommands:\n",
             PORTIER_VERSION);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %s\n", commands[i].usage);

@@ -60,9 +60,9 @@ static const struct user {
     {SANDBOX_USER, SANDBOX_PASSWORD, SANDBOX_TOTP_SEED, "0042"},
 };
 
-static const char *const payers[] = {"Sandbox Health PPO", "Sandbox Health HMO",
+static const char *const payers[] = {"Sandbox Health PPO",         "Sandbox Health HMO",
                                      "Sandbox Medicare Advantage", "Sandbox Medicaid",
-                                     "Blue Sandbox Shield", "Acme Commercial"};
+                                     "Blue Sandbox Shield",        "Acme Commercial"};
 
 typedef struct member {
     const char *id, *name, *dob; /* dob as YYYY-MM-DD */
@@ -72,8 +72,8 @@ typedef struct member {
 } member;
 
 static const member members[] = {
-    {"300059049", "Louise Golicic", "1949-12-23", 1, "Sandbox Health PPO Gold", "$25.00",
-     "$350.00", "In network", NULL, 0},
+    {"300059049", "Louise Golicic", "1949-12-23", 1, "Sandbox Health PPO Gold", "$25.00", "$350.00",
+     "In network", NULL, 0},
     {"412345678", "Jane Doe", "1990-01-15", 1, "Sandbox Health HMO Select", "$40.00", "$1,200.00",
      "In network", NULL, 1},
     {"555000111", "Robert Castillo", "1962-07-04", 0, "Sandbox Health PPO Silver", "-", "-",
@@ -558,9 +558,10 @@ static void api_login(sandbox *sb, http_request *r, cJSON *body)
     http_add_header(r, "Set-Cookie", cookie);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "next", none ? "/home" : "/mfa");
-    cJSON_AddStringToObject(o, "mfa", sb->o.mfa == SANDBOX_MFA_SMS    ? "sms"
-                                      : sb->o.mfa == SANDBOX_MFA_TOTP ? "totp"
-                                                                      : "none");
+    cJSON_AddStringToObject(o, "mfa",
+                            sb->o.mfa == SANDBOX_MFA_SMS    ? "sms"
+                            : sb->o.mfa == SANDBOX_MFA_TOTP ? "totp"
+                                                            : "none");
     reply_obj(r, 200, o);
 }
 
@@ -904,9 +905,9 @@ static void harness_submissions(sandbox *sb, http_request *r)
 {
     cJSON *list = cJSON_CreateArray();
     sqlite3_stmt *st = NULL, *at = NULL;
-    sqlite3_prepare_v2(sb->db,
-                       "SELECT id,kind,received_at,user,fields,outcome FROM submissions ORDER BY id",
-                       -1, &st, NULL);
+    sqlite3_prepare_v2(
+        sb->db, "SELECT id,kind,received_at,user,fields,outcome FROM submissions ORDER BY id", -1,
+        &st, NULL);
     sqlite3_prepare_v2(sb->db,
                        "SELECT field,name,type,size,sha256 FROM attachments WHERE submission_id=?",
                        -1, &at, NULL);
@@ -1153,7 +1154,10 @@ int sandbox_start(const sandbox_options *opts, sandbox **out, char *err)
     static const char *const custom[] = {"x-sandbox-token", NULL};
     sb->appeals_ctx = (site_ctx){sb, SITE_APPEALS};
     sb->portal_ctx = (site_ctx){sb, SITE_PORTAL};
-    http_options ho = {.host = sb->o.host, .port = 0, .workers = 4, .max_body = 40u << 20,
+    http_options ho = {.host = sb->o.host,
+                       .port = 0,
+                       .workers = 4,
+                       .max_body = 40u << 20,
                        .custom_headers = custom};
     if (http_start(&ho, handle, &sb->appeals_ctx, &sb->appeals, err) < 0)
         goto fail;

@@ -81,8 +81,8 @@ static void navigate_and_evaluate(void **state)
     (void)state;
     th_server *s = th_start();
     th_route(s, "/", "text/html",
-             "<title>Portier test</title><script>window.answer = 41;</script><p id=x>hello</p>",
-             -1, 0);
+             "<title>Portier test</title><script>window.answer = 41;</script><p id=x>hello</p>", -1,
+             0);
     cdp_browser *b = launch();
     cdp_page *p = open_page(b, NULL);
     char *u = url_of(s, "127.0.0.1", "/");
@@ -193,8 +193,8 @@ static void same_origin_iframe(void **state)
     th_server *s = th_start();
     th_route(s, "/", "text/html", "<title>top</title><iframe id=app src=/child></iframe>", -1, 0);
     th_route(s, "/child", "text/html",
-             "<title>child</title><input id=member value=''><script>window.inner = 7</script>",
-             -1, 0);
+             "<title>child</title><input id=member value=''><script>window.inner = 7</script>", -1,
+             0);
     cdp_browser *b = launch();
     cdp_page *p = open_page(b, NULL);
     char *u = url_of(s, "127.0.0.1", "/");
@@ -239,8 +239,8 @@ static void cross_site_iframe_out_of_process(void **state)
              "<title>portal</title><iframe id=appeals src='http://localhost:%d/appeal'></iframe>",
              th_port(s));
     th_route(s, "/", "text/html", top, -1, 0);
-    th_route(s, "/appeal", "text/html",
-             "<title>appeals app</title><textarea id=why></textarea>", -1, 0);
+    th_route(s, "/appeal", "text/html", "<title>appeals app</title><textarea id=why></textarea>",
+             -1, 0);
     cdp_browser *b = launch();
     cdp_page *p = open_page(b, NULL);
     char *u = url_of(s, "127.0.0.1", "/");
@@ -285,8 +285,10 @@ static void nested_cross_site_iframes(void **state)
     th_server *s = th_start();
     char top[512], mid[512];
     snprintf(top, sizeof(top), "<iframe id=a src='http://localhost:%d/mid'></iframe>", th_port(s));
-    snprintf(mid, sizeof(mid), "<title>mid</title><iframe id=b src='http://127.0.0.1:%d/leaf'>"
-                               "</iframe>", th_port(s));
+    snprintf(mid, sizeof(mid),
+             "<title>mid</title><iframe id=b src='http://127.0.0.1:%d/leaf'>"
+             "</iframe>",
+             th_port(s));
     th_route(s, "/", "text/html", top, -1, 0);
     th_route(s, "/mid", "text/html", mid, -1, 0);
     th_route(s, "/leaf", "text/html", "<title>leaf</title>", -1, 0);

@@ -105,8 +105,8 @@ static void browse_prints_json_and_saves_png(void **state)
     int fd = mkstemps(png, 4);
     close(fd);
     run r = portier((const char *[]){"browse", url, "--eval",
-                                     "({title: document.title, plan, n: [1, 2]})",
-                                     "--screenshot", png, NULL},
+                                     "({title: document.title, plan, n: [1, 2]})", "--screenshot",
+                                     png, NULL},
                     0);
     if (r.status != 0)
         fail_msg("exit %d: %s", r.status, r.err);
@@ -200,8 +200,8 @@ static void browse_stops_on_sigterm_during_startup(void **state)
 static void portal_serves_until_stopped(void **state)
 {
     (void)state;
-    run r = portier((const char *[]){"portal", "--listen", "127.0.0.1:0", "--mfa", "sms", NULL},
-                    2500);
+    run r =
+        portier((const char *[]){"portal", "--listen", "127.0.0.1:0", "--mfa", "sms", NULL}, 2500);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "sandbox portal: http://127.0.0.1:"));
     assert_non_null(strstr(r.out, "appeals site:   http://localhost:"));
@@ -221,8 +221,9 @@ static void portal_serves_until_stopped(void **state)
     run_free(&r);
 }
 
-PT_TESTS("cli_browse", cmocka_unit_test(portal_serves_until_stopped), cmocka_unit_test(browse_stops_on_sigterm_during_startup), cmocka_unit_test(help_and_version),
-         cmocka_unit_test(browse_prints_json_and_saves_png),
+PT_TESTS("cli_browse", cmocka_unit_test(portal_serves_until_stopped),
+         cmocka_unit_test(browse_stops_on_sigterm_during_startup),
+         cmocka_unit_test(help_and_version), cmocka_unit_test(browse_prints_json_and_saves_png),
          cmocka_unit_test(browse_uses_a_running_browser),
          cmocka_unit_test(browse_errors_say_what_and_where),
          cmocka_unit_test(browse_stops_cleanly_on_sigterm));

@@ -18,8 +18,10 @@
 
 static sandbox *start(sandbox_mfa mfa, int warn_after, int warn_secs, int latency)
 {
-    sandbox_options o = {.mfa = mfa, .session_warning_after = warn_after,
-                         .session_warning_seconds = warn_secs, .latency_ms = latency};
+    sandbox_options o = {.mfa = mfa,
+                         .session_warning_after = warn_after,
+                         .session_warning_seconds = warn_secs,
+                         .latency_ms = latency};
     sandbox *sb = NULL;
     char err[512];
     if (sandbox_start(&o, &sb, err))
@@ -87,8 +89,8 @@ static void sign_in_with_totp(void **state)
     sandbox *sb = start(SANDBOX_MFA_TOTP, 0, 0, 0);
     const char *u = sandbox_url(sb);
     tc_client *c = tc_new();
-    cJSON *o = expect(c, u, "POST", "/api/login", "{\"user\":\"" SANDBOX_USER "\",\"password\":\"wrong\"}",
-                      401);
+    cJSON *o = expect(c, u, "POST", "/api/login",
+                      "{\"user\":\"" SANDBOX_USER "\",\"password\":\"wrong\"}", 401);
     assert_field(o, "message", "The user ID or password is incorrect.");
     cJSON_Delete(o);
     cJSON_Delete(expect(c, u, "GET", "/api/session", NULL, 401));
@@ -191,9 +193,8 @@ static void quickstart_claim_is_accepted_and_logged(void **state)
     assert_true(cJSON_Compare(cJSON_GetObjectItem(first, "fields"), sent, 1));
     cJSON_Delete(sent);
     cJSON *second = cJSON_GetArrayItem(log, 1);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(second, "fields"),
-                                                            "lines")),
-                     2);
+    assert_int_equal(
+        cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(second, "fields"), "lines")), 2);
     cJSON_Delete(log);
     cJSON_Delete(o);
     cJSON_Delete(o2);
@@ -231,9 +232,10 @@ static void claim_validation_says_what_is_wrong(void **state)
     cJSON_Delete(o);
 
     /* the member's record decides the rest */
-#define TMPL1 "{\"payer\":\"Sandbox Health PPO\",\"patient_name\":\"%s\",\"member_id\":" \
-                       "\"%s\",\"dob\":\"%s\",\"place_of_service\":\"11\",\"service_date\":" \
-                       "\"%s\",\"attest\":true}"
+#define TMPL1                                                                                      \
+    "{\"payer\":\"Sandbox Health PPO\",\"patient_name\":\"%s\",\"member_id\":"                     \
+    "\"%s\",\"dob\":\"%s\",\"place_of_service\":\"11\",\"service_date\":"                          \
+    "\"%s\",\"attest\":true}"
     char body[512];
     snprintf(body, sizeof(body), TMPL1, "Louise Golicic", "300059049", "1950-01-01", "2025-03-25");
     o = expect(c, u, "POST", "/api/claims", body, 422);
@@ -274,8 +276,9 @@ static void eligibility_outcomes(void **state)
     sandbox *sb = start(SANDBOX_MFA_TOTP, 0, 0, 0);
     const char *u = sandbox_url(sb);
     tc_client *c = signed_in(sb);
-#define TMPL2 "{\"payer\":\"Sandbox Health PPO\",\"member_id\":\"%s\",\"dob\":\"%s\"," \
-                       "\"service_type\":\"30\",\"provider_npi\":\"1234567893\"}"
+#define TMPL2                                                                                      \
+    "{\"payer\":\"Sandbox Health PPO\",\"member_id\":\"%s\",\"dob\":\"%s\","                       \
+    "\"service_type\":\"30\",\"provider_npi\":\"1234567893\"}"
     char body[512];
     snprintf(body, sizeof(body), TMPL2, "300059049", "12/23/1949"); /* the masked field's form */
     cJSON *o = expect(c, u, "POST", "/api/eligibility", body, 200);
@@ -310,8 +313,8 @@ static void eligibility_outcomes(void **state)
 static char *pdf_b64(const char *marker, char sha[65])
 {
     char pdf[256];
-    int n = snprintf(pdf, sizeof(pdf), "%%PDF-1.4\n%% %s\n1 0 obj<<>>endobj\ntrailer<<>>\n%%%%EOF\n",
-                     marker);
+    int n = snprintf(pdf, sizeof(pdf),
+                     "%%PDF-1.4\n%% %s\n1 0 obj<<>>endobj\ntrailer<<>>\n%%%%EOF\n", marker);
     pt_sha256_hex(pdf, (size_t)n, sha);
     return pt_b64_encode(pdf, (size_t)n);
 }
@@ -326,7 +329,8 @@ static void prior_authorization_outcomes(void **state)
     char *pdf = pdf_b64("clinical notes", sha);
     const struct {
         const char *cpt, *status, *prefix;
-    } cases[] = {{"97110", "approved", "AUTH-"}, {"70553", "pended", "CASE-"},
+    } cases[] = {{"97110", "approved", "AUTH-"},
+                 {"70553", "pended", "CASE-"},
                  {"27447", "more_info", "CASE-"}};
     for (size_t i = 0; i < 3; i++) {
         char body[2048];
@@ -345,7 +349,8 @@ static void prior_authorization_outcomes(void **state)
     }
     cJSON *log = expect(c, u, "GET", "/__sandbox/submissions", NULL, 200);
     assert_int_equal(cJSON_GetArraySize(log), 3);
-    cJSON *att = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(log, 0), "attachments"), 0);
+    cJSON *att =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(log, 0), "attachments"), 0);
     assert_string_equal(field(att, "name"), "notes.pdf");
     assert_string_equal(field(att, "sha256"), sha);
     assert_true(cJSON_GetObjectItem(att, "size")->valueint > 40);
@@ -405,7 +410,8 @@ static void appeal_on_the_second_site(void **state)
     assert_non_null(strstr(page.body, "Claim Appeal"));
     tc_response_free(&page);
     o = expect(a, base, "POST", "/api/appeals",
-               "{\"claim_reference\":\"12345\",\"remedy\":\"maybe\",\"explanation\":\"short\"}", 422);
+               "{\"claim_reference\":\"12345\",\"remedy\":\"maybe\",\"explanation\":\"short\"}",
+               422);
     assert_field(o, "errors.claim_reference", "CLM-2025-000123");
     assert_field(o, "errors.denial_reason", "Select the denial reason.");
     assert_field(o, "errors.remedy", "reconsideration or formal appeal");
@@ -414,7 +420,8 @@ static void appeal_on_the_second_site(void **state)
     cJSON_Delete(o);
     cJSON *log = expect(c, sandbox_url(sb), "GET", "/__sandbox/submissions", NULL, 200);
     assert_int_equal(cJSON_GetArraySize(log), 1);
-    cJSON *att = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(log, 0), "attachments"), 0);
+    cJSON *att =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(log, 0), "attachments"), 0);
     assert_string_equal(field(att, "sha256"), sha);
     cJSON_Delete(log);
     free(pdf);

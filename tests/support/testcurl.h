@@ -11,7 +11,7 @@ typedef struct tc_client tc_client;
 
 typedef struct tc_response {
     long status;
-    char *body;    /* NUL-terminated */
+    char *body; /* NUL-terminated */
     size_t len;
     char *headers; /* raw response headers */
 } tc_response;

@@ -236,8 +236,8 @@ int th_port(th_server *s)
     return s->port;
 }
 
-void th_route(th_server *s, const char *path, const char *content_type, const char *body,
-              long len, int delay_ms)
+void th_route(th_server *s, const char *path, const char *content_type, const char *body, long len,
+              int delay_ms)
 {
     if (len < 0)
         len = (long)strlen(body);

@@ -16,8 +16,8 @@ typedef struct th_server th_server;
 th_server *th_start(void);
 int th_port(th_server *s);
 /* Adds or replaces a route. body is copied (len bytes; -1: strlen). */
-void th_route(th_server *s, const char *path, const char *content_type, const char *body,
-              long len, int delay_ms);
+void th_route(th_server *s, const char *path, const char *content_type, const char *body, long len,
+              int delay_ms);
 /* How many requests have been served for path. */
 int th_hits(th_server *s, const char *path);
 void th_stop(th_server *s);

@@ -92,8 +92,9 @@ static void framing(void **state)
     cJSON_Delete(m);
 
     /* a child session's messages carry its sessionId; ids keep counting up */
-    feed(b, "{\"method\":\"Target.attachedToTarget\",\"params\":{\"sessionId\":\"S1\","
-            "\"targetInfo\":{\"targetId\":\"T1\",\"type\":\"page\"},\"waitingForDebugger\":false}}");
+    feed(b,
+         "{\"method\":\"Target.attachedToTarget\",\"params\":{\"sessionId\":\"S1\","
+         "\"targetInfo\":{\"targetId\":\"T1\",\"type\":\"page\"},\"waitingForDebugger\":false}}");
     cdp_session *s1 = cdp__session_find(b, "S1");
     assert_non_null(s1);
     assert_string_equal(cdp_session_target_id(s1), "T1");
@@ -136,8 +137,8 @@ static void ids_match_out_of_order(void **state)
     call_args a[N];
     pthread_t t[N];
     for (int i = 0; i < N; i++) {
-        a[i] = (call_args){.s = cdp_browser_session(b), .method = "Runtime.evaluate", .n = i,
-                           .timeout = 5000};
+        a[i] = (call_args){
+            .s = cdp_browser_session(b), .method = "Runtime.evaluate", .n = i, .timeout = 5000};
         pthread_create(&t[i], NULL, do_call, &a[i]);
     }
     cJSON *msgs[N];
@@ -194,7 +195,8 @@ static void timeout_then_late_reply(void **state)
     assert_true(a.took_ms >= 100);
     cJSON *m = take_out(b);
     char reply[128];
-    snprintf(reply, sizeof(reply), "{\"id\":%d,\"result\":{}}", cJSON_GetObjectItem(m, "id")->valueint);
+    snprintf(reply, sizeof(reply), "{\"id\":%d,\"result\":{}}",
+             cJSON_GetObjectItem(m, "id")->valueint);
     cJSON_Delete(m);
     feed(b, reply); /* the late reply finds no caller and is dropped */
     fake_free(b);
@@ -256,7 +258,8 @@ static void fragments_are_reassembled(void **state)
 {
     (void)state;
     cdp_browser *b = fake_browser();
-    call_args a = {.s = cdp_browser_session(b), .method = "Page.captureScreenshot", .timeout = 5000};
+    call_args a = {
+        .s = cdp_browser_session(b), .method = "Page.captureScreenshot", .timeout = 5000};
     pthread_t t;
     pthread_create(&t, NULL, do_call, &a);
     cJSON *m = take_out(b);
@@ -280,7 +283,8 @@ static void oversize_reply_fails_its_call(void **state)
     (void)state;
     cdp_browser *b = fake_browser();
     b->max_message = 1024;
-    call_args a = {.s = cdp_browser_session(b), .method = "Page.captureScreenshot", .timeout = 30000};
+    call_args a = {
+        .s = cdp_browser_session(b), .method = "Page.captureScreenshot", .timeout = 30000};
     pthread_t t;
     pthread_create(&t, NULL, do_call, &a);
     cJSON *m = take_out(b);
@@ -370,7 +374,8 @@ static void waiters_collect_matching_events(void **state)
 {
     (void)state;
     cdp_browser *b = fake_browser();
-    cdp_waiter *w = cdp_wait_begin(cdp_browser_session(b), "Page.lifecycleEvent", match_name, "load");
+    cdp_waiter *w =
+        cdp_wait_begin(cdp_browser_session(b), "Page.lifecycleEvent", match_name, "load");
     feed(b, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"name\":\"init\"}}");
     feed(b, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"name\":\"load\",\"n\":1}}");
     feed(b, "{\"method\":\"Page.lifecycleEvent\",\"params\":{\"name\":\"load\",\"n\":2}}");
@@ -405,7 +410,8 @@ static void garbage_is_ignored(void **state)
     pthread_create(&t, NULL, do_call, &a);
     cJSON *m = take_out(b);
     char reply[64];
-    snprintf(reply, sizeof(reply), "{\"id\":%d,\"result\":{}}", cJSON_GetObjectItem(m, "id")->valueint);
+    snprintf(reply, sizeof(reply), "{\"id\":%d,\"result\":{}}",
+             cJSON_GetObjectItem(m, "id")->valueint);
     cJSON_Delete(m);
     feed(b, reply);
     pthread_join(t, NULL);

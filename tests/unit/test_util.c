@@ -19,8 +19,12 @@
 static void base64_round_trips(void **state)
 {
     (void)state;
-    const char *cases[][2] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-                              {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+    const char *cases[][2] = {{"", ""},
+                              {"f", "Zg=="},
+                              {"fo", "Zm8="},
+                              {"foo", "Zm9v"},
+                              {"foob", "Zm9vYg=="},
+                              {"fooba", "Zm9vYmE="},
                               {"foobar", "Zm9vYmFy"}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *e = pt_b64_encode(cases[i][0], strlen(cases[i][0]));
@@ -186,6 +190,7 @@ static void sha256_and_random(void **state)
     assert_false(pt_equal_ct("same", "sane", 4));
 }
 
-PT_TESTS("util", cmocka_unit_test(totp_matches_rfc6238), cmocka_unit_test(sha256_and_random), cmocka_unit_test(base64_round_trips), cmocka_unit_test(base64_rejects_garbage),
+PT_TESTS("util", cmocka_unit_test(totp_matches_rfc6238), cmocka_unit_test(sha256_and_random),
+         cmocka_unit_test(base64_round_trips), cmocka_unit_test(base64_rejects_garbage),
          cmocka_unit_test(buffer_respects_cap), cmocka_unit_test(time_formats_as_the_api_does),
          cmocka_unit_test(log_masks_registered_values), cmocka_unit_test(files_and_trees));
