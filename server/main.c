@@ -24,6 +24,9 @@ static const struct {
      "portal [--listen 127.0.0.1:8081] [--latency-ms N] [--mfa totp|sms|none]\n"
      "                 [--session-warning-after N] [--session-warning-seconds S] [--data DIR]\n"
      "      Serve the sandbox payer portal (portals/sandbox/README.md)."},
+    {"lint", cli_lint,
+     "lint SOP...\n"
+     "      Check SOP files (docs/sop.md): every problem as FILE:LINE:COL: message."},
 };
 
 static void usage(FILE *out)

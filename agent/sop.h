@@ -1,0 +1,173 @@
+/*
+ * sop.h - the SOP language: parsing and linting (docs/sop.md is the guide).
+ *
+ * An SOP is plain text, one step per line, blocks closed by `end`. This
+ * module turns a file into a tree of steps and reports every problem it can
+ * find, each as FILE:LINE:COL: message, without touching a browser. It never
+ * runs anything; the interpreter does.
+ */
+#ifndef PORTIER_SOP_H
+#define PORTIER_SOP_H
+
+#include <stddef.h>
+
+/* ---- Diagnostics --------------------------------------------------------- */
+
+typedef struct sop_diag {
+    char *file;
+    int line, col;
+    int warning; /* 0: an error */
+    char *message;
+} sop_diag;
+
+typedef struct sop_diags {
+    sop_diag *items;
+    size_t n;
+} sop_diags;
+
+/* Writes each as "FILE:LINE:COL: error|warning: message\n" to out. */
+void sop_diags_print(const sop_diags *d, void *out_file);
+size_t sop_diags_errors(const sop_diags *d);
+void sop_diags_free(sop_diags *d);
+
+/* ---- The tree ------------------------------------------------------------ */
+
+typedef enum sop_loc_kind {
+    SOP_LOC_CSS,   /* "#member-id" or css "..." */
+    SOP_LOC_XPATH, /* xpath "//input[@name='x']" */
+    SOP_LOC_TEXT,  /* text "Submit" */
+    SOP_LOC_LABEL, /* label "Member ID": the form field that label names */
+    SOP_LOC_ROLE,  /* button "Submit claim", link "Claims", role tab "Files" */
+} sop_loc_kind;
+
+typedef struct sop_locator {
+    sop_loc_kind kind;
+    char *role;  /* SOP_LOC_ROLE: button, link, checkbox, ... */
+    char *value; /* selector, text, label or accessible name (a template) */
+    int nth;     /* 0: exactly one must match; n > 0: the nth; -1: the last */
+    int line, col;
+} sop_locator;
+
+/* Where a value comes from: a variable, or a string with {{...}} in it. */
+typedef struct sop_value {
+    int is_var;
+    char *text;
+    int line, col;
+} sop_value;
+
+typedef enum sop_cond_kind {
+    SOP_COND_VISIBLE, /* visible LOC (a bare LOC means the same) */
+    SOP_COND_HIDDEN,  /* hidden LOC */
+    SOP_COND_TEXT,    /* text LOC contains "x": the element's text */
+    SOP_COND_PAGE_TEXT, /* text "x": anywhere in the frame */
+    SOP_COND_URL,     /* url /regex/ or url "substring" */
+    SOP_COND_VAR,     /* NAME: set and not empty */
+    SOP_COND_VAR_IS,  /* NAME is "x" */
+    SOP_COND_NOT,
+    SOP_COND_OR,
+} sop_cond_kind;
+
+typedef struct sop_cond {
+    sop_cond_kind kind;
+    sop_locator loc;
+    char *text;  /* contains text, url substring, or the variable's name */
+    char *value; /* VAR_IS: the value compared with */
+    char *regex; /* url matches /regex/ */
+    struct sop_cond *a, *b; /* NOT: a; OR: a or b */
+    int line, col;
+} sop_cond;
+
+typedef enum sop_step_kind {
+    SOP_GOTO,
+    SOP_CLICK,
+    SOP_FILL,
+    SOP_TYPE,
+    SOP_PRESS,
+    SOP_SELECT,
+    SOP_CHOOSE,
+    SOP_CHECK,
+    SOP_UNCHECK,
+    SOP_UPLOAD,
+    SOP_WAIT,
+    SOP_EXTRACT,
+    SOP_EXPECT,
+    SOP_IF,
+    SOP_WHENEVER,
+    SOP_IN_FRAME,
+    SOP_SCREENSHOT,
+    SOP_ASK,
+    SOP_REVIEW,
+    SOP_COMMIT,
+    SOP_FINISH,
+} sop_step_kind;
+
+typedef struct sop_step sop_step;
+
+typedef struct sop_block {
+    sop_step *steps;
+    size_t n;
+} sop_block;
+
+struct sop_step {
+    sop_step_kind kind;
+    char *file; /* the file it was written in (a `use`d one, perhaps) */
+    int line, col;
+    char *source;     /* the line as written, for messages and trajectories */
+    int has_loc;
+    sop_locator loc;  /* the element it acts on, or the frame */
+    sop_value value;  /* what it types, picks, visits, or the notes */
+    char *name;       /* extract/ask: the variable; finish: the status */
+    char *regex;      /* extract: the pattern */
+    char *attribute;  /* extract: an attribute, "value" for a field's value */
+    char *file_name;  /* upload: one task file by name; NULL: all of them */
+    sop_cond *cond;   /* if / whenever / wait / expect */
+    sop_block body;   /* if / whenever / in frame */
+    sop_block otherwise; /* if ... else */
+    int timeout_ms;   /* 0: the SOP's default */
+};
+
+typedef enum sop_input_type { SOP_IN_TEXT, SOP_IN_DATE } sop_input_type;
+
+typedef struct sop_map_entry {
+    char *from, *to;
+} sop_map_entry;
+
+typedef struct sop_input {
+    char *name;
+    int required;
+    sop_input_type type;
+    char *pattern; /* pcre2, as written between slashes */
+    char *default_value;
+    sop_map_entry *map; /* value map: home=12 office=11 */
+    size_t nmap;
+    int line, col;
+} sop_input;
+
+typedef struct sop {
+    char *file;
+    char *name;    /* sop NAME "title" */
+    char *title;
+    char *summary; /* the instructions a task shows */
+    int timeout_ms; /* per-step default; 15000 unless `timeout` says */
+    sop_input *inputs;
+    size_t ninputs;
+    sop_block steps;   /* `use`d files' steps are spliced in where used */
+    char **files;      /* every file read: this one and those it `use`s */
+    size_t nfiles;
+} sop;
+
+/* ---- Parsing and linting ------------------------------------------------- */
+
+/* Parses the SOP at path, following `use NAME` to NAME.sop in the same
+ * folder. Every problem goes to diags (errors and warnings). Returns a new
+ * tree (sop_free) when there were no errors, else NULL. */
+sop *sop_parse_file(const char *path, sop_diags *diags);
+/* The same for text in memory; `use` is resolved relative to dir (NULL:
+ * `use` is an error). */
+sop *sop_parse_text(const char *file_name, const char *text, const char *dir, sop_diags *diags);
+void sop_free(sop *s);
+
+/* Names of steps, for suggestions and the docs. */
+const char *sop_step_name(sop_step_kind k);
+
+#endif
