@@ -836,7 +836,7 @@ static int parse_statement(parser *p, sop_block *b, int allow_else, int *saw_els
         tok *n = next(p), *title = next(p);
         if (!n || n->kind != T_WORD)
             err(p, n ? n->col : end_col(p), "sop needs a name, as in sop submit_claim \"Title\"");
-        else {
+        else if (p->depth == 0) { /* a used file's header describes that file only */
             free(p->s->name);
             p->s->name = strdup(n->text);
             if (title && title->kind == T_STRING) {
@@ -850,7 +850,7 @@ static int parse_statement(parser *p, sop_block *b, int allow_else, int *saw_els
         tok *s = next(p);
         if (!s || s->kind != T_STRING)
             err(p, s ? s->col : end_col(p), "summary needs a \"quoted\" text");
-        else {
+        else if (p->depth == 0) {
             free(p->s->summary);
             p->s->summary = strdup(s->text);
         }
@@ -866,7 +866,7 @@ static int parse_statement(parser *p, sop_block *b, int allow_else, int *saw_els
         int ms = d && d->kind == T_NUMBER ? duration_ms(d->text) : -1;
         if (ms < 0)
             err(p, d ? d->col : end_col(p), "timeout needs a duration such as 20s");
-        else
+        else if (p->depth == 0)
             p->s->timeout_ms = ms;
         return 0;
     }
