@@ -11,5 +11,6 @@
 int cli_browse(int argc, char **argv);
 int cli_portal(int argc, char **argv);
 int cli_lint(int argc, char **argv);
+int cli_run(int argc, char **argv);
 
 #endif

@@ -24,6 +24,10 @@ static const struct {
      "portal [--listen 127.0.0.1:8081] [--latency-ms N] [--mfa totp|sms|none]\n"
      "                 [--session-warning-after N] [--session-warning-seconds S] [--data DIR]\n"
      "      Serve the sandbox payer portal (portals/sandbox/README.md)."},
+    {"run", cli_run,
+     "run SOP --data FILE|- --portal URL [--secrets FILE] [--file PATH]... [--input N=V]...\n"
+     "                 [--trajectory DIR] [--approve] [--browser ws://...]\n"
+     "      Run one task; the outcome as JSON on stdout (exit 0, 10, 11, 12, 13; 2: bad input)."},
     {"lint", cli_lint,
      "lint SOP...\n"
      "      Check SOP files (docs/sop.md): every problem as FILE:LINE:COL: message."},

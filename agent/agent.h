@@ -1,0 +1,51 @@
+/*
+ * agent.h - the agent: follows an SOP in a browser, step by step, the way a
+ * careful person would.
+ *
+ * Before every action it waits until the element is attached, visible,
+ * stable, enabled and is what a click at its centre would hit (not covered
+ * by a modal, also one on the page around the frame it is in); `whenever`
+ * handlers get their chance while it waits. Input is real: mouse events at
+ * the element's point, keys, inserted text, files set on file inputs.
+ *
+ * It knows nothing of HTTP or the store: a task's data, secrets and files
+ * come in, a status, notes and outputs go out, and a trajectory is written
+ * where asked.
+ */
+#ifndef PORTIER_AGENT_H
+#define PORTIER_AGENT_H
+
+#include "../cdp/cdp.h"
+#include "sop.h"
+#include "vars.h"
+
+typedef struct agent_options {
+    cdp_browser *browser;      /* borrowed; a fresh context is made in it */
+    const char *portal;        /* the portal's base URL: {{portal}} */
+    const vars *inputs;        /* bound inputs (vars_bind_inputs) */
+    const vars *secrets;       /* {{secret.X}}, {{totp.X}} */
+    const vars *answers;       /* values for `ask` steps, by name */
+    const char *const *files;  /* task files (paths), for upload steps */
+    size_t nfiles;
+    int approve;               /* `review` steps are approved */
+    const char *trajectory_dir; /* NULL: no trajectory */
+} agent_options;
+
+typedef struct agent_result {
+    char status[32]; /* completed, completed_with_issues, failed,
+                        waiting_for_input, pending_review */
+    char *notes;     /* masked: no secret in it */
+    vars *outputs;   /* extracted values */
+    int committed;   /* crossed `commit`: the portal may have the submission */
+    char *ask_name;  /* waiting_for_input: what is asked */
+    char *ask_prompt;
+    int steps_run;
+} agent_result;
+
+/* Runs s to its end. Returns 0 when a status was reached (whatever it is),
+ * or -1 when the run could not start (no browser). r is filled either way;
+ * free it with agent_result_free. */
+int agent_run(const sop *s, const agent_options *o, agent_result *r);
+void agent_result_free(agent_result *r);
+
+#endif
