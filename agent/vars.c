@@ -392,6 +392,8 @@ int vars_load_secrets(vars *secrets, const char *path, char *err)
         }
         *eq = '\0';
         char *name = l, *value = eq + 1;
+        while (*value == ' ' || *value == '\t')
+            value++;
         size_t nl = strlen(name);
         while (nl && isspace((unsigned char)name[nl - 1]))
             name[--nl] = '\0';
