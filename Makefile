@@ -10,7 +10,7 @@ APT_PACKAGES := build-essential cmake pkg-config git ca-certificates chromium \
   libwebsockets-dev libcjson-dev libcurl4-openssl-dev libxml2-dev libpcre2-dev \
   libsqlite3-dev libcmocka-dev libssl-dev
 
-.PHONY: all deps build build-asan test test-fast test-asan run bench clean
+.PHONY: all deps build build-asan test test-fast test-asan run bench fuzz clean
 
 all: build
 
@@ -53,6 +53,16 @@ run: build
 # Benchmarks against Puppeteer (puppeteer-core from npm, on Debian's Chromium).
 bench: build
 	bench/run.sh
+
+# libFuzzer on the parsers, FUZZ_SECONDS each (new crashes land in build-fuzz/).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DPORTIER_FUZZ=ON >/dev/null
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_sop fuzz_data
+	for t in sop data; do \
+	  mkdir -p build-fuzz/corpus-$$t && cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus-$$t/; \
+	  (cd build-fuzz && ./tests/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 corpus-$$t) || exit 1; \
+	done
 
 clean:
 	rm -rf build build-asan bench/node_modules bench/out

@@ -1290,7 +1290,9 @@ static void check_block(checker *c, const sop_block *b)
         check_cond(c, st->file, st->cond);
         if (st->kind != SOP_ASK)
             check_value(c, st->file, &st->value);
-        if (st->kind == SOP_EXTRACT || st->kind == SOP_ASK)
+        /* a step whose line had errors may lack its name: the tree is
+         * partial when there were syntax errors */
+        if ((st->kind == SOP_EXTRACT || st->kind == SOP_ASK) && st->name)
             add(&c->defined, st->name);
         if (st->kind == SOP_FINISH)
             finished_at = st->line;
@@ -1387,11 +1389,13 @@ sop *sop_parse_text(const char *file_name, const char *text, const char *dir, so
     parse_into(&p, file_name, dir, text, &s->steps);
     /* even with syntax errors, so that every problem shows at once */
     check_tree(s, d);
-    pthread_mutex_lock(&sort_lock);
-    sort_by = s;
-    qsort(d->items + diags_before, d->n - diags_before, sizeof(*d->items), diag_order);
-    sort_by = NULL;
-    pthread_mutex_unlock(&sort_lock);
+    if (d->n > diags_before + 1) {
+        pthread_mutex_lock(&sort_lock);
+        sort_by = s;
+        qsort(d->items + diags_before, d->n - diags_before, sizeof(*d->items), diag_order);
+        sort_by = NULL;
+        pthread_mutex_unlock(&sort_lock);
+    }
     int failed = sop_diags_errors(d) > errors_before;
     if (!diags)
         sop_diags_free(&local);

@@ -2,7 +2,7 @@
 # Runs Portier's benchmarks beside their peers, in the same run, on the same
 # Chromium, and prints the figures side by side. Not part of `make test`:
 # timings on a shared 2-core machine are for reading, not for asserting.
-#   bench/run.sh [cdp] [N]
+#   bench/run.sh [cdp|claim] [N]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -37,6 +37,29 @@ for (const s of [1, 8]) {
   const b = rows.find((r) => r.peer === 'puppeteer' && r.sessions === s);
   if (a && b) console.log(`sessions=${s}: portier/puppeteer throughput ${(a.calls_per_s / b.calls_per_s).toFixed(2)}x, p50 ${(a.p50_us / b.p50_us).toFixed(2)}x`);
 }
+JS
+  ;;
+claim)
+  n=${2:-10}
+  out="$here/out/claim.jsonl"
+  : > "$out"
+  port=18091
+  "$root/build/portier" portal --listen 127.0.0.1:$port >/dev/null 2>&1 &
+  portal_pid=$!
+  trap 'kill $portal_pid 2>/dev/null' EXIT
+  sleep 1
+  echo "bench/claim: the sandbox claim, $n times one at a time" >&2
+  "$root/build/bench/bench_claim" "http://127.0.0.1:$port" "$n" >> "$out"
+  node "$here/claim/claim.mjs" "http://127.0.0.1:$port" "$n" >> "$out"
+  node - "$out" <<'JS'
+const rows = require('fs').readFileSync(process.argv[2], 'utf8').trim().split('\n').map(JSON.parse);
+const pad = (s, n) => String(s).padStart(n);
+console.log(['peer'.padEnd(10), pad('claims', 7), pad('done', 5), pad('median s', 9), pad('p90 s', 7),
+  pad('CPU s', 7), pad('peak RSS MB', 12)].join(' '));
+for (const r of rows) console.log([r.peer.padEnd(10), pad(r.claims, 7), pad(r.completed, 5),
+  pad(r.median_s, 9), pad(r.p90_s, 7), pad(r.cpu_s, 7), pad((r.peak_rss_kb / 1024).toFixed(1), 12)].join(' '));
+const a = rows.find((r) => r.peer === 'portier'), b = rows.find((r) => r.peer === 'puppeteer');
+if (a && b) console.log(`median per claim: portier/puppeteer ${(a.median_s / b.median_s).toFixed(2)}x`);
 JS
   ;;
 *)
