@@ -757,6 +757,69 @@ static int only_digits_equal(const char *a, const char *b)
     }
 }
 
+/* The keys that put value into a native date, time or datetime-local
+ * input: its date part (if with_date) in the browser's field order, then
+ * its time part (if with_time) as the locale's clock shows it (02:30 PM is
+ * typed 0230P). Writes the normalised date and HH:MM the field will hold. */
+static int native_datetime_keys(run *R, const char *value, int with_date, int with_time,
+                                char iso[11], char hhmm[8], char *kb, size_t kbsz, char *err)
+{
+    size_t n = 0;
+    kb[0] = '\0';
+    iso[0] = hhmm[0] = '\0';
+    char date_part[64], time_part[32] = "";
+    snprintf(date_part, sizeof(date_part), "%s", value);
+    if (with_time) {
+        /* "2025-03-25T14:30", "2025-03-25 14:30" or, for time, "14:30" */
+        char *sep = with_date ? strpbrk(date_part, "T ") : date_part;
+        if (!sep || sscanf(with_date ? sep + 1 : sep, "%31s", time_part) != 1)
+            return pt_errf(err, "the field takes a %s, and the value is not one",
+                           with_date ? "date and time" : "time");
+        if (with_date)
+            *sep = '\0';
+    }
+    if (with_date) {
+        if (vars_normalize_date(date_part, iso) < 0)
+            return pt_errf(err, "the field is a date, and the value is not one");
+        dom_out o;
+        char order[8] = "mdy";
+        if (dom(R, R->depth, NULL, "dateOrder", NULL, 1, &o, 3000, err) == 0 &&
+            cJSON_IsString(o.value))
+            snprintf(order, sizeof(order), "%s", o.value->valuestring);
+        cJSON_Delete(o.value);
+        for (const char *c = order; *c && n + 4 < kbsz; c++) {
+            const char *part = *c == 'y' ? iso : *c == 'm' ? iso + 5 : iso + 8;
+            size_t len = *c == 'y' ? 4 : 2;
+            memcpy(kb + n, part, len);
+            n += len;
+        }
+        kb[n] = '\0';
+    }
+    if (with_time) {
+        int h, m;
+        char ampm[4] = "";
+        if (sscanf(time_part, "%d:%d%3s", &h, &m, ampm) < 2 || h < 0 || h > 23 || m < 0 || m > 59)
+            return pt_errf(err, "the field takes a time such as 14:30, and the value is not one");
+        if ((ampm[0] == 'p' || ampm[0] == 'P') && h < 12)
+            h += 12;
+        snprintf(hhmm, 8, "%02d:%02d", h % 100, m % 100);
+        dom_out o;
+        int h12 = 1;
+        if (dom(R, R->depth, NULL, "hourCycle", NULL, 1, &o, 3000, err) == 0 &&
+            cJSON_IsString(o.value))
+            h12 = !strcmp(o.value->valuestring, "h12") || !strcmp(o.value->valuestring, "h11");
+        cJSON_Delete(o.value);
+        char t[16];
+        if (h12)
+            snprintf(t, sizeof(t), "%02d%02d%c", h % 12 == 0 ? 12 : h % 12, m, h < 12 ? 'A' : 'P');
+        else
+            snprintf(t, sizeof(t), "%02d%02d", h, m);
+        /* '|' marks where the date ends and the time begins */
+        snprintf(kb + n, kbsz - n, "%s%s", with_date ? "|" : "", t);
+    }
+    return 0;
+}
+
 static int step_fill(run *R, const sop_step *st)
 {
     char err[ERR_SIZE];
@@ -786,31 +849,25 @@ static int step_fill(run *R, const sop_step *st)
         cJSON_Delete(info);
         goto release;
     }
-    char iso[11];
-    if (!strcmp(type, "date")) {
-        /* inserted text is ignored by native date inputs: type the digits
-         * in the browser's field order */
-        if (vars_normalize_date(value, iso) < 0) {
-            fail_step(R, st, "the field is a date, and the value is not one");
+    char iso[11], hhmm[8] = "";
+    int is_time = !strcmp(type, "time"), is_dt = !strcmp(type, "datetime-local");
+    if (!strcmp(type, "date") || is_time || is_dt) {
+        /* inserted text is ignored by native date and time inputs: type the
+         * digits segment by segment in the browser's own order */
+        char digits[32];
+        if (native_datetime_keys(R, value, is_time ? 0 : 1, is_time || is_dt, iso, hhmm, digits,
+                                 sizeof(digits), err) < 0) {
+            fail_step(R, st, "%s", err);
             cJSON_Delete(info);
             goto release;
         }
-        dom_out o;
-        char order[8] = "mdy";
-        if (dom(R, R->depth, NULL, "dateOrder", NULL, 1, &o, 3000, err) == 0 &&
-            cJSON_IsString(o.value))
-            snprintf(order, sizeof(order), "%s", o.value->valuestring);
-        cJSON_Delete(o.value);
-        char digits[16];
-        size_t nd = 0;
-        for (const char *c = order; *c && nd + 4 < sizeof(digits); c++) {
-            const char *part = *c == 'y' ? iso : *c == 'm' ? iso + 5 : iso + 8;
-            size_t len = *c == 'y' ? 4 : 2;
-            memcpy(digits + nd, part, len);
-            nd += len;
-        }
-        digits[nd] = '\0';
-        if ((rc = type_text(R, digits, err))) {
+        /* a year segment takes up to six digits: after the date, move on
+         * to the time with an arrow key */
+        char *bar = strchr(digits, '|');
+        if (bar)
+            *bar = '\0';
+        if ((rc = type_text(R, digits, err)) || (bar && (rc = press_named(R, "ArrowRight", err))) ||
+            (bar && (rc = type_text(R, bar + 1, err)))) {
             fail_step(R, st, "%s", err);
             cJSON_Delete(info);
             goto release;
@@ -842,9 +899,12 @@ static int step_fill(run *R, const sop_step *st)
     /* did the field take it? (a mask may reformat: compare digits then) */
     cJSON *now = elem_call(R, &e, "value", NULL, err);
     const char *got = cJSON_IsString(now) ? now->valuestring : "";
-    int ok = !strcmp(type, "date") ? !strcmp(got, iso)
-                                   : !strcmp(got, value) || (only_digits_equal(got, value) &&
-                                                             strpbrk(value, "0123456789"));
+    char want_dt[32];
+    snprintf(want_dt, sizeof(want_dt), "%s%s%s", is_time ? "" : iso, is_dt ? "T" : "", hhmm);
+    int ok = !strcmp(type, "date") || is_time || is_dt
+                 ? !strcmp(got, want_dt)
+                 : !strcmp(got, value) ||
+                       (only_digits_equal(got, value) && strpbrk(value, "0123456789"));
     cJSON_Delete(now);
     if (!ok) {
         fail_step(R, st, "the field did not take the value (it shows something else: a mask or a "

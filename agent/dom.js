@@ -58,6 +58,7 @@
     if (tag === 'img') return 'img';
     if (tag === 'dialog') return 'dialog';
     if (tag === 'tr') return 'row';
+    if (el.isContentEditable && !(el.parentElement && el.parentElement.isContentEditable)) return 'textbox';
     if (tag === 'td') return 'cell';
     if (tag === 'input') {
       if (/^(button|submit|reset|image)$/.test(type)) return 'button';
@@ -235,6 +236,10 @@
     const inner = hits.filter((e) => !hits.some((o) => o !== e && e.contains(o)));
     if (inner.length < 1) throw new Error('portier:count=0');
     return inner[0];
+  }
+  case 'hourCycle': {
+    const o = new Intl.DateTimeFormat(navigator.language, { hour: 'numeric' }).resolvedOptions();
+    return o.hourCycle || (o.hour12 ? 'h12' : 'h23');
   }
   case 'dateOrder': {
     const parts = new Intl.DateTimeFormat(navigator.language).formatToParts(new Date(2001, 10, 22));

@@ -169,6 +169,21 @@ int cli_run(int argc, char **argv)
                        .trajectory_dir = traj};
     agent_result r;
     agent_run(s, &o, &r);
+    /* at a terminal, an `ask` is answered here and the task runs again
+     * (it stopped before its commit point, so nothing was submitted) */
+    for (int tries = 0; tries < 5 && !strcmp(r.status, "waiting_for_input") && r.ask_name &&
+                        isatty(STDIN_FILENO) && !r.committed;
+         tries++) {
+        char line[1024];
+        fprintf(stderr, "%s\n%s> ", r.ask_prompt ? r.ask_prompt : "", r.ask_name);
+        fflush(stderr);
+        if (!fgets(line, sizeof(line), stdin))
+            break;
+        line[strcspn(line, "\r\n")] = '\0';
+        vars_set(answers, r.ask_name, line, 0);
+        agent_result_free(&r);
+        agent_run(s, &o, &r);
+    }
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "status", r.status);
     cJSON_AddStringToObject(out, "notes", r.notes ? r.notes : "");
