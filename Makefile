@@ -52,7 +52,8 @@ run: build
 
 # Benchmarks against Puppeteer (puppeteer-core from npm, on Debian's Chromium).
 bench: build
-	bench/run.sh
+	bench/run.sh cdp
+	bench/run.sh claim 10
 
 # libFuzzer on the parsers, FUZZ_SECONDS each (new crashes land in build-fuzz/).
 FUZZ_SECONDS ?= 60
@@ -65,4 +66,4 @@ fuzz: deps
 	done
 
 clean:
-	rm -rf build build-asan bench/node_modules bench/out
+	rm -rf build build-asan build-fuzz bench/node_modules bench/out
