@@ -54,7 +54,7 @@ struct http_request {
     char peer[64];
     kvlist args, headers, cookies;
     pt_buf body;
-    int too_big;
+    int too_big; /* or otherwise unreadable: answered, then the connection closes */
     /* response */
     int status;
     char *type;
@@ -373,6 +373,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         ps->req = r;
         r->state = READING;
+        /* lws 4.1 does not decode chunked request bodies: its chunks would
+         * be read as the next request. Say so, and close. */
+        const char *te = kv_get(&r->headers, "transfer-encoding");
+        if (te && strcasestr(te, "chunked")) {
+            r->too_big = 1;
+            http_reply_error(r, 411, "length_required",
+                             "send the body with a Content-Length, not chunked");
+            http_add_header(r, "Connection", "close");
+            reply_now(r);
+            return 0;
+        }
         const char *cl = kv_get(&r->headers, "content-length");
         unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
         if (clen > s->opts.max_body) {

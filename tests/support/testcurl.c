@@ -73,6 +73,14 @@ tc_response tc_request(tc_client *c, const char *method, const char *url, const 
         hs = curl_slist_append(hs, line);
     }
     hs = curl_slist_append(hs, "Expect:");
+    /* every option anew (a body size or upload mode must not leak from the
+     * last request); connections and cookies survive a reset */
+    curl_easy_reset(c->h);
+    curl_easy_setopt(c->h, CURLOPT_COOKIEFILE, "");
+    curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c->h, CURLOPT_TIMEOUT, 60L);
+    if (getenv("TC_VERBOSE"))
+        curl_easy_setopt(c->h, CURLOPT_VERBOSE, 1L);
     curl_easy_setopt(c->h, CURLOPT_URL, url);
     curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hs);
@@ -84,11 +92,6 @@ tc_response tc_request(tc_client *c, const char *method, const char *url, const 
     if (body) {
         curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    } else {
-        curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, NULL);
-        curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
-        curl_easy_setopt(c->h, CURLOPT_HTTPGET, strcmp(method, "GET") == 0 ? 1L : 0L);
-        curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, method);
     }
     if (curl_easy_perform(c->h) == CURLE_OK)
         curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &r.status);
