@@ -1500,6 +1500,28 @@ static void write_trajectory(run *R)
         }
     cdp_dialogs_free(d, nd);
     char *json = cJSON_Print(t);
+    /* the HTML carries its screenshots inline, so it is one file a person
+     * can open or send; trajectory.json names the PNGs beside it */
+    cJSON *st;
+    cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(t, "steps"))
+    {
+        const char *name = jstr(st, "screenshot");
+        char p[4300], *png = NULL;
+        size_t len = 0;
+        if (!name)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", R->o->trajectory_dir, name);
+        if (pt_read_file(p, 32 << 20, &png, &len) < 0)
+            continue;
+        char *b64 = pt_b64_encode(png, len);
+        free(png);
+        char *uri = NULL;
+        if (b64 && asprintf(&uri, "data:image/png;base64,%s", b64) >= 0) {
+            cJSON_ReplaceItemInObjectCaseSensitive(st, "screenshot", cJSON_CreateString(uri));
+            free(uri);
+        }
+        free(b64);
+    }
     char *compact = cJSON_PrintUnformatted(t);
     cJSON_Delete(t);
     char path[4300];

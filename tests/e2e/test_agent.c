@@ -7,6 +7,9 @@
 #include "tests/support/testmain.h"
 #include "tests/support/testcurl.h"
 #include "tests/support/testproc.h"
+#include "agent/agent.h"
+
+#include <pthread.h>
 #include "portals/sandbox/sandbox.h"
 #include "util/crypto.h"
 #include "util/fsutil.h"
@@ -409,6 +412,10 @@ static void no_secret_or_phi_leaks(void **state)
     if (d)
         closedir(d);
     assert_true(files >= 2); /* trajectory.json and .html */
+    /* the HTML is one file: its screenshots are inside it */
+    char html[4300];
+    snprintf(html, sizeof(html), "%s/trajectory.html", traj);
+    assert_true(file_contains(html, "data:image/png;base64,"));
     result_free(&r);
     pt_rmtree(dir);
     free(dir);
@@ -442,7 +449,71 @@ static void bad_task_data_is_reported_at_once(void **state)
     sandbox_stop(sb);
 }
 
-PT_TESTS("agent", cmocka_unit_test(claim_completes_with_exactly_the_task_data),
+typedef struct worker {
+    const sop *s;
+    cdp_browser *b;
+    const char *portal;
+    const vars *inputs, *secrets;
+    char status[32];
+} worker;
+
+static void *claim_worker(void *arg)
+{
+    worker *w = arg;
+    agent_options o = {.browser = w->b, .portal = w->portal, .inputs = w->inputs,
+                       .secrets = w->secrets};
+    agent_result r;
+    agent_run(w->s, &o, &r);
+    snprintf(w->status, sizeof(w->status), "%s", r.status);
+    agent_result_free(&r);
+    return NULL;
+}
+
+/* Several tasks at once on one browser, each in its own thread and its own
+ * browser context (own cookies: each signs in for itself). */
+static void tasks_run_at_once_on_one_browser(void **state)
+{
+    (void)state;
+    enum { N = 3 };
+    sandbox *sb = portal(SANDBOX_MFA_TOTP, 0);
+    char path[4096], err[1024], *data = NULL;
+    home_path("sops/sandbox/submit_claim.sop", path, sizeof(path));
+    sop_diags d = {0};
+    sop *s = sop_parse_file(path, &d);
+    sop_diags_free(&d);
+    assert_non_null(s);
+    home_path("sops/sandbox/examples/submit_claim.txt", path, sizeof(path));
+    assert_int_equal(pt_read_file(path, 1 << 20, &data, NULL), 0);
+    vars *raw = vars_new(), *inputs = vars_new(), *secrets = vars_new();
+    vars_parse_data(raw, data, err, sizeof(err));
+    assert_int_equal(vars_bind_inputs(s, raw, NULL, inputs, err, sizeof(err)), 0);
+    home_path("sops/sandbox/sandbox.secrets", path, sizeof(path));
+    assert_int_equal(vars_load_secrets(secrets, path, err), 0);
+    cdp_browser *b = NULL;
+    assert_int_equal(cdp_launch(NULL, &b, err), 0);
+    worker w[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = (worker){s, b, sandbox_url(sb), inputs, secrets, ""};
+        pthread_create(&t[i], NULL, claim_worker, &w[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_string_equal(w[i].status, "completed");
+    }
+    cJSON *log = submissions(sb);
+    assert_int_equal(cJSON_GetArraySize(log), N);
+    cJSON_Delete(log);
+    cdp_close(b);
+    sop_free(s);
+    vars_free(raw);
+    vars_free(inputs);
+    vars_free(secrets);
+    free(data);
+    sandbox_stop(sb);
+}
+
+PT_TESTS("agent", cmocka_unit_test(tasks_run_at_once_on_one_browser), cmocka_unit_test(claim_completes_with_exactly_the_task_data),
          cmocka_unit_test(eligibility_outcomes),
          cmocka_unit_test(prior_authorization_approved_and_pended),
          cmocka_unit_test(appeal_in_the_cross_site_frame),
