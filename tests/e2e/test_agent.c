@@ -44,13 +44,13 @@ static void home_path(const char *rel, char *out, size_t n)
 }
 
 /* portier run SOP --data DATA --portal URL --secrets ... [extra...] */
-static result run_sop(sandbox *sb, const char *sop, const char *data, const char *const *extra)
+static result run_sop(sandbox *sb, const char *sop_file, const char *data, const char *const *extra)
 {
     char sop_path[4096], data_path[4096], secrets[4096];
-    if (sop[0] == '/')
-        snprintf(sop_path, sizeof(sop_path), "%s", sop);
+    if (sop_file[0] == '/')
+        snprintf(sop_path, sizeof(sop_path), "%s", sop_file);
     else
-        home_path(sop, sop_path, sizeof(sop_path));
+        home_path(sop_file, sop_path, sizeof(sop_path));
     if (data[0] == '/')
         snprintf(data_path, sizeof(data_path), "%s", data);
     else
@@ -340,13 +340,13 @@ static void missing_element_fails_with_its_line(void **state)
     snprintf(path, sizeof(path), "%s/login.sop", dir);
     pt_write_file(path, text, strlen(text), 0600);
     free(text);
-    const char *sop = "sop broken \"Broken\"\nsummary \"A button that is not there\"\n"
+    const char *text_of_sop = "sop broken \"Broken\"\nsummary \"A button that is not there\"\n"
                       "input member_id required\nuse login\n"
                       "click link \"Claims\"\n"
                       "click button \"Submit everything\" timeout 2s\n"
                       "finish completed \"{{member_id}}\"\n";
     snprintf(path, sizeof(path), "%s/broken.sop", dir);
-    pt_write_file(path, sop, strlen(sop), 0600);
+    pt_write_file(path, text_of_sop, strlen(text_of_sop), 0600);
     result r = run_sop(sb, path, "sops/sandbox/examples/submit_claim.txt", NULL);
     expect_status(&r, 11, "failed");
     assert_string_equal(field(r.json, "notes"),
