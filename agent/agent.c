@@ -130,9 +130,9 @@ static const char *frame_at(run *R, int depth)
 /* The result of a dom.js call. count >= 0 when `resolve` found no single
  * element (that many matched). */
 typedef struct dom_out {
-    cJSON *value;   /* by value */
-    elem el;        /* by reference */
-    int count;      /* -1 unless a resolve failed */
+    cJSON *value; /* by value */
+    elem el;      /* by reference */
+    int count;    /* -1 unless a resolve failed */
 } dom_out;
 
 static cJSON *arg_value(cJSON *v)
@@ -367,7 +367,8 @@ static int actionable(run *R, const sop_step *st, const sop_locator *loc, int ne
             if (!a) {
                 snprintf(why, sizeof(why), "%s", err);
             } else if (!cJSON_IsTrue(ok)) {
-                snprintf(why, sizeof(why), "%s", jstr(a, "why") ? jstr(a, "why") : "not actionable");
+                snprintf(why, sizeof(why), "%s",
+                         jstr(a, "why") ? jstr(a, "why") : "not actionable");
             } else {
                 double px = jnum(a, "x"), py = jnum(a, "y");
                 int covered = 0;
@@ -451,13 +452,20 @@ static const struct key {
     const char *name, *code, *text;
     int vk;
 } keys[] = {
-    {"Enter", "Enter", "\r", 13},    {"Tab", "Tab", NULL, 9},
-    {"Escape", "Escape", NULL, 27},  {"Backspace", "Backspace", NULL, 8},
-    {"Delete", "Delete", NULL, 46},  {"ArrowDown", "ArrowDown", NULL, 40},
-    {"ArrowUp", "ArrowUp", NULL, 38}, {"ArrowLeft", "ArrowLeft", NULL, 37},
-    {"ArrowRight", "ArrowRight", NULL, 39}, {"Home", "Home", NULL, 36},
-    {"End", "End", NULL, 35},        {"PageDown", "PageDown", NULL, 34},
-    {"PageUp", "PageUp", NULL, 33},  {"Space", "Space", " ", 32},
+    {"Enter", "Enter", "\r", 13},
+    {"Tab", "Tab", NULL, 9},
+    {"Escape", "Escape", NULL, 27},
+    {"Backspace", "Backspace", NULL, 8},
+    {"Delete", "Delete", NULL, 46},
+    {"ArrowDown", "ArrowDown", NULL, 40},
+    {"ArrowUp", "ArrowUp", NULL, 38},
+    {"ArrowLeft", "ArrowLeft", NULL, 37},
+    {"ArrowRight", "ArrowRight", NULL, 39},
+    {"Home", "Home", NULL, 36},
+    {"End", "End", NULL, 35},
+    {"PageDown", "PageDown", NULL, 34},
+    {"PageUp", "PageUp", NULL, 33},
+    {"Space", "Space", " ", 32},
 };
 
 static int key_event(run *R, const char *type, const char *key, const char *code, const char *text,
@@ -480,9 +488,10 @@ static int press_named(run *R, const char *name, char *err)
 {
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (!strcasecmp(keys[i].name, name)) {
-            int rc = key_event(R, "keyDown", keys[i].name, keys[i].code, keys[i].text, keys[i].vk,
-                               err);
-            return rc ? rc : key_event(R, "keyUp", keys[i].name, keys[i].code, NULL, keys[i].vk, err);
+            int rc =
+                key_event(R, "keyDown", keys[i].name, keys[i].code, keys[i].text, keys[i].vk, err);
+            return rc ? rc
+                      : key_event(R, "keyUp", keys[i].name, keys[i].code, NULL, keys[i].vk, err);
         }
     if (strlen(name) == 1) {
         char t[2] = {name[0], 0};
@@ -490,8 +499,9 @@ static int press_named(run *R, const char *name, char *err)
         int rc = key_event(R, "keyDown", t, NULL, t, vk, err);
         return rc ? rc : key_event(R, "keyUp", t, NULL, NULL, vk, err);
     }
-    return pt_errf(err, "unknown key \"%s\" (Enter, Tab, Escape, Backspace, Delete, arrows, Home, "
-                        "End, PageUp, PageDown, Space, or one character)",
+    return pt_errf(err,
+                   "unknown key \"%s\" (Enter, Tab, Escape, Backspace, Delete, arrows, Home, "
+                   "End, PageUp, PageDown, Space, or one character)",
                    name);
 }
 
@@ -838,8 +848,9 @@ static int step_fill(run *R, const sop_step *st)
     const char *tag = jstr(info, "tag") ? jstr(info, "tag") : "";
     int editable = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "editable"));
     if (strcmp(tag, "input") && strcmp(tag, "textarea") && !editable) {
-        fail_step(R, st, "%s is not a field one can type in (use choose for custom dropdowns, "
-                         "select for <select>)",
+        fail_step(R, st,
+                  "%s is not a field one can type in (use choose for custom dropdowns, "
+                  "select for <select>)",
                   jstr(info, "describe") ? jstr(info, "describe") : tag);
         cJSON_Delete(info);
         goto release;
@@ -907,8 +918,9 @@ static int step_fill(run *R, const sop_step *st)
                        (only_digits_equal(got, value) && strpbrk(value, "0123456789"));
     cJSON_Delete(now);
     if (!ok) {
-        fail_step(R, st, "the field did not take the value (it shows something else: a mask or a "
-                         "script changed it)");
+        fail_step(R, st,
+                  "the field did not take the value (it shows something else: a mask or a "
+                  "script changed it)");
         goto release;
     }
     rc = 0;
@@ -938,8 +950,8 @@ static int step_choose(run *R, const sop_step *st)
     dom_out f;
     if (dom(R, R->depth, NULL, "focused", NULL, 1, &f, 3000, err) == 0) {
         const char *tag = jstr(f.value, "tag"), *type = jstr(f.value, "type");
-        if (tag && !strcmp(tag, "input") && type && (!*type || !strcmp(type, "text") ||
-                                                     !strcmp(type, "search")))
+        if (tag && !strcmp(tag, "input") && type &&
+            (!*type || !strcmp(type, "text") || !strcmp(type, "search")))
             insert_text(R, value, err);
         cJSON_Delete(f.value);
     }
@@ -1080,7 +1092,8 @@ static int step_upload(run *R, const sop_step *st)
     }
     if (!cJSON_GetArraySize(files)) {
         cJSON_Delete(files);
-        fail_step(R, st, st->file_name ? "the task has no file named %s" : "the task has no files%s",
+        fail_step(R, st,
+                  st->file_name ? "the task has no file named %s" : "the task has no files%s",
                   st->file_name ? st->file_name : "");
         return -1;
     }
@@ -1095,7 +1108,8 @@ static int step_upload(run *R, const sop_step *st)
             break;
         if (rc == 1 && count > 1 && !st->loc.nth) {
             cJSON_Delete(files);
-            fail_step(R, st, "%s matches %d elements; say which with first, last or nth N", lt, count);
+            fail_step(R, st, "%s matches %d elements; say which with first, last or nth N", lt,
+                      count);
             return -1;
         }
         if (pt_mono_ms() >= until) {
@@ -1314,7 +1328,8 @@ static void step(run *R, const sop_step *st)
     case SOP_EXPECT: {
         int h = cond_holds(R, st->cond, R->depth, err);
         if (h <= 0) {
-            char *notes = vars_expand(st->value.text, R->v, R->o->secrets, text_in_frame, R, 0, err);
+            char *notes =
+                vars_expand(st->value.text, R->v, R->o->secrets, text_in_frame, R, 0, err);
             set_status(R, "failed", notes ? notes : st->value.text);
             free(notes);
             rc = -1;
@@ -1393,8 +1408,8 @@ static void step(run *R, const sop_step *st)
         break;
     case SOP_FINISH: {
         char *notes = st->value.text ? vars_expand(st->value.text, R->v, R->o->secrets,
-                                                    text_in_frame, R, 0, err)
-                                      : strdup("");
+                                                   text_in_frame, R, 0, err)
+                                     : strdup("");
         if (!notes) {
             fail_step(R, st, "%s", err);
             rc = -1;
@@ -1464,7 +1479,8 @@ static const char traj_html_head[] =
     "<script>const T=";
 static const char traj_html_tail[] =
     ";const L=document.getElementById('list'),V=document.getElementById('view');"
-    "const esc=s=>String(s==null?'':s).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));"
+    "const "
+    "esc=s=>String(s==null?'':s).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));"
     "function show(i){const s=T.steps[i];document.querySelectorAll('.s').forEach((e,j)=>"
     "e.classList.toggle('sel',j===i));V.innerHTML='<h3>'+esc(s.file)+':'+s.line+' '+esc(s.action)+"
     "'</h3><p>'+esc(s.outcome)+(s.error?': '+esc(s.error):'')+'</p><p>'+esc(s.started_at)+' - '+"

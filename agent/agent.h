@@ -20,14 +20,14 @@
 #include "vars.h"
 
 typedef struct agent_options {
-    cdp_browser *browser;      /* borrowed; a fresh context is made in it */
-    const char *portal;        /* the portal's base URL: {{portal}} */
-    const vars *inputs;        /* bound inputs (vars_bind_inputs) */
-    const vars *secrets;       /* {{secret.X}}, {{totp.X}} */
-    const vars *answers;       /* values for `ask` steps, by name */
-    const char *const *files;  /* task files (paths), for upload steps */
+    cdp_browser *browser;     /* borrowed; a fresh context is made in it */
+    const char *portal;       /* the portal's base URL: {{portal}} */
+    const vars *inputs;       /* bound inputs (vars_bind_inputs) */
+    const vars *secrets;      /* {{secret.X}}, {{totp.X}} */
+    const vars *answers;      /* values for `ask` steps, by name */
+    const char *const *files; /* task files (paths), for upload steps */
     size_t nfiles;
-    int approve;               /* `review` steps are approved */
+    int approve;                /* `review` steps are approved */
     const char *trajectory_dir; /* NULL: no trajectory */
 } agent_options;
 

@@ -124,7 +124,7 @@ typedef enum tok_kind { T_WORD, T_STRING, T_REGEX, T_NUMBER, T_PAIR, T_END } tok
 
 typedef struct tok {
     tok_kind kind;
-    char *text; /* word, string contents (unescaped), regex body, number */
+    char *text;  /* word, string contents (unescaped), regex body, number */
     char *text2; /* T_PAIR: the value */
     int col;
 } tok;
@@ -299,11 +299,11 @@ typedef struct parser {
     const char *file;
     const char *dir;
     lexed lx;
-    size_t li;     /* current lexline */
-    size_t ti;     /* current token in it */
+    size_t li; /* current lexline */
+    size_t ti; /* current token in it */
     sop *s;
     sop_diags *d;
-    int depth; /* of `use` */
+    int depth;          /* of `use` */
     size_t failed_line; /* 1 + the line that already has an error: one per line */
 } parser;
 
@@ -375,8 +375,8 @@ static void check_regex(parser *p, tok *t)
 {
     int code;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)t->text, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code,
-                                   &off, NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)t->text, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &off, NULL);
     if (re) {
         pcre2_code_free(re);
         return;
@@ -406,10 +406,9 @@ static void check_template(parser *p, const char *text, int col)
 
 /* ---- Locators, values, conditions ----------------------------------------- */
 
-static const char *const role_words[] = {"button",   "link",     "checkbox", "radio",
-                                         "textbox",  "combobox", "heading",  "tab",
-                                         "option",   "menuitem", "listbox",  "dialog",
-                                         "row",      "cell",     "img",      "searchbox"};
+static const char *const role_words[] = {
+    "button", "link",     "checkbox", "radio",  "textbox", "combobox", "heading", "tab",
+    "option", "menuitem", "listbox",  "dialog", "row",     "cell",     "img",     "searchbox"};
 
 static int role_word(const char *w)
 {
@@ -466,9 +465,10 @@ static int parse_locator(parser *p, sop_locator *loc, const char *what)
             loc->kind = SOP_LOC_ROLE;
             loc->role = strdup(t->text);
         } else {
-            const char *s = suggest(t->text, role_words, sizeof(role_words) / sizeof(role_words[0]));
-            err(p, t->col, "'%s' is not a kind of element%s%s%s", t->text, s ? " (did you mean '" : "",
-                s ? s : "", s ? "'?)" : "");
+            const char *s =
+                suggest(t->text, role_words, sizeof(role_words) / sizeof(role_words[0]));
+            err(p, t->col, "'%s' is not a kind of element%s%s%s", t->text,
+                s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
             return -1;
         }
         t = next(p);
@@ -683,21 +683,35 @@ static void parse_step_timeout(parser *p, sop_step *st)
 /* ---- Steps --------------------------------------------------------------- */
 
 static const char *const step_names[] = {
-    [SOP_GOTO] = "goto",         [SOP_CLICK] = "click",   [SOP_FILL] = "fill",
-    [SOP_TYPE] = "type",         [SOP_PRESS] = "press",   [SOP_SELECT] = "select",
-    [SOP_CHOOSE] = "choose",     [SOP_CHECK] = "check",   [SOP_UNCHECK] = "uncheck",
-    [SOP_UPLOAD] = "upload",     [SOP_WAIT] = "wait",     [SOP_EXTRACT] = "extract",
-    [SOP_EXPECT] = "expect",     [SOP_IF] = "if",         [SOP_WHENEVER] = "whenever",
-    [SOP_IN_FRAME] = "in",       [SOP_SCREENSHOT] = "screenshot", [SOP_ASK] = "ask",
-    [SOP_REVIEW] = "review",     [SOP_COMMIT] = "commit", [SOP_FINISH] = "finish",
+    [SOP_GOTO] = "goto",
+    [SOP_CLICK] = "click",
+    [SOP_FILL] = "fill",
+    [SOP_TYPE] = "type",
+    [SOP_PRESS] = "press",
+    [SOP_SELECT] = "select",
+    [SOP_CHOOSE] = "choose",
+    [SOP_CHECK] = "check",
+    [SOP_UNCHECK] = "uncheck",
+    [SOP_UPLOAD] = "upload",
+    [SOP_WAIT] = "wait",
+    [SOP_EXTRACT] = "extract",
+    [SOP_EXPECT] = "expect",
+    [SOP_IF] = "if",
+    [SOP_WHENEVER] = "whenever",
+    [SOP_IN_FRAME] = "in",
+    [SOP_SCREENSHOT] = "screenshot",
+    [SOP_ASK] = "ask",
+    [SOP_REVIEW] = "review",
+    [SOP_COMMIT] = "commit",
+    [SOP_FINISH] = "finish",
 };
 
 /* Everything that may begin a line, for "did you mean". */
 static const char *const line_words[] = {
-    "goto",  "click", "fill",   "type",     "press",   "select",  "choose", "check",
-    "uncheck", "upload", "wait", "extract", "expect",  "if",      "else",   "end",
-    "whenever", "in",  "screenshot", "ask",  "review",  "commit",  "finish", "use",
-    "sop",   "summary", "input", "timeout"};
+    "goto",   "click",   "fill",     "type", "press",      "select", "choose",
+    "check",  "uncheck", "upload",   "wait", "extract",    "expect", "if",
+    "else",   "end",     "whenever", "in",   "screenshot", "ask",    "review",
+    "commit", "finish",  "use",      "sop",  "summary",    "input",  "timeout"};
 
 const char *sop_step_name(sop_step_kind k)
 {
@@ -966,7 +980,8 @@ static int parse_statement(parser *p, sop_block *b, int allow_else, int *saw_els
     case SOP_EXTRACT: {
         tok *n = next(p);
         if (!n || n->kind != T_WORD) {
-            err(p, n ? n->col : end_col(p), "extract needs a variable name, as in extract ref from \".id\"");
+            err(p, n ? n->col : end_col(p),
+                "extract needs a variable name, as in extract ref from \".id\"");
             break;
         }
         st->name = strdup(n->text);
@@ -1030,8 +1045,9 @@ static int parse_statement(parser *p, sop_block *b, int allow_else, int *saw_els
         static const char *const statuses[] = {"completed", "completed_with_issues", "failed"};
         tok *s = next(p);
         if (!s || s->kind != T_WORD) {
-            err(p, s ? s->col : end_col(p), "finish needs a status: completed, "
-                                           "completed_with_issues or failed");
+            err(p, s ? s->col : end_col(p),
+                "finish needs a status: completed, "
+                "completed_with_issues or failed");
             break;
         }
         int ok = 0;
@@ -1202,8 +1218,9 @@ typedef struct checker {
 static void undefined(checker *c, const char *file, int line, int col, const char *name)
 {
     const char *s = suggest(name, (const char *const *)c->defined.v, c->defined.n);
-    diag(c->d, file, line, col, 0, "%s is not defined (not an input, nor extracted or asked "
-                                   "before)%s%s%s",
+    diag(c->d, file, line, col, 0,
+         "%s is not defined (not an input, nor extracted or asked "
+         "before)%s%s%s",
          name, s ? "; did you mean " : "", s ? s : "", s ? "?" : "");
 }
 

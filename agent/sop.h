@@ -56,13 +56,13 @@ typedef struct sop_value {
 } sop_value;
 
 typedef enum sop_cond_kind {
-    SOP_COND_VISIBLE, /* visible LOC (a bare LOC means the same) */
-    SOP_COND_HIDDEN,  /* hidden LOC */
-    SOP_COND_TEXT,    /* text LOC contains "x": the element's text */
+    SOP_COND_VISIBLE,   /* visible LOC (a bare LOC means the same) */
+    SOP_COND_HIDDEN,    /* hidden LOC */
+    SOP_COND_TEXT,      /* text LOC contains "x": the element's text */
     SOP_COND_PAGE_TEXT, /* text "x": anywhere in the frame */
-    SOP_COND_URL,     /* url /regex/ or url "substring" */
-    SOP_COND_VAR,     /* NAME: set and not empty */
-    SOP_COND_VAR_IS,  /* NAME is "x" */
+    SOP_COND_URL,       /* url /regex/ or url "substring" */
+    SOP_COND_VAR,       /* NAME: set and not empty */
+    SOP_COND_VAR_IS,    /* NAME is "x" */
     SOP_COND_NOT,
     SOP_COND_OR,
 } sop_cond_kind;
@@ -70,9 +70,9 @@ typedef enum sop_cond_kind {
 typedef struct sop_cond {
     sop_cond_kind kind;
     sop_locator loc;
-    char *text;  /* contains text, url substring, or the variable's name */
-    char *value; /* VAR_IS: the value compared with */
-    char *regex; /* url matches /regex/ */
+    char *text;             /* contains text, url substring, or the variable's name */
+    char *value;            /* VAR_IS: the value compared with */
+    char *regex;            /* url matches /regex/ */
     struct sop_cond *a, *b; /* NOT: a; OR: a or b */
     int line, col;
 } sop_cond;
@@ -112,18 +112,18 @@ struct sop_step {
     sop_step_kind kind;
     char *file; /* the file it was written in (a `use`d one, perhaps) */
     int line, col;
-    char *source;     /* the line as written, for messages and trajectories */
+    char *source; /* the line as written, for messages and trajectories */
     int has_loc;
-    sop_locator loc;  /* the element it acts on, or the frame */
-    sop_value value;  /* what it types, picks, visits, or the notes */
-    char *name;       /* extract/ask: the variable; finish: the status */
-    char *regex;      /* extract: the pattern */
-    char *attribute;  /* extract: an attribute, "value" for a field's value */
-    char *file_name;  /* upload: one task file by name; NULL: all of them */
-    sop_cond *cond;   /* if / whenever / wait / expect */
-    sop_block body;   /* if / whenever / in frame */
+    sop_locator loc;     /* the element it acts on, or the frame */
+    sop_value value;     /* what it types, picks, visits, or the notes */
+    char *name;          /* extract/ask: the variable; finish: the status */
+    char *regex;         /* extract: the pattern */
+    char *attribute;     /* extract: an attribute, "value" for a field's value */
+    char *file_name;     /* upload: one task file by name; NULL: all of them */
+    sop_cond *cond;      /* if / whenever / wait / expect */
+    sop_block body;      /* if / whenever / in frame */
     sop_block otherwise; /* if ... else */
-    int timeout_ms;   /* 0: the SOP's default */
+    int timeout_ms;      /* 0: the SOP's default */
 };
 
 typedef enum sop_input_type { SOP_IN_TEXT, SOP_IN_DATE } sop_input_type;
@@ -145,14 +145,14 @@ typedef struct sop_input {
 
 typedef struct sop {
     char *file;
-    char *name;    /* sop NAME "title" */
+    char *name; /* sop NAME "title" */
     char *title;
-    char *summary; /* the instructions a task shows */
+    char *summary;  /* the instructions a task shows */
     int timeout_ms; /* per-step default; 15000 unless `timeout` says */
     sop_input *inputs;
     size_t ninputs;
-    sop_block steps;   /* `use`d files' steps are spliced in where used */
-    char **files;      /* every file read: this one and those it `use`s */
+    sop_block steps; /* `use`d files' steps are spliced in where used */
+    char **files;    /* every file read: this one and those it `use`s */
     size_t nfiles;
 } sop;
 

@@ -102,7 +102,8 @@ const char *vars_name(const vars *v, size_t i)
     return v && i < v->n ? v->v[i].name : NULL;
 }
 
-static void addf(char *errs, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void addf(char *errs, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void addf(char *errs, size_t errsz, const char *fmt, ...)
 {
     if (!errs || !errsz)
@@ -286,8 +287,8 @@ static int matches(const char *pattern, const char *value, char *why, size_t why
 {
     int code;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code,
-                                   &off, NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &off, NULL);
     if (!re) {
         snprintf(why, whysz, "the SOP's pattern /%s/ does not compile", pattern);
         return 0;
@@ -385,8 +386,9 @@ int vars_load_secrets(vars *secrets, const char *path, char *err)
             continue;
         char *eq = strchr(l, '=');
         if (!eq || eq == l) {
-            rc = pt_errf(err, "%s: a line is not NAME=VALUE (the line is not shown: it may hold "
-                              "a secret)",
+            rc = pt_errf(err,
+                         "%s: a line is not NAME=VALUE (the line is not shown: it may hold "
+                         "a secret)",
                          path);
             break;
         }
@@ -445,8 +447,9 @@ char *vars_expand(const char *tmpl, const vars *v, const vars *secrets, vars_tex
             const char *seed = vars_get(secrets, expr + 5);
             char code[7];
             if (!seed || pt_totp(seed, pt_wall_ms() / 1000, code) < 0) {
-                pt_errf(err, seed ? "the secret %s is not a base32 TOTP seed"
-                                  : "no TOTP seed named %s in the account's credentials",
+                pt_errf(err,
+                        seed ? "the secret %s is not a base32 TOTP seed"
+                             : "no TOTP seed named %s in the account's credentials",
                         expr + 5);
                 goto fail;
             }

@@ -164,8 +164,14 @@ int cli_run(int argc, char **argv)
         status = 11;
         goto out;
     }
-    agent_options o = {.browser = b, .portal = portal, .inputs = inputs, .secrets = secrets,
-                       .answers = answers, .files = files, .nfiles = nfiles, .approve = approve,
+    agent_options o = {.browser = b,
+                       .portal = portal,
+                       .inputs = inputs,
+                       .secrets = secrets,
+                       .answers = answers,
+                       .files = files,
+                       .nfiles = nfiles,
+                       .approve = approve,
                        .trajectory_dir = traj};
     agent_result r;
     agent_run(s, &o, &r);

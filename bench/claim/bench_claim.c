@@ -60,8 +60,8 @@ int main(int argc, char **argv)
     qsort(t, (size_t)n, sizeof(double), cmp);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-                 ru.ru_stime.tv_usec / 1e6;
+    double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     printf("{\"peer\":\"portier\",\"claims\":%d,\"completed\":%d,\"median_s\":%.3f,\"p90_s\":%.3f,"
            "\"peak_rss_kb\":%ld,\"cpu_s\":%.2f}\n",
            n, ok, t[n / 2], t[n * 9 / 10], ru.ru_maxrss, cpu);

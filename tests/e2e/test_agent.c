@@ -29,8 +29,8 @@ typedef struct result {
 
 static sandbox *portal(sandbox_mfa mfa, int warn_after)
 {
-    sandbox_options o = {.mfa = mfa, .session_warning_after = warn_after,
-                         .session_warning_seconds = 120};
+    sandbox_options o = {
+        .mfa = mfa, .session_warning_after = warn_after, .session_warning_seconds = 120};
     sandbox *sb = NULL;
     char err[512];
     if (sandbox_start(&o, &sb, err))
@@ -116,8 +116,8 @@ static cJSON *only(cJSON *log, const char *kind)
 {
     cJSON *found = NULL, *it;
     int n = 0;
-    cJSON_ArrayForEach(it, log)
-    if (!strcmp(field(it, "kind"), kind)) {
+    cJSON_ArrayForEach(it, log) if (!strcmp(field(it, "kind"), kind))
+    {
         found = it;
         n++;
     }
@@ -152,8 +152,8 @@ static void claim_completes_with_exactly_the_task_data(void **state)
 {
     (void)state;
     sandbox *sb = portal(SANDBOX_MFA_TOTP, 0);
-    result r = run_sop(sb, "sops/sandbox/submit_claim.sop", "sops/sandbox/examples/submit_claim.txt",
-                       NULL);
+    result r = run_sop(sb, "sops/sandbox/submit_claim.sop",
+                       "sops/sandbox/examples/submit_claim.txt", NULL);
     expect_status(&r, 0, "completed");
     const char *ref = field(cJSON_GetObjectItem(r.json, "outputs"), "reference");
     assert_non_null(ref);
@@ -199,8 +199,8 @@ static void eligibility_outcomes(void **state)
     result_free(&r);
     cJSON *log = submissions(sb);
     assert_int_equal(cJSON_GetArraySize(log), 2); /* the failed lookup was not accepted */
-    assert_fields(cJSON_GetArrayItem(log, 0), (const char *const[]){"member_id", "300059049",
-                                                                   "dob", "12/23/1949", NULL});
+    assert_fields(cJSON_GetArrayItem(log, 0),
+                  (const char *const[]){"member_id", "300059049", "dob", "12/23/1949", NULL});
     cJSON_Delete(log);
     sandbox_stop(sb);
 }
@@ -221,15 +221,16 @@ static void prior_authorization_approved_and_pended(void **state)
     r = run_sop(sb, "sops/sandbox/submit_prior_authorization.sop",
                 "sops/sandbox/examples/submit_prior_authorization-pended.txt", extra);
     expect_status(&r, 10, "completed_with_issues");
-    assert_non_null(strstr(field(r.json, "notes"), "Pended for clinical review. Case number CASE-"));
+    assert_non_null(
+        strstr(field(r.json, "notes"), "Pended for clinical review. Case number CASE-"));
     result_free(&r);
     cJSON *log = submissions(sb);
     assert_int_equal(cJSON_GetArraySize(log), 2);
     cJSON *first = cJSON_GetArrayItem(log, 0);
     assert_fields(first, (const char *const[]){
-                             "member_id", "412345678", "dob", "1990-01-15", "cpt", "97110",
-                             "units", "12", "diagnosis", "M17.11", "from_date", "2025-04-01",
-                             "to_date", "2025-05-30", "urgency", "routine", "clinical_notes",
+                             "member_id", "412345678", "dob", "1990-01-15", "cpt", "97110", "units",
+                             "12", "diagnosis", "M17.11", "from_date", "2025-04-01", "to_date",
+                             "2025-05-30", "urgency", "routine", "clinical_notes",
                              "Right knee osteoarthritis; 12 sessions of therapeutic exercise "
                              "requested.",
                              NULL});
@@ -250,22 +251,22 @@ static void appeal_in_the_cross_site_frame(void **state)
     char pdf[4096];
     home_path("sops/sandbox/examples/submit_appeal/appeal-letter.pdf", pdf, sizeof(pdf));
     const char *extra[] = {"--file", pdf, NULL};
-    result r = run_sop(sb, "sops/sandbox/submit_appeal.sop", "sops/sandbox/examples/submit_appeal.txt",
-                       extra);
+    result r = run_sop(sb, "sops/sandbox/submit_appeal.sop",
+                       "sops/sandbox/examples/submit_appeal.txt", extra);
     expect_status(&r, 0, "completed");
     assert_non_null(strstr(field(r.json, "notes"), "Appeal submitted with tracking ID APL-"));
     cJSON *log = submissions(sb);
     cJSON *a = only(log, "appeal");
-    assert_fields(a, (const char *const[]){
-                         "claim_reference", "CLM-2025-000123", "denial_reason", "CO-50", "remedy",
-                         "reconsideration", "explanation",
-                         "The therapy was medically necessary after six weeks of failed "
-                         "conservative care; see the attached letter.",
-                         NULL});
+    assert_fields(
+        a, (const char *const[]){"claim_reference", "CLM-2025-000123", "denial_reason", "CO-50",
+                                 "remedy", "reconsideration", "explanation",
+                                 "The therapy was medically necessary after six weeks of failed "
+                                 "conservative care; see the attached letter.",
+                                 NULL});
     char sha[65];
     sha_of("sops/sandbox/examples/submit_appeal/appeal-letter.pdf", sha);
-    assert_string_equal(field(cJSON_GetArrayItem(cJSON_GetObjectItem(a, "attachments"), 0), "sha256"),
-                        sha);
+    assert_string_equal(
+        field(cJSON_GetArrayItem(cJSON_GetObjectItem(a, "attachments"), 0), "sha256"), sha);
     cJSON_Delete(log);
     result_free(&r);
     sandbox_stop(sb);
@@ -281,8 +282,8 @@ static void session_warning_mid_form_is_handled(void **state)
     char traj[4200];
     snprintf(traj, sizeof(traj), "%s/t", dir);
     const char *extra[] = {"--trajectory", traj, NULL};
-    result r = run_sop(sb, "sops/sandbox/submit_claim.sop", "sops/sandbox/examples/submit_claim.txt",
-                       extra);
+    result r = run_sop(sb, "sops/sandbox/submit_claim.sop",
+                       "sops/sandbox/examples/submit_claim.txt", extra);
     expect_status(&r, 0, "completed");
     char path[4300], *text = NULL;
     snprintf(path, sizeof(path), "%s/trajectory.json", traj);
@@ -304,8 +305,8 @@ static void sms_code_stops_then_resumes(void **state)
 {
     (void)state;
     sandbox *sb = portal(SANDBOX_MFA_SMS, 0);
-    result r = run_sop(sb, "sops/sandbox/submit_claim.sop", "sops/sandbox/examples/submit_claim.txt",
-                       NULL);
+    result r = run_sop(sb, "sops/sandbox/submit_claim.sop",
+                       "sops/sandbox/examples/submit_claim.txt", NULL);
     expect_status(&r, 12, "waiting_for_input");
     assert_string_equal(field(r.json, "ask"), "sms_code");
     assert_false(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "committed")));
@@ -320,7 +321,8 @@ static void sms_code_stops_then_resumes(void **state)
     tc_response_free(&resp);
     tc_free(c);
     const char *extra[] = {"--input", answer, NULL};
-    r = run_sop(sb, "sops/sandbox/submit_claim.sop", "sops/sandbox/examples/submit_claim.txt", extra);
+    r = run_sop(sb, "sops/sandbox/submit_claim.sop", "sops/sandbox/examples/submit_claim.txt",
+                extra);
     expect_status(&r, 0, "completed");
     result_free(&r);
     cJSON *log = submissions(sb);
@@ -341,10 +343,10 @@ static void missing_element_fails_with_its_line(void **state)
     pt_write_file(path, text, strlen(text), 0600);
     free(text);
     const char *text_of_sop = "sop broken \"Broken\"\nsummary \"A button that is not there\"\n"
-                      "input member_id required\nuse login\n"
-                      "click link \"Claims\"\n"
-                      "click button \"Submit everything\" timeout 2s\n"
-                      "finish completed \"{{member_id}}\"\n";
+                              "input member_id required\nuse login\n"
+                              "click link \"Claims\"\n"
+                              "click button \"Submit everything\" timeout 2s\n"
+                              "finish completed \"{{member_id}}\"\n";
     snprintf(path, sizeof(path), "%s/broken.sop", dir);
     pt_write_file(path, text_of_sop, strlen(text_of_sop), 0600);
     result r = run_sop(sb, path, "sops/sandbox/examples/submit_claim.txt", NULL);
@@ -378,16 +380,16 @@ static void no_secret_or_phi_leaks(void **state)
     char traj[4200];
     snprintf(traj, sizeof(traj), "%s/t", dir);
     const char *extra[] = {"--trajectory", traj, NULL};
-    result r = run_sop(sb, "sops/sandbox/submit_claim.sop", "sops/sandbox/examples/submit_claim.txt",
-                       extra);
+    result r = run_sop(sb, "sops/sandbox/submit_claim.sop",
+                       "sops/sandbox/examples/submit_claim.txt", extra);
     expect_status(&r, 0, "completed");
     /* the codes of the minutes around the run */
     char codes[5][7];
     int64_t now = pt_wall_ms() / 1000;
     for (int i = 0; i < 5; i++)
         pt_totp(SANDBOX_TOTP_SEED, now + (i - 3) * 30, codes[i]);
-    const char *secrets[] = {SANDBOX_PASSWORD, SANDBOX_TOTP_SEED, codes[0], codes[1], codes[2],
-                             codes[3], codes[4]};
+    const char *secrets[] = {SANDBOX_PASSWORD, SANDBOX_TOTP_SEED, codes[0], codes[1],
+                             codes[2],         codes[3],          codes[4]};
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
         assert_null(strstr(r.out, secrets[i]));
         assert_null(strstr(r.err, secrets[i]));
@@ -460,8 +462,8 @@ typedef struct worker {
 static void *claim_worker(void *arg)
 {
     worker *w = arg;
-    agent_options o = {.browser = w->b, .portal = w->portal, .inputs = w->inputs,
-                       .secrets = w->secrets};
+    agent_options o = {
+        .browser = w->b, .portal = w->portal, .inputs = w->inputs, .secrets = w->secrets};
     agent_result r;
     agent_run(w->s, &o, &r);
     snprintf(w->status, sizeof(w->status), "%s", r.status);
@@ -513,11 +515,13 @@ static void tasks_run_at_once_on_one_browser(void **state)
     sandbox_stop(sb);
 }
 
-PT_TESTS("agent", cmocka_unit_test(tasks_run_at_once_on_one_browser), cmocka_unit_test(claim_completes_with_exactly_the_task_data),
+PT_TESTS("agent", cmocka_unit_test(tasks_run_at_once_on_one_browser),
+         cmocka_unit_test(claim_completes_with_exactly_the_task_data),
          cmocka_unit_test(eligibility_outcomes),
          cmocka_unit_test(prior_authorization_approved_and_pended),
          cmocka_unit_test(appeal_in_the_cross_site_frame),
          cmocka_unit_test(session_warning_mid_form_is_handled),
          cmocka_unit_test(sms_code_stops_then_resumes),
          cmocka_unit_test(missing_element_fails_with_its_line),
-         cmocka_unit_test(no_secret_or_phi_leaks), cmocka_unit_test(bad_task_data_is_reported_at_once));
+         cmocka_unit_test(no_secret_or_phi_leaks),
+         cmocka_unit_test(bad_task_data_is_reported_at_once));

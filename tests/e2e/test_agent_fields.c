@@ -27,8 +27,10 @@ static const char page[] =
     "<label for=md>Service date</label><input id=md placeholder=MM/DD/YYYY>"
     "<label for=sel>State</label><select id=sel><option value=''>--</option>"
     "<option value=CA>California</option><option value=NY>New York</option></select>"
-    "<div id=plan role=combobox aria-label=Plan tabindex=0 style='border:1px solid;width:200px'>Choose"
-    "</div><ul id=plans role=listbox hidden><li role=option>Silver</li><li role=option>Gold</li></ul>"
+    "<div id=plan role=combobox aria-label=Plan tabindex=0 style='border:1px "
+    "solid;width:200px'>Choose"
+    "</div><ul id=plans role=listbox hidden><li role=option>Silver</li><li "
+    "role=option>Gold</li></ul>"
     "<p><input type=checkbox id=c><label for=c>Agree</label>"
     "<input type=radio name=r id=r1 value=a><label for=r1>Option A</label>"
     "<input type=radio name=r id=r2 value=b><label for=r2>Option B</label></p>"
@@ -39,7 +41,8 @@ static const char page[] =
     "<script>"
     "let keys = 0, submitted = 0;"
     "document.getElementById('k').addEventListener('keydown', () => keys++);"
-    "document.getElementById('f').addEventListener('submit', e => { e.preventDefault(); submitted++; });"
+    "document.getElementById('f').addEventListener('submit', e => { e.preventDefault(); "
+    "submitted++; });"
     "const ph = document.getElementById('ph');"
     "ph.addEventListener('input', () => { const d = ph.value.replace(/\\D/g, '').slice(0, 10);"
     "  ph.value = d.length > 6 ? '(' + d.slice(0,3) + ') ' + d.slice(3,6) + '-' + d.slice(6)"
@@ -83,8 +86,8 @@ static void run_sop(const char *text, const char *data, int approve, agent_resul
     if (cdp_launch(NULL, &b, err))
         fail_msg("launch: %s", err);
     snprintf(portal, sizeof(portal), "http://127.0.0.1:%d", port);
-    agent_options o = {.browser = b, .portal = portal, .inputs = inputs, .secrets = secrets,
-                       .approve = approve};
+    agent_options o = {
+        .browser = b, .portal = portal, .inputs = inputs, .secrets = secrets, .approve = approve};
     agent_run(s, &o, r);
     cdp_close(b);
     sop_free(s);
@@ -171,7 +174,8 @@ static void strict_and_blocked_and_missing(void **state)
     port = th_port(srv);
     agent_result r;
 
-    run_sop("sop s \"S\"\nsummary \"s\"\ngoto \"{{portal}}/\"\nclick button \"Save\"\n", NULL, 0, &r);
+    run_sop("sop s \"S\"\nsummary \"s\"\ngoto \"{{portal}}/\"\nclick button \"Save\"\n", NULL, 0,
+            &r);
     assert_string_equal(r.status, "failed");
     assert_string_equal(r.notes, "fields.sop:4: click button \"Save\": button \"Save\" matches 2 "
                                  "elements; say which with first, last or nth N");
@@ -186,8 +190,9 @@ static void strict_and_blocked_and_missing(void **state)
                                  "for 1 s");
     agent_result_free(&r);
 
-    run_sop("sop s \"S\"\nsummary \"s\"\ngoto \"{{portal}}/\"\nselect label \"State\" with \"Texas\"\n",
-            NULL, 0, &r);
+    run_sop(
+        "sop s \"S\"\nsummary \"s\"\ngoto \"{{portal}}/\"\nselect label \"State\" with \"Texas\"\n",
+        NULL, 0, &r);
     assert_string_equal(r.status, "failed");
     assert_non_null(strstr(r.notes, "no option matches the value; the options are \"--\", "
                                     "\"California\", \"New York\""));

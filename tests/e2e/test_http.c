@@ -222,7 +222,8 @@ static void listen_errors_are_clear(void **state)
     http_stop(a);
 }
 
-PT_TESTS("http", cmocka_unit_test(requests_round_trip), cmocka_unit_test(chunked_bodies_are_refused),
+PT_TESTS("http", cmocka_unit_test(requests_round_trip),
+         cmocka_unit_test(chunked_bodies_are_refused),
          cmocka_unit_test(large_response_and_body_cap),
          cmocka_unit_test(slow_handlers_run_in_parallel),
          cmocka_unit_test(client_leaving_mid_request), cmocka_unit_test(listen_errors_are_clear));

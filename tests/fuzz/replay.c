@@ -60,9 +60,16 @@ int main(int argc, char **argv)
             for (int j = 0; j < 1 + (int)(rnd() % 4); j++) {
                 size_t at = rnd() % len;
                 switch (rnd() % 4) {
-                case 0: m[at] = (unsigned char)rnd(); break;
-                case 1: m[at] = "\n\"/{}# =:\\"[rnd() % 11]; break;
-                case 2: memmove(m + at, m + at + 1, len - at - 1); len--; break;
+                case 0:
+                    m[at] = (unsigned char)rnd();
+                    break;
+                case 1:
+                    m[at] = "\n\"/{}# =:\\"[rnd() % 11];
+                    break;
+                case 2:
+                    memmove(m + at, m + at + 1, len - at - 1);
+                    len--;
+                    break;
                 default:
                     if (len + 8 < 2 * n + 16) {
                         memmove(m + at + 8, m + at, len - at);

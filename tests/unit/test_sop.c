@@ -113,7 +113,8 @@ static void claim_sop_tree(void **state)
     assert_true(saw_commit && saw_last && saw_wait);
     assert_non_null(fin);
     assert_string_equal(fin->name, "completed");
-    assert_string_equal(fin->value.text, "Claim successfully submitted with reference {{reference}}.");
+    assert_string_equal(fin->value.text,
+                        "Claim successfully submitted with reference {{reference}}.");
     sop_free(s);
 }
 
@@ -146,7 +147,8 @@ static void unknown_steps_get_suggestions(void **state)
 {
     (void)state;
     expect_lint(HEAD "clik \"#go\"\n", "3:1: error: unknown step 'clik' (did you mean 'click'?)");
-    expect_lint(HEAD "  fil label \"x\" with \"y\"\n", "3:3: error: unknown step 'fil' (did you mean 'fill'?)");
+    expect_lint(HEAD "  fil label \"x\" with \"y\"\n",
+                "3:3: error: unknown step 'fil' (did you mean 'fill'?)");
     expect_lint(HEAD "teleport \"#go\"\n", "3:1: error: unknown step 'teleport'\n");
     expect_lint(HEAD "click buton \"Go\"\n",
                 "3:7: error: 'buton' is not a kind of element (did you mean 'button'?)");
@@ -161,28 +163,34 @@ static void syntax_errors_say_where(void **state)
     (void)state;
     expect_lint(HEAD "click \"#go\n", "3:7: error: this string has no closing quote");
     expect_lint(HEAD "extract x from \"#a\" /abc\n", "3:21: error: this pattern has no closing /");
-    expect_lint(HEAD "extract x from \"#a\" /a(b/\n", "3:25: error: bad pattern: missing closing parenthesis");
+    expect_lint(HEAD "extract x from \"#a\" /a(b/\n",
+                "3:25: error: bad pattern: missing closing parenthesis");
     expect_lint(HEAD "fill label \"x\" \"y\"\n", "3:16: error: write fill ... with VALUE");
     expect_lint(HEAD "click\n", "3:6: error: click needs an element");
     expect_lint(HEAD "wait \"#x\"\n", "3:6: error: write wait for CONDITION");
-    expect_lint(HEAD "wait for url is \"x\"\n", "3:14: error: write url contains \"...\" or url matches /.../");
+    expect_lint(HEAD "wait for url is \"x\"\n",
+                "3:14: error: write url contains \"...\" or url matches /.../");
     expect_lint(HEAD "click \"#a\" nth 0\n", "3:16: error: nth needs a number from 1 up");
     expect_lint(HEAD "click \"#a\" timeout soon\n", "3:20: error: timeout needs a duration");
     expect_lint(HEAD "click \"#a\" please\n", "3:12: error: unexpected 'please' after click");
     expect_lint(HEAD "goto \"{{portal}/x\"\n", "3:7: error: this {{ has no closing }}");
     expect_lint(HEAD "goto \"{{portal}}/{{a b}}\"\n", "3:18: error: {{a b}}: write {{name}}");
-    expect_lint(HEAD "goto \"{{secret.}}\"\n", "3:7: error: {{secret.}} needs a name after the dot");
+    expect_lint(HEAD "goto \"{{secret.}}\"\n",
+                "3:7: error: {{secret.}} needs a name after the dot");
     expect_lint(HEAD "click \"#a\" ; drop\n", "3:12: error: unexpected ';'");
 }
 
 static void blocks_must_close(void **state)
 {
     (void)state;
-    expect_lint(HEAD "if visible \"#a\"\n  click \"#a\"\n", "3:1: error: if opened here has no end");
-    expect_lint(HEAD "in frame \"#f\"\n  click \"#a\"\n", "3:1: error: in frame opened here has no end");
+    expect_lint(HEAD "if visible \"#a\"\n  click \"#a\"\n",
+                "3:1: error: if opened here has no end");
+    expect_lint(HEAD "in frame \"#f\"\n  click \"#a\"\n",
+                "3:1: error: in frame opened here has no end");
     expect_lint(HEAD "click \"#a\"\nend\n", "4:1: error: end without a block to close");
     expect_lint(HEAD "click \"#a\"\nelse\n", "4:1: error: else without an if");
-    expect_lint(HEAD "whenever visible \"#w\"\n  click \"#a\"\nelse\nend\n", "5:1: error: else without an if");
+    expect_lint(HEAD "whenever visible \"#w\"\n  click \"#a\"\nelse\nend\n",
+                "5:1: error: else without an if");
     /* nesting is fine */
     char *ok = lint(HEAD "in frame \"#f\"\n  if visible \"#a\"\n    click \"#a\"\n  else\n"
                          "    click \"#b\"\n  end\nend\n");
@@ -239,21 +247,22 @@ static void locators_and_conditions(void **state)
 {
     (void)state;
     sop_diags d = {0};
-    sop *s = sop_parse_text("t.sop",
-                            HEAD "input kind optional\n"
-                                 "click xpath \"//a[1]\" first\n"
-                                 "click role tab \"Files\" nth 2\n"
-                                 "check checkbox \"I agree\"\n"
-                                 "wait for not hidden text \"Done\" timeout 500ms\n"
-                                 "if kind is \"urgent\"\n  commit\nend\n"
-                                 "expect \"#ok\" contains \"Approved\" else \"not approved\"\n"
-                                 "if page contains \"Welcome\" or url matches /home$/\n  commit\nend\n"
-                                 "extract v from label \"Units\" value\n"
-                                 "extract h from link \"Next\" attribute \"href\" /\\d+/\n"
-                                 "upload label \"Files\" with file \"letter.pdf\"\n"
-                                 "press \"Enter\"\nreview \"Check {{v}} and {{h}}\"\n"
-                                 "timeout 20s\n",
-                            NULL, &d);
+    sop *s =
+        sop_parse_text("t.sop",
+                       HEAD "input kind optional\n"
+                            "click xpath \"//a[1]\" first\n"
+                            "click role tab \"Files\" nth 2\n"
+                            "check checkbox \"I agree\"\n"
+                            "wait for not hidden text \"Done\" timeout 500ms\n"
+                            "if kind is \"urgent\"\n  commit\nend\n"
+                            "expect \"#ok\" contains \"Approved\" else \"not approved\"\n"
+                            "if page contains \"Welcome\" or url matches /home$/\n  commit\nend\n"
+                            "extract v from label \"Units\" value\n"
+                            "extract h from link \"Next\" attribute \"href\" /\\d+/\n"
+                            "upload label \"Files\" with file \"letter.pdf\"\n"
+                            "press \"Enter\"\nreview \"Check {{v}} and {{h}}\"\n"
+                            "timeout 20s\n",
+                       NULL, &d);
     if (!s) {
         sop_diags_print(&d, stderr);
         fail();

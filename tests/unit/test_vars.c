@@ -19,11 +19,12 @@ static void data_as_lines(void **state)
     (void)state;
     vars *v = vars_new();
     char errs[1024];
-    assert_int_equal(vars_parse_data(v,
-                                     "member_id: 300059049\npatient: Louise Golicic\nDOB: 1949-12-23\n"
-                                     "  Place of Service : home \n\n# a comment\nnote: a: b\r\n",
-                                     errs, sizeof(errs)),
-                     0);
+    assert_int_equal(
+        vars_parse_data(v,
+                        "member_id: 300059049\npatient: Louise Golicic\nDOB: 1949-12-23\n"
+                        "  Place of Service : home \n\n# a comment\nnote: a: b\r\n",
+                        errs, sizeof(errs)),
+        0);
     assert_string_equal(vars_get(v, "member_id"), "300059049");
     assert_string_equal(vars_get(v, "patient"), "Louise Golicic");
     assert_string_equal(vars_get(v, "dob"), "1949-12-23");
@@ -32,8 +33,8 @@ static void data_as_lines(void **state)
     assert_int_equal(vars_count(v), 5);
     vars_free(v);
     v = vars_new();
-    assert_int_equal(vars_parse_data(v, "member_id: 1\njust words\nDOB: x\ndob: y\n", errs, sizeof(errs)),
-                     -1);
+    assert_int_equal(
+        vars_parse_data(v, "member_id: 1\njust words\nDOB: x\ndob: y\n", errs, sizeof(errs)), -1);
     assert_non_null(strstr(errs, "line 2: expected 'key: value'"));
     assert_non_null(strstr(errs, "line 4: dob is given twice"));
     vars_free(v);
@@ -44,10 +45,12 @@ static void data_as_json(void **state)
     (void)state;
     vars *v = vars_new();
     char errs[1024];
-    assert_int_equal(vars_parse_data(v, " {\"Member ID\": \"300059049\", \"units\": 2, \"urgent\": true,"
-                                        " \"notes\": null}",
-                                     errs, sizeof(errs)),
-                     0);
+    assert_int_equal(
+        vars_parse_data(v,
+                        " {\"Member ID\": \"300059049\", \"units\": 2, \"urgent\": true,"
+                        " \"notes\": null}",
+                        errs, sizeof(errs)),
+        0);
     assert_string_equal(vars_get(v, "member_id"), "300059049");
     assert_string_equal(vars_get(v, "units"), "2");
     assert_string_equal(vars_get(v, "urgent"), "true");
@@ -64,18 +67,19 @@ static void data_as_json(void **state)
 static void dates_in_the_forms_people_write(void **state)
 {
     (void)state;
-    const char *ok[][2] = {{"1949-12-23", "1949-12-23"}, {"12/23/1949", "1949-12-23"},
-                           {"12-23-1949", "1949-12-23"}, {"19491223", "1949-12-23"},
-                           {"12231949", "1949-12-23"},   {"Dec 23 1949", "1949-12-23"},
+    const char *ok[][2] = {{"1949-12-23", "1949-12-23"},        {"12/23/1949", "1949-12-23"},
+                           {"12-23-1949", "1949-12-23"},        {"19491223", "1949-12-23"},
+                           {"12231949", "1949-12-23"},          {"Dec 23 1949", "1949-12-23"},
                            {"December 23, 1949", "1949-12-23"}, {"23 December 1949", "1949-12-23"},
-                           {"1/5/2025", "2025-01-05"},   {"2024-02-29", "2024-02-29"}};
+                           {"1/5/2025", "2025-01-05"},          {"2024-02-29", "2024-02-29"}};
     char out[11];
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         if (vars_normalize_date(ok[i][0], out) != 0)
             fail_msg("%s is a date", ok[i][0]);
         assert_string_equal(out, ok[i][1]);
     }
-    const char *bad[] = {"1949-13-01", "02/30/2020", "2023-02-29", "yesterday", "12/23", "", "1949-12-23x"};
+    const char *bad[] = {"1949-13-01", "02/30/2020", "2023-02-29", "yesterday",
+                         "12/23",      "",           "1949-12-23x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (vars_normalize_date(bad[i], out) == 0)
             fail_msg("%s is not a date", bad[i]);
@@ -98,8 +102,9 @@ static void inputs_bind_with_defaults_maps_and_dates(void **state)
     sop *s = claim_sop();
     vars *data = vars_new(), *over = vars_new(), *out = vars_new();
     char errs[2048];
-    vars_parse_data(data, "member_id: 300059049\npatient: Louise Golicic\nDOB: 12/23/1949\n"
-                          "place_of_service: Home\nservice_date: March 25, 2025\n",
+    vars_parse_data(data,
+                    "member_id: 300059049\npatient: Louise Golicic\nDOB: 12/23/1949\n"
+                    "place_of_service: Home\nservice_date: March 25, 2025\n",
                     errs, sizeof(errs));
     vars_set(over, "rendering_npi", "1234567893", 0); /* an account's default */
     assert_int_equal(vars_bind_inputs(s, data, over, out, errs, sizeof(errs)), 0);
@@ -121,7 +126,8 @@ static void inputs_bind_with_defaults_maps_and_dates(void **state)
     assert_non_null(strstr(errs, "member_id: does not match /^\\d{9}$/\n"));
     assert_non_null(strstr(errs, "patient: required, and the task data has none\n"));
     assert_non_null(strstr(errs, "dob: '1949-02-30' is not a date\n"));
-    assert_non_null(strstr(errs, "place_of_service: 'moon' is not one of home, office, telehealth"));
+    assert_non_null(
+        strstr(errs, "place_of_service: 'moon' is not one of home, office, telehealth"));
     assert_non_null(strstr(errs, "service_date: required"));
     assert_null(strstr(errs, "30005904X"));
     vars_free(data);
