@@ -844,7 +844,8 @@ static int step_fill(run *R, const sop_step *st)
     if (actionable(R, st, &st->loc, 1, 1, &e, &x, &y) < 0)
         goto out;
     cJSON *info = elem_call(R, &e, "info", NULL, err);
-    const char *type = jstr(info, "type") ? jstr(info, "type") : "";
+    char type[32]; /* copied: info is freed before the read-back below */
+    snprintf(type, sizeof(type), "%s", jstr(info, "type") ? jstr(info, "type") : "");
     const char *tag = jstr(info, "tag") ? jstr(info, "tag") : "";
     int editable = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "editable"));
     if (strcmp(tag, "input") && strcmp(tag, "textarea") && !editable) {

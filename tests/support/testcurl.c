@@ -73,14 +73,6 @@ tc_response tc_request(tc_client *c, const char *method, const char *url, const 
         hs = curl_slist_append(hs, line);
     }
     hs = curl_slist_append(hs, "Expect:");
-    /* every option anew (a body size or upload mode must not leak from the
-     * last request); connections and cookies survive a reset */
-    curl_easy_reset(c->h);
-    curl_easy_setopt(c->h, CURLOPT_COOKIEFILE, "");
-    curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c->h, CURLOPT_TIMEOUT, 60L);
-    if (getenv("TC_VERBOSE"))
-        curl_easy_setopt(c->h, CURLOPT_VERBOSE, 1L);
     curl_easy_setopt(c->h, CURLOPT_URL, url);
     curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hs);
@@ -88,11 +80,18 @@ tc_response tc_request(tc_client *c, const char *method, const char *url, const 
     curl_easy_setopt(c->h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c->h, CURLOPT_HEADERFUNCTION, collect);
     curl_easy_setopt(c->h, CURLOPT_HEADERDATA, &h);
-    curl_easy_setopt(c->h, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
     if (body) {
         curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    } else {
+        /* back to a plain request: no body, and no upload mode (or size)
+         * left over from the last request on this handle */
+        curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+        curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
     }
+    curl_easy_setopt(c->h, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
+    curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, method);
     if (curl_easy_perform(c->h) == CURLE_OK)
         curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &r.status);
     curl_slist_free_all(hs);

@@ -304,9 +304,10 @@ static void use_needs_a_folder_and_a_file(void **state)
     char *dir = pt_mkdtemp("portier-sop");
     char path[4200];
     snprintf(path, sizeof(path), "%s/a.sop", dir);
-    pt_write_file(path, "sop a \"A\"\nsummary \"s\"\nuse b\n", 36, 0600);
+    const char *a = "sop a \"A\"\nsummary \"s\"\nuse b\n";
+    pt_write_file(path, a, strlen(a), 0600);
     snprintf(path, sizeof(path), "%s/b.sop", dir);
-    pt_write_file(path, "use a\n", 6, 0600); /* a loop */
+    pt_write_file(path, "use a\n", strlen("use a\n"), 0600); /* a loop */
     sop_diags d = {0};
     snprintf(path, sizeof(path), "%s/a.sop", dir);
     assert_null(sop_parse_file(path, &d));
