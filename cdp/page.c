@@ -384,16 +384,20 @@ int cdp_page_open(cdp_browser *b, const char *context_id, cdp_page **out, char *
     frame_add(p, p->target_id, NULL, s);
     cdp__unlock(b);
 
+    /* each call's params are made just before it: a failing call takes
+     * (and frees) only its own */
+    if ((rc = call_simple(s, "Page.enable", NULL, err)))
+        goto fail;
     cJSON *on = cJSON_CreateObject();
     cJSON_AddBoolToObject(on, "enabled", 1);
+    if ((rc = call_simple(s, "Page.setLifecycleEventsEnabled", on, err)) ||
+        (rc = call_simple(s, "Runtime.enable", NULL, err)))
+        goto fail;
     cJSON *aa = cJSON_CreateObject();
     cJSON_AddBoolToObject(aa, "autoAttach", 1);
     cJSON_AddBoolToObject(aa, "waitForDebuggerOnStart", 1);
     cJSON_AddBoolToObject(aa, "flatten", 1);
-    if ((rc = call_simple(s, "Page.enable", NULL, err)) ||
-        (rc = call_simple(s, "Page.setLifecycleEventsEnabled", on, err)) ||
-        (rc = call_simple(s, "Runtime.enable", NULL, err)) ||
-        (rc = call_simple(s, "Target.setAutoAttach", aa, err)))
+    if ((rc = call_simple(s, "Target.setAutoAttach", aa, err)))
         goto fail;
     *out = p;
     return 0;
