@@ -306,6 +306,12 @@ static int resolve_frame(run *R, int depth, const sop_locator *loc, char **frame
 
 static int run_handlers(run *R);
 
+/* How long step st may wait: its own timeout, else the SOP's. */
+static int step_timeout(const run *R, const sop_step *st)
+{
+    return st->timeout_ms ? st->timeout_ms : R->s->timeout_ms;
+}
+
 /* Resolves loc in the current frame, strictly. 0 with *e set, or the
  * number of matches (>= 0, never 1) via *count with rc 1; < 0 on errors. */
 static int find(run *R, const sop_locator *loc, elem *e, int *count, char *err)
@@ -333,7 +339,7 @@ static int find(run *R, const sop_locator *loc, elem *e, int *count, char *err)
 static int actionable(run *R, const sop_step *st, const sop_locator *loc, int need_hit, int left,
                       elem *out, double *x, double *y)
 {
-    int timeout = st->timeout_ms ? st->timeout_ms : R->s->timeout_ms;
+    int timeout = step_timeout(R, st);
     int64_t until = pt_mono_ms() + timeout;
     char why[ERR_SIZE] = "", err[ERR_SIZE], lt[512];
     loc_text(loc, lt, sizeof(lt));
@@ -957,7 +963,7 @@ static int step_choose(run *R, const sop_step *st)
         cJSON_Delete(f.value);
     }
     /* then the option with that text, wherever the list was put */
-    int timeout = st->timeout_ms ? st->timeout_ms : R->s->timeout_ms;
+    int timeout = step_timeout(R, st);
     int64_t until = pt_mono_ms() + timeout;
     for (;;) {
         cJSON *args = cJSON_CreateArray();
@@ -1072,6 +1078,35 @@ static int step_check(run *R, const sop_step *st, int want)
     return rc;
 }
 
+/* Waits (running handlers) until st's locator matches exactly one element,
+ * attached but not necessarily visible: for reading it, or for a file
+ * input hidden behind a styled button. */
+static int present(run *R, const sop_step *st, elem *e)
+{
+    char err[ERR_SIZE], lt[512];
+    loc_text(&st->loc, lt, sizeof(lt));
+    int timeout = step_timeout(R, st);
+    int64_t until = pt_mono_ms() + timeout;
+    for (;;) {
+        int count = 0;
+        int rc = find(R, &st->loc, e, &count, err);
+        if (rc == 0)
+            return 0;
+        if (rc == 1 && count > 1 && !st->loc.nth) {
+            fail_step(R, st, "%s matches %d elements; say which with first, last or nth N", lt,
+                      count);
+            return -1;
+        }
+        if (pt_mono_ms() >= until) {
+            fail_step(R, st, "no element matches %s for %d s", lt, (timeout + 999) / 1000);
+            return -1;
+        }
+        if (run_handlers(R) < 0 || R->stop)
+            return -1;
+        pt_sleep_ms(POLL_MS);
+    }
+}
+
 static int step_upload(run *R, const sop_step *st)
 {
     char err[ERR_SIZE], lt[512];
@@ -1099,26 +1134,10 @@ static int step_upload(run *R, const sop_step *st)
         return -1;
     }
     /* file inputs are often hidden behind a styled button: no hit test */
-    int timeout = st->timeout_ms ? st->timeout_ms : R->s->timeout_ms;
-    int64_t until = pt_mono_ms() + timeout;
     elem e = {0};
-    for (;;) {
-        int count = 0;
-        int rc = find(R, &st->loc, &e, &count, err);
-        if (rc == 0)
-            break;
-        if (rc == 1 && count > 1 && !st->loc.nth) {
-            cJSON_Delete(files);
-            fail_step(R, st, "%s matches %d elements; say which with first, last or nth N", lt,
-                      count);
-            return -1;
-        }
-        if (pt_mono_ms() >= until) {
-            cJSON_Delete(files);
-            fail_step(R, st, "no element matches %s for %d s", lt, (timeout + 999) / 1000);
-            return -1;
-        }
-        pt_sleep_ms(POLL_MS);
+    if (present(R, st, &e) < 0) {
+        cJSON_Delete(files);
+        return -1;
     }
     cJSON *is = elem_call(R, &e, "isFile", NULL, err);
     int ok = cJSON_IsTrue(is);
@@ -1145,27 +1164,9 @@ static int step_extract(run *R, const sop_step *st)
 {
     char err[ERR_SIZE], lt[512];
     loc_text(&st->loc, lt, sizeof(lt));
-    int timeout = st->timeout_ms ? st->timeout_ms : R->s->timeout_ms;
-    int64_t until = pt_mono_ms() + timeout;
     elem e = {0};
-    for (;;) {
-        int count = 0;
-        int rc = find(R, &st->loc, &e, &count, err);
-        if (rc == 0)
-            break;
-        if (rc == 1 && count > 1 && !st->loc.nth) {
-            fail_step(R, st, "%s matches %d elements; say which with first, last or nth N", lt,
-                      count);
-            return -1;
-        }
-        if (pt_mono_ms() >= until) {
-            fail_step(R, st, "no element matches %s for %d s", lt, (timeout + 999) / 1000);
-            return -1;
-        }
-        if (run_handlers(R) < 0 || R->stop)
-            return -1;
-        pt_sleep_ms(POLL_MS);
-    }
+    if (present(R, st, &e) < 0)
+        return -1;
     cJSON *extra = NULL;
     const char *op = "text";
     if (st->attribute && !strcmp(st->attribute, "value"))
@@ -1210,7 +1211,7 @@ static int step_extract(run *R, const sop_step *st)
 static int step_wait(run *R, const sop_step *st)
 {
     char err[ERR_SIZE] = "";
-    int timeout = st->timeout_ms ? st->timeout_ms : R->s->timeout_ms;
+    int timeout = step_timeout(R, st);
     int64_t until = pt_mono_ms() + timeout;
     for (;;) {
         if (run_handlers(R) < 0 || R->stop)
@@ -1355,7 +1356,7 @@ static void step(run *R, const sop_step *st)
             rc = -1;
             break;
         }
-        int timeout = st->timeout_ms ? st->timeout_ms : R->s->timeout_ms;
+        int timeout = step_timeout(R, st);
         int64_t until = pt_mono_ms() + timeout;
         char *fid = NULL;
         while (resolve_frame(R, R->depth, &st->loc, &fid, err) != 0) {
