@@ -1419,6 +1419,7 @@ static void step(run *R, const sop_step *st)
         }
         set_status(R, st->name, notes);
         free(notes);
+        changed = 1; /* the page as it was left: what a person looks at first */
         break;
     }
     case SOP_WHENEVER:
