@@ -6,7 +6,7 @@ SHELL := /bin/bash
 JOBS := $(shell nproc 2>/dev/null || echo 2)
 
 # Debian 12 packages: toolchain, the libraries of the design, Chromium, wrk.
-APT_PACKAGES := build-essential cmake pkg-config git ca-certificates chromium \
+APT_PACKAGES := build-essential cmake pkg-config git ca-certificates curl chromium \
   libwebsockets-dev libcjson-dev libcurl4-openssl-dev libxml2-dev libpcre2-dev \
   libsqlite3-dev libcmocka-dev libssl-dev
 
@@ -58,6 +58,7 @@ bench: build
 # libFuzzer on the parsers, FUZZ_SECONDS each (new crashes land in build-fuzz/).
 FUZZ_SECONDS ?= 60
 fuzz: deps
+	@command -v clang >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang)
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DPORTIER_FUZZ=ON >/dev/null
 	cmake --build build-fuzz -j$(JOBS) --target fuzz_sop fuzz_data fuzz_multipart
 	for t in sop data multipart; do \
