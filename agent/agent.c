@@ -1385,9 +1385,17 @@ static void step(run *R, const sop_step *st)
         break;
     case SOP_ASK: {
         const char *answer = vars_get(R->o->answers, st->name);
+        char *got = NULL;
+        if (!answer && R->o->ask &&
+            R->o->ask(R->o->hook_ud, st->name, st->value.text ? st->value.text : "", &got) == 0 &&
+            got)
+            answer = got;
         if (answer) {
             vars_set(R->v, st->name, answer, 0);
             pt_log_mask(answer);
+            free(got);
+        } else if (R->o->cancelled && R->o->cancelled(R->o->hook_ud)) {
+            set_status(R, "failed", "Cancelled while waiting for input.");
         } else {
             free(R->r->ask_name);
             free(R->r->ask_prompt);
@@ -1400,12 +1408,31 @@ static void step(run *R, const sop_step *st)
     case SOP_REVIEW: {
         char *msg = vars_expand(st->value.text ? st->value.text : "", R->v, R->o->secrets,
                                 text_in_frame, R, 0, err);
-        if (!R->o->approve)
-            set_status(R, "pending_review", msg ? msg : st->value.text);
+        const char *what = msg ? msg : st->value.text ? st->value.text : "";
+        if (!R->o->approve) {
+            char *comment = NULL;
+            int d = R->o->review ? R->o->review(R->o->hook_ud, what, &comment) : 2;
+            if (d == 0) {
+                char *notes = NULL;
+                if (asprintf(&notes, "Rejected in review%s%s", comment && *comment ? ": " : ".",
+                             comment && *comment ? comment : "") < 0)
+                    notes = NULL;
+                set_status(R, "failed", notes ? notes : "Rejected in review.");
+                free(notes);
+            } else if (d != 1) {
+                if (R->o->cancelled && R->o->cancelled(R->o->hook_ud))
+                    set_status(R, "failed", "Cancelled while pending review.");
+                else
+                    set_status(R, "pending_review", what);
+            }
+            free(comment);
+        }
         free(msg);
         break;
     }
     case SOP_COMMIT:
+        if (R->o->on_commit && !R->r->committed)
+            R->o->on_commit(R->o->hook_ud);
         R->r->committed = 1;
         break;
     case SOP_FINISH: {
@@ -1428,11 +1455,26 @@ static void step(run *R, const sop_step *st)
     traj_end(R, t, rc != 0 && !strcmp(R->r->status, "failed"), changed);
 }
 
+/* The host asked the run to stop: it ends failed, saying so. */
+static int check_cancel(run *R)
+{
+    if (R->stop || !R->o->cancelled || !R->o->cancelled(R->o->hook_ud))
+        return R->stop;
+    set_status(R, "failed",
+               R->r->committed ? "Cancelled by the client after the commit point: the portal may "
+                                 "already have the submission."
+                               : "Cancelled by the client.");
+    return 1;
+}
+
 static void run_block(run *R, const sop_block *b)
 {
     size_t handlers_before = R->nhandlers;
-    for (size_t i = 0; i < b->n && !R->stop; i++)
+    for (size_t i = 0; i < b->n && !R->stop; i++) {
+        if (check_cancel(R))
+            break;
         step(R, &b->steps[i]);
+    }
     /* handlers declared in a block last as long as the block */
     R->nhandlers = handlers_before;
 }
@@ -1442,6 +1484,8 @@ static int run_handlers(run *R)
 {
     if (R->in_handler || R->stop)
         return 0;
+    if (check_cancel(R))
+        return -1;
     for (size_t i = 0; i < R->nhandlers; i++) {
         handler *h = &R->handlers[i];
         if (pt_mono_ms() - h->last < 500)

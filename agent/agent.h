@@ -29,6 +29,23 @@ typedef struct agent_options {
     size_t nfiles;
     int approve;                /* `review` steps are approved */
     const char *trajectory_dir; /* NULL: no trajectory */
+
+    /* Hooks for a host that can wait for people (the task server); all
+     * optional, all called on the thread running agent_run.
+     * ask: an `ask` step has no answer in `answers`. Return 0 with *answer
+     *   (malloc'd) to go on, or 1 to stop the run as waiting_for_input.
+     * review: a `review` step, when approve is 0. Return 1 approved, 0
+     *   rejected (*comment malloc'd or NULL: the run fails with it), or 2 to
+     *   stop the run as pending_review.
+     * on_commit: the run is crossing `commit`; called before any step after
+     *   it, so a host can make that durable first.
+     * cancelled: polled between steps and while waiting; non-zero ends the
+     *   run as failed, cancelled. */
+    int (*ask)(void *ud, const char *name, const char *prompt, char **answer);
+    int (*review)(void *ud, const char *summary, char **comment);
+    void (*on_commit)(void *ud);
+    int (*cancelled)(void *ud);
+    void *hook_ud;
 } agent_options;
 
 typedef struct agent_result {

@@ -146,7 +146,6 @@ cdp_session *cdp__session_find(cdp_browser *b, const char *session_id);
 cdp_session *cdp__session_attach(cdp_browser *b, const char *session_id, const char *target_id,
                                  const char *type);
 /* Initialises a pthread condition variable on CLOCK_MONOTONIC. */
-void cdp__cond_init(pthread_cond_t *c);
 /* Waits on c (b->mu held once) until the monotonic deadline; 0 or ETIMEDOUT. */
 int cdp__cond_wait_until(cdp_browser *b, pthread_cond_t *c, const struct timespec *deadline);
 

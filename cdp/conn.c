@@ -27,15 +27,6 @@
 
 static void session_detach_locked(cdp_session *s, const char *why);
 
-void cdp__cond_init(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &a);
-    pthread_condattr_destroy(&a);
-}
-
 int cdp__cond_wait_until(cdp_browser *b, pthread_cond_t *c, const struct timespec *deadline)
 {
     return pthread_cond_timedwait(c, &b->mu, deadline);
@@ -54,7 +45,7 @@ int cdp__conn_init(cdp_browser *b, const cdp_transport *t)
     b->root.target_type = NULL;
     b->max_message = CDP_MAX_MESSAGE;
     pt_buf_init(&b->rx, 0);
-    cdp__cond_init(&b->changed);
+    pt_cond_init_monotonic(&b->changed);
     return 0;
 }
 
@@ -254,7 +245,7 @@ int cdp_call(cdp_session *s, const char *method, cJSON *params, cJSON **result, 
     }
     cdp_pending p;
     memset(&p, 0, sizeof(p));
-    cdp__cond_init(&p.cond);
+    pt_cond_init_monotonic(&p.cond);
     p.s = s;
 
     cdp__lock(b);
@@ -613,7 +604,7 @@ cdp_waiter *cdp_wait_begin(cdp_session *s, const char *method, cdp_event_match m
     w->method = method ? strdup(method) : NULL;
     w->match = match;
     w->ud = ud;
-    cdp__cond_init(&w->cond);
+    pt_cond_init_monotonic(&w->cond);
     cdp__lock(s->b);
     w->s = cdp_session_ref(s);
     w->next = s->waiters;

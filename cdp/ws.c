@@ -17,6 +17,7 @@
 #include "cdp_internal.h"
 #include "../util/err.h"
 #include "../util/log.h"
+#include "../util/timeutil.h"
 
 #include <libwebsockets.h>
 #include <signal.h>
@@ -258,7 +259,7 @@ out:
 static int start(cdp_browser *b, char *err)
 {
     pthread_once(&log_once, init_lws_log);
-    cdp__cond_init(&b->state_cond);
+    pt_cond_init_monotonic(&b->state_cond);
     if (pthread_create(&b->thread, NULL, service_main, b) != 0) {
         pt_errf(err, "could not start the browser's service thread");
         return CDP_EFAIL;

@@ -12,5 +12,8 @@ int cli_browse(int argc, char **argv);
 int cli_portal(int argc, char **argv);
 int cli_lint(int argc, char **argv);
 int cli_run(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_account(int argc, char **argv);
+int cli_webhook(int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@
  */
 #define _GNU_SOURCE
 #include "http.h"
+#include "multipart.h"
+#include "../util/fsutil.h"
 #include "../util/buf.h"
 #include "../util/err.h"
 #include "../util/log.h"
@@ -28,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_HEADER_VALUE 8192
 #define WRITE_CHUNK 65536
@@ -55,6 +59,16 @@ struct http_request {
     kvlist args, headers, cookies;
     pt_buf body;
     int too_big; /* or otherwise unreadable: answered, then the connection closes */
+    /* multipart/form-data, parsed as it arrives */
+    mp_parser *mp;
+    int is_form;
+    kvlist form;
+    http_file *files;
+    size_t nfiles;
+    char *spool;     /* this request's folder, made at its first file */
+    FILE *cur;       /* the file part being written */
+    pt_buf cur_value; /* the value part being read */
+    char *cur_name;
     /* response */
     int status;
     char *type;
@@ -119,6 +133,8 @@ static void kv_free(kvlist *l)
     l->n = 0;
 }
 
+static void reply_now(http_request *r);
+
 static void req_free(http_request *r)
 {
     if (!r)
@@ -131,7 +147,104 @@ static void req_free(http_request *r)
     pt_buf_free(&r->body);
     pt_buf_free(&r->out);
     free(r->type);
+    mp_free(r->mp);
+    kv_free(&r->form);
+    if (r->cur)
+        fclose(r->cur);
+    pt_buf_free(&r->cur_value);
+    free(r->cur_name);
+    for (size_t i = 0; i < r->nfiles; i++) {
+        unlink(r->files[i].path); /* unless the handler moved it */
+        free((char *)r->files[i].field);
+        free((char *)r->files[i].filename);
+        free((char *)r->files[i].content_type);
+        free((char *)r->files[i].path);
+    }
+    free(r->files);
+    if (r->spool)
+        pt_rmtree(r->spool);
+    free(r->spool);
     free(r);
+}
+
+/* ---- multipart/form-data as it arrives (service thread) ---------------- */
+
+static int form_begin(void *ud, const char *name, const char *filename, const char *ctype,
+                      char *err)
+{
+    http_request *r = ud;
+    if (!filename) {
+        free(r->cur_name);
+        r->cur_name = strdup(name);
+        pt_buf_init(&r->cur_value, r->s->opts.max_body);
+        return r->cur_name ? 0 : pt_errf(err, "out of memory") * -1;
+    }
+    if (!r->spool) {
+        char tmpl[4096];
+        snprintf(tmpl, sizeof(tmpl), "%s/upload-XXXXXX", r->s->opts.spool_dir);
+        if (!mkdtemp(tmpl)) {
+            pt_errf(err, "cannot store the upload");
+            return 1;
+        }
+        r->spool = strdup(tmpl);
+    }
+    http_file *n = realloc(r->files, (r->nfiles + 1) * sizeof(*n));
+    if (!n || !r->spool)
+        return pt_errf(err, "out of memory") * -1;
+    r->files = n;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%zu", r->spool, r->nfiles);
+    r->cur = fopen(path, "wbx");
+    if (!r->cur)
+        return pt_errf(err, "cannot store the upload") * -1;
+    n[r->nfiles] = (http_file){strdup(name), strdup(filename), ctype ? strdup(ctype) : NULL,
+                               strdup(path), 0};
+    r->nfiles++;
+    return 0;
+}
+
+static int form_data(void *ud, const char *data, size_t len, char *err)
+{
+    http_request *r = ud;
+    if (r->cur) {
+        http_file *f = &r->files[r->nfiles - 1];
+        if (len > r->s->opts.max_file - f->size) {
+            pt_errf(err, "the file part '%s' is over the %zu-byte per-file limit", f->field,
+                    r->s->opts.max_file);
+            return 1;
+        }
+        f->size += len;
+        return fwrite(data, 1, len, r->cur) == len ? 0 : -pt_errf(err, "cannot store the upload");
+    }
+    return pt_buf_append(&r->cur_value, data, len) < 0 ? -pt_errf(err, "a form value is too large")
+                                                       : 0;
+}
+
+static int form_end(void *ud, char *err)
+{
+    http_request *r = ud;
+    if (r->cur) {
+        int bad = fclose(r->cur) != 0;
+        r->cur = NULL;
+        return bad ? -pt_errf(err, "cannot store the upload") : 0;
+    }
+    kv_add(&r->form, r->cur_name, strlen(r->cur_name), r->cur_value.data ? r->cur_value.data : "",
+           r->cur_value.len);
+    pt_buf_free(&r->cur_value);
+    return 0;
+}
+
+static const mp_callbacks form_callbacks = {form_begin, form_data, form_end};
+
+/* The body could not be taken: answer now, and close the connection (the
+ * rest of the body is never read). */
+static void refuse(http_request *r, int status, const char *code, const char *msg)
+{
+    r->too_big = 1;
+    pt_buf_free(&r->body);
+    http_reply_error(r, status, code, "%s", msg);
+    http_add_header(r, "Connection", "close");
+    reply_now(r);
 }
 
 /* ---- Reading the request (service thread) ------------------------------ */
@@ -395,6 +508,23 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             reply_now(r);
             return 0;
         }
+        const char *ct = kv_get(&r->headers, "content-type");
+        if (s->opts.spool_dir && ct && !strncasecmp(ct, "multipart/form-data", 19)) {
+            char err[PT_ERR_MAX];
+            mp_limits lim = {.max_parts = s->opts.max_parts,
+                             .max_part_bytes = s->opts.max_body,
+                             .max_total_bytes = s->opts.max_body};
+            r->is_form = 1;
+            r->mp = mp_new(ct, &lim, &form_callbacks, r, err);
+            if (!r->mp) {
+                refuse(r, 400, "malformed_multipart", err);
+                return 0;
+            }
+            if (clen == 0) {
+                refuse(r, 400, "malformed_multipart", "the multipart body is empty");
+                return 0;
+            }
+        }
         if (clen > 0)
             return 0; /* the body follows, whatever the method */
         enqueue(s, r);
@@ -405,6 +535,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         http_request *r = ps ? ps->req : NULL;
         if (!r || r->too_big || r->state != READING)
             return 0;
+        if (r->mp) {
+            char err[PT_ERR_MAX] = "";
+            if (mp_feed(r->mp, in, len, err) < 0)
+                refuse(r, mp_over_limit(r->mp) || strstr(err, "limit") ? 413 : 400,
+                       mp_over_limit(r->mp) || strstr(err, "limit") ? "payload_too_large"
+                                                                     : "malformed_multipart",
+                       err);
+            return 0;
+        }
         if (pt_buf_append(&r->body, in, len) < 0) {
             r->too_big = 1;
             pt_buf_free(&r->body);
@@ -418,8 +557,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
         http_request *r = ps ? ps->req : NULL;
-        if (r && !r->too_big && r->state == READING)
+        if (r && !r->too_big && r->state == READING) {
+            char err[PT_ERR_MAX];
+            if (r->mp && mp_finish(r->mp, err) < 0) {
+                refuse(r, 400, "malformed_multipart", err);
+                return 0;
+            }
             enqueue(s, r);
+        }
         return 0;
     }
 
@@ -503,6 +648,8 @@ int http_start(const http_options *opts, http_handler handler, void *ud, http_se
         s->opts.host = "127.0.0.1";
     if (!s->opts.max_body)
         s->opts.max_body = 25u << 20;
+    if (!s->opts.max_file || s->opts.max_file > s->opts.max_body)
+        s->opts.max_file = s->opts.max_body;
     s->nworkers = s->opts.workers > 0 ? s->opts.workers : 4;
     s->handler = handler;
     s->ud = ud;
@@ -717,4 +864,27 @@ void http_reply_error(http_request *r, int status, const char *code, const char 
     pt_buf_append(&r->out, ",\"message\":", 11);
     json_string(&r->out, msg);
     pt_buf_append(&r->out, "}", 1);
+}
+
+int http_is_form(const http_request *r)
+{
+    return r->is_form;
+}
+
+const char *http_form_value(const http_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->form.n; i++)
+        if (strcmp(r->form.items[i].name, name) == 0)
+            return r->form.items[i].value;
+    return NULL;
+}
+
+size_t http_form_nfiles(const http_request *r)
+{
+    return r->nfiles;
+}
+
+const http_file *http_form_file(const http_request *r, size_t i)
+{
+    return i < r->nfiles ? &r->files[i] : NULL;
 }

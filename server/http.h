@@ -29,6 +29,14 @@ typedef struct http_options {
     size_t max_body;                   /* bytes; 0: 25 MiB */
     const char *const *custom_headers; /* NULL-terminated lower-case names of
                                           non-standard headers to keep */
+    /* multipart/form-data bodies: with spool_dir set, they are parsed as they
+     * arrive (server/multipart.c), file parts written to a folder under
+     * spool_dir and other parts kept as form values; the handler sees
+     * http_form_*() and no body. 400 for a malformed body (with its byte
+     * offset), 413 past a cap. NULL: multipart is a body like any other. */
+    const char *spool_dir;
+    size_t max_file;  /* bytes per file part; 0: max_body */
+    size_t max_parts; /* 0: 64 */
 } http_options;
 
 /* Starts listening. On success *out is a new server (http_stop frees it). */
@@ -51,6 +59,21 @@ const char *http_cookie(const http_request *r, const char *name);
 const char *http_body(const http_request *r, size_t *len); /* NUL-terminated */
 /* The peer's address, for logs. */
 const char *http_peer(const http_request *r);
+
+/* A multipart/form-data request (with spool_dir): its parts. */
+typedef struct http_file {
+    const char *field;        /* the part's name, "files" */
+    const char *filename;     /* as the client sent it (untrusted) */
+    const char *content_type; /* may be NULL */
+    const char *path;         /* where it was spooled; deleted after the
+                                 handler unless moved away */
+    size_t size;
+} http_file;
+int http_is_form(const http_request *r);
+/* A non-file part's value (the first with that name), or NULL. */
+const char *http_form_value(const http_request *r, const char *name);
+size_t http_form_nfiles(const http_request *r);
+const http_file *http_form_file(const http_request *r, size_t i);
 
 /* ---- The response ------------------------------------------------------ */
 

@@ -16,6 +16,18 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *usage;
 } commands[] = {
+    {"serve", cli_serve,
+     "serve [--listen 127.0.0.1:8080] [--db portier.db] [--workers N] [--browser ws://...]\n"
+     "                 [--demo] [--webhook-url URL] [--hold-seconds S] [--max-body BYTES]\n"
+     "                 [--max-file BYTES] [--max-queue N] [--portal-listen HOST:PORT]\n"
+     "      Serve the task API (docs/openapi.yaml); --demo also runs the sandbox portal."},
+    {"account", cli_account,
+     "account create|list|set-secret|set-sop|set-default|set-webhook|set-portal|rotate-key|\n"
+     "                 rotate-webhook-secret ... [--db FILE]\n"
+     "      Set an account up: SOPs, portal secrets, API key, webhook (portier account --help)."},
+    {"webhook", cli_webhook,
+     "webhook test NAME [--db FILE]\n"
+     "      Send a signed ping to the account's webhook endpoint and show the reply."},
     {"browse", cli_browse,
      "browse URL [--eval JS] [--screenshot FILE] [--full-page] [--wait load|idle]\n"
      "                 [--timeout MS] [--browser ws://...]\n"
@@ -43,7 +55,8 @@ static void usage(FILE *out)
         fprintf(out, "  %s\n", commands[i].usage);
     fprintf(out, "\n  --help       this text\n  --version    the version\n\n"
                  "environment: PORTIER_CHROMIUM (browser binary), PORTIER_LOG "
-                 "(debug|info|warn|error),\n             PORTIER_HOME (bundled files)\n");
+                 "(debug|info|warn|error),\n             PORTIER_HOME (bundled files), PORTIER_MASTER_KEY (64 hex digits),\n"
+                 "             PORTIER_WEBHOOK_RETRY_SCHEDULE (seconds, comma-separated)\n");
 }
 
 int main(int argc, char **argv)

@@ -37,6 +37,7 @@ struct mp_parser {
     size_t fed;      /* bytes fed in all */
     size_t parts;
     size_t part_bytes;
+    int over_limit; /* the failure was a cap, not a malformed body */
 };
 
 mp_parser *mp_new(const char *content_type, const mp_limits *limits, const mp_callbacks *cb,
@@ -126,7 +127,7 @@ static int emit(mp_parser *p, const char *data, size_t len, char *err)
 {
     if (!len)
         return 0;
-    if (len > p->lim.max_part_bytes - p->part_bytes)
+    if (len > p->lim.max_part_bytes - p->part_bytes && (p->over_limit = 1))
         return fail(p, err, "a part is over the %zu-byte limit (at byte %zu)",
                     p->lim.max_part_bytes, p->consumed + (p->lim.max_part_bytes - p->part_bytes));
     p->part_bytes += len;
@@ -252,7 +253,7 @@ static int step(mp_parser *p, int *progress, char *err)
             consume(p, i + 2);
             p->st = EPILOGUE;
         } else if (d[i] == '\r' && d[i + 1] == '\n') {
-            if (++p->parts > p->lim.max_parts)
+            if (++p->parts > p->lim.max_parts && (p->over_limit = 1))
                 return fail(p, err, "more than %zu parts (at byte %zu)", p->lim.max_parts,
                             p->consumed);
             consume(p, i + 2);
@@ -319,7 +320,7 @@ int mp_feed(mp_parser *p, const char *data, size_t len, char *err)
 {
     if (p->st == FAILED)
         return pt_errf(err, "the multipart body already failed");
-    if (len > p->lim.max_total_bytes - p->fed)
+    if (len > p->lim.max_total_bytes - p->fed && (p->over_limit = 1))
         return fail(p, err, "the body is over the %zu-byte limit (at byte %zu)",
                     p->lim.max_total_bytes, p->lim.max_total_bytes);
     p->fed += len;
@@ -347,4 +348,9 @@ int mp_finish(mp_parser *p, char *err)
     if (p->st != EPILOGUE)
         return fail(p, err, "the body ended at byte %zu before its closing boundary", p->fed);
     return 0;
+}
+
+int mp_over_limit(const mp_parser *p)
+{
+    return p && p->over_limit;
 }

@@ -42,5 +42,8 @@ int mp_feed(mp_parser *p, const char *data, size_t len, char *err);
 /* The body has ended: 0 if the closing boundary was seen, else -1. */
 int mp_finish(mp_parser *p, char *err);
 void mp_free(mp_parser *p);
+/* After an error: 1 if it was a cap (parts, part or body bytes), 0 if the
+ * body was malformed (or a callback refused it). */
+int mp_over_limit(const mp_parser *p);
 
 #endif

@@ -8,9 +8,10 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static void to_hex(const unsigned char *in, size_t n, char *out)
+void pt_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
@@ -25,7 +26,7 @@ void pt_sha256_hex(const void *data, size_t len, char out[65])
     unsigned char md[32];
     unsigned int mdlen = 0;
     EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-    to_hex(md, 32, out);
+    pt_hex(md, 32, out);
 }
 
 int pt_base32_decode(const char *s, unsigned char *out, size_t outsz)
@@ -91,7 +92,7 @@ int pt_random_hex(char *out, size_t n)
     if (n > 128 || pt_random(raw, (n + 1) / 2) < 0)
         return -1;
     char hex[129];
-    to_hex(raw, (n + 1) / 2, hex);
+    pt_hex(raw, (n + 1) / 2, hex);
     memcpy(out, hex, n);
     out[n] = '\0';
     return 0;
@@ -100,4 +101,64 @@ int pt_random_hex(char *out, size_t n)
 int pt_equal_ct(const void *a, const void *b, size_t len)
 {
     return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+void pt_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                    unsigned char out[32])
+{
+    unsigned int n = 32;
+    HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &n);
+}
+
+int pt_seal(const unsigned char key[32], const char *aad, const void *plain, size_t len,
+            unsigned char **out, size_t *outlen)
+{
+    *out = NULL;
+    unsigned char *b = malloc(len + PT_SEAL_OVERHEAD);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int n = 0, f = 0, ok = b && c && RAND_bytes(b, 12) == 1 &&
+                           EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, b) == 1;
+    if (ok && aad)
+        ok = EVP_EncryptUpdate(c, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1;
+    ok = ok && EVP_EncryptUpdate(c, b + 12, &n, plain, (int)len) == 1 &&
+         EVP_EncryptFinal_ex(c, b + 12 + n, &f) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, b + 12 + n + f) == 1;
+    EVP_CIPHER_CTX_free(c);
+    if (!ok) {
+        free(b);
+        return -1;
+    }
+    *out = b;
+    *outlen = 12 + (size_t)n + (size_t)f + 16;
+    return 0;
+}
+
+int pt_open(const unsigned char key[32], const char *aad, const unsigned char *in, size_t len,
+            char **plain, size_t *plainlen)
+{
+    *plain = NULL;
+    if (len < PT_SEAL_OVERHEAD)
+        return -1;
+    size_t clen = len - PT_SEAL_OVERHEAD;
+    unsigned char *p = malloc(clen + 1), tag[16];
+    memcpy(tag, in + len - 16, 16);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int n = 0, f = 0, ok = p && c && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, in) == 1;
+    if (ok && aad)
+        ok = EVP_DecryptUpdate(c, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1;
+    ok = ok && EVP_DecryptUpdate(c, p, &n, in + 12, (int)clen) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1 &&
+         EVP_DecryptFinal_ex(c, p + n, &f) == 1;
+    EVP_CIPHER_CTX_free(c);
+    if (!ok) {
+        if (p)
+            OPENSSL_cleanse(p, clen);
+        free(p);
+        return -1;
+    }
+    p[n + f] = '\0';
+    *plain = (char *)p;
+    if (plainlen)
+        *plainlen = (size_t)(n + f);
+    return 0;
 }

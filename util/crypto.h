@@ -30,4 +30,21 @@ int pt_random_hex(char *out, size_t n);
 /* Compares in time that does not depend on where they differ. */
 int pt_equal_ct(const void *a, const void *b, size_t len);
 
+/* HMAC-SHA256 of data under key into out (32 bytes). */
+void pt_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                    unsigned char out[32]);
+/* Lowercase hex of n bytes into out (2n+1 bytes). */
+void pt_hex(const unsigned char *in, size_t n, char *out);
+
+/* AES-256-GCM with a random 96-bit nonce. pt_seal writes nonce | ciphertext
+ * | 16-byte tag into a new buffer (*out, *outlen; caller frees); aad (may be
+ * NULL) is authenticated, not stored: the same aad must be given to open.
+ * pt_open returns a new NUL-terminated plaintext, or -1 if the key, aad or
+ * bytes are wrong (nothing is returned then). */
+#define PT_SEAL_OVERHEAD 28
+int pt_seal(const unsigned char key[32], const char *aad, const void *plain, size_t len,
+            unsigned char **out, size_t *outlen);
+int pt_open(const unsigned char key[32], const char *aad, const unsigned char *in, size_t len,
+            char **plain, size_t *plainlen);
+
 #endif

@@ -43,6 +43,11 @@ void pt_log_mask(const char *value)
     if (!value || strlen(value) < 3)
         return;
     pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nmasks; i++)
+        if (!strcmp(masks[i], value)) { /* a server registers the same secrets per task */
+            pthread_mutex_unlock(&lock);
+            return;
+        }
     char **n = realloc(masks, (nmasks + 1) * sizeof(*masks));
     if (n) {
         masks = n;

@@ -52,3 +52,12 @@ void pt_sleep_ms(int64_t ms)
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
 }
+
+void pt_cond_init_monotonic(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+}

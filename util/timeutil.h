@@ -4,6 +4,7 @@
 #ifndef PT_TIMEUTIL_H
 #define PT_TIMEUTIL_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -16,6 +17,7 @@ void pt_iso8601(int64_t epoch_ms, char out[25]);
 /* An absolute CLOCK_MONOTONIC deadline `ms` from now, for pthread_cond_timedwait
  * on a condition variable created with pt_cond_init_monotonic(). */
 struct timespec pt_deadline(int64_t ms);
+void pt_cond_init_monotonic(pthread_cond_t *c);
 void pt_sleep_ms(int64_t ms);
 
 #endif

@@ -1,0 +1,56 @@
+/*
+ * webhook.h - signed, durable, retried delivery of task events
+ * (docs/webhooks.md).
+ *
+ * Events are rows of the store's outbox, written in the same transaction as
+ * the task's final status. A deliverer thread sends them with libcurl multi,
+ * signed as the Standard Webhooks specification says, and records every
+ * attempt; a failed attempt is retried on a schedule, a crash loses nothing
+ * (undelivered rows are still in the outbox after a restart).
+ */
+#ifndef PORTIER_WEBHOOK_H
+#define PORTIER_WEBHOOK_H
+
+#include "../util/buf.h"
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct webhooks webhooks;
+
+/* Starts the deliverer on its own thread with its own store connection. */
+webhooks *webhooks_start(const char *db_path, const unsigned char master[32], char *err);
+/* New rows may be due: look now. */
+void webhooks_kick(webhooks *w);
+/* Stops; attempts in flight are abandoned (and sent again after restart). */
+void webhooks_stop(webhooks *w);
+/* Prometheus lines: attempts, failures, dead letters, latency. */
+void webhooks_metrics(webhooks *w, pt_buf *out);
+
+/* A new signing secret, "whsec_" + base64 of 32 random bytes (malloc'd). */
+char *webhook_new_secret(void);
+/* RFC 8785 (JCS) canonical JSON of v (malloc'd): sorted keys, no space. */
+char *webhook_jcs(const cJSON *v);
+/* The value of webhook-signature for these secrets (whsec_...): one
+ * "v1,<base64>" per secret, space-separated, over "id.timestamp.body".
+ * Returns 0, or -1 if a secret is not whsec_ base64. */
+int webhook_signature(const char *const *secrets, size_t n, const char *id, int64_t timestamp,
+                      const char *body, size_t bodylen, char *out, size_t outsz);
+/* The envelope {"signature", "event", "created_at", "data"}; signature is
+ * the hex HMAC-SHA256 of data's JCS form under secret's key (malloc'd). */
+char *webhook_envelope(const char *event, int64_t created_ms, const char *data_json,
+                       const char *secret);
+
+/* Sends one event now, synchronously (`portier webhook test`): *status is
+ * the HTTP status (0: none), *reply the first bytes of the body (malloc'd).
+ * Returns 0 if a response came back, -1 with err otherwise. */
+int webhook_send(const char *url, const char *const *secrets, size_t nsecrets,
+                 const char *event_id, const char *body, long *status, char **reply,
+                 int64_t *latency_ms, char *err);
+
+/* The retry delays in seconds: PORTIER_WEBHOOK_RETRY_SCHEDULE ("0,5,300")
+ * or the default (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). */
+size_t webhook_schedule(int64_t *delays, size_t max);
+
+#endif
