@@ -141,7 +141,8 @@ static int demo_setup(const char *db, const char *portal, const char *hook, demo
     if (!have)
         goto out;
     store_account_set(st, a.id, "portal", portal);
-    store_account_set(st, a.id, "webhook_url", hook);
+    if (hook)
+        store_account_set(st, a.id, "webhook_url", hook);
     /* the bundled sandbox SOPs and test credentials (new versions only when
      * the files changed) */
     for (size_t i = 0; i < 4; i++) {
@@ -247,6 +248,13 @@ int cli_serve(int argc, char **argv)
             return 1;
         }
     }
+    /* the demo account points at this run's sandbox before any worker
+     * starts (recovered tasks run against it) */
+    demo_keys k = {0};
+    if (demo && demo_setup(o.db_path, sandbox_url(sb), hook, &k, err) < 0) {
+        fprintf(stderr, "portier serve: the demo account: %s\n", err);
+        goto out;
+    }
     if (service_start(&o, &s, err) < 0) {
         fprintf(stderr, "portier serve: %s\n", err);
         goto out;
@@ -256,10 +264,13 @@ int cli_serve(int argc, char **argv)
     if (demo) {
         char sinkurl[300];
         snprintf(sinkurl, sizeof(sinkurl), "%s/_portier/webhook-sink", base);
-        demo_keys k = {0};
-        if (demo_setup(o.db_path, sandbox_url(sb), hook ? hook : sinkurl, &k, err) < 0) {
-            fprintf(stderr, "portier serve: the demo account: %s\n", err);
-            goto out;
+        if (!hook) { /* the built-in sink, at this run's address */
+            account a;
+            store *st = s->main_store;
+            if (st && store_account_by_name(st, "demo", &a) == 1) {
+                store_account_set(st, a.id, "webhook_url", sinkurl);
+                account_free(&a);
+            }
         }
         /* the one place a key is printed: for the person who started it */
         printf("# Portier demo: the task API at %s, the sandbox portal at %s/login\n"
@@ -281,7 +292,6 @@ int cli_serve(int argc, char **argv)
                "# Then: curl -H \"Authorization: Bearer $PORTIER_API_KEY\" \"$API_BASE/tasks/1\"\n"
                "# Webhooks go to %s (logged below).\n",
                base, sandbox_url(sb), base, k.api_key, k.whsec, hook ? hook : sinkurl);
-        OPENSSL_cleanse(&k, sizeof(k));
     } else {
         printf("portier: the task API at %s (docs/openapi.yaml); Ctrl-C stops\n", base);
     }
@@ -292,6 +302,7 @@ int cli_serve(int argc, char **argv)
     PT_INFO("serve", "stopping (signal %d)", sig);
     rc = 0;
 out:
+    OPENSSL_cleanse(&k, sizeof(k));
     service_stop(s);
     sandbox_stop(sb);
     return rc;

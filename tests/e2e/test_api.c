@@ -1,0 +1,742 @@
+/*
+ * test_api.c - the task server end to end: `portier serve --demo` as a real
+ * process, real HTTP on loopback, real Chromium, the sandbox portal, SQLite
+ * files. Each case starts its own server in a folder of its own.
+ */
+#define _GNU_SOURCE
+#include "../support/testcurl.h"
+#include "../support/testmain.h"
+#include "../support/testproc.h"
+#include "../support/testserve.h"
+#include "../../util/fsutil.h"
+#include "../../util/timeutil.h"
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char quickstart[] =
+    "{\n\"type\": \"submit_claim\",\n\"data\": \"member_id: 300059049\\npatient: Louise "
+    "Golicic\\nDOB: 1949-12-23\\nplace_of_service: home\\nservice_date: 2025-03-25\"\n}";
+
+static tc_response api(const ts_server *s, const char *key, const char *method, const char *path,
+                       const char *ctype, const char *body, size_t len)
+{
+    tc_client *c = tc_new();
+    char h[256], url[512];
+    if (key) {
+        snprintf(h, sizeof(h), "Authorization: Bearer %s", key);
+        tc_header(c, h);
+    }
+    snprintf(url, sizeof(url), "%s%s", s->base, path);
+    tc_response r = tc_request(c, method, url, ctype, body, body && !len ? strlen(body) : len);
+    tc_free(c);
+    return r;
+}
+
+static cJSON *post_json(const ts_server *s, const char *body, long want)
+{
+    tc_response r = api(s, s->key, "POST", "/tasks", "application/json", body, 0);
+    if (r.status != want)
+        fprintf(stderr, "POST /tasks: %ld %s\n", r.status, r.body ? r.body : "");
+    assert_int_equal(r.status, want);
+    cJSON *o = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    assert_non_null(o);
+    return o;
+}
+
+static cJSON *get_task(const ts_server *s, const char *key, long long id)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/tasks/%lld", id);
+    tc_response r = api(s, key, "GET", path, NULL, NULL, 0);
+    cJSON *o = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+    tc_response_free(&r);
+    return o;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+static long long num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+}
+
+/* Polls until the task's status is one of `want` (comma-separated). */
+static cJSON *wait_status(const ts_server *s, long long id, const char *want, int timeout_ms)
+{
+    int64_t until = pt_mono_ms() + timeout_ms;
+    cJSON *t = NULL;
+    while (pt_mono_ms() < until) {
+        cJSON_Delete(t);
+        t = get_task(s, s->key, id);
+        const char *st = t ? str(t, "status") : NULL;
+        if (st) {
+            char list[256];
+            snprintf(list, sizeof(list), ",%s,", want);
+            char needle[64];
+            snprintf(needle, sizeof(needle), ",%s,", st);
+            if (strstr(list, needle))
+                return t;
+        }
+        pt_sleep_ms(100);
+    }
+    fprintf(stderr, "task %lld never reached %s: %s\n", id, want,
+            t ? cJSON_PrintUnformatted(t) : "(none)");
+    cJSON_Delete(t);
+    fail_msg("timed out");
+    return NULL;
+}
+
+/* The reference's fields, in its order, with their JSON types. */
+static void assert_task_shape(const cJSON *t)
+{
+    static const char *const names[] = {"id",          "accountId",   "task_number", "status",
+                                         "handler",     "title",       "instructions", "startedAt",
+                                         "completedAt", "failedAt",    "notes",       "createdAt",
+                                         "updatedAt"};
+    const cJSON *c = t->child;
+    for (size_t i = 0; i < 13; i++, c = c ? c->next : NULL) {
+        assert_non_null(c);
+        assert_string_equal(c->string, names[i]);
+        if (i < 3)
+            assert_true(cJSON_IsNumber(c));
+        else if (i < 7 || i >= 11)
+            assert_true(cJSON_IsString(c));
+        else
+            assert_true(cJSON_IsString(c) || cJSON_IsNull(c));
+    }
+    assert_null(c);
+    const char *created = str(t, "createdAt");
+    /* 2025-03-18T12:00:00.000Z */
+    assert_int_equal(strlen(created), 24);
+    assert_true(created[10] == 'T' && created[19] == '.' && created[23] == 'Z');
+}
+
+static void start_demo(ts_server *s, const char *name, const char *const *extra)
+{
+    ts_init(s, name);
+    const char *args[32] = {"--demo", "--portal-listen", "127.0.0.1:0"};
+    int n = 3;
+    for (size_t i = 0; extra && extra[i]; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    assert_int_equal(ts_start(s, args, NULL), 0);
+    assert_true(strlen(s->key) > 10 && !strncmp(s->whsec, "whsec_", 6));
+}
+
+/* Stops the server as an operator would: it must exit 0 (under ASan, a
+ * leak or an error makes it exit otherwise) and leave no browser behind. */
+static void finish(ts_server *s)
+{
+    int rc = ts_stop(s, 0);
+    if (rc != 0) {
+        char *log = ts_log(s);
+        fprintf(stderr, "portier serve exited %d:\n%s\n", rc, log);
+        free(log);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(tp_wait_none(s->dir, 5000), 0); /* no Chromium of ours left */
+    ts_cleanup(s);
+}
+
+/* The reference quickstart's exact request: 200 with every field, then the
+ * task completes on the sandbox and its webhook reaches the demo's sink. */
+static void test_quickstart_json(void **state)
+{
+    (void)state;
+    ts_server s;
+    start_demo(&s, "api-quickstart", NULL);
+    cJSON *t = post_json(&s, quickstart, 200);
+    assert_task_shape(t);
+    assert_string_equal(str(t, "status"), "pending");
+    assert_string_equal(str(t, "handler"), "submit_claim_1");
+    assert_string_equal(str(t, "title"), "Submit claim #1");
+    assert_int_equal(num(t, "task_number"), 1);
+    assert_string_equal(str(t, "instructions"),
+                        "SOP: Log in to portal, open claim form, enter member and procedure "
+                        "details, submit and capture confirmation number.");
+    long long id = num(t, "id");
+    cJSON_Delete(t);
+    t = wait_status(&s, id, "completed,completed_with_issues,failed", 90000);
+    assert_string_equal(str(t, "status"), "completed");
+    assert_non_null(strstr(str(t, "notes"), "CLM-"));
+    assert_non_null(str(t, "startedAt"));
+    assert_non_null(str(t, "completedAt"));
+    assert_task_shape(t);
+    cJSON_Delete(t);
+
+    /* the webhook went out once and the sink verified it */
+    char path[64];
+    snprintf(path, sizeof(path), "/tasks/%lld/deliveries", id);
+    int64_t until = pt_mono_ms() + 10000;
+    int delivered = 0;
+    while (!delivered && pt_mono_ms() < until) {
+        tc_response r = api(&s, s.key, "GET", path, NULL, NULL, 0);
+        delivered = r.body && strstr(r.body, "\"http_status\":200") != NULL;
+        tc_response_free(&r);
+        pt_sleep_ms(100);
+    }
+    assert_true(delivered);
+
+    /* the trajectory: steps as JSON and a screenshot behind a URL */
+    snprintf(path, sizeof(path), "/tasks/%lld/trajectory", id);
+    tc_response r = api(&s, s.key, "GET", path, NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    cJSON *traj = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    cJSON *steps = cJSON_GetObjectItem(traj, "steps");
+    assert_true(cJSON_GetArraySize(steps) > 5);
+    const char *shot = NULL;
+    for (cJSON *st = steps->child; st && !shot; st = st->next)
+        shot = str(st, "screenshot_url");
+    assert_non_null(shot);
+    r = api(&s, s.key, "GET", shot, NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_true(r.len > 8 && !memcmp(r.body, "\x89PNG", 4));
+    tc_response_free(&r);
+    cJSON_Delete(traj);
+
+    /* the list, newest first, with a cursor */
+    cJSON *t2 = post_json(&s, "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                              "dob: 1949-12-23\"}",
+                          200);
+    assert_string_equal(str(t2, "title"), "Check eligibility #2");
+    r = api(&s, s.key, "GET", "/tasks?limit=1", NULL, NULL, 0);
+    cJSON *page = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(page, "data")), 1);
+    assert_int_equal(num(cJSON_GetArrayItem(cJSON_GetObjectItem(page, "data"), 0), "id"),
+                     num(t2, "id"));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(page, "has_more")));
+    char next[96];
+    snprintf(next, sizeof(next), "/tasks?limit=1&after=%lld", num(page, "next_after"));
+    cJSON_Delete(page);
+    r = api(&s, s.key, "GET", next, NULL, NULL, 0);
+    page = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    assert_int_equal(num(cJSON_GetArrayItem(cJSON_GetObjectItem(page, "data"), 0), "id"), id);
+    cJSON_Delete(page);
+    r = api(&s, s.key, "GET", "/tasks?status=completed&type=submit_claim", NULL, NULL, 0);
+    page = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(page, "data")), 1);
+    cJSON_Delete(page);
+    wait_status(&s, num(t2, "id"), "completed", 90000);
+    cJSON_Delete(t2);
+
+    r = api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "portier_tasks{status=\"completed\",type=\"submit_claim\"} 1"));
+    assert_non_null(strstr(r.body, "portier_task_duration_seconds_count 2"));
+    assert_non_null(strstr(r.body, "portier_queue_depth 0"));
+    assert_non_null(strstr(r.body, "portier_webhook_attempts_total"));
+    tc_response_free(&r);
+    r = api(&s, NULL, "GET", "/healthz", NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"status\":\"ok\""));
+    tc_response_free(&r);
+    finish(&s);
+}
+
+/* The multipart variant, with a file the SOP uploads to the portal. */
+static void test_multipart_with_file(void **state)
+{
+    (void)state;
+    ts_server s;
+    start_demo(&s, "api-multipart", NULL);
+    char pdfpath[4200], *pdf = NULL, *data = NULL;
+    size_t pdflen = 0;
+    pt_home_path("sops/sandbox/examples/submit_appeal/appeal-letter.pdf", pdfpath,
+                 sizeof(pdfpath));
+    assert_int_equal(pt_read_file(pdfpath, 1u << 20, &pdf, &pdflen), 0);
+    char dpath[4200];
+    pt_home_path("sops/sandbox/examples/submit_appeal.txt", dpath, sizeof(dpath));
+    assert_int_equal(pt_read_file(dpath, 1u << 20, &data, NULL), 0);
+    const char *bd = "portierTestBoundary7MA4YWxkTrZu0gW";
+    char *body = NULL;
+    size_t blen = 0;
+    FILE *f = open_memstream(&body, &blen);
+    fprintf(f,
+            "--%s\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nsubmit_appeal\r\n"
+            "--%s\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n%s\r\n"
+            "--%s\r\nContent-Disposition: form-data; name=\"files\"; "
+            "filename=\"appeal-letter.pdf\"\r\nContent-Type: application/pdf\r\n\r\n",
+            bd, bd, data, bd);
+    fwrite(pdf, 1, pdflen, f);
+    fprintf(f, "\r\n--%s--\r\n", bd);
+    fclose(f);
+    char ctype[128];
+    snprintf(ctype, sizeof(ctype), "multipart/form-data; boundary=%s", bd);
+    tc_response r = api(&s, s.key, "POST", "/tasks", ctype, body, blen);
+    assert_int_equal(r.status, 200);
+    cJSON *t = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    assert_task_shape(t);
+    assert_string_equal(str(t, "handler"), "submit_appeal_1");
+    long long id = num(t, "id");
+    cJSON_Delete(t);
+    t = wait_status(&s, id, "completed,completed_with_issues,failed", 90000);
+    assert_string_equal(str(t, "status"), "completed");
+    cJSON_Delete(t);
+    /* the portal received the file's bytes */
+    char url[256];
+    snprintf(url, sizeof(url), "%s/__sandbox/submissions", s.portal);
+    tc_client *c = tc_new();
+    r = tc_request(c, "GET", url, NULL, NULL, 0);
+    tc_free(c);
+    assert_non_null(strstr(r.body, "appeal-letter.pdf"));
+    tc_response_free(&r);
+
+    /* a truncated multipart body: 400 naming the byte offset */
+    r = api(&s, s.key, "POST", "/tasks", ctype, body, 120);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "\"malformed_multipart\""));
+    assert_non_null(strstr(r.body, "byte"));
+    tc_response_free(&r);
+    free(body);
+    free(pdf);
+    free(data);
+    finish(&s);
+}
+
+static void expect_error(const ts_server *s, const char *key, const char *method,
+                         const char *path, const char *ctype, const char *body, size_t len,
+                         long status, const char *code, const char *in_message)
+{
+    tc_response r = api(s, key, method, path, ctype, body, len);
+    if (r.status != status)
+        fprintf(stderr, "%s %s: %ld %s\n", method, path, r.status, r.body ? r.body : "");
+    assert_int_equal(r.status, status);
+    cJSON *o = cJSON_Parse(r.body);
+    assert_non_null(o);
+    assert_string_equal(str(o, "error"), code);
+    assert_non_null(str(o, "message"));
+    if (in_message && !strstr(str(o, "message"), in_message))
+        fail_msg("message '%s' lacks '%s'", str(o, "message"), in_message);
+    cJSON_Delete(o);
+    tc_response_free(&r);
+}
+
+/* Every error code from a real request; the cross-account 404; an
+ * idempotent retry. */
+static void test_errors_and_idempotency(void **state)
+{
+    (void)state;
+    ts_server s;
+    const char *extra[] = {"--max-body", "65536", "--max-file", "2048", "--max-queue", "1",
+                           "--workers", "1", NULL};
+    start_demo(&s, "api-errors", extra);
+    expect_error(&s, NULL, "POST", "/tasks", "application/json", quickstart, 0, 401,
+                 "unauthorized", "Bearer");
+    expect_error(&s, "pk_nope", "GET", "/tasks/1", NULL, NULL, 0, 401, "unauthorized", "not known");
+    expect_error(&s, s.key, "POST", "/tasks", "application/json", "{\"type\": \"submit_claim\",",
+                 0, 400, "malformed_json", "at byte ");
+    expect_error(&s, s.key, "POST", "/tasks", "text/plain", "submit_claim", 0, 415,
+                 "unsupported_media_type", NULL);
+    expect_error(&s, s.key, "POST", "/tasks", "application/json", "{\"type\":\"fax_claim\"}", 0,
+                 422, "unknown_type", "fax_claim");
+    /* the data is checked against the SOP's inputs: every field and why */
+    tc_response r = api(&s, s.key, "POST", "/tasks", "application/json",
+                        "{\"type\":\"submit_claim\",\"data\":\"member_id: 12\\nDOB: someday\"}", 0);
+    assert_int_equal(r.status, 422);
+    cJSON *o = cJSON_Parse(r.body);
+    assert_string_equal(str(o, "error"), "invalid_data");
+    cJSON *fields = cJSON_GetObjectItem(o, "fields");
+    int saw_member = 0, saw_dob = 0, saw_patient = 0;
+    for (cJSON *f = fields ? fields->child : NULL; f; f = f->next) {
+        saw_member |= str(f, "field") && !strcmp(str(f, "field"), "member_id");
+        saw_dob |= str(f, "field") && !strcmp(str(f, "field"), "dob");
+        saw_patient |= str(f, "field") && !strcmp(str(f, "field"), "patient");
+    }
+    assert_true(saw_member && saw_dob && saw_patient);
+    cJSON_Delete(o);
+    tc_response_free(&r);
+    /* over the body limit; over the per-file limit */
+    char *big = malloc(70000);
+    memset(big, 'x', 70000);
+    expect_error(&s, s.key, "POST", "/tasks", "application/json", big, 70000, 413,
+                 "payload_too_large", "65536");
+    const char *mp = "--b\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nsubmit_appeal\r\n"
+                     "--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"x.pdf\"\r\n"
+                     "\r\n";
+    size_t mplen = strlen(mp);
+    char *mpbig = malloc(mplen + 4000 + 10);
+    memcpy(mpbig, mp, mplen);
+    memset(mpbig + mplen, 'y', 4000);
+    memcpy(mpbig + mplen + 4000, "\r\n--b--\r\n", 9);
+    expect_error(&s, s.key, "POST", "/tasks", "multipart/form-data; boundary=b", mpbig,
+                 mplen + 4009, 413, "payload_too_large", "per-file");
+    free(mpbig);
+    free(big);
+    expect_error(&s, s.key, "GET", "/tasks/999", NULL, NULL, 0, 404, "not_found", NULL);
+    expect_error(&s, s.key, "GET", "/tasks/abc", NULL, NULL, 0, 404, "not_found", NULL);
+    expect_error(&s, s.key, "DELETE", "/tasks", NULL, NULL, 0, 405, "method_not_allowed", NULL);
+
+    /* Idempotency-Key: the same key returns the same task */
+    tc_client *c = tc_new();
+    char h[256], url[256];
+    snprintf(h, sizeof(h), "Authorization: Bearer %s", s.key);
+    tc_header(c, h);
+    tc_header(c, "Idempotency-Key: claim-0001");
+    snprintf(url, sizeof(url), "%s/tasks", s.base);
+    tc_response a = tc_request(c, "POST", url, "application/json", quickstart, strlen(quickstart));
+    tc_response b = tc_request(c, "POST", url, "application/json", quickstart, strlen(quickstart));
+    tc_free(c);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(b.status, 200);
+    cJSON *ta = cJSON_Parse(a.body), *tb = cJSON_Parse(b.body);
+    assert_int_equal(num(ta, "id"), num(tb, "id"));
+    char *replayed = tc_response_header(&b, "Idempotent-Replayed");
+    assert_non_null(replayed);
+    free(replayed);
+    long long first = num(ta, "id");
+    cJSON_Delete(ta);
+    cJSON_Delete(tb);
+    tc_response_free(&a);
+    tc_response_free(&b);
+
+    /* input for a task that is not waiting: 409 */
+    char path[96];
+    snprintf(path, sizeof(path), "/tasks/%lld/input", first);
+    expect_error(&s, s.key, "POST", path, "application/json", "{\"value\":\"1\"}", 0, 409,
+                 "conflict", "not waiting_for_input");
+    snprintf(path, sizeof(path), "/tasks/%lld/review", first);
+    expect_error(&s, s.key, "POST", path, "application/json", "{\"decision\":\"approve\"}", 0,
+                 409, "conflict", "pending_review");
+
+    /* one worker, a queue of one: posting fast, the queue fills (the
+     * worker holds at most one task, so by the third post it is full) */
+    long long queued[4];
+    int nq = 0, full = 0;
+    for (int i = 0; i < 4 && !full; i++) {
+        r = api(&s, s.key, "POST", "/tasks", "application/json", quickstart, 0);
+        if (r.status == 429) {
+            full = 1;
+            assert_non_null(strstr(r.body, "\"queue_full\""));
+            char *ra = tc_response_header(&r, "Retry-After");
+            assert_non_null(ra);
+            free(ra);
+        } else {
+            assert_int_equal(r.status, 200);
+            cJSON *q = cJSON_Parse(r.body);
+            queued[nq++] = num(q, "id");
+            cJSON_Delete(q);
+        }
+        tc_response_free(&r);
+    }
+    assert_true(full && nq <= 2);
+    /* cancel the queued ones: failed, saying so */
+    for (int i = 0; i < nq; i++) {
+        snprintf(path, sizeof(path), "/tasks/%lld/cancel", queued[i]);
+        r = api(&s, s.key, "POST", path, NULL, NULL, 0);
+        assert_int_equal(r.status, 200);
+        tc_response_free(&r);
+        cJSON *t = wait_status(&s, queued[i], "failed", 60000);
+        assert_non_null(strstr(str(t, "notes"), "Cancelled"));
+        assert_non_null(str(t, "failedAt"));
+        cJSON_Delete(t);
+        expect_error(&s, s.key, "POST", path, NULL, NULL, 0, 409, "conflict", NULL);
+    }
+
+    /* another account sees none of it */
+    char *out = NULL;
+    const char *create[] = {"account", "create", "other", NULL};
+    assert_int_equal(ts_cli(&s, create, NULL, &out), 0);
+    cJSON *acct = cJSON_Parse(out);
+    free(out);
+    const char *other = str(acct, "api_key");
+    assert_non_null(other);
+    snprintf(path, sizeof(path), "/tasks/%lld", first);
+    expect_error(&s, other, "GET", path, NULL, NULL, 0, 404, "not_found", NULL);
+    snprintf(path, sizeof(path), "/tasks/%lld/cancel", first);
+    expect_error(&s, other, "POST", path, NULL, NULL, 0, 404, "not_found", NULL);
+    r = api(&s, other, "GET", "/tasks", NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"data\":[]"));
+    tc_response_free(&r);
+    /* it has no SOPs yet */
+    expect_error(&s, other, "POST", "/tasks", "application/json", quickstart, 0, 422, "no_sop",
+                 NULL);
+    cJSON_Delete(acct);
+    wait_status(&s, first, "completed,completed_with_issues,failed", 90000);
+    finish(&s);
+}
+
+/* An SOP that asks a question and asks for review, installed with
+ * `account set-sop` (it `use`s the sandbox login, stored with it). */
+static void install_ask_sop(ts_server *s)
+{
+    char dir[700], path[800], login[4200], *text = NULL;
+    snprintf(dir, sizeof(dir), "%s/sop", s->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    pt_home_path("sops/sandbox/login.sop", login, sizeof(login));
+    assert_int_equal(pt_read_file(login, 1u << 20, &text, NULL), 0);
+    snprintf(path, sizeof(path), "%s/login.sop", dir);
+    pt_write_file(path, text, strlen(text), 0600);
+    free(text);
+    const char *sop =
+        "sop check_eligibility \"Eligibility, with a question and a review\"\n"
+        "summary \"SOP: ask which NPI, check eligibility, and have a person review it.\"\n"
+        "input payer default \"Sandbox Health PPO\"\n"
+        "input member_id required /^\\d{9}$/\n"
+        "input dob required date\n"
+        "use login\n"
+        "ask npi \"Which rendering NPI should be used?\"\n"
+        "click link \"Eligibility & Benefits\"\n"
+        "in frame \"#app-frame\"\n"
+        "  choose label \"Payer\" with payer\n"
+        "  fill label \"Member ID\" with member_id\n"
+        "  fill label \"Date of birth\" with dob\n"
+        "  fill label \"Provider NPI\" with npi\n"
+        "  review \"About to check eligibility for NPI {{npi}}\"\n"
+        "  click button \"Check eligibility\"\n"
+        "  wait for \"#result\" timeout 30s\n"
+        "  extract plan from \"#r-plan\"\n"
+        "end\n"
+        "finish completed \"Checked: {{plan}}\"\n";
+    snprintf(path, sizeof(path), "%s/ask.sop", dir);
+    pt_write_file(path, sop, strlen(sop), 0600);
+    char *out = NULL;
+    const char *args[] = {"account", "set-sop", "demo", "check_eligibility", path, NULL};
+    assert_int_equal(ts_cli(s, args, NULL, &out), 0);
+    assert_non_null(strstr(out, "check_eligibility_2"));
+    free(out);
+}
+
+static long long post_ask_task(ts_server *s)
+{
+    cJSON *t = post_json(s, "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                            "dob: 12/23/1949\"}",
+                         200);
+    assert_string_equal(str(t, "handler"), "check_eligibility_2");
+    assert_string_equal(str(t, "instructions"),
+                        "SOP: ask which NPI, check eligibility, and have a person review it.");
+    long long id = num(t, "id");
+    cJSON_Delete(t);
+    return id;
+}
+
+static long long trajectory_id(ts_server *s, long long id)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/tasks/%lld/trajectory", id);
+    tc_response r = api(s, s->key, "GET", path, NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    cJSON *o = cJSON_Parse(r.body);
+    long long t = num(o, "trajectory_id");
+    cJSON_Delete(o);
+    tc_response_free(&r);
+    return t;
+}
+
+static void send(ts_server *s, long long id, const char *what, const char *body, long want)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/tasks/%lld/%s", id, what);
+    tc_response r = api(s, s->key, "POST", path, "application/json", body, 0);
+    if (r.status != want)
+        fprintf(stderr, "POST %s: %ld %s\n", path, r.status, r.body);
+    assert_int_equal(r.status, want);
+    tc_response_free(&r);
+}
+
+/* ask and review through the API, answered while the task holds its
+ * browser context: it resumes where it stopped. */
+static void test_ask_and_review_held(void **state)
+{
+    (void)state;
+    ts_server s;
+    start_demo(&s, "api-ask", NULL);
+    install_ask_sop(&s);
+    long long id = post_ask_task(&s);
+    cJSON *t = wait_status(&s, id, "waiting_for_input", 90000);
+    cJSON_Delete(t);
+    send(&s, id, "input", "{\"value\":\"1234567893\"}", 200);
+    t = wait_status(&s, id, "pending_review", 90000);
+    assert_non_null(strstr(str(t, "notes"), "NPI 1234567893"));
+    cJSON_Delete(t);
+    send(&s, id, "review", "{\"decision\":\"approve\",\"comment\":\"looks right\"}", 200);
+    t = wait_status(&s, id, "completed,failed", 90000);
+    assert_string_equal(str(t, "status"), "completed");
+    assert_non_null(strstr(str(t, "notes"), "Checked: "));
+    cJSON_Delete(t);
+    /* one run, resumed in place: one trajectory */
+    assert_int_equal(trajectory_id(&s, id), 1);
+
+    /* a rejected review ends failed with the reviewer's comment */
+    id = post_ask_task(&s);
+    cJSON_Delete(wait_status(&s, id, "waiting_for_input", 90000));
+    send(&s, id, "input", "{\"name\":\"npi\",\"value\":\"1234567893\"}", 200);
+    cJSON_Delete(wait_status(&s, id, "pending_review", 90000));
+    send(&s, id, "review", "{\"decision\":\"reject\",\"comment\":\"wrong provider\"}", 200);
+    t = wait_status(&s, id, "failed", 30000);
+    assert_non_null(strstr(str(t, "notes"), "wrong provider"));
+    cJSON_Delete(t);
+    send(&s, id, "review", "{\"decision\":\"maybe\"}", 400);
+    finish(&s);
+}
+
+/* The same flow when the hold time runs out first: the worker is freed,
+ * and the answer (then the approval) runs the task again from the start,
+ * which is safe because it had not crossed commit. */
+static void test_ask_and_review_after_hold(void **state)
+{
+    (void)state;
+    ts_server s;
+    const char *extra[] = {"--hold-seconds", "1", NULL};
+    start_demo(&s, "api-hold", extra);
+    install_ask_sop(&s);
+    long long id = post_ask_task(&s);
+    cJSON_Delete(wait_status(&s, id, "waiting_for_input", 90000));
+    pt_sleep_ms(2500); /* past the hold */
+    send(&s, id, "input", "{\"value\":\"1234567893\"}", 200);
+    cJSON_Delete(wait_status(&s, id, "pending_review", 90000));
+    pt_sleep_ms(2500);
+    send(&s, id, "review", "{\"decision\":\"approve\"}", 200);
+    cJSON *t = wait_status(&s, id, "completed,failed", 90000);
+    assert_string_equal(str(t, "status"), "completed");
+    cJSON_Delete(t);
+    /* three runs: the first, again after the answer, again after approval */
+    assert_int_equal(trajectory_id(&s, id), 3);
+    finish(&s);
+}
+
+/* No PHI and no secret in the server's log, even at debug level. */
+static void test_no_phi_in_logs(void **state)
+{
+    (void)state;
+    ts_server s;
+    ts_init(&s, "api-phi");
+    const char *args[] = {"--demo", "--portal-listen", "127.0.0.1:0", NULL};
+    const char *env[] = {"PORTIER_LOG=debug", NULL};
+    assert_int_equal(ts_start(&s, args, env), 0);
+    const char *body = "{\"type\":\"submit_claim\",\"data\":\"member_id: 412345678\\npatient: "
+                       "Zorbulon Quaxmarker\\nDOB: 1961-07-19\\nplace_of_service: office\\n"
+                       "service_date: 2025-04-02\\ndiagnosis: M54.5\\ncharge: 4321.77\"}";
+    cJSON *t = post_json(&s, body, 200);
+    long long id = num(t, "id");
+    cJSON_Delete(t);
+    cJSON_Delete(wait_status(&s, id, "completed,completed_with_issues,failed", 90000));
+    /* an invalid request echoes nothing into the log either */
+    tc_response r = api(&s, s.key, "POST", "/tasks", "application/json",
+                        "{\"type\":\"submit_claim\",\"data\":\"member_id: 98765XYZ1\"}", 0);
+    tc_response_free(&r);
+    pt_sleep_ms(500);
+    assert_int_equal(ts_stop(&s, 0), 0);
+    char *log = ts_log(&s);
+    assert_true(strlen(log) > 200); /* debug lines were written */
+    const char *markers[] = {"412345678", "Zorbulon", "Quaxmarker", "1961-07-19", "07/19/1961",
+                             "4321.77", "98765XYZ1", "Sandbox!2025", "PORTIERSANDBOXSEEDTOTP",
+                             s.key, s.whsec, s.whsec + 6, "portier.demo"};
+    for (size_t i = 0; i < sizeof(markers) / sizeof(markers[0]); i++)
+        if (strstr(log, markers[i]))
+            fail_msg("the server log contains '%s'", markers[i]);
+    free(log);
+    assert_int_equal(tp_wait_none(s.dir, 5000), 0);
+    ts_cleanup(&s);
+}
+
+/* kill -9 with 10 tasks queued or running, then a restart: every task
+ * reaches a final or review state, and the portal has no duplicate. */
+static void test_kill9_recovery(void **state)
+{
+    (void)state;
+    ts_server s;
+    const char *extra[] = {"--workers", "3", NULL};
+    start_demo(&s, "api-kill9", extra);
+    long long ids[10];
+    for (int i = 0; i < 10; i++) {
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "{\"type\":\"submit_claim\",\"data\":\"member_id: 300059049\\npatient: Louise "
+                 "Golicic\\nDOB: 1949-12-23\\nplace_of_service: home\\nservice_date: "
+                 "2025-03-%02d\"}",
+                 i + 1);
+        cJSON *t = post_json(&s, body, 200);
+        ids[i] = num(t, "id");
+        cJSON_Delete(t);
+    }
+    /* wait until some are done and some are mid-run */
+    int64_t until = pt_mono_ms() + 120000;
+    int done = 0;
+    while (pt_mono_ms() < until && done < 2) {
+        done = 0;
+        for (int i = 0; i < 10; i++) {
+            cJSON *t = get_task(&s, s.key, ids[i]);
+            done += t && !strcmp(str(t, "status"), "completed");
+            cJSON_Delete(t);
+        }
+        pt_sleep_ms(200);
+    }
+    assert_true(done >= 2);
+    assert_int_equal(ts_stop(&s, 1), 128 + 9);
+    assert_int_equal(tp_wait_none(s.dir, 5000), 0); /* Chromium died with it */
+    const char *args[] = {"--demo", "--portal-listen", "127.0.0.1:0", "--workers", "3", NULL};
+    assert_int_equal(ts_start(&s, args, NULL), 0);
+    int review = 0;
+    for (int i = 0; i < 10; i++) {
+        cJSON *t = wait_status(&s, ids[i], "completed,completed_with_issues,failed,pending_review",
+                               180000);
+        review += !strcmp(str(t, "status"), "pending_review");
+        if (strcmp(str(t, "status"), "completed") && strcmp(str(t, "status"), "pending_review"))
+            fail_msg("task %lld ended %s: %s", ids[i], str(t, "status"), str(t, "notes"));
+        cJSON_Delete(t);
+    }
+    /* each service date at most once in the portal's submissions */
+    char url[256];
+    snprintf(url, sizeof(url), "%s/__sandbox/submissions", s.portal);
+    tc_client *c = tc_new();
+    tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
+    tc_free(c);
+    cJSON *subs = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    int total = 0;
+    for (int i = 0; i < 10; i++) {
+        char iso[16], us[16];
+        snprintf(iso, sizeof(iso), "2025-03-%02d", i + 1);
+        snprintf(us, sizeof(us), "03/%02d/2025", i + 1);
+        int n = 0;
+        for (cJSON *x = cJSON_IsArray(subs) ? subs->child : NULL; x; x = x->next) {
+            const char *d = str(cJSON_GetObjectItem(x, "fields"), "service_date");
+            n += !strcmp(str(x, "kind"), "claim") && d && (!strcmp(d, iso) || !strcmp(d, us));
+        }
+        if (n > 1)
+            fail_msg("service date %s was submitted %d times", iso, n);
+        total += n;
+    }
+    fprintf(stderr, "kill -9: %d claims in the portal, %d tasks in review\n", total, review);
+    assert_true(total >= 10 - review);
+    cJSON_Delete(subs);
+    finish(&s);
+}
+
+/* A database from a newer portier is refused, with a clear message. */
+static void test_newer_schema_refused(void **state)
+{
+    (void)state;
+    ts_server s;
+    ts_init(&s, "api-schema");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(s.db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_not_equal(ts_start(&s, NULL, NULL), 0);
+    char *log = ts_log(&s);
+    assert_non_null(strstr(log, "newer than this portier knows"));
+    free(log);
+    ts_cleanup(&s);
+}
+
+PT_TESTS("api", cmocka_unit_test(test_quickstart_json), cmocka_unit_test(test_multipart_with_file),
+         cmocka_unit_test(test_errors_and_idempotency), cmocka_unit_test(test_ask_and_review_held),
+         cmocka_unit_test(test_ask_and_review_after_hold), cmocka_unit_test(test_no_phi_in_logs),
+         cmocka_unit_test(test_kill9_recovery), cmocka_unit_test(test_newer_schema_refused));
