@@ -440,7 +440,7 @@ static void record_duration(service *s, int64_t ms)
 static void interrupted(service *s, store *st, int64_t id, int committed, int attempts,
                         const char *what)
 {
-    char note[512];
+    char note[1024];
     if (committed) {
         snprintf(note, sizeof(note),
                  "%s after the task crossed its commit point: the portal may already have the "
@@ -503,12 +503,15 @@ static void run_task(service *s, worker_slot *slot, store *st, int64_t id)
     cJSON_Delete(ans);
     files = store_task_files(st, id, &nfiles);
 
+    /* an attempt counts from here: a browser that cannot start is one */
+    store_task_set_int(st, id, "attempts", t.attempts + 1);
     b = browser_get(s, err);
     if (!b) {
-        interrupted(s, st, id, t.committed, t.attempts + 1, "No browser could be started");
+        char what[PT_ERR_MAX + 64];
+        snprintf(what, sizeof(what), "No browser could be started (%s)", err);
+        interrupted(s, st, id, t.committed, t.attempts + 1, what);
         goto out;
     }
-    store_task_set_int(st, id, "attempts", t.attempts + 1);
     if (service_move(s, st, id, "dispatching,pending", "running", NULL, "running") != 1)
         goto out; /* cancelled meanwhile */
     char traj[4400];

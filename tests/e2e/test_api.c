@@ -230,7 +230,7 @@ static void test_quickstart_json(void **state)
     tc_response_free(&r);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(page, "data")), 1);
     cJSON_Delete(page);
-    wait_status(&s, num(t2, "id"), "completed", 90000);
+    cJSON_Delete(wait_status(&s, num(t2, "id"), "completed", 90000));
     cJSON_Delete(t2);
 
     r = api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
@@ -467,7 +467,7 @@ static void test_errors_and_idempotency(void **state)
     expect_error(&s, other, "POST", "/tasks", "application/json", quickstart, 0, 422, "no_sop",
                  NULL);
     cJSON_Delete(acct);
-    wait_status(&s, first, "completed,completed_with_issues,failed", 90000);
+    cJSON_Delete(wait_status(&s, first, "completed,completed_with_issues,failed", 90000));
     finish(&s);
 }
 

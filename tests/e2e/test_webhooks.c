@@ -1,0 +1,458 @@
+/*
+ * test_webhooks.c - webhook delivery end to end: `portier serve` as a real
+ * process, a receiver in Node that verifies every delivery with the
+ * `standardwebhooks` and `canonicalize` packages from npm (implementations
+ * that are not ours), real HTTP on loopback, SQLite files.
+ *
+ * Tasks here end without a browser: the server is pointed at a browser that
+ * is not there, so each task fails after its two attempts, and that final
+ * status is a real event like any other.
+ */
+#define _GNU_SOURCE
+#include "../support/testcurl.h"
+#include "../support/testmain.h"
+#include "../support/testproc.h"
+#include "../support/testserve.h"
+#include "../../util/fsutil.h"
+#include "../../util/timeutil.h"
+
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/prctl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct receiver {
+    pid_t pid;
+    int port;
+    char log[700], secrets[700];
+} receiver;
+
+static void receiver_start(receiver *r, const char *dir)
+{
+    snprintf(r->log, sizeof(r->log), "%s/receiver.jsonl", dir);
+    snprintf(r->secrets, sizeof(r->secrets), "%s/secrets.txt", dir);
+    pt_write_file(r->log, "", 0, 0600);
+    pt_write_file(r->secrets, "", 0, 0600);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    r->pid = fork();
+    if (r->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves nothing running */
+        dup2(p[1], 1);
+        close(p[0]);
+        execlp("node", "node", PORTIER_SOURCE_DIR "/tests/node/receiver.mjs", r->log, r->secrets,
+               (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[64] = "";
+    ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+    close(p[0]);
+    if (n <= 0 || sscanf(buf, "port %d", &r->port) != 1)
+        fail_msg("the Node receiver did not start (is `npm ci` done in tests/node?)");
+}
+
+static void receiver_stop(receiver *r)
+{
+    kill(r->pid, SIGTERM);
+    waitpid(r->pid, NULL, 0);
+}
+
+static void add_secret(receiver *r, const char *secret)
+{
+    FILE *f = fopen(r->secrets, "a");
+    fprintf(f, "%s\n", secret);
+    fclose(f);
+}
+
+/* The receiver's log lines for a path (and webhook-id, if given). */
+static cJSON *received(const receiver *r, const char *path, const char *id)
+{
+    char *text = NULL;
+    cJSON *arr = cJSON_CreateArray();
+    if (pt_read_file(r->log, 64u << 20, &text, NULL) < 0)
+        return arr;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(o, "path"));
+        const char *i = cJSON_GetStringValue(cJSON_GetObjectItem(o, "id"));
+        if (o && p && (!path || !strcmp(p, path)) && (!id || (i && !strcmp(i, id))))
+            cJSON_AddItemToArray(arr, o);
+        else
+            cJSON_Delete(o);
+    }
+    free(text);
+    return arr;
+}
+
+static cJSON *wait_received(const receiver *r, const char *path, int count, int timeout_ms)
+{
+    int64_t until = pt_mono_ms() + timeout_ms;
+    for (;;) {
+        cJSON *a = received(r, path, NULL);
+        if (cJSON_GetArraySize(a) >= count || pt_mono_ms() > until)
+            return a;
+        cJSON_Delete(a);
+        pt_sleep_ms(100);
+    }
+}
+
+static void assert_verified(const cJSON *line, int secret_index)
+{
+    int ok = 0, body_ok = 0;
+    cJSON *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(line, "verifiedWith"))
+        ok |= (int)v->valuedouble == secret_index;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(line, "bodySignatureWith"))
+        body_ok |= (int)v->valuedouble == secret_index;
+    if (!ok || !body_ok)
+        fail_msg("delivery not verified with secret %d: %s", secret_index, cJSON_PrintUnformatted(line));
+}
+
+typedef struct env {
+    ts_server s;
+    receiver r;
+    char key[128], whsec[128];
+} env;
+
+static void start(env *e, const char *name, const char *path, const char *const *server_env)
+{
+    ts_init(&e->s, name);
+    receiver_start(&e->r, e->s.dir);
+    char url[256], sop[4200], *out = NULL;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", e->r.port, path);
+    const char *create[] = {"account", "create", "acme", "--webhook-url", url, NULL};
+    assert_int_equal(ts_cli(&e->s, create, NULL, &out), 0);
+    cJSON *o = cJSON_Parse(out);
+    snprintf(e->key, sizeof(e->key), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, "api_key")));
+    snprintf(e->whsec, sizeof(e->whsec), "%s",
+             cJSON_GetStringValue(cJSON_GetObjectItem(o, "webhook_secret")));
+    cJSON_Delete(o);
+    free(out);
+    add_secret(&e->r, e->whsec);
+    pt_home_path("sops/sandbox/check_eligibility.sop", sop, sizeof(sop));
+    const char *setsop[] = {"account", "set-sop", "acme", "check_eligibility", sop, NULL};
+    assert_int_equal(ts_cli(&e->s, setsop, NULL, NULL), 0);
+    const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none", NULL};
+    const char *envs[8] = {"PORTIER_WEBHOOK_RETRY_SCHEDULE=0,1,1,1,1"};
+    for (int i = 0; server_env && server_env[i] && i < 6; i++)
+        envs[i + 1] = server_env[i];
+    assert_int_equal(ts_start(&e->s, args, envs), 0);
+}
+
+static void stop(env *e)
+{
+    int rc = ts_stop(&e->s, 0);
+    if (rc) {
+        char *log = ts_log(&e->s);
+        fprintf(stderr, "%s\n", log);
+        free(log);
+    }
+    assert_int_equal(rc, 0);
+    receiver_stop(&e->r);
+    ts_cleanup(&e->s);
+}
+
+static tc_response call(env *e, const char *method, const char *path, const char *body)
+{
+    tc_client *c = tc_new();
+    char h[256], url[512];
+    snprintf(h, sizeof(h), "Authorization: Bearer %s", e->key);
+    tc_header(c, h);
+    snprintf(url, sizeof(url), "%s%s", e->s.base, path);
+    tc_response r = tc_request(c, method, url, body ? "application/json" : NULL, body,
+                               body ? strlen(body) : 0);
+    tc_free(c);
+    return r;
+}
+
+/* A task that ends (failed: no browser) and so fires its event. */
+static long long finished_task(env *e)
+{
+    tc_response r = call(e, "POST", "/tasks",
+                         "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                         "dob: 1949-12-23\"}");
+    assert_int_equal(r.status, 200);
+    cJSON *t = cJSON_Parse(r.body);
+    long long id = (long long)cJSON_GetObjectItem(t, "id")->valuedouble;
+    cJSON_Delete(t);
+    tc_response_free(&r);
+    char path[64];
+    snprintf(path, sizeof(path), "/tasks/%lld", id);
+    int64_t until = pt_mono_ms() + 30000;
+    while (pt_mono_ms() < until) {
+        r = call(e, "GET", path, NULL);
+        int done = r.body && strstr(r.body, "\"status\":\"failed\"");
+        tc_response_free(&r);
+        if (done)
+            return id;
+        pt_sleep_ms(100);
+    }
+    fail_msg("task %lld did not end", id);
+    return 0;
+}
+
+static cJSON *deliveries(env *e, long long id)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/tasks/%lld/deliveries", id);
+    tc_response r = call(e, "GET", path, NULL);
+    assert_int_equal(r.status, 200);
+    cJSON *o = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    cJSON *d = cJSON_DetachItemFromObject(o, "data");
+    cJSON_Delete(o);
+    return d;
+}
+
+/* 500, 500, 200: exactly three attempts, one webhook-id, each verified by
+ * standardwebhooks and the body signature by canonicalize; the envelope and
+ * task fields as in the reference. Then a redelivery with the same id. */
+static void test_retry_until_2xx(void **state)
+{
+    (void)state;
+    env e;
+    start(&e, "wh-flaky", "/flaky", NULL);
+    long long id = finished_task(&e);
+    cJSON *got = wait_received(&e.r, "/flaky", 3, 20000);
+    assert_int_equal(cJSON_GetArraySize(got), 3);
+    const char *first = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "id"));
+    assert_non_null(first);
+    char wid[64];
+    snprintf(wid, sizeof(wid), "%s", first);
+    cJSON *line;
+    cJSON_ArrayForEach(line, got)
+    {
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(line, "id")), wid);
+        assert_verified(line, 0);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(line, "event")),
+                            "task_finished");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(line, "status")), "failed");
+        char *keys = cJSON_PrintUnformatted(cJSON_GetObjectItem(line, "keys"));
+        assert_string_equal(keys, "[\"id\",\"accountId\",\"task_number\",\"status\",\"handler\","
+                                  "\"title\",\"instructions\",\"trajectory_id\",\"startedAt\","
+                                  "\"completedAt\",\"failedAt\",\"notes\",\"createdAt\","
+                                  "\"updatedAt\"]");
+        free(keys);
+        keys = cJSON_PrintUnformatted(cJSON_GetObjectItem(line, "envelopeKeys"));
+        assert_string_equal(keys, "[\"signature\",\"event\",\"created_at\",\"data\"]");
+        free(keys);
+    }
+    pt_sleep_ms(1500); /* no fourth attempt */
+    cJSON_Delete(got);
+    got = received(&e.r, "/flaky", NULL);
+    assert_int_equal(cJSON_GetArraySize(got), 3);
+    cJSON *d = deliveries(&e, id);
+    assert_int_equal(cJSON_GetArraySize(d), 3);
+    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "http_status")->valuedouble, 500);
+    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(d, 2), "http_status")->valuedouble, 200);
+    cJSON_Delete(d);
+
+    char path[96];
+    snprintf(path, sizeof(path), "/tasks/%lld/webhook/redeliver", id);
+    tc_response r = call(&e, "POST", path, NULL);
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, wid));
+    tc_response_free(&r);
+    cJSON_Delete(got);
+    got = wait_received(&e.r, "/flaky", 4, 10000);
+    assert_int_equal(cJSON_GetArraySize(got), 4);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 3), "id")),
+                        wid);
+    cJSON_Delete(got);
+    stop(&e);
+}
+
+/* 410 disables the endpoint: one attempt, and later events are not sent. */
+static void test_gone_disables(void **state)
+{
+    (void)state;
+    env e;
+    start(&e, "wh-gone", "/gone", NULL);
+    finished_task(&e);
+    cJSON *got = wait_received(&e.r, "/gone", 1, 10000);
+    assert_int_equal(cJSON_GetArraySize(got), 1);
+    cJSON_Delete(got);
+    long long second = finished_task(&e);
+    pt_sleep_ms(2500);
+    got = received(&e.r, "/gone", NULL);
+    assert_int_equal(cJSON_GetArraySize(got), 1);
+    cJSON_Delete(got);
+    cJSON *d = deliveries(&e, second);
+    char *j = cJSON_PrintUnformatted(d);
+    assert_non_null(strstr(j, "disabled"));
+    free(j);
+    cJSON_Delete(d);
+    char *out = NULL;
+    const char *list[] = {"account", "list", NULL};
+    ts_cli(&e.s, list, NULL, &out);
+    assert_non_null(strstr(out, "\"webhook_disabled\":\ttrue"));
+    free(out);
+    stop(&e);
+}
+
+/* A receiver that hangs is timed out and retried, then dead-lettered;
+ * a redirect is a failed attempt, not followed. */
+static void test_hang_timeout_and_redirect(void **state)
+{
+    (void)state;
+    env e;
+    const char *envs[] = {"PORTIER_WEBHOOK_TIMEOUT_MS=700", NULL};
+    start(&e, "wh-hang", "/hang", envs);
+    long long id = finished_task(&e);
+    cJSON *got = wait_received(&e.r, "/hang", 5, 30000);
+    assert_int_equal(cJSON_GetArraySize(got), 5);
+    cJSON_Delete(got);
+    pt_sleep_ms(1500);
+    cJSON *d = deliveries(&e, id);
+    assert_int_equal(cJSON_GetArraySize(d), 5);
+    char *j = cJSON_PrintUnformatted(d);
+    assert_non_null(strcasestr(j, "timed out"));
+    free(j);
+    cJSON_Delete(d);
+    tc_client *c = tc_new();
+    char url[256];
+    snprintf(url, sizeof(url), "%s/metrics", e.s.base);
+    tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
+    tc_free(c);
+    assert_non_null(strstr(r.body, "portier_webhook_dead_letters_total 1"));
+    assert_non_null(strstr(r.body, "portier_webhook_events{state=\"dead\"} 1"));
+    tc_response_free(&r);
+
+    char hook[128];
+    snprintf(hook, sizeof(hook), "http://127.0.0.1:%d/redirect", e.r.port);
+    const char *set[] = {"account", "set-webhook", "acme", hook, NULL};
+    assert_int_equal(ts_cli(&e.s, set, NULL, NULL), 0);
+    id = finished_task(&e);
+    got = wait_received(&e.r, "/redirect", 5, 30000);
+    assert_int_equal(cJSON_GetArraySize(got), 5);
+    cJSON_Delete(got);
+    got = received(&e.r, "/ok", NULL); /* the Location was never followed */
+    assert_int_equal(cJSON_GetArraySize(got), 0);
+    cJSON_Delete(got);
+    stop(&e);
+}
+
+/* kill -9 while the event is in flight: after the restart it arrives, with
+ * the same id. */
+static void test_kill9_then_delivered(void **state)
+{
+    (void)state;
+    env e;
+    start(&e, "wh-kill9", "/hang", NULL);
+    long long id = finished_task(&e);
+    cJSON *got = wait_received(&e.r, "/hang", 1, 10000);
+    assert_int_equal(cJSON_GetArraySize(got), 1);
+    char *wid = strdup(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "id")));
+    cJSON_Delete(got);
+    assert_int_equal(ts_stop(&e.s, 1), 128 + 9);
+    char hook[128];
+    snprintf(hook, sizeof(hook), "http://127.0.0.1:%d/ok", e.r.port);
+    const char *set[] = {"account", "set-webhook", "acme", hook, NULL};
+    assert_int_equal(ts_cli(&e.s, set, NULL, NULL), 0);
+    const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none", NULL};
+    const char *envs[] = {"PORTIER_WEBHOOK_RETRY_SCHEDULE=0,1,1,1,1", NULL};
+    assert_int_equal(ts_start(&e.s, args, envs), 0);
+    got = wait_received(&e.r, "/ok", 1, 15000);
+    assert_int_equal(cJSON_GetArraySize(got), 1);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "id")), wid);
+    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "taskId")->valuedouble, id);
+    assert_verified(cJSON_GetArrayItem(got, 0), 0);
+    cJSON_Delete(got);
+    free(wid);
+    stop(&e);
+}
+
+/* Rotation: both signatures during the grace period; `webhook test`. */
+static void test_rotation_and_ping(void **state)
+{
+    (void)state;
+    env e;
+    start(&e, "wh-rotate", "/ok", NULL);
+    char *out = NULL;
+    const char *rot[] = {"account", "rotate-webhook-secret", "acme", NULL};
+    assert_int_equal(ts_cli(&e.s, rot, NULL, &out), 0);
+    cJSON *o = cJSON_Parse(out);
+    free(out);
+    const char *fresh = cJSON_GetStringValue(cJSON_GetObjectItem(o, "webhook_secret"));
+    assert_non_null(fresh);
+    assert_string_not_equal(fresh, e.whsec);
+    add_secret(&e.r, fresh);
+    cJSON_Delete(o);
+    finished_task(&e);
+    cJSON *got = wait_received(&e.r, "/ok", 1, 10000);
+    assert_int_equal(cJSON_GetArraySize(got), 1);
+    cJSON *line = cJSON_GetArrayItem(got, 0);
+    cJSON *v = cJSON_GetObjectItem(line, "verifiedWith");
+    assert_int_equal(cJSON_GetArraySize(v), 2); /* old and new both verify */
+    const char *sig = cJSON_GetStringValue(cJSON_GetObjectItem(line, "signatureHeader"));
+    assert_non_null(strchr(sig, ' '));
+    assert_verified(line, 1); /* the body signature uses the new secret */
+    cJSON_Delete(got);
+
+    const char *ping[] = {"webhook", "test", "acme", NULL};
+    out = NULL;
+    assert_int_equal(ts_cli(&e.s, ping, NULL, &out), 0);
+    assert_non_null(strstr(out, "\"http_status\":\t200"));
+    free(out);
+    got = wait_received(&e.r, "/ok", 2, 5000);
+    line = cJSON_GetArrayItem(got, 1);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(line, "event")), "ping");
+    assert_verified(line, 1);
+    cJSON_Delete(got);
+    stop(&e);
+}
+
+/* 1,000 events enqueued at once at the outbox: each delivered exactly once
+ * to a 2xx receiver, none lost. */
+static void test_thousand_events(void **state)
+{
+    (void)state;
+    env e;
+    start(&e, "wh-1000", "/ok", NULL);
+    assert_int_equal(ts_stop(&e.s, 0), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(e.s.db, &db), SQLITE_OK);
+    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    for (int i = 0; i < 1000; i++) {
+        char sql[512];
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO outbox(event_id, account_id, task_id, event, payload, created_at,"
+                 " next_at) VALUES('evt_bulk_%04d', 1, NULL, 'task_finished',"
+                 " '{\"id\":%d,\"accountId\":1,\"status\":\"completed\",\"notes\":\"n\"}',"
+                 " %lld, 0)",
+                 i, 100000 + i, (long long)pt_wall_ms());
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(db);
+    const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none", NULL};
+    assert_int_equal(ts_start(&e.s, args, NULL), 0);
+    cJSON *got = wait_received(&e.r, "/ok", 1000, 120000);
+    pt_sleep_ms(1000);
+    cJSON_Delete(got);
+    got = received(&e.r, "/ok", NULL);
+    assert_int_equal(cJSON_GetArraySize(got), 1000);
+    char seen[1000] = {0};
+    cJSON *line;
+    cJSON_ArrayForEach(line, got)
+    {
+        int n = -1;
+        sscanf(cJSON_GetStringValue(cJSON_GetObjectItem(line, "id")), "evt_bulk_%d", &n);
+        assert_true(n >= 0 && n < 1000);
+        assert_int_equal(seen[n], 0);
+        seen[n] = 1;
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(line, "verifiedWith")), 1);
+    }
+    cJSON_Delete(got);
+    stop(&e);
+}
+
+PT_TESTS("webhooks", cmocka_unit_test(test_retry_until_2xx), cmocka_unit_test(test_gone_disables),
+         cmocka_unit_test(test_hang_timeout_and_redirect), cmocka_unit_test(test_kill9_then_delivered),
+         cmocka_unit_test(test_rotation_and_ping), cmocka_unit_test(test_thousand_events));
