@@ -5,12 +5,13 @@
 SHELL := /bin/bash
 JOBS := $(shell nproc 2>/dev/null || echo 2)
 
-# Debian 12 packages: toolchain, the libraries of the design, Chromium, wrk.
+# Debian 12 packages: toolchain, the libraries of the design, Chromium, Node
+# (the tests' independent webhook verifiers and the benchmarks' peer), wrk.
 APT_PACKAGES := build-essential cmake pkg-config git ca-certificates curl chromium \
   libwebsockets-dev libcjson-dev libcurl4-openssl-dev libxml2-dev libpcre2-dev \
-  libsqlite3-dev libcmocka-dev libssl-dev
+  libsqlite3-dev libcmocka-dev libssl-dev nodejs npm wrk
 
-.PHONY: all deps build build-asan test test-fast test-asan run bench fuzz clean
+.PHONY: all deps node-deps build build-asan test test-fast test-asan run bench fuzz clean
 
 all: build
 
@@ -25,6 +26,12 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# The tests' Node packages (standardwebhooks, canonicalize, ajv, yaml), pinned
+# by tests/node/package-lock.json.
+node-deps: deps
+	@[ -d tests/node/node_modules/standardwebhooks ] || \
+	  (cd tests/node && npm ci --no-audit --no-fund --silent)
+
 build: deps
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTIER_WERROR=ON >/dev/null
 	cmake --build build -j$(JOBS)
@@ -37,23 +44,25 @@ build-asan: deps
 # Every test, then every test again under ASan+UBSan with leak detection.
 test: test-fast test-asan
 
-test-fast: build
+test-fast: build node-deps
 	ctest --test-dir build --output-on-failure -j2
 
-test-asan: build-asan
+test-asan: build-asan node-deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir build-asan --output-on-failure -j2
 
-# Until the task server exists, the service is the sandbox payer portal.
+# The task API on 127.0.0.1:8080 with the sandbox portal on 127.0.0.1:8081 and
+# a demo account; it prints the lines to paste (README.md). State: portier.db*.
 run: build
-	./build/portier --version
-	./build/portier portal --listen 127.0.0.1:8081
+	./build/portier serve --demo --db portier.db
 
 # Benchmarks against Puppeteer (puppeteer-core from npm, on Debian's Chromium).
 bench: build
 	bench/run.sh cdp
 	bench/run.sh claim 10
+	bench/run.sh api
+	bench/run.sh claims 40
 
 # libFuzzer on the parsers, FUZZ_SECONDS each (new crashes land in build-fuzz/).
 FUZZ_SECONDS ?= 60
@@ -67,4 +76,4 @@ fuzz: deps
 	done
 
 clean:
-	rm -rf build build-asan build-fuzz bench/node_modules bench/out
+	rm -rf build build-asan build-fuzz bench/node_modules bench/out tests/node/node_modules

@@ -4,6 +4,9 @@
  * `standardwebhooks` and `canonicalize` packages from npm (implementations
  * that are not ours), real HTTP on loopback, SQLite files.
  *
+ * The OpenAPI contract is checked here too (the same set-up): a Node script
+ * holds every answer to docs/openapi.yaml with Ajv.
+ *
  * Tasks here end without a browser: the server is pointed at a browser that
  * is not there, so each task fails after its two attempts, and that final
  * status is a real event like any other.
@@ -138,7 +141,8 @@ static void start(env *e, const char *name, const char *path, const char *const 
     pt_home_path("sops/sandbox/check_eligibility.sop", sop, sizeof(sop));
     const char *setsop[] = {"account", "set-sop", "acme", "check_eligibility", sop, NULL};
     assert_int_equal(ts_cli(&e->s, setsop, NULL, NULL), 0);
-    const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none", NULL};
+    const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none", "--max-body",
+                          "65536", NULL};
     const char *envs[8] = {"PORTIER_WEBHOOK_RETRY_SCHEDULE=0,1,1,1,1"};
     for (int i = 0; server_env && server_env[i] && i < 6; i++)
         envs[i + 1] = server_env[i];
@@ -453,6 +457,19 @@ static void test_thousand_events(void **state)
     stop(&e);
 }
 
-PT_TESTS("webhooks", cmocka_unit_test(test_retry_until_2xx), cmocka_unit_test(test_gone_disables),
+/* Every route's answers, successes and errors, as docs/openapi.yaml says. */
+static void test_openapi_contract(void **state)
+{
+    (void)state;
+    env e;
+    start(&e, "wh-contract", "/ok", NULL);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "node %s/tests/node/contract.mjs %s/docs/openapi.yaml %s %s",
+             PORTIER_SOURCE_DIR, PORTIER_SOURCE_DIR, e.s.base, e.key);
+    assert_int_equal(system(cmd), 0);
+    stop(&e);
+}
+
+PT_TESTS("webhooks", cmocka_unit_test(test_openapi_contract), cmocka_unit_test(test_retry_until_2xx), cmocka_unit_test(test_gone_disables),
          cmocka_unit_test(test_hang_timeout_and_redirect), cmocka_unit_test(test_kill9_then_delivered),
          cmocka_unit_test(test_rotation_and_ping), cmocka_unit_test(test_thousand_events));
