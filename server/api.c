@@ -248,12 +248,12 @@ static void create_task(service *s, store *st, http_request *r, const account *a
         reply_obj(r, 422, e);
         goto out;
     }
-    int64_t queued = store_task_count_status(st, "pending");
+    long long queued = service_queue_depth(s, st);
     if (queued >= s->o.max_queue) {
         http_add_header(r, "Retry-After", "30");
         http_reply_error(r, 429, "queue_full",
-                         "%lld tasks are waiting to run (the limit is %d); retry later",
-                         (long long)queued, s->o.max_queue);
+                         "%lld tasks are waiting to run (the limit is %d); retry later", queued,
+                         s->o.max_queue);
         goto out;
     }
     const char *idem = http_header(r, "idempotency-key");
@@ -265,20 +265,27 @@ static void create_task(service *s, store *st, http_request *r, const account *a
     title_format(type, title, sizeof(title));
     snprintf(files_dir, sizeof(files_dir), "%s/files", s->data_dir);
     task t;
-    int rc = store_task_create(st, a->id, type, version, title,
-                               sp->summary ? sp->summary : sp->title ? sp->title : "", data,
-                               idem, files, nfiles, files_dir, &t, err);
+    create_req req = {.account = a->id,
+                      .type = type,
+                      .title_fmt = title,
+                      .instructions = sp->summary ? sp->summary : sp->title ? sp->title : "",
+                      .data = data,
+                      .idem_key = idem,
+                      .files_dir = files_dir,
+                      .sop_version = version,
+                      .files = files,
+                      .nfiles = nfiles,
+                      .out = &t};
+    int rc = service_create_task(s, &req);
     if (rc < 0) {
-        http_reply_error(r, 503, "unavailable", "%s", err);
+        http_reply_error(r, 503, "unavailable", "%s", req.err);
         goto out;
     }
     if (rc == 1)
         http_add_header(r, "Idempotent-Replayed", "true");
-    else {
+    else
         PT_INFO("api", "account %lld created task %lld (%s, %zu files)", (long long)a->id,
                 (long long)t.id, type, nfiles);
-        service_kick(s);
-    }
     reply_task(r, &t);
     task_free(&t);
 out:
@@ -635,7 +642,7 @@ static void redeliver(service *s, store *st, http_request *r, task *t)
 static void healthz(service *s, store *st, http_request *r)
 {
     cJSON *o = cJSON_CreateObject();
-    int ok = st && store_task_count_status(st, "pending") >= 0;
+    int ok = st && service_queue_depth(s, st) >= 0;
     cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
     cJSON_AddStringToObject(o, "version", PORTIER_VERSION);
     cJSON_AddNumberToObject(o, "uptime_seconds", (double)((pt_wall_ms() - s->started_ms) / 1000));
@@ -664,7 +671,7 @@ static void metrics(service *s, store *st, http_request *r)
                            task_types[k], n ? (long long)n->valuedouble : 0LL);
         }
     cJSON_Delete(counts);
-    long long pending = st ? store_task_count_status(st, "pending") : 0;
+    long long pending = st ? service_queue_depth(s, st) : 0;
     pt_buf_appendf(&b,
                    "# HELP portier_queue_depth Tasks waiting for a worker.\n"
                    "# TYPE portier_queue_depth gauge\nportier_queue_depth %lld\n"

@@ -630,6 +630,98 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* ---- Group commit of task creations ------------------------------------- */
+
+/* Takes every waiting creation, runs them in one transaction (a savepoint
+ * each), commits once, then answers them all: under load, one fsync-free
+ * WAL commit serves many requests instead of each contending for the lock. */
+static void *creator_main(void *arg)
+{
+    service *s = arg;
+    char err[PT_ERR_MAX];
+    store *st = store_open(s->o.db_path, 0, err);
+    if (!st)
+        PT_ERROR("service", "the task writer cannot open the store: %s", err);
+    pthread_mutex_lock(&s->create_mu);
+    for (;;) {
+        while (!s->create_q && !s->create_stop)
+            pthread_cond_wait(&s->create_wake, &s->create_mu);
+        if (!s->create_q && s->create_stop)
+            break;
+        create_req *batch = s->create_q;
+        s->create_q = NULL;
+        pthread_mutex_unlock(&s->create_mu);
+        /* the queue was pushed newest first: run them in arrival order */
+        create_req *rev = NULL;
+        while (batch) {
+            create_req *n = batch->next;
+            batch->next = rev;
+            rev = batch;
+            batch = n;
+        }
+        int ok = st && store_batch_begin(st) == 0;
+        for (create_req *r = rev; r; r = r->next) {
+            char e[PT_ERR_MAX] = "";
+            r->rc = ok ? store_task_create(st, r->account, r->type, r->sop_version, r->title_fmt,
+                                           r->instructions, r->data, r->idem_key, r->files,
+                                           r->nfiles, r->files_dir, r->out, e)
+                       : pt_errf(e, "the store is not available");
+            snprintf(r->err, sizeof(r->err), "%s", e);
+        }
+        if (ok && store_batch_end(st) < 0)
+            for (create_req *r = rev; r; r = r->next) {
+                if (r->rc >= 0)
+                    task_free(r->out);
+                r->rc = -1;
+                snprintf(r->err, sizeof(r->err), "the store could not commit the task");
+            }
+        pthread_mutex_lock(&s->create_mu);
+        for (create_req *r = rev; r; r = r->next)
+            r->done = 1;
+        pthread_cond_broadcast(&s->create_done);
+        pthread_mutex_unlock(&s->create_mu);
+        pthread_mutex_lock(&s->mu);
+        pthread_cond_broadcast(&s->work); /* new pending tasks */
+        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_lock(&s->create_mu);
+    }
+    pthread_mutex_unlock(&s->create_mu);
+    store_close(st);
+    return NULL;
+}
+
+int service_create_task(service *s, create_req *req)
+{
+    pthread_mutex_lock(&s->create_mu);
+    if (s->create_stop) {
+        pthread_mutex_unlock(&s->create_mu);
+        snprintf(req->err, sizeof(req->err), "the service is stopping");
+        return -1;
+    }
+    req->done = 0;
+    req->next = s->create_q;
+    s->create_q = req;
+    pthread_cond_signal(&s->create_wake);
+    while (!req->done)
+        pthread_cond_wait(&s->create_done, &s->create_mu);
+    pthread_mutex_unlock(&s->create_mu);
+    if (req->rc == 0)
+        s->queued++;
+    return req->rc;
+}
+
+long long service_queue_depth(service *s, store *st)
+{
+    long long now = pt_mono_ms();
+    if (now - s->queued_at > 100) {
+        s->queued_at = now;
+        long long n = store_task_count_status(st, "pending");
+        if (n >= 0)
+            s->queued = n;
+    }
+    return s->queued;
+}
+
 /* ---- Start-up and stop --------------------------------------------------- */
 
 /* Tasks the last process left mid-run, by the same rule as a crash. */
@@ -666,6 +758,8 @@ int service_start(const service_options *o, service **out, char *err)
     s->o = *o;
     if (!s->o.workers)
         s->o.workers = 2;
+    if (s->o.workers < 0) /* an API-only node: tasks wait for a node with workers */
+        s->o.workers = 0;
     if (!s->o.hold_seconds)
         s->o.hold_seconds = 300;
     if (!s->o.max_queue)
@@ -674,6 +768,9 @@ int service_start(const service_options *o, service **out, char *err)
     pthread_mutex_init(&s->mu, NULL);
     pt_cond_init_monotonic(&s->work);
     pt_cond_init_monotonic(&s->browser_free);
+    pthread_mutex_init(&s->create_mu, NULL);
+    pthread_cond_init(&s->create_wake, NULL);
+    pthread_cond_init(&s->create_done, NULL);
     pthread_key_create(&s->store_key, close_store);
     snprintf(s->data_dir, sizeof(s->data_dir), "%s.d", o->db_path);
     char sub[4200];
@@ -698,8 +795,13 @@ int service_start(const service_options *o, service **out, char *err)
     s->hooks = webhooks_start(o->db_path, s->master, err);
     if (!s->hooks)
         goto fail;
+    if (pthread_create(&s->creator, NULL, creator_main, s) != 0) {
+        pt_errf(err, "cannot start the task writer");
+        goto fail;
+    }
+    s->creator_started = 1;
     s->nworkers = s->o.workers;
-    s->slots = calloc((size_t)s->nworkers, sizeof(*s->slots));
+    s->slots = calloc((size_t)s->nworkers + 1, sizeof(*s->slots));
     if (!s->slots)
         goto fail;
     for (int i = 0; i < s->nworkers; i++) {
@@ -712,7 +814,9 @@ int service_start(const service_options *o, service **out, char *err)
     snprintf(s->spool_dir, sizeof(s->spool_dir), "%s/spool", s->data_dir);
     http_options ho = {.host = o->host,
                        .port = o->port,
-                       .workers = 4,
+                       /* handlers mostly wait on the store: enough of them
+                        * that a group commit has requests to group */
+                       .workers = 16,
                        .max_body = o->max_body,
                        .max_file = o->max_file,
                        .spool_dir = s->spool_dir};
@@ -749,6 +853,12 @@ void service_stop(service *s)
         pthread_cond_broadcast(&s->slots[i].wake);
     cdp_browser *b = s->browser;
     pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&s->create_mu);
+    s->create_stop = 1; /* the HTTP server has stopped: no request waits */
+    pthread_cond_broadcast(&s->create_wake);
+    pthread_mutex_unlock(&s->create_mu);
+    if (s->creator_started)
+        pthread_join(s->creator, NULL);
     /* a run in progress is cut short; recovery at the next start decides */
     if (b)
         cdp_abort(b, "portier is stopping");
@@ -766,6 +876,9 @@ void service_stop(service *s)
     free(s->sink_url);
     OPENSSL_cleanse(s->master, sizeof(s->master));
     pthread_key_delete(s->store_key);
+    pthread_cond_destroy(&s->create_wake);
+    pthread_cond_destroy(&s->create_done);
+    pthread_mutex_destroy(&s->create_mu);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

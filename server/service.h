@@ -31,7 +31,7 @@
 typedef struct service_options {
     const char *db_path;    /* the SQLite file; its data folder is DB.d/ */
     const char *browser_ws; /* NULL: launch Debian's chromium */
-    int workers;            /* tasks at once; 0: 2 */
+    int workers;            /* tasks at once; 0: 2; < 0: none (API only) */
     int hold_seconds;       /* a waiting task keeps its worker this long; 0: 300 */
     int max_queue;          /* pending tasks past which POST /tasks is 429; 0: 10000 */
     size_t max_body;        /* request bytes; 0: 25 MiB */
@@ -57,6 +57,20 @@ typedef struct worker_slot {
 } worker_slot;
 
 #define DURATION_BUCKETS 10
+
+/* A task creation waiting for the group-commit writer. */
+typedef struct create_req {
+    struct create_req *next;
+    int64_t account;
+    const char *type, *title_fmt, *instructions, *data, *idem_key, *files_dir;
+    int sop_version;
+    const task_file_in *files;
+    size_t nfiles;
+    task *out;
+    int rc; /* store_task_create's */
+    char err[256];
+    int done;
+} create_req;
 
 typedef struct service {
     service_options o;
@@ -89,6 +103,19 @@ typedef struct service {
     } *sops;
     size_t nsops;
 
+    /* group commit of task creations: one writer, one COMMIT per batch */
+    pthread_t creator;
+    int creator_started;
+    pthread_mutex_t create_mu; /* guards create_q, create_stop, create_req.done */
+    int create_stop;
+    pthread_cond_t create_wake, create_done;
+    create_req *create_q;
+
+    /* queue depth, counted at most every 100 ms (a COUNT per request
+     * would make POST /tasks slower the longer the queue) */
+    atomic_llong queued;
+    atomic_llong queued_at;
+
     /* metrics */
     atomic_long http_requests;
     atomic_int busy_workers;
@@ -106,6 +133,11 @@ void service_stop(service *s);
 int service_port(const service *s);
 /* Wakes workers (a task became pending) and the deliverer. */
 void service_kick(service *s);
+/* Creates a task through the group-commit writer (store_task_create's
+ * arguments and result). */
+int service_create_task(service *s, create_req *req);
+/* Pending tasks (refreshed at most every 100 ms). */
+long long service_queue_depth(service *s, store *st);
 /* This thread's store connection (opened on first use). */
 store *service_store(service *s);
 /* Moves a task (store_task_move) and wakes the deliverer if it ended. */

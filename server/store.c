@@ -25,6 +25,7 @@
 struct store {
     sqlite3 *db;
     char *path;
+    int in_batch; /* store_batch_begin: task creation uses savepoints */
     struct {
         const char *sql;
         sqlite3_stmt *stmt;
@@ -687,6 +688,42 @@ static int find_idempotent(store *st, int64_t acct, const char *key, int64_t now
     return found;
 }
 
+/* A task's creation is its own transaction, or a savepoint inside a batch
+ * (group commit: one COMMIT for many creations). */
+static int tx_begin(store *st)
+{
+    return st->in_batch ? run(st, q(st, "SAVEPOINT task_create")) : store_begin(st);
+}
+
+static int tx_commit(store *st)
+{
+    return st->in_batch ? run(st, q(st, "RELEASE task_create")) : store_commit(st);
+}
+
+static void tx_rollback(store *st)
+{
+    if (!st->in_batch) {
+        store_rollback(st);
+        return;
+    }
+    run(st, q(st, "ROLLBACK TO task_create"));
+    run(st, q(st, "RELEASE task_create"));
+}
+
+int store_batch_begin(store *st)
+{
+    if (store_begin(st) < 0)
+        return -1;
+    st->in_batch = 1;
+    return 0;
+}
+
+int store_batch_end(store *st)
+{
+    st->in_batch = 0;
+    return store_commit(st);
+}
+
 int store_task_create(store *st, int64_t acct, const char *type, int sop_version,
                       const char *title_fmt, const char *instructions, const char *data,
                       const char *idem_key, const task_file_in *files, size_t nfiles,
@@ -695,12 +732,12 @@ int store_task_create(store *st, int64_t acct, const char *type, int sop_version
     int64_t now = pt_wall_ms(), id = 0, number = 0;
     char dir[4200] = "";
     memset(t, 0, sizeof(*t));
-    if (store_begin(st) < 0)
+    if (tx_begin(st) < 0)
         return pt_errf(err, "the store is busy");
     if (idem_key) {
         int f = find_idempotent(st, acct, idem_key, now, &id);
         if (f == 1) {
-            store_rollback(st);
+            tx_rollback(st);
             return store_task_get(st, acct, id, t) == 1 ? 1 : pt_errf(err, "store error");
         }
         if (f == 2) {
@@ -785,11 +822,11 @@ int store_task_create(store *st, int64_t acct, const char *type, int sop_version
                 goto fail;
         }
     }
-    if (store_commit(st) < 0)
+    if (tx_commit(st) < 0)
         goto fail;
     return store_task_get(st, acct, id, t) == 1 ? 0 : pt_errf(err, "store error");
 fail:
-    store_rollback(st);
+    tx_rollback(st);
     if (dir[0])
         pt_rmtree(dir); /* with the files already moved into it */
     return pt_errf(err, "cannot store the task: %s", sqlite3_errmsg(st->db));

@@ -113,6 +113,11 @@ int store_task_create(store *st, int64_t acct, const char *type, int sop_version
                       const char *title_fmt, const char *instructions, const char *data,
                       const char *idem_key, const task_file_in *files, size_t nfiles,
                       const char *files_dir, task *t, char *err);
+/* Group commit: between these, store_task_create calls share one
+ * transaction (each a savepoint of its own); the batch is durable at
+ * store_batch_end (0, or -1 if the COMMIT failed: then none of it is). */
+int store_batch_begin(store *st);
+int store_batch_end(store *st);
 /* 1 found (and of that account unless account is 0), 0 not, -1 error. */
 int store_task_get(store *st, int64_t acct, int64_t id, task *t);
 /* Newest first, id < after (0: from the newest); status/type may be NULL. */
