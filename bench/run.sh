@@ -2,7 +2,7 @@
 # Runs Portier's benchmarks beside their peers, in the same run, on the same
 # Chromium, and prints the figures side by side. Not part of `make test`:
 # timings on a shared 2-core machine are for reading, not for asserting.
-#   bench/run.sh [cdp|claim] [N]
+#   bench/run.sh [cdp|claim|claims|api] [N]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -60,6 +60,89 @@ for (const r of rows) console.log([r.peer.padEnd(10), pad(r.claims, 7), pad(r.co
   pad(r.median_s, 9), pad(r.p90_s, 7), pad(r.cpu_s, 7), pad((r.peak_rss_kb / 1024).toFixed(1), 12)].join(' '));
 const a = rows.find((r) => r.peer === 'portier'), b = rows.find((r) => r.peer === 'puppeteer');
 if (a && b) console.log(`median per claim: portier/puppeteer ${(a.median_s / b.median_s).toFixed(2)}x`);
+JS
+  ;;
+claims)
+  # N claims through the task API with 1 and 4 workers, against Puppeteer
+  # at concurrency 1 and 4, on the same sandbox (the demo's) and Chromium.
+  n=${2:-40}
+  out="$here/out/claims.jsonl"
+  : > "$out"
+  work=$(mktemp -d)
+  trap 'kill $serve_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+  for w in 1 4; do
+    "$root/build/portier" serve --demo --db "$work/bench.db" --listen 127.0.0.1:18095 \
+      --portal-listen 127.0.0.1:18096 --workers $w > "$work/banner" 2> "$work/log" &
+    serve_pid=$!
+    for _ in $(seq 100); do grep -q PORTIER_WEBHOOK_SECRET "$work/banner" && break; sleep 0.1; done
+    key=$(sed -n 's/^export PORTIER_API_KEY=//p' "$work/banner")
+    echo "bench/claims: $n claims through the API, $w worker(s)" >&2
+    PORTIER_API_KEY=$key node "$here/claims/claims_api.mjs" http://127.0.0.1:18095 "$n" "$w" >> "$out"
+    if [ "$w" = 4 ]; then
+      for c in 1 4; do
+        echo "bench/claims: $n claims with Puppeteer, concurrency $c" >&2
+        node "$here/claim/claim.mjs" http://127.0.0.1:18096 "$n" "$c" >> "$out"
+      done
+    fi
+    kill $serve_pid; wait $serve_pid 2>/dev/null || true
+  done
+  node - "$out" <<'JS'
+const rows = require('fs').readFileSync(process.argv[2], 'utf8').trim().split('\n').map(JSON.parse);
+const pad = (s, n) => String(s).padStart(n);
+console.log(['peer'.padEnd(10), pad('concurrency', 11), pad('claims', 7), pad('done', 5), pad('seconds', 8), pad('claims/min', 11)].join(' '));
+for (const r of rows) console.log([r.peer.padEnd(10), pad(r.concurrency, 11), pad(r.claims, 7), pad(r.completed, 5), pad(r.seconds, 8), pad(r.claims_per_min, 11)].join(' '));
+for (const c of [1, 4]) {
+  const a = rows.find((r) => r.peer === 'portier' && r.concurrency === c);
+  const b = rows.find((r) => r.peer === 'puppeteer' && r.concurrency === c);
+  if (a && b) console.log(`concurrency ${c}: portier/puppeteer claims per minute ${(a.claims_per_min / b.claims_per_min).toFixed(2)}x`);
+}
+JS
+  ;;
+api)
+  # POST /tasks per second and latency with wrk, on the durable store (WAL,
+  # synchronous=NORMAL), beside GET /healthz on the same server (the HTTP
+  # layer's ceiling). The server runs no workers: this measures the API.
+  secs=${2:-10}
+  out="$here/out/api.jsonl"
+  : > "$out"
+  work=$(mktemp -d)
+  trap 'kill $serve_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+  key=$("$root/build/portier" account create bench --db "$work/api.db" |
+        sed -n 's/.*"api_key":[[:space:]]*"\([^"]*\)".*/\1/p')
+  "$root/build/portier" account set-sop bench submit_claim "$root/sops/sandbox/submit_claim.sop" \
+    --db "$work/api.db" > /dev/null
+  PORTIER_LOG=warn "$root/build/portier" serve --db "$work/api.db" --listen 127.0.0.1:18097 \
+    --workers 0 --max-queue 100000000 > /dev/null &
+  serve_pid=$!
+  sleep 1
+  for c in 32 64; do
+    echo "bench/api: POST /tasks, wrk -t2 -c$c -d${secs}s" >&2
+    printf '{"what": "POST /tasks", "connections": %s, ' "$c" >> "$out"
+    PORTIER_API_KEY=$key wrk -t2 -c$c -d${secs}s -s "$here/api/post_task.lua" \
+      http://127.0.0.1:18097/tasks | tail -1 | sed 's/^{//' >> "$out"
+  done
+  printf '{"what": "GET /healthz", "connections": 32, ' >> "$out"
+  wrk -t2 -c32 -d${secs}s -s "$here/api/get_health.lua" http://127.0.0.1:18097/healthz |
+    tail -1 | sed 's/^{//' >> "$out"
+  # durable: kill -9, restart, and every task that got its 200 is there
+  kill -9 $serve_pid; wait $serve_pid 2>/dev/null || true
+  PORTIER_LOG=warn "$root/build/portier" serve --db "$work/api.db" --listen 127.0.0.1:18097 \
+    --workers 0 --max-queue 100000000 > /dev/null &
+  serve_pid=$!
+  sleep 1
+  stored=$(curl -s -H "Authorization: Bearer $key" 'http://127.0.0.1:18097/tasks?limit=1' |
+           sed -n 's/^{"data":\[{"id":\([0-9]*\).*/\1/p')
+  printf '{"what": "after kill -9", "stored_tasks": %s}\n' "${stored:-0}" >> "$out"
+  node - "$out" <<'JS'
+const rows = require('fs').readFileSync(process.argv[2], 'utf8').trim().split('\n').map(JSON.parse);
+const pad = (s, n) => String(s).padStart(n);
+console.log(['request'.padEnd(13), pad('conns', 6), pad('requests', 9), pad('req/s', 7), pad('p50 ms', 7), pad('p99 ms', 7), pad('non-2xx', 8)].join(' '));
+for (const r of rows.filter((r) => r.rps)) console.log([r.what.padEnd(13), pad(r.connections, 6), pad(r.requests, 9), pad(r.rps, 7), pad(r.p50_ms, 7), pad(r.p99_ms, 7), pad(r.non2xx, 8)].join(' '));
+const posted = rows.filter((r) => r.what.startsWith('POST')).reduce((a, r) => a + r.requests - r.non2xx, 0);
+const kept = rows.find((r) => r.stored_tasks !== undefined);
+if (kept) console.log(`durability: ${posted} tasks answered 200, ${kept.stored_tasks} in the store after kill -9 and restart: ${kept.stored_tasks >= posted ? 'none lost' : 'LOST SOME'}`);
+const best = Math.max(...rows.filter((r) => r.what.startsWith('POST')).map((r) => r.rps));
+console.log(`POST /tasks: ${best} req/s (target 5,000): ${best >= 5000 ? 'met' : 'NOT met'}`);
 JS
   ;;
 *)

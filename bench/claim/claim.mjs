@@ -5,8 +5,9 @@
 import puppeteer from 'puppeteer-core';
 import crypto from 'node:crypto';
 
-const [portal, nArg] = process.argv.slice(2);
+const [portal, nArg, cArg] = process.argv.slice(2);
 const n = Number(nArg || 10);
+const concurrency = Number(cArg || 0); // > 0: bench/claims mode, claims per minute
 const SEED = 'PORTIERSANDBOXSEEDTOTP234567ABCD';
 
 function totp(seed) {
@@ -58,6 +59,26 @@ async function claim() {
   const text = await ref.evaluate((e) => e.textContent);
   await ctx.close();
   return /^CLM-\d{4}-\d+$/.test(text);
+}
+
+if (concurrency > 0) {
+  // bench/claims: n claims, `concurrency` at a time on the one browser
+  let next = 0, ok = 0;
+  const t0 = Date.now();
+  const worker = async () => {
+    while (next < n) {
+      next++;
+      try { if (await claim()) ok++; } catch (e) { console.error(e.message); }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (Date.now() - t0) / 1000;
+  console.log(JSON.stringify({
+    peer: 'puppeteer', concurrency, claims: n, completed: ok, seconds: +seconds.toFixed(1),
+    claims_per_min: +(ok / seconds * 60).toFixed(1),
+  }));
+  await browser.close();
+  process.exit(0);
 }
 
 const times = [];

@@ -1,0 +1,35 @@
+// Portier's side of bench/claims: N sandbox claims through the task API at
+// once (the server's workers decide the concurrency), timed from the first
+// POST until every task is final. Prints one JSON line.
+//   node claims_api.mjs API_BASE N   (the key in PORTIER_API_KEY)
+const [base, nArg, workers] = process.argv.slice(2);
+const n = Number(nArg || 40);
+const key = process.env.PORTIER_API_KEY;
+const auth = { Authorization: `Bearer ${key}` };
+const body = (i) => JSON.stringify({
+  type: 'submit_claim',
+  data: `member_id: 300059049\npatient: Louise Golicic\nDOB: 1949-12-23\nplace_of_service: home\nservice_date: 2025-03-${String((i % 28) + 1).padStart(2, '0')}`,
+});
+const t0 = Date.now();
+const ids = [];
+for (let i = 0; i < n; i++) {
+  const r = await fetch(`${base}/tasks`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: body(i) });
+  if (r.status !== 200) throw new Error(`POST /tasks: ${r.status} ${await r.text()}`);
+  ids.push((await r.json()).id);
+}
+const final = new Map();
+while (final.size < n) {
+  await new Promise((r) => setTimeout(r, 250));
+  for (const id of ids) {
+    if (final.has(id)) continue;
+    const t = await (await fetch(`${base}/tasks/${id}`, { headers: auth })).json();
+    if (['completed', 'completed_with_issues', 'failed'].includes(t.status)) final.set(id, t);
+  }
+}
+const seconds = (Date.now() - t0) / 1000;
+const completed = [...final.values()].filter((t) => t.status === 'completed').length;
+const durations = [...final.values()].map((t) => (Date.parse(t.completedAt || t.failedAt) - Date.parse(t.startedAt)) / 1000).sort((a, b) => a - b);
+console.log(JSON.stringify({
+  peer: 'portier', concurrency: Number(workers), claims: n, completed, seconds: +seconds.toFixed(1),
+  claims_per_min: +(completed / seconds * 60).toFixed(1), median_task_s: +durations[n >> 1].toFixed(2),
+}));
