@@ -69,6 +69,7 @@ typedef struct run {
     cJSON *traj_steps;
     int index;
     const sop_step *cur;
+    const sop_step *snapped; /* the step whose document was snapshot */
 } run;
 
 /* ---- Results ------------------------------------------------------------- */
@@ -98,6 +99,10 @@ static void fail_step(run *R, const sop_step *st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
+    /* in replay, a request the recording lacks is the real cause */
+    const char *missing = R->o->stop_reason ? R->o->stop_reason(R->o->rr_ud) : NULL;
+    if (missing)
+        snprintf(why, sizeof(why), "%s", missing);
     where(st, loc, sizeof(loc));
     char *msg = NULL;
     if (asprintf(&msg, "%s: %s: %s", loc, src ? src : "", why) < 0)
@@ -272,6 +277,8 @@ static void loc_text(const sop_locator *l, char *out, size_t outsz)
 /* ---- Frames -------------------------------------------------------------- */
 
 /* Resolves the frame that loc's element (in the frame at depth) shows. */
+static void snapshot(run *R, int depth);
+
 static int resolve_frame(run *R, int depth, const sop_locator *loc, char **frame_id, char *err)
 {
     cJSON *lj = loc_json(R, loc, err);
@@ -288,6 +295,8 @@ static int resolve_frame(run *R, int depth, const sop_locator *loc, char **frame
         elem_free(&o.el);
         return -1;
     }
+    if (R->o->snapshot && R->cur && R->snapped != R->cur)
+        snapshot(R, depth);
     cJSON *p = cJSON_CreateObject(), *node = NULL;
     cJSON_AddStringToObject(p, "objectId", o.el.oid);
     rc = cdp_call(o.el.s, "DOM.describeNode", p, &node, 15000, err);
@@ -312,6 +321,24 @@ static int step_timeout(const run *R, const sop_step *st)
     return st->timeout_ms ? st->timeout_ms : R->s->timeout_ms;
 }
 
+/* Hands the document at depth to the snapshot hook (record mode). */
+static void snapshot(run *R, int depth)
+{
+    char err[ERR_SIZE];
+    cJSON *v = NULL;
+    R->snapped = R->cur;
+    if (cdp_page_eval(R->page, frame_at(R, depth),
+                      "[location.href, '<!DOCTYPE html>' + document.documentElement.outerHTML]", &v,
+                      5000, err) == 0 &&
+        cJSON_GetArraySize(v) == 2) {
+        const char *url = cJSON_GetStringValue(cJSON_GetArrayItem(v, 0));
+        const char *html = cJSON_GetStringValue(cJSON_GetArrayItem(v, 1));
+        if (url && html)
+            R->o->snapshot(R->o->rr_ud, R->cur, url, html);
+    }
+    cJSON_Delete(v);
+}
+
 /* Resolves loc in the current frame, strictly. 0 with *e set, or the
  * number of matches (>= 0, never 1) via *count with rc 1; < 0 on errors. */
 static int find(run *R, const sop_locator *loc, elem *e, int *count, char *err)
@@ -331,6 +358,8 @@ static int find(run *R, const sop_locator *loc, elem *e, int *count, char *err)
         return 1;
     }
     *e = o.el;
+    if (R->o->snapshot && R->cur && R->snapped != R->cur)
+        snapshot(R, R->depth);
     return 0;
 }
 
@@ -1236,6 +1265,8 @@ static void step(run *R, const sop_step *st)
 {
     char err[ERR_SIZE];
     R->cur = st;
+    if (R->o->step_begin)
+        R->o->step_begin(R->o->rr_ud, st);
     if (st->kind == SOP_WHENEVER) {
         handler *n = realloc(R->handlers, (R->nhandlers + 1) * sizeof(*n));
         if (n) {
@@ -1458,6 +1489,11 @@ static void step(run *R, const sop_step *st)
 /* The host asked the run to stop: it ends failed, saying so. */
 static int check_cancel(run *R)
 {
+    const char *why = R->stop || !R->o->stop_reason ? NULL : R->o->stop_reason(R->o->rr_ud);
+    if (why && R->cur) {
+        fail_step(R, R->cur, "%s", why);
+        return 1;
+    }
     if (R->stop || !R->o->cancelled || !R->o->cancelled(R->o->hook_ud))
         return R->stop;
     set_status(R, "failed",
@@ -1645,7 +1681,8 @@ int agent_run(const sop *s, const agent_options *o, agent_result *r)
                 vars_set(R.v, s->inputs[i].name, v, vars_is_date(o->inputs, s->inputs[i].name));
         }
     vars_set(R.v, "portal", o->portal ? o->portal : "", 0);
-    if (cdp_context_create(o->browser, &ctx, err) || cdp_page_open(o->browser, ctx, &R.page, err)) {
+    if (cdp_context_create(o->browser, &ctx, err) || cdp_page_open(o->browser, ctx, &R.page, err) ||
+        (o->page_opened && o->page_opened(o->rr_ud, R.page, err) < 0)) {
         snprintf(r->status, sizeof(r->status), "failed");
         r->notes = strdup(err);
         goto done;

@@ -46,6 +46,21 @@ typedef struct agent_options {
     void (*on_commit)(void *ud);
     int (*cancelled)(void *ud);
     void *hook_ud;
+
+    /* Record and replay (agent/replay.h); all optional, called on the
+     * thread running agent_run.
+     * page_opened: the page exists, nothing has loaded yet (interception
+     *   goes on here).
+     * snapshot: the first time in a step that its locator resolves to one
+     *   element, the document it resolved in (url, outerHTML; borrowed).
+     * stop_reason: polled like cancelled; a non-NULL message fails the run
+     *   at the current step with it (replay: a request not recorded). */
+    int (*page_opened)(void *ud, cdp_page *page, char *err);
+    void (*snapshot)(void *ud, const sop_step *st, const char *url, const char *html);
+    const char *(*stop_reason)(void *ud);
+    /* step_begin: a step is about to run (what a request is attributed to) */
+    void (*step_begin)(void *ud, const sop_step *st);
+    void *rr_ud;
 } agent_options;
 
 typedef struct agent_result {

@@ -196,6 +196,17 @@ int cdp_page_screenshot(cdp_page *p, int full_page, unsigned char **png, size_t 
                         int timeout_ms, char *err);
 
 /* How the page answers alert/confirm/prompt/beforeunload from now on. */
+/* Network interception (the Fetch domain) on the page and on every frame
+ * of it, out-of-process ones included (enabled before such a frame runs):
+ * every request pauses, at the request stage or, with response_stage, once
+ * its response headers are in. fn gets each Fetch.requestPaused (params
+ * borrowed) with the session to answer on, on a thread of the page's own,
+ * so it may cdp_call; it must continue, fulfil or fail the request. Set it
+ * before the first navigation. */
+typedef void (*cdp_intercept_fn)(cdp_session *s, const cJSON *params, void *ud);
+int cdp_page_intercept(cdp_page *p, int response_stage, cdp_intercept_fn fn, void *ud,
+                       char *err);
+
 void cdp_page_set_dialog_answer(cdp_page *p, int accept, const char *prompt_text);
 
 typedef struct cdp_dialog {

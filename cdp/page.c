@@ -26,6 +26,7 @@
 #include "../util/timeutil.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,21 @@ struct cdp_page {
     size_t ndialogs;
     char **exceptions;
     size_t nexceptions;
+    /* network interception (cdp_page_intercept): Fetch is enabled on every
+     * session of the page, paused requests are queued by the service
+     * thread and answered by fn on a thread of the page's own */
+    cdp_intercept_fn icpt_fn;
+    void *icpt_ud;
+    char *icpt_patterns; /* Fetch.enable params, JSON */
+    struct paused {
+        struct paused *next;
+        cdp_session *s; /* a reference */
+        cJSON *params;
+    } *icpt_head, *icpt_tail;
+    pthread_mutex_t icpt_mu;
+    pthread_cond_t icpt_cv;
+    pthread_t icpt_thread;
+    int icpt_running, icpt_stop;
 };
 
 static const char *str(const cJSON *obj, const char *key)
@@ -256,6 +272,21 @@ static void on_event(cdp_session *s, const char *m, const cJSON *params, void *u
             }
         }
         free(msg);
+    } else if (strcmp(m, "Fetch.requestPaused") == 0 && p->icpt_fn) {
+        struct paused *q = calloc(1, sizeof(*q));
+        if (q && (q->params = cJSON_Duplicate(params, 1))) {
+            q->s = cdp_session_ref(s);
+            pthread_mutex_lock(&p->icpt_mu);
+            if (p->icpt_tail)
+                p->icpt_tail->next = q;
+            else
+                p->icpt_head = q;
+            p->icpt_tail = q;
+            pthread_cond_signal(&p->icpt_cv);
+            pthread_mutex_unlock(&p->icpt_mu);
+        } else {
+            free(q);
+        }
     } else if (strcmp(m, "Target.attachedToTarget") == 0) {
         const cJSON *info = cJSON_GetObjectItemCaseSensitive(params, "targetInfo");
         const char *sid = str(params, "sessionId");
@@ -303,6 +334,8 @@ static void watch_session(cdp_page *p, cdp_session *s)
     cdp_send(s, "Page.enable", NULL);
     cdp_send(s, "Runtime.enable", NULL);
     cdp_send(s, "Page.setLifecycleEventsEnabled", on);
+    if (p->icpt_fn) /* before the frame runs: none of its requests escapes */
+        cdp_send(s, "Fetch.enable", cJSON_Parse(p->icpt_patterns));
     cdp_send(s, "Target.setAutoAttach", aa);
     cdp_send(s, "Runtime.runIfWaitingForDebugger", NULL);
 }
@@ -407,10 +440,36 @@ fail:
     return rc ? rc : CDP_EFAIL;
 }
 
+static void intercept_stop(cdp_page *p)
+{
+    if (!p->icpt_running)
+        return;
+    pthread_mutex_lock(&p->icpt_mu);
+    p->icpt_stop = 1;
+    pthread_cond_broadcast(&p->icpt_cv);
+    pthread_mutex_unlock(&p->icpt_mu);
+    pthread_join(p->icpt_thread, NULL);
+    p->icpt_running = 0;
+    while (p->icpt_head) {
+        struct paused *q = p->icpt_head;
+        p->icpt_head = q->next;
+        cdp_session_unref(q->s);
+        cJSON_Delete(q->params);
+        free(q);
+    }
+    pthread_mutex_destroy(&p->icpt_mu);
+    pthread_cond_destroy(&p->icpt_cv);
+}
+
 void cdp_page_close(cdp_page *p)
 {
     if (!p)
         return;
+    cdp__lock(p->b);
+    p->icpt_fn = NULL; /* no more queueing */
+    cdp__unlock(p->b);
+    intercept_stop(p);
+    free(p->icpt_patterns);
     cdp__lock(p->b);
     for (size_t i = 0; i < p->nsubs; i++) {
         cdp_off(p->subs[i].s, p->subs[i].listener);
@@ -832,4 +891,75 @@ void cdp_strings_free(char **strings, size_t n)
     for (size_t i = 0; i < n; i++)
         free(strings[i]);
     free(strings);
+}
+
+/* ---- Network interception ------------------------------------------------ */
+
+static void *intercept_main(void *arg)
+{
+    cdp_page *p = arg;
+    pthread_mutex_lock(&p->icpt_mu);
+    for (;;) {
+        while (!p->icpt_head && !p->icpt_stop)
+            pthread_cond_wait(&p->icpt_cv, &p->icpt_mu);
+        if (p->icpt_stop)
+            break;
+        struct paused *q = p->icpt_head;
+        p->icpt_head = q->next;
+        if (!p->icpt_head)
+            p->icpt_tail = NULL;
+        pthread_mutex_unlock(&p->icpt_mu);
+        cdp_intercept_fn fn = p->icpt_fn;
+        if (fn && !cdp_session_detached(q->s))
+            fn(q->s, q->params, p->icpt_ud);
+        cdp_session_unref(q->s);
+        cJSON_Delete(q->params);
+        free(q);
+        pthread_mutex_lock(&p->icpt_mu);
+    }
+    pthread_mutex_unlock(&p->icpt_mu);
+    return NULL;
+}
+
+int cdp_page_intercept(cdp_page *p, int response_stage, cdp_intercept_fn fn, void *ud, char *err)
+{
+    if (p->icpt_running)
+        return pt_errf(err, "this page is already intercepted"), CDP_EFAIL;
+    cJSON *params = cJSON_CreateObject(), *pats = cJSON_AddArrayToObject(params, "patterns");
+    cJSON *pat = cJSON_CreateObject();
+    cJSON_AddStringToObject(pat, "urlPattern", "*");
+    cJSON_AddStringToObject(pat, "requestStage", response_stage ? "Response" : "Request");
+    cJSON_AddItemToArray(pats, pat);
+    char *json = cJSON_PrintUnformatted(params);
+    pthread_mutex_init(&p->icpt_mu, NULL);
+    pthread_cond_init(&p->icpt_cv, NULL);
+    p->icpt_stop = 0;
+    if (!json || pthread_create(&p->icpt_thread, NULL, intercept_main, p) != 0) {
+        free(json);
+        cJSON_Delete(params);
+        pthread_mutex_destroy(&p->icpt_mu);
+        pthread_cond_destroy(&p->icpt_cv);
+        return pt_errf(err, "cannot start intercepting"), CDP_EFAIL;
+    }
+    p->icpt_running = 1;
+    cdp__lock(p->b);
+    p->icpt_patterns = json;
+    p->icpt_ud = ud;
+    p->icpt_fn = fn;
+    /* sessions already attached (the page's own; frames made so far) */
+    size_t n = p->nsubs;
+    cdp_session **ss = calloc(n ? n : 1, sizeof(*ss));
+    for (size_t i = 0; ss && i < n; i++)
+        ss[i] = cdp_session_ref(p->subs[i].s);
+    cdp__unlock(p->b);
+    int rc = 0;
+    for (size_t i = 0; ss && i < n; i++) {
+        if (!rc)
+            rc = cdp_call(ss[i], "Fetch.enable", cJSON_Duplicate(params, 1), NULL, CALL_TIMEOUT,
+                          err);
+        cdp_session_unref(ss[i]);
+    }
+    free(ss);
+    cJSON_Delete(params);
+    return rc;
 }

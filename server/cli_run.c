@@ -8,6 +8,7 @@
  */
 #include "cli.h"
 #include "../agent/agent.h"
+#include "../agent/replay.h"
 #include "../util/fsutil.h"
 #include "../util/log.h"
 
@@ -24,7 +25,8 @@ static int run_usage(const char *why)
             "portier run: %s\n"
             "usage: portier run SOP --data FILE|- --portal URL [--secrets FILE] [--file PATH]...\n"
             "                   [--input NAME=VALUE]... [--trajectory DIR] [--approve]\n"
-            "                   [--browser ws://...]\n",
+            "                   [--browser ws://...] [--record DIR | --replay DIR\n"
+            "                   [--replay-fallback network]]\n",
             why);
     return 2;
 }
@@ -67,7 +69,9 @@ static char *read_stdin(void)
 int cli_run(int argc, char **argv)
 {
     const char *sop_path = NULL, *data_path = NULL, *portal = NULL, *secrets_path = NULL;
-    const char *traj = NULL, *ws = NULL;
+    const char *traj = NULL, *ws = NULL, *record = NULL, *replay = NULL;
+    int fallback = 0;
+    rr *rec = NULL;
     const char **files = calloc((size_t)argc + 1, sizeof(*files));
     size_t nfiles = 0;
     int approve = 0, status = 2;
@@ -111,6 +115,17 @@ int cli_run(int argc, char **argv)
             traj = v;
         else if (!strcmp(a, "--browser"))
             ws = v;
+        else if (!strcmp(a, "--record"))
+            record = v;
+        else if (!strcmp(a, "--replay"))
+            replay = v;
+        else if (!strcmp(a, "--replay-fallback")) {
+            if (strcmp(v, "network")) {
+                status = run_usage("--replay-fallback takes network");
+                goto out;
+            }
+            fallback = 1;
+        }
         else if (!strcmp(a, "--input")) {
             const char *eq = strchr(v, '=');
             if (!eq || eq == v) {
@@ -125,7 +140,11 @@ int cli_run(int argc, char **argv)
             goto out;
         }
     }
-    if (!sop_path || !data_path || !portal) {
+    if (record && replay) {
+        status = run_usage("--record and --replay exclude each other");
+        goto out;
+    }
+    if (!sop_path || !data_path || (!portal && !replay)) {
         status = run_usage(!sop_path ? "no SOP" : !data_path ? "no --data" : "no --portal");
         goto out;
     }
@@ -159,6 +178,20 @@ int cli_run(int argc, char **argv)
             goto out;
         }
 
+    if (record || replay) {
+        rec = record ? rr_record(record, s, inputs, secrets, answers, portal, err)
+                     : rr_replay(replay, s, inputs, secrets, answers, fallback, err);
+        if (!rec) {
+            fprintf(stderr, "portier run: %s\n", err);
+            goto out;
+        }
+        if (!portal)
+            portal = rr_portal(rec); /* in replay, the recorded origin */
+        if (!portal || !*portal) {
+            status = run_usage("no --portal, and the recording does not name one");
+            goto out;
+        }
+    }
     if (cdp_open(ws, &b, err) < 0) {
         fprintf(stderr, "portier run: %s\n", err);
         status = 11;
@@ -173,6 +206,8 @@ int cli_run(int argc, char **argv)
                        .nfiles = nfiles,
                        .approve = approve,
                        .trajectory_dir = traj};
+    if (rec)
+        rr_attach(rec, &o);
     agent_result r;
     agent_run(s, &o, &r);
     /* at a terminal, an `ask` is answered here and the task runs again
@@ -190,6 +225,8 @@ int cli_run(int argc, char **argv)
         agent_result_free(&r);
         agent_run(s, &o, &r);
     }
+    if (rec && rr_finish(rec, err) < 0)
+        fprintf(stderr, "portier run: %s\n", err);
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "status", r.status);
     cJSON_AddStringToObject(out, "notes", r.notes ? r.notes : "");
@@ -214,6 +251,7 @@ int cli_run(int argc, char **argv)
     agent_result_free(&r);
 out:
     cdp_close(b);
+    rr_free(rec);
     free(text);
     sop_free(s);
     vars_free(answers);

@@ -1,0 +1,1149 @@
+/*
+ * replay.c - record, replay and offline lint. See replay.h.
+ */
+#define _GNU_SOURCE
+#include "replay.h"
+#include "../util/b64.h"
+#include "../util/buf.h"
+#include "../util/crypto.h"
+#include "../util/err.h"
+#include "../util/fsutil.h"
+#include "../util/log.h"
+#include "../util/timeutil.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libxml/HTMLparser.h>
+#include <libxml/xpath.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define INLINE_MAX (32 * 1024) /* larger bodies are files beside the HAR */
+#define CALL_MS 15000
+
+/* ---- Placeholders ---------------------------------------------------------
+ * What must not be stored, and what it becomes. Secrets go wherever they
+ * appear (raw, URL-encoded, JSON-escaped); everything else only as a whole
+ * value. */
+typedef struct subst {
+    char *value;
+    char *placeholder;
+    int anywhere; /* secrets: any occurrence */
+} subst;
+
+typedef struct entry {
+    char *method, *url, *post; /* normalised */
+    int status;
+    char *status_text;
+    cJSON *headers; /* response headers [{name, value}] */
+    char *body;     /* normalised text, or base64 when binary */
+    int base64;
+    int used;
+} entry;
+
+struct rr {
+    int recording;
+    char dir[4096];
+    const sop *s;
+    const vars *inputs, *secrets, *answers;
+    char *portal;
+    int fallback;
+    pthread_mutex_t mu;
+    const sop_step *cur;
+    /* recording */
+    cJSON *entries;
+    cJSON *steps;
+    int ndoms, nbodies;
+    char **dom_hashes;
+    /* replay */
+    entry *e;
+    size_t ne;
+    char *missing; /* the first request the recording lacks */
+    int body_diffs;
+};
+
+static void subst_add(subst **v, size_t *n, const char *value, const char *ph, int anywhere)
+{
+    if (!value || strlen(value) < (anywhere ? 1 : 4))
+        return;
+    subst *nv = realloc(*v, (*n + 1) * sizeof(*nv));
+    if (!nv)
+        return;
+    *v = nv;
+    nv[*n] = (subst){strdup(value), strdup(ph), anywhere};
+    (*n)++;
+}
+
+static int by_length(const void *a, const void *b)
+{
+    return (int)strlen(((const subst *)b)->value) - (int)strlen(((const subst *)a)->value);
+}
+
+static char *url_encode(const char *s, int plus)
+{
+    pt_buf b;
+    pt_buf_init(&b, 0);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (isalnum(*c) || strchr("-_.~", *c))
+            pt_buf_append(&b, c, 1);
+        else if (*c == ' ' && plus)
+            pt_buf_append(&b, "+", 1);
+        else
+            pt_buf_appendf(&b, "%%%02X", *c);
+    }
+    return pt_buf_take(&b);
+}
+
+/* The table for now: this run's values (and this minute's TOTP codes). */
+static subst *table(const rr *r, size_t *n)
+{
+    subst *v = NULL;
+    *n = 0;
+    char ph[256];
+    int64_t now = pt_wall_ms() / 1000;
+    for (size_t i = 0; r->secrets && i < vars_count(r->secrets); i++) {
+        const char *name = vars_name(r->secrets, i), *val = vars_get(r->secrets, name);
+        snprintf(ph, sizeof(ph), "{{secret.%s}}", name);
+        subst_add(&v, n, val, ph, 1);
+        char *enc = url_encode(val, 0), *encp = url_encode(val, 1);
+        subst_add(&v, n, enc, ph, 1);
+        subst_add(&v, n, encp, ph, 1);
+        free(enc);
+        free(encp);
+        snprintf(ph, sizeof(ph), "{{totp.%s}}", name);
+        for (int k = -2; k <= 1; k++) {
+            char code[7];
+            if (pt_totp(val, now + k * 30, code) == 0)
+                subst_add(&v, n, code, ph, 0);
+        }
+    }
+    for (size_t i = 0; r->answers && i < vars_count(r->answers); i++) {
+        const char *name = vars_name(r->answers, i);
+        snprintf(ph, sizeof(ph), "{{answer.%s}}", name);
+        subst_add(&v, n, vars_get(r->answers, name), ph, 0);
+    }
+    for (size_t i = 0; r->inputs && i < vars_count(r->inputs); i++) {
+        const char *name = vars_name(r->inputs, i), *val = vars_get(r->inputs, name);
+        snprintf(ph, sizeof(ph), "{{input.%s}}", name);
+        subst_add(&v, n, val, ph, 0);
+        char *enc = url_encode(val, 1);
+        subst_add(&v, n, enc, ph, 0);
+        free(enc);
+        if (vars_is_date(r->inputs, name) && strlen(val) == 10) { /* 1949-12-23 */
+            char us[16];
+            snprintf(us, sizeof(us), "%.2s/%.2s/%.4s", val + 5, val + 8, val);
+            snprintf(ph, sizeof(ph), "{{input.%s:us}}", name);
+            subst_add(&v, n, us, ph, 0);
+            char *e2 = url_encode(us, 1);
+            subst_add(&v, n, e2, ph, 0);
+            free(e2);
+        }
+    }
+    qsort(v, *n, sizeof(*v), by_length);
+    return v;
+}
+
+static void table_free(subst *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].value);
+        free(v[i].placeholder);
+    }
+    free(v);
+}
+
+/* Is text[at, at+len) a whole value: a form field, a query parameter, a
+ * JSON string, an attribute or a whole text node? */
+static int whole(const char *text, size_t at, size_t len)
+{
+    size_t l = at;
+    while (l > 0 && (text[l - 1] == ' ' || text[l - 1] == '\t' || text[l - 1] == '\n'))
+        l--;
+    char before = l > 0 ? text[l - 1] : '\0';
+    int spaced_left = l != at;
+    const char *after = text + at + len, *a = after;
+    while (*a == ' ' || *a == '\t' || *a == '\r' || *a == '\n')
+        a++;
+    int spaced_right = a != after;
+    if (spaced_left && before != '>' && before != '\0')
+        return 0;
+    if (spaced_right && *a != '<' && *a != '\0')
+        return 0;
+    char right = spaced_right ? *a : *after;
+    int left_ok = !before || strchr("\"'=>\n", before) || (at > 0 && text[at - 1] == '\n');
+    int right_ok = !right || strchr("\"'&<\r\n#", right);
+    return left_ok && right_ok;
+}
+
+/* A JSON-escaped form of s (what a value looks like inside a JSON text). */
+static char *json_escaped(const char *s)
+{
+    cJSON *j = cJSON_CreateString(s);
+    char *p = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!p)
+        return NULL;
+    size_t n = strlen(p);
+    memmove(p, p + 1, n - 2); /* drop the quotes */
+    p[n - 2] = '\0';
+    return p;
+}
+
+static char *replace_in(const char *text, const char *value, const char *ph, int anywhere)
+{
+    size_t vl = strlen(value);
+    if (!vl || !strstr(text, value))
+        return NULL;
+    pt_buf b;
+    pt_buf_init(&b, 0);
+    const char *p = text;
+    int changed = 0;
+    for (const char *hit; (hit = strstr(p, value));) {
+        size_t at = (size_t)(hit - text);
+        pt_buf_append(&b, p, (size_t)(hit - p));
+        if (anywhere || whole(text, at, vl)) {
+            pt_buf_append(&b, ph, strlen(ph));
+            changed = 1;
+        } else {
+            pt_buf_append(&b, hit, vl);
+        }
+        p = hit + vl;
+    }
+    pt_buf_append(&b, p, strlen(p));
+    if (!changed) {
+        pt_buf_free(&b);
+        return NULL;
+    }
+    return pt_buf_take(&b);
+}
+
+/* text with every value of the table replaced by its placeholder (new). */
+static char *redact(const subst *t, size_t n, const char *text)
+{
+    char *out = strdup(text ? text : "");
+    for (size_t i = 0; out && i < n; i++) {
+        char *r = replace_in(out, t[i].value, t[i].placeholder, t[i].anywhere);
+        if (r) {
+            free(out);
+            out = r;
+        }
+        if (t[i].anywhere) { /* and inside JSON strings */
+            char *esc = json_escaped(t[i].value);
+            if (esc && strcmp(esc, t[i].value) && (r = replace_in(out, esc, t[i].placeholder, 1))) {
+                free(out);
+                out = r;
+            }
+            free(esc);
+        }
+    }
+    return out;
+}
+
+/* The inverse for replay: placeholders back to this run's values. */
+static char *restore(const subst *t, size_t n, const char *text)
+{
+    char *out = strdup(text ? text : "");
+    for (size_t i = 0; out && i < n; i++) {
+        if (!strstr(out, t[i].placeholder))
+            continue;
+        /* the plain value (the table has encoded variants after it) */
+        const char *val = t[i].value;
+        for (size_t k = 0; k < n; k++)
+            if (!strcmp(t[k].placeholder, t[i].placeholder) && strlen(t[k].value) < strlen(val) &&
+                !strchr(t[k].value, '%'))
+                val = t[k].value;
+        char *r = replace_in(out, t[i].placeholder, val, 1);
+        if (r) {
+            free(out);
+            out = r;
+        }
+    }
+    return out;
+}
+
+/* Multipart boundaries differ from run to run. */
+static char *normalise_boundaries(char *text)
+{
+    const char *marks[] = {"----WebKitFormBoundary", "----formdata-"};
+    for (size_t m = 0; text && m < 2; m++) {
+        for (char *p = strstr(text, marks[m]); p; p = strstr(p + 1, marks[m])) {
+            char *q = p + strlen(marks[m]);
+            while (isalnum((unsigned char)*q))
+                *q++ = 'X';
+        }
+    }
+    return text;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+static void where(const sop_step *st, char *out, size_t n)
+{
+    const char *b = st && st->file ? strrchr(st->file, '/') : NULL;
+    if (st)
+        snprintf(out, n, "%s:%d", b ? b + 1 : st->file, st->line);
+    else
+        snprintf(out, n, "(before the first step)");
+}
+
+/* ---- Recording ----------------------------------------------------------- */
+
+static cJSON *har_headers(const cJSON *h, const subst *t, size_t n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    if (cJSON_IsArray(h)) {
+        const cJSON *x;
+        cJSON_ArrayForEach(x, h)
+        {
+            char *v = redact(t, n, jstr(x, "value"));
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", jstr(x, "name") ? jstr(x, "name") : "");
+            cJSON_AddStringToObject(o, "value", v ? v : "");
+            free(v);
+            cJSON_AddItemToArray(arr, o);
+        }
+    } else if (cJSON_IsObject(h)) { /* request headers come as an object */
+        for (const cJSON *x = h->child; x; x = x->next) {
+            char *v = redact(t, n, cJSON_GetStringValue(x));
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", x->string);
+            cJSON_AddStringToObject(o, "value", v ? v : "");
+            free(v);
+            cJSON_AddItemToArray(arr, o);
+        }
+    }
+    return arr;
+}
+
+static const char *header_value(const cJSON *arr, const char *name)
+{
+    const cJSON *x;
+    cJSON_ArrayForEach(x, arr)
+    {
+        const char *n = jstr(x, "name");
+        if (n && !strcasecmp(n, name))
+            return jstr(x, "value");
+    }
+    return NULL;
+}
+
+static int textual(const char *mime)
+{
+    return !mime || !*mime || !strncmp(mime, "text/", 5) || strstr(mime, "json") ||
+           strstr(mime, "javascript") || strstr(mime, "xml") || strstr(mime, "html") ||
+           strstr(mime, "x-www-form-urlencoded");
+}
+
+static cJSON *query_string(const char *url)
+{
+    cJSON *arr = cJSON_CreateArray();
+    const char *q = strchr(url, '?');
+    if (!q)
+        return arr;
+    char *copy = strdup(q + 1), *save = NULL;
+    char *hash = copy ? strchr(copy, '#') : NULL;
+    if (hash)
+        *hash = '\0';
+    for (char *kv = copy ? strtok_r(copy, "&", &save) : NULL; kv; kv = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(kv, '=');
+        cJSON *o = cJSON_CreateObject();
+        if (eq)
+            *eq = '\0';
+        cJSON_AddStringToObject(o, "name", kv);
+        cJSON_AddStringToObject(o, "value", eq ? eq + 1 : "");
+        cJSON_AddItemToArray(arr, o);
+    }
+    free(copy);
+    return arr;
+}
+
+static void record_paused(cdp_session *s, const cJSON *params, void *ud)
+{
+    rr *r = ud;
+    const char *id = jstr(params, "requestId");
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(params, "request");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(params, "responseStatusCode");
+    char err[PT_ERR_MAX];
+    int64_t t0 = pt_wall_ms();
+    cJSON *body = NULL;
+    if (cJSON_IsNumber(code) && (code->valueint < 300 || code->valueint >= 400)) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "requestId", id);
+        if (cdp_call(s, "Fetch.getResponseBody", p, &body, CALL_MS, err))
+            body = NULL;
+    }
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "requestId", id);
+    cdp_call(s, "Fetch.continueRequest", p, NULL, CALL_MS, err);
+    if (!cJSON_IsNumber(code))
+        return; /* failed before a response: nothing to keep */
+
+    size_t nt;
+    subst *t = table(r, &nt);
+    char *url = redact(t, nt, jstr(req, "url"));
+    const char *method = jstr(req, "method");
+    cJSON *e = cJSON_CreateObject();
+    char iso[32];
+    pt_iso8601(t0, iso);
+    cJSON_AddStringToObject(e, "startedDateTime", iso);
+    cJSON_AddNumberToObject(e, "time", 0);
+    cJSON *rq = cJSON_AddObjectToObject(e, "request");
+    cJSON_AddStringToObject(rq, "method", method ? method : "GET");
+    cJSON_AddStringToObject(rq, "url", url ? url : "");
+    cJSON_AddStringToObject(rq, "httpVersion", "HTTP/1.1");
+    cJSON_AddItemToObject(rq, "cookies", cJSON_CreateArray());
+    cJSON *rqh = har_headers(cJSON_GetObjectItemCaseSensitive(req, "headers"), t, nt);
+    cJSON_AddItemToObject(rq, "headers", rqh);
+    cJSON_AddItemToObject(rq, "queryString", query_string(url ? url : ""));
+    const char *post = jstr(req, "postData");
+    if (post) {
+        char *rp = normalise_boundaries(redact(t, nt, post));
+        cJSON *pd = cJSON_AddObjectToObject(rq, "postData");
+        const char *ct = header_value(rqh, "content-type");
+        cJSON_AddStringToObject(pd, "mimeType", ct ? ct : "");
+        cJSON_AddStringToObject(pd, "text", rp ? rp : "");
+        free(rp);
+    }
+    cJSON_AddNumberToObject(rq, "headersSize", -1);
+    cJSON_AddNumberToObject(rq, "bodySize", post ? (double)strlen(post) : 0);
+
+    cJSON *rs = cJSON_AddObjectToObject(e, "response");
+    cJSON_AddNumberToObject(rs, "status", code->valueint);
+    cJSON_AddStringToObject(rs, "statusText", jstr(params, "responseStatusText")
+                                                  ? jstr(params, "responseStatusText")
+                                                  : "");
+    cJSON_AddStringToObject(rs, "httpVersion", "HTTP/1.1");
+    cJSON_AddItemToObject(rs, "cookies", cJSON_CreateArray());
+    cJSON *rsh = har_headers(cJSON_GetObjectItemCaseSensitive(params, "responseHeaders"), t, nt);
+    cJSON_AddItemToObject(rs, "headers", rsh);
+    const char *ctype = header_value(rsh, "content-type");
+    char mime[128] = "";
+    snprintf(mime, sizeof(mime), "%s", ctype ? ctype : "");
+    cJSON *content = cJSON_AddObjectToObject(rs, "content");
+    const char *raw = jstr(body, "body");
+    int b64 = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "base64Encoded"));
+    char *text = NULL;
+    size_t size = 0;
+    if (raw && b64 && textual(mime)) { /* text sent as base64: redact it as text */
+        size_t dl;
+        unsigned char *d = pt_b64_decode(raw, strlen(raw), &dl);
+        if (d && !memchr(d, 0, dl)) {
+            char *z = realloc(d, dl + 1);
+            if (z) {
+                z[dl] = '\0';
+                text = redact(t, nt, z);
+                size = dl;
+                free(z);
+                d = NULL;
+            }
+        }
+        free(d);
+        if (text)
+            b64 = 0;
+    } else if (raw && !b64) {
+        text = redact(t, nt, raw);
+        size = strlen(raw);
+    }
+    cJSON_AddNumberToObject(content, "size", (double)(text ? size : raw ? strlen(raw) * 3 / 4 : 0));
+    cJSON_AddStringToObject(content, "mimeType", mime);
+    const char *stored = text ? text : raw;
+    pthread_mutex_lock(&r->mu);
+    if (stored && strlen(stored) > INLINE_MAX) {
+        char rel[64], path[4200];
+        snprintf(rel, sizeof(rel), "bodies/%d.%s", ++r->nbodies, text ? "txt" : "b64");
+        snprintf(path, sizeof(path), "%s/%s", r->dir, rel);
+        pt_write_file(path, stored, strlen(stored), 0600);
+        cJSON_AddStringToObject(content, "_file", rel);
+        if (!text)
+            cJSON_AddStringToObject(content, "encoding", "base64");
+    } else if (stored) {
+        cJSON_AddStringToObject(content, "text", stored);
+        if (!text)
+            cJSON_AddStringToObject(content, "encoding", "base64");
+    }
+    const char *loc = header_value(rsh, "location");
+    cJSON_AddStringToObject(rs, "redirectURL", loc ? loc : "");
+    cJSON_AddNumberToObject(rs, "headersSize", -1);
+    cJSON_AddNumberToObject(rs, "bodySize", (double)size);
+    cJSON_AddItemToObject(e, "cache", cJSON_CreateObject());
+    cJSON *tm = cJSON_AddObjectToObject(e, "timings");
+    int64_t took = pt_wall_ms() - t0;
+    cJSON_AddNumberToObject(tm, "send", 0);
+    cJSON_AddNumberToObject(tm, "wait", (double)took);
+    cJSON_AddNumberToObject(tm, "receive", 0);
+    cJSON_ReplaceItemInObject(e, "time", cJSON_CreateNumber((double)took));
+    char at[256];
+    where(r->cur, at, sizeof(at));
+    cJSON_AddStringToObject(e, "_step", at);
+    if (jstr(params, "resourceType"))
+        cJSON_AddStringToObject(e, "_resourceType", jstr(params, "resourceType"));
+    cJSON_AddItemToArray(r->entries, e);
+    pthread_mutex_unlock(&r->mu);
+    free(text);
+    free(url);
+    cJSON_Delete(body);
+    table_free(t, nt);
+}
+
+static void hook_step(void *ud, const sop_step *st)
+{
+    rr *r = ud;
+    pthread_mutex_lock(&r->mu);
+    r->cur = st;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void hook_snapshot(void *ud, const sop_step *st, const char *url, const char *html)
+{
+    rr *r = ud;
+    if (!r->recording)
+        return;
+    size_t nt;
+    subst *t = table(r, &nt);
+    char *clean = redact(t, nt, html), *curl = redact(t, nt, url);
+    table_free(t, nt);
+    if (!clean || !curl) {
+        free(clean);
+        free(curl);
+        return;
+    }
+    char hash[65], rel[64];
+    pt_sha256_hex(clean, strlen(clean), hash);
+    pthread_mutex_lock(&r->mu);
+    int found = -1;
+    for (int i = 0; i < r->ndoms && found < 0; i++)
+        if (!strcmp(r->dom_hashes[i], hash))
+            found = i;
+    if (found < 0) {
+        char **n = realloc(r->dom_hashes, (size_t)(r->ndoms + 1) * sizeof(*n));
+        if (n) {
+            r->dom_hashes = n;
+            n[r->ndoms] = strdup(hash);
+            found = r->ndoms++;
+            char path[4200];
+            snprintf(path, sizeof(path), "%s/dom/%d.html", r->dir, found + 1);
+            pt_write_file(path, clean, strlen(clean), 0600);
+        }
+    }
+    if (found >= 0) {
+        snprintf(rel, sizeof(rel), "dom/%d.html", found + 1);
+        const char *b = strrchr(st->file, '/');
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", b ? b + 1 : st->file);
+        cJSON_AddNumberToObject(o, "line", st->line);
+        cJSON_AddStringToObject(o, "step", sop_step_name(st->kind));
+        cJSON_AddStringToObject(o, "url", curl);
+        cJSON_AddStringToObject(o, "dom", rel);
+        cJSON_AddItemToArray(r->steps, o);
+    }
+    pthread_mutex_unlock(&r->mu);
+    free(clean);
+    free(curl);
+}
+
+/* ---- Replay -------------------------------------------------------------- */
+
+static void fail_request(cdp_session *s, const char *id)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "requestId", id);
+    cJSON_AddStringToObject(p, "errorReason", "Failed");
+    cdp_call(s, "Fetch.failRequest", p, NULL, CALL_MS, NULL);
+}
+
+static void replay_paused(cdp_session *s, const cJSON *params, void *ud)
+{
+    rr *r = ud;
+    const char *id = jstr(params, "requestId");
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(params, "request");
+    size_t nt;
+    subst *t = table(r, &nt);
+    char *url = redact(t, nt, jstr(req, "url"));
+    const char *method = jstr(req, "method") ? jstr(req, "method") : "GET";
+    char *post = jstr(req, "postData") ? normalise_boundaries(redact(t, nt, jstr(req, "postData")))
+                                       : NULL;
+    pthread_mutex_lock(&r->mu);
+    entry *hit = NULL, *last = NULL;
+    for (size_t i = 0; i < r->ne && !hit; i++)
+        if (!strcmp(r->e[i].method, method) && url && !strcmp(r->e[i].url, url)) {
+            if (!r->e[i].used)
+                hit = &r->e[i];
+            else
+                last = &r->e[i];
+        }
+    if (!hit)
+        hit = last; /* asked again more often than recorded: the latest answer */
+    if (hit) {
+        hit->used = 1;
+        if (post && hit->post && strcmp(post, hit->post)) {
+            size_t k = 0;
+            while (post[k] && post[k] == hit->post[k])
+                k++;
+            r->body_diffs++;
+            fprintf(stderr, "replay: %s %s: the request body differs from the recording at byte %zu\n",
+                    method, url, k);
+        }
+    } else if (!r->missing && !r->fallback) {
+        char at[256];
+        where(r->cur, at, sizeof(at));
+        if (asprintf(&r->missing, "the recording has no %s %s (replaying %s)", method,
+                     url ? url : "?", r->dir) < 0)
+            r->missing = NULL;
+        fprintf(stderr, "replay: %s %s is not in the recording (during %s)\n", method,
+                url ? url : "?", at);
+    }
+    /* copy what the answer needs, then answer without the lock */
+    int status = hit ? hit->status : 0;
+    cJSON *headers = hit ? cJSON_Duplicate(hit->headers, 1) : NULL;
+    char *body = hit ? (hit->base64 ? strdup(hit->body ? hit->body : "") : restore(t, nt, hit->body))
+                     : NULL;
+    int b64 = hit && hit->base64;
+    const char *st_text = hit && hit->status_text && *hit->status_text ? hit->status_text : NULL;
+    char *status_text = st_text ? strdup(st_text) : NULL;
+    pthread_mutex_unlock(&r->mu);
+
+    if (!hit) {
+        if (r->fallback) {
+            cJSON *p = cJSON_CreateObject();
+            cJSON_AddStringToObject(p, "requestId", id);
+            cdp_call(s, "Fetch.continueRequest", p, NULL, CALL_MS, NULL);
+        } else {
+            fail_request(s, id);
+        }
+    } else {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "requestId", id);
+        cJSON_AddNumberToObject(p, "responseCode", status);
+        if (status_text)
+            cJSON_AddStringToObject(p, "responsePhrase", status_text);
+        cJSON *hs = cJSON_AddArrayToObject(p, "responseHeaders");
+        cJSON *h;
+        cJSON_ArrayForEach(h, headers)
+        {
+            const char *n = jstr(h, "name");
+            if (!n || !strcasecmp(n, "content-length") || !strcasecmp(n, "content-encoding") ||
+                !strcasecmp(n, "transfer-encoding"))
+                continue;
+            char *v = restore(t, nt, jstr(h, "value"));
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", n);
+            cJSON_AddStringToObject(o, "value", v ? v : "");
+            free(v);
+            cJSON_AddItemToArray(hs, o);
+        }
+        char *enc = b64 ? NULL : pt_b64_encode(body ? body : "", body ? strlen(body) : 0);
+        cJSON_AddStringToObject(p, "body", b64 ? (body ? body : "") : enc ? enc : "");
+        free(enc);
+        char err[PT_ERR_MAX];
+        if (cdp_call(s, "Fetch.fulfillRequest", p, NULL, CALL_MS, err))
+            fprintf(stderr, "replay: cannot answer %s %s: %s\n", method, url, err);
+    }
+    cJSON_Delete(headers);
+    free(body);
+    free(status_text);
+    free(url);
+    free(post);
+    table_free(t, nt);
+}
+
+static const char *hook_stop(void *ud)
+{
+    rr *r = ud;
+    pthread_mutex_lock(&r->mu);
+    const char *m = r->missing;
+    pthread_mutex_unlock(&r->mu);
+    return m;
+}
+
+static int hook_page(void *ud, cdp_page *page, char *err)
+{
+    rr *r = ud;
+    return cdp_page_intercept(page, r->recording, r->recording ? record_paused : replay_paused, r,
+                              err)
+               ? -1
+               : 0;
+}
+
+/* ---- Set-up -------------------------------------------------------------- */
+
+static rr *rr_new(const char *dir, const sop *s, const vars *inputs, const vars *secrets,
+                  const vars *answers)
+{
+    rr *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    snprintf(r->dir, sizeof(r->dir), "%s", dir);
+    r->s = s;
+    r->inputs = inputs;
+    r->secrets = secrets;
+    r->answers = answers;
+    pthread_mutex_init(&r->mu, NULL);
+    return r;
+}
+
+rr *rr_record(const char *dir, const sop *s, const vars *inputs, const vars *secrets,
+              const vars *answers, const char *portal, char *err)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/session.har", dir);
+    if (access(path, F_OK) == 0) {
+        pt_errf(err, "%s already holds a recording (remove it to record again)", dir);
+        return NULL;
+    }
+    if ((mkdir(dir, 0755) < 0 && errno != EEXIST)) {
+        pt_errf(err, "cannot create %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    snprintf(path, sizeof(path), "%s/dom", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/bodies", dir);
+    mkdir(path, 0755);
+    rr *r = rr_new(dir, s, inputs, secrets, answers);
+    if (!r) {
+        pt_errf(err, "out of memory");
+        return NULL;
+    }
+    r->recording = 1;
+    r->portal = portal ? strdup(portal) : NULL;
+    r->entries = cJSON_CreateArray();
+    r->steps = cJSON_CreateArray();
+    return r;
+}
+
+static char *read_body_file(const char *dir, const char *rel)
+{
+    char path[4400], *t = NULL;
+    if (strstr(rel, ".."))
+        return NULL;
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    return pt_read_file(path, 256u << 20, &t, NULL) == 0 ? t : NULL;
+}
+
+rr *rr_replay(const char *dir, const sop *s, const vars *inputs, const vars *secrets,
+              const vars *answers, int fallback_network, char *err)
+{
+    char path[4200], *text = NULL;
+    snprintf(path, sizeof(path), "%s/session.har", dir);
+    if (pt_read_file(path, 512u << 20, &text, NULL) < 0) {
+        pt_errf(err, "no recording in %s (no session.har)", dir);
+        return NULL;
+    }
+    cJSON *har = cJSON_Parse(text);
+    free(text);
+    cJSON *log = cJSON_GetObjectItem(har, "log");
+    cJSON *entries = cJSON_GetObjectItem(log, "entries");
+    if (!cJSON_IsArray(entries)) {
+        cJSON_Delete(har);
+        pt_errf(err, "%s is not a HAR file (no log.entries)", path);
+        return NULL;
+    }
+    rr *r = rr_new(dir, s, inputs, secrets, answers);
+    r->fallback = fallback_network;
+    const char *portal = jstr(cJSON_GetObjectItem(log, "_portier"), "portal");
+    r->portal = portal ? strdup(portal) : NULL;
+    r->e = calloc((size_t)cJSON_GetArraySize(entries) + 1, sizeof(*r->e));
+    cJSON *x;
+    cJSON_ArrayForEach(x, entries)
+    {
+        cJSON *rq = cJSON_GetObjectItem(x, "request"), *rs = cJSON_GetObjectItem(x, "response");
+        cJSON *content = cJSON_GetObjectItem(rs, "content");
+        entry *e = &r->e[r->ne];
+        e->method = strdup(jstr(rq, "method") ? jstr(rq, "method") : "GET");
+        e->url = strdup(jstr(rq, "url") ? jstr(rq, "url") : "");
+        const char *post = jstr(cJSON_GetObjectItem(rq, "postData"), "text");
+        e->post = post ? strdup(post) : NULL;
+        cJSON *st = cJSON_GetObjectItem(rs, "status");
+        e->status = cJSON_IsNumber(st) ? st->valueint : 200;
+        e->status_text = strdup(jstr(rs, "statusText") ? jstr(rs, "statusText") : "");
+        e->headers = cJSON_Duplicate(cJSON_GetObjectItem(rs, "headers"), 1);
+        const char *enc = jstr(content, "encoding");
+        e->base64 = enc && !strcmp(enc, "base64");
+        const char *file = jstr(content, "_file");
+        const char *body = jstr(content, "text");
+        e->body = file ? read_body_file(dir, file) : strdup(body ? body : "");
+        r->ne++;
+    }
+    cJSON_Delete(har);
+    return r;
+}
+
+const char *rr_portal(const rr *r)
+{
+    return r->portal;
+}
+
+void rr_attach(rr *r, agent_options *o)
+{
+    o->page_opened = hook_page;
+    o->snapshot = r->recording ? hook_snapshot : NULL;
+    o->stop_reason = r->recording ? NULL : hook_stop;
+    o->step_begin = hook_step;
+    o->rr_ud = r;
+}
+
+int rr_finish(rr *r, char *err)
+{
+    if (!r->recording) {
+        if (r->body_diffs)
+            fprintf(stderr, "replay: %d request bodies differed from the recording\n",
+                    r->body_diffs);
+        return 0;
+    }
+    cJSON *har = cJSON_CreateObject(), *log = cJSON_AddObjectToObject(har, "log");
+    cJSON_AddStringToObject(log, "version", "1.2");
+    cJSON *creator = cJSON_AddObjectToObject(log, "creator");
+    cJSON_AddStringToObject(creator, "name", "portier");
+    cJSON_AddStringToObject(creator, "version", PORTIER_VERSION);
+    cJSON_AddItemToObject(log, "pages", cJSON_CreateArray());
+    pthread_mutex_lock(&r->mu);
+    cJSON_AddItemToObject(log, "entries", r->entries);
+    r->entries = NULL;
+    cJSON *meta = cJSON_AddObjectToObject(log, "_portier");
+    cJSON_AddStringToObject(meta, "portal", r->portal ? r->portal : "");
+    cJSON_AddStringToObject(meta, "sop", r->s->name ? r->s->name : "");
+    char *steps = cJSON_Print(r->steps);
+    pthread_mutex_unlock(&r->mu);
+    char *json = cJSON_Print(har);
+    cJSON_Delete(har);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/session.har", r->dir);
+    int rc = json ? pt_write_file(path, json, strlen(json), 0644) : -1;
+    snprintf(path, sizeof(path), "%s/steps.json", r->dir);
+    if (rc == 0)
+        rc = steps ? pt_write_file(path, steps, strlen(steps), 0644) : -1;
+    free(json);
+    free(steps);
+    return rc < 0 ? pt_errf(err, "cannot write the recording into %s", r->dir) : 0;
+}
+
+void rr_free(rr *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->ne; i++) {
+        free(r->e[i].method);
+        free(r->e[i].url);
+        free(r->e[i].post);
+        free(r->e[i].status_text);
+        free(r->e[i].body);
+        cJSON_Delete(r->e[i].headers);
+    }
+    free(r->e);
+    for (int i = 0; i < r->ndoms; i++)
+        free(r->dom_hashes[i]);
+    free(r->dom_hashes);
+    cJSON_Delete(r->entries);
+    cJSON_Delete(r->steps);
+    free(r->missing);
+    free(r->portal);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* ---- Offline lint -------------------------------------------------------- */
+
+/* A CSS selector (the common subset: tags, #id, .class, [attr], [attr=v],
+ * [attr^=v], [attr$=v], [attr*=v], descendant and > combinators, lists with
+ * commas) as XPath; NULL if it uses more. */
+static char *css_to_xpath(const char *css)
+{
+    pt_buf b;
+    pt_buf_init(&b, 0);
+    const char *p = css;
+    pt_buf_append(&b, "//", 2);
+    int start = 1;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        if (*p == ',') {
+            pt_buf_append(&b, " | //", 5);
+            p++;
+            start = 1;
+            continue;
+        }
+        if (*p == '>') {
+            b.len -= 2; /* "//" -> "/" */
+            pt_buf_append(&b, "/", 1);
+            p++;
+            start = 1;
+            continue;
+        }
+        if (!start)
+            pt_buf_append(&b, "//", 2);
+        start = 0;
+        /* one compound selector */
+        if (isalpha((unsigned char)*p) || *p == '*') {
+            const char *q = p;
+            while (isalnum((unsigned char)*q) || *q == '-' || *q == '*')
+                q++;
+            pt_buf_append(&b, p, (size_t)(q - p));
+            p = q;
+        } else {
+            pt_buf_append(&b, "*", 1);
+        }
+        while (*p && *p != ' ' && *p != ',' && *p != '>') {
+            if (*p == '#' || *p == '.') {
+                char kind = *p++;
+                const char *q = p;
+                while (isalnum((unsigned char)*q) || *q == '-' || *q == '_')
+                    q++;
+                if (q == p)
+                    goto unsupported;
+                if (kind == '#')
+                    pt_buf_appendf(&b, "[@id='%.*s']", (int)(q - p), p);
+                else
+                    pt_buf_appendf(&b,
+                                   "[contains(concat(' ', normalize-space(@class), ' '), ' %.*s ')]",
+                                   (int)(q - p), p);
+                p = q;
+            } else if (*p == '[') {
+                const char *q = ++p;
+                while (isalnum((unsigned char)*q) || *q == '-' || *q == '_')
+                    q++;
+                int nlen = (int)(q - p);
+                const char *name = p;
+                if (*q == ']') {
+                    pt_buf_appendf(&b, "[@%.*s]", nlen, name);
+                    p = q + 1;
+                    continue;
+                }
+                char op = *q == '=' ? '=' : q[1] == '=' ? *q : 0;
+                if (!op)
+                    goto unsupported;
+                q += op == '=' ? 1 : 2;
+                char quote = (*q == '"' || *q == '\'') ? *q++ : 0;
+                const char *v = q;
+                while (*q && (quote ? *q != quote : *q != ']'))
+                    q++;
+                int vlen = (int)(q - v);
+                if (quote && *q)
+                    q++;
+                if (*q != ']')
+                    goto unsupported;
+                p = q + 1;
+                if (op == '=')
+                    pt_buf_appendf(&b, "[@%.*s='%.*s']", nlen, name, vlen, v);
+                else if (op == '^')
+                    pt_buf_appendf(&b, "[starts-with(@%.*s, '%.*s')]", nlen, name, vlen, v);
+                else if (op == '*')
+                    pt_buf_appendf(&b, "[contains(@%.*s, '%.*s')]", nlen, name, vlen, v);
+                else if (op == '$')
+                    pt_buf_appendf(&b,
+                                   "[substring(@%.*s, string-length(@%.*s) - %d) = '%.*s']", nlen,
+                                   name, nlen, name, vlen - 1, vlen, v);
+                else
+                    goto unsupported;
+            } else {
+                goto unsupported;
+            }
+        }
+    }
+    return pt_buf_take(&b);
+unsupported:
+    pt_buf_free(&b);
+    return NULL;
+}
+
+static const char visible_xp[] =
+    "[not(ancestor-or-self::*[@hidden or contains(translate(@style, ' ', ''), 'display:none')"
+    " or self::script or self::style or self::template])]";
+
+/* An XPath string literal for s (concat() when it has both quotes). */
+static void xp_literal(pt_buf *b, const char *s)
+{
+    if (!strchr(s, '\''))
+        pt_buf_appendf(b, "'%s'", s);
+    else if (!strchr(s, '"'))
+        pt_buf_appendf(b, "\"%s\"", s);
+    else
+        pt_buf_appendf(b, "'%s'", "");
+}
+
+static int count_xpath(xmlDocPtr doc, const char *xp, int *n)
+{
+    xmlXPathContextPtr c = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr o = c ? xmlXPathEvalExpression((const xmlChar *)xp, c) : NULL;
+    int ok = o != NULL;
+    *n = 0;
+    if (o && o->nodesetval)
+        for (int i = 0; i < o->nodesetval->nodeNr; i++)
+            *n += o->nodesetval->nodeTab[i]->type == XML_ELEMENT_NODE;
+    xmlXPathFreeObject(o);
+    xmlXPathFreeContext(c);
+    return ok ? 0 : -1;
+}
+
+/* How many elements loc finds in doc; -1 if it cannot be told offline. */
+static int count_locator(xmlDocPtr doc, const sop_locator *loc)
+{
+    const char *v = loc->value;
+    if (!v || strstr(v, "{{"))
+        return -1;
+    pt_buf b;
+    pt_buf_init(&b, 0);
+    int n = -1;
+    switch (loc->kind) {
+    case SOP_LOC_CSS: {
+        char *xp = css_to_xpath(v);
+        if (xp) {
+            pt_buf_appendf(&b, "(%s)%s", xp, visible_xp);
+            free(xp);
+        }
+        break;
+    }
+    case SOP_LOC_XPATH:
+        pt_buf_appendf(&b, "%s", v);
+        break;
+    case SOP_LOC_TEXT:
+        /* the innermost elements whose text is the text */
+        pt_buf_appendf(&b, "//body//*[normalize-space(.)=");
+        xp_literal(&b, v);
+        pt_buf_appendf(&b, " and not(*[normalize-space(.)=");
+        xp_literal(&b, v);
+        pt_buf_appendf(&b, "])]%s", visible_xp);
+        break;
+    case SOP_LOC_LABEL: {
+        /* the fields of labels with that text (for= or inside), else
+         * aria-label or placeholder */
+        pt_buf_appendf(&b, "//*[self::input or self::select or self::textarea or @role='combobox'"
+                           " or @role='textbox'][@id=//label[normalize-space(translate(., '*:', ''))=");
+        xp_literal(&b, v);
+        pt_buf_appendf(&b, "]/@for or ancestor::label[normalize-space(translate(., '*:', ''))=");
+        xp_literal(&b, v);
+        pt_buf_appendf(&b, "] or @aria-label=");
+        xp_literal(&b, v);
+        pt_buf_appendf(&b, " or @placeholder=");
+        xp_literal(&b, v);
+        pt_buf_appendf(&b, "]%s", visible_xp);
+        break;
+    }
+    case SOP_LOC_ROLE: {
+        const char *role = loc->role ? loc->role : "";
+        if (!strcmp(role, "button"))
+            pt_buf_appendf(&b, "//*[(self::button or @role='button' or (self::input and (@type="
+                               "'submit' or @type='button'))) and (normalize-space(.)=");
+        else if (!strcmp(role, "link"))
+            pt_buf_appendf(&b, "//*[((self::a and @href) or @role='link') and (normalize-space(.)=");
+        else if (!strcmp(role, "checkbox") || !strcmp(role, "radio"))
+            pt_buf_appendf(&b, "//*[((self::input and @type='%s') or @role='%s') and (@id=//label["
+                               "normalize-space(.)=", role, role);
+        else
+            pt_buf_appendf(&b, "//*[@role='%s' and (normalize-space(.)=", role);
+        xp_literal(&b, v);
+        if (!strcmp(role, "checkbox") || !strcmp(role, "radio")) {
+            pt_buf_appendf(&b, "]/@for or ancestor::label[normalize-space(.)=");
+            xp_literal(&b, v);
+            pt_buf_appendf(&b, "]");
+        }
+        pt_buf_appendf(&b, " or @aria-label=");
+        xp_literal(&b, v);
+        pt_buf_appendf(&b, " or @value=");
+        xp_literal(&b, v);
+        pt_buf_appendf(&b, ")]%s", visible_xp);
+        break;
+    }
+    }
+    if (b.len && count_xpath(doc, b.data, &n) < 0)
+        n = -1;
+    pt_buf_free(&b);
+    return n;
+}
+
+static const char *loc_kind_name(const sop_locator *loc)
+{
+    switch (loc->kind) {
+    case SOP_LOC_CSS: return "css";
+    case SOP_LOC_XPATH: return "xpath";
+    case SOP_LOC_TEXT: return "text";
+    case SOP_LOC_LABEL: return "label";
+    case SOP_LOC_ROLE: return loc->role ? loc->role : "role";
+    }
+    return "?";
+}
+
+typedef struct lint_ctx {
+    const char *dir;
+    cJSON *steps;
+    FILE *out;
+    int problems;
+    int checked;
+} lint_ctx;
+
+static void lint_step(lint_ctx *L, const sop_step *st)
+{
+    if (st->has_loc) {
+        const char *b = strrchr(st->file, '/');
+        const char *file = b ? b + 1 : st->file;
+        cJSON *x, *snap = NULL;
+        cJSON_ArrayForEach(x, L->steps)
+        {
+            const char *f = jstr(x, "file");
+            cJSON *line = cJSON_GetObjectItem(x, "line");
+            if (f && !strcmp(f, file) && cJSON_IsNumber(line) && line->valueint == st->line) {
+                snap = x;
+                break;
+            }
+        }
+        const char *rel = snap ? jstr(snap, "dom") : NULL;
+        char *html = rel ? read_body_file(L->dir, rel) : NULL;
+        if (html) {
+            htmlDocPtr doc = htmlReadMemory(html, (int)strlen(html), jstr(snap, "url"), "UTF-8",
+                                            HTML_PARSE_RECOVER | HTML_PARSE_NOERROR |
+                                                HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
+            int n = doc ? count_locator(doc, &st->loc) : -1;
+            if (n >= 0) {
+                L->checked++;
+                int bad = n == 0 || (st->loc.nth == 0 && n > 1) || (st->loc.nth > n);
+                if (bad) {
+                    L->problems++;
+                    if (n == 0)
+                        fprintf(L->out, "%s:%d:%d: %s %s \"%s\": no match in %s\n", st->file,
+                                st->line, st->loc.col ? st->loc.col : st->col,
+                                sop_step_name(st->kind), loc_kind_name(&st->loc), st->loc.value,
+                                jstr(snap, "url"));
+                    else
+                        fprintf(L->out, "%s:%d:%d: %s %s \"%s\": %d matches in %s\n", st->file,
+                                st->line, st->loc.col ? st->loc.col : st->col,
+                                sop_step_name(st->kind), loc_kind_name(&st->loc), st->loc.value,
+                                n, jstr(snap, "url"));
+                }
+            }
+            xmlFreeDoc(doc);
+        }
+        free(html);
+    }
+    for (size_t i = 0; i < st->body.n; i++)
+        lint_step(L, &st->body.steps[i]);
+    for (size_t i = 0; i < st->otherwise.n; i++)
+        lint_step(L, &st->otherwise.steps[i]);
+}
+
+int rr_lint_against(const sop *s, const char *dir, FILE *out, char *err)
+{
+    char path[4200], *text = NULL;
+    snprintf(path, sizeof(path), "%s/steps.json", dir);
+    if (pt_read_file(path, 64u << 20, &text, NULL) < 0)
+        return pt_errf(err, "no recording in %s (no steps.json)", dir);
+    lint_ctx L = {dir, cJSON_Parse(text), out, 0, 0};
+    free(text);
+    if (!cJSON_IsArray(L.steps)) {
+        cJSON_Delete(L.steps);
+        return pt_errf(err, "%s is not a step map", path);
+    }
+    xmlInitParser();
+    for (size_t i = 0; i < s->steps.n; i++)
+        lint_step(&L, &s->steps.steps[i]);
+    cJSON_Delete(L.steps);
+    PT_INFO("lint", "%d locators checked against %s", L.checked, dir);
+    return L.problems;
+}
