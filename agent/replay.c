@@ -54,7 +54,7 @@ struct rr {
     char *portal;
     int fallback;
     pthread_mutex_t mu;
-    const sop_step *cur;
+    const sop_step *cur; /* the last step that acts: what requests are attributed to */
     /* recording */
     cJSON *entries;
     cJSON *steps;
@@ -493,12 +493,30 @@ static void record_paused(cdp_session *s, const cJSON *params, void *ud)
     table_free(t, nt);
 }
 
+/* Requests follow actions (a click submits, a goto loads), often after the
+ * next step (a wait) has begun: they are put down to the last step that
+ * acted. */
 static void hook_step(void *ud, const sop_step *st)
 {
     rr *r = ud;
-    pthread_mutex_lock(&r->mu);
-    r->cur = st;
-    pthread_mutex_unlock(&r->mu);
+    switch (st->kind) {
+    case SOP_GOTO:
+    case SOP_CLICK:
+    case SOP_FILL:
+    case SOP_TYPE:
+    case SOP_PRESS:
+    case SOP_SELECT:
+    case SOP_CHOOSE:
+    case SOP_CHECK:
+    case SOP_UNCHECK:
+    case SOP_UPLOAD:
+        pthread_mutex_lock(&r->mu);
+        r->cur = st;
+        pthread_mutex_unlock(&r->mu);
+        break;
+    default:
+        break;
+    }
 }
 
 static void hook_snapshot(void *ud, const sop_step *st, const char *url, const char *html)
@@ -594,9 +612,11 @@ static void replay_paused(cdp_session *s, const cJSON *params, void *ud)
     } else if (!r->missing && !r->fallback) {
         char at[256];
         where(r->cur, at, sizeof(at));
-        if (asprintf(&r->missing, "the recording has no %s %s (replaying %s)", method,
-                     url ? url : "?", r->dir) < 0)
+        char *src = r->cur ? vars_mask(r->cur->source, r->secrets) : NULL;
+        if (asprintf(&r->missing, "the recording has no %s %s, requested after %s%s%s (replaying %s)",
+                     method, url ? url : "?", at, src ? ": " : "", src ? src : "", r->dir) < 0)
             r->missing = NULL;
+        free(src);
         fprintf(stderr, "replay: %s %s is not in the recording (during %s)\n", method,
                 url ? url : "?", at);
     }
