@@ -69,7 +69,7 @@ struct rr {
 
 static void subst_add(subst **v, size_t *n, const char *value, const char *ph, int anywhere)
 {
-    if (!value || strlen(value) < (anywhere ? 1 : 4))
+    if (!value || strlen(value) < (anywhere ? 3 : 4))
         return;
     subst *nv = realloc(*v, (*n + 1) * sizeof(*nv));
     if (!nv)

@@ -68,7 +68,7 @@ typedef struct create_req {
     size_t nfiles;
     task *out;
     int rc; /* store_task_create's */
-    char err[256];
+    char err[512];
     int done;
 } create_req;
 

@@ -397,6 +397,16 @@ cJSON *store_account_list(store *st)
     return arr;
 }
 
+/* The statement of a one-column setter: sqls maps a column name to its
+ * UPDATE (value bound as ?1, id as ?2); NULL for a column not in it. */
+static sqlite3_stmt *setter(store *st, const char *const (*sqls)[2], size_t n, const char *column)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(sqls[i][0], column))
+            return q(st, sqls[i][1]);
+    return NULL;
+}
+
 int store_account_set(store *st, int64_t id, const char *column, const char *value)
 {
     static const char *const sqls[][2] = {
@@ -405,16 +415,12 @@ int store_account_set(store *st, int64_t id, const char *column, const char *val
         {"key_hash", "UPDATE accounts SET key_hash=? WHERE id=?"},
         {"webhook_disabled", "UPDATE accounts SET webhook_disabled=? WHERE id=?"},
     };
-    for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++)
-        if (!strcmp(sqls[i][0], column)) {
-            sqlite3_stmt *s = q(st, sqls[i][1]);
-            if (!s)
-                return -1;
-            bind_text(s, 1, value);
-            sqlite3_bind_int64(s, 2, id);
-            return run(st, s);
-        }
-    return -1;
+    sqlite3_stmt *s = setter(st, sqls, sizeof(sqls) / sizeof(sqls[0]), column);
+    if (!s)
+        return -1;
+    bind_text(s, 1, value);
+    sqlite3_bind_int64(s, 2, id);
+    return run(st, s);
 }
 
 int store_account_set_whsec(store *st, int64_t id, const unsigned char *sealed, size_t len,
@@ -992,16 +998,12 @@ int store_task_set_int(store *st, int64_t id, const char *column, int64_t value)
         {"cancel_requested", "UPDATE tasks SET cancel_requested=? WHERE id=?"},
         {"trajectory_id", "UPDATE tasks SET trajectory_id=? WHERE id=?"},
     };
-    for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++)
-        if (!strcmp(sqls[i][0], column)) {
-            sqlite3_stmt *s = q(st, sqls[i][1]);
-            if (!s)
-                return -1;
-            sqlite3_bind_int64(s, 1, value);
-            sqlite3_bind_int64(s, 2, id);
-            return run(st, s);
-        }
-    return -1;
+    sqlite3_stmt *s = setter(st, sqls, sizeof(sqls) / sizeof(sqls[0]), column);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, value);
+    sqlite3_bind_int64(s, 2, id);
+    return run(st, s);
 }
 
 int store_task_set_text(store *st, int64_t id, const char *column, const char *value)
@@ -1012,16 +1014,12 @@ int store_task_set_text(store *st, int64_t id, const char *column, const char *v
         {"answers", "UPDATE tasks SET answers=? WHERE id=?"},
         {"review_comment", "UPDATE tasks SET review_comment=? WHERE id=?"},
     };
-    for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++)
-        if (!strcmp(sqls[i][0], column)) {
-            sqlite3_stmt *s = q(st, sqls[i][1]);
-            if (!s)
-                return -1;
-            bind_text(s, 1, value);
-            sqlite3_bind_int64(s, 2, id);
-            return run(st, s);
-        }
-    return -1;
+    sqlite3_stmt *s = setter(st, sqls, sizeof(sqls) / sizeof(sqls[0]), column);
+    if (!s)
+        return -1;
+    bind_text(s, 1, value);
+    sqlite3_bind_int64(s, 2, id);
+    return run(st, s);
 }
 
 cJSON *store_task_counts(store *st)
