@@ -12,6 +12,7 @@
 #include "../../util/timeutil.h"
 
 #include <cjson/cJSON.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -680,8 +681,14 @@ static void test_kill9_recovery(void **state)
     assert_true(done >= 2);
     assert_int_equal(ts_stop(&s, 1), 128 + 9);
     assert_int_equal(tp_wait_none(s.dir, 5000), 0); /* Chromium died with it */
+    char key[128], whsec[128];
+    snprintf(key, sizeof(key), "%s", s.key);
+    snprintf(whsec, sizeof(whsec), "%s", s.whsec);
     const char *args[] = {"--demo", "--portal-listen", "127.0.0.1:0", "--workers", "3", NULL};
     assert_int_equal(ts_start(&s, args, NULL), 0);
+    /* the demo prints the same lines after a restart */
+    assert_string_equal(s.key, key);
+    assert_string_equal(s.whsec, whsec);
     int review = 0;
     for (int i = 0; i < 10; i++) {
         cJSON *t = wait_status(&s, ids[i], "completed,completed_with_issues,failed,pending_review",
@@ -719,6 +726,65 @@ static void test_kill9_recovery(void **state)
     finish(&s);
 }
 
+/* The pid of the test server's browser (its profile is in the test's
+ * folder), or 0. */
+static int browser_pid(const ts_server *s)
+{
+    char cmd[900];
+    snprintf(cmd, sizeof(cmd),
+             /* [r]: the shell running pgrep does not match itself */
+             "pgrep -o -f -- '--[r]emote-debugging-port=0 --user-data-dir=%s/portier-chromium'",
+             s->dir);
+    FILE *f = popen(cmd, "r");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        pclose(f);
+    }
+    return pid;
+}
+
+/* Chromium dies under a running task: the browser is relaunched, the task
+ * runs again if it had not crossed commit (else it waits in review), and
+ * the next task runs on the new browser. */
+static void test_browser_crash_relaunch(void **state)
+{
+    (void)state;
+    ts_server s;
+    const char *extra[] = {"--workers", "1", NULL};
+    start_demo(&s, "api-crash", extra);
+    cJSON *t = post_json(&s, quickstart, 200);
+    long long id = num(t, "id");
+    cJSON_Delete(t);
+    cJSON_Delete(wait_status(&s, id, "running", 60000));
+    int pid = 0;
+    for (int i = 0; i < 100 && !pid; i++, pt_sleep_ms(50))
+        pid = browser_pid(&s);
+    assert_true(pid > 0);
+    assert_int_equal(kill(-pid, SIGKILL) == 0 || kill(pid, SIGKILL) == 0, 1);
+    t = wait_status(&s, id, "completed,completed_with_issues,failed,pending_review", 120000);
+    const char *st = str(t, "status");
+    if (!strcmp(st, "pending_review"))
+        assert_non_null(strstr(str(t, "notes"), "may already have the submission"));
+    else
+        assert_string_equal(st, "completed"); /* it ran again on a new browser */
+    cJSON_Delete(t);
+    /* a new browser serves the next task */
+    t = post_json(&s, "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                      "dob: 1949-12-23\"}",
+                  200);
+    cJSON *done = wait_status(&s, num(t, "id"), "completed,completed_with_issues,failed", 90000);
+    assert_string_equal(str(done, "status"), "completed");
+    cJSON_Delete(done);
+    cJSON_Delete(t);
+    tc_response r = api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
+    if (!strstr(r.body, "portier_browser_launches_total 2"))
+        fail_msg("%s", strstr(r.body, "portier_browser_launches_total"));
+    tc_response_free(&r);
+    finish(&s);
+}
+
 /* A database from a newer portier is refused, with a clear message. */
 static void test_newer_schema_refused(void **state)
 {
@@ -739,4 +805,5 @@ static void test_newer_schema_refused(void **state)
 PT_TESTS("api", cmocka_unit_test(test_quickstart_json), cmocka_unit_test(test_multipart_with_file),
          cmocka_unit_test(test_errors_and_idempotency), cmocka_unit_test(test_ask_and_review_held),
          cmocka_unit_test(test_ask_and_review_after_hold), cmocka_unit_test(test_no_phi_in_logs),
-         cmocka_unit_test(test_kill9_recovery), cmocka_unit_test(test_newer_schema_refused));
+         cmocka_unit_test(test_kill9_recovery), cmocka_unit_test(test_browser_crash_relaunch),
+         cmocka_unit_test(test_newer_schema_refused));

@@ -342,6 +342,25 @@ static void test_hang_timeout_and_redirect(void **state)
     stop(&e);
 }
 
+/* Retry-After asks for longer than the schedule (1 s here): honoured. */
+static void test_retry_after_honoured(void **state)
+{
+    (void)state;
+    env e;
+    start(&e, "wh-busy", "/busy", NULL);
+    finished_task(&e);
+    cJSON *got = wait_received(&e.r, "/busy", 2, 20000);
+    assert_int_equal(cJSON_GetArraySize(got), 2);
+    double first = cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "at")->valuedouble;
+    double second = cJSON_GetObjectItem(cJSON_GetArrayItem(got, 1), "at")->valuedouble;
+    /* a lower bound (the schedule alone would retry after 1 s): a correctness
+     * check that a slow machine only makes easier */
+    if (second - first < 2900)
+        fail_msg("retried %.0f ms after a Retry-After: 3", second - first);
+    cJSON_Delete(got);
+    stop(&e);
+}
+
 /* kill -9 while the event is in flight: after the restart it arrives, with
  * the same id. */
 static void test_kill9_then_delivered(void **state)
@@ -471,5 +490,5 @@ static void test_openapi_contract(void **state)
 }
 
 PT_TESTS("webhooks", cmocka_unit_test(test_openapi_contract), cmocka_unit_test(test_retry_until_2xx), cmocka_unit_test(test_gone_disables),
-         cmocka_unit_test(test_hang_timeout_and_redirect), cmocka_unit_test(test_kill9_then_delivered),
+         cmocka_unit_test(test_hang_timeout_and_redirect), cmocka_unit_test(test_kill9_then_delivered), cmocka_unit_test(test_retry_after_honoured),
          cmocka_unit_test(test_rotation_and_ping), cmocka_unit_test(test_thousand_events));

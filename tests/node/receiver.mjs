@@ -10,7 +10,8 @@
 // LOG_FILE. SECRETS_FILE holds whsec_ secrets, one per line (re-read on
 // every request, so a test can add a rotated one). Behaviour by path:
 //   /ok 200 · /flaky 500 twice per webhook-id, then 200 · /gone 410 ·
-//   /hang never answers · /redirect 302 · /slow 200 after 300 ms
+//   /hang never answers · /redirect 302 · /slow 200 after 300 ms ·
+//   /busy 503 with Retry-After: 3 the first time per webhook-id, then 200
 import { createServer } from 'node:http';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { createHmac } from 'node:crypto';
@@ -63,12 +64,14 @@ const server = createServer((req, res) => {
     if (req.url === '/flaky' && n <= 2) status = 500;
     if (req.url === '/gone') status = 410;
     if (req.url === '/redirect') status = 302;
-    const line = { path: req.url, id, n, answered: req.url === '/hang' ? null : status,
+    if (req.url === '/busy' && n === 1) status = 503;
+    const line = { path: req.url, id, n, at: Date.now(), answered: req.url === '/hang' ? null : status,
                    signatureHeader: req.headers['webhook-signature'], ...check(body, req.headers) };
     appendFileSync(logFile, JSON.stringify(line) + '\n');
     if (req.url === '/hang') return; // never answers
     const send = () => {
       if (status === 302) res.setHeader('Location', '/ok');
+      if (status === 503) res.setHeader('Retry-After', '3');
       res.writeHead(status, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ received: id }));
     };
