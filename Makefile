@@ -5,11 +5,13 @@
 SHELL := /bin/bash
 JOBS := $(shell nproc 2>/dev/null || echo 2)
 
-# Debian 12 packages: toolchain, the libraries of the design, Chromium, Node
-# (the tests' independent webhook verifiers and the benchmarks' peer), wrk.
+# Debian 12 packages: toolchain, the libraries of the design, Chromium, wrk.
+# Node.js and npm (the tests' independent webhook verifiers, the benchmarks'
+# peer) come from Debian only when the machine has none: these machines ship
+# their own Node 20, which Debian's npm package would conflict with.
 APT_PACKAGES := build-essential cmake pkg-config git ca-certificates curl chromium \
   libwebsockets-dev libcjson-dev libcurl4-openssl-dev libxml2-dev libpcre2-dev \
-  libsqlite3-dev libcmocka-dev libssl-dev nodejs npm wrk
+  libsqlite3-dev libcmocka-dev libssl-dev wrk
 
 .PHONY: all deps node-deps build build-asan test test-fast test-asan run bench fuzz clean
 
@@ -24,6 +26,10 @@ deps:
 	  echo "make: installing $$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "make: run as root to install packages" >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@if ! command -v npm >/dev/null; then \
+	  echo "make: installing nodejs npm"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; \
 	fi
 
 # The tests' Node packages (standardwebhooks, canonicalize, ajv, yaml), pinned
