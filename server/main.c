@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "../util/log.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,12 +16,13 @@ static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *usage;
+    int waits_for_signals; /* it sigwait()s for SIGINT/SIGTERM itself */
 } commands[] = {
     {"serve", cli_serve,
      "serve [--listen 127.0.0.1:8080] [--db portier.db] [--workers N] [--browser ws://...]\n"
      "                 [--demo] [--webhook-url URL] [--hold-seconds S] [--max-body BYTES]\n"
      "                 [--max-file BYTES] [--max-queue N] [--portal-listen HOST:PORT]\n"
-     "      Serve the task API (docs/openapi.yaml); --demo also runs the sandbox portal."},
+     "      Serve the task API (docs/openapi.yaml); --demo also runs the sandbox portal.", 1},
     {"account", cli_account,
      "account create|list|set-secret|set-sop|set-default|set-webhook|set-portal|rotate-key|\n"
      "                 rotate-webhook-secret ... [--db FILE]\n"
@@ -31,11 +33,11 @@ static const struct {
     {"browse", cli_browse,
      "browse URL [--eval JS] [--screenshot FILE] [--full-page] [--wait load|idle]\n"
      "                 [--timeout MS] [--browser ws://...]\n"
-     "      Open URL in a fresh browser context, print JS's value as JSON, save a PNG."},
+     "      Open URL in a fresh browser context, print JS's value as JSON, save a PNG.", 1},
     {"portal", cli_portal,
      "portal [--listen 127.0.0.1:8081] [--latency-ms N] [--mfa totp|sms|none]\n"
      "                 [--session-warning-after N] [--session-warning-seconds S] [--data DIR]\n"
-     "      Serve the sandbox payer portal (portals/sandbox/README.md)."},
+     "      Serve the sandbox payer portal (portals/sandbox/README.md).", 1},
     {"run", cli_run,
      "run SOP --data FILE|- --portal URL [--secrets FILE] [--file PATH]... [--input N=V]...\n"
      "                 [--trajectory DIR] [--approve] [--browser ws://...]\n"
@@ -61,6 +63,15 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* A SIGTERM that arrives while a command is still starting must reach
+     * the command that waits for it (it stops its browser cleanly), not kill
+     * the process outright: block it first thing, and let commands that do
+     * not wait for signals have them back before they run. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
     pt_log_init();
     if (argc < 2) {
@@ -77,8 +88,11 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            if (!commands[i].waits_for_signals)
+                pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
             return commands[i].run(argc - 2, argv + 2);
+        }
     fprintf(stderr, "portier: unknown command '%s' (see portier --help)\n", argv[1]);
     return 2;
 }
