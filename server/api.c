@@ -203,6 +203,23 @@ static void create_task(service *s, store *st, http_request *r, const account *a
                                                     " submit_claim, submit_appeal)");
         goto out;
     }
+    /* a retry with a key already used returns the original task, whatever
+     * happened since (the queue may be full now) */
+    const char *idem = http_header(r, "idempotency-key");
+    if (idem && (!*idem || strlen(idem) > 255)) {
+        http_reply_error(r, 400, "invalid_request", "Idempotency-Key must be 1 to 255 characters");
+        goto out;
+    }
+    if (idem) {
+        task orig;
+        int found = store_task_by_idempotency(st, a->id, idem, &orig);
+        if (found == 1) {
+            http_add_header(r, "Idempotent-Replayed", "true");
+            reply_task(r, &orig);
+            task_free(&orig);
+            goto out;
+        }
+    }
     if (!one_of(type, task_types, 4)) {
         http_reply_error(r, 422, "unknown_type",
                          "type '%.64s' is not one of submit_prior_authorization, "
@@ -254,11 +271,6 @@ static void create_task(service *s, store *st, http_request *r, const account *a
         http_reply_error(r, 429, "queue_full",
                          "%lld tasks are waiting to run (the limit is %d); retry later", queued,
                          s->o.max_queue);
-        goto out;
-    }
-    const char *idem = http_header(r, "idempotency-key");
-    if (idem && (!*idem || strlen(idem) > 255)) {
-        http_reply_error(r, 400, "invalid_request", "Idempotency-Key must be 1 to 255 characters");
         goto out;
     }
     char title[128], files_dir[4200];

@@ -730,6 +730,15 @@ int store_batch_end(store *st)
     return store_commit(st);
 }
 
+int store_task_by_idempotency(store *st, int64_t acct, const char *key, task *t)
+{
+    int64_t id = 0;
+    int f = find_idempotent(st, acct, key, pt_wall_ms(), &id);
+    if (f != 1)
+        return f < 0 ? -1 : 0;
+    return store_task_get(st, acct, id, t);
+}
+
 int store_task_create(store *st, int64_t acct, const char *type, int sop_version,
                       const char *title_fmt, const char *instructions, const char *data,
                       const char *idem_key, const task_file_in *files, size_t nfiles,

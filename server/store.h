@@ -113,6 +113,9 @@ int store_task_create(store *st, int64_t acct, const char *type, int sop_version
                       const char *title_fmt, const char *instructions, const char *data,
                       const char *idem_key, const task_file_in *files, size_t nfiles,
                       const char *files_dir, task *t, char *err);
+/* The task an Idempotency-Key of the account made in the last 24 h:
+ * 1 and *t, 0 none, -1 error. */
+int store_task_by_idempotency(store *st, int64_t acct, const char *key, task *t);
 /* Group commit: between these, store_task_create calls share one
  * transaction (each a savepoint of its own); the batch is durable at
  * store_batch_end (0, or -1 if the COMMIT failed: then none of it is). */

@@ -189,7 +189,11 @@ static void browse_stops_on_sigterm_during_startup(void **state)
     run r = portier((const char *[]){"browse", "data:text/html,x", "--eval",
                                      "new Promise(() => {})", "--timeout", "120000", NULL},
                     300);
-    if (r.status != 130)
+    /* 130: it stopped itself; 143: on a loaded machine the signal came
+     * before the program had started (before main), and the kernel's default
+     * ended it. Either way at once, and with no browser left (checked by
+     * portier() above). */
+    if (r.status != 130 && r.status != 143)
         fail_msg("exit %d, stderr: %s", r.status, r.err);
     assert_null(strstr(r.err, "no reply within"));
     assert_null(strstr(r.err, "did not finish loading"));
