@@ -448,6 +448,15 @@ static void test_errors_and_idempotency(void **state)
         expect_error(&s, s.key, "POST", path, NULL, NULL, 0, 409, "conflict", NULL);
     }
 
+    /* an account's input default overrides the SOP's, and is checked like
+     * task data */
+    const char *setdef[] = {"account", "set-default", "demo", "provider_npi", "12345", NULL};
+    assert_int_equal(ts_cli(&s, setdef, NULL, NULL), 0);
+    expect_error(&s, s.key, "POST", "/tasks", "application/json",
+                 "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                 "dob: 1949-12-23\"}",
+                 0, 422, "invalid_data", "provider_npi");
+
     /* another account sees none of it */
     char *out = NULL;
     const char *create[] = {"account", "create", "other", NULL};
