@@ -161,22 +161,23 @@ static void table_free(subst *v, size_t n)
  * JSON string, an attribute or a whole text node? */
 static int whole(const char *text, size_t at, size_t len)
 {
-    size_t l = at;
-    while (l > 0 && (text[l - 1] == ' ' || text[l - 1] == '\t' || text[l - 1] == '\n'))
-        l--;
-    char before = l > 0 ? text[l - 1] : '\0';
-    int spaced_left = l != at;
-    const char *after = text + at + len, *a = after;
-    while (*a == ' ' || *a == '\t' || *a == '\r' || *a == '\n')
-        a++;
-    int spaced_right = a != after;
-    if (spaced_left && before != '>' && before != '\0')
-        return 0;
-    if (spaced_right && *a != '<' && *a != '\0')
-        return 0;
-    char right = spaced_right ? *a : *after;
-    int left_ok = !before || strchr("\"'=>\n", before) || (at > 0 && text[at - 1] == '\n');
-    int right_ok = !right || strchr("\"'&<\r\n#", right);
+    /* right beside a delimiter: a quote, = and & (forms, queries), > and <
+     * (text nodes), a line break (multipart part values) */
+    char before = at > 0 ? text[at - 1] : '\0';
+    int left_ok = !before || strchr("\"'=>\n", before);
+    if (!left_ok && strchr(" \t\r", before)) { /* an indented text node */
+        size_t l = at;
+        while (l > 0 && strchr(" \t\r\n", text[l - 1]))
+            l--;
+        left_ok = l == 0 || text[l - 1] == '>';
+    }
+    const char *after = text + at + len;
+    int right_ok = !*after || strchr("\"'&<\r\n#", *after);
+    if (!right_ok && strchr(" \t", *after)) {
+        while (*after && strchr(" \t\r\n", *after))
+            after++;
+        right_ok = !*after || *after == '<';
+    }
     return left_ok && right_ok;
 }
 
