@@ -8,6 +8,8 @@
 #ifndef PORTIER_CLI_H
 #define PORTIER_CLI_H
 
+#include <signal.h>
+
 int cli_browse(int argc, char **argv);
 int cli_portal(int argc, char **argv);
 int cli_lint(int argc, char **argv);
@@ -15,5 +17,10 @@ int cli_run(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_account(int argc, char **argv);
 int cli_webhook(int argc, char **argv);
+
+/* Fills set with the signals that stop a command (SIGINT, SIGTERM) and
+ * blocks them in this thread (main blocks them before any command starts;
+ * a command that waits for them sigwait()s on this set). */
+void cli_stop_signals(sigset_t *set);
 
 #endif

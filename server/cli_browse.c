@@ -113,10 +113,7 @@ int cli_browse(int argc, char **argv)
         return browse_usage("--timeout takes milliseconds > 0");
 
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    cli_stop_signals(&set);
     pthread_t sigt;
     pthread_create(&sigt, NULL, signal_thread, &set);
 

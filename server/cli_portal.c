@@ -84,10 +84,7 @@ int cli_portal(int argc, char **argv)
     o.host = host;
 
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL); /* before any thread starts */
+    cli_stop_signals(&set); /* before any thread starts */
 
     char err[PT_ERR_MAX];
     sandbox *sb = NULL;

@@ -234,10 +234,7 @@ int cli_serve(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 4 << 20);
 
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL); /* before any thread starts */
+    cli_stop_signals(&set); /* before any thread starts */
 
     char err[PT_ERR_MAX];
     sandbox *sb = NULL;

@@ -61,6 +61,14 @@ static void usage(FILE *out)
                  "             PORTIER_WEBHOOK_RETRY_SCHEDULE (seconds, comma-separated)\n");
 }
 
+void cli_stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
 int main(int argc, char **argv)
 {
     /* A SIGTERM that arrives while a command is still starting must reach
@@ -68,10 +76,7 @@ int main(int argc, char **argv)
      * the process outright: block it first thing, and let commands that do
      * not wait for signals have them back before they run. */
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    cli_stop_signals(&stop);
     signal(SIGPIPE, SIG_IGN);
     pt_log_init();
     if (argc < 2) {
