@@ -9,6 +9,7 @@
 #define PORTIER_CLI_H
 
 #include <signal.h>
+#include <stddef.h>
 
 int cli_browse(int argc, char **argv);
 int cli_portal(int argc, char **argv);
@@ -22,5 +23,7 @@ int cli_webhook(int argc, char **argv);
  * blocks them in this thread (main blocks them before any command starts;
  * a command that waits for them sigwait()s on this set). */
 void cli_stop_signals(sigset_t *set);
+/* Parses --listen's HOST:PORT (port 0 to 65535). 0, or -1 if malformed. */
+int cli_host_port(const char *v, char *host, size_t hostsz, int *port);
 
 #endif

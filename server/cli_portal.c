@@ -50,13 +50,8 @@ int cli_portal(int argc, char **argv)
                                                          : "unexpected argument");
         i++;
         if (strcmp(a, "--listen") == 0) {
-            const char *colon = strrchr(v, ':');
-            if (!colon || colon == v || (size_t)(colon - v) >= sizeof(host) ||
-                number(colon + 1) < 0 || number(colon + 1) > 65535)
+            if (cli_host_port(v, host, sizeof(host), &o.port) < 0)
                 return portal_usage("--listen takes HOST:PORT (port 0: any free port)");
-            memcpy(host, v, (size_t)(colon - v));
-            host[colon - v] = '\0';
-            o.port = number(colon + 1);
         } else if (strcmp(a, "--latency-ms") == 0) {
             if ((o.latency_ms = number(v)) < 0)
                 return portal_usage("--latency-ms takes milliseconds");

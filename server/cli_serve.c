@@ -35,21 +35,6 @@ static int serve_usage(const char *why)
     return 2;
 }
 
-static int host_port(const char *v, char *host, size_t hostsz, int *port)
-{
-    const char *colon = strrchr(v, ':');
-    if (!colon || colon == v || (size_t)(colon - v) >= hostsz)
-        return -1;
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 0 || p > 65535 || !colon[1])
-        return -1;
-    memcpy(host, v, (size_t)(colon - v));
-    host[colon - v] = '\0';
-    *port = (int)p;
-    return 0;
-}
-
 static long long number(const char *v)
 {
     char *end;
@@ -201,10 +186,10 @@ int cli_serve(int argc, char **argv)
         i++;
         long long n = number(v);
         if (!strcmp(a, "--listen")) {
-            if (host_port(v, host, sizeof(host), &o.port) < 0)
+            if (cli_host_port(v, host, sizeof(host), &o.port) < 0)
                 return serve_usage("--listen takes HOST:PORT (port 0: any free port)");
         } else if (!strcmp(a, "--portal-listen")) {
-            if (host_port(v, phost, sizeof(phost), &pport) < 0)
+            if (cli_host_port(v, phost, sizeof(phost), &pport) < 0)
                 return serve_usage("--portal-listen takes HOST:PORT");
         } else if (!strcmp(a, "--db"))
             o.db_path = v;

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct {
@@ -67,6 +68,21 @@ void cli_stop_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+int cli_host_port(const char *v, char *host, size_t hostsz, int *port)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= hostsz)
+        return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535 || !colon[1])
+        return -1;
+    memcpy(host, v, (size_t)(colon - v));
+    host[colon - v] = '\0';
+    *port = (int)p;
+    return 0;
 }
 
 int main(int argc, char **argv)
