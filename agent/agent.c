@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "dom_js.h" /* generated from dom.js: static const char dom_js[] */
+#include "../util/json.h"
 
 #define POLL_MS 100
 #define MAX_FRAMES 8
@@ -252,12 +253,6 @@ static cJSON *elem_call(run *R, const elem *e, const char *op, cJSON *extra, cha
     return o.value;
 }
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static double jnum(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -303,7 +298,7 @@ static int resolve_frame(run *R, int depth, const sop_locator *loc, char **frame
     elem_free(&o.el);
     if (rc)
         return rc;
-    const char *fid = jstr(cJSON_GetObjectItemCaseSensitive(node, "node"), "frameId");
+    const char *fid = pt_json_str(cJSON_GetObjectItemCaseSensitive(node, "node"), "frameId");
     *frame_id = fid ? strdup(fid) : NULL;
     cJSON_Delete(node);
     if (!*frame_id)
@@ -403,7 +398,7 @@ static int actionable(run *R, const sop_step *st, const sop_locator *loc, int ne
                 snprintf(why, sizeof(why), "%s", err);
             } else if (!cJSON_IsTrue(ok)) {
                 snprintf(why, sizeof(why), "%s",
-                         jstr(a, "why") ? jstr(a, "why") : "not actionable");
+                         pt_json_str(a, "why") ? pt_json_str(a, "why") : "not actionable");
             } else {
                 double px = jnum(a, "x"), py = jnum(a, "y");
                 int covered = 0;
@@ -428,7 +423,8 @@ static int actionable(run *R, const sop_step *st, const sop_locator *loc, int ne
                     elem_free(&fo.el);
                     if (!h || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "ok"))) {
                         snprintf(why, sizeof(why), "%s",
-                                 h && jstr(h, "why") ? jstr(h, "why") : "its frame is hidden");
+                                 h && pt_json_str(h, "why") ? pt_json_str(h, "why")
+                                                            : "its frame is hidden");
                         covered = 1;
                     } else {
                         px = jnum(h, "x");
@@ -751,7 +747,8 @@ static void traj_end(run *R, cJSON *e, int failed, int changed)
             cJSON_AddNumberToObject(p, "contextId", ctx);
             cJSON_AddBoolToObject(p, "returnByValue", 1);
             if (cdp_call(s, "Runtime.evaluate", p, &res, 5000, err) == 0) {
-                const char *html = jstr(cJSON_GetObjectItemCaseSensitive(res, "result"), "value");
+                const char *html =
+                    pt_json_str(cJSON_GetObjectItemCaseSensitive(res, "result"), "value");
                 if (html) {
                     char *masked = vars_mask(html, R->o->secrets);
                     snprintf(path, sizeof(path), "%s/failure-dom.html", R->o->trajectory_dir);
@@ -880,14 +877,14 @@ static int step_fill(run *R, const sop_step *st)
         goto out;
     cJSON *info = elem_call(R, &e, "info", NULL, err);
     char type[32]; /* copied: info is freed before the read-back below */
-    snprintf(type, sizeof(type), "%s", jstr(info, "type") ? jstr(info, "type") : "");
-    const char *tag = jstr(info, "tag") ? jstr(info, "tag") : "";
+    snprintf(type, sizeof(type), "%s", pt_json_str(info, "type") ? pt_json_str(info, "type") : "");
+    const char *tag = pt_json_str(info, "tag") ? pt_json_str(info, "tag") : "";
     int editable = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "editable"));
     if (strcmp(tag, "input") && strcmp(tag, "textarea") && !editable) {
         fail_step(R, st,
                   "%s is not a field one can type in (use choose for custom dropdowns, "
                   "select for <select>)",
-                  jstr(info, "describe") ? jstr(info, "describe") : tag);
+                  pt_json_str(info, "describe") ? pt_json_str(info, "describe") : tag);
         cJSON_Delete(info);
         goto release;
     }
@@ -923,7 +920,8 @@ static int step_fill(run *R, const sop_step *st)
         char formatted[32];
         const char *text = value;
         if (is_date && vars_normalize_date(value, iso) == 0) {
-            date_for_field(iso, jstr(info, "placeholder") ? jstr(info, "placeholder") : "",
+            date_for_field(iso,
+                           pt_json_str(info, "placeholder") ? pt_json_str(info, "placeholder") : "",
                            formatted, sizeof(formatted));
             text = formatted;
         }
@@ -985,7 +983,7 @@ static int step_choose(run *R, const sop_step *st)
     /* a searchable one takes typing: filter the list as a person would */
     dom_out f;
     if (dom(R, R->depth, NULL, "focused", NULL, 1, &f, 3000, err) == 0) {
-        const char *tag = jstr(f.value, "tag"), *type = jstr(f.value, "type");
+        const char *tag = pt_json_str(f.value, "tag"), *type = pt_json_str(f.value, "type");
         if (tag && !strcmp(tag, "input") && type &&
             (!*type || !strcmp(type, "text") || !strcmp(type, "search")))
             insert_text(R, value, err);
@@ -1043,9 +1041,10 @@ static int step_select(run *R, const sop_step *st)
     if (actionable(R, st, &st->loc, 0, 0, &e, &x, &y) < 0)
         goto out;
     cJSON *info = elem_call(R, &e, "info", NULL, err);
-    if (!info || strcmp(jstr(info, "tag") ? jstr(info, "tag") : "", "select") != 0) {
+    if (!info || strcmp(pt_json_str(info, "tag") ? pt_json_str(info, "tag") : "", "select") != 0) {
         fail_step(R, st, "%s is not a <select> (use choose for custom dropdowns)",
-                  info && jstr(info, "describe") ? jstr(info, "describe") : "the element");
+                  info && pt_json_str(info, "describe") ? pt_json_str(info, "describe")
+                                                        : "the element");
         cJSON_Delete(info);
         goto release;
     }
@@ -1604,7 +1603,7 @@ static void write_trajectory(run *R)
     cJSON *st;
     cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(t, "steps"))
     {
-        const char *name = jstr(st, "screenshot");
+        const char *name = pt_json_str(st, "screenshot");
         char p[4300], *png = NULL;
         size_t len = 0;
         if (!name)

@@ -10,6 +10,7 @@
 #include "../util/fsutil.h"
 #include "../util/log.h"
 #include "../util/timeutil.h"
+#include "../util/json.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -281,11 +282,6 @@ static char *normalise_boundaries(char *text)
     return text;
 }
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
-}
-
 static void where(const sop_step *st, char *out, size_t n)
 {
     const char *b = st && st->file ? strrchr(st->file, '/') : NULL;
@@ -304,9 +300,10 @@ static cJSON *har_headers(const cJSON *h, const subst *t, size_t n)
         const cJSON *x;
         cJSON_ArrayForEach(x, h)
         {
-            char *v = redact(t, n, jstr(x, "value"));
+            char *v = redact(t, n, pt_json_str(x, "value"));
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "name", jstr(x, "name") ? jstr(x, "name") : "");
+            cJSON_AddStringToObject(o, "name",
+                                    pt_json_str(x, "name") ? pt_json_str(x, "name") : "");
             cJSON_AddStringToObject(o, "value", v ? v : "");
             free(v);
             cJSON_AddItemToArray(arr, o);
@@ -329,9 +326,9 @@ static const char *header_value(const cJSON *arr, const char *name)
     const cJSON *x;
     cJSON_ArrayForEach(x, arr)
     {
-        const char *n = jstr(x, "name");
+        const char *n = pt_json_str(x, "name");
         if (n && !strcasecmp(n, name))
-            return jstr(x, "value");
+            return pt_json_str(x, "value");
     }
     return NULL;
 }
@@ -369,7 +366,7 @@ static cJSON *query_string(const char *url)
 static void record_paused(cdp_session *s, const cJSON *params, void *ud)
 {
     rr *r = ud;
-    const char *id = jstr(params, "requestId");
+    const char *id = pt_json_str(params, "requestId");
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(params, "request");
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(params, "responseStatusCode");
     char err[PT_ERR_MAX];
@@ -389,8 +386,8 @@ static void record_paused(cdp_session *s, const cJSON *params, void *ud)
 
     size_t nt;
     subst *t = table(r, &nt);
-    char *url = redact(t, nt, jstr(req, "url"));
-    const char *method = jstr(req, "method");
+    char *url = redact(t, nt, pt_json_str(req, "url"));
+    const char *method = pt_json_str(req, "method");
     cJSON *e = cJSON_CreateObject();
     char iso[32];
     pt_iso8601(t0, iso);
@@ -404,7 +401,7 @@ static void record_paused(cdp_session *s, const cJSON *params, void *ud)
     cJSON *rqh = har_headers(cJSON_GetObjectItemCaseSensitive(req, "headers"), t, nt);
     cJSON_AddItemToObject(rq, "headers", rqh);
     cJSON_AddItemToObject(rq, "queryString", query_string(url ? url : ""));
-    const char *post = jstr(req, "postData");
+    const char *post = pt_json_str(req, "postData");
     if (post) {
         char *rp = normalise_boundaries(redact(t, nt, post));
         cJSON *pd = cJSON_AddObjectToObject(rq, "postData");
@@ -418,9 +415,9 @@ static void record_paused(cdp_session *s, const cJSON *params, void *ud)
 
     cJSON *rs = cJSON_AddObjectToObject(e, "response");
     cJSON_AddNumberToObject(rs, "status", code->valueint);
-    cJSON_AddStringToObject(rs, "statusText", jstr(params, "responseStatusText")
-                                                  ? jstr(params, "responseStatusText")
-                                                  : "");
+    cJSON_AddStringToObject(
+        rs, "statusText",
+        pt_json_str(params, "responseStatusText") ? pt_json_str(params, "responseStatusText") : "");
     cJSON_AddStringToObject(rs, "httpVersion", "HTTP/1.1");
     cJSON_AddItemToObject(rs, "cookies", cJSON_CreateArray());
     cJSON *rsh = har_headers(cJSON_GetObjectItemCaseSensitive(params, "responseHeaders"), t, nt);
@@ -429,7 +426,7 @@ static void record_paused(cdp_session *s, const cJSON *params, void *ud)
     char mime[128] = "";
     snprintf(mime, sizeof(mime), "%s", ctype ? ctype : "");
     cJSON *content = cJSON_AddObjectToObject(rs, "content");
-    const char *raw = jstr(body, "body");
+    const char *raw = pt_json_str(body, "body");
     int b64 = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "base64Encoded"));
     char *text = NULL;
     size_t size = 0;
@@ -484,8 +481,8 @@ static void record_paused(cdp_session *s, const cJSON *params, void *ud)
     char at[256];
     where(r->cur, at, sizeof(at));
     cJSON_AddStringToObject(e, "_step", at);
-    if (jstr(params, "resourceType"))
-        cJSON_AddStringToObject(e, "_resourceType", jstr(params, "resourceType"));
+    if (pt_json_str(params, "resourceType"))
+        cJSON_AddStringToObject(e, "_resourceType", pt_json_str(params, "resourceType"));
     cJSON_AddItemToArray(r->entries, e);
     pthread_mutex_unlock(&r->mu);
     free(text);
@@ -581,14 +578,15 @@ static void fail_request(cdp_session *s, const char *id)
 static void replay_paused(cdp_session *s, const cJSON *params, void *ud)
 {
     rr *r = ud;
-    const char *id = jstr(params, "requestId");
+    const char *id = pt_json_str(params, "requestId");
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(params, "request");
     size_t nt;
     subst *t = table(r, &nt);
-    char *url = redact(t, nt, jstr(req, "url"));
-    const char *method = jstr(req, "method") ? jstr(req, "method") : "GET";
-    char *post = jstr(req, "postData") ? normalise_boundaries(redact(t, nt, jstr(req, "postData")))
-                                       : NULL;
+    char *url = redact(t, nt, pt_json_str(req, "url"));
+    const char *method = pt_json_str(req, "method") ? pt_json_str(req, "method") : "GET";
+    char *post = pt_json_str(req, "postData")
+                     ? normalise_boundaries(redact(t, nt, pt_json_str(req, "postData")))
+                     : NULL;
     pthread_mutex_lock(&r->mu);
     entry *hit = NULL, *last = NULL;
     for (size_t i = 0; i < r->ne && !hit; i++)
@@ -607,15 +605,17 @@ static void replay_paused(cdp_session *s, const cJSON *params, void *ud)
             while (post[k] && post[k] == hit->post[k])
                 k++;
             r->body_diffs++;
-            fprintf(stderr, "replay: %s %s: the request body differs from the recording at byte %zu\n",
+            fprintf(stderr,
+                    "replay: %s %s: the request body differs from the recording at byte %zu\n",
                     method, url, k);
         }
     } else if (!r->missing && !r->fallback) {
         char at[256];
         where(r->cur, at, sizeof(at));
         char *src = r->cur ? vars_mask(r->cur->source, r->secrets) : NULL;
-        if (asprintf(&r->missing, "the recording has no %s %s, requested after %s%s%s (replaying %s)",
-                     method, url ? url : "?", at, src ? ": " : "", src ? src : "", r->dir) < 0)
+        if (asprintf(&r->missing,
+                     "the recording has no %s %s, requested after %s%s%s (replaying %s)", method,
+                     url ? url : "?", at, src ? ": " : "", src ? src : "", r->dir) < 0)
             r->missing = NULL;
         free(src);
         fprintf(stderr, "replay: %s %s is not in the recording (during %s)\n", method,
@@ -624,8 +624,8 @@ static void replay_paused(cdp_session *s, const cJSON *params, void *ud)
     /* copy what the answer needs, then answer without the lock */
     int status = hit ? hit->status : 0;
     cJSON *headers = hit ? cJSON_Duplicate(hit->headers, 1) : NULL;
-    char *body = hit ? (hit->base64 ? strdup(hit->body ? hit->body : "") : restore(t, nt, hit->body))
-                     : NULL;
+    char *body =
+        hit ? (hit->base64 ? strdup(hit->body ? hit->body : "") : restore(t, nt, hit->body)) : NULL;
     int b64 = hit && hit->base64;
     const char *st_text = hit && hit->status_text && *hit->status_text ? hit->status_text : NULL;
     char *status_text = st_text ? strdup(st_text) : NULL;
@@ -649,11 +649,11 @@ static void replay_paused(cdp_session *s, const cJSON *params, void *ud)
         cJSON *h;
         cJSON_ArrayForEach(h, headers)
         {
-            const char *n = jstr(h, "name");
+            const char *n = pt_json_str(h, "name");
             if (!n || !strcasecmp(n, "content-length") || !strcasecmp(n, "content-encoding") ||
                 !strcasecmp(n, "transfer-encoding"))
                 continue;
-            char *v = restore(t, nt, jstr(h, "value"));
+            char *v = restore(t, nt, pt_json_str(h, "value"));
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "name", n);
             cJSON_AddStringToObject(o, "value", v ? v : "");
@@ -768,7 +768,7 @@ rr *rr_replay(const char *dir, const sop *s, const vars *inputs, const vars *sec
     }
     rr *r = rr_new(dir, s, inputs, secrets, answers);
     r->fallback = fallback_network;
-    const char *portal = jstr(cJSON_GetObjectItem(log, "_portier"), "portal");
+    const char *portal = pt_json_str(cJSON_GetObjectItem(log, "_portier"), "portal");
     r->portal = portal ? strdup(portal) : NULL;
     r->e = calloc((size_t)cJSON_GetArraySize(entries) + 1, sizeof(*r->e));
     cJSON *x;
@@ -777,18 +777,18 @@ rr *rr_replay(const char *dir, const sop *s, const vars *inputs, const vars *sec
         cJSON *rq = cJSON_GetObjectItem(x, "request"), *rs = cJSON_GetObjectItem(x, "response");
         cJSON *content = cJSON_GetObjectItem(rs, "content");
         entry *e = &r->e[r->ne];
-        e->method = strdup(jstr(rq, "method") ? jstr(rq, "method") : "GET");
-        e->url = strdup(jstr(rq, "url") ? jstr(rq, "url") : "");
-        const char *post = jstr(cJSON_GetObjectItem(rq, "postData"), "text");
+        e->method = strdup(pt_json_str(rq, "method") ? pt_json_str(rq, "method") : "GET");
+        e->url = strdup(pt_json_str(rq, "url") ? pt_json_str(rq, "url") : "");
+        const char *post = pt_json_str(cJSON_GetObjectItem(rq, "postData"), "text");
         e->post = post ? strdup(post) : NULL;
         cJSON *st = cJSON_GetObjectItem(rs, "status");
         e->status = cJSON_IsNumber(st) ? st->valueint : 200;
-        e->status_text = strdup(jstr(rs, "statusText") ? jstr(rs, "statusText") : "");
+        e->status_text = strdup(pt_json_str(rs, "statusText") ? pt_json_str(rs, "statusText") : "");
         e->headers = cJSON_Duplicate(cJSON_GetObjectItem(rs, "headers"), 1);
-        const char *enc = jstr(content, "encoding");
+        const char *enc = pt_json_str(content, "encoding");
         e->base64 = enc && !strcmp(enc, "base64");
-        const char *file = jstr(content, "_file");
-        const char *body = jstr(content, "text");
+        const char *file = pt_json_str(content, "_file");
+        const char *body = pt_json_str(content, "text");
         e->body = file ? read_body_file(dir, file) : strdup(body ? body : "");
         r->ne++;
     }
@@ -923,9 +923,9 @@ static char *css_to_xpath(const char *css)
                 if (kind == '#')
                     pt_buf_appendf(&b, "[@id='%.*s']", (int)(q - p), p);
                 else
-                    pt_buf_appendf(&b,
-                                   "[contains(concat(' ', normalize-space(@class), ' '), ' %.*s ')]",
-                                   (int)(q - p), p);
+                    pt_buf_appendf(
+                        &b, "[contains(concat(' ', normalize-space(@class), ' '), ' %.*s ')]",
+                        (int)(q - p), p);
                 p = q;
             } else if (*p == '[') {
                 const char *q = ++p;
@@ -959,9 +959,8 @@ static char *css_to_xpath(const char *css)
                 else if (op == '*')
                     pt_buf_appendf(&b, "[contains(@%.*s, '%.*s')]", nlen, name, vlen, v);
                 else if (op == '$')
-                    pt_buf_appendf(&b,
-                                   "[substring(@%.*s, string-length(@%.*s) - %d) = '%.*s']", nlen,
-                                   name, nlen, name, vlen - 1, vlen, v);
+                    pt_buf_appendf(&b, "[substring(@%.*s, string-length(@%.*s) - %d) = '%.*s']",
+                                   nlen, name, nlen, name, vlen - 1, vlen, v);
                 else
                     goto unsupported;
             } else {
@@ -1036,8 +1035,9 @@ static int count_locator(xmlDocPtr doc, const sop_locator *loc)
     case SOP_LOC_LABEL: {
         /* the fields of labels with that text (for= or inside), else
          * aria-label or placeholder */
-        pt_buf_appendf(&b, "//*[self::input or self::select or self::textarea or @role='combobox'"
-                           " or @role='textbox'][@id=//label[normalize-space(translate(., '*:', ''))=");
+        pt_buf_appendf(&b,
+                       "//*[self::input or self::select or self::textarea or @role='combobox'"
+                       " or @role='textbox'][@id=//label[normalize-space(translate(., '*:', ''))=");
         xp_literal(&b, v);
         pt_buf_appendf(&b, "]/@for or ancestor::label[normalize-space(translate(., '*:', ''))=");
         xp_literal(&b, v);
@@ -1054,10 +1054,13 @@ static int count_locator(xmlDocPtr doc, const sop_locator *loc)
             pt_buf_appendf(&b, "//*[(self::button or @role='button' or (self::input and (@type="
                                "'submit' or @type='button'))) and (normalize-space(.)=");
         else if (!strcmp(role, "link"))
-            pt_buf_appendf(&b, "//*[((self::a and @href) or @role='link') and (normalize-space(.)=");
+            pt_buf_appendf(&b,
+                           "//*[((self::a and @href) or @role='link') and (normalize-space(.)=");
         else if (!strcmp(role, "checkbox") || !strcmp(role, "radio"))
-            pt_buf_appendf(&b, "//*[((self::input and @type='%s') or @role='%s') and (@id=//label["
-                               "normalize-space(.)=", role, role);
+            pt_buf_appendf(&b,
+                           "//*[((self::input and @type='%s') or @role='%s') and (@id=//label["
+                           "normalize-space(.)=",
+                           role, role);
         else
             pt_buf_appendf(&b, "//*[@role='%s' and (normalize-space(.)=", role);
         xp_literal(&b, v);
@@ -1083,11 +1086,16 @@ static int count_locator(xmlDocPtr doc, const sop_locator *loc)
 static const char *loc_kind_name(const sop_locator *loc)
 {
     switch (loc->kind) {
-    case SOP_LOC_CSS: return "css";
-    case SOP_LOC_XPATH: return "xpath";
-    case SOP_LOC_TEXT: return "text";
-    case SOP_LOC_LABEL: return "label";
-    case SOP_LOC_ROLE: return loc->role ? loc->role : "role";
+    case SOP_LOC_CSS:
+        return "css";
+    case SOP_LOC_XPATH:
+        return "xpath";
+    case SOP_LOC_TEXT:
+        return "text";
+    case SOP_LOC_LABEL:
+        return "label";
+    case SOP_LOC_ROLE:
+        return loc->role ? loc->role : "role";
     }
     return "?";
 }
@@ -1108,19 +1116,19 @@ static void lint_step(lint_ctx *L, const sop_step *st)
         cJSON *x, *snap = NULL;
         cJSON_ArrayForEach(x, L->steps)
         {
-            const char *f = jstr(x, "file");
+            const char *f = pt_json_str(x, "file");
             cJSON *line = cJSON_GetObjectItem(x, "line");
             if (f && !strcmp(f, file) && cJSON_IsNumber(line) && line->valueint == st->line) {
                 snap = x;
                 break;
             }
         }
-        const char *rel = snap ? jstr(snap, "dom") : NULL;
+        const char *rel = snap ? pt_json_str(snap, "dom") : NULL;
         char *html = rel ? read_body_file(L->dir, rel) : NULL;
         if (html) {
-            htmlDocPtr doc = htmlReadMemory(html, (int)strlen(html), jstr(snap, "url"), "UTF-8",
-                                            HTML_PARSE_RECOVER | HTML_PARSE_NOERROR |
-                                                HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
+            htmlDocPtr doc = htmlReadMemory(
+                html, (int)strlen(html), pt_json_str(snap, "url"), "UTF-8",
+                HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
             int n = doc ? count_locator(doc, &st->loc) : -1;
             if (n >= 0) {
                 L->checked++;
@@ -1131,12 +1139,12 @@ static void lint_step(lint_ctx *L, const sop_step *st)
                         fprintf(L->out, "%s:%d:%d: %s %s \"%s\": no match in %s\n", st->file,
                                 st->line, st->loc.col ? st->loc.col : st->col,
                                 sop_step_name(st->kind), loc_kind_name(&st->loc), st->loc.value,
-                                jstr(snap, "url"));
+                                pt_json_str(snap, "url"));
                     else
                         fprintf(L->out, "%s:%d:%d: %s %s \"%s\": %d matches in %s\n", st->file,
                                 st->line, st->loc.col ? st->loc.col : st->col,
-                                sop_step_name(st->kind), loc_kind_name(&st->loc), st->loc.value,
-                                n, jstr(snap, "url"));
+                                sop_step_name(st->kind), loc_kind_name(&st->loc), st->loc.value, n,
+                                pt_json_str(snap, "url"));
                 }
             }
             xmlFreeDoc(doc);

@@ -24,6 +24,7 @@
 #include "../util/err.h"
 #include "../util/log.h"
 #include "../util/timeutil.h"
+#include "../util/json.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -80,18 +81,12 @@ struct cdp_page {
         struct paused *next;
         cdp_session *s; /* a reference */
         cJSON *params;
-    } *icpt_head, *icpt_tail;
+    } * icpt_head, *icpt_tail;
     pthread_mutex_t icpt_mu;
     pthread_cond_t icpt_cv;
     pthread_t icpt_thread;
     int icpt_running, icpt_stop;
 };
-
-static const char *str(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 static void set_str(char **dst, const char *src)
 {
@@ -195,7 +190,7 @@ static void on_event(cdp_session *s, const char *m, const cJSON *params, void *u
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(params, "context");
         const cJSON *aux = cJSON_GetObjectItemCaseSensitive(c, "auxData");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
-        const char *fid = str(aux, "frameId");
+        const char *fid = pt_json_str(aux, "frameId");
         if (fid && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(aux, "isDefault")) &&
             cJSON_IsNumber(id)) {
             frame *f = frame_add(p, fid, NULL, s);
@@ -214,20 +209,20 @@ static void on_event(cdp_session *s, const char *m, const cJSON *params, void *u
             if (p->frames[i].s == s)
                 p->frames[i].ctx = 0;
     } else if (strcmp(m, "Page.frameAttached") == 0) {
-        const char *fid = str(params, "frameId");
+        const char *fid = pt_json_str(params, "frameId");
         if (fid)
-            frame_add(p, fid, str(params, "parentFrameId"), s);
+            frame_add(p, fid, pt_json_str(params, "parentFrameId"), s);
     } else if (strcmp(m, "Page.frameNavigated") == 0) {
         const cJSON *fr = cJSON_GetObjectItemCaseSensitive(params, "frame");
-        const char *fid = str(fr, "id");
-        frame *f = fid ? frame_add(p, fid, str(fr, "parentId"), s) : NULL;
+        const char *fid = pt_json_str(fr, "id");
+        frame *f = fid ? frame_add(p, fid, pt_json_str(fr, "parentId"), s) : NULL;
         if (f) {
-            set_str(&f->url, str(fr, "url"));
-            set_str(&f->name, str(fr, "name"));
+            set_str(&f->url, pt_json_str(fr, "url"));
+            set_str(&f->name, pt_json_str(fr, "name"));
         }
     } else if (strcmp(m, "Page.frameDetached") == 0) {
-        const char *fid = str(params, "frameId");
-        const char *reason = str(params, "reason");
+        const char *fid = pt_json_str(params, "frameId");
+        const char *reason = pt_json_str(params, "reason");
         frame *f = fid ? frame_find(p, fid) : NULL;
         if (f && reason && strcmp(reason, "swap") == 0) {
             if (f->s == s)
@@ -236,10 +231,10 @@ static void on_event(cdp_session *s, const char *m, const cJSON *params, void *u
             frame_remove(p, fid);
         }
     } else if (strcmp(m, "Page.lifecycleEvent") == 0) {
-        const char *fid = str(params, "frameId");
-        const char *name = str(params, "name");
+        const char *fid = pt_json_str(params, "frameId");
+        const char *name = pt_json_str(params, "name");
         if (fid && name && s == p->s && strcmp(fid, p->target_id) == 0)
-            lifecycle(p, str(params, "loaderId"), name);
+            lifecycle(p, pt_json_str(params, "loaderId"), name);
     } else if (strcmp(m, "Page.javascriptDialogOpening") == 0) {
         cJSON *answer = cJSON_CreateObject();
         cJSON_AddBoolToObject(answer, "accept", p->dialog_accept);
@@ -250,16 +245,19 @@ static void on_event(cdp_session *s, const char *m, const cJSON *params, void *u
         if (d) {
             p->dialogs = d;
             d = &p->dialogs[p->ndialogs++];
-            d->type = strdup(str(params, "type") ? str(params, "type") : "alert");
-            d->message = strdup(str(params, "message") ? str(params, "message") : "");
+            d->type = strdup(pt_json_str(params, "type") ? pt_json_str(params, "type") : "alert");
+            d->message =
+                strdup(pt_json_str(params, "message") ? pt_json_str(params, "message") : "");
             d->accepted = p->dialog_accept;
         }
-        PT_DEBUG("cdp", "answered a %s dialog", str(params, "type") ? str(params, "type") : "?");
+        PT_DEBUG("cdp", "answered a %s dialog",
+                 pt_json_str(params, "type") ? pt_json_str(params, "type") : "?");
     } else if (strcmp(m, "Runtime.exceptionThrown") == 0) {
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(params, "exceptionDetails");
         const cJSON *ex = cJSON_GetObjectItemCaseSensitive(d, "exception");
-        const char *desc = str(ex, "description") ? str(ex, "description") : str(d, "text");
-        const char *url = str(d, "url");
+        const char *desc = pt_json_str(ex, "description") ? pt_json_str(ex, "description")
+                                                          : pt_json_str(d, "text");
+        const char *url = pt_json_str(d, "url");
         char *msg = NULL;
         if (asprintf(&msg, "%s%s%s", desc ? desc : "exception", url ? " at " : "",
                      url ? url : "") >= 0 &&
@@ -289,9 +287,9 @@ static void on_event(cdp_session *s, const char *m, const cJSON *params, void *u
         }
     } else if (strcmp(m, "Target.attachedToTarget") == 0) {
         const cJSON *info = cJSON_GetObjectItemCaseSensitive(params, "targetInfo");
-        const char *sid = str(params, "sessionId");
-        const char *type = str(info, "type");
-        const char *tid = str(info, "targetId");
+        const char *sid = pt_json_str(params, "sessionId");
+        const char *type = pt_json_str(info, "type");
+        const char *tid = pt_json_str(info, "targetId");
         cdp_session *child = sid ? cdp__session_find(p->b, sid) : NULL;
         if (!child)
             return;
@@ -350,7 +348,7 @@ int cdp_context_create(cdp_browser *b, char **id, char *err)
                       CALL_TIMEOUT, err);
     if (rc)
         return rc;
-    const char *v = str(res, "browserContextId");
+    const char *v = pt_json_str(res, "browserContextId");
     *id = v ? strdup(v) : NULL;
     cJSON_Delete(res);
     if (!*id)
@@ -390,7 +388,7 @@ int cdp_page_open(cdp_browser *b, const char *context_id, cdp_page **out, char *
         cJSON_AddStringToObject(params, "browserContextId", context_id);
     if ((rc = cdp_call(root, "Target.createTarget", params, &res, CALL_TIMEOUT, err)))
         goto fail;
-    p->target_id = str(res, "targetId") ? strdup(str(res, "targetId")) : NULL;
+    p->target_id = pt_json_str(res, "targetId") ? strdup(pt_json_str(res, "targetId")) : NULL;
     cJSON_Delete(res);
     res = NULL;
     if (!p->target_id) {
@@ -403,7 +401,7 @@ int cdp_page_open(cdp_browser *b, const char *context_id, cdp_page **out, char *
     cJSON_AddBoolToObject(params, "flatten", 1);
     if ((rc = cdp_call(root, "Target.attachToTarget", params, &res, CALL_TIMEOUT, err)))
         goto fail;
-    const char *sid = str(res, "sessionId");
+    const char *sid = pt_json_str(res, "sessionId");
     cdp_session *s = sid ? cdp__session_attach(b, sid, p->target_id, "page") : NULL;
     cJSON_Delete(res);
     res = NULL;
@@ -552,15 +550,15 @@ int cdp_page_navigate(cdp_page *p, const char *url, unsigned flags, int timeout_
     int rc = cdp_call(p->s, "Page.navigate", params, &res, timeout_ms, err);
     if (rc)
         return rc;
-    const char *error_text = str(res, "errorText");
+    const char *error_text = pt_json_str(res, "errorText");
     if (error_text && *error_text) {
         pt_errf(err, "could not load %s: %s", url, error_text);
         cJSON_Delete(res);
         return CDP_EFAIL;
     }
     char loader[64] = "";
-    if (str(res, "loaderId"))
-        snprintf(loader, sizeof(loader), "%s", str(res, "loaderId"));
+    if (pt_json_str(res, "loaderId"))
+        snprintf(loader, sizeof(loader), "%s", pt_json_str(res, "loaderId"));
     cJSON_Delete(res);
     if (!loader[0] || !flags)
         return 0; /* same-document navigation: nothing to load */
@@ -693,11 +691,11 @@ static int evaluate(cdp_page *p, const char *frame_id, const char *expr, int by_
         const cJSON *exc = cJSON_GetObjectItemCaseSensitive(res, "exceptionDetails");
         if (exc) {
             const cJSON *ex = cJSON_GetObjectItemCaseSensitive(exc, "exception");
-            const char *desc = str(ex, "description");
+            const char *desc = pt_json_str(ex, "description");
             pt_errf(err, "script threw: %s",
-                    desc               ? desc
-                    : str(exc, "text") ? str(exc, "text")
-                                       : "?");
+                    desc                       ? desc
+                    : pt_json_str(exc, "text") ? pt_json_str(exc, "text")
+                                               : "?");
             cJSON_Delete(res);
             cdp_session_unref(s);
             return CDP_EJS;
@@ -755,13 +753,14 @@ int cdp_page_child_frame(cdp_page *p, const char *frame_id, const char *css, cha
         if (rc)
             break;
         const cJSON *obj = cJSON_GetObjectItemCaseSensitive(res, "result");
-        const char *oid = str(obj, "objectId");
+        const char *oid = pt_json_str(obj, "objectId");
         char *fid = NULL;
         if (oid) {
             cJSON *params = cJSON_CreateObject(), *node = NULL;
             cJSON_AddStringToObject(params, "objectId", oid);
             if (cdp_call(s, "DOM.describeNode", params, &node, CALL_TIMEOUT, NULL) == 0) {
-                const char *v = str(cJSON_GetObjectItemCaseSensitive(node, "node"), "frameId");
+                const char *v =
+                    pt_json_str(cJSON_GetObjectItemCaseSensitive(node, "node"), "frameId");
                 fid = v ? strdup(v) : NULL;
                 cJSON_Delete(node);
             }
@@ -829,7 +828,7 @@ int cdp_page_screenshot(cdp_page *p, int full_page, unsigned char **png, size_t 
     int rc = cdp_call(p->s, "Page.captureScreenshot", params, &res, timeout_ms, err);
     if (rc)
         return rc;
-    const char *data = str(res, "data");
+    const char *data = pt_json_str(res, "data");
     if (data)
         *png = pt_b64_decode(data, strlen(data), len);
     cJSON_Delete(res);

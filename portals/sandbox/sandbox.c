@@ -20,6 +20,7 @@
 #include "../../util/fsutil.h"
 #include "../../util/log.h"
 #include "../../util/timeutil.h"
+#include "../../util/json.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -97,12 +98,6 @@ static const struct {
 };
 
 /* ---- Small helpers ------------------------------------------------------- */
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 static int blank(const char *s)
 {
@@ -377,7 +372,7 @@ static int64_t record(sandbox *sb, const char *kind, const char *user, cJSON *fi
         cJSON *f;
         cJSON_ArrayForEach(f, list)
         {
-            const char *data = jstr(f, "data");
+            const char *data = pt_json_str(f, "data");
             size_t len = 0;
             unsigned char *bytes = data ? pt_b64_decode(data, strlen(data), &len) : NULL;
             char sha[65];
@@ -417,11 +412,12 @@ static int64_t record(sandbox *sb, const char *kind, const char *user, cJSON *fi
                                          -1, &st, NULL) != SQLITE_OK)
             break;
         sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, jstr(f, "field"), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, jstr(f, "name") ? jstr(f, "name") : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 4, jstr(f, "type"), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, pt_json_str(f, "field"), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, pt_json_str(f, "name") ? pt_json_str(f, "name") : "", -1,
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 4, pt_json_str(f, "type"), -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 5, (sqlite3_int64)cJSON_GetObjectItem(f, "size")->valuedouble);
-        sqlite3_bind_text(st, 6, jstr(f, "sha256"), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 6, pt_json_str(f, "sha256"), -1, SQLITE_TRANSIENT);
         sqlite3_step(st);
         sqlite3_finalize(st);
     }
@@ -526,8 +522,8 @@ static void sms_code(sandbox *sb, const char *user, char code[7])
 
 static void api_login(sandbox *sb, http_request *r, cJSON *body)
 {
-    const struct user *u = find_user(jstr(body, "user"));
-    const char *pw = jstr(body, "password");
+    const struct user *u = find_user(pt_json_str(body, "user"));
+    const char *pw = pt_json_str(body, "password");
     if (!u || !pw || strlen(pw) != strlen(u->password) ||
         !pt_equal_ct(pw, u->password, strlen(pw))) {
         http_reply_error(r, 401, "invalid_credentials", "The user ID or password is incorrect.");
@@ -587,7 +583,7 @@ static void api_mfa(sandbox *sb, http_request *r, cJSON *body, session *s, int f
         return;
     }
     const struct user *u = find_user(s->user);
-    const char *code = jstr(body, "code");
+    const char *code = pt_json_str(body, "code");
     int ok = 0;
     if (u && code && all_digits(code, 6)) {
         if (sb->o.mfa == SANDBOX_MFA_SMS) {
@@ -652,16 +648,16 @@ static void api_eligibility(sandbox *sb, http_request *r, cJSON *b, session *s)
 {
     (void)sb;
     verdict v = {0};
-    const char *payer = jstr(b, "payer");
+    const char *payer = pt_json_str(b, "payer");
     if (blank(payer) || !IN(payer, payers))
         field_error(&v, "payer", "Select a payer from the list.");
-    check_npi(&v, "provider_npi", jstr(b, "provider_npi"), 1);
-    const char *st = jstr(b, "service_type");
+    check_npi(&v, "provider_npi", pt_json_str(b, "provider_npi"), 1);
+    const char *st = pt_json_str(b, "service_type");
     if (blank(st))
         field_error(&v, "service_type", "Select a service type.");
     const member *m = NULL;
     if (!v.errors)
-        check_member(&v, jstr(b, "member_id"), "dob", jstr(b, "dob"), &m);
+        check_member(&v, pt_json_str(b, "member_id"), "dob", pt_json_str(b, "dob"), &m);
     if (!m) {
         reply_invalid(r, &v);
         return;
@@ -688,18 +684,18 @@ static void api_claim(sandbox *sb, http_request *r, cJSON *b, session *s)
     verdict v = {0};
     char d[11], now[11];
     today(now);
-    const char *payer = jstr(b, "payer");
+    const char *payer = pt_json_str(b, "payer");
     if (blank(payer) || !IN(payer, payers))
         field_error(&v, "payer", "Select a payer from the list.");
-    const char *name = jstr(b, "patient_name");
+    const char *name = pt_json_str(b, "patient_name");
     if (blank(name))
         field_error(&v, "patient_name", "Enter the patient's name.");
-    const char *pos = jstr(b, "place_of_service");
+    const char *pos = pt_json_str(b, "place_of_service");
     if (blank(pos))
         field_error(&v, "place_of_service", "Select a place of service.");
     else if (!IN(pos, places_of_service))
         field_error(&v, "place_of_service", "Unknown place of service code %s.", pos);
-    const char *sd = jstr(b, "service_date");
+    const char *sd = pt_json_str(b, "service_date");
     if (blank(sd))
         field_error(&v, "service_date", "Enter the service date.");
     else if (parse_date(sd, d) < 0)
@@ -709,7 +705,7 @@ static void api_claim(sandbox *sb, http_request *r, cJSON *b, session *s)
     else if (strcmp(d, "2024-01-01") < 0)
         field_error(&v, "service_date",
                     "Claims for dates of service before 01/01/2024 must be filed on paper.");
-    const char *dx = jstr(b, "diagnosis_codes");
+    const char *dx = pt_json_str(b, "diagnosis_codes");
     if (!blank(dx)) {
         char *copy = strdup(dx), *save = NULL;
         for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
@@ -725,7 +721,8 @@ static void api_claim(sandbox *sb, http_request *r, cJSON *b, session *s)
         const cJSON *no = cJSON_GetObjectItemCaseSensitive(l, "line");
         int n = cJSON_IsNumber(no) ? no->valueint : 0;
         char field[64];
-        const char *cpt = jstr(l, "cpt"), *units = jstr(l, "units"), *charge = jstr(l, "charge");
+        const char *cpt = pt_json_str(l, "cpt"), *units = pt_json_str(l, "units"),
+                   *charge = pt_json_str(l, "charge");
         if (!valid_cpt(cpt)) {
             snprintf(field, sizeof(field), "lines.%d.cpt", n);
             field_error(&v, field, "Enter a 5-character CPT or HCPCS code.");
@@ -739,12 +736,12 @@ static void api_claim(sandbox *sb, http_request *r, cJSON *b, session *s)
             field_error(&v, field, "Enter the charge in dollars.");
         }
     }
-    check_npi(&v, "rendering_npi", jstr(b, "rendering_npi"), 0);
+    check_npi(&v, "rendering_npi", pt_json_str(b, "rendering_npi"), 0);
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "attest")))
         field_error(&v, "attest", "You must attest that the claim is accurate.");
     const member *m = NULL;
     if (!v.errors) {
-        check_member(&v, jstr(b, "member_id"), "dob", jstr(b, "dob"), &m);
+        check_member(&v, pt_json_str(b, "member_id"), "dob", pt_json_str(b, "dob"), &m);
         if (m && strcasecmp(m->name, name) != 0) {
             field_error(&v, "patient_name", "Does not match the member's record.");
             snprintf(v.message, sizeof(v.message),
@@ -790,17 +787,18 @@ static void check_pdfs(verdict *v, const cJSON *files, const char *field, int mi
     const cJSON *f;
     cJSON_ArrayForEach(f, files)
     {
-        const char *data = jstr(f, "data");
+        const char *data = pt_json_str(f, "data");
         size_t len = 0;
         unsigned char *bytes = data ? pt_b64_decode(data, strlen(data), &len) : NULL;
         int pdf = bytes && len >= 5 && memcmp(bytes, "%PDF-", 5) == 0;
         free(bytes);
         if (!pdf) {
-            field_error(v, field, "%s is not a PDF.", jstr(f, "name") ? jstr(f, "name") : "A file");
+            field_error(v, field, "%s is not a PDF.",
+                        pt_json_str(f, "name") ? pt_json_str(f, "name") : "A file");
             return;
         }
         if (len > (10u << 20)) {
-            field_error(v, field, "%s is over 10 MB.", jstr(f, "name"));
+            field_error(v, field, "%s is over 10 MB.", pt_json_str(f, "name"));
             return;
         }
     }
@@ -810,33 +808,33 @@ static void api_authorization(sandbox *sb, http_request *r, cJSON *b, session *s
 {
     verdict v = {0};
     char from[11] = "", to[11] = "";
-    check_npi(&v, "requesting_npi", jstr(b, "requesting_npi"), 1);
-    check_npi(&v, "servicing_npi", jstr(b, "servicing_npi"), 1);
-    const char *cpt = jstr(b, "cpt");
+    check_npi(&v, "requesting_npi", pt_json_str(b, "requesting_npi"), 1);
+    check_npi(&v, "servicing_npi", pt_json_str(b, "servicing_npi"), 1);
+    const char *cpt = pt_json_str(b, "cpt");
     if (!all_digits(cpt, 5))
         field_error(&v, "cpt", "Enter a 5-digit CPT code.");
-    const char *units = jstr(b, "units");
+    const char *units = pt_json_str(b, "units");
     if (!units || atoi(units) < 1 || atoi(units) > 999)
         field_error(&v, "units", "Units must be between 1 and 999.");
-    const char *dx = jstr(b, "diagnosis");
+    const char *dx = pt_json_str(b, "diagnosis");
     if (blank(dx) || !valid_icd10(dx))
         field_error(&v, "diagnosis", "Enter a valid ICD-10 code.");
-    if (parse_date(jstr(b, "from_date"), from) < 0)
+    if (parse_date(pt_json_str(b, "from_date"), from) < 0)
         field_error(&v, "from_date", "Enter the first date of service.");
-    if (parse_date(jstr(b, "to_date"), to) < 0)
+    if (parse_date(pt_json_str(b, "to_date"), to) < 0)
         field_error(&v, "to_date", "Enter the last date of service.");
     else if (from[0] && strcmp(to, from) < 0)
         field_error(&v, "to_date", "The last date cannot be before the first.");
-    const char *urg = jstr(b, "urgency");
+    const char *urg = pt_json_str(b, "urgency");
     if (!urg || (strcmp(urg, "routine") != 0 && strcmp(urg, "urgent") != 0))
         field_error(&v, "urgency", "Choose routine or urgent.");
-    const char *notes = jstr(b, "clinical_notes");
+    const char *notes = pt_json_str(b, "clinical_notes");
     if (!notes || strlen(notes) < 10)
         field_error(&v, "clinical_notes", "Describe the clinical need (10 characters or more).");
     check_pdfs(&v, cJSON_GetObjectItemCaseSensitive(b, "attachments"), "attachments", 1, 5);
     const member *m = NULL;
     if (!v.errors)
-        check_member(&v, jstr(b, "member_id"), "dob", jstr(b, "dob"), &m);
+        check_member(&v, pt_json_str(b, "member_id"), "dob", pt_json_str(b, "dob"), &m);
     if (m && !m->active) {
         snprintf(v.message, sizeof(v.message),
                  "Coverage is not active for this member (terminated %s).", m->terminated);
@@ -867,20 +865,20 @@ static void api_authorization(sandbox *sb, http_request *r, cJSON *b, session *s
 static void api_appeal(sandbox *sb, http_request *r, cJSON *b, session *s)
 {
     verdict v = {0};
-    const char *ref = jstr(b, "claim_reference");
+    const char *ref = pt_json_str(b, "claim_reference");
     int y = 0, n = 0;
     char tail;
     if (blank(ref))
         field_error(&v, "claim_reference", "Enter the original claim reference.");
     else if (sscanf(ref, "CLM-%4d-%6d%c", &y, &n, &tail) != 2 || strlen(ref) != 15)
         field_error(&v, "claim_reference", "A claim reference looks like CLM-2025-000123.");
-    const char *reason = jstr(b, "denial_reason");
+    const char *reason = pt_json_str(b, "denial_reason");
     if (blank(reason) || !IN(reason, denial_reasons))
         field_error(&v, "denial_reason", "Select the denial reason.");
-    const char *remedy = jstr(b, "remedy");
+    const char *remedy = pt_json_str(b, "remedy");
     if (!remedy || (strcmp(remedy, "reconsideration") != 0 && strcmp(remedy, "formal_appeal") != 0))
         field_error(&v, "remedy", "Choose reconsideration or formal appeal.");
-    const char *why = jstr(b, "explanation");
+    const char *why = pt_json_str(b, "explanation");
     if (!why || strlen(why) < 20)
         field_error(&v, "explanation", "Explain the appeal (20 characters or more).");
     check_pdfs(&v, cJSON_GetObjectItemCaseSensitive(b, "letter"), "letter", 1, 1);
