@@ -26,9 +26,9 @@
 
 static const char *const task_types[] = {"submit_prior_authorization", "check_eligibility",
                                          "submit_claim", "submit_appeal"};
-static const char *const statuses[] = {"pending",        "dispatching",           "running",
-                                       "waiting_for_input", "pending_review", "completed",
-                                       "completed_with_issues", "failed"};
+static const char *const statuses[] = {
+    "pending",   "dispatching",           "running", "waiting_for_input", "pending_review",
+    "completed", "completed_with_issues", "failed"};
 
 static int one_of(const char *v, const char *const *list, size_t n)
 {
@@ -134,7 +134,8 @@ static cJSON *problem_list(const char *problems)
         const char *colon = memchr(p, ':', len);
         cJSON *o = cJSON_CreateObject();
         if (colon) {
-            char *f = strndup(p, (size_t)(colon - p)), *why = strndup(colon + 1, len - (size_t)(colon - p) - 1);
+            char *f = strndup(p, (size_t)(colon - p)),
+                 *why = strndup(colon + 1, len - (size_t)(colon - p) - 1);
             cJSON_AddStringToObject(o, "field", f ? f : "");
             cJSON_AddStringToObject(o, "problem", why ? why + strspn(why, " ") : "");
             free(f);
@@ -198,9 +199,10 @@ static void create_task(service *s, store *st, http_request *r, const account *a
         }
     }
     if (!type || !*type) {
-        http_reply_error(r, 400, "invalid_request", "type is required (one of "
-                                                    "submit_prior_authorization, check_eligibility,"
-                                                    " submit_claim, submit_appeal)");
+        http_reply_error(r, 400, "invalid_request",
+                         "type is required (one of "
+                         "submit_prior_authorization, check_eligibility,"
+                         " submit_claim, submit_appeal)");
         goto out;
     }
     /* a retry with a key already used returns the original task, whatever
@@ -280,7 +282,9 @@ static void create_task(service *s, store *st, http_request *r, const account *a
     create_req req = {.account = a->id,
                       .type = type,
                       .title_fmt = title,
-                      .instructions = sp->summary ? sp->summary : sp->title ? sp->title : "",
+                      .instructions = sp->summary ? sp->summary
+                                      : sp->title ? sp->title
+                                                  : "",
                       .data = data,
                       .idem_key = idem,
                       .files_dir = files_dir,
@@ -387,7 +391,10 @@ static void answer_input(service *s, store *st, http_request *r, task *t)
             if (cJSON_IsString(c))
                 cJSON_AddStringToObject(answers, c->string, c->valuestring);
     } else if (cJSON_IsString(value)) {
-        cJSON_AddStringToObject(answers, name ? name : t->ask_name ? t->ask_name : "answer",
+        cJSON_AddStringToObject(answers,
+                                name          ? name
+                                : t->ask_name ? t->ask_name
+                                              : "answer",
                                 value->valuestring);
     }
     if (!answers->child) {
@@ -395,8 +402,8 @@ static void answer_input(service *s, store *st, http_request *r, task *t)
                          "send {\"value\": \"...\"} (or {\"answers\": {\"name\": \"value\"}})");
         goto out;
     }
-    const char *mine = t->ask_name ? cJSON_GetStringValue(cJSON_GetObjectItem(answers, t->ask_name))
-                                   : NULL;
+    const char *mine =
+        t->ask_name ? cJSON_GetStringValue(cJSON_GetObjectItem(answers, t->ask_name)) : NULL;
     if (t->ask_name && !mine) {
         http_reply_error(r, 422, "invalid_input", "the task asks for '%s'", t->ask_name);
         goto out;
@@ -457,8 +464,7 @@ static void review_task(service *s, store *st, http_request *r, task *t)
     cJSON *cj = cJSON_GetObjectItemCaseSensitive(b, "comment");
     const char *comment = cJSON_GetStringValue(cj);
     if (!decision || (strcmp(decision, "approve") && strcmp(decision, "reject"))) {
-        http_reply_error(r, 400, "invalid_request",
-                         "decision must be \"approve\" or \"reject\"");
+        http_reply_error(r, 400, "invalid_request", "decision must be \"approve\" or \"reject\"");
         goto out;
     }
     if (cj && !cJSON_IsNull(cj) && !comment) {
@@ -585,9 +591,10 @@ static void trajectory(service *s, store *st, http_request *r, task *t, const ch
                          : dot && !strcmp(dot, ".json") ? "application/json"
                                                         : "application/octet-stream");
         if (dot && !strcmp(dot, ".html"))
-            http_add_header(r, "Content-Security-Policy", "default-src 'none'; img-src data:; "
-                                                          "style-src 'unsafe-inline'; "
-                                                          "script-src 'unsafe-inline'");
+            http_add_header(r, "Content-Security-Policy",
+                            "default-src 'none'; img-src data:; "
+                            "style-src 'unsafe-inline'; "
+                            "script-src 'unsafe-inline'");
         http_write(r, data, len);
         goto out;
     }
@@ -660,7 +667,7 @@ static void healthz(service *s, store *st, http_request *r)
     cJSON_AddNumberToObject(o, "uptime_seconds", (double)((pt_wall_ms() - s->started_ms) / 1000));
     cJSON_AddNumberToObject(o, "workers", s->nworkers);
     pthread_mutex_lock(&s->mu);
-    const char *browser = !s->browser ? "not started"
+    const char *browser = !s->browser                          ? "not started"
                           : cdp_browser_gone(s->browser, NULL) ? "gone"
                                                                : "up";
     cJSON_AddStringToObject(o, "browser", browser);
@@ -749,9 +756,9 @@ static void sink(service *s, store *st, http_request *r)
     account a;
     if (id && ts && sig && cJSON_IsNumber(acct) &&
         store_account_by_id(st, (int64_t)acct->valuedouble, &a) == 1) {
-        char *secret = a.whsec ? service_open_secret(s->master, a.id, "webhook_secret", a.whsec,
-                                                     a.whsec_len)
-                               : NULL;
+        char *secret =
+            a.whsec ? service_open_secret(s->master, a.id, "webhook_secret", a.whsec, a.whsec_len)
+                    : NULL;
         char expect[256];
         const char *list[1] = {secret};
         if (secret && webhook_signature(list, 1, id, strtoll(ts, NULL, 10), body, len, expect,
@@ -772,8 +779,8 @@ static void sink(service *s, store *st, http_request *r)
 static void method_not_allowed(http_request *r, const char *allow)
 {
     http_add_header(r, "Allow", allow);
-    http_reply_error(r, 405, "method_not_allowed", "%s %s: allowed methods are %s",
-                     http_method(r), http_path(r), allow);
+    http_reply_error(r, 405, "method_not_allowed", "%s %s: allowed methods are %s", http_method(r),
+                     http_path(r), allow);
 }
 
 void api_handle(http_request *r, void *ud)
@@ -841,8 +848,9 @@ void api_handle(http_request *r, void *ud)
     struct {
         const char *rest, *method;
         int prefix;
-    } routes[] = {{"", "GET", 0},          {"input", "POST", 0},     {"review", "POST", 0},
-                  {"cancel", "POST", 0},   {"trajectory", "GET", 0}, {"trajectory/", "GET", 1},
+    } routes[] = {{"", "GET", 0},           {"input", "POST", 0},
+                  {"review", "POST", 0},    {"cancel", "POST", 0},
+                  {"trajectory", "GET", 0}, {"trajectory/", "GET", 1},
                   {"deliveries", "GET", 0}, {"webhook/redeliver", "POST", 0}};
     int which = -1;
     for (int i = 0; i < (int)(sizeof(routes) / sizeof(routes[0])) && which < 0; i++)
@@ -855,14 +863,30 @@ void api_handle(http_request *r, void *ud)
         method_not_allowed(r, routes[which].method);
     else
         switch (which) {
-        case 0: reply_task(r, &t); break;
-        case 1: answer_input(s, st, r, &t); break;
-        case 2: review_task(s, st, r, &t); break;
-        case 3: cancel_task(s, st, r, &t); break;
-        case 4: trajectory(s, st, r, &t, NULL); break;
-        case 5: trajectory(s, st, r, &t, rest + strlen("trajectory/")); break;
-        case 6: deliveries(st, r, &t); break;
-        case 7: redeliver(s, st, r, &t); break;
+        case 0:
+            reply_task(r, &t);
+            break;
+        case 1:
+            answer_input(s, st, r, &t);
+            break;
+        case 2:
+            review_task(s, st, r, &t);
+            break;
+        case 3:
+            cancel_task(s, st, r, &t);
+            break;
+        case 4:
+            trajectory(s, st, r, &t, NULL);
+            break;
+        case 5:
+            trajectory(s, st, r, &t, rest + strlen("trajectory/"));
+            break;
+        case 6:
+            deliveries(st, r, &t);
+            break;
+        case 7:
+            redeliver(s, st, r, &t);
+            break;
         }
     task_free(&t);
     account_free(&a);

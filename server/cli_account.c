@@ -216,9 +216,9 @@ int cli_account(int argc, char **argv)
     static const struct {
         const char *name;
         int nargs;
-    } cmds[] = {{"create", 1},         {"list", 0},        {"set-secret", 2},
-                {"set-sop", 3},        {"set-default", 3}, {"set-webhook", 2},
-                {"set-portal", 2},     {"rotate-key", 1},  {"rotate-webhook-secret", 1}};
+    } cmds[] = {{"create", 1},     {"list", 0},        {"set-secret", 2},
+                {"set-sop", 3},    {"set-default", 3}, {"set-webhook", 2},
+                {"set-portal", 2}, {"rotate-key", 1},  {"rotate-webhook-secret", 1}};
     int known = -1;
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (!strcmp(cmd, cmds[i].name))
@@ -284,8 +284,10 @@ int cli_account(int argc, char **argv)
         for (size_t i = 0; i < 4; i++)
             ok |= !strcmp(pos[2], task_types[i]);
         if (!ok) {
-            fprintf(stderr, "portier account: '%s' is not a task type (submit_prior_authorization, "
-                            "check_eligibility, submit_claim, submit_appeal)\n", pos[2]);
+            fprintf(stderr,
+                    "portier account: '%s' is not a task type (submit_prior_authorization, "
+                    "check_eligibility, submit_claim, submit_appeal)\n",
+                    pos[2]);
             rc = 2;
             goto out;
         }
@@ -328,9 +330,9 @@ int cli_account(int argc, char **argv)
         char *fresh = webhook_new_secret();
         unsigned char *sealed = NULL, *old = NULL;
         size_t n = 0, on = 0;
-        char *cur = a.whsec ? service_open_secret(master, a.id, "webhook_secret", a.whsec,
-                                                  a.whsec_len)
-                            : NULL;
+        char *cur = a.whsec
+                        ? service_open_secret(master, a.id, "webhook_secret", a.whsec, a.whsec_len)
+                        : NULL;
         int64_t until = pt_wall_ms() + (int64_t)(grace_hours * 3600 * 1000);
         if (!fresh || service_seal(master, a.id, "webhook_secret", fresh, &sealed, &n) < 0 ||
             (cur && service_seal(master, a.id, "webhook_secret_old", cur, &old, &on) < 0) ||
@@ -353,8 +355,7 @@ int cli_account(int argc, char **argv)
             OPENSSL_cleanse(cur, strlen(cur));
         free(cur);
     }
-    if (rc == 1 && strncmp(cmd, "rotate", 6) && strcmp(cmd, "set-sop") &&
-        strcmp(cmd, "set-secret"))
+    if (rc == 1 && strncmp(cmd, "rotate", 6) && strcmp(cmd, "set-sop") && strcmp(cmd, "set-secret"))
         fprintf(stderr, "portier account: %s failed\n", cmd);
 out:
     account_free(&a);
@@ -397,9 +398,8 @@ int cli_webhook(int argc, char **argv)
         store_close(st);
         return 1;
     }
-    char *secret = a.whsec ? service_open_secret(master, a.id, "webhook_secret", a.whsec,
-                                                 a.whsec_len)
-                           : NULL;
+    char *secret =
+        a.whsec ? service_open_secret(master, a.id, "webhook_secret", a.whsec, a.whsec_len) : NULL;
     if (!a.webhook_url || !secret) {
         fprintf(stderr, "portier webhook: the account has no %s\n",
                 !a.webhook_url ? "webhook endpoint (account set-webhook)" : "readable secret");

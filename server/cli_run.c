@@ -125,8 +125,7 @@ int cli_run(int argc, char **argv)
                 goto out;
             }
             fallback = 1;
-        }
-        else if (!strcmp(a, "--input")) {
+        } else if (!strcmp(a, "--input")) {
             const char *eq = strchr(v, '=');
             if (!eq || eq == v) {
                 status = run_usage("--input takes NAME=VALUE");

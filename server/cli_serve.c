@@ -60,8 +60,7 @@ static void set_secret_cb(store *st, const unsigned char *master, int64_t id, co
 
 /* Creates the demo account once, or finds it again with the keys kept in
  * DB.demo (mode 0600); points it at this run's sandbox and webhook URL. */
-static int demo_setup(const char *db, const char *portal, const char *hook, demo_keys *k,
-                      char *err)
+static int demo_setup(const char *db, const char *portal, const char *hook, demo_keys *k, char *err)
 {
     store *st = NULL;
     unsigned char master[32];

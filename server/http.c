@@ -65,8 +65,8 @@ struct http_request {
     kvlist form;
     http_file *files;
     size_t nfiles;
-    char *spool;     /* this request's folder, made at its first file */
-    FILE *cur;       /* the file part being written */
+    char *spool;      /* this request's folder, made at its first file */
+    FILE *cur;        /* the file part being written */
     pt_buf cur_value; /* the value part being read */
     char *cur_name;
     /* response */
@@ -197,8 +197,8 @@ static int form_begin(void *ud, const char *name, const char *filename, const ch
     r->cur = fopen(path, "wbx");
     if (!r->cur)
         return pt_errf(err, "cannot store the upload") * -1;
-    n[r->nfiles] = (http_file){strdup(name), strdup(filename), ctype ? strdup(ctype) : NULL,
-                               strdup(path), 0};
+    n[r->nfiles] =
+        (http_file){strdup(name), strdup(filename), ctype ? strdup(ctype) : NULL, strdup(path), 0};
     r->nfiles++;
     return 0;
 }
@@ -540,7 +540,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             if (mp_feed(r->mp, in, len, err) < 0)
                 refuse(r, mp_over_limit(r->mp) || strstr(err, "limit") ? 413 : 400,
                        mp_over_limit(r->mp) || strstr(err, "limit") ? "payload_too_large"
-                                                                     : "malformed_multipart",
+                                                                    : "malformed_multipart",
                        err);
             return 0;
         }

@@ -23,7 +23,8 @@ static const struct {
      "serve [--listen 127.0.0.1:8080] [--db portier.db] [--workers N] [--browser ws://...]\n"
      "                 [--demo] [--webhook-url URL] [--hold-seconds S] [--max-body BYTES]\n"
      "                 [--max-file BYTES] [--max-queue N] [--portal-listen HOST:PORT]\n"
-     "      Serve the task API (docs/openapi.yaml); --demo also runs the sandbox portal.", 1},
+     "      Serve the task API (docs/openapi.yaml); --demo also runs the sandbox portal.",
+     1},
     {"account", cli_account,
      "account create|list|set-secret|set-sop|set-default|set-webhook|set-portal|rotate-key|\n"
      "                 rotate-webhook-secret ... [--db FILE]\n"
@@ -34,11 +35,13 @@ static const struct {
     {"browse", cli_browse,
      "browse URL [--eval JS] [--screenshot FILE] [--full-page] [--wait load|idle]\n"
      "                 [--timeout MS] [--browser ws://...]\n"
-     "      Open URL in a fresh browser context, print JS's value as JSON, save a PNG.", 1},
+     "      Open URL in a fresh browser context, print JS's value as JSON, save a PNG.",
+     1},
     {"portal", cli_portal,
      "portal [--listen 127.0.0.1:8081] [--latency-ms N] [--mfa totp|sms|none]\n"
      "                 [--session-warning-after N] [--session-warning-seconds S] [--data DIR]\n"
-     "      Serve the sandbox payer portal (portals/sandbox/README.md).", 1},
+     "      Serve the sandbox payer portal (portals/sandbox/README.md).",
+     1},
     {"run", cli_run,
      "run SOP --data FILE|- --portal URL [--secrets FILE] [--file PATH]... [--input N=V]...\n"
      "                 [--trajectory DIR] [--approve] [--browser ws://...]\n"
@@ -58,7 +61,8 @@ static void usage(FILE *out)
         fprintf(out, "  %s\n", commands[i].usage);
     fprintf(out, "\n  --help       this text\n  --version    the version\n\n"
                  "environment: PORTIER_CHROMIUM (browser binary), PORTIER_LOG "
-                 "(debug|info|warn|error),\n             PORTIER_HOME (bundled files), PORTIER_MASTER_KEY (64 hex digits),\n"
+                 "(debug|info|warn|error),\n             PORTIER_HOME (bundled files), "
+                 "PORTIER_MASTER_KEY (64 hex digits),\n"
                  "             PORTIER_WEBHOOK_RETRY_SCHEDULE (seconds, comma-separated)\n");
 }
 

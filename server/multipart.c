@@ -83,7 +83,8 @@ mp_parser *mp_new(const char *content_type, const mp_limits *limits, const mp_ca
     p->lim.max_parts = limits && limits->max_parts ? limits->max_parts : 64;
     p->lim.max_header_bytes = limits && limits->max_header_bytes ? limits->max_header_bytes : 8192;
     p->lim.max_part_bytes = limits && limits->max_part_bytes ? limits->max_part_bytes : 25u << 20;
-    p->lim.max_total_bytes = limits && limits->max_total_bytes ? limits->max_total_bytes : 25u << 20;
+    p->lim.max_total_bytes =
+        limits && limits->max_total_bytes ? limits->max_total_bytes : 25u << 20;
     p->cb = *cb;
     p->ud = ud;
     p->dlen = (size_t)snprintf(p->delim, sizeof(p->delim), "\r\n--%s", boundary);
@@ -99,7 +100,8 @@ void mp_free(mp_parser *p)
     free(p);
 }
 
-static int fail(mp_parser *p, char *err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(mp_parser *p, char *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(mp_parser *p, char *err, const char *fmt, ...)
 {
     char msg[PT_ERR_MAX];

@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const int64_t duration_bounds[DURATION_BUCKETS] = {1000,  2000,  5000,   10000, 20000,
+static const int64_t duration_bounds[DURATION_BUCKETS] = {1000,  2000,  5000,   10000,  20000,
                                                           30000, 60000, 120000, 300000, 0};
 
 /* ---- Keys and secrets ---------------------------------------------------- */
@@ -77,8 +77,8 @@ static void secret_aad(char *aad, size_t n, int64_t acct, const char *name)
     snprintf(aad, n, "portier secret v1 account=%lld name=%s", (long long)acct, name);
 }
 
-int service_seal(const unsigned char key[32], int64_t acct, const char *name,
-                 const char *value, unsigned char **out, size_t *outlen)
+int service_seal(const unsigned char key[32], int64_t acct, const char *name, const char *value,
+                 unsigned char **out, size_t *outlen)
 {
     char aad[256];
     secret_aad(aad, sizeof(aad), acct, name);
@@ -466,8 +466,8 @@ static void run_task(service *s, worker_slot *slot, store *st, int64_t id)
     if (store_task_get(st, 0, id, &t) != 1)
         return;
     account a = {0};
-    vars *data = vars_new(), *defaults = vars_new(), *inputs = vars_new(),
-         *secrets = vars_new(), *answers = vars_new();
+    vars *data = vars_new(), *defaults = vars_new(), *inputs = vars_new(), *secrets = vars_new(),
+         *answers = vars_new();
     char **files = NULL;
     size_t nfiles = 0;
     cdp_browser *b = NULL;
@@ -477,8 +477,7 @@ static void run_task(service *s, worker_slot *slot, store *st, int64_t id)
     }
     const sop *sp = service_sop(s, st, t.account_id, t.type, t.sop_version, err);
     if (!sp || store_account_by_id(st, t.account_id, &a) != 1) {
-        service_move(s, st, id, NULL, "failed", sp ? "The account is gone." : err,
-                     "cannot start");
+        service_move(s, st, id, NULL, "failed", sp ? "The account is gone." : err, "cannot start");
         goto out;
     }
     char problems[4096] = "";

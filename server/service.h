@@ -50,9 +50,9 @@ typedef struct worker_slot {
     int64_t task_id; /* 0: idle */
     int cancel;      /* the client cancelled the task */
     enum hold_kind hold;
-    char *answer;       /* HOLD_ASK: set by the API */
-    int decision;       /* HOLD_REVIEW: -1 none yet, 0 reject, 1 approve */
-    char *comment;      /* the reviewer's, with a reject */
+    char *answer;        /* HOLD_ASK: set by the API */
+    int decision;        /* HOLD_REVIEW: -1 none yet, 0 reject, 1 approve */
+    char *comment;       /* the reviewer's, with a reject */
     pthread_cond_t wake; /* signalled when the above change */
 } worker_slot;
 
@@ -84,7 +84,7 @@ typedef struct service {
     char *sink_url; /* the built-in webhook sink (demo) */
 
     pthread_mutex_t mu;
-    pthread_cond_t work;    /* a task may be pending */
+    pthread_cond_t work; /* a task may be pending */
     pthread_cond_t browser_free;
     int stopping;
     worker_slot *slots;
@@ -100,7 +100,7 @@ typedef struct service {
         char type[48];
         int version;
         void *sop;
-    } *sops;
+    } * sops;
     size_t nsops;
 
     /* group commit of task creations: one writer, one COMMIT per batch */
@@ -148,17 +148,16 @@ int service_move(service *s, store *st, int64_t id, const char *from, const char
  * with mode 0600 on first use). */
 int service_master_key(const char *db_path, unsigned char key[32], char *err);
 /* Seals/opens an account's secret; aad ties it to the account and name. */
-int service_seal(const unsigned char key[32], int64_t acct, const char *name,
-                 const char *value, unsigned char **out, size_t *outlen);
+int service_seal(const unsigned char key[32], int64_t acct, const char *name, const char *value,
+                 unsigned char **out, size_t *outlen);
 char *service_open_secret(const unsigned char key[32], int64_t acct, const char *name,
                           const unsigned char *sealed, size_t len);
 
 /* An account's SOP for a type, parsed (cached; borrowed). NULL with err. */
-const struct sop *service_sop(service *s, store *st, int64_t acct, const char *type,
-                              int version, char *err);
+const struct sop *service_sop(service *s, store *st, int64_t acct, const char *type, int version,
+                              char *err);
 /* Materialises and parses an SOP bundle (for CLI validation too). */
-struct sop *service_parse_bundle(const char *dir, const char *bundle_json, char *err,
-                                 size_t errsz);
+struct sop *service_parse_bundle(const char *dir, const char *bundle_json, char *err, size_t errsz);
 
 /* api.c: the HTTP handler. */
 void api_handle(http_request *r, void *ud);

@@ -138,9 +138,8 @@ store *store_open(const char *path, int migrate_it, char *err)
         pt_errf(err, "out of memory");
         return NULL;
     }
-    int rc = sqlite3_open_v2(path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         pt_errf(err, "cannot open the database %s: %s", path, sqlite3_errstr(rc));
         store_close(st);
@@ -285,7 +284,7 @@ void account_free(account *a)
 }
 
 #define ACCOUNT_COLS                                                                               \
-    "id, name, portal, webhook_url, webhook_disabled, whsec, whsec_old, whsec_old_until, "        \
+    "id, name, portal, webhook_url, webhook_disabled, whsec, whsec_old, whsec_old_until, "         \
     "created_at"
 
 static int read_account(sqlite3_stmt *s, account *a)
@@ -386,8 +385,10 @@ cJSON *store_account_list(store *st)
         const char *portal = (const char *)sqlite3_column_text(s, 2);
         const char *hook = (const char *)sqlite3_column_text(s, 3);
         const char *sops = (const char *)sqlite3_column_text(s, 5);
-        cJSON_AddItemToObject(o, "portal", portal ? cJSON_CreateString(portal) : cJSON_CreateNull());
-        cJSON_AddItemToObject(o, "webhook_url", hook ? cJSON_CreateString(hook) : cJSON_CreateNull());
+        cJSON_AddItemToObject(o, "portal",
+                              portal ? cJSON_CreateString(portal) : cJSON_CreateNull());
+        cJSON_AddItemToObject(o, "webhook_url",
+                              hook ? cJSON_CreateString(hook) : cJSON_CreateNull());
         cJSON_AddBoolToObject(o, "webhook_disabled", sqlite3_column_int(s, 4));
         cJSON_AddStringToObject(o, "handlers", sops ? sops : "");
         cJSON_AddItemToArray(arr, o);
@@ -443,7 +444,8 @@ int store_account_set_whsec(store *st, int64_t id, const unsigned char *sealed, 
 int store_secret_set(store *st, int64_t acct, const char *name, const unsigned char *sealed,
                      size_t len)
 {
-    sqlite3_stmt *s = q(st, "INSERT OR REPLACE INTO secrets(account_id, name, value) VALUES(?,?,?)");
+    sqlite3_stmt *s =
+        q(st, "INSERT OR REPLACE INTO secrets(account_id, name, value) VALUES(?,?,?)");
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, acct);
@@ -493,8 +495,7 @@ int store_default_each(store *st, int64_t acct,
     return 0;
 }
 
-int store_sop_add(store *st, int64_t acct, const char *type, const char *bundle_json,
-                  int *version)
+int store_sop_add(store *st, int64_t acct, const char *type, const char *bundle_json, int *version)
 {
     sqlite3_stmt *s = q(st, "INSERT INTO sops(account_id, type, version, bundle, created_at)"
                             " SELECT ?1, ?2, coalesce(max(version), 0) + 1, ?3, ?4 FROM sops"
@@ -534,8 +535,7 @@ int store_sop_current(store *st, int64_t acct, const char *type, int *version, c
 
 int store_sop_get(store *st, int64_t acct, const char *type, int version, char **bundle)
 {
-    sqlite3_stmt *s =
-        q(st, "SELECT bundle FROM sops WHERE account_id=? AND type=? AND version=?");
+    sqlite3_stmt *s = q(st, "SELECT bundle FROM sops WHERE account_id=? AND type=? AND version=?");
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, acct);
@@ -613,8 +613,8 @@ cJSON *task_to_json(const task *t, int with_trajectory)
 }
 
 #define TASK_COLS                                                                                  \
-    "id, account_id, task_number, type, sop_version, status, title, instructions, data, notes, "  \
-    "started_at, completed_at, failed_at, created_at, updated_at, committed, attempts, approve, " \
+    "id, account_id, task_number, type, sop_version, status, title, instructions, data, notes, "   \
+    "started_at, completed_at, failed_at, created_at, updated_at, committed, attempts, approve, "  \
     "cancel_requested, ask_name, ask_prompt, answers, review_comment, trajectory_id"
 
 static void row_task(sqlite3_stmt *s, task *t)
@@ -847,8 +847,8 @@ fail:
     return pt_errf(err, "cannot store the task: %s", sqlite3_errmsg(st->db));
 }
 
-cJSON *store_task_list(store *st, int64_t acct, const char *status, const char *type,
-                       int limit, int64_t after, int64_t *next)
+cJSON *store_task_list(store *st, int64_t acct, const char *status, const char *type, int limit,
+                       int64_t after, int64_t *next)
 {
     sqlite3_stmt *s = q(st, "SELECT " TASK_COLS " FROM tasks WHERE account_id=?1"
                             " AND (?2 IS NULL OR status=?2) AND (?3 IS NULL OR type=?3)"
@@ -962,8 +962,8 @@ int store_task_move(store *st, int64_t id, const char *from, const char *to, con
         task_free(&done);
         char eid[40] = "evt_";
         pt_random_hex(eid + 4, 32);
-        int rc = payload ? store_outbox_add(st, t.account_id, id, "task_finished", eid, payload)
-                         : -1;
+        int rc =
+            payload ? store_outbox_add(st, t.account_id, id, "task_finished", eid, payload) : -1;
         free(payload);
         if (rc < 0)
             goto fail;
@@ -1172,7 +1172,8 @@ static void row_outbox(sqlite3_stmt *s, outbox_row *o)
     o->next_at = sqlite3_column_int64(s, 8);
 }
 
-#define OUTBOX_COLS "id, event_id, account_id, task_id, event, payload, created_at, attempts, next_at"
+#define OUTBOX_COLS                                                                                \
+    "id, event_id, account_id, task_id, event, payload, created_at, attempts, next_at"
 
 int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, outbox_row *rows,
                      size_t max, size_t *n)

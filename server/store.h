@@ -73,8 +73,7 @@ int store_default_each(store *st, int64_t acct,
 
 /* An SOP version: the main file's name and every file's text, as a JSON
  * object {"files": {"name.sop": "text", ...}, "main": "name.sop"}. */
-int store_sop_add(store *st, int64_t acct, const char *type, const char *bundle_json,
-                  int *version);
+int store_sop_add(store *st, int64_t acct, const char *type, const char *bundle_json, int *version);
 /* The newest version for that type: 1 found (*bundle malloc'd), 0 none. */
 int store_sop_current(store *st, int64_t acct, const char *type, int *version, char **bundle);
 int store_sop_get(store *st, int64_t acct, const char *type, int version, char **bundle);
@@ -124,8 +123,8 @@ int store_batch_end(store *st);
 /* 1 found (and of that account unless account is 0), 0 not, -1 error. */
 int store_task_get(store *st, int64_t acct, int64_t id, task *t);
 /* Newest first, id < after (0: from the newest); status/type may be NULL. */
-cJSON *store_task_list(store *st, int64_t acct, const char *status, const char *type,
-                       int limit, int64_t after, int64_t *next);
+cJSON *store_task_list(store *st, int64_t acct, const char *status, const char *type, int limit,
+                       int64_t after, int64_t *next);
 /* Files of a task, as paths (a NULL-terminated array; free with
  * store_strings_free). */
 char **store_task_files(store *st, int64_t taskid, size_t *n);

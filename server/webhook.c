@@ -79,13 +79,27 @@ static void jcs_string(pt_buf *b, const char *s)
     pt_buf_append(b, "\"", 1);
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         switch (*c) {
-        case '"': pt_buf_append(b, "\\\"", 2); break;
-        case '\\': pt_buf_append(b, "\\\\", 2); break;
-        case '\b': pt_buf_append(b, "\\b", 2); break;
-        case '\f': pt_buf_append(b, "\\f", 2); break;
-        case '\n': pt_buf_append(b, "\\n", 2); break;
-        case '\r': pt_buf_append(b, "\\r", 2); break;
-        case '\t': pt_buf_append(b, "\\t", 2); break;
+        case '"':
+            pt_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            pt_buf_append(b, "\\\\", 2);
+            break;
+        case '\b':
+            pt_buf_append(b, "\\b", 2);
+            break;
+        case '\f':
+            pt_buf_append(b, "\\f", 2);
+            break;
+        case '\n':
+            pt_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            pt_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            pt_buf_append(b, "\\t", 2);
+            break;
         default:
             if (*c < 0x20)
                 pt_buf_appendf(b, "\\u%04x", *c);
@@ -323,9 +337,8 @@ static long timeout_from_env(void)
     return v > 0 ? v : 15000;
 }
 
-int webhook_send(const char *url, const char *const *secrets, size_t nsecrets,
-                 const char *event_id, const char *body, long *status, char **reply,
-                 int64_t *latency_ms, char *err)
+int webhook_send(const char *url, const char *const *secrets, size_t nsecrets, const char *event_id,
+                 const char *body, long *status, char **reply, int64_t *latency_ms, char *err)
 {
     struct curl_slist *hs = NULL;
     char errbuf[CURL_ERROR_SIZE];
@@ -375,8 +388,8 @@ static int account_target(webhooks *w, store *st, int64_t acct, char **url, char
                                                           a.whsec, a.whsec_len)))
             (*n)++;
         if (a.whsec_old && a.whsec_old_until > pt_wall_ms() &&
-            (secrets[*n] = service_open_secret(w->master, a.id, "webhook_secret_old",
-                                               a.whsec_old, a.whsec_old_len)))
+            (secrets[*n] = service_open_secret(w->master, a.id, "webhook_secret_old", a.whsec_old,
+                                               a.whsec_old_len)))
             (*n)++;
         if (!*n) {
             *why = "the account's webhook secret cannot be read (wrong master key?)";
@@ -396,10 +409,8 @@ static void start_one(webhooks *w, store *st, outbox_row *row)
     const char *why = NULL;
     int ok = account_target(w, st, row->account_id, &url, secrets, &n, &why);
     if (ok != 1) {
-        store_outbox_attempt(st, row->id, pt_wall_ms(), 0, 0,
-                             why ? why : "the account is gone", ok == 0 && why && strstr(why, "410")
-                                                                     ? "disabled"
-                                                                     : "undeliverable",
+        store_outbox_attempt(st, row->id, pt_wall_ms(), 0, 0, why ? why : "the account is gone",
+                             ok == 0 && why && strstr(why, "410") ? "disabled" : "undeliverable",
                              0);
         PT_WARN("webhook", "event %s of task %lld not sent: %s", row->event_id,
                 (long long)row->task_id, why ? why : "no account");

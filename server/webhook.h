@@ -45,9 +45,8 @@ char *webhook_envelope(const char *event, int64_t created_ms, const char *data_j
 /* Sends one event now, synchronously (`portier webhook test`): *status is
  * the HTTP status (0: none), *reply the first bytes of the body (malloc'd).
  * Returns 0 if a response came back, -1 with err otherwise. */
-int webhook_send(const char *url, const char *const *secrets, size_t nsecrets,
-                 const char *event_id, const char *body, long *status, char **reply,
-                 int64_t *latency_ms, char *err);
+int webhook_send(const char *url, const char *const *secrets, size_t nsecrets, const char *event_id,
+                 const char *body, long *status, char **reply, int64_t *latency_ms, char *err);
 
 /* The retry delays in seconds: PORTIER_WEBHOOK_RETRY_SCHEDULE ("0,5,300")
  * or the default (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). */

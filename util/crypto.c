@@ -116,8 +116,9 @@ int pt_seal(const unsigned char key[32], const char *aad, const void *plain, siz
     *out = NULL;
     unsigned char *b = malloc(len + PT_SEAL_OVERHEAD);
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int n = 0, f = 0, ok = b && c && RAND_bytes(b, 12) == 1 &&
-                           EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, b) == 1;
+    int n = 0, f = 0,
+        ok = b && c && RAND_bytes(b, 12) == 1 &&
+             EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, b) == 1;
     if (ok && aad)
         ok = EVP_EncryptUpdate(c, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1;
     ok = ok && EVP_EncryptUpdate(c, b + 12, &n, plain, (int)len) == 1 &&

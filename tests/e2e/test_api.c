@@ -100,10 +100,10 @@ static cJSON *wait_status(const ts_server *s, long long id, const char *want, in
 /* The reference's fields, in its order, with their JSON types. */
 static void assert_task_shape(const cJSON *t)
 {
-    static const char *const names[] = {"id",          "accountId",   "task_number", "status",
-                                         "handler",     "title",       "instructions", "startedAt",
-                                         "completedAt", "failedAt",    "notes",       "createdAt",
-                                         "updatedAt"};
+    static const char *const names[] = {"id",          "accountId", "task_number",  "status",
+                                        "handler",     "title",     "instructions", "startedAt",
+                                        "completedAt", "failedAt",  "notes",        "createdAt",
+                                        "updatedAt"};
     const cJSON *c = t->child;
     for (size_t i = 0; i < 13; i++, c = c ? c->next : NULL) {
         assert_non_null(c);
@@ -207,8 +207,9 @@ static void test_quickstart_json(void **state)
     cJSON_Delete(traj);
 
     /* the list, newest first, with a cursor */
-    cJSON *t2 = post_json(&s, "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
-                              "dob: 1949-12-23\"}",
+    cJSON *t2 = post_json(&s,
+                          "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                          "dob: 1949-12-23\"}",
                           200);
     assert_string_equal(str(t2, "title"), "Check eligibility #2");
     r = api(&s, s.key, "GET", "/tasks?limit=1", NULL, NULL, 0);
@@ -256,8 +257,7 @@ static void test_multipart_with_file(void **state)
     start_demo(&s, "api-multipart", NULL);
     char pdfpath[4200], *pdf = NULL, *data = NULL;
     size_t pdflen = 0;
-    pt_home_path("sops/sandbox/examples/submit_appeal/appeal-letter.pdf", pdfpath,
-                 sizeof(pdfpath));
+    pt_home_path("sops/sandbox/examples/submit_appeal/appeal-letter.pdf", pdfpath, sizeof(pdfpath));
     assert_int_equal(pt_read_file(pdfpath, 1u << 20, &pdf, &pdflen), 0);
     char dpath[4200];
     pt_home_path("sops/sandbox/examples/submit_appeal.txt", dpath, sizeof(dpath));
@@ -309,9 +309,9 @@ static void test_multipart_with_file(void **state)
     finish(&s);
 }
 
-static void expect_error(const ts_server *s, const char *key, const char *method,
-                         const char *path, const char *ctype, const char *body, size_t len,
-                         long status, const char *code, const char *in_message)
+static void expect_error(const ts_server *s, const char *key, const char *method, const char *path,
+                         const char *ctype, const char *body, size_t len, long status,
+                         const char *code, const char *in_message)
 {
     tc_response r = api(s, key, method, path, ctype, body, len);
     if (r.status != status)
@@ -333,14 +333,14 @@ static void test_errors_and_idempotency(void **state)
 {
     (void)state;
     ts_server s;
-    const char *extra[] = {"--max-body", "65536", "--max-file", "2048", "--max-queue", "1",
-                           "--workers", "1", NULL};
+    const char *extra[] = {"--max-body", "65536",     "--max-file", "2048", "--max-queue",
+                           "1",          "--workers", "1",          NULL};
     start_demo(&s, "api-errors", extra);
-    expect_error(&s, NULL, "POST", "/tasks", "application/json", quickstart, 0, 401,
-                 "unauthorized", "Bearer");
+    expect_error(&s, NULL, "POST", "/tasks", "application/json", quickstart, 0, 401, "unauthorized",
+                 "Bearer");
     expect_error(&s, "pk_nope", "GET", "/tasks/1", NULL, NULL, 0, 401, "unauthorized", "not known");
-    expect_error(&s, s.key, "POST", "/tasks", "application/json", "{\"type\": \"submit_claim\",",
-                 0, 400, "malformed_json", "at byte ");
+    expect_error(&s, s.key, "POST", "/tasks", "application/json", "{\"type\": \"submit_claim\",", 0,
+                 400, "malformed_json", "at byte ");
     expect_error(&s, s.key, "POST", "/tasks", "text/plain", "submit_claim", 0, 415,
                  "unsupported_media_type", NULL);
     expect_error(&s, s.key, "POST", "/tasks", "application/json", "{\"type\":\"fax_claim\"}", 0,
@@ -411,8 +411,8 @@ static void test_errors_and_idempotency(void **state)
     expect_error(&s, s.key, "POST", path, "application/json", "{\"value\":\"1\"}", 0, 409,
                  "conflict", "not waiting_for_input");
     snprintf(path, sizeof(path), "/tasks/%lld/review", first);
-    expect_error(&s, s.key, "POST", path, "application/json", "{\"decision\":\"approve\"}", 0,
-                 409, "conflict", "pending_review");
+    expect_error(&s, s.key, "POST", path, "application/json", "{\"decision\":\"approve\"}", 0, 409,
+                 "conflict", "pending_review");
 
     /* one worker, a queue of one: posting fast, the queue fills (the
      * worker holds at most one task, so by the third post it is full) */
@@ -524,8 +524,9 @@ static void install_ask_sop(ts_server *s)
 
 static long long post_ask_task(ts_server *s)
 {
-    cJSON *t = post_json(s, "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
-                            "dob: 12/23/1949\"}",
+    cJSON *t = post_json(s,
+                         "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                         "dob: 12/23/1949\"}",
                          200);
     assert_string_equal(str(t, "handler"), "check_eligibility_2");
     assert_string_equal(str(t, "instructions"),
@@ -644,9 +645,11 @@ static void test_no_phi_in_logs(void **state)
     assert_int_equal(ts_stop(&s, 0), 0);
     char *log = ts_log(&s);
     assert_true(strlen(log) > 200); /* debug lines were written */
-    const char *markers[] = {"412345678", "Zorbulon", "Quaxmarker", "1961-07-19", "07/19/1961",
-                             "4321.77", "98765XYZ1", "Sandbox!2025", "PORTIERSANDBOXSEEDTOTP",
-                             s.key, s.whsec, s.whsec + 6, "portier.demo"};
+    const char *markers[] = {"412345678",   "Zorbulon",     "Quaxmarker",
+                             "1961-07-19",  "07/19/1961",   "4321.77",
+                             "98765XYZ1",   "Sandbox!2025", "PORTIERSANDBOXSEEDTOTP",
+                             s.key,         s.whsec,        s.whsec + 6,
+                             "portier.demo"};
     for (size_t i = 0; i < sizeof(markers) / sizeof(markers[0]); i++)
         if (strstr(log, markers[i]))
             fail_msg("the server log contains '%s'", markers[i]);
@@ -780,8 +783,9 @@ static void test_browser_crash_relaunch(void **state)
         assert_string_equal(st, "completed"); /* it ran again on a new browser */
     cJSON_Delete(t);
     /* a new browser serves the next task */
-    t = post_json(&s, "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
-                      "dob: 1949-12-23\"}",
+    t = post_json(&s,
+                  "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                  "dob: 1949-12-23\"}",
                   200);
     cJSON *done = wait_status(&s, num(t, "id"), "completed,completed_with_issues,failed", 90000);
     assert_string_equal(str(done, "status"), "completed");

@@ -41,8 +41,8 @@ static int replay(const char *type, const char *dir, char **out, char **errout)
     snprintf(rel, sizeof(rel), "sops/sandbox/examples/%s.txt", type);
     home(rel, data, sizeof(data));
     home("sops/sandbox/sandbox.secrets", secrets, sizeof(secrets));
-    const char *argv[16] = {bin(), "run", sopf, "--data", data, "--secrets", secrets, "--replay",
-                            dir};
+    const char *argv[16] = {bin(),       "run",   sopf,       "--data", data,
+                            "--secrets", secrets, "--replay", dir};
     int n = 9;
     if (!strcmp(type, "submit_appeal"))
         home("sops/sandbox/examples/submit_appeal/appeal-letter.pdf", file, sizeof(file));
@@ -140,9 +140,11 @@ static char *edited_copy(const char *type, const char *from, const char *to)
                     char *q;
                     char ef[256] = "", et[256] = "";
                     for (q = f; *q; q++)
-                        snprintf(ef + strlen(ef), sizeof(ef) - strlen(ef), *q == '"' ? "\\\"" : "%c", *q);
+                        snprintf(ef + strlen(ef), sizeof(ef) - strlen(ef),
+                                 *q == '"' ? "\\\"" : "%c", *q);
                     for (q = t; *q; q++)
-                        snprintf(et + strlen(et), sizeof(et) - strlen(et), *q == '"' ? "\\\"" : "%c", *q);
+                        snprintf(et + strlen(et), sizeof(et) - strlen(et),
+                                 *q == '"' ? "\\\"" : "%c", *q);
                     snprintf(f, sizeof(f), "%s", ef);
                     snprintf(t, sizeof(t), "%s", et);
                 }
@@ -245,8 +247,8 @@ static void test_missing_request_named(void **state)
     int line = line_of("submit_claim", "click button \"Submit claim\"");
     char want[64];
     snprintf(want, sizeof(want), "submit_claim.sop:%d", line);
-    if (!strstr(out, "the recording has no POST http://127.0.0.1:") || !strstr(out, "/api/claims") ||
-        !strstr(out, want))
+    if (!strstr(out, "the recording has no POST http://127.0.0.1:") ||
+        !strstr(out, "/api/claims") || !strstr(out, want))
         fail_msg("expected the missing request and %s: %s", want, out);
     free(out);
     free(err);
@@ -317,7 +319,8 @@ static size_t markers_of(const char *type, char **m, size_t max)
         if (strlen(v) < 4)
             continue;
         m[n++] = strdup(v);
-        if (vars_is_date(in, vars_name(in, i)) && asprintf(&m[n], "%.2s/%.2s/%.4s", v + 5, v + 8, v) > 0)
+        if (vars_is_date(in, vars_name(in, i)) &&
+            asprintf(&m[n], "%.2s/%.2s/%.4s", v + 5, v + 8, v) > 0)
             n++;
     }
     home("sops/sandbox/sandbox.secrets", path, sizeof(path));

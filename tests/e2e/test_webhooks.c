@@ -109,12 +109,13 @@ static void assert_verified(const cJSON *line, int secret_index)
 {
     int ok = 0, body_ok = 0;
     cJSON *v;
-    cJSON_ArrayForEach(v, cJSON_GetObjectItem(line, "verifiedWith"))
-        ok |= (int)v->valuedouble == secret_index;
-    cJSON_ArrayForEach(v, cJSON_GetObjectItem(line, "bodySignatureWith"))
-        body_ok |= (int)v->valuedouble == secret_index;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(line, "verifiedWith")) ok |=
+        (int)v->valuedouble == secret_index;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(line, "bodySignatureWith")) body_ok |=
+        (int)v->valuedouble == secret_index;
     if (!ok || !body_ok)
-        fail_msg("delivery not verified with secret %d: %s", secret_index, cJSON_PrintUnformatted(line));
+        fail_msg("delivery not verified with secret %d: %s", secret_index,
+                 cJSON_PrintUnformatted(line));
 }
 
 typedef struct env {
@@ -169,8 +170,8 @@ static tc_response call(env *e, const char *method, const char *path, const char
     snprintf(h, sizeof(h), "Authorization: Bearer %s", e->key);
     tc_header(c, h);
     snprintf(url, sizeof(url), "%s%s", e->s.base, path);
-    tc_response r = tc_request(c, method, url, body ? "application/json" : NULL, body,
-                               body ? strlen(body) : 0);
+    tc_response r =
+        tc_request(c, method, url, body ? "application/json" : NULL, body, body ? strlen(body) : 0);
     tc_free(c);
     return r;
 }
@@ -253,8 +254,10 @@ static void test_retry_until_2xx(void **state)
     assert_int_equal(cJSON_GetArraySize(got), 3);
     cJSON *d = deliveries(&e, id);
     assert_int_equal(cJSON_GetArraySize(d), 3);
-    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "http_status")->valuedouble, 500);
-    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(d, 2), "http_status")->valuedouble, 200);
+    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "http_status")->valuedouble,
+                     500);
+    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(d, 2), "http_status")->valuedouble,
+                     200);
     cJSON_Delete(d);
 
     char path[96];
@@ -383,8 +386,10 @@ static void test_kill9_then_delivered(void **state)
     assert_int_equal(ts_start(&e.s, args, envs), 0);
     got = wait_received(&e.r, "/ok", 1, 15000);
     assert_int_equal(cJSON_GetArraySize(got), 1);
-    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "id")), wid);
-    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "taskId")->valuedouble, id);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "id")),
+                        wid);
+    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "taskId")->valuedouble,
+                     id);
     assert_verified(cJSON_GetArrayItem(got, 0), 0);
     cJSON_Delete(got);
     free(wid);
@@ -489,6 +494,8 @@ static void test_openapi_contract(void **state)
     stop(&e);
 }
 
-PT_TESTS("webhooks", cmocka_unit_test(test_openapi_contract), cmocka_unit_test(test_retry_until_2xx), cmocka_unit_test(test_gone_disables),
-         cmocka_unit_test(test_hang_timeout_and_redirect), cmocka_unit_test(test_kill9_then_delivered), cmocka_unit_test(test_retry_after_honoured),
+PT_TESTS("webhooks", cmocka_unit_test(test_openapi_contract),
+         cmocka_unit_test(test_retry_until_2xx), cmocka_unit_test(test_gone_disables),
+         cmocka_unit_test(test_hang_timeout_and_redirect),
+         cmocka_unit_test(test_kill9_then_delivered), cmocka_unit_test(test_retry_after_honoured),
          cmocka_unit_test(test_rotation_and_ping), cmocka_unit_test(test_thousand_events));
