@@ -13,13 +13,13 @@
  * handlers are checked and run when their condition holds.
  */
 #define _GNU_SOURCE
-#include "agent.h"
-#include "../util/b64.h"
-#include "../util/buf.h"
-#include "../util/err.h"
-#include "../util/fsutil.h"
-#include "../util/log.h"
-#include "../util/timeutil.h"
+#include "agent/agent.h"
+#include "util/b64.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "dom_js.h" /* generated from dom.js: static const char dom_js[] */
-#include "../util/json.h"
+#include "util/json.h"
 
 #define POLL_MS 100
 #define MAX_FRAMES 8

@@ -15,9 +15,9 @@
 #ifndef PORTIER_AGENT_H
 #define PORTIER_AGENT_H
 
-#include "../cdp/cdp.h"
-#include "sop.h"
-#include "vars.h"
+#include "cdp/cdp.h"
+#include "agent/sop.h"
+#include "agent/vars.h"
 
 typedef struct agent_options {
     cdp_browser *browser;     /* borrowed; a fresh context is made in it */

@@ -2,15 +2,15 @@
  * replay.c - record, replay and offline lint. See replay.h.
  */
 #define _GNU_SOURCE
-#include "replay.h"
-#include "../util/b64.h"
-#include "../util/buf.h"
-#include "../util/crypto.h"
-#include "../util/err.h"
-#include "../util/fsutil.h"
-#include "../util/log.h"
-#include "../util/timeutil.h"
-#include "../util/json.h"
+#include "agent/replay.h"
+#include "util/b64.h"
+#include "util/buf.h"
+#include "util/crypto.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/json.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -22,7 +22,7 @@
 #ifndef PORTIER_REPLAY_H
 #define PORTIER_REPLAY_H
 
-#include "agent.h"
+#include "agent/agent.h"
 
 #include <stdio.h>
 

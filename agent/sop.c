@@ -10,8 +10,8 @@
  * and unused variables, unreachable steps) run after parsing.
  */
 #define _GNU_SOURCE
-#include "sop.h"
-#include "../util/fsutil.h"
+#include "agent/sop.h"
+#include "util/fsutil.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>

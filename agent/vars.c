@@ -2,13 +2,13 @@
  * vars.c - task data, inputs, secrets and templates. See vars.h.
  */
 #define _GNU_SOURCE
-#include "vars.h"
-#include "../util/buf.h"
-#include "../util/crypto.h"
-#include "../util/err.h"
-#include "../util/fsutil.h"
-#include "../util/log.h"
-#include "../util/timeutil.h"
+#include "agent/vars.h"
+#include "util/buf.h"
+#include "util/crypto.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <cjson/cJSON.h>

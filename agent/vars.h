@@ -13,7 +13,7 @@
 #ifndef PORTIER_VARS_H
 #define PORTIER_VARS_H
 
-#include "sop.h"
+#include "agent/sop.h"
 
 #include <stddef.h>
 

@@ -11,8 +11,8 @@
 #ifndef PORTIER_CDP_INTERNAL_H
 #define PORTIER_CDP_INTERNAL_H
 
-#include "cdp.h"
-#include "../util/buf.h"
+#include "cdp/cdp.h"
+#include "util/buf.h"
 
 #include <pthread.h>
 #include <stdint.h>

@@ -14,10 +14,10 @@
  * Target.attachedToTarget creates session S before anyone hears of it, and
  * Target.detachedFromTarget ends it (its pending calls fail at once).
  */
-#include "cdp_internal.h"
-#include "../util/err.h"
-#include "../util/log.h"
-#include "../util/timeutil.h"
+#include "cdp/cdp_internal.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 
 #include <errno.h>
 #include <stdarg.h>

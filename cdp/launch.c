@@ -11,11 +11,11 @@
  * Chromium writes once it listens (port 0: it picks a free one).
  */
 #define _GNU_SOURCE
-#include "cdp_internal.h"
-#include "../util/err.h"
-#include "../util/fsutil.h"
-#include "../util/log.h"
-#include "../util/timeutil.h"
+#include "cdp/cdp_internal.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 
 #include <dirent.h>
 #include <errno.h>

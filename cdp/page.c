@@ -19,12 +19,12 @@
  * (a dialog left open stalls the page) and recorded.
  */
 #define _GNU_SOURCE
-#include "cdp_internal.h"
-#include "../util/b64.h"
-#include "../util/err.h"
-#include "../util/log.h"
-#include "../util/timeutil.h"
-#include "../util/json.h"
+#include "cdp/cdp_internal.h"
+#include "util/b64.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/json.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -14,10 +14,10 @@
  *       \--spawn/connect failed--> failed         (pending calls fail at once)
  */
 #define _GNU_SOURCE
-#include "cdp_internal.h"
-#include "../util/err.h"
-#include "../util/log.h"
-#include "../util/timeutil.h"
+#include "cdp/cdp_internal.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 
 #include <libwebsockets.h>
 #include <signal.h>

@@ -8,14 +8,14 @@
  * data: only ids, statuses and error codes.
  */
 #define _GNU_SOURCE
-#include "service.h"
-#include "../agent/vars.h"
-#include "../util/buf.h"
-#include "../util/crypto.h"
-#include "../util/err.h"
-#include "../util/fsutil.h"
-#include "../util/log.h"
-#include "../util/timeutil.h"
+#include "server/service.h"
+#include "agent/vars.h"
+#include "util/buf.h"
+#include "util/crypto.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 
 #include <ctype.h>
 #include <errno.h>

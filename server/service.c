@@ -3,14 +3,14 @@
  * bundles, and the workers that run tasks. See service.h.
  */
 #define _GNU_SOURCE
-#include "service.h"
-#include "../agent/agent.h"
-#include "../util/b64.h"
-#include "../util/crypto.h"
-#include "../util/err.h"
-#include "../util/fsutil.h"
-#include "../util/log.h"
-#include "../util/timeutil.h"
+#include "server/service.h"
+#include "agent/agent.h"
+#include "util/b64.h"
+#include "util/crypto.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -20,10 +20,10 @@
 #ifndef PORTIER_SERVICE_H
 #define PORTIER_SERVICE_H
 
-#include "../cdp/cdp.h"
-#include "http.h"
-#include "store.h"
-#include "webhook.h"
+#include "cdp/cdp.h"
+#include "http/http.h"
+#include "server/store.h"
+#include "server/webhook.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

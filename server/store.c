@@ -6,12 +6,12 @@
  * few back, never corrupting the file.
  */
 #define _GNU_SOURCE
-#include "store.h"
-#include "../util/crypto.h"
-#include "../util/err.h"
-#include "../util/fsutil.h"
-#include "../util/log.h"
-#include "../util/timeutil.h"
+#include "server/store.h"
+#include "util/crypto.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 
 #include <errno.h>
 #include <sqlite3.h>

@@ -2,14 +2,14 @@
  * webhook.c - the webhook deliverer and signing. See webhook.h.
  */
 #define _GNU_SOURCE
-#include "webhook.h"
-#include "service.h"
-#include "store.h"
-#include "../util/b64.h"
-#include "../util/crypto.h"
-#include "../util/err.h"
-#include "../util/log.h"
-#include "../util/timeutil.h"
+#include "server/webhook.h"
+#include "server/service.h"
+#include "server/store.h"
+#include "util/b64.h"
+#include "util/crypto.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>

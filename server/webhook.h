@@ -11,7 +11,7 @@
 #ifndef PORTIER_WEBHOOK_H
 #define PORTIER_WEBHOOK_H
 
-#include "../util/buf.h"
+#include "util/buf.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>

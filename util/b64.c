@@ -1,7 +1,7 @@
 /*
  * b64.c - standard base64. See b64.h.
  */
-#include "b64.h"
+#include "util/b64.h"
 
 #include <stdlib.h>
 

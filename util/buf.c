@@ -1,7 +1,7 @@
 /*
  * buf.c - growable byte buffer with a cap. See buf.h.
  */
-#include "buf.h"
+#include "util/buf.h"
 
 #include <stdarg.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /*
  * crypto.c - hashing, TOTP, randomness. See crypto.h.
  */
-#include "crypto.h"
+#include "util/crypto.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

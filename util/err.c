@@ -1,7 +1,7 @@
 /*
  * err.c - see err.h.
  */
-#include "err.h"
+#include "util/err.h"
 
 #include <stdarg.h>
 #include <stdio.h>

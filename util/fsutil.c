@@ -2,7 +2,7 @@
  * fsutil.c - small file-system helpers. See fsutil.h.
  */
 #define _GNU_SOURCE
-#include "fsutil.h"
+#include "util/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>

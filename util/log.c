@@ -1,8 +1,8 @@
 /*
  * log.c - diagnostics on stderr, with masking of registered values. See log.h.
  */
-#include "log.h"
-#include "timeutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 
 #include <pthread.h>
 #include <stdarg.h>

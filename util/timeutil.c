@@ -1,7 +1,7 @@
 /*
  * timeutil.c - clocks and time formats. See timeutil.h.
  */
-#include "timeutil.h"
+#include "util/timeutil.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -12,15 +12,15 @@
  * connection is opened in serialized mode, which is plenty for a sandbox.
  */
 #define _GNU_SOURCE
-#include "sandbox.h"
-#include "../../server/http.h"
-#include "../../util/b64.h"
-#include "../../util/crypto.h"
-#include "../../util/err.h"
-#include "../../util/fsutil.h"
-#include "../../util/log.h"
-#include "../../util/timeutil.h"
-#include "../../util/json.h"
+#include "portals/sandbox/sandbox.h"
+#include "http/http.h"
+#include "util/b64.h"
+#include "util/crypto.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/json.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

@@ -4,12 +4,12 @@
  * files. Each case starts its own server in a folder of its own.
  */
 #define _GNU_SOURCE
-#include "../support/testcurl.h"
-#include "../support/testmain.h"
-#include "../support/testproc.h"
-#include "../support/testserve.h"
-#include "../../util/fsutil.h"
-#include "../../util/timeutil.h"
+#include "tests/support/testcurl.h"
+#include "tests/support/testmain.h"
+#include "tests/support/testproc.h"
+#include "tests/support/testserve.h"
+#include "util/fsutil.h"
+#include "util/timeutil.h"
 
 #include <cjson/cJSON.h>
 #include <signal.h>

@@ -6,7 +6,7 @@
 #define _GNU_SOURCE
 #include "tests/support/testmain.h"
 #include "tests/support/testcurl.h"
-#include "server/http.h"
+#include "http/http.h"
 #include "util/timeutil.h"
 
 #include <pthread.h>

@@ -6,12 +6,12 @@
  * in any recording; the HAR 1.2 structure.
  */
 #define _GNU_SOURCE
-#include "../support/testmain.h"
-#include "../support/testproc.h"
-#include "../../agent/sop.h"
-#include "../../agent/vars.h"
-#include "../../util/fsutil.h"
-#include "../../util/timeutil.h"
+#include "tests/support/testmain.h"
+#include "tests/support/testproc.h"
+#include "agent/sop.h"
+#include "agent/vars.h"
+#include "util/fsutil.h"
+#include "util/timeutil.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

@@ -12,12 +12,12 @@
  * status is a real event like any other.
  */
 #define _GNU_SOURCE
-#include "../support/testcurl.h"
-#include "../support/testmain.h"
-#include "../support/testproc.h"
-#include "../support/testserve.h"
-#include "../../util/fsutil.h"
-#include "../../util/timeutil.h"
+#include "tests/support/testcurl.h"
+#include "tests/support/testmain.h"
+#include "tests/support/testproc.h"
+#include "tests/support/testserve.h"
+#include "util/fsutil.h"
+#include "util/timeutil.h"
 
 #include <cjson/cJSON.h>
 #include <signal.h>

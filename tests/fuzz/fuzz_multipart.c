@@ -3,7 +3,7 @@
  * arbitrary bytes, split at places the input itself chooses (its first
  * byte), with small limits so they are hit too.
  */
-#include "server/multipart.h"
+#include "http/multipart.h"
 #include "util/err.h"
 
 #include <stdint.h>

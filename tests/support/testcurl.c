@@ -2,7 +2,7 @@
  * testcurl.c - see testcurl.h.
  */
 #define _GNU_SOURCE
-#include "testcurl.h"
+#include "tests/support/testcurl.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>

@@ -2,8 +2,8 @@
  * testhttp.c - loopback HTTP server for tests. See testhttp.h.
  */
 #define _GNU_SOURCE
-#include "testhttp.h"
-#include "../../util/timeutil.h"
+#include "tests/support/testhttp.h"
+#include "util/timeutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

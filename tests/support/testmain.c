@@ -1,8 +1,8 @@
 /*
  * testmain.c - see testmain.h.
  */
-#include "testmain.h"
-#include "../../util/log.h"
+#include "tests/support/testmain.h"
+#include "util/log.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
  * testproc.c - see testproc.h.
  */
 #define _GNU_SOURCE
-#include "testproc.h"
-#include "../../util/timeutil.h"
+#include "tests/support/testproc.h"
+#include "util/timeutil.h"
 
 #include <dirent.h>
 #include <fcntl.h>

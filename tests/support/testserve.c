@@ -2,9 +2,9 @@
  * testserve.c - see testserve.h.
  */
 #define _GNU_SOURCE
-#include "testserve.h"
-#include "../../util/fsutil.h"
-#include "../../util/timeutil.h"
+#include "tests/support/testserve.h"
+#include "util/fsutil.h"
+#include "util/timeutil.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -5,7 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "tests/support/testmain.h"
-#include "server/multipart.h"
+#include "http/multipart.h"
 #include "util/buf.h"
 #include "util/err.h"
 

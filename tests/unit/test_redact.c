@@ -2,8 +2,8 @@
  * test_redact.c - what counts as a "whole value" when a recording replaces
  * input values by placeholders (agent/replay.c, included for its statics).
  */
-#include "../../agent/replay.c"
-#include "../support/testmain.h"
+#include "agent/replay.c"
+#include "tests/support/testmain.h"
 
 static int is_whole(const char *text)
 {

@@ -16,12 +16,12 @@
  * only clears req->wsi; the worker sees that and frees the request itself.
  */
 #define _GNU_SOURCE
-#include "http.h"
-#include "multipart.h"
-#include "../util/fsutil.h"
-#include "../util/buf.h"
-#include "../util/err.h"
-#include "../util/log.h"
+#include "http/http.h"
+#include "http/multipart.h"
+#include "util/fsutil.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
 
 #include <libwebsockets.h>
 #include <pthread.h>

@@ -5,10 +5,10 @@
  * it to load, print the value of a script as JSON, save a screenshot, and
  * exit with no browser left behind (also on Ctrl-C).
  */
-#include "cli.h"
-#include "../cdp/cdp.h"
-#include "../util/fsutil.h"
-#include "../util/log.h"
+#include "cli/cli.h"
+#include "cdp/cdp.h"
+#include "util/fsutil.h"
+#include "util/log.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -11,9 +11,9 @@
  * body is passed on as soon as it is known not to be part of a boundary.
  */
 #define _GNU_SOURCE
-#include "multipart.h"
-#include "../util/buf.h"
-#include "../util/err.h"
+#include "http/multipart.h"
+#include "util/buf.h"
+#include "util/err.h"
 
 #include <ctype.h>
 #include <stdarg.h>

@@ -4,14 +4,14 @@
  * it calls the API. Results are JSON on stdout; secrets read from stdin.
  */
 #define _GNU_SOURCE
-#include "cli.h"
-#include "account_setup.h"
-#include "service.h"
-#include "../agent/sop.h"
-#include "../util/crypto.h"
-#include "../util/err.h"
-#include "../util/fsutil.h"
-#include "../util/timeutil.h"
+#include "cli/cli.h"
+#include "cli/account_setup.h"
+#include "server/service.h"
+#include "agent/sop.h"
+#include "util/crypto.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/timeutil.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>

@@ -4,8 +4,8 @@
  * This is the only place that knows every module (so that it can also start
  * the sandbox portal for `serve --demo`); everything else stays in its lane.
  */
-#include "cli.h"
-#include "../util/log.h"
+#include "cli/cli.h"
+#include "util/log.h"
 
 #include <pthread.h>
 #include <signal.h>

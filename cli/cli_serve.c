@@ -4,15 +4,15 @@
  * sets up a demo account for it, printing the lines a new user pastes.
  */
 #define _GNU_SOURCE
-#include "cli.h"
-#include "account_setup.h"
-#include "service.h"
-#include "../agent/vars.h"
-#include "../portals/sandbox/sandbox.h"
-#include "../util/crypto.h"
-#include "../util/err.h"
-#include "../util/fsutil.h"
-#include "../util/log.h"
+#include "cli/cli.h"
+#include "cli/account_setup.h"
+#include "server/service.h"
+#include "agent/vars.h"
+#include "portals/sandbox/sandbox.h"
+#include "util/crypto.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
 
 #include <malloc.h>
 #include <openssl/crypto.h>

@@ -6,11 +6,11 @@
  * 11 failed, 12 stopped waiting for input, 13 stopped pending review,
  * 2 usage, data or SOP errors (nothing was run).
  */
-#include "cli.h"
-#include "../agent/agent.h"
-#include "../agent/replay.h"
-#include "../util/fsutil.h"
-#include "../util/log.h"
+#include "cli/cli.h"
+#include "agent/agent.h"
+#include "agent/replay.h"
+#include "util/fsutil.h"
+#include "util/log.h"
 
 #include <pthread.h>
 #include <signal.h>

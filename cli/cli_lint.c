@@ -4,10 +4,10 @@
  * --against, each locator is also checked in the recorded document its step
  * acted in (agent/replay.h). Exit 1 on any error.
  */
-#include "cli.h"
-#include "../agent/replay.h"
-#include "../agent/sop.h"
-#include "../util/err.h"
+#include "cli/cli.h"
+#include "agent/replay.h"
+#include "agent/sop.h"
+#include "util/err.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 #ifndef PORTIER_ACCOUNT_SETUP_H
 #define PORTIER_ACCOUNT_SETUP_H
 
-#include "store.h"
+#include "server/store.h"
 
 /* Opens (and migrates) the store and reads the master key. */
 int setup_open(const char *db, store **st, unsigned char master[32], char *err);

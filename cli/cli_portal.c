@@ -3,9 +3,9 @@
  * interrupted. For the demo, for writing SOPs, and for tests in other
  * languages.
  */
-#include "cli.h"
-#include "../portals/sandbox/sandbox.h"
-#include "../util/err.h"
+#include "cli/cli.h"
+#include "portals/sandbox/sandbox.h"
+#include "util/err.h"
 
 #include <pthread.h>
 #include <signal.h>
