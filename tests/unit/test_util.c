@@ -10,6 +10,7 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,111 @@ static void log_masks_registered_values(void **state)
     pt_log_mask_clear();
 }
 
+/* Runs fn with stderr sent to a file; returns what was written (malloc'd). */
+static char *capture_log(void (*fn)(void *), void *ud)
+{
+    char path[] = "/tmp/portier-logtest-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    fn(ud);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    char *text = NULL;
+    assert_int_equal(pt_read_file(path, 1 << 16, &text, NULL), 0);
+    unlink(path);
+    return text;
+}
+
+struct scope_step {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int phase; /* 0 start, 1 masked and waiting, 2 logged by main, 3 closed */
+};
+
+static void scope_wait(struct scope_step *st, int phase)
+{
+    pthread_mutex_lock(&st->mu);
+    while (st->phase < phase)
+        pthread_cond_wait(&st->cv, &st->mu);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void scope_set(struct scope_step *st, int phase)
+{
+    pthread_mutex_lock(&st->mu);
+    st->phase = phase;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* A task's thread: opens a scope, masks its secret, waits while another
+ * thread logs it, then closes the scope. */
+static void *scoped_task(void *ud)
+{
+    struct scope_step *st = ud;
+    pt_log_scope_open();
+    pt_log_mask("task-one-secret");
+    scope_set(st, 1);
+    scope_wait(st, 2);
+    pt_log_scope_close();
+    scope_set(st, 3);
+    return NULL;
+}
+
+static void log_from_two_threads(void *ud)
+{
+    struct scope_step *st = ud;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, scoped_task, st), 0);
+    scope_wait(st, 1);
+    PT_INFO("test", "while open: task-one-secret");
+    scope_set(st, 2);
+    scope_wait(st, 3);
+    PT_INFO("test", "after close: task-one-secret");
+    pthread_join(t, NULL);
+}
+
+static void log_masks_are_scoped_to_a_run(void **state)
+{
+    (void)state;
+    pt_log_set_level(PT_LOG_INFO);
+    struct scope_step st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    char *text = capture_log(log_from_two_threads, &st);
+    /* masked in a line another thread wrote while the run was open ... */
+    assert_non_null(strstr(text, "while open: ***"));
+    /* ... and forgotten when the run closed its scope */
+    assert_non_null(strstr(text, "after close: task-one-secret"));
+    free(text);
+}
+
+static void log_many_values(void *ud)
+{
+    (void)ud;
+    char v[32];
+    for (int i = 0; i < PT_LOG_MASK_MAX + 10; i++) {
+        snprintf(v, sizeof(v), "value-%03d", i);
+        pt_log_mask(v);
+    }
+    PT_INFO("test", "first value-000 last value-%03d", PT_LOG_MASK_MAX + 9);
+}
+
+static void log_mask_scope_is_capped(void **state)
+{
+    (void)state;
+    pt_log_set_level(PT_LOG_INFO);
+    pt_log_scope_open();
+    char *text = capture_log(log_many_values, NULL);
+    pt_log_scope_close();
+    /* the oldest values gave way; the newest are masked */
+    assert_non_null(strstr(text, "first value-000 last ***"));
+    free(text);
+}
+
 static void files_and_trees(void **state)
 {
     (void)state;
@@ -193,4 +299,6 @@ static void sha256_and_random(void **state)
 PT_TESTS("util", cmocka_unit_test(totp_matches_rfc6238), cmocka_unit_test(sha256_and_random),
          cmocka_unit_test(base64_round_trips), cmocka_unit_test(base64_rejects_garbage),
          cmocka_unit_test(buffer_respects_cap), cmocka_unit_test(time_formats_as_the_api_does),
-         cmocka_unit_test(log_masks_registered_values), cmocka_unit_test(files_and_trees));
+         cmocka_unit_test(log_masks_registered_values),
+         cmocka_unit_test(log_masks_are_scoped_to_a_run),
+         cmocka_unit_test(log_mask_scope_is_capped), cmocka_unit_test(files_and_trees));
