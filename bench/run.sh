@@ -63,39 +63,95 @@ if (a && b) console.log(`median per claim: portier/puppeteer ${(a.median_s / b.m
 JS
   ;;
 claims)
-  # N claims through the task API with 1 and 4 workers, against Puppeteer
-  # at concurrency 1 and 4, on the same sandbox (the demo's) and Chromium.
+  # N claims through the task API (fresh context per task, 1 and 4 workers;
+  # kept sessions, 4 workers, when PORTIER_BENCH_REUSE=1: the serve command
+  # gets ${PORTIER_REUSE_FLAGS}), against Puppeteer at concurrency 1 and 4
+  # and the raw-CDP floor (fresh context per claim, or signed-in sessions
+  # reused; 1 and 4 at a time), on the same sandbox (the demo's) and Chromium.
   n=${2:-40}
   out="$here/out/claims.jsonl"
   : > "$out"
   work=$(mktemp -d)
-  trap 'kill $serve_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-  for w in 1 4; do
+  serve_pid=
+  trap '[ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+  runs="1:fresh 4:fresh"
+  if [ "${PORTIER_BENCH_REUSE:-}" = 1 ]; then
+    runs="$runs 4:reuse"
+  else
+    echo '{"peer":"portier","mode":"reuse","concurrency":4,"claims":'"$n"',"na":"n/a (no kept sessions)"}' >> "$out"
+  fi
+  for run in $runs; do
+    w=${run%%:*} mode=${run#*:} extra=
+    [ "$mode" = reuse ] && extra=${PORTIER_REUSE_FLAGS:-}
+    : > "$work/banner"
+    # shellcheck disable=SC2086 # the extra flags are words
     "$root/build/portier" serve --demo --db "$work/bench.db" --listen 127.0.0.1:18095 \
-      --portal-listen 127.0.0.1:18096 --workers $w > "$work/banner" 2> "$work/log" &
+      --portal-listen 127.0.0.1:18096 --workers "$w" $extra > "$work/banner" 2> "$work/log" &
     serve_pid=$!
-    for _ in $(seq 100); do grep -q PORTIER_WEBHOOK_SECRET "$work/banner" && break; sleep 0.1; done
+    for _ in $(seq 100); do
+      grep -q PORTIER_WEBHOOK_SECRET "$work/banner" && break
+      kill -0 $serve_pid 2>/dev/null || break
+      sleep 0.1
+    done
     key=$(sed -n 's/^export PORTIER_API_KEY=//p' "$work/banner")
-    echo "bench/claims: $n claims through the API, $w worker(s)" >&2
-    PORTIER_API_KEY=$key node "$here/claims/claims_api.mjs" http://127.0.0.1:18095 "$n" "$w" >> "$out"
-    if [ "$w" = 4 ]; then
+    if [ -z "$key" ]; then
+      why=$(tail -1 "$work/log")
+      echo "bench/claims: portier serve --workers $w $extra did not start: $why" >&2
+      echo '{"peer":"portier","mode":"'"$mode"'","concurrency":'"$w"',"claims":'"$n"',"na":"serve did not start"}' >> "$out"
+      kill $serve_pid 2>/dev/null || true
+      wait $serve_pid 2>/dev/null || true
+      serve_pid=
+      continue
+    fi
+    echo "bench/claims: $n claims through the API, $w worker(s), $mode" >&2
+    PORTIER_API_KEY=$key node "$here/claims/claims_api.mjs" http://127.0.0.1:18095 "$n" "$w" "$mode" >> "$out"
+    if [ "$run" = 4:fresh ]; then
       for c in 1 4; do
         echo "bench/claims: $n claims with Puppeteer, concurrency $c" >&2
         node "$here/claim/claim.mjs" http://127.0.0.1:18096 "$n" "$c" >> "$out"
       done
+      for m in fresh reuse; do
+        for c in 1 4; do
+          echo "bench/claims: $n claims with raw CDP, $m, concurrency $c" >&2
+          node "$here/claims/claims_cdp.mjs" http://127.0.0.1:18096 "$n" "$c" "$m" >> "$out"
+        done
+      done
     fi
     kill $serve_pid; wait $serve_pid 2>/dev/null || true
+    serve_pid=
   done
   node - "$out" <<'JS'
-const rows = require('fs').readFileSync(process.argv[2], 'utf8').trim().split('\n').map(JSON.parse);
-const pad = (s, n) => String(s).padStart(n);
-console.log(['peer'.padEnd(10), pad('concurrency', 11), pad('claims', 7), pad('done', 5), pad('seconds', 8), pad('claims/min', 11)].join(' '));
-for (const r of rows) console.log([r.peer.padEnd(10), pad(r.concurrency, 11), pad(r.claims, 7), pad(r.completed, 5), pad(r.seconds, 8), pad(r.claims_per_min, 11)].join(' '));
-for (const c of [1, 4]) {
-  const a = rows.find((r) => r.peer === 'portier' && r.concurrency === c);
-  const b = rows.find((r) => r.peer === 'puppeteer' && r.concurrency === c);
-  if (a && b) console.log(`concurrency ${c}: portier/puppeteer claims per minute ${(a.claims_per_min / b.claims_per_min).toFixed(2)}x`);
+const all = require('fs').readFileSync(process.argv[2], 'utf8').trim().split('\n').map(JSON.parse);
+const order = { portier: 0, puppeteer: 1, cdp: 2 };
+all.sort((a, b) => order[a.peer] - order[b.peer] || (a.mode > b.mode) - (a.mode < b.mode) || a.concurrency - b.concurrency);
+const rows = all.filter((r) => !r.na);
+const pad = (s, n) => String(s ?? '-').padStart(n);
+const ratio = (a, b) => (a / b).toFixed(2) + 'x';
+const name = (r) => `${r.peer} ${r.mode} c=${r.concurrency}`;
+console.log(['runner'.padEnd(10), 'mode'.padEnd(6), pad('concurrency', 11), pad('claims', 7), pad('done', 5),
+  pad('seconds', 8), pad('claims/min', 11), pad('median s', 9), pad('slowest s', 10), pad('slow/med', 9),
+  pad('calls/claim', 12)].join(' '));
+for (const r of all) {
+  const head = [r.peer.padEnd(10), r.mode.padEnd(6), pad(r.concurrency, 11), pad(r.claims, 7)];
+  if (r.na) { console.log([...head, '  ' + r.na].join(' ')); continue; }
+  console.log([...head, pad(r.completed, 5), pad(r.seconds, 8), pad(r.claims_per_min, 11), pad(r.median_s, 9),
+    pad(r.max_s, 10), pad(r.median_s ? ratio(r.max_s, r.median_s) : null, 9), pad(r.calls_per_claim, 12)].join(' '));
 }
+const find = (peer, mode, c) => rows.find((r) => r.peer === peer && r.mode === mode && r.concurrency === c);
+const best = (peer) => rows.filter((r) => r.peer === peer).sort((a, b) => b.claims_per_min - a.claims_per_min)[0];
+const target = (label, a, b, want) => {
+  if (!a || !b) return console.log(`${label}: n/a${a ? '' : ' (no kept sessions)'}`);
+  const x = a.claims_per_min / b.claims_per_min;
+  console.log(`${label}: ${name(a)} / ${name(b)} claims per minute ${x.toFixed(2)}x (target >= ${want}x): ${x >= want ? 'met' : 'NOT met'}`);
+};
+target('fresh, 1 worker vs Puppeteer c=1', find('portier', 'fresh', 1), find('puppeteer', 'fresh', 1), 1.25);
+const kept = find('portier', 'reuse', 4);
+target('Portier best vs Puppeteer best', best('portier'), best('puppeteer'), 3);
+if (!kept) console.log('  (the 3x target is for kept sessions, 4 workers: n/a, no kept sessions)');
+target('kept sessions, 4 workers vs raw CDP, 4 reused sessions (within 2x)', kept, find('cdp', 'reuse', 4), 0.5);
+const n = Math.min(...rows.map((r) => r.claims));
+console.log(`no stalls (slowest claim < 2x the median${n < 200 ? `; the target is over 200 claims, this run ${n}` : ''}): ` +
+  rows.filter((r) => r.median_s).map((r) => `${name(r)} ${ratio(r.max_s, r.median_s)}${r.max_s < 2 * r.median_s ? '' : ' STALL'}`).join(', '));
 JS
   ;;
 api)

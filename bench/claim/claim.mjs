@@ -64,18 +64,23 @@ async function claim() {
 if (concurrency > 0) {
   // bench/claims: n claims, `concurrency` at a time on the one browser
   let next = 0, ok = 0;
+  const times = []; // per claim, seconds
   const t0 = Date.now();
   const worker = async () => {
     while (next < n) {
       next++;
+      const c0 = Date.now();
       try { if (await claim()) ok++; } catch (e) { console.error(e.message); }
+      times.push((Date.now() - c0) / 1000);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const seconds = (Date.now() - t0) / 1000;
+  const sorted = [...times].sort((a, b) => a - b);
   console.log(JSON.stringify({
-    peer: 'puppeteer', concurrency, claims: n, completed: ok, seconds: +seconds.toFixed(1),
-    claims_per_min: +(ok / seconds * 60).toFixed(1),
+    peer: 'puppeteer', mode: 'fresh', concurrency, claims: n, completed: ok, seconds: +seconds.toFixed(1),
+    claims_per_min: +(ok / seconds * 60).toFixed(1), median_s: +sorted[sorted.length >> 1].toFixed(3),
+    max_s: +sorted[sorted.length - 1].toFixed(3), claim_s: times.map((t) => +t.toFixed(3)),
   }));
   await browser.close();
   process.exit(0);

@@ -1,8 +1,10 @@
 // Portier's side of bench/claims: N sandbox claims through the task API at
 // once (the server's workers decide the concurrency), timed from the first
-// POST until every task is final. Prints one JSON line.
-//   node claims_api.mjs API_BASE N   (the key in PORTIER_API_KEY)
-const [base, nArg, workers] = process.argv.slice(2);
+// POST until every task is final. Prints one JSON line, with each task's
+// own time (startedAt to completedAt, from GET /tasks/{id}) in claim_s.
+//   node claims_api.mjs API_BASE N WORKERS [fresh|reuse]   (the key in PORTIER_API_KEY)
+const [base, nArg, workers, modeArg] = process.argv.slice(2);
+const mode = modeArg || 'fresh'; // reuse: the server was started with kept sessions
 const n = Number(nArg || 40);
 const key = process.env.PORTIER_API_KEY;
 const auth = { Authorization: `Bearer ${key}` };
@@ -28,8 +30,13 @@ while (final.size < n) {
 }
 const seconds = (Date.now() - t0) / 1000;
 const completed = [...final.values()].filter((t) => t.status === 'completed').length;
-const durations = [...final.values()].map((t) => (Date.parse(t.completedAt || t.failedAt) - Date.parse(t.startedAt)) / 1000).sort((a, b) => a - b);
+// per task, in the order posted: startedAt to completedAt (or failedAt)
+const times = ids.map((id) => final.get(id)).map((t) => (Date.parse(t.completedAt || t.failedAt) - Date.parse(t.startedAt)) / 1000);
+const durations = times.filter((d) => Number.isFinite(d)).sort((a, b) => a - b);
 console.log(JSON.stringify({
-  peer: 'portier', concurrency: Number(workers), claims: n, completed, seconds: +seconds.toFixed(1),
-  claims_per_min: +(completed / seconds * 60).toFixed(1), median_task_s: +durations[n >> 1].toFixed(2),
+  peer: 'portier', mode, concurrency: Number(workers), claims: n, completed, seconds: +seconds.toFixed(1),
+  claims_per_min: +(completed / seconds * 60).toFixed(1),
+  median_s: durations.length ? +durations[durations.length >> 1].toFixed(3) : null,
+  max_s: durations.length ? +durations[durations.length - 1].toFixed(3) : null,
+  claim_s: times.map((d) => (Number.isFinite(d) ? +d.toFixed(3) : null)),
 }));
