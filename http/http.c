@@ -177,26 +177,24 @@ static int form_begin(void *ud, const char *name, const char *filename, const ch
         free(r->cur_name);
         r->cur_name = strdup(name);
         pt_buf_init(&r->cur_value, r->s->opts.max_body);
-        return r->cur_name ? 0 : pt_errf(err, "out of memory") * -1;
+        return r->cur_name ? 0 : pt_errc(err, PT_ENOMEM, "out of memory");
     }
     if (!r->spool) {
         char tmpl[4096];
         snprintf(tmpl, sizeof(tmpl), "%s/upload-XXXXXX", r->s->opts.spool_dir);
-        if (!mkdtemp(tmpl)) {
-            pt_errf(err, "cannot store the upload");
-            return 1;
-        }
+        if (!mkdtemp(tmpl))
+            return pt_errf(err, "cannot store the upload");
         r->spool = strdup(tmpl);
     }
     http_file *n = realloc(r->files, (r->nfiles + 1) * sizeof(*n));
     if (!n || !r->spool)
-        return pt_errf(err, "out of memory") * -1;
+        return pt_errc(err, PT_ENOMEM, "out of memory");
     r->files = n;
     char path[4200];
     snprintf(path, sizeof(path), "%s/%zu", r->spool, r->nfiles);
     r->cur = fopen(path, "wbx");
     if (!r->cur)
-        return pt_errf(err, "cannot store the upload") * -1;
+        return pt_errf(err, "cannot store the upload");
     n[r->nfiles] =
         (http_file){strdup(name), strdup(filename), ctype ? strdup(ctype) : NULL, strdup(path), 0};
     r->nfiles++;
@@ -208,16 +206,16 @@ static int form_data(void *ud, const char *data, size_t len, char *err)
     http_request *r = ud;
     if (r->cur) {
         http_file *f = &r->files[r->nfiles - 1];
-        if (len > r->s->opts.max_file - f->size) {
-            pt_errf(err, "the file part '%s' is over the %zu-byte per-file limit", f->field,
-                    r->s->opts.max_file);
-            return 1;
-        }
+        if (len > r->s->opts.max_file - f->size)
+            return pt_errc(err, PT_ELIMIT, "the file part '%s' is over the %zu-byte per-file limit",
+                           f->field, r->s->opts.max_file);
         f->size += len;
-        return fwrite(data, 1, len, r->cur) == len ? 0 : -pt_errf(err, "cannot store the upload");
+        return fwrite(data, 1, len, r->cur) == len ? 0 : pt_errf(err, "cannot store the upload");
     }
-    return pt_buf_append(&r->cur_value, data, len) < 0 ? -pt_errf(err, "a form value is too large")
-                                                       : 0;
+    return pt_buf_append(&r->cur_value, data, len) < 0
+               ? pt_errc(err, PT_ELIMIT, "a form value is over the %zu-byte limit",
+                         r->s->opts.max_body)
+               : 0;
 }
 
 static int form_end(void *ud, char *err)
@@ -226,7 +224,7 @@ static int form_end(void *ud, char *err)
     if (r->cur) {
         int bad = fclose(r->cur) != 0;
         r->cur = NULL;
-        return bad ? -pt_errf(err, "cannot store the upload") : 0;
+        return bad ? pt_errf(err, "cannot store the upload") : 0;
     }
     kv_add(&r->form, r->cur_name, strlen(r->cur_name), r->cur_value.data ? r->cur_value.data : "",
            r->cur_value.len);
@@ -537,11 +535,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return 0;
         if (r->mp) {
             char err[PT_ERR_MAX] = "";
-            if (mp_feed(r->mp, in, len, err) < 0)
-                refuse(r, mp_over_limit(r->mp) || strstr(err, "limit") ? 413 : 400,
-                       mp_over_limit(r->mp) || strstr(err, "limit") ? "payload_too_large"
-                                                                    : "malformed_multipart",
-                       err);
+            int rc = mp_feed(r->mp, in, len, err);
+            if (rc == PT_ELIMIT)
+                refuse(r, 413, "payload_too_large", err);
+            else if (rc < 0)
+                refuse(r, 400, "malformed_multipart", err);
             return 0;
         }
         if (pt_buf_append(&r->body, in, len) < 0) {
