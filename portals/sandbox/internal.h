@@ -2,13 +2,14 @@
  * internal.h - what the sandbox portal's files share; private to
  * portals/sandbox/ (sandbox.h is the portal's contract).
  *
- *   sandbox.c  life cycle, the store's schema, the two sites' route tables
+ *   sites.c    the two sites' route tables, the store's schema, start/stop
  *   session.c  test users, sessions, sign-in and MFA, the session API
  *   pages.c    the HTML pages and static files
  *   apps.c     the apps' backends: validation, outcomes, the submissions log
  *   harness.c  the /__sandbox/ routes tests read and steer the portal by
  *
  * Names shared between these files carry sb_; everything else is static.
+ * (No sandbox.c: it would include this header, which includes sandbox.h.)
  */
 #ifndef PORTIER_SANDBOX_INTERNAL_H
 #define PORTIER_SANDBOX_INTERNAL_H

@@ -1,6 +1,7 @@
 /*
- * sandbox.c - the sandbox payer portal's life cycle and its two sites' route
- * tables. See sandbox.h; internal.h says which file owns what.
+ * sites.c - the sandbox payer portal's two sites: their route tables, and
+ * starting and stopping them (sandbox.h's functions). internal.h says which
+ * file owns the rest.
  *
  * It must be hard in the ways real portals are hard: multi-factor sign-in,
  * a consent banner, apps in iframes (one cross-site), server-side
