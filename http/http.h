@@ -30,7 +30,7 @@ typedef struct http_options {
     const char *const *custom_headers; /* NULL-terminated lower-case names of
                                           non-standard headers to keep */
     /* multipart/form-data bodies: with spool_dir set, they are parsed as they
-     * arrive (server/multipart.c), file parts written to a folder under
+     * arrive (http/multipart.c), file parts written to a folder under
      * spool_dir and other parts kept as form values; the handler sees
      * http_form_*() and no body. 400 for a malformed body (with its byte
      * offset), 413 past a cap. NULL: multipart is a body like any other. */
