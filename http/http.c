@@ -80,7 +80,8 @@ struct http_request {
 
 struct http_server {
     http_options opts;
-    http_handler handler;
+    http_handler handler; /* NULL: routed by router */
+    http_router router;
     void *ud;
     struct lws_context *ctx;
     int port;
@@ -177,26 +178,24 @@ static int form_begin(void *ud, const char *name, const char *filename, const ch
         free(r->cur_name);
         r->cur_name = strdup(name);
         pt_buf_init(&r->cur_value, r->s->opts.max_body);
-        return r->cur_name ? 0 : pt_errf(err, "out of memory") * -1;
+        return r->cur_name ? 0 : pt_errc(err, PT_ENOMEM, "out of memory");
     }
     if (!r->spool) {
         char tmpl[4096];
         snprintf(tmpl, sizeof(tmpl), "%s/upload-XXXXXX", r->s->opts.spool_dir);
-        if (!mkdtemp(tmpl)) {
-            pt_errf(err, "cannot store the upload");
-            return 1;
-        }
+        if (!mkdtemp(tmpl))
+            return pt_errf(err, "cannot store the upload");
         r->spool = strdup(tmpl);
     }
     http_file *n = realloc(r->files, (r->nfiles + 1) * sizeof(*n));
     if (!n || !r->spool)
-        return pt_errf(err, "out of memory") * -1;
+        return pt_errc(err, PT_ENOMEM, "out of memory");
     r->files = n;
     char path[4200];
     snprintf(path, sizeof(path), "%s/%zu", r->spool, r->nfiles);
     r->cur = fopen(path, "wbx");
     if (!r->cur)
-        return pt_errf(err, "cannot store the upload") * -1;
+        return pt_errf(err, "cannot store the upload");
     n[r->nfiles] =
         (http_file){strdup(name), strdup(filename), ctype ? strdup(ctype) : NULL, strdup(path), 0};
     r->nfiles++;
@@ -208,16 +207,16 @@ static int form_data(void *ud, const char *data, size_t len, char *err)
     http_request *r = ud;
     if (r->cur) {
         http_file *f = &r->files[r->nfiles - 1];
-        if (len > r->s->opts.max_file - f->size) {
-            pt_errf(err, "the file part '%s' is over the %zu-byte per-file limit", f->field,
-                    r->s->opts.max_file);
-            return 1;
-        }
+        if (len > r->s->opts.max_file - f->size)
+            return pt_errc(err, PT_ELIMIT, "the file part '%s' is over the %zu-byte per-file limit",
+                           f->field, r->s->opts.max_file);
         f->size += len;
-        return fwrite(data, 1, len, r->cur) == len ? 0 : -pt_errf(err, "cannot store the upload");
+        return fwrite(data, 1, len, r->cur) == len ? 0 : pt_errf(err, "cannot store the upload");
     }
-    return pt_buf_append(&r->cur_value, data, len) < 0 ? -pt_errf(err, "a form value is too large")
-                                                       : 0;
+    return pt_buf_append(&r->cur_value, data, len) < 0
+               ? pt_errc(err, PT_ELIMIT, "a form value is over the %zu-byte limit",
+                         r->s->opts.max_body)
+               : 0;
 }
 
 static int form_end(void *ud, char *err)
@@ -226,7 +225,7 @@ static int form_end(void *ud, char *err)
     if (r->cur) {
         int bad = fclose(r->cur) != 0;
         r->cur = NULL;
-        return bad ? -pt_errf(err, "cannot store the upload") : 0;
+        return bad ? pt_errf(err, "cannot store the upload") : 0;
     }
     kv_add(&r->form, r->cur_name, strlen(r->cur_name), r->cur_value.data ? r->cur_value.data : "",
            r->cur_value.len);
@@ -236,10 +235,17 @@ static int form_end(void *ud, char *err)
 
 static const mp_callbacks form_callbacks = {form_begin, form_data, form_end};
 
-/* The body could not be taken: answer now, and close the connection (the
- * rest of the body is never read). */
-static void refuse(http_request *r, int status, const char *code, const char *msg)
+/* The request cannot be taken: answer now with that error, and close the
+ * connection (the rest of the body is never read). */
+static void refuse(http_request *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void refuse(http_request *r, int status, const char *code, const char *fmt, ...)
 {
+    char msg[PT_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
     r->too_big = 1;
     pt_buf_free(&r->body);
     http_reply_error(r, status, code, "%s", msg);
@@ -375,8 +381,10 @@ static void *worker_main(void *arg)
         r->state = RUNNING;
         int gone = r->wsi == NULL;
         pthread_mutex_unlock(&s->mu);
-        if (!gone)
+        if (!gone && s->handler)
             s->handler(r, s->ud);
+        else if (!gone)
+            http_route_request(&s->router, r, s->ud);
         pthread_mutex_lock(&s->mu);
         if (!r->wsi) {
             req_free(r); /* the client left meanwhile */
@@ -469,145 +477,139 @@ static void detach(http_server *s, pss *ps)
     req_free(r);
 }
 
+/* A request's headers are in: read them, and refuse now what cannot be
+ * taken (a chunked body, one over the cap, a multipart body without a
+ * usable boundary). Otherwise it waits for its body, or goes to a worker. */
+static int on_request(http_server *s, pss *ps, struct lws *wsi, const char *uri)
+{
+    detach(s, ps);
+    http_request *r = read_request(s, wsi, uri);
+    if (!r)
+        return -1;
+    ps->req = r;
+    r->state = READING;
+    /* lws 4.1 does not decode chunked request bodies: its chunks would be
+     * read as the next request. Say so, and close. */
+    const char *te = kv_get(&r->headers, "transfer-encoding");
+    if (te && strcasestr(te, "chunked")) {
+        refuse(r, 411, "length_required", "send the body with a Content-Length, not chunked");
+        return 0;
+    }
+    const char *cl = kv_get(&r->headers, "content-length");
+    unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
+    if (clen > s->opts.max_body) {
+        refuse(r, 413, "payload_too_large", "request body of %llu bytes is over the %zu-byte limit",
+               clen, s->opts.max_body);
+        return 0;
+    }
+    const char *ct = kv_get(&r->headers, "content-type");
+    if (s->opts.spool_dir && ct && !strncasecmp(ct, "multipart/form-data", 19)) {
+        char err[PT_ERR_MAX];
+        mp_limits lim = {.max_parts = s->opts.max_parts,
+                         .max_part_bytes = s->opts.max_body,
+                         .max_total_bytes = s->opts.max_body};
+        r->is_form = 1;
+        r->mp = mp_new(ct, &lim, &form_callbacks, r, err);
+        if (!r->mp) {
+            refuse(r, 400, "malformed_multipart", "%s", err);
+            return 0;
+        }
+        if (clen == 0) {
+            refuse(r, 400, "malformed_multipart", "the multipart body is empty");
+            return 0;
+        }
+    }
+    if (clen > 0)
+        return 0; /* the body follows, whatever the method */
+    enqueue(s, r);
+    return 0;
+}
+
+/* The next bytes of the body: to the multipart parser, or held (capped). */
+static void on_body(http_server *s, http_request *r, const char *in, size_t len)
+{
+    if (r->mp) {
+        char err[PT_ERR_MAX] = "";
+        int rc = mp_feed(r->mp, in, len, err);
+        if (rc == PT_ELIMIT)
+            refuse(r, 413, "payload_too_large", "%s", err);
+        else if (rc < 0)
+            refuse(r, 400, "malformed_multipart", "%s", err);
+        return;
+    }
+    if (pt_buf_append(&r->body, in, len) < 0)
+        refuse(r, 413, "payload_too_large", "request body is over the %zu-byte limit",
+               s->opts.max_body);
+}
+
+static void on_body_done(http_server *s, http_request *r)
+{
+    char err[PT_ERR_MAX];
+    if (r->mp && mp_finish(r->mp, err) < 0) {
+        refuse(r, 400, "malformed_multipart", "%s", err);
+        return;
+    }
+    enqueue(s, r);
+}
+
+/* Writes what it can of the response; once it is all out, frees the
+ * request. -1: close the connection. */
+static int on_writable(http_server *s, pss *ps, struct lws *wsi)
+{
+    http_request *r = ps->req;
+    int rc = write_response(wsi, r);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return 0;
+    int close_it = r->too_big;
+    ps->req = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (http_request **pp = &s->ready; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+    req_free(r);
+    return close_it || lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
     struct lws_context *ctx = lws_get_context(wsi);
     http_server *s = ctx ? lws_context_user(ctx) : NULL;
     pss *ps = user;
+    http_request *r = ps ? ps->req : NULL;
 
     switch (reason) {
-    case LWS_CALLBACK_HTTP: {
-        if (!s || !ps)
-            return -1;
-        detach(s, ps);
-        http_request *r = read_request(s, wsi, in);
-        if (!r)
-            return -1;
-        ps->req = r;
-        r->state = READING;
-        /* lws 4.1 does not decode chunked request bodies: its chunks would
-         * be read as the next request. Say so, and close. */
-        const char *te = kv_get(&r->headers, "transfer-encoding");
-        if (te && strcasestr(te, "chunked")) {
-            r->too_big = 1;
-            http_reply_error(r, 411, "length_required",
-                             "send the body with a Content-Length, not chunked");
-            http_add_header(r, "Connection", "close");
-            reply_now(r);
-            return 0;
-        }
-        const char *cl = kv_get(&r->headers, "content-length");
-        unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
-        if (clen > s->opts.max_body) {
-            r->too_big = 1;
-            http_reply_error(r, 413, "payload_too_large",
-                             "request body of %llu bytes is over the %zu-byte limit", clen,
-                             s->opts.max_body);
-            http_add_header(r, "Connection", "close");
-            reply_now(r);
-            return 0;
-        }
-        const char *ct = kv_get(&r->headers, "content-type");
-        if (s->opts.spool_dir && ct && !strncasecmp(ct, "multipart/form-data", 19)) {
-            char err[PT_ERR_MAX];
-            mp_limits lim = {.max_parts = s->opts.max_parts,
-                             .max_part_bytes = s->opts.max_body,
-                             .max_total_bytes = s->opts.max_body};
-            r->is_form = 1;
-            r->mp = mp_new(ct, &lim, &form_callbacks, r, err);
-            if (!r->mp) {
-                refuse(r, 400, "malformed_multipart", err);
-                return 0;
-            }
-            if (clen == 0) {
-                refuse(r, 400, "malformed_multipart", "the multipart body is empty");
-                return 0;
-            }
-        }
-        if (clen > 0)
-            return 0; /* the body follows, whatever the method */
-        enqueue(s, r);
+    case LWS_CALLBACK_HTTP:
+        return s && ps ? on_request(s, ps, wsi, in) : -1;
+    case LWS_CALLBACK_HTTP_BODY:
+        if (r && !r->too_big && r->state == READING)
+            on_body(s, r, in, len);
         return 0;
-    }
-
-    case LWS_CALLBACK_HTTP_BODY: {
-        http_request *r = ps ? ps->req : NULL;
-        if (!r || r->too_big || r->state != READING)
-            return 0;
-        if (r->mp) {
-            char err[PT_ERR_MAX] = "";
-            if (mp_feed(r->mp, in, len, err) < 0)
-                refuse(r, mp_over_limit(r->mp) || strstr(err, "limit") ? 413 : 400,
-                       mp_over_limit(r->mp) || strstr(err, "limit") ? "payload_too_large"
-                                                                    : "malformed_multipart",
-                       err);
-            return 0;
-        }
-        if (pt_buf_append(&r->body, in, len) < 0) {
-            r->too_big = 1;
-            pt_buf_free(&r->body);
-            http_reply_error(r, 413, "payload_too_large", "request body is over the %zu-byte limit",
-                             s->opts.max_body);
-            http_add_header(r, "Connection", "close");
-            reply_now(r);
-        }
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (r && !r->too_big && r->state == READING)
+            on_body_done(s, r);
         return 0;
-    }
-
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
-        http_request *r = ps ? ps->req : NULL;
-        if (r && !r->too_big && r->state == READING) {
-            char err[PT_ERR_MAX];
-            if (r->mp && mp_finish(r->mp, err) < 0) {
-                refuse(r, 400, "malformed_multipart", err);
-                return 0;
-            }
-            enqueue(s, r);
-        }
-        return 0;
-    }
-
-    case LWS_CALLBACK_HTTP_WRITEABLE: {
-        http_request *r = ps ? ps->req : NULL;
-        if (!r || r->state != READY)
-            return 0;
-        int rc = write_response(wsi, r);
-        if (rc < 0)
-            return -1;
-        if (rc == 1) {
-            int close_it = r->too_big;
-            ps->req = NULL;
-            pthread_mutex_lock(&s->mu);
-            for (http_request **pp = &s->ready; *pp; pp = &(*pp)->next)
-                if (*pp == r) {
-                    *pp = r->next;
-                    break;
-                }
-            pthread_mutex_unlock(&s->mu);
-            req_free(r);
-            if (close_it || lws_http_transaction_completed(wsi))
-                return -1;
-        }
-        return 0;
-    }
-
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return r && r->state == READY ? on_writable(s, ps, wsi) : 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (!s)
             return 0;
         pthread_mutex_lock(&s->mu);
-        for (http_request *r = s->ready; r; r = r->next)
-            if (r->wsi && !r->headers_sent)
-                lws_callback_on_writable(r->wsi);
+        for (http_request *q = s->ready; q; q = q->next)
+            if (q->wsi && !q->headers_sent)
+                lws_callback_on_writable(q->wsi);
         pthread_mutex_unlock(&s->mu);
         return 0;
-
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (s && ps)
             detach(s, ps);
         return 0;
-
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
@@ -635,8 +637,9 @@ static void lws_log(int level, const char *line)
     pt_log(level == LLL_ERR ? PT_LOG_ERROR : PT_LOG_WARN, "http", "%.*s", (int)n, line);
 }
 
-int http_start(const http_options *opts, http_handler handler, void *ud, http_server **out,
-               char *err)
+/* Either handler or rt answers every request. */
+static int start(const http_options *opts, http_handler handler, const http_router *rt, void *ud,
+                 http_server **out, char *err)
 {
     *out = NULL;
     http_server *s = calloc(1, sizeof(*s));
@@ -652,6 +655,8 @@ int http_start(const http_options *opts, http_handler handler, void *ud, http_se
         s->opts.max_file = s->opts.max_body;
     s->nworkers = s->opts.workers > 0 ? s->opts.workers : 4;
     s->handler = handler;
+    if (rt)
+        s->router = *rt;
     s->ud = ud;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
@@ -699,6 +704,18 @@ fail:
     pthread_cond_destroy(&s->work);
     free(s);
     return -1;
+}
+
+int http_start(const http_options *opts, http_handler handler, void *ud, http_server **out,
+               char *err)
+{
+    return start(opts, handler, NULL, ud, out, err);
+}
+
+int http_start_router(const http_options *opts, const http_router *rt, void *ud, http_server **out,
+                      char *err)
+{
+    return start(opts, NULL, rt, ud, out, err);
 }
 
 int http_port(const http_server *s)

@@ -30,7 +30,7 @@ typedef struct http_options {
     const char *const *custom_headers; /* NULL-terminated lower-case names of
                                           non-standard headers to keep */
     /* multipart/form-data bodies: with spool_dir set, they are parsed as they
-     * arrive (server/multipart.c), file parts written to a folder under
+     * arrive (http/multipart.c), file parts written to a folder under
      * spool_dir and other parts kept as form values; the handler sees
      * http_form_*() and no body. 400 for a malformed body (with its byte
      * offset), 413 past a cap. NULL: multipart is a body like any other. */
@@ -39,12 +39,67 @@ typedef struct http_options {
     size_t max_parts; /* 0: 64 */
 } http_options;
 
-/* Starts listening. On success *out is a new server (http_stop frees it). */
+/* Starts listening; every request goes to handler(req, ud). On success *out
+ * is a new server (http_stop frees it). */
 int http_start(const http_options *opts, http_handler handler, void *ud, http_server **out,
                char *err);
 int http_port(const http_server *s);
 /* Stops accepting, waits for running handlers, closes every connection. */
 void http_stop(http_server *s);
+
+/* ---- The route table ---------------------------------------------------
+ *
+ * A server lists what it answers once, as a table, and the layer picks the
+ * handler: the first route (in table order) whose method and path match.
+ * A path no route has is answered 404; a path that routes have, but not for
+ * this method, 405 with an Allow header naming their methods ("GET, POST").
+ * How those two are written is the owner's (reject); by default they are
+ * {"error":"not_found"|"method_not_allowed","message":...}.
+ *
+ *   static const http_route routes[] = {
+ *       {"GET", "/healthz", healthz},
+ *       {"POST", "/tasks", create_task},
+ *       {"GET", "/tasks/", task_item, HTTP_PREFIX},
+ *   };
+ *   http_router rt = {routes, sizeof(routes) / sizeof(routes[0]), NULL};
+ *   http_start_router(&opts, &rt, service, &server, err);
+ */
+
+enum http_match {
+    HTTP_EXACT = 0, /* the path is the whole path */
+    HTTP_PREFIX,    /* the path is how it starts ("/static/" takes "/static/a.css") */
+};
+
+typedef struct http_route {
+    const char *method;   /* "GET", "POST", ...: matched exactly (a HEAD route is its own) */
+    const char *path;     /* decoded, without the query, as http_path() gives it */
+    http_handler handler; /* called with the router's ud */
+    enum http_match match;
+} http_route;
+
+/* Answers a request that no route takes. status is 404 (no route has that
+ * path) or 405 (allow names the methods routes have for it; the Allow header
+ * is already set). Borrowed: allow is valid during the call. */
+typedef void (*http_reject)(http_request *r, int status, const char *allow, void *ud);
+
+typedef struct http_router {
+    const http_route *routes; /* borrowed: must outlive every server using it */
+    size_t nroutes;
+    http_reject reject; /* NULL: http_reject_json */
+} http_router;
+
+/* Runs the route that takes r, with ud; else rejects it (404 or 405).
+ * Returns PT_FOUND if a route ran, PT_NONE if it was rejected. For a server
+ * that does some work of its own before routing. */
+int http_route_request(const http_router *rt, http_request *r, void *ud);
+/* The default reject: 404 {"error":"not_found","message":"no route PATH"},
+ * 405 {"error":"method_not_allowed","message":"M PATH: allowed methods are
+ * ALLOW"}. ud is unused. */
+void http_reject_json(http_request *r, int status, const char *allow, void *ud);
+/* http_start, with every request routed by rt (copied; its routes are
+ * borrowed) and its handlers given ud. */
+int http_start_router(const http_options *opts, const http_router *rt, void *ud, http_server **out,
+                      char *err);
 
 /* ---- The request (borrowed strings, valid during the handler) ---------- */
 

@@ -37,7 +37,7 @@ struct mp_parser {
     size_t fed;      /* bytes fed in all */
     size_t parts;
     size_t part_bytes;
-    int over_limit; /* the failure was a cap, not a malformed body */
+    int failed; /* the code of the failure that stopped it (FAILED) */
 };
 
 mp_parser *mp_new(const char *content_type, const mp_limits *limits, const mp_callbacks *cb,
@@ -100,9 +100,11 @@ void mp_free(mp_parser *p)
     free(p);
 }
 
-static int fail(mp_parser *p, char *err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(mp_parser *p, char *err, const char *fmt, ...)
+/* Stops the parser for good with code (PT_ELIMIT for a cap, PT_EINVAL for a
+ * malformed body, ...) and the message; returns code. */
+static int fail(mp_parser *p, char *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(mp_parser *p, char *err, int code, const char *fmt, ...)
 {
     char msg[PT_ERR_MAX];
     va_list ap;
@@ -110,7 +112,15 @@ static int fail(mp_parser *p, char *err, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     p->st = FAILED;
-    return pt_errf(err, "%s", msg);
+    p->failed = code;
+    return pt_errc(err, code, "%s", msg);
+}
+
+/* A callback said stop (rc non-zero): its code if it gave one, its words if
+ * it left some. */
+static int refused(mp_parser *p, int rc, char *err, const char *fallback)
+{
+    return fail(p, err, rc < 0 ? rc : PT_EFAIL, "%s", err && *err ? err : fallback);
 }
 
 static const char *undecided(mp_parser *p, size_t *len)
@@ -129,13 +139,12 @@ static int emit(mp_parser *p, const char *data, size_t len, char *err)
 {
     if (!len)
         return 0;
-    if (len > p->lim.max_part_bytes - p->part_bytes && (p->over_limit = 1))
-        return fail(p, err, "a part is over the %zu-byte limit (at byte %zu)",
+    if (len > p->lim.max_part_bytes - p->part_bytes)
+        return fail(p, err, PT_ELIMIT, "a part is over the %zu-byte limit (at byte %zu)",
                     p->lim.max_part_bytes, p->consumed + (p->lim.max_part_bytes - p->part_bytes));
     p->part_bytes += len;
-    if (p->cb.part_data && p->cb.part_data(p->ud, data, len, err))
-        return fail(p, err, "%s", err && *err ? err : "stopped while reading a part");
-    return 0;
+    int rc = p->cb.part_data ? p->cb.part_data(p->ud, data, len, err) : 0;
+    return rc ? refused(p, rc, err, "stopped while reading a part") : 0;
 }
 
 /* A parameter of a header value: name="x" or name=x. New string or NULL. */
@@ -185,12 +194,12 @@ static int begin_part(mp_parser *p, const char *h, size_t len, size_t at, char *
     char *disposition = NULL, *type = NULL;
     int rc = 0;
     if (!block)
-        return fail(p, err, "out of memory");
+        return fail(p, err, PT_ENOMEM, "out of memory");
     for (char *save = NULL, *line = strtok_r(block, "\r\n", &save); line;
          line = strtok_r(NULL, "\r\n", &save)) {
         char *colon = strchr(line, ':');
         if (!colon || colon == line) {
-            rc = fail(p, err, "a part header is not 'Name: value' (at byte %zu)", at);
+            rc = fail(p, err, PT_EINVAL, "a part header is not 'Name: value' (at byte %zu)", at);
             goto out;
         }
         *colon = '\0';
@@ -203,21 +212,26 @@ static int begin_part(mp_parser *p, const char *h, size_t len, size_t at, char *
             type = v;
     }
     if (!disposition || strncasecmp(disposition, "form-data", 9) != 0) {
-        rc = fail(p, err, "a part has no Content-Disposition: form-data (at byte %zu)", at);
+        rc = fail(p, err, PT_EINVAL, "a part has no Content-Disposition: form-data (at byte %zu)",
+                  at);
         goto out;
     }
     char *name = param(disposition, "name");
     char *filename = param(disposition, "filename");
-    if (!name || !*name) {
-        rc = fail(p, err, "a part has no name (at byte %zu)", at);
-    } else if (p->cb.part_begin && p->cb.part_begin(p->ud, name, filename, type, err)) {
-        rc = fail(p, err, "%s", err && *err ? err : "a part was refused");
-    }
+    if (!name || !*name)
+        rc = fail(p, err, PT_EINVAL, "a part has no name (at byte %zu)", at);
+    else if (p->cb.part_begin && (rc = p->cb.part_begin(p->ud, name, filename, type, err)) != 0)
+        rc = refused(p, rc, err, "a part was refused");
     free(name);
     free(filename);
 out:
     free(block);
     return rc;
+}
+
+static int already_failed(const mp_parser *p, char *err)
+{
+    return pt_errc(err, p->failed ? p->failed : PT_ESTATE, "the multipart body already failed");
 }
 
 static int step(mp_parser *p, int *progress, char *err)
@@ -255,13 +269,14 @@ static int step(mp_parser *p, int *progress, char *err)
             consume(p, i + 2);
             p->st = EPILOGUE;
         } else if (d[i] == '\r' && d[i + 1] == '\n') {
-            if (++p->parts > p->lim.max_parts && (p->over_limit = 1))
-                return fail(p, err, "more than %zu parts (at byte %zu)", p->lim.max_parts,
-                            p->consumed);
+            if (++p->parts > p->lim.max_parts)
+                return fail(p, err, PT_ELIMIT, "more than %zu parts (at byte %zu)",
+                            p->lim.max_parts, p->consumed);
             consume(p, i + 2);
             p->st = HEADERS;
         } else {
-            return fail(p, err, "expected a line break or -- after the boundary at byte %zu",
+            return fail(p, err, PT_EINVAL,
+                        "expected a line break or -- after the boundary at byte %zu",
                         p->consumed + i);
         }
         *progress = 1;
@@ -271,17 +286,19 @@ static int step(mp_parser *p, int *progress, char *err)
         const char *end = memmem(d, len, "\r\n\r\n", 4);
         size_t hlen = end ? (size_t)(end - d) : len;
         if (hlen > p->lim.max_header_bytes)
-            return fail(p, err, "a part's headers are over %zu bytes (at byte %zu)",
+            return fail(p, err, PT_ELIMIT, "a part's headers are over %zu bytes (at byte %zu)",
                         p->lim.max_header_bytes, p->consumed);
         if (!end) {
             if (len == 2 && !memcmp(d, "\r\n", 2)) { /* a part with no headers */
-                return fail(p, err, "a part has no Content-Disposition: form-data (at byte %zu)",
+                return fail(p, err, PT_EINVAL,
+                            "a part has no Content-Disposition: form-data (at byte %zu)",
                             p->consumed);
             }
             return 0;
         }
-        if (begin_part(p, d, hlen, p->consumed, err) < 0)
-            return -1;
+        int rc = begin_part(p, d, hlen, p->consumed, err);
+        if (rc < 0)
+            return rc;
         consume(p, hlen + 4);
         p->part_bytes = 0;
         p->st = BODY;
@@ -292,18 +309,20 @@ static int step(mp_parser *p, int *progress, char *err)
         const char *hit = memmem(d, len, p->delim, p->dlen);
         if (hit) {
             size_t n = (size_t)(hit - d);
-            if (emit(p, d, n, err) < 0)
-                return -1;
-            if (p->cb.part_end && p->cb.part_end(p->ud, err))
-                return fail(p, err, "%s", err && *err ? err : "a part was refused");
+            int rc = emit(p, d, n, err);
+            if (rc < 0)
+                return rc;
+            if (p->cb.part_end && (rc = p->cb.part_end(p->ud, err)) != 0)
+                return refused(p, rc, err, "a part was refused");
             consume(p, n + p->dlen);
             p->st = AFTER_DELIM;
             *progress = 1;
         } else if (len >= p->dlen) {
             /* all but what may be the start of a boundary */
             size_t n = len - (p->dlen - 1);
-            if (emit(p, d, n, err) < 0)
-                return -1;
+            int rc = emit(p, d, n, err);
+            if (rc < 0)
+                return rc;
             consume(p, n);
             *progress = 1;
         }
@@ -313,7 +332,7 @@ static int step(mp_parser *p, int *progress, char *err)
         consume(p, len);
         return 0;
     case FAILED:
-        return pt_errf(err, "the multipart body already failed");
+        return already_failed(p, err);
     }
     return 0;
 }
@@ -321,9 +340,9 @@ static int step(mp_parser *p, int *progress, char *err)
 int mp_feed(mp_parser *p, const char *data, size_t len, char *err)
 {
     if (p->st == FAILED)
-        return pt_errf(err, "the multipart body already failed");
-    if (len > p->lim.max_total_bytes - p->fed && (p->over_limit = 1))
-        return fail(p, err, "the body is over the %zu-byte limit (at byte %zu)",
+        return already_failed(p, err);
+    if (len > p->lim.max_total_bytes - p->fed)
+        return fail(p, err, PT_ELIMIT, "the body is over the %zu-byte limit (at byte %zu)",
                     p->lim.max_total_bytes, p->lim.max_total_bytes);
     p->fed += len;
     if (p->st == EPILOGUE)
@@ -335,24 +354,22 @@ int mp_feed(mp_parser *p, const char *data, size_t len, char *err)
         p->pos = 0;
     }
     if (pt_buf_append(&p->pending, data, len) < 0)
-        return fail(p, err, "out of memory");
+        return fail(p, err, PT_ENOMEM, "out of memory");
     int progress = 1;
-    while (progress && p->st != EPILOGUE)
-        if (step(p, &progress, err) < 0)
-            return -1;
+    while (progress && p->st != EPILOGUE) {
+        int rc = step(p, &progress, err);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
 int mp_finish(mp_parser *p, char *err)
 {
     if (p->st == FAILED)
-        return pt_errf(err, "the multipart body already failed");
+        return already_failed(p, err);
     if (p->st != EPILOGUE)
-        return fail(p, err, "the body ended at byte %zu before its closing boundary", p->fed);
+        return fail(p, err, PT_EINVAL, "the body ended at byte %zu before its closing boundary",
+                    p->fed);
     return 0;
-}
-
-int mp_over_limit(const mp_parser *p)
-{
-    return p && p->over_limit;
 }

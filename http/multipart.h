@@ -21,9 +21,10 @@ typedef struct mp_limits {
     size_t max_total_bytes;  /* the whole body; 0: 25 MiB */
 } mp_limits;
 
-/* Callbacks return 0 to go on, or non-zero to stop (mp_feed then fails with
- * the message they left in err, PT_ERR_MAX bytes). Strings are borrowed for
- * the call. filename and content_type may be NULL. */
+/* Callbacks return 0 to go on, or a negative PT_E* code to stop: mp_feed then
+ * fails with that code (PT_EFAIL for a positive one) and the message they
+ * left in err (PT_ERR_MAX bytes). Strings are borrowed for the call.
+ * filename and content_type may be NULL. */
 typedef struct mp_callbacks {
     int (*part_begin)(void *ud, const char *name, const char *filename, const char *content_type,
                       char *err);
@@ -36,14 +37,15 @@ typedef struct mp_callbacks {
  * no usable boundary. */
 mp_parser *mp_new(const char *content_type, const mp_limits *limits, const mp_callbacks *cb,
                   void *ud, char *err);
-/* Feeds the next bytes. 0, or -1 with err ("... at byte N"); after an
- * error, the parser accepts nothing more. */
+/* Feeds the next bytes. 0, or a negative code with err ("... at byte N"):
+ * PT_ELIMIT past a cap (parts, a part's headers or bytes, the whole body),
+ * PT_EINVAL for a malformed body, a callback's own code if it refused, or
+ * PT_ENOMEM. After an error the parser accepts nothing more (and says so
+ * with the same code). */
 int mp_feed(mp_parser *p, const char *data, size_t len, char *err);
-/* The body has ended: 0 if the closing boundary was seen, else -1. */
+/* The body has ended: 0 if the closing boundary was seen, else PT_EINVAL
+ * (or the code of an earlier failure). */
 int mp_finish(mp_parser *p, char *err);
 void mp_free(mp_parser *p);
-/* After an error: 1 if it was a cap (parts, part or body bytes), 0 if the
- * body was malformed (or a callback refused it). */
-int mp_over_limit(const mp_parser *p);
 
 #endif

@@ -5,8 +5,9 @@
  * Two sites: the portal itself (addressed as 127.0.0.1) and an appeals
  * service on a port of its own (addressed as localhost), which the portal
  * frames cross-site, so Chromium runs it out of process. Pages live in
- * portals/sandbox/www/; this file is the backend. State (sessions, every
- * accepted submission) lives in SQLite under the data folder.
+ * portals/sandbox/www/; the backend is this folder's C (internal.h maps
+ * it). State (sessions, every accepted submission) lives in SQLite under
+ * the data folder.
  *
  * README.md beside this file lists the test users, members and outcomes.
  */
@@ -36,9 +37,14 @@ const char *sandbox_appeals_url(const sandbox *sb);
 const char *sandbox_data_dir(const sandbox *sb);
 void sandbox_stop(sandbox *sb);
 
-/* The built-in test user, for the README, the demo and the tests. */
+/* The built-in test users, for the README, the demo and the tests: the
+ * first for one account, the second for another account on the same portal
+ * (its sessions, sign-ins and submissions are its own). */
 #define SANDBOX_USER "portier.demo"
 #define SANDBOX_PASSWORD "Sandbox!2025"
 #define SANDBOX_TOTP_SEED "PORTIERSANDBOXSEEDTOTP234567ABCD"
+#define SANDBOX_USER2 "portier.second"
+#define SANDBOX_PASSWORD2 "Sandbox!2025-B"
+#define SANDBOX_TOTP_SEED2 "PORTIERSANDBOXSECONDUSER234567AB"
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * test_http.c - the HTTP layer over real loopback HTTP: methods, paths,
- * queries, headers, cookies, bodies and their cap, concurrency, and a
- * client that leaves mid-request.
+ * queries, headers, cookies, bodies and their cap, concurrency, a client
+ * that leaves mid-request, and the route table's 404 and 405.
  */
 #define _GNU_SOURCE
 #include "tests/support/testmain.h"
@@ -222,8 +222,108 @@ static void listen_errors_are_clear(void **state)
     http_stop(a);
 }
 
+/* ---- The route table ---------------------------------------------------- */
+
+static void route_name(http_request *r, void *ud)
+{
+    http_printf(r, "%s %s %s", (const char *)ud, http_method(r), http_path(r));
+}
+
+static void route_other(http_request *r, void *ud)
+{
+    (void)ud;
+    http_printf(r, "other %s", http_path(r));
+}
+
+static void reject_plain(http_request *r, int status, const char *allow, void *ud)
+{
+    http_set_status(r, status);
+    http_printf(r, "%s: %d %s", (const char *)ud, status, allow ? allow : "-");
+}
+
+static const http_route routes[] = {
+    {"GET", "/tasks", route_name},
+    {"POST", "/tasks", route_name},
+    {"GET", "/static/special", route_other},
+    {"GET", "/static/", route_name, HTTP_PREFIX},
+    {"PUT", "/static/", route_name, HTTP_PREFIX},
+    {"GET", "/static/special", route_name}, /* never reached: the first match wins */
+};
+
+static tc_response fetch(tc_client *c, int port, const char *method, const char *path)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    /* lws 4.1 waits for the body of a POST, PUT or PATCH: give it one */
+    int body = strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0;
+    return tc_request(c, method, url, body ? "text/plain" : NULL, body ? "x" : NULL, body ? 1 : 0);
+}
+
+static void routes_404_and_405_with_allow(void **state)
+{
+    (void)state;
+    http_router rt = {routes, sizeof(routes) / sizeof(routes[0]), NULL};
+    http_server *s = NULL;
+    char err[512];
+    if (http_start_router(NULL, &rt, "api", &s, err))
+        fail_msg("http_start_router: %s", err);
+    tc_client *c = tc_new();
+    tc_response r = fetch(c, http_port(s), "POST", "/tasks");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "api POST /tasks");
+    tc_response_free(&r);
+    r = fetch(c, http_port(s), "GET", "/static/a/b.css");
+    assert_string_equal(r.body, "api GET /static/a/b.css");
+    tc_response_free(&r);
+    r = fetch(c, http_port(s), "GET", "/static/special");
+    assert_string_equal(r.body, "other /static/special");
+    tc_response_free(&r);
+    /* an exact path is not a prefix */
+    r = fetch(c, http_port(s), "GET", "/tasks/7");
+    assert_int_equal(r.status, 404);
+    assert_string_equal(r.body, "{\"error\":\"not_found\",\"message\":\"no route /tasks/7\"}");
+    tc_response_free(&r);
+    r = fetch(c, http_port(s), "DELETE", "/tasks");
+    assert_int_equal(r.status, 405);
+    char *allow = tc_response_header(&r, "allow");
+    assert_string_equal(allow, "GET, POST");
+    free(allow);
+    assert_string_equal(r.body, "{\"error\":\"method_not_allowed\",\"message\":\"DELETE /tasks: "
+                                "allowed methods are GET, POST\"}");
+    tc_response_free(&r);
+    /* every route whose path matches names its method, once */
+    r = fetch(c, http_port(s), "POST", "/static/special");
+    assert_int_equal(r.status, 405);
+    allow = tc_response_header(&r, "allow");
+    assert_string_equal(allow, "GET, PUT");
+    free(allow);
+    tc_response_free(&r);
+    tc_free(c);
+    http_stop(s);
+
+    /* the owner writes its own 404 and 405 */
+    rt.reject = reject_plain;
+    if (http_start_router(NULL, &rt, "portal", &s, err))
+        fail_msg("http_start_router: %s", err);
+    c = tc_new();
+    r = fetch(c, http_port(s), "GET", "/nowhere");
+    assert_int_equal(r.status, 404);
+    assert_string_equal(r.body, "portal: 404 -");
+    tc_response_free(&r);
+    r = fetch(c, http_port(s), "PATCH", "/tasks");
+    assert_int_equal(r.status, 405);
+    assert_string_equal(r.body, "portal: 405 GET, POST");
+    allow = tc_response_header(&r, "allow");
+    assert_string_equal(allow, "GET, POST");
+    free(allow);
+    tc_response_free(&r);
+    tc_free(c);
+    http_stop(s);
+}
+
 PT_TESTS("http", cmocka_unit_test(requests_round_trip),
          cmocka_unit_test(chunked_bodies_are_refused),
          cmocka_unit_test(large_response_and_body_cap),
          cmocka_unit_test(slow_handlers_run_in_parallel),
-         cmocka_unit_test(client_leaving_mid_request), cmocka_unit_test(listen_errors_are_clear));
+         cmocka_unit_test(client_leaving_mid_request), cmocka_unit_test(listen_errors_are_clear),
+         cmocka_unit_test(routes_404_and_405_with_allow));

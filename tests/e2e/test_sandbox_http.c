@@ -1,7 +1,8 @@
 /*
  * test_sandbox_http.c - the sandbox portal's backend over real HTTP on
  * loopback: sign-in and MFA, every submission endpoint, validation errors,
- * the submissions log, the session warning, latency.
+ * the submissions log, the session warning, latency, two users' sign-ins
+ * and sessions, and expiring one user's sessions on demand.
  */
 #define _GNU_SOURCE
 #include "tests/support/testmain.h"
@@ -70,17 +71,33 @@ static void assert_field(const cJSON *o, const char *path, const char *want)
     }
 }
 
-static tc_client *signed_in(sandbox *sb)
+/* A client signed in as user (password, then TOTP); its session's id (the
+ * sb_session cookie) goes to id. */
+static tc_client *signed_in_as(sandbox *sb, const char *user, const char *password,
+                               const char *seed, char id[65])
 {
     tc_client *c = tc_new();
-    cJSON_Delete(expect(c, sandbox_url(sb), "POST", "/api/login",
-                        "{\"user\":\"" SANDBOX_USER "\",\"password\":\"" SANDBOX_PASSWORD "\"}",
-                        200));
-    char code[7], body[64];
-    pt_totp(SANDBOX_TOTP_SEED, pt_wall_ms() / 1000, code);
+    char body[256];
+    snprintf(body, sizeof(body), "{\"user\":\"%s\",\"password\":\"%s\"}", user, password);
+    tc_response r = call(c, sandbox_url(sb), "POST", "/api/login", body);
+    if (r.status != 200)
+        fail_msg("sign-in as %s: status %ld: %s", user, r.status, r.body);
+    char *cookie = tc_response_header(&r, "set-cookie");
+    assert_non_null(cookie);
+    assert_int_equal(sscanf(cookie, "sb_session=%64[0-9a-f]", id), 1);
+    free(cookie);
+    tc_response_free(&r);
+    char code[7];
+    pt_totp(seed, pt_wall_ms() / 1000, code);
     snprintf(body, sizeof(body), "{\"code\":\"%s\"}", code);
     cJSON_Delete(expect(c, sandbox_url(sb), "POST", "/api/mfa", body, 200));
     return c;
+}
+
+static tc_client *signed_in(sandbox *sb)
+{
+    char id[65];
+    return signed_in_as(sb, SANDBOX_USER, SANDBOX_PASSWORD, SANDBOX_TOTP_SEED, id);
 }
 
 static void sign_in_with_totp(void **state)
@@ -513,6 +530,169 @@ static void sandboxes_run_side_by_side(void **state)
     sandbox_stop(b);
 }
 
+/* ---- Two users, sign-ins and expiry (what kept sessions are tested by) -- */
+
+static int signins_of(const cJSON *o, const char *user)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(o, "signins"), user);
+    if (!cJSON_IsNumber(n))
+        fail_msg("no sign-in count for %s", user);
+    return n->valueint;
+}
+
+/* The user of the live session with that id, or NULL if it is not live. */
+static const char *owner_of(const cJSON *o, const char *id)
+{
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(o, "sessions"))
+    {
+        if (strcmp(field(s, "id"), id) == 0)
+            return field(s, "user");
+    }
+    return NULL;
+}
+
+static void assert_lands_on_sign_in(tc_client *c, const char *u)
+{
+    tc_response r = call(c, u, "GET", "/home", NULL);
+    assert_int_equal(r.status, 302);
+    char *loc = tc_response_header(&r, "location");
+    assert_string_equal(loc, "/login?expired=1");
+    free(loc);
+    tc_response_free(&r);
+    cJSON *o = expect(c, u, "GET", "/api/session", NULL, 401);
+    assert_field(o, "error", "session_expired");
+    cJSON_Delete(o);
+}
+
+static void assert_live_as(tc_client *c, const char *u, const char *user)
+{
+    tc_response r = call(c, u, "GET", "/home", NULL);
+    assert_int_equal(r.status, 200);
+    tc_response_free(&r);
+    cJSON *o = expect(c, u, "GET", "/api/session", NULL, 200);
+    assert_field(o, "user", user);
+    cJSON_Delete(o);
+}
+
+static void two_users_signins_and_sessions(void **state)
+{
+    (void)state;
+    sandbox *sb = start(SANDBOX_MFA_TOTP, 0, 0, 0);
+    const char *u = sandbox_url(sb);
+    tc_client *h = tc_new();
+    cJSON *o = expect(h, u, "GET", "/__sandbox/signins", NULL, 200);
+    assert_int_equal(signins_of(o, SANDBOX_USER), 0);
+    assert_int_equal(signins_of(o, SANDBOX_USER2), 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "sessions")), 0);
+    cJSON_Delete(o);
+    /* each user has their own credentials */
+    cJSON_Delete(expect(h, u, "POST", "/api/login",
+                        "{\"user\":\"" SANDBOX_USER2 "\",\"password\":\"" SANDBOX_PASSWORD "\"}",
+                        401));
+    char ida[65], idb[65], idb2[65], idhalf[65];
+    tc_client *a = signed_in_as(sb, SANDBOX_USER, SANDBOX_PASSWORD, SANDBOX_TOTP_SEED, ida);
+    tc_client *b = signed_in_as(sb, SANDBOX_USER2, SANDBOX_PASSWORD2, SANDBOX_TOTP_SEED2, idb);
+    tc_client *b2 = signed_in_as(sb, SANDBOX_USER2, SANDBOX_PASSWORD2, SANDBOX_TOTP_SEED2, idb2);
+    /* a password without its second factor is not a sign-in */
+    tc_client *half = tc_new();
+    tc_response r = call(half, u, "POST", "/api/login",
+                         "{\"user\":\"" SANDBOX_USER "\",\"password\":\"" SANDBOX_PASSWORD "\"}");
+    assert_int_equal(r.status, 200);
+    char *cookie = tc_response_header(&r, "set-cookie");
+    assert_int_equal(sscanf(cookie, "sb_session=%64[0-9a-f]", idhalf), 1);
+    free(cookie);
+    tc_response_free(&r);
+    /* the second user's TOTP code does not open the first user's session */
+    char code[7], body[64];
+    pt_totp(SANDBOX_TOTP_SEED2, pt_wall_ms() / 1000, code);
+    snprintf(body, sizeof(body), "{\"code\":\"%s\"}", code);
+    char want[7];
+    pt_totp(SANDBOX_TOTP_SEED, pt_wall_ms() / 1000, want);
+    if (strcmp(code, want) != 0)
+        cJSON_Delete(expect(half, u, "POST", "/api/mfa", body, 401));
+
+    assert_live_as(a, u, SANDBOX_USER);
+    assert_live_as(b, u, SANDBOX_USER2);
+    assert_live_as(b2, u, SANDBOX_USER2);
+    o = expect(h, u, "GET", "/__sandbox/signins", NULL, 200);
+    assert_int_equal(signins_of(o, SANDBOX_USER), 1);
+    assert_int_equal(signins_of(o, SANDBOX_USER2), 2);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "sessions")), 3);
+    assert_string_equal(owner_of(o, ida), SANDBOX_USER);
+    assert_string_equal(owner_of(o, idb), SANDBOX_USER2);
+    assert_string_equal(owner_of(o, idb2), SANDBOX_USER2);
+    assert_null(owner_of(o, idhalf));
+    cJSON_Delete(o);
+    tc_free(a);
+    tc_free(b);
+    tc_free(b2);
+    tc_free(half);
+    tc_free(h);
+    sandbox_stop(sb);
+}
+
+static void expire_ends_one_users_sessions(void **state)
+{
+    (void)state;
+    sandbox *sb = start(SANDBOX_MFA_TOTP, 0, 0, 0);
+    const char *u = sandbox_url(sb);
+    tc_client *h = tc_new();
+    char ida[65], idb[65], idb2[65];
+    tc_client *a = signed_in_as(sb, SANDBOX_USER, SANDBOX_PASSWORD, SANDBOX_TOTP_SEED, ida);
+    tc_client *b = signed_in_as(sb, SANDBOX_USER2, SANDBOX_PASSWORD2, SANDBOX_TOTP_SEED2, idb);
+    cJSON *o = expect(h, u, "POST", "/__sandbox/expire", "{\"user\":\"" SANDBOX_USER2 "\"}", 200);
+    assert_int_equal(cJSON_GetObjectItem(o, "expired")->valueint, 1);
+    cJSON_Delete(o);
+    /* the next request in B's session is one that timed out; A's is live */
+    assert_lands_on_sign_in(b, u);
+    assert_live_as(a, u, SANDBOX_USER);
+    o = expect(h, u, "GET", "/__sandbox/signins", NULL, 200);
+    assert_int_equal(signins_of(o, SANDBOX_USER), 1);
+    assert_int_equal(signins_of(o, SANDBOX_USER2), 1); /* sign-ins are counted, not undone */
+    assert_string_equal(owner_of(o, ida), SANDBOX_USER);
+    assert_null(owner_of(o, idb));
+    cJSON_Delete(o);
+    /* B signs in again: a new session, a second sign-in */
+    tc_free(b);
+    b = signed_in_as(sb, SANDBOX_USER2, SANDBOX_PASSWORD2, SANDBOX_TOTP_SEED2, idb2);
+    assert_string_not_equal(idb, idb2);
+    assert_live_as(b, u, SANDBOX_USER2);
+    o = expect(h, u, "GET", "/__sandbox/signins", NULL, 200);
+    assert_int_equal(signins_of(o, SANDBOX_USER2), 2);
+    assert_string_equal(owner_of(o, idb2), SANDBOX_USER2);
+    cJSON_Delete(o);
+    /* an unknown user, a body that is not JSON */
+    o = expect(h, u, "POST", "/__sandbox/expire", "{\"user\":\"nobody\"}", 404);
+    assert_field(o, "error", "not_found");
+    cJSON_Delete(o);
+    cJSON_Delete(expect(h, u, "POST", "/__sandbox/expire", "{\"user\": oops", 400));
+    /* with no user, every session ends */
+    o = expect(h, u, "POST", "/__sandbox/expire", "{}", 200);
+    assert_int_equal(cJSON_GetObjectItem(o, "expired")->valueint, 2);
+    cJSON_Delete(o);
+    assert_lands_on_sign_in(a, u);
+    assert_lands_on_sign_in(b, u);
+    o = expect(h, u, "GET", "/__sandbox/signins", NULL, 200);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "sessions")), 0);
+    cJSON_Delete(o);
+    /* the harness routes answer by method: a GET of expire is a 405 */
+    tc_response r = call(h, u, "GET", "/__sandbox/expire", NULL);
+    assert_int_equal(r.status, 405);
+    char *allow = tc_response_header(&r, "allow");
+    assert_string_equal(allow, "POST");
+    free(allow);
+    tc_response_free(&r);
+    r = call(h, u, "GET", "/__sandbox/nothing", NULL);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(r.body, "no harness endpoint /__sandbox/nothing"));
+    tc_response_free(&r);
+    tc_free(a);
+    tc_free(b);
+    tc_free(h);
+    sandbox_stop(sb);
+}
+
 PT_TESTS("sandbox_http", cmocka_unit_test(sign_in_with_totp),
          cmocka_unit_test(sms_code_is_resent_within_ten_minutes),
          cmocka_unit_test(quickstart_claim_is_accepted_and_logged),
@@ -521,4 +701,6 @@ PT_TESTS("sandbox_http", cmocka_unit_test(sign_in_with_totp),
          cmocka_unit_test(appeal_on_the_second_site),
          cmocka_unit_test(session_warning_then_sign_out),
          cmocka_unit_test(latency_applies_to_backend_calls),
-         cmocka_unit_test(sandboxes_run_side_by_side));
+         cmocka_unit_test(sandboxes_run_side_by_side),
+         cmocka_unit_test(two_users_signins_and_sessions),
+         cmocka_unit_test(expire_ends_one_users_sessions));

@@ -69,8 +69,8 @@ static const char expected[] =
     "files|a \"b\".pdf|application/pdf|%PDF-1.4\r\n--XyZ12 almost a boundary\r\n-\r\n--\n"
     "files|empty.txt|-|\n";
 
-static char *parse_split(const char *ct, const char *b, size_t len, size_t chunk, const mp_limits *lim,
-                         int refuse_at, char *err)
+static char *parse_split(const char *ct, const char *b, size_t len, size_t chunk,
+                         const mp_limits *lim, int refuse_at, char *err)
 {
     collected c = {.refuse_at = refuse_at};
     pt_buf_init(&c.log, 0);
@@ -169,7 +169,8 @@ static void limits_are_enforced(void **state)
     const char *two = "--B\r\nContent-Disposition: form-data; name=a\r\n\r\n0123456789\r\n"
                       "--B\r\nContent-Disposition: form-data; name=b\r\n\r\nx\r\n--B--";
     mp_limits parts = {.max_parts = 1};
-    expect_error("multipart/form-data; boundary=B", two, &parts, 0, "more than 1 parts (at byte 62)");
+    expect_error("multipart/form-data; boundary=B", two, &parts, 0,
+                 "more than 1 parts (at byte 62)");
     mp_limits size = {.max_part_bytes = 5};
     expect_error("multipart/form-data; boundary=B", two, &size, 0,
                  "a part is over the 5-byte limit (at byte 52)");
@@ -183,6 +184,44 @@ static void limits_are_enforced(void **state)
     expect_error("multipart/form-data; boundary=B", two, NULL, 2, "part b refused");
 }
 
+/* The caller decides by the code, never by the words: PT_ELIMIT for every
+ * cap, PT_EINVAL for a malformed body, a refusing callback's own code. */
+static int feed_all(const char *b, const mp_limits *lim, int refuse_at)
+{
+    char err[PT_ERR_MAX];
+    collected c = {.refuse_at = refuse_at};
+    pt_buf_init(&c.log, 0);
+    mp_parser *p = mp_new("multipart/form-data; boundary=B", lim, &cbs, &c, err);
+    assert_non_null(p);
+    int rc = mp_feed(p, b, strlen(b), err);
+    if (!rc)
+        rc = mp_finish(p, err);
+    int again = mp_feed(p, "x", 1, err); /* a failed parser keeps its code */
+    if (rc)
+        assert_int_equal(again, rc);
+    mp_free(p);
+    pt_buf_free(&c.log);
+    return rc;
+}
+
+static void errors_carry_a_code(void **state)
+{
+    (void)state;
+    const char *two = "--B\r\nContent-Disposition: form-data; name=a\r\n\r\n0123456789\r\n"
+                      "--B\r\nContent-Disposition: form-data; name=b\r\n\r\nx\r\n--B--";
+    mp_limits parts = {.max_parts = 1}, size = {.max_part_bytes = 5},
+              headers = {.max_header_bytes = 20}, total = {.max_total_bytes = 50};
+    assert_int_equal(feed_all(two, NULL, 0), PT_OK);
+    assert_int_equal(feed_all(two, &parts, 0), PT_ELIMIT);
+    assert_int_equal(feed_all(two, &size, 0), PT_ELIMIT);
+    assert_int_equal(feed_all(two, &headers, 0), PT_ELIMIT);
+    assert_int_equal(feed_all(two, &total, 0), PT_ELIMIT);
+    assert_int_equal(feed_all("--B\r\nno colon here\r\n\r\nx\r\n--B--", NULL, 0), PT_EINVAL);
+    assert_int_equal(feed_all("--B\r\nContent-Disposition: form-data; name=a\r\n\r\nx", NULL, 0),
+                     PT_EINVAL);
+    assert_int_equal(feed_all(two, NULL, 2), PT_EFAIL); /* begin() returns -1 */
+}
+
 PT_TESTS("multipart", cmocka_unit_test(parts_as_sent_however_split),
          cmocka_unit_test(preamble_quoted_boundary_and_padding), cmocka_unit_test(malformed_bodies),
-         cmocka_unit_test(limits_are_enforced));
+         cmocka_unit_test(limits_are_enforced), cmocka_unit_test(errors_carry_a_code));
