@@ -752,22 +752,13 @@ int cdp_page_child_frame(cdp_page *p, const char *frame_id, const char *css, cha
         rc = evaluate(p, frame_id, expr, 0, &s, &res, left > 1000 ? left : 1000, err);
         if (rc)
             break;
-        const cJSON *obj = cJSON_GetObjectItemCaseSensitive(res, "result");
-        const char *oid = pt_json_str(obj, "objectId");
+        const char *oid = pt_json_str(cJSON_GetObjectItemCaseSensitive(res, "result"), "objectId");
+        int matched = oid != NULL; /* oid lives in res, freed below */
+        cdp_handle *h = oid ? cdp__handle_new(s, oid) : NULL;
         char *fid = NULL;
-        if (oid) {
-            cJSON *params = cJSON_CreateObject(), *node = NULL;
-            cJSON_AddStringToObject(params, "objectId", oid);
-            if (cdp_call(s, "DOM.describeNode", params, &node, CALL_TIMEOUT, NULL) == 0) {
-                const char *v =
-                    pt_json_str(cJSON_GetObjectItemCaseSensitive(node, "node"), "frameId");
-                fid = v ? strdup(v) : NULL;
-                cJSON_Delete(node);
-            }
-            params = cJSON_CreateObject();
-            cJSON_AddStringToObject(params, "objectId", oid);
-            cdp_send(s, "Runtime.releaseObject", params);
-        }
+        if (h && cdp_handle_content_frame(h, &fid, CALL_TIMEOUT, NULL) != PT_FOUND)
+            fid = NULL;
+        cdp_handle_release(h);
         cJSON_Delete(res);
         cdp_session_unref(s);
         if (fid) {
@@ -783,8 +774,8 @@ int cdp_page_child_frame(cdp_page *p, const char *frame_id, const char *css, cha
         }
         if (pt_mono_ms() >= until) {
             pt_errf(err,
-                    oid ? "%s is not a frame with a document after %d ms"
-                        : "no element matches %s after %d ms",
+                    matched ? "%s is not a frame with a document after %d ms"
+                            : "no element matches %s after %d ms",
                     css, timeout_ms);
             rc = CDP_ETIMEOUT;
             break;
@@ -909,8 +900,11 @@ static void *intercept_main(void *arg)
             p->icpt_tail = NULL;
         pthread_mutex_unlock(&p->icpt_mu);
         cdp_intercept_fn fn = p->icpt_fn;
-        if (fn && !cdp_session_detached(q->s))
-            fn(q->s, q->params, p->icpt_ud);
+        if (fn && !cdp_session_detached(q->s)) {
+            cdp_request req;
+            cdp__request_view(q->params, &req);
+            fn(q->s, &req, p->icpt_ud);
+        }
         cdp_session_unref(q->s);
         cJSON_Delete(q->params);
         free(q);
