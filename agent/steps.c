@@ -47,6 +47,22 @@ static char *value_of(run *R, const sop_step *st, int *is_date)
 
 /* ---- Conditions ---------------------------------------------------------- */
 
+/* The step's value (expanded, *is_date when a date) and the element it
+ * goes into, once actionable (see loc_actionable). 0, or -1 when the step
+ * failed, with nothing left to free. */
+static int value_and_element(run *R, const sop_step *st, int need_hit, int left, char **value,
+                             int *is_date, cdp_handle **e, double *x, double *y)
+{
+    *e = NULL;
+    if (!(*value = value_of(R, st, is_date)))
+        return -1;
+    if (loc_actionable(R, st, &st->loc, need_hit, left, e, x, y) == 0)
+        return 0;
+    free(*value);
+    *value = NULL;
+    return -1;
+}
+
 static int only_digits_equal(const char *a, const char *b)
 {
     for (;;) {
@@ -67,15 +83,13 @@ static int step_fill(run *R, const sop_step *st)
 {
     char err[ERR_SIZE];
     int is_date = 0;
-    char *value = value_of(R, st, &is_date);
-    if (!value)
-        return -1;
-    cdp_handle *e = NULL;
+    char *value;
+    cdp_handle *e;
     double x, y;
     int rc = -1;
     /* date inputs are typed segment by segment from the first: click left */
-    if (loc_actionable(R, st, &st->loc, 1, 1, &e, &x, &y) < 0)
-        goto out;
+    if (value_and_element(R, st, 1, 1, &value, &is_date, &e, &x, &y))
+        return -1;
     cJSON *info = dom_on(e, "info", NULL, err);
     char type[32]; /* copied: info is freed before the read-back below */
     snprintf(type, sizeof(type), "%s", pt_json_str(info, "type") ? pt_json_str(info, "type") : "");
@@ -87,12 +101,12 @@ static int step_fill(run *R, const sop_step *st)
                  "select for <select>)",
                  pt_json_str(info, "describe") ? pt_json_str(info, "describe") : tag);
         cJSON_Delete(info);
-        goto release;
+        goto out;
     }
     if (cdp_input_click(R->page, x, y, err)) {
         run_fail(R, st, "%s", err);
         cJSON_Delete(info);
-        goto release;
+        goto out;
     }
     char iso[11], hhmm[8] = "";
     int is_time = !strcmp(type, "time"), is_dt = !strcmp(type, "datetime-local");
@@ -104,7 +118,7 @@ static int step_fill(run *R, const sop_step *st)
                           sizeof(digits), err) < 0) {
             run_fail(R, st, "%s", err);
             cJSON_Delete(info);
-            goto release;
+            goto out;
         }
         /* a year segment takes up to six digits: after the date, move on
          * to the time with an arrow key */
@@ -115,7 +129,7 @@ static int step_fill(run *R, const sop_step *st)
             (bar && (rc = keys_type(R, bar + 1, err)))) {
             run_fail(R, st, "%s", err);
             cJSON_Delete(info);
-            goto release;
+            goto out;
         }
     } else {
         char formatted[32];
@@ -134,7 +148,7 @@ static int step_fill(run *R, const sop_step *st)
         if (rc) {
             run_fail(R, st, "%s", err);
             cJSON_Delete(info);
-            goto release;
+            goto out;
         }
         if (text != value) {
             free(value);
@@ -156,12 +170,11 @@ static int step_fill(run *R, const sop_step *st)
         run_fail(R, st,
                  "the field did not take the value (it shows something else: a mask or a "
                  "script changed it)");
-        goto release;
+        goto out;
     }
     rc = 0;
-release:
-    cdp_handle_release(e);
 out:
+    cdp_handle_release(e);
     free(value);
     return rc;
 }
@@ -169,17 +182,15 @@ out:
 static int step_choose(run *R, const sop_step *st)
 {
     char err[ERR_SIZE];
-    char *value = value_of(R, st, NULL);
-    if (!value)
-        return -1;
-    cdp_handle *e = NULL;
+    char *value;
+    cdp_handle *e;
     double x, y;
     int rc = -1;
-    if (loc_actionable(R, st, &st->loc, 1, 0, &e, &x, &y) < 0)
-        goto out;
+    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y))
+        return -1;
     if (cdp_input_click(R->page, x, y, err)) {
         run_fail(R, st, "%s", err);
-        goto release;
+        goto out;
     }
     /* a searchable one takes typing: filter the list as a person would */
     dom_out f;
@@ -211,7 +222,7 @@ static int step_choose(run *R, const sop_step *st)
                 cdp_handle_release(o.el);
                 if (rc)
                     run_fail(R, st, "%s", err);
-                goto release;
+                goto out;
             }
             cJSON_Delete(a);
         }
@@ -219,13 +230,12 @@ static int step_choose(run *R, const sop_step *st)
         if (pt_mono_ms() >= until) {
             run_fail(R, st, "no option \"%s\" appeared in the list for %d s", value,
                      (timeout + 999) / 1000);
-            goto release;
+            goto out;
         }
         pt_sleep_ms(POLL_MS);
     }
-release:
-    cdp_handle_release(e);
 out:
+    cdp_handle_release(e);
     free(value);
     return rc;
 }
@@ -233,21 +243,19 @@ out:
 static int step_select(run *R, const sop_step *st)
 {
     char err[ERR_SIZE];
-    char *value = value_of(R, st, NULL);
-    if (!value)
-        return -1;
-    cdp_handle *e = NULL;
+    char *value;
+    cdp_handle *e;
     double x, y;
     int rc = -1;
-    if (loc_actionable(R, st, &st->loc, 0, 0, &e, &x, &y) < 0)
-        goto out;
+    if (value_and_element(R, st, 0, 0, &value, NULL, &e, &x, &y))
+        return -1;
     cJSON *info = dom_on(e, "info", NULL, err);
     if (!info || strcmp(pt_json_str(info, "tag") ? pt_json_str(info, "tag") : "", "select") != 0) {
         run_fail(R, st, "%s is not a <select> (use choose for custom dropdowns)",
                  info && pt_json_str(info, "describe") ? pt_json_str(info, "describe")
                                                        : "the element");
         cJSON_Delete(info);
-        goto release;
+        goto out;
     }
     cJSON_Delete(info);
     cJSON *extra = cJSON_CreateArray();
@@ -266,9 +274,8 @@ static int step_select(run *R, const sop_step *st)
     } else
         rc = 0;
     cJSON_Delete(res);
-release:
-    cdp_handle_release(e);
 out:
+    cdp_handle_release(e);
     free(value);
     return rc;
 }
@@ -462,15 +469,15 @@ static int step_click(run *R, const sop_step *st)
 static int step_type(run *R, const sop_step *st)
 {
     char err[ERR_SIZE];
-    char *value = value_of(R, st, NULL);
-    cdp_handle *e = NULL;
+    char *value;
+    cdp_handle *e;
     double x, y;
-    int rc = !value ? -1 : loc_actionable(R, st, &st->loc, 1, 0, &e, &x, &y);
-    if (!rc) {
-        if ((rc = cdp_input_click(R->page, x, y, err)) || (rc = keys_type(R, value, err)))
-            run_fail(R, st, "%s", err);
-        cdp_handle_release(e);
-    }
+    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y))
+        return -1;
+    int rc = cdp_input_click(R->page, x, y, err);
+    if (rc || (rc = keys_type(R, value, err)))
+        run_fail(R, st, "%s", err);
+    cdp_handle_release(e);
     free(value);
     return rc;
 }
