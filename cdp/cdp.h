@@ -16,7 +16,8 @@
  * listeners (cdp_on) run on the service thread: they must not block and must
  * not call cdp_call(); they may call cdp_send(), cdp_on() and cdp_off().
  *
- * Errors: functions return 0 or a negative CDP_E* code and fill `err` (a
+ * Errors: functions return 0 or a negative CDP_E* code (util/err.h's codes,
+ * see enum cdp_error), look-ups PT_FOUND or PT_NONE, and fill `err` (a
  * buffer of CDP_ERR_MAX bytes, or NULL) with a message that says what failed:
  * "Page.navigate: Cannot navigate to invalid URL (-32000)", "browser exited
  * (signal 9)", "Runtime.evaluate: no reply within 15000 ms".
@@ -29,20 +30,22 @@
 
 #include "util/err.h"
 
-#define CDP_ERR_MAX 512
+#define CDP_ERR_MAX PT_ERR_MAX
 /* Largest message accepted from the browser (a full-page screenshot of a
  * long form is tens of MB; nothing legitimate comes near this). */
 #define CDP_MAX_MESSAGE (256u << 20)
 
+/* The codes of util/err.h, named for what they mean here, and two of
+ * cdp's own. */
 enum cdp_error {
-    CDP_OK = 0,
-    CDP_EFAIL = -1,     /* anything else: launch failed, bad argument, ... */
-    CDP_ETIMEOUT = -2,  /* no reply (or no event) within the timeout */
-    CDP_EGONE = -3,     /* the browser exited or the connection closed */
-    CDP_EPROTOCOL = -4, /* the browser answered with an error */
-    CDP_ETOOBIG = -5,   /* the reply exceeded CDP_MAX_MESSAGE */
-    CDP_EDETACHED = -6, /* the session's target closed, crashed or detached */
-    CDP_EJS = -7,       /* evaluated script threw */
+    CDP_OK = PT_OK,
+    CDP_EFAIL = PT_EFAIL,       /* anything else: launch failed, bad argument, ... */
+    CDP_ETIMEOUT = PT_ETIMEOUT, /* no reply (or no event) within the timeout */
+    CDP_EGONE = PT_ECLOSED,     /* the browser exited or the connection closed */
+    CDP_ETOOBIG = PT_ELIMIT,    /* the reply exceeded CDP_MAX_MESSAGE */
+    CDP_EDETACHED = PT_EGONE,   /* the session's target closed, crashed or detached */
+    CDP_EPROTOCOL = -20,        /* the browser answered with an error */
+    CDP_EJS = -21,              /* evaluated script threw */
 };
 
 typedef struct cdp_browser cdp_browser;
