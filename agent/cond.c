@@ -7,6 +7,7 @@
  * steps that use a condition decide how long to poll it.
  */
 #define _GNU_SOURCE
+#include "agent/agent.h"
 #include "agent/run.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8

@@ -6,6 +6,7 @@
  * how many elements matched). It must never decide what a result means for
  * a step: locate.c, cond.c and steps.c do.
  */
+#include "agent/agent.h"
 #include "agent/run.h"
 #include "util/err.h"
 

@@ -7,6 +7,7 @@
  * and never speaks the protocol: cdp_input_* sends the keys.
  */
 #define _GNU_SOURCE
+#include "agent/agent.h"
 #include "agent/run.h"
 #include "util/err.h"
 

@@ -8,6 +8,7 @@
  * snapshot of the document a step resolved in (record mode). It must never
  * act on an element (no click, no key): steps.c does, with what it returns.
  */
+#include "agent/agent.h"
 #include "agent/run.h"
 #include "util/err.h"
 #include "util/timeutil.h"

@@ -29,7 +29,9 @@
 #ifndef PORTIER_AGENT_RUN_H
 #define PORTIER_AGENT_RUN_H
 
-#include "agent/agent.h"
+#include "agent/sop.h"
+#include "agent/vars.h"
+#include "cdp/cdp.h"
 
 #include <stdint.h>
 
@@ -51,8 +53,10 @@ typedef struct handler {
 
 typedef struct run {
     const sop *s;
-    const agent_options *o;
-    agent_result *r;
+    /* agent.h's types, by their struct names: agent.c includes run.h, so
+     * run.h does not include agent.h back */
+    const struct agent_options *o;
+    struct agent_result *r;
     cdp_page *page;
     vars *v;
     framectx stack[MAX_FRAMES];

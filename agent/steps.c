@@ -9,6 +9,7 @@
  * speaks the protocol.
  */
 #define _GNU_SOURCE
+#include "agent/agent.h"
 #include "agent/run.h"
 #include "util/err.h"
 #include "util/log.h"

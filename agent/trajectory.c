@@ -9,6 +9,7 @@
  * run's outcome.
  */
 #define _GNU_SOURCE
+#include "agent/agent.h"
 #include "agent/run.h"
 #include "util/b64.h"
 #include "util/buf.h"
