@@ -2,7 +2,7 @@
  * dom.js - the agent's eyes inside a frame: finding elements the way SOPs
  * name them, and judging whether a person could act on them now.
  *
- * Called through Runtime.callFunctionOn as dom(op, a, b, c). It never
+ * Called through cdp_page_call / cdp_handle_call as dom(op, a, b, c). It never
  * changes the page, except `selectOption` (native <select>, as a person's
  * pick would) and `scroll` (into view). It is embedded into the binary at
  * build time (agent/CMake) and injected per call, so no page script can
@@ -148,7 +148,8 @@
   }
   case 'resolve': {
     const { els, el } = pick(a);
-    if (!el) throw new Error('portier:count=' + els.length);
+    /* not exactly one: how many matched, a number (never an element) */
+    if (!el) return els.length;
     return el;
   }
   case 'actionable': return (async () => {
@@ -234,7 +235,7 @@
     const all = Array.from(document.querySelectorAll('[role=option],[role=menuitem],li,.option,[class*="option"]')).filter(visible);
     const hits = byName(all, a, (e) => norm(e.textContent));
     const inner = hits.filter((e) => !hits.some((o) => o !== e && e.contains(o)));
-    if (inner.length < 1) throw new Error('portier:count=0');
+    if (inner.length < 1) return 0; /* a count, as `resolve` gives */
     return inner[0];
   }
   case 'hourCycle': {

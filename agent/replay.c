@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #define INLINE_MAX (32 * 1024) /* larger bodies are files beside the HAR */
-#define CALL_MS 15000
 
 /* ---- Placeholders ---------------------------------------------------------
  * What must not be stored, and what it becomes. Secrets go wherever they
@@ -363,31 +362,26 @@ static cJSON *query_string(const char *url)
     return arr;
 }
 
-static void record_paused(cdp_session *s, const cJSON *params, void *ud)
+static void record_paused(cdp_session *s, const cdp_request *req, void *ud)
 {
     rr *r = ud;
-    const char *id = pt_json_str(params, "requestId");
-    const cJSON *req = cJSON_GetObjectItemCaseSensitive(params, "request");
-    const cJSON *code = cJSON_GetObjectItemCaseSensitive(params, "responseStatusCode");
     char err[PT_ERR_MAX];
     int64_t t0 = pt_wall_ms();
-    cJSON *body = NULL;
-    if (cJSON_IsNumber(code) && (code->valueint < 300 || code->valueint >= 400)) {
-        cJSON *p = cJSON_CreateObject();
-        cJSON_AddStringToObject(p, "requestId", id);
-        if (cdp_call(s, "Fetch.getResponseBody", p, &body, CALL_MS, err))
-            body = NULL;
-    }
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "requestId", id);
-    cdp_call(s, "Fetch.continueRequest", p, NULL, CALL_MS, err);
-    if (!cJSON_IsNumber(code))
+    char *raw = NULL;
+    int b64 = 0;
+    if (req->has_response && (req->status < 300 || req->status >= 400) &&
+        cdp_request_body(s, req->id, &raw, &b64, err))
+        raw = NULL;
+    cdp_request_continue(s, req->id, err);
+    if (!req->has_response) {
+        free(raw);
         return; /* failed before a response: nothing to keep */
+    }
 
     size_t nt;
     subst *t = table(r, &nt);
-    char *url = redact(t, nt, pt_json_str(req, "url"));
-    const char *method = pt_json_str(req, "method");
+    char *url = redact(t, nt, req->url);
+    const char *method = req->method;
     cJSON *e = cJSON_CreateObject();
     char iso[32];
     pt_iso8601(t0, iso);
@@ -398,10 +392,10 @@ static void record_paused(cdp_session *s, const cJSON *params, void *ud)
     cJSON_AddStringToObject(rq, "url", url ? url : "");
     cJSON_AddStringToObject(rq, "httpVersion", "HTTP/1.1");
     cJSON_AddItemToObject(rq, "cookies", cJSON_CreateArray());
-    cJSON *rqh = har_headers(cJSON_GetObjectItemCaseSensitive(req, "headers"), t, nt);
+    cJSON *rqh = har_headers(req->headers, t, nt);
     cJSON_AddItemToObject(rq, "headers", rqh);
     cJSON_AddItemToObject(rq, "queryString", query_string(url ? url : ""));
-    const char *post = pt_json_str(req, "postData");
+    const char *post = req->post_data;
     if (post) {
         char *rp = normalise_boundaries(redact(t, nt, post));
         cJSON *pd = cJSON_AddObjectToObject(rq, "postData");
@@ -414,20 +408,16 @@ static void record_paused(cdp_session *s, const cJSON *params, void *ud)
     cJSON_AddNumberToObject(rq, "bodySize", post ? (double)strlen(post) : 0);
 
     cJSON *rs = cJSON_AddObjectToObject(e, "response");
-    cJSON_AddNumberToObject(rs, "status", code->valueint);
-    cJSON_AddStringToObject(
-        rs, "statusText",
-        pt_json_str(params, "responseStatusText") ? pt_json_str(params, "responseStatusText") : "");
+    cJSON_AddNumberToObject(rs, "status", req->status);
+    cJSON_AddStringToObject(rs, "statusText", req->status_text ? req->status_text : "");
     cJSON_AddStringToObject(rs, "httpVersion", "HTTP/1.1");
     cJSON_AddItemToObject(rs, "cookies", cJSON_CreateArray());
-    cJSON *rsh = har_headers(cJSON_GetObjectItemCaseSensitive(params, "responseHeaders"), t, nt);
+    cJSON *rsh = har_headers(req->response_headers, t, nt);
     cJSON_AddItemToObject(rs, "headers", rsh);
     const char *ctype = header_value(rsh, "content-type");
     char mime[128] = "";
     snprintf(mime, sizeof(mime), "%s", ctype ? ctype : "");
     cJSON *content = cJSON_AddObjectToObject(rs, "content");
-    const char *raw = pt_json_str(body, "body");
-    int b64 = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "base64Encoded"));
     char *text = NULL;
     size_t size = 0;
     if (raw && b64 && textual(mime)) { /* text sent as base64: redact it as text */
@@ -481,13 +471,13 @@ static void record_paused(cdp_session *s, const cJSON *params, void *ud)
     char at[256];
     where(r->cur, at, sizeof(at));
     cJSON_AddStringToObject(e, "_step", at);
-    if (pt_json_str(params, "resourceType"))
-        cJSON_AddStringToObject(e, "_resourceType", pt_json_str(params, "resourceType"));
+    if (req->resource_type)
+        cJSON_AddStringToObject(e, "_resourceType", req->resource_type);
     cJSON_AddItemToArray(r->entries, e);
     pthread_mutex_unlock(&r->mu);
     free(text);
     free(url);
-    cJSON_Delete(body);
+    free(raw);
     table_free(t, nt);
 }
 
@@ -567,26 +557,14 @@ static void hook_snapshot(void *ud, const sop_step *st, const char *url, const c
 
 /* ---- Replay -------------------------------------------------------------- */
 
-static void fail_request(cdp_session *s, const char *id)
-{
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "requestId", id);
-    cJSON_AddStringToObject(p, "errorReason", "Failed");
-    cdp_call(s, "Fetch.failRequest", p, NULL, CALL_MS, NULL);
-}
-
-static void replay_paused(cdp_session *s, const cJSON *params, void *ud)
+static void replay_paused(cdp_session *s, const cdp_request *req, void *ud)
 {
     rr *r = ud;
-    const char *id = pt_json_str(params, "requestId");
-    const cJSON *req = cJSON_GetObjectItemCaseSensitive(params, "request");
     size_t nt;
     subst *t = table(r, &nt);
-    char *url = redact(t, nt, pt_json_str(req, "url"));
-    const char *method = pt_json_str(req, "method") ? pt_json_str(req, "method") : "GET";
-    char *post = pt_json_str(req, "postData")
-                     ? normalise_boundaries(redact(t, nt, pt_json_str(req, "postData")))
-                     : NULL;
+    char *url = redact(t, nt, req->url);
+    const char *method = req->method ? req->method : "GET";
+    char *post = req->post_data ? normalise_boundaries(redact(t, nt, req->post_data)) : NULL;
     pthread_mutex_lock(&r->mu);
     entry *hit = NULL, *last = NULL;
     for (size_t i = 0; i < r->ne && !hit; i++)
@@ -632,20 +610,12 @@ static void replay_paused(cdp_session *s, const cJSON *params, void *ud)
     pthread_mutex_unlock(&r->mu);
 
     if (!hit) {
-        if (r->fallback) {
-            cJSON *p = cJSON_CreateObject();
-            cJSON_AddStringToObject(p, "requestId", id);
-            cdp_call(s, "Fetch.continueRequest", p, NULL, CALL_MS, NULL);
-        } else {
-            fail_request(s, id);
-        }
+        if (r->fallback)
+            cdp_request_continue(s, req->id, NULL);
+        else
+            cdp_request_fail(s, req->id, NULL);
     } else {
-        cJSON *p = cJSON_CreateObject();
-        cJSON_AddStringToObject(p, "requestId", id);
-        cJSON_AddNumberToObject(p, "responseCode", status);
-        if (status_text)
-            cJSON_AddStringToObject(p, "responsePhrase", status_text);
-        cJSON *hs = cJSON_AddArrayToObject(p, "responseHeaders");
+        cJSON *hs = cJSON_CreateArray();
         cJSON *h;
         cJSON_ArrayForEach(h, headers)
         {
@@ -661,11 +631,15 @@ static void replay_paused(cdp_session *s, const cJSON *params, void *ud)
             cJSON_AddItemToArray(hs, o);
         }
         char *enc = b64 ? NULL : pt_b64_encode(body ? body : "", body ? strlen(body) : 0);
-        cJSON_AddStringToObject(p, "body", b64 ? (body ? body : "") : enc ? enc : "");
-        free(enc);
         char err[PT_ERR_MAX];
-        if (cdp_call(s, "Fetch.fulfillRequest", p, NULL, CALL_MS, err))
+        if (cdp_request_fulfil(s, req->id, status, status_text, hs,
+                               b64   ? (body ? body : "")
+                               : enc ? enc
+                                     : "",
+                               err))
             fprintf(stderr, "replay: cannot answer %s %s: %s\n", method, url, err);
+        free(enc);
+        cJSON_Delete(hs);
     }
     cJSON_Delete(headers);
     free(body);

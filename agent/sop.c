@@ -822,78 +822,310 @@ static void parse_input(parser *p)
     p->s->inputs[p->s->ninputs++] = in;
 }
 
-/* Parses the statement on the current line into b. Returns 1 when the line
- * closes the block (end/else), 0 otherwise. */
-static int parse_statement(parser *p, sop_block *b, int allow_else, int *saw_else)
+/* ---- Statements -----------------------------------------------------------
+ * A line is a header directive (sop, summary, input, timeout, use), a step,
+ * or `end` / `else`. Each directive and each step kind has its own parser
+ * below, found through a table; parse_statement only dispatches. */
+
+static void dir_sop(parser *p, sop_block *b)
 {
-    lexline *l = cur_line(p);
-    tok *t = next(p);
-    if (t->kind != T_WORD) {
-        err(p, t->col, "a line starts with a step, such as click or fill, not '%s'", t->text);
-        return 0;
+    (void)b;
+    tok *n = next(p), *title = next(p);
+    if (!n || n->kind != T_WORD)
+        err(p, n ? n->col : end_col(p), "sop needs a name, as in sop submit_claim \"Title\"");
+    else if (p->depth == 0) { /* a used file's header describes that file only */
+        free(p->s->name);
+        p->s->name = strdup(n->text);
+        if (title && title->kind == T_STRING) {
+            free(p->s->title);
+            p->s->title = strdup(title->text);
+        }
     }
+}
+
+static void dir_summary(parser *p, sop_block *b)
+{
+    (void)b;
+    tok *s = next(p);
+    if (!s || s->kind != T_STRING)
+        err(p, s ? s->col : end_col(p), "summary needs a \"quoted\" text");
+    else if (p->depth == 0) {
+        free(p->s->summary);
+        p->s->summary = strdup(s->text);
+    }
+    expect_eol(p, "the summary");
+}
+
+static void dir_input(parser *p, sop_block *b)
+{
+    (void)b;
+    parse_input(p);
+}
+
+static void dir_timeout(parser *p, sop_block *b)
+{
+    (void)b;
+    tok *d = next(p);
+    int ms = d && d->kind == T_NUMBER ? duration_ms(d->text) : -1;
+    if (ms < 0)
+        err(p, d ? d->col : end_col(p), "timeout needs a duration such as 20s");
+    else if (p->depth == 0)
+        p->s->timeout_ms = ms;
+}
+
+static void dir_use(parser *p, sop_block *b)
+{
+    tok *n = next(p);
+    if (!n || n->kind != T_WORD)
+        err(p, n ? n->col : end_col(p), "use needs the name of an SOP file, as in use login");
+    else
+        parse_use(p, n, b);
+    expect_eol(p, "use");
+}
+
+static const struct directive {
+    const char *word;
+    void (*parse)(parser *p, sop_block *b);
+} directives[] = {
+    {"sop", dir_sop},         {"summary", dir_summary}, {"input", dir_input},
+    {"timeout", dir_timeout}, {"use", dir_use},
+};
+
+/* Each step kind's parser reads the rest of its line into st (w: the word
+ * that named it). */
+
+static void st_value(parser *p, sop_step *st, const char *w)
+{
+    parse_value(p, &st->value, w); /* goto, review */
+}
+
+static void st_locator(parser *p, sop_step *st, const char *w)
+{
+    st->has_loc = parse_locator(p, &st->loc, w) == 0; /* click, check, uncheck */
+}
+
+static void st_locator_with(parser *p, sop_step *st, const char *w)
+{
+    /* fill, type, select, choose */
+    if (!(st->has_loc = parse_locator(p, &st->loc, w) == 0))
+        return;
+    int with = accept_word(p, "with");
+    if (!with && (st->kind == SOP_FILL || st->kind == SOP_TYPE) && peek(p))
+        err(p, peek(p)->col, "write %s ... with VALUE", w);
+    else
+        parse_value(p, &st->value, w);
+}
+
+static void st_press(parser *p, sop_step *st, const char *w)
+{
+    (void)w;
+    tok *k = next(p);
+    if (!k || k->kind != T_STRING)
+        err(p, k ? k->col : end_col(p), "press needs a \"Key\", as in press \"Enter\"");
+    else
+        st->value = (sop_value){0, strdup(k->text), st->line, k->col};
+}
+
+static void st_upload(parser *p, sop_step *st, const char *w)
+{
+    if (!(st->has_loc = parse_locator(p, &st->loc, w) == 0))
+        return;
+    accept_word(p, "with");
+    if (accept_word(p, "files"))
+        return;
+    if (accept_word(p, "file")) {
+        tok *f = next(p);
+        if (!f || f->kind != T_STRING)
+            err(p, f ? f->col : end_col(p), "file needs a \"name\" of a task file");
+        else
+            st->file_name = strdup(f->text);
+        return;
+    }
+    err(p, peek(p) ? peek(p)->col : end_col(p),
+        "write upload ... with files, or with file \"name.pdf\"");
+}
+
+static void st_wait(parser *p, sop_step *st, const char *w)
+{
+    (void)w;
+    if (!accept_word(p, "for")) {
+        err(p, peek(p) ? peek(p)->col : end_col(p), "write wait for CONDITION");
+        return;
+    }
+    st->cond = parse_cond(p, "wait for");
+}
+
+static void st_expect(parser *p, sop_step *st, const char *w)
+{
+    (void)w;
+    st->cond = parse_cond(p, "expect");
+    if (!st->cond)
+        return;
+    if (!accept_word(p, "else")) {
+        err(p, peek(p) ? peek(p)->col : end_col(p),
+            "write expect CONDITION else \"what went wrong\"");
+        return;
+    }
+    parse_value(p, &st->value, "expect ... else");
+}
+
+static void st_extract(parser *p, sop_step *st, const char *w)
+{
+    (void)w;
+    tok *n = next(p);
+    if (!n || n->kind != T_WORD) {
+        err(p, n ? n->col : end_col(p),
+            "extract needs a variable name, as in extract ref from \".id\"");
+        return;
+    }
+    st->name = strdup(n->text);
+    if (!accept_word(p, "from")) {
+        err(p, peek(p) ? peek(p)->col : end_col(p), "write extract NAME from ELEMENT");
+        return;
+    }
+    if (!(st->has_loc = parse_locator(p, &st->loc, "extract") == 0))
+        return;
+    if (accept_word(p, "attribute")) {
+        tok *a = next(p);
+        if (!a || a->kind != T_STRING)
+            err(p, a ? a->col : end_col(p), "attribute needs a \"name\"");
+        else
+            st->attribute = strdup(a->text);
+    } else if (accept_word(p, "value"))
+        st->attribute = strdup("value");
+    tok *re = peek(p);
+    if (re && re->kind == T_REGEX) {
+        p->ti++;
+        st->regex = strdup(re->text);
+        check_regex(p, re);
+    }
+}
+
+static void st_cond(parser *p, sop_step *st, const char *w)
+{
+    st->cond = parse_cond(p, w); /* if, whenever */
+}
+
+static void st_in_frame(parser *p, sop_step *st, const char *w)
+{
+    (void)w;
+    if (!accept_word(p, "frame")) {
+        err(p, peek(p) ? peek(p)->col : end_col(p), "write in frame ELEMENT");
+        return;
+    }
+    st->has_loc = parse_locator(p, &st->loc, "in frame") == 0;
+}
+
+static void st_screenshot(parser *p, sop_step *st, const char *w)
+{
+    (void)w;
+    tok *n = peek(p);
+    if (n && n->kind == T_STRING) {
+        p->ti++;
+        st->name = strdup(n->text);
+    }
+}
+
+static void st_ask(parser *p, sop_step *st, const char *w)
+{
+    (void)w;
+    tok *n = next(p), *q = next(p);
+    if (!n || n->kind != T_WORD || !q || q->kind != T_STRING)
+        err(p, n ? n->col : end_col(p), "write ask NAME \"question for a person\"");
+    else {
+        st->name = strdup(n->text);
+        st->value = (sop_value){0, strdup(q->text), st->line, q->col};
+    }
+}
+
+static void st_nothing(parser *p, sop_step *st, const char *w)
+{
+    (void)p, (void)st, (void)w; /* commit */
+}
+
+static void st_finish(parser *p, sop_step *st, const char *w)
+{
+    (void)w;
+    static const char *const statuses[] = {"completed", "completed_with_issues", "failed"};
+    tok *s = next(p);
+    if (!s || s->kind != T_WORD) {
+        err(p, s ? s->col : end_col(p),
+            "finish needs a status: completed, "
+            "completed_with_issues or failed");
+        return;
+    }
+    int ok = 0;
+    for (int i = 0; i < 3; i++)
+        ok |= !strcmp(s->text, statuses[i]);
+    if (!ok) {
+        const char *g = suggest(s->text, statuses, 3);
+        err(p, s->col, "'%s' is not a final status%s%s%s", s->text, g ? " (did you mean '" : "",
+            g ? g : "", g ? "'?)" : " (completed, completed_with_issues or failed)");
+        return;
+    }
+    st->name = strdup(s->text);
+    if (peek(p))
+        parse_value(p, &st->value, "finish");
+}
+
+static void (*const step_parsers[])(parser *p, sop_step *st, const char *w) = {
+    [SOP_GOTO] = st_value,
+    [SOP_CLICK] = st_locator,
+    [SOP_FILL] = st_locator_with,
+    [SOP_TYPE] = st_locator_with,
+    [SOP_PRESS] = st_press,
+    [SOP_SELECT] = st_locator_with,
+    [SOP_CHOOSE] = st_locator_with,
+    [SOP_CHECK] = st_locator,
+    [SOP_UNCHECK] = st_locator,
+    [SOP_UPLOAD] = st_upload,
+    [SOP_WAIT] = st_wait,
+    [SOP_EXTRACT] = st_extract,
+    [SOP_EXPECT] = st_expect,
+    [SOP_IF] = st_cond,
+    [SOP_WHENEVER] = st_cond,
+    [SOP_IN_FRAME] = st_in_frame,
+    [SOP_SCREENSHOT] = st_screenshot,
+    [SOP_ASK] = st_ask,
+    [SOP_REVIEW] = st_value,
+    [SOP_COMMIT] = st_nothing,
+    [SOP_FINISH] = st_finish,
+};
+
+static int opens_block(sop_step_kind k)
+{
+    return k == SOP_IF || k == SOP_WHENEVER || k == SOP_IN_FRAME;
+}
+
+/* The body (and an if's else) of the block step b->steps[index], up to and
+ * including its `end`. */
+static void parse_body(parser *p, sop_block *b, size_t index, const char *w)
+{
+    sop_step *st = &b->steps[index];
+    sop_step_kind kind = st->kind;
+    int else_seen = 0;
+    int open_line = st->line;
+    sop_block body = {0}, other = {0};
+    p->li++;
+    p->ti = 0;
+    parse_block(p, &body, kind == SOP_IN_FRAME ? "in frame" : w, open_line, kind == SOP_IF,
+                &else_seen);
+    if (else_seen) {
+        p->li++;
+        p->ti = 0;
+        parse_block(p, &other, "else", open_line, 0, NULL);
+    }
+    /* b may have moved while the body was parsed */
+    st = &b->steps[index];
+    st->body = body;
+    st->otherwise = other;
+}
+
+/* A step named by w (token t) on line l, into b. Returns -1 when it opened
+ * a block (which consumed its lines up to and including `end`), else 0. */
+static int parse_step(parser *p, sop_block *b, lexline *l, tok *t)
+{
     const char *w = t->text;
-
-    if (!strcmp(w, "end")) {
-        expect_eol(p, "end");
-        return 1;
-    }
-    if (!strcmp(w, "else")) {
-        if (!allow_else)
-            err(p, t->col, "else without an if");
-        else
-            *saw_else = 1;
-        expect_eol(p, "else");
-        return allow_else;
-    }
-    if (!strcmp(w, "sop")) {
-        tok *n = next(p), *title = next(p);
-        if (!n || n->kind != T_WORD)
-            err(p, n ? n->col : end_col(p), "sop needs a name, as in sop submit_claim \"Title\"");
-        else if (p->depth == 0) { /* a used file's header describes that file only */
-            free(p->s->name);
-            p->s->name = strdup(n->text);
-            if (title && title->kind == T_STRING) {
-                free(p->s->title);
-                p->s->title = strdup(title->text);
-            }
-        }
-        return 0;
-    }
-    if (!strcmp(w, "summary")) {
-        tok *s = next(p);
-        if (!s || s->kind != T_STRING)
-            err(p, s ? s->col : end_col(p), "summary needs a \"quoted\" text");
-        else if (p->depth == 0) {
-            free(p->s->summary);
-            p->s->summary = strdup(s->text);
-        }
-        expect_eol(p, "the summary");
-        return 0;
-    }
-    if (!strcmp(w, "input")) {
-        parse_input(p);
-        return 0;
-    }
-    if (!strcmp(w, "timeout")) {
-        tok *d = next(p);
-        int ms = d && d->kind == T_NUMBER ? duration_ms(d->text) : -1;
-        if (ms < 0)
-            err(p, d ? d->col : end_col(p), "timeout needs a duration such as 20s");
-        else if (p->depth == 0)
-            p->s->timeout_ms = ms;
-        return 0;
-    }
-    if (!strcmp(w, "use")) {
-        tok *n = next(p);
-        if (!n || n->kind != T_WORD)
-            err(p, n ? n->col : end_col(p), "use needs the name of an SOP file, as in use login");
-        else
-            parse_use(p, n, b);
-        expect_eol(p, "use");
-        return 0;
-    }
-
     int kind = -1;
     for (int k = 0; k <= SOP_FINISH; k++)
         if (!strcmp(w, step_names[k]))
@@ -912,184 +1144,46 @@ static int parse_statement(parser *p, sop_block *b, int allow_else, int *saw_els
     st->line = l->lineno;
     st->col = t->col;
     st->source = strdup(l->source + (t->col - 1));
-
-    switch (st->kind) {
-    case SOP_GOTO:
-        parse_value(p, &st->value, "goto");
-        break;
-    case SOP_CLICK:
-    case SOP_CHECK:
-    case SOP_UNCHECK:
-        st->has_loc = parse_locator(p, &st->loc, w) == 0;
-        break;
-    case SOP_FILL:
-    case SOP_TYPE:
-    case SOP_SELECT:
-    case SOP_CHOOSE:
-        if ((st->has_loc = parse_locator(p, &st->loc, w) == 0)) {
-            int with = accept_word(p, "with");
-            if (!with && (st->kind == SOP_FILL || st->kind == SOP_TYPE) && peek(p))
-                err(p, peek(p)->col, "write %s ... with VALUE", w);
-            else
-                parse_value(p, &st->value, w);
-        }
-        break;
-    case SOP_PRESS: {
-        tok *k = next(p);
-        if (!k || k->kind != T_STRING)
-            err(p, k ? k->col : end_col(p), "press needs a \"Key\", as in press \"Enter\"");
-        else
-            st->value = (sop_value){0, strdup(k->text), l->lineno, k->col};
-        break;
-    }
-    case SOP_UPLOAD:
-        if ((st->has_loc = parse_locator(p, &st->loc, w) == 0)) {
-            accept_word(p, "with");
-            if (accept_word(p, "files"))
-                break;
-            if (accept_word(p, "file")) {
-                tok *f = next(p);
-                if (!f || f->kind != T_STRING)
-                    err(p, f ? f->col : end_col(p), "file needs a \"name\" of a task file");
-                else
-                    st->file_name = strdup(f->text);
-                break;
-            }
-            err(p, peek(p) ? peek(p)->col : end_col(p),
-                "write upload ... with files, or with file \"name.pdf\"");
-        }
-        break;
-    case SOP_WAIT:
-        if (!accept_word(p, "for")) {
-            err(p, peek(p) ? peek(p)->col : end_col(p), "write wait for CONDITION");
-            break;
-        }
-        st->cond = parse_cond(p, "wait for");
-        break;
-    case SOP_EXPECT:
-        st->cond = parse_cond(p, "expect");
-        if (st->cond) {
-            if (!accept_word(p, "else")) {
-                err(p, peek(p) ? peek(p)->col : end_col(p),
-                    "write expect CONDITION else \"what went wrong\"");
-                break;
-            }
-            parse_value(p, &st->value, "expect ... else");
-        }
-        break;
-    case SOP_EXTRACT: {
-        tok *n = next(p);
-        if (!n || n->kind != T_WORD) {
-            err(p, n ? n->col : end_col(p),
-                "extract needs a variable name, as in extract ref from \".id\"");
-            break;
-        }
-        st->name = strdup(n->text);
-        if (!accept_word(p, "from")) {
-            err(p, peek(p) ? peek(p)->col : end_col(p), "write extract NAME from ELEMENT");
-            break;
-        }
-        if ((st->has_loc = parse_locator(p, &st->loc, "extract") == 0)) {
-            if (accept_word(p, "attribute")) {
-                tok *a = next(p);
-                if (!a || a->kind != T_STRING)
-                    err(p, a ? a->col : end_col(p), "attribute needs a \"name\"");
-                else
-                    st->attribute = strdup(a->text);
-            } else if (accept_word(p, "value"))
-                st->attribute = strdup("value");
-            tok *re = peek(p);
-            if (re && re->kind == T_REGEX) {
-                p->ti++;
-                st->regex = strdup(re->text);
-                check_regex(p, re);
-            }
-        }
-        break;
-    }
-    case SOP_IF:
-    case SOP_WHENEVER:
-        st->cond = parse_cond(p, w);
-        break;
-    case SOP_IN_FRAME:
-        if (!accept_word(p, "frame")) {
-            err(p, peek(p) ? peek(p)->col : end_col(p), "write in frame ELEMENT");
-            break;
-        }
-        st->has_loc = parse_locator(p, &st->loc, "in frame") == 0;
-        break;
-    case SOP_SCREENSHOT: {
-        tok *n = peek(p);
-        if (n && n->kind == T_STRING) {
-            p->ti++;
-            st->name = strdup(n->text);
-        }
-        break;
-    }
-    case SOP_ASK: {
-        tok *n = next(p), *q = next(p);
-        if (!n || n->kind != T_WORD || !q || q->kind != T_STRING)
-            err(p, n ? n->col : end_col(p), "write ask NAME \"question for a person\"");
-        else {
-            st->name = strdup(n->text);
-            st->value = (sop_value){0, strdup(q->text), l->lineno, q->col};
-        }
-        break;
-    }
-    case SOP_REVIEW:
-        parse_value(p, &st->value, "review");
-        break;
-    case SOP_COMMIT:
-        break;
-    case SOP_FINISH: {
-        static const char *const statuses[] = {"completed", "completed_with_issues", "failed"};
-        tok *s = next(p);
-        if (!s || s->kind != T_WORD) {
-            err(p, s ? s->col : end_col(p),
-                "finish needs a status: completed, "
-                "completed_with_issues or failed");
-            break;
-        }
-        int ok = 0;
-        for (int i = 0; i < 3; i++)
-            ok |= !strcmp(s->text, statuses[i]);
-        if (!ok) {
-            const char *g = suggest(s->text, statuses, 3);
-            err(p, s->col, "'%s' is not a final status%s%s%s", s->text, g ? " (did you mean '" : "",
-                g ? g : "", g ? "'?)" : " (completed, completed_with_issues or failed)");
-            break;
-        }
-        st->name = strdup(s->text);
-        if (peek(p))
-            parse_value(p, &st->value, "finish");
-        break;
-    }
-    }
-    if (st->kind != SOP_IF && st->kind != SOP_WHENEVER && st->kind != SOP_IN_FRAME)
+    step_parsers[st->kind](p, st, w);
+    if (!opens_block(st->kind))
         parse_step_timeout(p, st);
     expect_eol(p, w);
+    if (!opens_block(st->kind))
+        return 0;
+    parse_body(p, b, (size_t)(st - b->steps), w);
+    return -1;
+}
 
-    if (st->kind == SOP_IF || st->kind == SOP_WHENEVER || st->kind == SOP_IN_FRAME) {
-        int else_seen = 0;
-        int open_line = st->line;
-        size_t index = (size_t)(st - b->steps);
-        sop_block body = {0}, other = {0};
-        p->li++;
-        p->ti = 0;
-        parse_block(p, &body, st->kind == SOP_IN_FRAME ? "in frame" : w, open_line,
-                    st->kind == SOP_IF, &else_seen);
-        if (else_seen) {
-            p->li++;
-            p->ti = 0;
-            parse_block(p, &other, "else", open_line, 0, NULL);
-        }
-        /* b may have moved while the body was parsed */
-        st = &b->steps[index];
-        st->body = body;
-        st->otherwise = other;
-        return -1; /* the block consumed its lines up to and including `end` */
+/* Parses the statement on the current line into b. Returns 1 when the line
+ * closes the block (end/else), -1 when a block step consumed its lines, 0
+ * otherwise. */
+static int parse_statement(parser *p, sop_block *b, int allow_else, int *saw_else)
+{
+    lexline *l = cur_line(p);
+    tok *t = next(p);
+    if (t->kind != T_WORD) {
+        err(p, t->col, "a line starts with a step, such as click or fill, not '%s'", t->text);
+        return 0;
     }
-    return 0;
+    const char *w = t->text;
+    if (!strcmp(w, "end")) {
+        expect_eol(p, "end");
+        return 1;
+    }
+    if (!strcmp(w, "else")) {
+        if (!allow_else)
+            err(p, t->col, "else without an if");
+        else
+            *saw_else = 1;
+        expect_eol(p, "else");
+        return allow_else;
+    }
+    for (size_t i = 0; i < sizeof(directives) / sizeof(directives[0]); i++)
+        if (!strcmp(w, directives[i].word)) {
+            directives[i].parse(p, b);
+            return 0;
+        }
+    return parse_step(p, b, l, t);
 }
 
 /* Parses lines into b until `end` (or `else` when allowed) or the end of

@@ -4,7 +4,9 @@
  * It owns launching Chromium (or connecting to one that runs elsewhere), the
  * websocket to it, command ids and replies, events, flattened sessions,
  * browser contexts, pages, frames (out-of-process iframes included),
- * navigation, evaluation, screenshots and JS dialogs.
+ * navigation, evaluation, screenshots, JS dialogs, input (mouse, keys,
+ * text), element handles and network interception: every protocol method
+ * and event name is spelled inside cdp/ and nowhere else.
  *
  * It knows nothing of SOPs, tasks, HTTP or storage, and never will.
  *
@@ -14,7 +16,8 @@
  * listeners (cdp_on) run on the service thread: they must not block and must
  * not call cdp_call(); they may call cdp_send(), cdp_on() and cdp_off().
  *
- * Errors: functions return 0 or a negative CDP_E* code and fill `err` (a
+ * Errors: functions return 0 or a negative CDP_E* code (util/err.h's codes,
+ * see enum cdp_error), look-ups PT_FOUND or PT_NONE, and fill `err` (a
  * buffer of CDP_ERR_MAX bytes, or NULL) with a message that says what failed:
  * "Page.navigate: Cannot navigate to invalid URL (-32000)", "browser exited
  * (signal 9)", "Runtime.evaluate: no reply within 15000 ms".
@@ -25,20 +28,24 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
-#define CDP_ERR_MAX 512
+#include "util/err.h"
+
+#define CDP_ERR_MAX PT_ERR_MAX
 /* Largest message accepted from the browser (a full-page screenshot of a
  * long form is tens of MB; nothing legitimate comes near this). */
 #define CDP_MAX_MESSAGE (256u << 20)
 
+/* The codes of util/err.h, named for what they mean here, and two of
+ * cdp's own. */
 enum cdp_error {
-    CDP_OK = 0,
-    CDP_EFAIL = -1,     /* anything else: launch failed, bad argument, ... */
-    CDP_ETIMEOUT = -2,  /* no reply (or no event) within the timeout */
-    CDP_EGONE = -3,     /* the browser exited or the connection closed */
-    CDP_EPROTOCOL = -4, /* the browser answered with an error */
-    CDP_ETOOBIG = -5,   /* the reply exceeded CDP_MAX_MESSAGE */
-    CDP_EDETACHED = -6, /* the session's target closed, crashed or detached */
-    CDP_EJS = -7,       /* evaluated script threw */
+    CDP_OK = PT_OK,
+    CDP_EFAIL = PT_EFAIL,       /* anything else: launch failed, bad argument, ... */
+    CDP_ETIMEOUT = PT_ETIMEOUT, /* no reply (or no event) within the timeout */
+    CDP_EGONE = PT_ECLOSED,     /* the browser exited or the connection closed */
+    CDP_ETOOBIG = PT_ELIMIT,    /* the reply exceeded CDP_MAX_MESSAGE */
+    CDP_EDETACHED = PT_EGONE,   /* the session's target closed, crashed or detached */
+    CDP_EPROTOCOL = -20,        /* the browser answered with an error */
+    CDP_EJS = -21,              /* evaluated script threw */
 };
 
 typedef struct cdp_browser cdp_browser;
@@ -196,17 +203,6 @@ int cdp_page_screenshot(cdp_page *p, int full_page, unsigned char **png, size_t 
                         int timeout_ms, char *err);
 
 /* How the page answers alert/confirm/prompt/beforeunload from now on. */
-/* Network interception (the Fetch domain) on the page and on every frame
- * of it, out-of-process ones included (enabled before such a frame runs):
- * every request pauses, at the request stage or, with response_stage, once
- * its response headers are in. fn gets each Fetch.requestPaused (params
- * borrowed) with the session to answer on, on a thread of the page's own,
- * so it may cdp_call; it must continue, fulfil or fail the request. Set it
- * before the first navigation. */
-typedef void (*cdp_intercept_fn)(cdp_session *s, const cJSON *params, void *ud);
-int cdp_page_intercept(cdp_page *p, int response_stage, cdp_intercept_fn fn, void *ud,
-                       char *err);
-
 void cdp_page_set_dialog_answer(cdp_page *p, int accept, const char *prompt_text);
 
 typedef struct cdp_dialog {
@@ -223,5 +219,128 @@ void cdp_dialogs_free(cdp_dialog *dialogs, size_t n);
  * cdp_strings_free. */
 int cdp_page_exceptions(cdp_page *p, char ***messages, size_t *n);
 void cdp_strings_free(char **strings, size_t n);
+
+/* ---- Element handles (handle.c) ---------------------------------------- */
+
+/* A reference to an object in one of the page's frames (an element, most
+ * often), valid until its document goes away. Opaque; release it. */
+typedef struct cdp_handle cdp_handle;
+
+/* What a function called in the page gave back. */
+typedef struct cdp_value {
+    cJSON *value;       /* by value: the value (null for undefined); with
+                           CDP_RETURN_HANDLE: a primitive's value, else NULL */
+    cdp_handle *handle; /* with CDP_RETURN_HANDLE: the object, else NULL */
+} cdp_value;
+
+enum {
+    CDP_RETURN_HANDLE = 1, /* return an object as a handle, not by value */
+};
+
+/* Arguments for cdp_page_call and cdp_handle_call: a cJSON array whose
+ * items are made by these. cdp_arg takes ownership of value (NULL: null);
+ * cdp_arg_handle borrows h for as long as the array lives. */
+cJSON *cdp_arg(cJSON *value);
+cJSON *cdp_arg_handle(const cdp_handle *h);
+
+/* Calls the JavaScript function `fn` (its source) with args (taken; may be
+ * NULL) in the main world of frame_id (NULL: the top frame), waiting up to
+ * timeout_ms for the frame's document, and awaits a returned promise. *out
+ * is the caller's: cJSON_Delete(out->value), cdp_handle_release(out->handle).
+ * A throw is CDP_EJS with the exception's description. */
+int cdp_page_call(cdp_page *p, const char *frame_id, const char *fn, cJSON *args, unsigned flags,
+                  cdp_value *out, int timeout_ms, char *err);
+/* The same with `this` bound to h, in h's frame. Borrows h. */
+int cdp_handle_call(const cdp_handle *h, const char *fn, cJSON *args, unsigned flags,
+                    cdp_value *out, int timeout_ms, char *err);
+
+/* The frame that the <iframe>/<frame> element h shows: PT_FOUND with
+ * *frame_id (new; the caller frees), PT_NONE when h is not a frame element,
+ * or a negative code. */
+int cdp_handle_content_frame(const cdp_handle *h, char **frame_id, int timeout_ms, char *err);
+
+/* Sets the files of the <input type=file> h (absolute paths, borrowed). */
+int cdp_handle_set_files(const cdp_handle *h, const char *const *paths, size_t n, char *err);
+
+/* Lets the browser free the object and frees h. NULL is a no-op. */
+void cdp_handle_release(cdp_handle *h);
+
+/* Evaluates expr in execution context context_id of session s (as
+ * cdp_page_frame_context gives them), by value, not awaiting promises. *value
+ * is new (the caller frees; undefined becomes null). A throw is CDP_EJS. */
+int cdp_session_eval(cdp_session *s, int context_id, const char *expr, cJSON **value,
+                     int timeout_ms, char *err);
+
+/* ---- Input (input.c) ----------------------------------------------------
+ * Real input to the page's top-level target, at points in its viewport:
+ * Chromium routes it into frames (out-of-process ones too) itself. */
+
+enum cdp_mouse_event { CDP_MOUSE_MOVE, CDP_MOUSE_PRESS, CDP_MOUSE_RELEASE };
+
+/* One mouse event with the left button; clicks is the click count. */
+int cdp_input_mouse(cdp_page *p, enum cdp_mouse_event type, double x, double y, int clicks,
+                    char *err);
+/* Moves to (x, y), presses and releases the left button there. */
+int cdp_input_click(cdp_page *p, double x, double y, char *err);
+
+enum { CDP_MOD_ALT = 1, CDP_MOD_CTRL = 2, CDP_MOD_META = 4, CDP_MOD_SHIFT = 8 };
+
+typedef struct cdp_key {
+    char key[16];       /* the DOM key: "Enter", "a" */
+    char code[16];      /* the DOM code: "Enter"; "" for none */
+    char text[8];       /* what a key down types ("\r", "a"); "" for none */
+    int key_code;       /* the Windows virtual key code */
+    unsigned modifiers; /* CDP_MOD_* */
+} cdp_key;
+
+/* The key named `name` (case-insensitive): Enter, Tab, Escape, Backspace,
+ * Delete, the arrows (ArrowDown ...), Home, End, PageUp, PageDown, Space, or
+ * any one character. PT_FOUND with *k, or PT_NONE. */
+int cdp_key_named(const char *name, cdp_key *k);
+
+enum cdp_key_event { CDP_KEY_DOWN, CDP_KEY_UP };
+/* One key event; a key down types k->text, a key up types nothing. */
+int cdp_input_key(cdp_page *p, enum cdp_key_event type, const cdp_key *k, char *err);
+/* A key down, then its key up. */
+int cdp_input_press(cdp_page *p, const cdp_key *k, char *err);
+/* Inserts text where the focus is, as an IME would (no key events). */
+int cdp_input_insert_text(cdp_page *p, const char *text, char *err);
+
+/* ---- Network interception (intercept.c) ---------------------------------
+ * On the page and on every frame of it, out-of-process ones included
+ * (enabled before such a frame runs): every request pauses, at the request
+ * stage or, with response_stage, once its response headers are in. fn gets
+ * each paused request (borrowed for the call) with the session to answer
+ * on, on a thread of the page's own, so it may block; it must answer the
+ * request: continue, fulfil or fail it. Set it before the first navigation. */
+
+typedef struct cdp_request {
+    const char *id;                /* what the answers below name */
+    const char *method;            /* "GET" */
+    const char *url;               /* may be NULL */
+    const char *post_data;         /* the request body, or NULL */
+    const char *resource_type;     /* "Document", "XHR", ...; may be NULL */
+    const cJSON *headers;          /* the request's: an object, name -> value */
+    int has_response;              /* response stage, with a response: */
+    int status;                    /*   its status code */
+    const char *status_text;       /*   may be NULL */
+    const cJSON *response_headers; /* [{"name", "value"}], or NULL */
+} cdp_request;
+
+typedef void (*cdp_intercept_fn)(cdp_session *s, const cdp_request *req, void *ud);
+int cdp_page_intercept(cdp_page *p, int response_stage, cdp_intercept_fn fn, void *ud, char *err);
+
+/* Lets the request go on to the network unchanged. */
+int cdp_request_continue(cdp_session *s, const char *request_id, char *err);
+/* Ends the request as a network failure. */
+int cdp_request_fail(cdp_session *s, const char *request_id, char *err);
+/* Answers the request: status and phrase (NULL: the standard one), headers
+ * ([{"name", "value"}], borrowed; NULL: none) and body_b64 (the body in
+ * base64, borrowed). */
+int cdp_request_fulfil(cdp_session *s, const char *request_id, int status, const char *phrase,
+                       const cJSON *headers, const char *body_b64, char *err);
+/* The body of a paused response: *body new (the caller frees), *base64 set
+ * when *body is base64 (binary), else it is the text itself. */
+int cdp_request_body(cdp_session *s, const char *request_id, char **body, int *base64, char *err);
 
 #endif

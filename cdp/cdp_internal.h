@@ -6,7 +6,11 @@
  *          reassembly. Knows nothing of sockets, so tests drive it directly.
  * ws.c     the libwebsockets transport and the service thread.
  * launch.c spawning and stopping Chromium.
- * page.c   contexts, pages, frames, navigation, evaluation, screenshots.
+ * page.c   contexts, pages, frames, navigation, evaluation, screenshots,
+ *          dialogs, and the queue of paused requests.
+ * handle.c element handles: calling functions on them, their frames, files.
+ * input.c  mouse, keys and inserted text.
+ * intercept.c answering paused requests (continue, fulfil, fail, body).
  */
 #ifndef PORTIER_CDP_INTERNAL_H
 #define PORTIER_CDP_INTERNAL_H
@@ -148,6 +152,19 @@ cdp_session *cdp__session_attach(cdp_browser *b, const char *session_id, const c
 /* Initialises a pthread condition variable on CLOCK_MONOTONIC. */
 /* Waits on c (b->mu held once) until the monotonic deadline; 0 or ETIMEDOUT. */
 int cdp__cond_wait_until(cdp_browser *b, pthread_cond_t *c, const struct timespec *deadline);
+
+/* handle.c */
+struct cdp_handle {
+    cdp_session *s; /* a reference: the session of the object's frame */
+    char *oid;      /* its remote object id */
+};
+/* A handle to object_id in s (s gets a new reference; the id is copied),
+ * or NULL when out of memory. */
+cdp_handle *cdp__handle_new(cdp_session *s, const char *object_id);
+
+/* intercept.c */
+/* A view of Fetch.requestPaused params (borrowed: valid while params is). */
+void cdp__request_view(const cJSON *params, cdp_request *req);
 
 /* launch.c */
 /* Starts Chromium per b->launch; sets b->pid, b->tmpdir and b->ws_url.

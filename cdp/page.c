@@ -182,130 +182,201 @@ static void lifecycle(cdp_page *p, const char *loader, const char *name)
 
 static void watch_session(cdp_page *p, cdp_session *s);
 
+static int on_execution_context_created(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(params, "context");
+    const cJSON *aux = cJSON_GetObjectItemCaseSensitive(c, "auxData");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
+    const char *fid = pt_json_str(aux, "frameId");
+    if (fid && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(aux, "isDefault")) &&
+        cJSON_IsNumber(id)) {
+        frame *f = frame_add(p, fid, NULL, s);
+        if (f) {
+            f->s = s;
+            f->ctx = id->valueint;
+        }
+    }
+    return 1;
+}
+
+static int on_execution_context_destroyed(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(params, "executionContextId");
+    for (size_t i = 0; i < p->nframes; i++)
+        if (p->frames[i].s == s && cJSON_IsNumber(id) && p->frames[i].ctx == id->valueint)
+            p->frames[i].ctx = 0;
+    return 1;
+}
+
+static int on_execution_contexts_cleared(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    (void)params;
+    for (size_t i = 0; i < p->nframes; i++)
+        if (p->frames[i].s == s)
+            p->frames[i].ctx = 0;
+    return 1;
+}
+
+static int on_frame_attached(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    const char *fid = pt_json_str(params, "frameId");
+    if (fid)
+        frame_add(p, fid, pt_json_str(params, "parentFrameId"), s);
+    return 1;
+}
+
+static int on_frame_navigated(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    const cJSON *fr = cJSON_GetObjectItemCaseSensitive(params, "frame");
+    const char *fid = pt_json_str(fr, "id");
+    frame *f = fid ? frame_add(p, fid, pt_json_str(fr, "parentId"), s) : NULL;
+    if (f) {
+        set_str(&f->url, pt_json_str(fr, "url"));
+        set_str(&f->name, pt_json_str(fr, "name"));
+    }
+    return 1;
+}
+
+static int on_frame_detached(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    const char *fid = pt_json_str(params, "frameId");
+    const char *reason = pt_json_str(params, "reason");
+    frame *f = fid ? frame_find(p, fid) : NULL;
+    if (f && reason && strcmp(reason, "swap") == 0) {
+        if (f->s == s)
+            f->ctx = 0; /* moving to another process */
+    } else if (f) {
+        frame_remove(p, fid);
+    }
+    return 1;
+}
+
+static int on_lifecycle_event(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    const char *fid = pt_json_str(params, "frameId");
+    const char *name = pt_json_str(params, "name");
+    if (fid && name && s == p->s && strcmp(fid, p->target_id) == 0)
+        lifecycle(p, pt_json_str(params, "loaderId"), name);
+    return 1;
+}
+
+static int on_javascript_dialog_opening(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    cJSON *answer = cJSON_CreateObject();
+    cJSON_AddBoolToObject(answer, "accept", p->dialog_accept);
+    if (p->prompt_text)
+        cJSON_AddStringToObject(answer, "promptText", p->prompt_text);
+    cdp_send(s, "Page.handleJavaScriptDialog", answer);
+    cdp_dialog *d = realloc(p->dialogs, (p->ndialogs + 1) * sizeof(*d));
+    if (d) {
+        p->dialogs = d;
+        d = &p->dialogs[p->ndialogs++];
+        d->type = strdup(pt_json_str(params, "type") ? pt_json_str(params, "type") : "alert");
+        d->message = strdup(pt_json_str(params, "message") ? pt_json_str(params, "message") : "");
+        d->accepted = p->dialog_accept;
+    }
+    PT_DEBUG("cdp", "answered a %s dialog",
+             pt_json_str(params, "type") ? pt_json_str(params, "type") : "?");
+    return 1;
+}
+
+static int on_exception_thrown(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    (void)s;
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(params, "exceptionDetails");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(d, "exception");
+    const char *desc =
+        pt_json_str(ex, "description") ? pt_json_str(ex, "description") : pt_json_str(d, "text");
+    const char *url = pt_json_str(d, "url");
+    char *msg = NULL;
+    if (asprintf(&msg, "%s%s%s", desc ? desc : "exception", url ? " at " : "", url ? url : "") >=
+            0 &&
+        p->nexceptions < 1000) {
+        char **n = realloc(p->exceptions, (p->nexceptions + 1) * sizeof(*n));
+        if (n) {
+            p->exceptions = n;
+            p->exceptions[p->nexceptions++] = msg;
+            msg = NULL;
+        }
+    }
+    free(msg);
+    return 1;
+}
+
+static int on_request_paused(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    if (!p->icpt_fn)
+        return 1;
+    struct paused *q = calloc(1, sizeof(*q));
+    if (q && (q->params = cJSON_Duplicate(params, 1))) {
+        q->s = cdp_session_ref(s);
+        pthread_mutex_lock(&p->icpt_mu);
+        if (p->icpt_tail)
+            p->icpt_tail->next = q;
+        else
+            p->icpt_head = q;
+        p->icpt_tail = q;
+        pthread_cond_signal(&p->icpt_cv);
+        pthread_mutex_unlock(&p->icpt_mu);
+    } else {
+        free(q);
+    }
+    return 1;
+}
+
+static int on_attached_to_target(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    (void)s;
+    const cJSON *info = cJSON_GetObjectItemCaseSensitive(params, "targetInfo");
+    const char *sid = pt_json_str(params, "sessionId");
+    const char *type = pt_json_str(info, "type");
+    const char *tid = pt_json_str(info, "targetId");
+    cdp_session *child = sid ? cdp__session_find(p->b, sid) : NULL;
+    if (!child)
+        return 0;
+    if (type && tid && strcmp(type, "iframe") == 0) {
+        frame *f = frame_add(p, tid, NULL, child);
+        if (f) {
+            f->s = child;
+            f->ctx = 0;
+            f->oop = 1;
+        }
+        watch_session(p, child);
+    } else {
+        /* workers and the like: let them run, we do not drive them */
+        cdp_send(child, "Runtime.runIfWaitingForDebugger", NULL);
+    }
+    return 1;
+}
+
+/* The events the frame table, dialogs, exceptions and interception follow.
+ * A handler returns 0 when nothing changed that a waiter could want. */
+static const struct page_event {
+    const char *method;
+    int (*fn)(cdp_page *p, cdp_session *s, const cJSON *params);
+} page_events[] = {
+    {"Runtime.executionContextCreated", on_execution_context_created},
+    {"Runtime.executionContextDestroyed", on_execution_context_destroyed},
+    {"Runtime.executionContextsCleared", on_execution_contexts_cleared},
+    {"Page.frameAttached", on_frame_attached},
+    {"Page.frameNavigated", on_frame_navigated},
+    {"Page.frameDetached", on_frame_detached},
+    {"Page.lifecycleEvent", on_lifecycle_event},
+    {"Page.javascriptDialogOpening", on_javascript_dialog_opening},
+    {"Runtime.exceptionThrown", on_exception_thrown},
+    {"Fetch.requestPaused", on_request_paused},
+    {"Target.attachedToTarget", on_attached_to_target},
+};
+
 static void on_event(cdp_session *s, const char *m, const cJSON *params, void *ud)
 {
     cdp_page *p = ud;
-
-    if (strcmp(m, "Runtime.executionContextCreated") == 0) {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(params, "context");
-        const cJSON *aux = cJSON_GetObjectItemCaseSensitive(c, "auxData");
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
-        const char *fid = pt_json_str(aux, "frameId");
-        if (fid && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(aux, "isDefault")) &&
-            cJSON_IsNumber(id)) {
-            frame *f = frame_add(p, fid, NULL, s);
-            if (f) {
-                f->s = s;
-                f->ctx = id->valueint;
-            }
+    for (size_t i = 0; i < sizeof(page_events) / sizeof(page_events[0]); i++)
+        if (strcmp(m, page_events[i].method) == 0) {
+            if (!page_events[i].fn(p, s, params))
+                return;
+            break;
         }
-    } else if (strcmp(m, "Runtime.executionContextDestroyed") == 0) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(params, "executionContextId");
-        for (size_t i = 0; i < p->nframes; i++)
-            if (p->frames[i].s == s && cJSON_IsNumber(id) && p->frames[i].ctx == id->valueint)
-                p->frames[i].ctx = 0;
-    } else if (strcmp(m, "Runtime.executionContextsCleared") == 0) {
-        for (size_t i = 0; i < p->nframes; i++)
-            if (p->frames[i].s == s)
-                p->frames[i].ctx = 0;
-    } else if (strcmp(m, "Page.frameAttached") == 0) {
-        const char *fid = pt_json_str(params, "frameId");
-        if (fid)
-            frame_add(p, fid, pt_json_str(params, "parentFrameId"), s);
-    } else if (strcmp(m, "Page.frameNavigated") == 0) {
-        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(params, "frame");
-        const char *fid = pt_json_str(fr, "id");
-        frame *f = fid ? frame_add(p, fid, pt_json_str(fr, "parentId"), s) : NULL;
-        if (f) {
-            set_str(&f->url, pt_json_str(fr, "url"));
-            set_str(&f->name, pt_json_str(fr, "name"));
-        }
-    } else if (strcmp(m, "Page.frameDetached") == 0) {
-        const char *fid = pt_json_str(params, "frameId");
-        const char *reason = pt_json_str(params, "reason");
-        frame *f = fid ? frame_find(p, fid) : NULL;
-        if (f && reason && strcmp(reason, "swap") == 0) {
-            if (f->s == s)
-                f->ctx = 0; /* moving to another process */
-        } else if (f) {
-            frame_remove(p, fid);
-        }
-    } else if (strcmp(m, "Page.lifecycleEvent") == 0) {
-        const char *fid = pt_json_str(params, "frameId");
-        const char *name = pt_json_str(params, "name");
-        if (fid && name && s == p->s && strcmp(fid, p->target_id) == 0)
-            lifecycle(p, pt_json_str(params, "loaderId"), name);
-    } else if (strcmp(m, "Page.javascriptDialogOpening") == 0) {
-        cJSON *answer = cJSON_CreateObject();
-        cJSON_AddBoolToObject(answer, "accept", p->dialog_accept);
-        if (p->prompt_text)
-            cJSON_AddStringToObject(answer, "promptText", p->prompt_text);
-        cdp_send(s, "Page.handleJavaScriptDialog", answer);
-        cdp_dialog *d = realloc(p->dialogs, (p->ndialogs + 1) * sizeof(*d));
-        if (d) {
-            p->dialogs = d;
-            d = &p->dialogs[p->ndialogs++];
-            d->type = strdup(pt_json_str(params, "type") ? pt_json_str(params, "type") : "alert");
-            d->message =
-                strdup(pt_json_str(params, "message") ? pt_json_str(params, "message") : "");
-            d->accepted = p->dialog_accept;
-        }
-        PT_DEBUG("cdp", "answered a %s dialog",
-                 pt_json_str(params, "type") ? pt_json_str(params, "type") : "?");
-    } else if (strcmp(m, "Runtime.exceptionThrown") == 0) {
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(params, "exceptionDetails");
-        const cJSON *ex = cJSON_GetObjectItemCaseSensitive(d, "exception");
-        const char *desc = pt_json_str(ex, "description") ? pt_json_str(ex, "description")
-                                                          : pt_json_str(d, "text");
-        const char *url = pt_json_str(d, "url");
-        char *msg = NULL;
-        if (asprintf(&msg, "%s%s%s", desc ? desc : "exception", url ? " at " : "",
-                     url ? url : "") >= 0 &&
-            p->nexceptions < 1000) {
-            char **n = realloc(p->exceptions, (p->nexceptions + 1) * sizeof(*n));
-            if (n) {
-                p->exceptions = n;
-                p->exceptions[p->nexceptions++] = msg;
-                msg = NULL;
-            }
-        }
-        free(msg);
-    } else if (strcmp(m, "Fetch.requestPaused") == 0 && p->icpt_fn) {
-        struct paused *q = calloc(1, sizeof(*q));
-        if (q && (q->params = cJSON_Duplicate(params, 1))) {
-            q->s = cdp_session_ref(s);
-            pthread_mutex_lock(&p->icpt_mu);
-            if (p->icpt_tail)
-                p->icpt_tail->next = q;
-            else
-                p->icpt_head = q;
-            p->icpt_tail = q;
-            pthread_cond_signal(&p->icpt_cv);
-            pthread_mutex_unlock(&p->icpt_mu);
-        } else {
-            free(q);
-        }
-    } else if (strcmp(m, "Target.attachedToTarget") == 0) {
-        const cJSON *info = cJSON_GetObjectItemCaseSensitive(params, "targetInfo");
-        const char *sid = pt_json_str(params, "sessionId");
-        const char *type = pt_json_str(info, "type");
-        const char *tid = pt_json_str(info, "targetId");
-        cdp_session *child = sid ? cdp__session_find(p->b, sid) : NULL;
-        if (!child)
-            return;
-        if (type && tid && strcmp(type, "iframe") == 0) {
-            frame *f = frame_add(p, tid, NULL, child);
-            if (f) {
-                f->s = child;
-                f->ctx = 0;
-                f->oop = 1;
-            }
-            watch_session(p, child);
-        } else {
-            /* workers and the like: let them run, we do not drive them */
-            cdp_send(child, "Runtime.runIfWaitingForDebugger", NULL);
-        }
-    }
     pthread_cond_broadcast(&p->b->changed);
 }
 
@@ -752,22 +823,13 @@ int cdp_page_child_frame(cdp_page *p, const char *frame_id, const char *css, cha
         rc = evaluate(p, frame_id, expr, 0, &s, &res, left > 1000 ? left : 1000, err);
         if (rc)
             break;
-        const cJSON *obj = cJSON_GetObjectItemCaseSensitive(res, "result");
-        const char *oid = pt_json_str(obj, "objectId");
+        const char *oid = pt_json_str(cJSON_GetObjectItemCaseSensitive(res, "result"), "objectId");
+        int matched = oid != NULL; /* oid lives in res, freed below */
+        cdp_handle *h = oid ? cdp__handle_new(s, oid) : NULL;
         char *fid = NULL;
-        if (oid) {
-            cJSON *params = cJSON_CreateObject(), *node = NULL;
-            cJSON_AddStringToObject(params, "objectId", oid);
-            if (cdp_call(s, "DOM.describeNode", params, &node, CALL_TIMEOUT, NULL) == 0) {
-                const char *v =
-                    pt_json_str(cJSON_GetObjectItemCaseSensitive(node, "node"), "frameId");
-                fid = v ? strdup(v) : NULL;
-                cJSON_Delete(node);
-            }
-            params = cJSON_CreateObject();
-            cJSON_AddStringToObject(params, "objectId", oid);
-            cdp_send(s, "Runtime.releaseObject", params);
-        }
+        if (h && cdp_handle_content_frame(h, &fid, CALL_TIMEOUT, NULL) != PT_FOUND)
+            fid = NULL;
+        cdp_handle_release(h);
         cJSON_Delete(res);
         cdp_session_unref(s);
         if (fid) {
@@ -783,8 +845,8 @@ int cdp_page_child_frame(cdp_page *p, const char *frame_id, const char *css, cha
         }
         if (pt_mono_ms() >= until) {
             pt_errf(err,
-                    oid ? "%s is not a frame with a document after %d ms"
-                        : "no element matches %s after %d ms",
+                    matched ? "%s is not a frame with a document after %d ms"
+                            : "no element matches %s after %d ms",
                     css, timeout_ms);
             rc = CDP_ETIMEOUT;
             break;
@@ -909,8 +971,11 @@ static void *intercept_main(void *arg)
             p->icpt_tail = NULL;
         pthread_mutex_unlock(&p->icpt_mu);
         cdp_intercept_fn fn = p->icpt_fn;
-        if (fn && !cdp_session_detached(q->s))
-            fn(q->s, q->params, p->icpt_ud);
+        if (fn && !cdp_session_detached(q->s)) {
+            cdp_request req;
+            cdp__request_view(q->params, &req);
+            fn(q->s, &req, p->icpt_ud);
+        }
         cdp_session_unref(q->s);
         cJSON_Delete(q->params);
         free(q);

@@ -1,0 +1,101 @@
+/*
+ * cond.c - the conditions of `if`, `wait for`, `expect` and `whenever`
+ * (see run.h): whether one holds now, in a given frame.
+ *
+ * It owns reading the page for a condition (counting, visibility, text,
+ * the URL) and a task's variables for one. It must never wait or act: the
+ * steps that use a condition decide how long to poll it.
+ */
+#define _GNU_SOURCE
+#include "agent/agent.h"
+#include "agent/run.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <string.h>
+#include <strings.h>
+
+int cond_holds(run *R, const sop_cond *c, int depth, char *err)
+{
+    switch (c->kind) {
+    case SOP_COND_NOT: {
+        int r = cond_holds(R, c->a, depth, err);
+        return r < 0 ? r : !r;
+    }
+    case SOP_COND_OR: {
+        int r = cond_holds(R, c->a, depth, err);
+        return r != 0 ? r : cond_holds(R, c->b, depth, err);
+    }
+    case SOP_COND_VAR: {
+        const char *v = vars_get(R->v, c->text);
+        return v && *v && strcasecmp(v, "false") != 0 && strcmp(v, "0") != 0;
+    }
+    case SOP_COND_VAR_IS: {
+        const char *v = vars_get(R->v, c->text);
+        return v && !strcasecmp(v, c->value);
+    }
+    case SOP_COND_VISIBLE:
+    case SOP_COND_HIDDEN:
+    case SOP_COND_TEXT: {
+        cJSON *lj = dom_locator(R, &c->loc, err);
+        if (!lj)
+            return -1;
+        cJSON *args = cJSON_CreateArray();
+        cJSON_AddItemToArray(args, cdp_arg(lj));
+        dom_out o;
+        int rc = dom_call(R, depth, NULL, "count", args, 1, &o, 3000, err);
+        if (rc)
+            return rc == CDP_ETIMEOUT || rc == CDP_EJS ? 0 : -1; /* no document yet: not visible */
+        int visible = (int)dom_num(o.value, "visible");
+        cJSON_Delete(o.value);
+        if (c->kind == SOP_COND_VISIBLE)
+            return visible > 0;
+        if (c->kind == SOP_COND_HIDDEN)
+            return visible == 0;
+        if (!visible)
+            return 0;
+        cdp_handle *e = NULL;
+        int count = 0;
+        int saved = R->depth;
+        R->depth = depth;
+        sop_locator first = c->loc;
+        if (!first.nth)
+            first.nth = 1;
+        rc = loc_find(R, &first, &e, &count, err);
+        R->depth = saved;
+        if (rc)
+            return rc < 0 ? -1 : 0;
+        cJSON *t = dom_on(e, "text", NULL, err);
+        cdp_handle_release(e);
+        int hit = cJSON_IsString(t) && strstr(t->valuestring, c->text) != NULL;
+        cJSON_Delete(t);
+        return hit;
+    }
+    case SOP_COND_PAGE_TEXT:
+    case SOP_COND_URL: {
+        dom_out o;
+        int rc = dom_call(R, depth, NULL, c->kind == SOP_COND_URL ? "url" : "pageText", NULL, 1, &o,
+                          3000, err);
+        if (rc)
+            return rc == CDP_ETIMEOUT ? 0 : -1;
+        const char *s = cJSON_IsString(o.value) ? o.value->valuestring : "";
+        int hit = 0;
+        if (c->regex) {
+            int code;
+            PCRE2_SIZE off;
+            pcre2_code *re = pcre2_compile((PCRE2_SPTR)c->regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
+                                           &code, &off, NULL);
+            if (re) {
+                pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+                hit = pcre2_match(re, (PCRE2_SPTR)s, PCRE2_ZERO_TERMINATED, 0, 0, md, NULL) >= 0;
+                pcre2_match_data_free(md);
+                pcre2_code_free(re);
+            }
+        } else
+            hit = strstr(s, c->text) != NULL;
+        cJSON_Delete(o.value);
+        return hit;
+    }
+    }
+    return 0;
+}

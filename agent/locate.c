@@ -1,0 +1,221 @@
+/*
+ * locate.c - finding the element a step names and judging whether a person
+ * could act on it now (see run.h): strict resolution (one element, or say
+ * how many), actionability with the hit test carried outwards through each
+ * enclosing frame, presence, and the frame an `in frame` locator shows.
+ *
+ * It owns the waiting for an element (running handlers meanwhile) and the
+ * snapshot of the document a step resolved in (record mode). It must never
+ * act on an element (no click, no key): steps.c does, with what it returns.
+ */
+#include "agent/agent.h"
+#include "agent/run.h"
+#include "util/err.h"
+#include "util/timeutil.h"
+#include "util/json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void loc_text(const sop_locator *l, char *out, size_t outsz)
+{
+    static const char *const kinds[] = {"", "xpath ", "text ", "label ", ""};
+    if (l->kind == SOP_LOC_ROLE)
+        snprintf(out, outsz, "%s \"%s\"", l->role, l->value);
+    else
+        snprintf(out, outsz, "%s\"%s\"", kinds[l->kind], l->value);
+}
+
+/* Hands the document at depth to the snapshot hook (record mode), once per
+ * step. */
+static void snapshot(run *R, int depth)
+{
+    char err[ERR_SIZE];
+    cJSON *v = NULL;
+    if (!R->o->snapshot || !R->cur || R->snapped == R->cur)
+        return;
+    R->snapped = R->cur;
+    if (cdp_page_eval(R->page, run_frame(R, depth),
+                      "[location.href, '<!DOCTYPE html>' + document.documentElement.outerHTML]", &v,
+                      5000, err) == 0 &&
+        cJSON_GetArraySize(v) == 2) {
+        const char *url = cJSON_GetStringValue(cJSON_GetArrayItem(v, 0));
+        const char *html = cJSON_GetStringValue(cJSON_GetArrayItem(v, 1));
+        if (url && html)
+            R->o->snapshot(R->o->rr_ud, R->cur, url, html);
+    }
+    cJSON_Delete(v);
+}
+
+/* dom.js `resolve` of loc in the frame at depth, by reference. */
+static int resolve(run *R, int depth, const sop_locator *loc, dom_out *o, int timeout_ms, char *err)
+{
+    cJSON *lj = dom_locator(R, loc, err);
+    if (!lj) {
+        memset(o, 0, sizeof(*o));
+        return -1;
+    }
+    cJSON *args = cJSON_CreateArray();
+    cJSON_AddItemToArray(args, cdp_arg(lj));
+    return dom_call(R, depth, NULL, "resolve", args, 0, o, timeout_ms, err);
+}
+
+int loc_frame(run *R, int depth, const sop_locator *loc, char **frame_id, char *err)
+{
+    dom_out o;
+    int rc = resolve(R, depth, loc, &o, 5000, err);
+    if (rc)
+        return rc;
+    if (!o.el) {
+        pt_errf(err, o.count > 1 ? "matches %d elements" : "no frame element matches", o.count);
+        return -1;
+    }
+    snapshot(R, depth);
+    rc = cdp_handle_content_frame(o.el, frame_id, 15000, err);
+    cdp_handle_release(o.el);
+    if (rc < 0)
+        return rc;
+    if (rc == PT_NONE)
+        return pt_errf(err, "the element is not a frame (an <iframe> or <frame>)");
+    return 0;
+}
+
+int loc_find(run *R, const sop_locator *loc, cdp_handle **e, int *count, char *err)
+{
+    dom_out o;
+    int rc = resolve(R, R->depth, loc, &o, 3000, err);
+    if (rc)
+        return rc;
+    if (!o.el) {
+        *count = o.count < 0 ? 0 : o.count;
+        return 1;
+    }
+    *e = o.el;
+    snapshot(R, R->depth);
+    return 0;
+}
+
+/* Carries the point (*x, *y) in the current frame's viewport outwards
+ * through each enclosing frame, hit-testing it there. 0, or -1 with why
+ * (the point is covered, or a frame is gone). */
+static int hit_through_frames(run *R, double *x, double *y, char *why, size_t whysz)
+{
+    char err[ERR_SIZE];
+    for (int d = R->depth; d > 0; d--) {
+        dom_out fo;
+        if (resolve(R, d - 1, R->stack[d].iframe, &fo, 3000, err) || !fo.el) {
+            snprintf(why, whysz, "its frame is gone");
+            return -1;
+        }
+        cJSON *pt = cJSON_CreateArray();
+        cJSON_AddItemToArray(pt, cdp_arg(cJSON_CreateNumber(*x)));
+        cJSON_AddItemToArray(pt, cdp_arg(cJSON_CreateNumber(*y)));
+        cJSON *h = dom_on(fo.el, "hitFrame", pt, err);
+        cdp_handle_release(fo.el);
+        if (!h || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "ok"))) {
+            snprintf(why, whysz, "%s",
+                     h && pt_json_str(h, "why") ? pt_json_str(h, "why") : "its frame is hidden");
+            cJSON_Delete(h);
+            return -1;
+        }
+        *x = dom_num(h, "x");
+        *y = dom_num(h, "y");
+        cJSON_Delete(h);
+    }
+    return 0;
+}
+
+/* Is e actionable now? 0 with the point to act at, or -1 with why. */
+static int judge(run *R, const cdp_handle *e, int need_hit, int left, double *x, double *y,
+                 char *why, size_t whysz)
+{
+    char err[ERR_SIZE];
+    cJSON *extra = cJSON_CreateArray();
+    cJSON *opt = cJSON_CreateObject();
+    cJSON_AddBoolToObject(opt, "left", left);
+    cJSON_AddItemToArray(extra, cdp_arg(opt));
+    cJSON *a = dom_on(e, "actionable", extra, err);
+    int rc = -1;
+    if (!a) {
+        snprintf(why, whysz, "%s", err);
+    } else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "ok"))) {
+        snprintf(why, whysz, "%s",
+                 pt_json_str(a, "why") ? pt_json_str(a, "why") : "not actionable");
+    } else {
+        *x = dom_num(a, "x");
+        *y = dom_num(a, "y");
+        /* without a hit test the point is still in the frame's viewport:
+         * fine, it is not used then */
+        rc = need_hit ? hit_through_frames(R, x, y, why, whysz) : 0;
+    }
+    cJSON_Delete(a);
+    return rc;
+}
+
+int loc_actionable(run *R, const sop_step *st, const sop_locator *loc, int need_hit, int left,
+                   cdp_handle **out, double *x, double *y)
+{
+    int timeout = run_timeout(R, st);
+    int64_t until = pt_mono_ms() + timeout;
+    char why[ERR_SIZE] = "", err[ERR_SIZE], lt[512];
+    loc_text(loc, lt, sizeof(lt));
+    *out = NULL;
+    for (;;) {
+        if (run_handlers(R) < 0 || R->stop)
+            return -1;
+        cdp_handle *e = NULL;
+        int count = 0;
+        int rc = loc_find(R, loc, &e, &count, err);
+        if (rc < 0) {
+            if (rc == CDP_EGONE || rc == CDP_EDETACHED) {
+                run_fail(R, st, "%s", err);
+                return -1;
+            }
+            snprintf(why, sizeof(why), "%s", err);
+        } else if (rc == 1) {
+            if (count > 1 && !loc->nth) {
+                run_fail(R, st, "%s matches %d elements; say which with first, last or nth N", lt,
+                         count);
+                return -1;
+            }
+            snprintf(why, sizeof(why), "no element matches %s", lt);
+        } else if (judge(R, e, need_hit, left, x, y, why, sizeof(why)) == 0) {
+            *out = e;
+            return 0;
+        } else {
+            cdp_handle_release(e);
+        }
+        if (pt_mono_ms() >= until) {
+            run_fail(R, st, "%s: %s for %d s", lt, why, (timeout + 999) / 1000);
+            return -1;
+        }
+        pt_sleep_ms(POLL_MS);
+    }
+}
+
+int loc_present(run *R, const sop_step *st, cdp_handle **e)
+{
+    char err[ERR_SIZE], lt[512];
+    loc_text(&st->loc, lt, sizeof(lt));
+    int timeout = run_timeout(R, st);
+    int64_t until = pt_mono_ms() + timeout;
+    for (;;) {
+        int count = 0;
+        int rc = loc_find(R, &st->loc, e, &count, err);
+        if (rc == 0)
+            return 0;
+        if (rc == 1 && count > 1 && !st->loc.nth) {
+            run_fail(R, st, "%s matches %d elements; say which with first, last or nth N", lt,
+                     count);
+            return -1;
+        }
+        if (pt_mono_ms() >= until) {
+            run_fail(R, st, "no element matches %s for %d s", lt, (timeout + 999) / 1000);
+            return -1;
+        }
+        if (run_handlers(R) < 0 || R->stop)
+            return -1;
+        pt_sleep_ms(POLL_MS);
+    }
+}

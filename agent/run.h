@@ -1,0 +1,181 @@
+/*
+ * run.h - what the interpreter's files share: private to agent/, never
+ * included outside it (agent.h is the agent's contract).
+ *
+ * One run of an SOP is a `run`. The files that work on it:
+ *
+ *   agent.c       the interpreter: agent_run, the loop over a block, the
+ *                 `whenever` handlers, cancelling, the outcome of a run
+ *   steps.c       the step table: one function per step kind
+ *   dom.c         calls into dom.js (the agent's eyes inside a frame)
+ *   locate.c      finding elements, waiting until one is actionable,
+ *                 the frames that `in frame` enters
+ *   cond.c        conditions (if, wait for, expect, whenever)
+ *   keys.c        keystrokes: named keys, text typed key by key, the keys
+ *                 that fill native date and time inputs
+ *   trajectory.c  the trajectory: a step's entry, screenshots, the files
+ *
+ * Frames: `in frame LOC` pushes the frame that LOC's element shows onto a
+ * stack; every lookup runs in the frame on top, and a point to click is
+ * translated outwards through each enclosing iframe (and hit-tested there:
+ * a modal on the page around the frame covers the element too) into the
+ * top page's viewport, where mouse events are dispatched. Chromium routes
+ * them into out-of-process frames itself.
+ *
+ * Waiting: every action waits up to its timeout for its element to be
+ * actionable; `wait for` polls its condition. While waiting, `whenever`
+ * handlers are checked and run when their condition holds.
+ */
+#ifndef PORTIER_AGENT_RUN_H
+#define PORTIER_AGENT_RUN_H
+
+#include "agent/sop.h"
+#include "agent/vars.h"
+#include "cdp/cdp.h"
+
+#include <stdint.h>
+
+#define POLL_MS 100
+#define MAX_FRAMES 8
+#define ERR_SIZE 1024
+
+typedef struct framectx {
+    char *frame_id;            /* NULL: the top frame */
+    const sop_locator *iframe; /* the element showing it, in the frame below */
+} framectx;
+
+typedef struct handler {
+    const sop_step *st;
+    int depth;    /* frame stack depth where it was declared */
+    int64_t last; /* when it last ran */
+    int fired;
+} handler;
+
+typedef struct run {
+    const sop *s;
+    /* agent.h's types, by their struct names: agent.c includes run.h, so
+     * run.h does not include agent.h back */
+    const struct agent_options *o;
+    struct agent_result *r;
+    cdp_page *page;
+    vars *v;
+    framectx stack[MAX_FRAMES];
+    int depth;
+    handler *handlers;
+    size_t nhandlers;
+    int in_handler;
+    int stop; /* a status was reached */
+    cJSON *traj_steps;
+    int index;
+    const sop_step *cur;
+    const sop_step *snapped; /* the step whose document was snapshot */
+} run;
+
+/* ---- agent.c: the interpreter ------------------------------------------- */
+
+/* Ends the run with status and notes (masked here). */
+void run_status(run *R, const char *status, const char *notes);
+/* Fails the run at step st with a message people can act on (masked). */
+void run_fail(run *R, const sop_step *st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* How long step st may wait: its own timeout, else the SOP's. */
+int run_timeout(const run *R, const sop_step *st);
+/* The id of the frame at stack depth (NULL: the top frame). Borrowed. */
+const char *run_frame(const run *R, int depth);
+/* Runs the steps of b in order until the run stops. */
+void run_block(run *R, const sop_block *b);
+/* Runs every `whenever` whose condition holds now. -1 if one failed or
+ * the run stopped. */
+int run_handlers(run *R);
+
+/* ---- steps.c: the step table -------------------------------------------- */
+
+/* A step: 0, or -1 when it failed or the run stopped (the loop closes its
+ * trajectory entry). */
+typedef int (*step_fn)(run *R, const sop_step *st);
+/* A step with a body (if, in frame): it closes its trajectory entry traj
+ * itself, before the body runs. */
+typedef void (*step_block_fn)(run *R, const sop_step *st, cJSON *traj);
+typedef struct step_kind {
+    step_fn fn;          /* or: */
+    step_block_fn block; /* (neither for `whenever`: the loop registers it) */
+    int changes;         /* the page may look different after it: screenshot */
+} step_kind;
+/* The table's row for kind. Borrowed, static. */
+const step_kind *step_kind_of(sop_step_kind kind);
+
+/* ---- dom.c: calling dom.js ---------------------------------------------- */
+
+/* The result of a dom.js call. */
+typedef struct dom_out {
+    cJSON *value;   /* by value: the value (the caller frees) */
+    cdp_handle *el; /* by reference: the element (the caller releases) */
+    int count;      /* by reference: how many matched when `resolve` or
+                       `option` found no single element, else -1 */
+} dom_out;
+
+/* Calls dom(op, args...) in the frame at depth, or with `on` in that
+ * element's frame (args may hold handles). Takes args. */
+int dom_call(run *R, int depth, const cdp_handle *on, const char *op, cJSON *args, int by_value,
+             dom_out *out, int timeout_ms, char *err);
+/* dom(op, e, extra...) on element e, by value: a new value, or NULL with
+ * err. Takes extra. */
+cJSON *dom_on(const cdp_handle *e, const char *op, cJSON *extra, char *err);
+/* The locator as dom.js takes it, its value expanded: new, or NULL. */
+cJSON *dom_locator(run *R, const sop_locator *l, char *err);
+/* The number o.k, or 0. */
+double dom_num(const cJSON *o, const char *k);
+/* {{text:SELECTOR}} for vars_expand: the element's text in the current
+ * frame (ud is the run). New, or NULL. */
+char *dom_text_in_frame(const char *selector, void *ud);
+
+/* ---- locate.c: finding and judging elements ------------------------------ */
+
+/* A readable form of a locator, for messages: label "Member ID". */
+void loc_text(const sop_locator *l, char *out, size_t outsz);
+/* Resolves loc in the current frame, strictly. 0 with *e set, or 1 with
+ * the number of matches (>= 0, never 1) in *count; < 0 on errors. */
+int loc_find(run *R, const sop_locator *loc, cdp_handle **e, int *count, char *err);
+/* Waits until loc is one actionable element, returning it and the point to
+ * act at in the top page's viewport (hit-tested through the frames with
+ * need_hit; left: near its left edge). -1 when the step failed. */
+int loc_actionable(run *R, const sop_step *st, const sop_locator *loc, int need_hit, int left,
+                   cdp_handle **out, double *x, double *y);
+/* Waits until st's locator matches exactly one element, attached but not
+ * necessarily visible. -1 when the step failed. */
+int loc_present(run *R, const sop_step *st, cdp_handle **e);
+/* The frame that loc's element (in the frame at depth) shows: *frame_id
+ * new. 0, or non-zero with err. */
+int loc_frame(run *R, int depth, const sop_locator *loc, char **frame_id, char *err);
+
+/* ---- cond.c: conditions -------------------------------------------------- */
+
+/* Whether c holds in the frame at depth: 1, 0, or -1 with err. */
+int cond_holds(run *R, const sop_cond *c, int depth, char *err);
+
+/* ---- keys.c: keystrokes --------------------------------------------------- */
+
+/* Presses the named key (Enter, Tab, ... or one character). */
+int keys_press(run *R, const char *name, char *err);
+/* Types text key by key. */
+int keys_type(run *R, const char *text, char *err);
+/* The keys that put value into a native date, time or datetime-local
+ * input: its date part (if with_date) in the browser's field order, then
+ * its time part (if with_time), a '|' between them. Writes the normalised
+ * date and HH:MM the field will hold. */
+int keys_datetime(run *R, const char *value, int with_date, int with_time, char iso[11],
+                  char hhmm[8], char *kb, size_t kbsz, char *err);
+/* Formats an ISO date the way a text field asks (by its placeholder). */
+void keys_date_for_field(const char *iso, const char *placeholder, char *out, size_t outsz);
+
+/* ---- trajectory.c: the trajectory ---------------------------------------- */
+
+/* A new entry for step st (the run's step count goes up). */
+cJSON *traj_begin(run *R, const sop_step *st);
+/* Closes entry e (taken): its outcome, a screenshot when the page changed
+ * or the step failed, the failing frame's DOM. */
+void traj_end(run *R, cJSON *e, int failed, int changed);
+/* Writes trajectory.json and trajectory.html, when asked for. */
+void traj_write(run *R);
+
+#endif

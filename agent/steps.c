@@ -1,0 +1,674 @@
+/*
+ * steps.c - the step table: one function per step kind (see run.h).
+ *
+ * Each function does what its step says, in the current frame, with real
+ * input: it waits for its element through locate.c, acts through cdp_input_*
+ * and dom.c, and fails the run (run_fail) with a message a person can act
+ * on. It owns what a step means. It must never run the loop (agent.c does:
+ * handlers, cancelling, the trajectory entry around a step) and never
+ * speaks the protocol.
+ */
+#define _GNU_SOURCE
+#include "agent/agent.h"
+#include "agent/run.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "util/json.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* The value of a step, expanded (clear, for the page). *is_date tells a
+ * date input's value. NULL on error (the step has failed). */
+static char *value_of(run *R, const sop_step *st, int *is_date)
+{
+    char err[ERR_SIZE];
+    if (is_date)
+        *is_date = 0;
+    if (st->value.is_var) {
+        const char *v = vars_get(R->v, st->value.text);
+        if (!v) {
+            run_fail(R, st, "%s has no value", st->value.text);
+            return NULL;
+        }
+        if (is_date)
+            *is_date = vars_is_date(R->v, st->value.text);
+        return strdup(v);
+    }
+    char *x = vars_expand(st->value.text, R->v, R->o->secrets, dom_text_in_frame, R, 0, err);
+    if (!x)
+        run_fail(R, st, "%s", err);
+    return x;
+}
+
+/* ---- Conditions ---------------------------------------------------------- */
+
+/* The step's value (expanded, *is_date when a date) and the element it
+ * goes into, once actionable (see loc_actionable). 0, or -1 when the step
+ * failed, with nothing left to free. */
+static int value_and_element(run *R, const sop_step *st, int need_hit, int left, char **value,
+                             int *is_date, cdp_handle **e, double *x, double *y)
+{
+    *e = NULL;
+    if (!(*value = value_of(R, st, is_date)))
+        return -1;
+    if (loc_actionable(R, st, &st->loc, need_hit, left, e, x, y) == 0)
+        return 0;
+    free(*value);
+    *value = NULL;
+    return -1;
+}
+
+static int only_digits_equal(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a && (*a < '0' || *a > '9'))
+            a++;
+        while (*b && (*b < '0' || *b > '9'))
+            b++;
+        if (*a != *b)
+            return 0;
+        if (!*a)
+            return 1;
+        a++;
+        b++;
+    }
+}
+
+static int step_fill(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE];
+    int is_date = 0;
+    char *value;
+    cdp_handle *e;
+    double x, y;
+    int rc = -1;
+    /* date inputs are typed segment by segment from the first: click left */
+    if (value_and_element(R, st, 1, 1, &value, &is_date, &e, &x, &y))
+        return -1;
+    cJSON *info = dom_on(e, "info", NULL, err);
+    char type[32]; /* copied: info is freed before the read-back below */
+    snprintf(type, sizeof(type), "%s", pt_json_str(info, "type") ? pt_json_str(info, "type") : "");
+    const char *tag = pt_json_str(info, "tag") ? pt_json_str(info, "tag") : "";
+    int editable = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "editable"));
+    if (strcmp(tag, "input") && strcmp(tag, "textarea") && !editable) {
+        run_fail(R, st,
+                 "%s is not a field one can type in (use choose for custom dropdowns, "
+                 "select for <select>)",
+                 pt_json_str(info, "describe") ? pt_json_str(info, "describe") : tag);
+        cJSON_Delete(info);
+        goto out;
+    }
+    if (cdp_input_click(R->page, x, y, err)) {
+        run_fail(R, st, "%s", err);
+        cJSON_Delete(info);
+        goto out;
+    }
+    char iso[11], hhmm[8] = "";
+    int is_time = !strcmp(type, "time"), is_dt = !strcmp(type, "datetime-local");
+    if (!strcmp(type, "date") || is_time || is_dt) {
+        /* inserted text is ignored by native date and time inputs: type the
+         * digits segment by segment in the browser's own order */
+        char digits[32];
+        if (keys_datetime(R, value, is_time ? 0 : 1, is_time || is_dt, iso, hhmm, digits,
+                          sizeof(digits), err) < 0) {
+            run_fail(R, st, "%s", err);
+            cJSON_Delete(info);
+            goto out;
+        }
+        /* a year segment takes up to six digits: after the date, move on
+         * to the time with an arrow key */
+        char *bar = strchr(digits, '|');
+        if (bar)
+            *bar = '\0';
+        if ((rc = keys_type(R, digits, err)) || (bar && (rc = keys_press(R, "ArrowRight", err))) ||
+            (bar && (rc = keys_type(R, bar + 1, err)))) {
+            run_fail(R, st, "%s", err);
+            cJSON_Delete(info);
+            goto out;
+        }
+    } else {
+        char formatted[32];
+        const char *text = value;
+        if (is_date && vars_normalize_date(value, iso) == 0) {
+            keys_date_for_field(
+                iso, pt_json_str(info, "placeholder") ? pt_json_str(info, "placeholder") : "",
+                formatted, sizeof(formatted));
+            text = formatted;
+        }
+        cJSON_Delete(dom_on(e, "selectAll", NULL, err));
+        if (!*text)
+            rc = keys_press(R, "Delete", err);
+        else
+            rc = cdp_input_insert_text(R->page, text, err);
+        if (rc) {
+            run_fail(R, st, "%s", err);
+            cJSON_Delete(info);
+            goto out;
+        }
+        if (text != value) {
+            free(value);
+            value = strdup(text);
+        }
+    }
+    cJSON_Delete(info);
+    /* did the field take it? (a mask may reformat: compare digits then) */
+    cJSON *now = dom_on(e, "value", NULL, err);
+    const char *got = cJSON_IsString(now) ? now->valuestring : "";
+    char want_dt[32];
+    snprintf(want_dt, sizeof(want_dt), "%s%s%s", is_time ? "" : iso, is_dt ? "T" : "", hhmm);
+    int ok = !strcmp(type, "date") || is_time || is_dt
+                 ? !strcmp(got, want_dt)
+                 : !strcmp(got, value) ||
+                       (only_digits_equal(got, value) && strpbrk(value, "0123456789"));
+    cJSON_Delete(now);
+    if (!ok) {
+        run_fail(R, st,
+                 "the field did not take the value (it shows something else: a mask or a "
+                 "script changed it)");
+        goto out;
+    }
+    rc = 0;
+out:
+    cdp_handle_release(e);
+    free(value);
+    return rc;
+}
+
+static int step_choose(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE];
+    char *value;
+    cdp_handle *e;
+    double x, y;
+    int rc = -1;
+    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y))
+        return -1;
+    if (cdp_input_click(R->page, x, y, err)) {
+        run_fail(R, st, "%s", err);
+        goto out;
+    }
+    /* a searchable one takes typing: filter the list as a person would */
+    dom_out f;
+    if (dom_call(R, R->depth, NULL, "focused", NULL, 1, &f, 3000, err) == 0) {
+        const char *tag = pt_json_str(f.value, "tag"), *type = pt_json_str(f.value, "type");
+        if (tag && !strcmp(tag, "input") && type &&
+            (!*type || !strcmp(type, "text") || !strcmp(type, "search")))
+            cdp_input_insert_text(R->page, value, err);
+        cJSON_Delete(f.value);
+    }
+    /* then the option with that text, wherever the list was put */
+    int timeout = run_timeout(R, st);
+    int64_t until = pt_mono_ms() + timeout;
+    for (;;) {
+        cJSON *args = cJSON_CreateArray();
+        cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateString(value)));
+        dom_out o;
+        if (dom_call(R, R->depth, NULL, "option", args, 0, &o, 3000, err) == 0 && o.el) {
+            cJSON *a = dom_on(o.el, "actionable", NULL, err);
+            if (a && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "ok"))) {
+                /* the option's point is in this frame's viewport; the
+                 * combobox was hit-tested through the frames already, so
+                 * shift by the same offset */
+                cJSON *ea = dom_on(e, "actionable", NULL, err);
+                double dx = x - dom_num(ea, "x"), dy = y - dom_num(ea, "y");
+                cJSON_Delete(ea);
+                rc = cdp_input_click(R->page, dom_num(a, "x") + dx, dom_num(a, "y") + dy, err);
+                cJSON_Delete(a);
+                cdp_handle_release(o.el);
+                if (rc)
+                    run_fail(R, st, "%s", err);
+                goto out;
+            }
+            cJSON_Delete(a);
+        }
+        cdp_handle_release(o.el);
+        if (pt_mono_ms() >= until) {
+            run_fail(R, st, "no option \"%s\" appeared in the list for %d s", value,
+                     (timeout + 999) / 1000);
+            goto out;
+        }
+        pt_sleep_ms(POLL_MS);
+    }
+out:
+    cdp_handle_release(e);
+    free(value);
+    return rc;
+}
+
+static int step_select(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE];
+    char *value;
+    cdp_handle *e;
+    double x, y;
+    int rc = -1;
+    if (value_and_element(R, st, 0, 0, &value, NULL, &e, &x, &y))
+        return -1;
+    cJSON *info = dom_on(e, "info", NULL, err);
+    if (!info || strcmp(pt_json_str(info, "tag") ? pt_json_str(info, "tag") : "", "select") != 0) {
+        run_fail(R, st, "%s is not a <select> (use choose for custom dropdowns)",
+                 info && pt_json_str(info, "describe") ? pt_json_str(info, "describe")
+                                                       : "the element");
+        cJSON_Delete(info);
+        goto out;
+    }
+    cJSON_Delete(info);
+    cJSON *extra = cJSON_CreateArray();
+    cJSON_AddItemToArray(extra, cdp_arg(cJSON_CreateString(value)));
+    cJSON *res = dom_on(e, "selectOption", extra, err);
+    if (!res || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok"))) {
+        char list[512] = "";
+        const cJSON *o;
+        cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(res, "options"))
+        {
+            if (cJSON_IsString(o) && strlen(list) + strlen(o->valuestring) + 4 < sizeof(list))
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s\"%s\"",
+                         *list ? ", " : "", o->valuestring);
+        }
+        run_fail(R, st, "no option matches the value; the options are %s", list);
+    } else
+        rc = 0;
+    cJSON_Delete(res);
+out:
+    cdp_handle_release(e);
+    free(value);
+    return rc;
+}
+
+static int check(run *R, const sop_step *st, int want)
+{
+    char err[ERR_SIZE];
+    cdp_handle *e = NULL;
+    double x, y;
+    if (loc_actionable(R, st, &st->loc, 1, 0, &e, &x, &y) < 0)
+        return -1;
+    int rc = -1;
+    cJSON *c = dom_on(e, "checked", NULL, err);
+    if (cJSON_IsBool(c) && cJSON_IsTrue(c) == want) {
+        rc = 0; /* already so */
+    } else if (cdp_input_click(R->page, x, y, err)) {
+        run_fail(R, st, "%s", err);
+    } else {
+        int64_t until = pt_mono_ms() + 2000;
+        for (;;) {
+            cJSON_Delete(c);
+            c = dom_on(e, "checked", NULL, err);
+            if (cJSON_IsBool(c) && cJSON_IsTrue(c) == want) {
+                rc = 0;
+                break;
+            }
+            if (pt_mono_ms() >= until) {
+                run_fail(R, st, "clicked, but it is still %s", want ? "unchecked" : "checked");
+                break;
+            }
+            pt_sleep_ms(50);
+        }
+    }
+    cJSON_Delete(c);
+    cdp_handle_release(e);
+    return rc;
+}
+
+static int step_upload(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE], lt[512];
+    loc_text(&st->loc, lt, sizeof(lt));
+    char **files = calloc(R->o->nfiles ? R->o->nfiles : 1, sizeof(*files));
+    size_t n = 0;
+    cdp_handle *e = NULL;
+    int rc = -1;
+    if (!files) {
+        run_fail(R, st, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < R->o->nfiles; i++) {
+        const char *f = R->o->files[i];
+        const char *base = strrchr(f, '/') ? strrchr(f, '/') + 1 : f;
+        if (st->file_name && strcmp(base, st->file_name) != 0)
+            continue;
+        if (!(files[n] = realpath(f, NULL))) {
+            run_fail(R, st, "task file %s cannot be read", base);
+            goto out;
+        }
+        n++;
+    }
+    if (!n) {
+        run_fail(R, st, st->file_name ? "the task has no file named %s" : "the task has no files%s",
+                 st->file_name ? st->file_name : "");
+        goto out;
+    }
+    /* file inputs are often hidden behind a styled button: no hit test */
+    if (loc_present(R, st, &e) < 0)
+        goto out;
+    cJSON *is = dom_on(e, "isFile", NULL, err);
+    int ok = cJSON_IsTrue(is);
+    cJSON_Delete(is);
+    if (!ok)
+        run_fail(R, st, "%s is not a file input", lt);
+    else if (cdp_handle_set_files(e, (const char *const *)files, n, err))
+        run_fail(R, st, "%s", err);
+    else
+        rc = 0;
+out:
+    cdp_handle_release(e);
+    for (size_t i = 0; i < n; i++)
+        free(files[i]);
+    free(files);
+    return rc;
+}
+
+static int step_extract(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE], lt[512];
+    loc_text(&st->loc, lt, sizeof(lt));
+    cdp_handle *e = NULL;
+    if (loc_present(R, st, &e) < 0)
+        return -1;
+    cJSON *extra = NULL;
+    const char *op = "text";
+    if (st->attribute && !strcmp(st->attribute, "value"))
+        op = "value";
+    else if (st->attribute) {
+        op = "attr";
+        extra = cJSON_CreateArray();
+        cJSON_AddItemToArray(extra, cdp_arg(cJSON_CreateString(st->attribute)));
+    }
+    cJSON *v = dom_on(e, op, extra, err);
+    cdp_handle_release(e);
+    char *text = strdup(cJSON_IsString(v) ? v->valuestring : "");
+    cJSON_Delete(v);
+    if (st->regex) {
+        int code;
+        PCRE2_SIZE off;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)st->regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
+                                       &code, &off, NULL);
+        pcre2_match_data *md = re ? pcre2_match_data_create_from_pattern(re, NULL) : NULL;
+        int n = md ? pcre2_match(re, (PCRE2_SPTR)text, PCRE2_ZERO_TERMINATED, 0, 0, md, NULL) : -1;
+        if (n < 0) {
+            run_fail(R, st, "/%s/ is not in the text of %s", st->regex, lt);
+            pcre2_match_data_free(md);
+            pcre2_code_free(re);
+            free(text);
+            return -1;
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        int g = n > 1 ? 1 : 0; /* the first group if there is one */
+        char *m = strndup(text + ov[2 * g], ov[2 * g + 1] - ov[2 * g]);
+        free(text);
+        text = m;
+        pcre2_match_data_free(md);
+        pcre2_code_free(re);
+    }
+    vars_set(R->v, st->name, text, 0);
+    vars_set(R->r->outputs, st->name, text, 0);
+    free(text);
+    return 0;
+}
+
+static int step_wait(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE] = "";
+    int timeout = run_timeout(R, st);
+    int64_t until = pt_mono_ms() + timeout;
+    for (;;) {
+        if (run_handlers(R) < 0 || R->stop)
+            return -1;
+        int h = cond_holds(R, st->cond, R->depth, err);
+        if (h > 0)
+            return 0;
+        if (h < 0 && cdp_browser_gone(cdp_session_browser(cdp_page_session(R->page)), NULL)) {
+            run_fail(R, st, "%s", err);
+            return -1;
+        }
+        if (pt_mono_ms() >= until) {
+            run_fail(R, st, "not so after %d s", (timeout + 999) / 1000);
+            return -1;
+        }
+        pt_sleep_ms(POLL_MS);
+    }
+}
+
+static int step_goto(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE];
+    char *url = value_of(R, st, NULL);
+    if (!url)
+        return -1;
+    int rc = 0;
+    int timeout = st->timeout_ms ? st->timeout_ms : 30000;
+    if (cdp_page_navigate(R->page, url, CDP_WAIT_LOAD, timeout, err)) {
+        char *m = vars_mask(err, R->o->secrets);
+        run_fail(R, st, "%s", m ? m : err);
+        free(m);
+        rc = -1;
+    }
+    R->depth = 0; /* a new top document: frames entered before are gone */
+    free(url);
+    return rc;
+}
+
+static int step_click(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE];
+    cdp_handle *e = NULL;
+    double x, y;
+    int rc = loc_actionable(R, st, &st->loc, 1, 0, &e, &x, &y);
+    if (!rc) {
+        if ((rc = cdp_input_click(R->page, x, y, err)))
+            run_fail(R, st, "%s", err);
+        cdp_handle_release(e);
+    }
+    return rc;
+}
+
+static int step_type(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE];
+    char *value;
+    cdp_handle *e;
+    double x, y;
+    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y))
+        return -1;
+    int rc = cdp_input_click(R->page, x, y, err);
+    if (rc || (rc = keys_type(R, value, err)))
+        run_fail(R, st, "%s", err);
+    cdp_handle_release(e);
+    free(value);
+    return rc;
+}
+
+static int step_press(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE];
+    int rc = keys_press(R, st->value.text, err);
+    if (rc)
+        run_fail(R, st, "%s", err);
+    return rc;
+}
+
+static int step_check(run *R, const sop_step *st)
+{
+    return check(R, st, 1);
+}
+
+static int step_uncheck(run *R, const sop_step *st)
+{
+    return check(R, st, 0);
+}
+
+static int step_expect(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE];
+    if (cond_holds(R, st->cond, R->depth, err) > 0)
+        return 0;
+    char *notes = vars_expand(st->value.text, R->v, R->o->secrets, dom_text_in_frame, R, 0, err);
+    run_status(R, "failed", notes ? notes : st->value.text);
+    free(notes);
+    return -1;
+}
+
+static void step_if(run *R, const sop_step *st, cJSON *traj)
+{
+    char err[ERR_SIZE];
+    int h = cond_holds(R, st->cond, R->depth, err);
+    if (h < 0) {
+        run_fail(R, st, "%s", err);
+        traj_end(R, traj, !strcmp(R->r->status, "failed"), 0);
+        return;
+    }
+    cJSON_AddBoolToObject(traj, "taken", h);
+    traj_end(R, traj, 0, 0);
+    run_block(R, h ? &st->body : &st->otherwise);
+}
+
+static void step_in_frame(run *R, const sop_step *st, cJSON *traj)
+{
+    char err[ERR_SIZE];
+    if (R->depth + 1 >= MAX_FRAMES) {
+        run_fail(R, st, "frames nested more than %d deep", MAX_FRAMES - 1);
+        traj_end(R, traj, !strcmp(R->r->status, "failed"), 0);
+        return;
+    }
+    int timeout = run_timeout(R, st);
+    int64_t until = pt_mono_ms() + timeout;
+    char *fid = NULL;
+    while (loc_frame(R, R->depth, &st->loc, &fid, err) != 0) {
+        if (pt_mono_ms() >= until || run_handlers(R) < 0 || R->stop) {
+            if (!R->stop)
+                run_fail(R, st, "%s", err);
+            traj_end(R, traj, !strcmp(R->r->status, "failed"), 0);
+            return;
+        }
+        pt_sleep_ms(POLL_MS);
+    }
+    traj_end(R, traj, 0, 0);
+    int saved = R->depth;
+    R->depth++;
+    R->stack[R->depth] = (framectx){fid, &st->loc};
+    run_block(R, &st->body);
+    free(R->stack[R->depth].frame_id);
+    R->stack[R->depth].frame_id = NULL;
+    R->depth = saved;
+}
+
+static int step_screenshot(run *R, const sop_step *st)
+{
+    (void)R, (void)st; /* the loop takes it: the step `changes` the page */
+    return 0;
+}
+
+static int step_ask(run *R, const sop_step *st)
+{
+    const char *answer = vars_get(R->o->answers, st->name);
+    char *got = NULL;
+    if (!answer && R->o->ask &&
+        R->o->ask(R->o->hook_ud, st->name, st->value.text ? st->value.text : "", &got) == 0 && got)
+        answer = got;
+    if (answer) {
+        vars_set(R->v, st->name, answer, 0);
+        pt_log_mask(answer);
+        free(got);
+    } else if (R->o->cancelled && R->o->cancelled(R->o->hook_ud)) {
+        run_status(R, "failed", "Cancelled while waiting for input.");
+    } else {
+        free(R->r->ask_name);
+        free(R->r->ask_prompt);
+        R->r->ask_name = strdup(st->name);
+        R->r->ask_prompt = strdup(st->value.text ? st->value.text : "");
+        run_status(R, "waiting_for_input", st->value.text);
+    }
+    return 0;
+}
+
+static int step_review(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE];
+    char *msg = vars_expand(st->value.text ? st->value.text : "", R->v, R->o->secrets,
+                            dom_text_in_frame, R, 0, err);
+    const char *what = msg ? msg : st->value.text ? st->value.text : "";
+    if (!R->o->approve) {
+        char *comment = NULL;
+        int d = R->o->review ? R->o->review(R->o->hook_ud, what, &comment) : 2;
+        if (d == 0) {
+            char *notes = NULL;
+            if (asprintf(&notes, "Rejected in review%s%s", comment && *comment ? ": " : ".",
+                         comment && *comment ? comment : "") < 0)
+                notes = NULL;
+            run_status(R, "failed", notes ? notes : "Rejected in review.");
+            free(notes);
+        } else if (d != 1) {
+            if (R->o->cancelled && R->o->cancelled(R->o->hook_ud))
+                run_status(R, "failed", "Cancelled while pending review.");
+            else
+                run_status(R, "pending_review", what);
+        }
+        free(comment);
+    }
+    free(msg);
+    return 0;
+}
+
+static int step_commit(run *R, const sop_step *st)
+{
+    (void)st;
+    if (R->o->on_commit && !R->r->committed)
+        R->o->on_commit(R->o->hook_ud);
+    R->r->committed = 1;
+    return 0;
+}
+
+static int step_finish(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE];
+    char *notes = st->value.text ? vars_expand(st->value.text, R->v, R->o->secrets,
+                                               dom_text_in_frame, R, 0, err)
+                                 : strdup("");
+    if (!notes) {
+        run_fail(R, st, "%s", err);
+        return -1;
+    }
+    run_status(R, st->name, notes);
+    free(notes);
+    return 0;
+}
+
+/* What each kind runs, and whether the page may look different after it
+ * (then the trajectory takes a screenshot; `finish`: the page as it was
+ * left, what a person looks at first). */
+static const step_kind table[] = {
+    [SOP_GOTO] = {step_goto, NULL, 1},
+    [SOP_CLICK] = {step_click, NULL, 1},
+    [SOP_FILL] = {step_fill, NULL, 1},
+    [SOP_TYPE] = {step_type, NULL, 1},
+    [SOP_PRESS] = {step_press, NULL, 1},
+    [SOP_SELECT] = {step_select, NULL, 1},
+    [SOP_CHOOSE] = {step_choose, NULL, 1},
+    [SOP_CHECK] = {step_check, NULL, 1},
+    [SOP_UNCHECK] = {step_uncheck, NULL, 1},
+    [SOP_UPLOAD] = {step_upload, NULL, 1},
+    [SOP_WAIT] = {step_wait, NULL, 0},
+    [SOP_EXTRACT] = {step_extract, NULL, 0},
+    [SOP_EXPECT] = {step_expect, NULL, 0},
+    [SOP_IF] = {NULL, step_if, 0},
+    [SOP_WHENEVER] = {NULL, NULL, 0},
+    [SOP_IN_FRAME] = {NULL, step_in_frame, 0},
+    [SOP_SCREENSHOT] = {step_screenshot, NULL, 1},
+    [SOP_ASK] = {step_ask, NULL, 0},
+    [SOP_REVIEW] = {step_review, NULL, 0},
+    [SOP_COMMIT] = {step_commit, NULL, 0},
+    [SOP_FINISH] = {step_finish, NULL, 1},
+};
+
+const step_kind *step_kind_of(sop_step_kind kind)
+{
+    static const step_kind none = {NULL, NULL, 0};
+    if ((size_t)kind >= sizeof(table) / sizeof(table[0]))
+        return &none;
+    return &table[kind];
+}

@@ -1,0 +1,194 @@
+/*
+ * trajectory.c - what a run leaves for a person to look at (see run.h):
+ * an entry per step (what it was, where, when, how it ended), screenshots
+ * when the page changed or a step failed, the failing frame's DOM, and the
+ * files trajectory.json and trajectory.html (one page, screenshots inline).
+ *
+ * It owns the trajectory's format and files. It must never write a secret
+ * (every text from the page or the SOP is masked first) and never decides a
+ * run's outcome.
+ */
+#define _GNU_SOURCE
+#include "agent/agent.h"
+#include "agent/run.h"
+#include "util/b64.h"
+#include "util/buf.h"
+#include "util/fsutil.h"
+#include "util/timeutil.h"
+#include "util/json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void shot(run *R, cJSON *entry)
+{
+    if (!R->o->trajectory_dir)
+        return;
+    unsigned char *png = NULL;
+    size_t len = 0;
+    char err[ERR_SIZE], name[64], path[4300];
+    if (cdp_page_screenshot(R->page, 0, &png, &len, 15000, err))
+        return;
+    snprintf(name, sizeof(name), "step-%03d.png", R->index);
+    snprintf(path, sizeof(path), "%s/%s", R->o->trajectory_dir, name);
+    if (pt_write_file(path, png, len, 0600) == 0)
+        cJSON_AddStringToObject(entry, "screenshot", name);
+    free(png);
+}
+
+cJSON *traj_begin(run *R, const sop_step *st)
+{
+    R->index++;
+    R->r->steps_run++;
+    cJSON *e = cJSON_CreateObject();
+    char ts[25];
+    pt_iso8601(pt_wall_ms(), ts);
+    cJSON_AddNumberToObject(e, "index", R->index);
+    const char *base = strrchr(st->file, '/');
+    cJSON_AddStringToObject(e, "file", base ? base + 1 : st->file);
+    cJSON_AddNumberToObject(e, "line", st->line);
+    char *src = vars_mask(st->source, R->o->secrets);
+    cJSON_AddStringToObject(e, "action", src ? src : "");
+    free(src);
+    cJSON_AddStringToObject(e, "step", sop_step_name(st->kind));
+    if (st->has_loc) {
+        char lt[512];
+        loc_text(&st->loc, lt, sizeof(lt));
+        cJSON_AddStringToObject(e, "locator", lt);
+    }
+    cJSON_AddStringToObject(e, "frame", R->depth ? R->stack[R->depth].frame_id : "top");
+    cJSON_AddStringToObject(e, "started_at", ts);
+    if (R->in_handler)
+        cJSON_AddBoolToObject(e, "handler", 1);
+    return e;
+}
+
+void traj_end(run *R, cJSON *e, int failed, int changed)
+{
+    char ts[25];
+    pt_iso8601(pt_wall_ms(), ts);
+    cJSON_AddStringToObject(e, "ended_at", ts);
+    cJSON_AddStringToObject(e, "outcome", failed ? "failed" : "ok");
+    if (failed && R->r->notes)
+        cJSON_AddStringToObject(e, "error", R->r->notes);
+    if (changed || failed)
+        shot(R, e);
+    if (failed && R->o->trajectory_dir) {
+        /* the failing frame's DOM, for a person to look at */
+        char err[ERR_SIZE], path[4300];
+        cdp_session *s = NULL;
+        cJSON *html = NULL;
+        int ctx = 0;
+        if (cdp_page_frame_context(R->page, run_frame(R, R->depth), &s, &ctx, 2000, err) == 0) {
+            if (cdp_session_eval(s, ctx, "document.documentElement.outerHTML", &html, 5000, err) ==
+                    0 &&
+                cJSON_IsString(html)) {
+                char *masked = vars_mask(html->valuestring, R->o->secrets);
+                snprintf(path, sizeof(path), "%s/failure-dom.html", R->o->trajectory_dir);
+                if (masked && pt_write_file(path, masked, strlen(masked), 0600) == 0)
+                    cJSON_AddStringToObject(e, "dom", "failure-dom.html");
+                free(masked);
+            }
+            cJSON_Delete(html);
+            cdp_session_unref(s);
+        }
+    }
+    cJSON_AddItemToArray(R->traj_steps, e);
+}
+
+/* ---- Steps --------------------------------------------------------------- */
+
+static const char traj_html_head[] =
+    "<!doctype html><html><head><meta charset=utf-8><title>Trajectory</title><style>"
+    "body{font:14px system-ui,sans-serif;margin:0;display:flex;height:100vh}"
+    "#list{width:40%;overflow:auto;border-right:1px solid #ccc}"
+    ".s{padding:6px 10px;border-bottom:1px solid #eee;cursor:pointer}"
+    ".s.failed{background:#fdecee}.s.sel{background:#deebff}"
+    "#view{flex:1;overflow:auto;padding:10px}#view img{max-width:100%;border:1px solid #ccc}"
+    "code{white-space:pre-wrap}</style></head><body><div id=list></div><div id=view></div>"
+    "<script>const T=";
+static const char traj_html_tail[] =
+    ";const L=document.getElementById('list'),V=document.getElementById('view');"
+    "const "
+    "esc=s=>String(s==null?'':s).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));"
+    "function show(i){const s=T.steps[i];document.querySelectorAll('.s').forEach((e,j)=>"
+    "e.classList.toggle('sel',j===i));V.innerHTML='<h3>'+esc(s.file)+':'+s.line+' '+esc(s.action)+"
+    "'</h3><p>'+esc(s.outcome)+(s.error?': '+esc(s.error):'')+'</p><p>'+esc(s.started_at)+' - '+"
+    "esc(s.ended_at)+'</p>'+(s.screenshot?'<img src=\"'+s.screenshot+'\">':'')}"
+    "L.innerHTML='<div class=s><b>'+esc(T.sop)+'</b>: '+esc(T.status)+'<br>'+esc(T.notes)+'</div>';"
+    "T.steps.forEach((s,i)=>{const d=document.createElement('div');d.className='s '+s.outcome;"
+    "d.textContent=s.index+'. '+s.file+':'+s.line+'  '+s.action;d.onclick=()=>show(i);"
+    "L.appendChild(d)});if(T.steps.length)show(T.steps.length-1);</script></body></html>";
+
+void traj_write(run *R)
+{
+    if (!R->o->trajectory_dir)
+        return;
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "sop", R->s->name ? R->s->name : "");
+    cJSON_AddStringToObject(t, "status", R->r->status);
+    cJSON_AddStringToObject(t, "notes", R->r->notes ? R->r->notes : "");
+    cJSON_AddBoolToObject(t, "committed", R->r->committed);
+    cJSON_AddItemToObject(t, "steps", R->traj_steps);
+    R->traj_steps = NULL;
+    cdp_dialog *d = NULL;
+    size_t nd = 0;
+    cJSON *dl = cJSON_AddArrayToObject(t, "dialogs");
+    if (cdp_page_dialogs(R->page, &d, &nd) == 0)
+        for (size_t i = 0; i < nd; i++) {
+            cJSON *x = cJSON_CreateObject();
+            char *m = vars_mask(d[i].message, R->o->secrets);
+            cJSON_AddStringToObject(x, "type", d[i].type);
+            cJSON_AddStringToObject(x, "message", m ? m : "");
+            cJSON_AddBoolToObject(x, "accepted", d[i].accepted);
+            free(m);
+            cJSON_AddItemToArray(dl, x);
+        }
+    cdp_dialogs_free(d, nd);
+    char *json = cJSON_Print(t);
+    /* the HTML carries its screenshots inline, so it is one file a person
+     * can open or send; trajectory.json names the PNGs beside it */
+    cJSON *st;
+    cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(t, "steps"))
+    {
+        const char *name = pt_json_str(st, "screenshot");
+        char p[4300], *png = NULL;
+        size_t len = 0;
+        if (!name)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", R->o->trajectory_dir, name);
+        if (pt_read_file(p, 32 << 20, &png, &len) < 0)
+            continue;
+        char *b64 = pt_b64_encode(png, len);
+        free(png);
+        char *uri = NULL;
+        if (b64 && asprintf(&uri, "data:image/png;base64,%s", b64) >= 0) {
+            cJSON_ReplaceItemInObjectCaseSensitive(st, "screenshot", cJSON_CreateString(uri));
+            free(uri);
+        }
+        free(b64);
+    }
+    char *compact = cJSON_PrintUnformatted(t);
+    cJSON_Delete(t);
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/trajectory.json", R->o->trajectory_dir);
+    if (json)
+        pt_write_file(path, json, strlen(json), 0600);
+    pt_buf b;
+    pt_buf_init(&b, 0);
+    pt_buf_append(&b, traj_html_head, sizeof(traj_html_head) - 1);
+    /* keep "</script>" in a value from closing the script */
+    for (const char *c = compact ? compact : "{}"; *c; c++) {
+        if (*c == '<')
+            pt_buf_append(&b, "\\u003c", 6);
+        else
+            pt_buf_append(&b, c, 1);
+    }
+    pt_buf_append(&b, traj_html_tail, sizeof(traj_html_tail) - 1);
+    snprintf(path, sizeof(path), "%s/trajectory.html", R->o->trajectory_dir);
+    pt_write_file(path, b.data, b.len, 0600);
+    pt_buf_free(&b);
+    free(json);
+    free(compact);
+}

@@ -1,0 +1,173 @@
+/*
+ * handle.c - element handles: remote objects in a page's frames, the
+ * functions called on them or in a frame, what frame an <iframe> shows,
+ * the files of a file input, and evaluation in one execution context.
+ *
+ * It owns the Runtime.callFunctionOn / Runtime.evaluate / DOM.describeNode /
+ * DOM.setFileInputFiles / Runtime.releaseObject messages. It must never
+ * interpret what a called function returns: a value or a handle goes back
+ * to the caller as the browser gave it.
+ */
+#include "cdp/cdp_internal.h"
+#include "util/err.h"
+#include "util/json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CALL_TIMEOUT 15000
+
+cdp_handle *cdp__handle_new(cdp_session *s, const char *object_id)
+{
+    cdp_handle *h = calloc(1, sizeof(*h));
+    if (!h || !(h->oid = strdup(object_id))) {
+        free(h);
+        return NULL;
+    }
+    h->s = cdp_session_ref(s);
+    return h;
+}
+
+void cdp_handle_release(cdp_handle *h)
+{
+    if (!h)
+        return;
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "objectId", h->oid);
+    cdp_send(h->s, "Runtime.releaseObject", p);
+    free(h->oid);
+    cdp_session_unref(h->s);
+    free(h);
+}
+
+cJSON *cdp_arg(cJSON *value)
+{
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddItemToObject(a, "value", value ? value : cJSON_CreateNull());
+    return a;
+}
+
+cJSON *cdp_arg_handle(const cdp_handle *h)
+{
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddStringToObject(a, "objectId", h->oid);
+    return a;
+}
+
+/* Runtime.callFunctionOn in s: on object `oid` when not NULL, else in
+ * context ctx. Takes args. */
+static int call_function(cdp_session *s, int ctx, const char *oid, const char *fn, cJSON *args,
+                         unsigned flags, cdp_value *out, int timeout_ms, char *err)
+{
+    int by_value = !(flags & CDP_RETURN_HANDLE);
+    cJSON *p = cJSON_CreateObject(), *res = NULL;
+    cJSON_AddStringToObject(p, "functionDeclaration", fn);
+    cJSON_AddItemToObject(p, "arguments", args ? args : cJSON_CreateArray());
+    if (oid)
+        cJSON_AddStringToObject(p, "objectId", oid);
+    else
+        cJSON_AddNumberToObject(p, "executionContextId", ctx);
+    cJSON_AddBoolToObject(p, "returnByValue", by_value);
+    cJSON_AddBoolToObject(p, "awaitPromise", 1);
+    int rc =
+        cdp_call(s, "Runtime.callFunctionOn", p, &res, timeout_ms > 0 ? timeout_ms : 15000, err);
+    if (rc)
+        return rc;
+    cJSON *ex = cJSON_GetObjectItemCaseSensitive(res, "exceptionDetails");
+    if (ex) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(ex, "exception");
+        const char *desc = pt_json_str(e, "description");
+        pt_errf(err, "%s", desc ? desc : "script error");
+        cJSON_Delete(res);
+        return CDP_EJS;
+    }
+    cJSON *result = cJSON_GetObjectItemCaseSensitive(res, "result");
+    const char *object_id = pt_json_str(result, "objectId");
+    if (!by_value && object_id) {
+        if (!(out->handle = cdp__handle_new(s, object_id)))
+            rc = pt_errf(err, "out of memory");
+    } else {
+        out->value = cJSON_DetachItemFromObjectCaseSensitive(result, "value");
+        if (by_value && !out->value)
+            out->value = cJSON_CreateNull();
+    }
+    cJSON_Delete(res);
+    return rc;
+}
+
+int cdp_page_call(cdp_page *p, const char *frame_id, const char *fn, cJSON *args, unsigned flags,
+                  cdp_value *out, int timeout_ms, char *err)
+{
+    memset(out, 0, sizeof(*out));
+    cdp_session *s = NULL;
+    int ctx = 0;
+    int rc = cdp_page_frame_context(p, frame_id, &s, &ctx, timeout_ms > 0 ? timeout_ms : 1, err);
+    if (rc) {
+        cJSON_Delete(args);
+        return rc;
+    }
+    rc = call_function(s, ctx, NULL, fn, args, flags, out, timeout_ms, err);
+    cdp_session_unref(s);
+    return rc;
+}
+
+int cdp_handle_call(const cdp_handle *h, const char *fn, cJSON *args, unsigned flags,
+                    cdp_value *out, int timeout_ms, char *err)
+{
+    memset(out, 0, sizeof(*out));
+    return call_function(h->s, 0, h->oid, fn, args, flags, out, timeout_ms, err);
+}
+
+int cdp_handle_content_frame(const cdp_handle *h, char **frame_id, int timeout_ms, char *err)
+{
+    *frame_id = NULL;
+    cJSON *p = cJSON_CreateObject(), *node = NULL;
+    cJSON_AddStringToObject(p, "objectId", h->oid);
+    int rc = cdp_call(h->s, "DOM.describeNode", p, &node, timeout_ms, err);
+    if (rc)
+        return rc;
+    const char *fid = pt_json_str(cJSON_GetObjectItemCaseSensitive(node, "node"), "frameId");
+    if (fid && !(*frame_id = strdup(fid)))
+        rc = pt_errf(err, "out of memory");
+    cJSON_Delete(node);
+    return rc ? rc : *frame_id ? PT_FOUND : PT_NONE;
+}
+
+int cdp_handle_set_files(const cdp_handle *h, const char *const *paths, size_t n, char *err)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON *files = cJSON_AddArrayToObject(p, "files");
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(files, cJSON_CreateString(paths[i]));
+    cJSON_AddStringToObject(p, "objectId", h->oid);
+    return cdp_call(h->s, "DOM.setFileInputFiles", p, NULL, CALL_TIMEOUT, err);
+}
+
+int cdp_session_eval(cdp_session *s, int context_id, const char *expr, cJSON **value,
+                     int timeout_ms, char *err)
+{
+    *value = NULL;
+    cJSON *p = cJSON_CreateObject(), *res = NULL;
+    cJSON_AddStringToObject(p, "expression", expr);
+    cJSON_AddNumberToObject(p, "contextId", context_id);
+    cJSON_AddBoolToObject(p, "returnByValue", 1);
+    int rc = cdp_call(s, "Runtime.evaluate", p, &res, timeout_ms, err);
+    if (rc)
+        return rc;
+    const cJSON *exc = cJSON_GetObjectItemCaseSensitive(res, "exceptionDetails");
+    if (exc) {
+        const char *desc =
+            pt_json_str(cJSON_GetObjectItemCaseSensitive(exc, "exception"), "description");
+        pt_errf(err, "script threw: %s",
+                desc                       ? desc
+                : pt_json_str(exc, "text") ? pt_json_str(exc, "text")
+                                           : "?");
+        cJSON_Delete(res);
+        return CDP_EJS;
+    }
+    cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(res, "result"), "value");
+    *value = v ? v : cJSON_CreateNull();
+    cJSON_Delete(res);
+    return 0;
+}

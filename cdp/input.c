@@ -1,0 +1,117 @@
+/*
+ * input.c - real input to a page: mouse events at a point, key events,
+ * inserted text, and the table of named keys.
+ *
+ * It owns the Input.dispatchMouseEvent / dispatchKeyEvent / insertText
+ * messages and what each key is (key, code, text, virtual key code). It
+ * must never decide where to click or what to type: callers say so.
+ */
+#include "cdp/cdp_internal.h"
+#include "util/err.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define CALL_TIMEOUT 15000
+
+static const char *const mouse_types[] = {
+    [CDP_MOUSE_MOVE] = "mouseMoved",
+    [CDP_MOUSE_PRESS] = "mousePressed",
+    [CDP_MOUSE_RELEASE] = "mouseReleased",
+};
+
+int cdp_input_mouse(cdp_page *p, enum cdp_mouse_event type, double x, double y, int clicks,
+                    char *err)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "type", mouse_types[type]);
+    cJSON_AddNumberToObject(m, "x", x);
+    cJSON_AddNumberToObject(m, "y", y);
+    if (type != CDP_MOUSE_MOVE) {
+        cJSON_AddStringToObject(m, "button", "left");
+        cJSON_AddNumberToObject(m, "clickCount", clicks);
+        cJSON_AddNumberToObject(m, "buttons", type == CDP_MOUSE_PRESS ? 1 : 0);
+    }
+    return cdp_call(cdp_page_session(p), "Input.dispatchMouseEvent", m, NULL, CALL_TIMEOUT, err);
+}
+
+int cdp_input_click(cdp_page *p, double x, double y, char *err)
+{
+    int rc = cdp_input_mouse(p, CDP_MOUSE_MOVE, x, y, 0, err);
+    if (!rc)
+        rc = cdp_input_mouse(p, CDP_MOUSE_PRESS, x, y, 1, err);
+    if (!rc)
+        rc = cdp_input_mouse(p, CDP_MOUSE_RELEASE, x, y, 1, err);
+    return rc;
+}
+
+static const struct named_key {
+    const char *name, *code, *text;
+    int vk;
+} named_keys[] = {
+    {"Enter", "Enter", "\r", 13},
+    {"Tab", "Tab", NULL, 9},
+    {"Escape", "Escape", NULL, 27},
+    {"Backspace", "Backspace", NULL, 8},
+    {"Delete", "Delete", NULL, 46},
+    {"ArrowDown", "ArrowDown", NULL, 40},
+    {"ArrowUp", "ArrowUp", NULL, 38},
+    {"ArrowLeft", "ArrowLeft", NULL, 37},
+    {"ArrowRight", "ArrowRight", NULL, 39},
+    {"Home", "Home", NULL, 36},
+    {"End", "End", NULL, 35},
+    {"PageDown", "PageDown", NULL, 34},
+    {"PageUp", "PageUp", NULL, 33},
+    {"Space", "Space", " ", 32},
+};
+
+int cdp_key_named(const char *name, cdp_key *k)
+{
+    memset(k, 0, sizeof(*k));
+    for (size_t i = 0; i < sizeof(named_keys) / sizeof(named_keys[0]); i++) {
+        const struct named_key *n = &named_keys[i];
+        if (strcasecmp(n->name, name) != 0)
+            continue;
+        snprintf(k->key, sizeof(k->key), "%s", n->name);
+        snprintf(k->code, sizeof(k->code), "%s", n->code);
+        snprintf(k->text, sizeof(k->text), "%s", n->text ? n->text : "");
+        k->key_code = n->vk;
+        return PT_FOUND;
+    }
+    if (strlen(name) != 1)
+        return PT_NONE;
+    k->key[0] = k->text[0] = name[0];
+    k->key_code = (name[0] >= 'a' && name[0] <= 'z') ? name[0] - 32 : name[0];
+    return PT_FOUND;
+}
+
+int cdp_input_key(cdp_page *p, enum cdp_key_event type, const cdp_key *k, char *err)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "type", type == CDP_KEY_DOWN ? "keyDown" : "keyUp");
+    cJSON_AddStringToObject(m, "key", k->key);
+    if (k->code[0])
+        cJSON_AddStringToObject(m, "code", k->code);
+    if (type == CDP_KEY_DOWN && k->text[0]) {
+        cJSON_AddStringToObject(m, "text", k->text);
+        cJSON_AddStringToObject(m, "unmodifiedText", k->text);
+    }
+    cJSON_AddNumberToObject(m, "windowsVirtualKeyCode", k->key_code);
+    if (k->modifiers)
+        cJSON_AddNumberToObject(m, "modifiers", k->modifiers);
+    return cdp_call(cdp_page_session(p), "Input.dispatchKeyEvent", m, NULL, CALL_TIMEOUT, err);
+}
+
+int cdp_input_press(cdp_page *p, const cdp_key *k, char *err)
+{
+    int rc = cdp_input_key(p, CDP_KEY_DOWN, k, err);
+    return rc ? rc : cdp_input_key(p, CDP_KEY_UP, k, err);
+}
+
+int cdp_input_insert_text(cdp_page *p, const char *text, char *err)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "text", text);
+    return cdp_call(cdp_page_session(p), "Input.insertText", m, NULL, CALL_TIMEOUT, err);
+}
