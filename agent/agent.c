@@ -119,14 +119,26 @@ static int check_cancel(run *R)
     return 1;
 }
 
-void run_block(run *R, const sop_block *b)
+void run_used(run *R, const sop_block *b)
 {
-    size_t handlers_before = R->nhandlers;
     for (size_t i = 0; i < b->n && !R->stop; i++) {
         if (check_cancel(R))
             break;
         step(R, &b->steps[i]);
     }
+}
+
+void run_used_handlers(run *R, const sop_block *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->steps[i].kind == SOP_WHENEVER)
+            step(R, &b->steps[i]);
+}
+
+void run_block(run *R, const sop_block *b)
+{
+    size_t handlers_before = R->nhandlers;
+    run_used(R, b);
     /* handlers declared in a block last as long as the block */
     R->nhandlers = handlers_before;
 }
@@ -200,7 +212,10 @@ int agent_run(const sop *s, const agent_options *o, agent_result *r)
                 vars_set(R.v, s->inputs[i].name, v, vars_is_date(o->inputs, s->inputs[i].name));
         }
     vars_set(R.v, "portal", o->portal ? o->portal : "", 0);
-    if (cdp_context_create(o->browser, &ctx, err) || cdp_page_open(o->browser, ctx, &R.page, err) ||
+    if (o->session)
+        R.page = o->session->page; /* a kept session: its context, signed in */
+    if ((!o->session && (cdp_context_create(o->browser, &ctx, err) ||
+                         cdp_page_open(o->browser, ctx, &R.page, err))) ||
         (o->page_opened && o->page_opened(o->rr_ud, R.page, err) < 0)) {
         snprintf(r->status, sizeof(r->status), "failed");
         r->notes = strdup(err);
@@ -218,7 +233,10 @@ done:
     for (int d = 1; d < MAX_FRAMES; d++)
         free(R.stack[d].frame_id);
     free(R.handlers);
-    cdp_page_close(R.page);
+    if (o->session)
+        session_leave(o->session);
+    else
+        cdp_page_close(R.page);
     if (ctx && !cdp_browser_gone(o->browser, NULL))
         cdp_context_dispose(o->browser, ctx, NULL);
     free(ctx);

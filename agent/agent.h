@@ -19,8 +19,28 @@
 #include "agent/sop.h"
 #include "agent/vars.h"
 
+/* A kept session: a browser context of its own and its page, handed from
+ * one run to the next of the same account so that a signed-in portal
+ * session is reused. The host owns it and decides who may use it (one run
+ * at a time, never two accounts); the agent only knows whether the last
+ * run signed in with it. Between runs its page is on about:blank. */
+typedef struct agent_session agent_session;
+
+/* A new session in browser b (borrowed; it must outlive the session). */
+int agent_session_open(cdp_browser *b, agent_session **out, char *err);
+/* Closes the page and disposes the context (cookies, storage, cache with it).
+ * NULL is a no-op. */
+void agent_session_close(agent_session *s);
+/* Non-zero once a run has signed in with s (a `use`d file that declares
+ * `session` ran to its end), until a run finds it signed out again. */
+int agent_session_signed_in(const agent_session *s);
+/* The browser s lives in (borrowed). */
+cdp_browser *agent_session_browser(const agent_session *s);
+
 typedef struct agent_options {
     cdp_browser *browser;     /* borrowed; a fresh context is made in it */
+    agent_session *session;   /* borrowed; non-NULL: run in it instead (same
+                                 browser), and keep it for the next run */
     const char *portal;       /* the portal's base URL: {{portal}} */
     const vars *inputs;       /* bound inputs (vars_bind_inputs) */
     const vars *secrets;      /* {{secret.X}}, {{totp.X}} */
@@ -72,6 +92,7 @@ typedef struct agent_result {
     char *ask_name;  /* waiting_for_input: what is asked */
     char *ask_prompt;
     int steps_run;
+    int session_reused; /* a kept session was still signed in: sign-in skipped */
 } agent_result;
 
 /* Runs s to its end. Returns 0 when a status was reached (whatever it is),

@@ -71,6 +71,19 @@ typedef struct run {
     const sop_step *snapped; /* the step whose document was snapshot */
 } run;
 
+/* ---- session.c: kept sessions ------------------------------------------- */
+
+struct agent_session {
+    cdp_browser *browser; /* borrowed */
+    char *context;
+    cdp_page *page;
+    int signed_in; /* a run signed in with it and nothing since said otherwise */
+};
+
+/* Ends a run's use of s: the page goes to about:blank and forgets the run's
+ * dialogs and exceptions. */
+void session_leave(struct agent_session *s);
+
 /* ---- agent.c: the interpreter ------------------------------------------- */
 
 /* Ends the run with status and notes (masked here). */
@@ -84,6 +97,12 @@ int run_timeout(const run *R, const sop_step *st);
 const char *run_frame(const run *R, int depth);
 /* Runs the steps of b in order until the run stops. */
 void run_block(run *R, const sop_block *b);
+/* Runs a used file's steps as if spliced where it is used: its `whenever`
+ * handlers outlive it, as they do when the file declares no session. */
+void run_used(run *R, const sop_block *b);
+/* Only declares b's `whenever` handlers (a used file whose steps a kept
+ * session skips still watches for what it watches for). */
+void run_used_handlers(run *R, const sop_block *b);
 /* Runs every `whenever` whose condition holds now. -1 if one failed or
  * the run stopped. */
 int run_handlers(run *R);
@@ -175,6 +194,9 @@ cJSON *traj_begin(run *R, const sop_step *st);
 /* Closes entry e (taken): its outcome, a screenshot when the page changed
  * or the step failed, the failing frame's DOM. */
 void traj_end(run *R, cJSON *e, int failed, int changed);
+/* Throws away entry e, just begun, as if the step had none (a `use` step
+ * with no kept session: its file's steps speak for it). */
+void traj_drop(run *R, cJSON *e);
 /* Writes trajectory.json and trajectory.html, when asked for. */
 void traj_write(run *R);
 

@@ -304,6 +304,7 @@ typedef struct parser {
     sop *s;
     sop_diags *d;
     int depth;          /* of `use` */
+    sop_step *use;      /* the `use` step whose file this is (NULL: the top) */
     size_t failed_line; /* 1 + the line that already has an error: one per line */
 } parser;
 
@@ -704,18 +705,19 @@ static const char *const step_names[] = {
     [SOP_REVIEW] = "review",
     [SOP_COMMIT] = "commit",
     [SOP_FINISH] = "finish",
+    [SOP_USE] = "use",
 };
 
 /* Everything that may begin a line, for "did you mean". */
 static const char *const line_words[] = {
-    "goto",   "click",   "fill",     "type", "press",      "select", "choose",
-    "check",  "uncheck", "upload",   "wait", "extract",    "expect", "if",
-    "else",   "end",     "whenever", "in",   "screenshot", "ask",    "review",
-    "commit", "finish",  "use",      "sop",  "summary",    "input",  "timeout"};
+    "goto",     "click",   "fill",       "type",    "press",  "select", "choose", "check",
+    "uncheck",  "upload",  "wait",       "extract", "expect", "if",     "else",   "end",
+    "whenever", "in",      "screenshot", "ask",     "review", "commit", "finish", "use",
+    "sop",      "summary", "input",      "timeout", "session"};
 
 const char *sop_step_name(sop_step_kind k)
 {
-    return k <= SOP_FINISH ? step_names[k] : "?";
+    return k <= SOP_USE ? step_names[k] : "?";
 }
 
 static void block_free(sop_block *b);
@@ -883,12 +885,50 @@ static void dir_use(parser *p, sop_block *b)
     expect_eol(p, "use");
 }
 
+/* session "URL" signed in if COND: how to tell that a kept browser session
+ * is still signed in (docs/sop.md, "Kept sessions"). It describes the file it
+ * is written in; a file that others `use` then runs as one step that a kept
+ * session may skip. */
+static void dir_session(parser *p, sop_block *b)
+{
+    (void)b;
+    tok *t = peek(p);
+    sop_value url = {0};
+    if (parse_value(p, &url, "session") < 0 || url.is_var) {
+        err(p, t ? t->col : end_col(p),
+            "session needs the \"URL\" to open, as in session \"{{portal}}/home\" signed in "
+            "if url contains \"/home\"");
+        free(url.text);
+        return;
+    }
+    if (!accept_word(p, "signed") || !accept_word(p, "in") || !accept_word(p, "if")) {
+        err(p, peek(p) ? peek(p)->col : end_col(p), "write session \"URL\" signed in if CONDITION");
+        free(url.text);
+        return;
+    }
+    sop_cond *c = parse_cond(p, "session ... signed in if");
+    expect_eol(p, "session");
+    sop_step *use = p->use;
+    if (use && use->value.text) {
+        err(p, t->col, "session is declared twice in this file (first at line %d)",
+            use->value.line);
+        use = NULL;
+    }
+    if (!use || !c) { /* the top file: nothing uses it, so nothing is kept */
+        free(url.text);
+        cond_free(c);
+        return;
+    }
+    use->value = url;
+    use->cond = c;
+}
+
 static const struct directive {
     const char *word;
     void (*parse)(parser *p, sop_block *b);
 } directives[] = {
     {"sop", dir_sop},         {"summary", dir_summary}, {"input", dir_input},
-    {"timeout", dir_timeout}, {"use", dir_use},
+    {"timeout", dir_timeout}, {"use", dir_use},         {"session", dir_session},
 };
 
 /* Each step kind's parser reads the rest of its line into st (w: the word
@@ -1250,12 +1290,39 @@ static int parse_use(parser *p, tok *name, sop_block *into)
         return -1;
     }
     add_file(p->s, path);
+    /* The file's steps go into a `use` step's body; a file that declares
+     * no session is spliced in where it is used, step by step. */
+    sop_step use = {0};
+    use.kind = SOP_USE;
+    use.line = cur_line(p)->lineno;
+    use.col = name->col;
     parser sub = *p;
     sub.depth = p->depth + 1;
     sub.lx = (lexed){0};
     sub.li = sub.ti = 0;
-    parse_into(&sub, path, p->dir, text, into);
+    sub.use = &use;
+    parse_into(&sub, path, p->dir, text, &use.body);
     free(text);
+    if (!use.value.text) {
+        for (size_t i = 0; i < use.body.n; i++) {
+            sop_step *st = block_add(into);
+            if (st)
+                *st = use.body.steps[i];
+            else
+                step_free(&use.body.steps[i]);
+        }
+        free(use.body.steps);
+        return 0;
+    }
+    sop_step *st = block_add(into);
+    if (!st) {
+        step_free(&use);
+        return -1;
+    }
+    use.file = strdup(p->file);
+    use.source = strdup(cur_line(p)->source + (cur_line(p)->toks[0].col - 1));
+    use.name = strdup(name->text);
+    *st = use;
     return 0;
 }
 

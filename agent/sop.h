@@ -99,6 +99,7 @@ typedef enum sop_step_kind {
     SOP_REVIEW,
     SOP_COMMIT,
     SOP_FINISH,
+    SOP_USE, /* a used file that declares `session`: its steps are the body */
 } sop_step_kind;
 
 typedef struct sop_step sop_step;
@@ -115,13 +116,14 @@ struct sop_step {
     char *source; /* the line as written, for messages and trajectories */
     int has_loc;
     sop_locator loc;     /* the element it acts on, or the frame */
-    sop_value value;     /* what it types, picks, visits, or the notes */
+    sop_value value;     /* what it types, picks, visits, or the notes; use:
+                            the session URL (a template) */
     char *name;          /* extract/ask: the variable; finish: the status */
     char *regex;         /* extract: the pattern */
     char *attribute;     /* extract: an attribute, "value" for a field's value */
     char *file_name;     /* upload: one task file by name; NULL: all of them */
-    sop_cond *cond;      /* if / whenever / wait / expect */
-    sop_block body;      /* if / whenever / in frame */
+    sop_cond *cond;      /* if / whenever / wait / expect; use: signed in if */
+    sop_block body;      /* if / whenever / in frame; use: the used file's steps */
     sop_block otherwise; /* if ... else */
     int timeout_ms;      /* 0: the SOP's default */
 };

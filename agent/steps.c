@@ -527,6 +527,61 @@ static void step_if(run *R, const sop_step *st, cJSON *traj)
     run_block(R, h ? &st->body : &st->otherwise);
 }
 
+/* Opens a kept session's URL and tells whether it is still signed in: 1, 0
+ * (signed out, or the URL would not load), -1 when the run stopped. */
+static int session_live(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE];
+    char *url = value_of(R, st, NULL);
+    if (!url)
+        return -1;
+    int rc = cdp_page_navigate(R->page, url, CDP_WAIT_LOAD, run_timeout(R, st), err);
+    free(url);
+    R->depth = 0;
+    if (rc) {
+        PT_INFO("agent", "%s:%d: kept session: the session URL did not load; signing in again",
+                st->file, st->line);
+        return 0;
+    }
+    int h = cond_holds(R, st->cond, 0, err);
+    return h == 1;
+}
+
+/* A used file that declares `session` (docs/sop.md, "Kept sessions"): in a
+ * kept session that signed in before, its steps are skipped when the session
+ * URL shows the portal still signed in; otherwise they run as written. */
+static void step_use(run *R, const sop_step *st, cJSON *traj)
+{
+    agent_session *ks = R->o->session;
+    if (!ks) { /* one run, one context: the file is just its steps */
+        traj_drop(R, traj);
+        run_used(R, &st->body);
+        return;
+    }
+    if (ks->signed_in) {
+        int live = session_live(R, st);
+        if (live < 0) {
+            traj_end(R, traj, !strcmp(R->r->status, "failed"), 0);
+            return;
+        }
+        if (live) {
+            cJSON_AddStringToObject(traj, "session", "kept: still signed in, steps skipped");
+            R->r->session_reused = 1;
+            traj_end(R, traj, 0, 1);
+            run_used_handlers(R, &st->body);
+            return;
+        }
+        ks->signed_in = 0;
+        cJSON_AddStringToObject(traj, "session", "kept but signed out: signing in again");
+    } else {
+        cJSON_AddStringToObject(traj, "session", "new: signing in");
+    }
+    traj_end(R, traj, 0, 0);
+    run_used(R, &st->body);
+    if (!R->stop)
+        ks->signed_in = 1;
+}
+
 static void step_in_frame(run *R, const sop_step *st, cJSON *traj)
 {
     char err[ERR_SIZE];
@@ -663,6 +718,7 @@ static const step_kind table[] = {
     [SOP_REVIEW] = {step_review, NULL, 0},
     [SOP_COMMIT] = {step_commit, NULL, 0},
     [SOP_FINISH] = {step_finish, NULL, 1},
+    [SOP_USE] = {NULL, step_use, 0},
 };
 
 const step_kind *step_kind_of(sop_step_kind kind)

@@ -64,6 +64,13 @@ cJSON *traj_begin(run *R, const sop_step *st)
     return e;
 }
 
+void traj_drop(run *R, cJSON *e)
+{
+    cJSON_Delete(e);
+    R->index--;
+    R->r->steps_run--;
+}
+
 void traj_end(run *R, cJSON *e, int failed, int changed)
 {
     char ts[25];

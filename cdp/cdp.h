@@ -204,6 +204,10 @@ int cdp_page_screenshot(cdp_page *p, int full_page, unsigned char **png, size_t 
 
 /* How the page answers alert/confirm/prompt/beforeunload from now on. */
 void cdp_page_set_dialog_answer(cdp_page *p, int accept, const char *prompt_text);
+/* Forgets the dialogs and exceptions recorded so far and answers dialogs as
+ * a new page does: for a page that one run hands to the next (a kept
+ * session), so nothing of the last run is reported as this one's. */
+void cdp_page_forget(cdp_page *p);
 
 typedef struct cdp_dialog {
     char *type; /* alert, confirm, prompt, beforeunload */

@@ -908,6 +908,21 @@ void cdp_page_set_dialog_answer(cdp_page *p, int accept, const char *prompt_text
     cdp__unlock(p->b);
 }
 
+void cdp_page_forget(cdp_page *p)
+{
+    cdp__lock(p->b);
+    cdp_dialogs_free(p->dialogs, p->ndialogs);
+    p->dialogs = NULL;
+    p->ndialogs = 0;
+    cdp_strings_free(p->exceptions, p->nexceptions);
+    p->exceptions = NULL;
+    p->nexceptions = 0;
+    p->dialog_accept = 1;
+    free(p->prompt_text);
+    p->prompt_text = NULL;
+    cdp__unlock(p->b);
+}
+
 int cdp_page_dialogs(cdp_page *p, cdp_dialog **dialogs, size_t *n)
 {
     cdp__lock(p->b);

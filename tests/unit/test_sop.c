@@ -64,13 +64,22 @@ static void claim_sop_tree(void **state)
     assert_string_equal(in->map[0].from, "home");
     assert_string_equal(in->map[0].to, "12");
 
-    /* login.sop's steps are spliced in where `use login` stands */
+    /* login.sop declares a session, so its steps are the body of one `use`
+     * step where `use login` stands (a kept session may skip them) */
     const sop_block *b = &s->steps;
-    assert_int_equal(b->steps[0].kind, SOP_WHENEVER);
-    assert_non_null(strstr(b->steps[0].file, "login.sop"));
-    assert_int_equal(b->steps[1].kind, SOP_GOTO);
-    assert_string_equal(b->steps[1].value.text, "{{portal}}/login");
-    assert_int_equal(b->steps[1].value.is_var, 0);
+    assert_int_equal(b->steps[0].kind, SOP_USE);
+    assert_string_equal(b->steps[0].name, "login");
+    assert_string_equal(b->steps[0].source, "use login");
+    assert_non_null(strstr(b->steps[0].file, "submit_claim.sop"));
+    assert_string_equal(b->steps[0].value.text, "{{portal}}/home");
+    assert_int_equal(b->steps[0].cond->kind, SOP_COND_URL);
+    assert_string_equal(b->steps[0].cond->text, "/home");
+    const sop_block *lb = &b->steps[0].body;
+    assert_int_equal(lb->steps[0].kind, SOP_WHENEVER);
+    assert_non_null(strstr(lb->steps[0].file, "login.sop"));
+    assert_int_equal(lb->steps[1].kind, SOP_GOTO);
+    assert_string_equal(lb->steps[1].value.text, "{{portal}}/login");
+    assert_int_equal(lb->steps[1].value.is_var, 0);
 
     const sop_step *frame = NULL, *fin = NULL;
     for (size_t i = 0; i < b->n; i++) {
@@ -326,9 +335,60 @@ static void use_needs_a_folder_and_a_file(void **state)
     free(dir);
 }
 
+/* A used file that declares `session` runs as one `use` step; one that does
+ * not is spliced in step by step; mistakes in the line say where. */
+static void session_lines(void **state)
+{
+    (void)state;
+    char *dir = pt_mkdtemp("portier-sop");
+    char path[4200];
+    const char *in = "sop in \"In\"\nsession \"{{portal}}/home\" signed in if url contains "
+                     "\"/home\" or visible \"#logout\"\ngoto \"{{portal}}/login\"\n";
+    snprintf(path, sizeof(path), "%s/in.sop", dir);
+    pt_write_file(path, in, strlen(in), 0600);
+    const char *plain = "goto \"{{portal}}/a\"\n";
+    snprintf(path, sizeof(path), "%s/plain.sop", dir);
+    pt_write_file(path, plain, strlen(plain), 0600);
+    sop_diags d = {0};
+    sop *s = sop_parse_text("t.sop", HEAD "use in\nuse plain\n", dir, &d);
+    assert_non_null(s);
+    assert_int_equal(s->steps.n, 2);
+    assert_int_equal(s->steps.steps[0].kind, SOP_USE);
+    assert_int_equal(s->steps.steps[0].cond->kind, SOP_COND_OR);
+    assert_int_equal(s->steps.steps[0].body.n, 1);
+    assert_int_equal(s->steps.steps[1].kind, SOP_GOTO); /* spliced */
+    assert_string_equal(sop_step_name(SOP_USE), "use");
+    sop_free(s);
+    sop_diags_free(&d);
+    /* the top file may declare a session: nothing uses it, nothing is kept */
+    s = sop_parse_text("t.sop",
+                       HEAD "session \"{{portal}}/home\" signed in if url contains \"/h\"\n"
+                            "goto \"{{portal}}/a\"\n",
+                       dir, &d);
+    assert_non_null(s);
+    assert_int_equal(s->steps.steps[0].kind, SOP_GOTO);
+    sop_free(s);
+    sop_diags_free(&d);
+    expect_lint(HEAD "session \"{{portal}}/home\" if url contains \"/h\"\n",
+                "3:27: error: write session \"URL\" signed in if CONDITION");
+    expect_lint(HEAD "session home signed in if url contains \"/h\"\n",
+                "3:9: error: session needs the \"URL\" to open");
+    const char *twice = "session \"{{portal}}/a\" signed in if url contains \"/a\"\n"
+                        "session \"{{portal}}/b\" signed in if url contains \"/b\"\n";
+    snprintf(path, sizeof(path), "%s/twice.sop", dir);
+    pt_write_file(path, twice, strlen(twice), 0600);
+    assert_null(sop_parse_text("t.sop", HEAD "use twice\n", dir, &d));
+    assert_int_equal(d.items[0].line, 2);
+    assert_non_null(
+        strstr(d.items[0].message, "session is declared twice in this file (first at line 1)"));
+    sop_diags_free(&d);
+    pt_rmtree(dir);
+    free(dir);
+}
+
 PT_TESTS("sop", cmocka_unit_test(bundled_sops_parse), cmocka_unit_test(claim_sop_tree),
          cmocka_unit_test(unknown_steps_get_suggestions), cmocka_unit_test(syntax_errors_say_where),
          cmocka_unit_test(blocks_must_close), cmocka_unit_test(variables_are_checked),
          cmocka_unit_test(unreachable_steps), cmocka_unit_test(every_error_is_reported),
-         cmocka_unit_test(locators_and_conditions),
-         cmocka_unit_test(use_needs_a_folder_and_a_file));
+         cmocka_unit_test(locators_and_conditions), cmocka_unit_test(use_needs_a_folder_and_a_file),
+         cmocka_unit_test(session_lines));
