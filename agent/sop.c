@@ -715,6 +715,20 @@ static const char *const line_words[] = {
     "whenever", "in",      "screenshot", "ask",     "review", "commit", "finish", "use",
     "sop",      "summary", "input",      "timeout", "session"};
 
+static int block_keeps_session(const sop_block *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->steps[i].kind == SOP_USE || block_keeps_session(&b->steps[i].body) ||
+            block_keeps_session(&b->steps[i].otherwise))
+            return 1;
+    return 0;
+}
+
+int sop_keeps_session(const sop *s)
+{
+    return s && block_keeps_session(&s->steps);
+}
+
 const char *sop_step_name(sop_step_kind k)
 {
     return k <= SOP_USE ? step_names[k] : "?";

@@ -171,5 +171,8 @@ void sop_free(sop *s);
 
 /* Names of steps, for suggestions and the docs. */
 const char *sop_step_name(sop_step_kind k);
+/* Non-zero when a file s uses declares `session` (a kept session can skip
+ * its sign-in). */
+int sop_keeps_session(const sop *s);
 
 #endif

@@ -358,6 +358,7 @@ static void session_lines(void **state)
     assert_int_equal(s->steps.steps[0].body.n, 1);
     assert_int_equal(s->steps.steps[1].kind, SOP_GOTO); /* spliced */
     assert_string_equal(sop_step_name(SOP_USE), "use");
+    assert_true(sop_keeps_session(s));
     sop_free(s);
     sop_diags_free(&d);
     /* the top file may declare a session: nothing uses it, nothing is kept */
@@ -367,6 +368,7 @@ static void session_lines(void **state)
                        dir, &d);
     assert_non_null(s);
     assert_int_equal(s->steps.steps[0].kind, SOP_GOTO);
+    assert_false(sop_keeps_session(s));
     sop_free(s);
     sop_diags_free(&d);
     expect_lint(HEAD "session \"{{portal}}/home\" if url contains \"/h\"\n",
