@@ -171,12 +171,18 @@ static void route_to_sink(const char *db, const char *url)
     store_close(st);
 }
 
-int cli_serve(int argc, char **argv)
+/* The command line of `serve`. */
+typedef struct serve_args {
+    service_options o;
+    char host[128], phost[128];
+    int pport, demo;
+    const char *hook;
+} serve_args;
+
+/* Reads the command line: -1 to go on, else the exit status. */
+static int parse_serve_args(int argc, char **argv, serve_args *sa)
 {
-    service_options o = {.db_path = "portier.db", .port = 8080};
-    char host[128] = "127.0.0.1", phost[128] = "127.0.0.1";
-    int pport = 8081, demo = 0;
-    const char *hook = NULL;
+    service_options *o = &sa->o;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
@@ -184,7 +190,7 @@ int cli_serve(int argc, char **argv)
             return 0;
         }
         if (!strcmp(a, "--demo")) {
-            demo = 1;
+            sa->demo = 1;
             continue;
         }
         if (!v)
@@ -193,31 +199,46 @@ int cli_serve(int argc, char **argv)
         i++;
         long long n = number(v);
         if (!strcmp(a, "--listen")) {
-            if (cli_host_port(v, host, sizeof(host), &o.port) < 0)
+            if (cli_host_port(v, sa->host, sizeof(sa->host), &o->port) < 0)
                 return serve_usage("--listen takes HOST:PORT (port 0: any free port)");
         } else if (!strcmp(a, "--portal-listen")) {
-            if (cli_host_port(v, phost, sizeof(phost), &pport) < 0)
+            if (cli_host_port(v, sa->phost, sizeof(sa->phost), &sa->pport) < 0)
                 return serve_usage("--portal-listen takes HOST:PORT");
         } else if (!strcmp(a, "--db"))
-            o.db_path = v;
+            o->db_path = v;
         else if (!strcmp(a, "--browser"))
-            o.browser_ws = v;
+            o->browser_ws = v;
         else if (!strcmp(a, "--webhook-url"))
-            hook = v;
+            sa->hook = v;
         else if (!strcmp(a, "--workers") && n >= 0 && n <= 64)
-            o.workers = n ? (int)n : -1; /* 0: accept tasks, run none here */
+            o->workers = n ? (int)n : -1; /* 0: accept tasks, run none here */
         else if (!strcmp(a, "--hold-seconds") && n >= 1)
-            o.hold_seconds = (int)n;
+            o->hold_seconds = (int)n;
         else if (!strcmp(a, "--max-queue") && n >= 1)
-            o.max_queue = (int)n;
+            o->max_queue = (int)n;
         else if (!strcmp(a, "--max-body") && n >= 1024)
-            o.max_body = (size_t)n;
+            o->max_body = (size_t)n;
         else if (!strcmp(a, "--max-file") && n >= 1)
-            o.max_file = (size_t)n;
+            o->max_file = (size_t)n;
         else
             return serve_usage("unknown option, or a value out of range");
     }
-    o.host = host;
+    o->host = sa->host;
+    return -1;
+}
+
+int cli_serve(int argc, char **argv)
+{
+    serve_args sa = {.o = {.db_path = "portier.db", .port = 8080},
+                     .host = "127.0.0.1",
+                     .phost = "127.0.0.1",
+                     .pport = 8081};
+    int parsed = parse_serve_args(argc, argv, &sa);
+    if (parsed >= 0)
+        return parsed;
+    service_options o = sa.o;
+    const char *host = sa.host, *phost = sa.phost, *hook = sa.hook;
+    int pport = sa.pport, demo = sa.demo;
     /* Many handler threads allocate and free small buffers per request:
      * without this, glibc keeps returning heap to the kernel and taking it
      * back (measured: a fifth of the time under load went to page faults
