@@ -33,6 +33,10 @@ int cli_host_port(const char *v, char *host, size_t hostsz, int *port);
  * operator's commands (account, webhook, serve --demo): *st and *k are new
  * (store_close, keys_free). 0, or negative with err. */
 int cli_open_db(const char *db, store **st, keys **k, char *err);
+/* Reads stdin to its end into a new string (the caller frees it), at most
+ * cap bytes: past that NULL, or with truncate the first bytes; with trim,
+ * without its trailing newlines. NULL if out of memory. */
+char *cli_read_stdin(size_t cap, int truncate, int trim);
 /* Prints o as indented JSON on stdout and deletes it. */
 void cli_print_json(cJSON *o);
 

@@ -61,29 +61,6 @@ void cli_print_json(cJSON *o)
     cJSON_Delete(o);
 }
 
-static char *read_all_stdin(void)
-{
-    size_t cap = 1024, n = 0;
-    char *b = malloc(cap);
-    for (size_t r; b && (r = fread(b + n, 1, cap - n - 1, stdin)) > 0;) {
-        n += r;
-        if (n + 1 >= cap) {
-            char *nb = cap < (1u << 20) ? realloc(b, cap *= 2) : NULL;
-            if (!nb) {
-                free(b);
-                return NULL;
-            }
-            b = nb;
-        }
-    }
-    if (b) {
-        b[n] = '\0';
-        while (n && (b[n - 1] == '\n' || b[n - 1] == '\r'))
-            b[--n] = '\0';
-    }
-    return b;
-}
-
 /* ---- The commands --------------------------------------------------------
  * Each gets the open store and keys, the named account (for all but create
  * and list) and the positional arguments; it returns the exit status. */
@@ -132,7 +109,7 @@ static int cmd_set_secret(account_cmd *c)
     int rc = 0;
     if (isatty(STDIN_FILENO))
         fprintf(stderr, "value for %s (then Enter, Ctrl-D): ", c->pos[2]);
-    char *value = read_all_stdin();
+    char *value = cli_read_stdin(1u << 20, 0, 1);
     if (!value || !*value) {
         fprintf(stderr, "portier account: no value on stdin\n");
         rc = 1;

@@ -51,28 +51,6 @@ static int exit_code(const char *status)
     }
 }
 
-static char *read_stdin(void)
-{
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    for (size_t r; b && (r = fread(b + n, 1, cap - n - 1, stdin)) > 0;) {
-        n += r;
-        if (n + 1 >= cap) {
-            if (cap >= (8u << 20))
-                break;
-            char *nb = realloc(b, cap *= 2);
-            if (!nb) {
-                free(b);
-                return NULL;
-            }
-            b = nb;
-        }
-    }
-    if (b)
-        b[n] = '\0';
-    return b;
-}
-
 /* The command line of one run. */
 typedef struct run_args {
     const char *sop_path, *data_path, *portal, *secrets_path;
@@ -168,7 +146,7 @@ static int prepare(const run_args *ra, sop **s, vars *inputs, vars *secrets)
         return -1;
     }
     if (!strcmp(ra->data_path, "-"))
-        text = read_stdin();
+        text = cli_read_stdin(8u << 20, 1, 0);
     else if (pt_read_file(ra->data_path, 8u << 20, &text, NULL) < 0) {
         fprintf(stderr, "portier run: cannot read the task data %s\n", ra->data_path);
         return -1;

@@ -240,6 +240,26 @@ int store__run(store *st, sqlite3_stmt *s)
     return 0;
 }
 
+int store__update_text(store *st, const char *sql, int64_t id, const char *value)
+{
+    sqlite3_stmt *s = store__q(st, sql);
+    if (!s)
+        return -1;
+    store__bind_text(s, 1, value);
+    sqlite3_bind_int64(s, 2, id);
+    return store__run(st, s);
+}
+
+int store__update_int(store *st, const char *sql, int64_t id, int64_t value)
+{
+    sqlite3_stmt *s = store__q(st, sql);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, value);
+    sqlite3_bind_int64(s, 2, id);
+    return store__run(st, s);
+}
+
 int store_begin(store *st)
 {
     return store__run(st, store__q(st, "BEGIN IMMEDIATE"));

@@ -144,26 +144,15 @@ cJSON *store_account_list(store *st)
     return arr;
 }
 
-/* Runs an UPDATE of one account that binds value as ?1 and the id as ?2. */
-static int update_text(store *st, const char *sql, int64_t id, const char *value)
-{
-    sqlite3_stmt *s = store__q(st, sql);
-    if (!s)
-        return -1;
-    store__bind_text(s, 1, value);
-    sqlite3_bind_int64(s, 2, id);
-    return store__run(st, s);
-}
-
 int store_account_set_portal(store *st, int64_t id, const char *url)
 {
-    return update_text(st, "UPDATE accounts SET portal=? WHERE id=?", id, url);
+    return store__update_text(st, "UPDATE accounts SET portal=? WHERE id=?", id, url);
 }
 
 int store_account_set_webhook(store *st, int64_t id, const char *url)
 {
-    return update_text(st, "UPDATE accounts SET webhook_url=?, webhook_disabled=0 WHERE id=?", id,
-                       url);
+    return store__update_text(
+        st, "UPDATE accounts SET webhook_url=?, webhook_disabled=0 WHERE id=?", id, url);
 }
 
 int store_account_disable_webhook(store *st, int64_t id)
@@ -177,7 +166,7 @@ int store_account_disable_webhook(store *st, int64_t id)
 
 int store_account_set_key(store *st, int64_t id, const char *key_hash)
 {
-    return update_text(st, "UPDATE accounts SET key_hash=? WHERE id=?", id, key_hash);
+    return store__update_text(st, "UPDATE accounts SET key_hash=? WHERE id=?", id, key_hash);
 }
 
 int store_account_set_whsec(store *st, int64_t id, const unsigned char *sealed, size_t len,

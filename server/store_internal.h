@@ -8,6 +8,7 @@
 
 #include <sqlite3.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct store store;
 
@@ -35,5 +36,8 @@ char *store__col_text(sqlite3_stmt *s, int i);
 unsigned char *store__col_blob(sqlite3_stmt *s, int i, size_t *len);
 /* Steps a statement that returns no rows. 0 or -1 (logged). */
 int store__run(store *st, sqlite3_stmt *s);
+/* Runs an UPDATE of one row that binds value as ?1 and the id as ?2. */
+int store__update_text(store *st, const char *sql, int64_t id, const char *value);
+int store__update_int(store *st, const char *sql, int64_t id, int64_t value);
 
 #endif

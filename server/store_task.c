@@ -379,41 +379,19 @@ int store_task_oldest(store *st, const char *status, int64_t *id)
     return rc == SQLITE_ROW ? PT_FOUND : rc == SQLITE_DONE ? PT_NONE : -1;
 }
 
-/* Runs an UPDATE of one task that binds an integer as ?1 and the id as ?2. */
-static int update_int(store *st, const char *sql, int64_t id, int64_t value)
-{
-    sqlite3_stmt *s = store__q(st, sql);
-    if (!s)
-        return -1;
-    sqlite3_bind_int64(s, 1, value);
-    sqlite3_bind_int64(s, 2, id);
-    return store__run(st, s);
-}
-
-/* The same with a text ?1. */
-static int update_text(store *st, const char *sql, int64_t id, const char *value)
-{
-    sqlite3_stmt *s = store__q(st, sql);
-    if (!s)
-        return -1;
-    store__bind_text(s, 1, value);
-    sqlite3_bind_int64(s, 2, id);
-    return store__run(st, s);
-}
-
 int store_task_mark_committed(store *st, int64_t id)
 {
-    return update_int(st, "UPDATE tasks SET committed=? WHERE id=?", id, 1);
+    return store__update_int(st, "UPDATE tasks SET committed=? WHERE id=?", id, 1);
 }
 
 int store_task_set_attempts(store *st, int64_t id, int attempts)
 {
-    return update_int(st, "UPDATE tasks SET attempts=? WHERE id=?", id, attempts);
+    return store__update_int(st, "UPDATE tasks SET attempts=? WHERE id=?", id, attempts);
 }
 
 int store_task_request_cancel(store *st, int64_t id)
 {
-    return update_int(st, "UPDATE tasks SET cancel_requested=? WHERE id=?", id, 1);
+    return store__update_int(st, "UPDATE tasks SET cancel_requested=? WHERE id=?", id, 1);
 }
 
 int store_task_set_ask(store *st, int64_t id, const char *name, const char *prompt)
@@ -429,7 +407,7 @@ int store_task_set_ask(store *st, int64_t id, const char *name, const char *prom
 
 int store_task_set_answers(store *st, int64_t id, const char *answers_json)
 {
-    return update_text(st, "UPDATE tasks SET answers=? WHERE id=?", id, answers_json);
+    return store__update_text(st, "UPDATE tasks SET answers=? WHERE id=?", id, answers_json);
 }
 
 int store_task_set_review(store *st, int64_t id, int approve, const char *comment)
@@ -526,7 +504,7 @@ int64_t store_trajectory_add(store *st, int64_t taskid, const char *dir)
     if (store__run(st, s) < 0)
         return -1;
     int64_t id = sqlite3_last_insert_rowid(st->db);
-    update_int(st, "UPDATE tasks SET trajectory_id=? WHERE id=?", taskid, id);
+    store__update_int(st, "UPDATE tasks SET trajectory_id=? WHERE id=?", taskid, id);
     return id;
 }
 

@@ -8,28 +8,31 @@
  * on the store (the status, its timestamps, an event row and, for a final
  * status, the webhook outbox row), then a call to the context's `moved`.
  *
- *                         task_create
- *                             |
- *                             v
- *     +-----------------> pending <------------------------------+
- *     |                       | task_dispatch (a worker claims it)|
- *     |                       v                                   |
- *     |                  dispatching                              |
- *     |                       | task_start                        |
- *     |                       v                                   |
- *     |    task_answer +-> running <-+ task_approve               |
- *     |                |   |   |   | |                            |
- *     |  task_wait_for_input   |  task_hold_for_review            |
- *     |                |   v   |   v |                            |
- *     |     waiting_for_input  |  pending_review                  |
- *     |          |   task_escalate ->^  |  |                      |
- *     +----------+ task_requeue      |  |  +- task_requeue -------+
- *                                    |  |
- *      task_finish (from running) ---+  +- task_reject, task_accept
- *      task_cancel, task_fail        |
- *                                    v
- *          completed | completed_with_issues | failed   (final: exactly one
- *                                                      task_finished event)
+ *   task_create
+ *       |
+ *       v
+ *    pending --> dispatching --> running --> completed | completed_with_issues | failed
+ *       ^                        |     ^     (final: exactly one task_finished event)
+ *       |          ask / review  v     |  answer / approve (a worker holds the run)
+ *       +------- requeue ----- waiting_for_input, pending_review
+ *
+ *   arrow                                            function
+ *   (new) -> pending                                 task_create
+ *   pending -> dispatching                           task_dispatch   (a worker claims it)
+ *   dispatching | pending -> running                 task_start
+ *   running -> waiting_for_input                     task_wait_for_input  (an `ask` step)
+ *   running -> pending_review                        task_hold_for_review (a `review` step)
+ *   waiting_for_input -> running                     task_answer     (the holding worker goes on)
+ *   pending_review -> running                        task_approve    (the holding worker goes on)
+ *   waiting_for_input | running -> pending_review    task_escalate   (input too late, past commit)
+ *   waiting_for_input | pending_review -> pending    task_requeue    (runs again from the start)
+ *   pending_review -> failed                         task_reject
+ *   pending_review -> completed_with_issues          task_accept     (approved past commit)
+ *   pending | waiting | review -> failed             task_cancel     (no worker runs it)
+ *   any open status -> a final status                task_finish     (the run's outcome)
+ *   any open status -> failed                        task_fail       (it cannot run)
+ *   dispatching | running | waiting | review
+ *                    -> pending | pending_review | failed   task_interrupt
  *
  *   task_interrupt: the browser died or portier stopped during a run. A task
  *   that had not crossed its SOP's `commit` goes back to pending (once: a
@@ -37,9 +40,10 @@
  *   the portal may already have the submission.
  *
  * Who calls which: the workers (server/worker.c) dispatch, start, wait for
- * input, hold for review, escalate, finish and interrupt; the API handlers
- * (server/api.c) answer, approve, requeue, reject, accept and cancel; start-up
- * recovery (server/service.c) interrupts what the last process left running.
+ * input, hold for review, escalate, finish, fail and interrupt; the API
+ * handlers (server/api.c, through server/worker.c when a worker holds the
+ * run) answer, approve, escalate, requeue, reject, accept and cancel;
+ * start-up recovery (server/service.c) interrupts what the last process left.
  */
 #ifndef PORTIER_TASK_H
 #define PORTIER_TASK_H
