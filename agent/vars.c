@@ -367,6 +367,19 @@ int vars_bind_inputs(const sop *s, const vars *data, const vars *overrides, vars
     return problems;
 }
 
+int vars_bind_data(const sop *s, const char *data, const vars *overrides, vars *out, char *errs,
+                   size_t errsz)
+{
+    vars *parsed = vars_new();
+    if (!parsed)
+        return -1;
+    int rc = vars_parse_data(parsed, data ? data : "", errs, errsz);
+    if (rc == 0)
+        rc = vars_bind_inputs(s, parsed, overrides, out, errs, errsz);
+    vars_free(parsed);
+    return rc;
+}
+
 /* ---- Secrets ------------------------------------------------------------- */
 
 int vars_load_secrets(vars *secrets, const char *path, char *err)

@@ -43,6 +43,13 @@ int vars_parse_data(vars *out, const char *data, char *errs, size_t errsz);
 int vars_bind_inputs(const sop *s, const vars *data, const vars *overrides, vars *out, char *errs,
                      size_t errsz);
 
+/* Parses task data (vars_parse_data) and binds it to s's inputs
+ * (vars_bind_inputs, with overrides) into `out`, the one way every caller
+ * turns a task's text into inputs. Problems go to errs. Returns 0, -1 when
+ * the data is unusable, or the number of problems. */
+int vars_bind_data(const sop *s, const char *data, const vars *overrides, vars *out, char *errs,
+                   size_t errsz);
+
 /* Normalises a written date (1949-12-23, 12/23/1949, 12-23-1949, 19491223,
  * Dec 23 1949, December 23, 1949, 23 December 1949) to YYYY-MM-DD. */
 int vars_normalize_date(const char *in, char out[11]);

@@ -8,6 +8,9 @@
 #ifndef PORTIER_CLI_H
 #define PORTIER_CLI_H
 
+#include "server/keys.h"
+#include "server/store.h"
+
 #include <signal.h>
 #include <stddef.h>
 
@@ -25,5 +28,16 @@ int cli_webhook(int argc, char **argv);
 void cli_stop_signals(sigset_t *set);
 /* Parses --listen's HOST:PORT (port 0 to 65535). 0, or -1 if malformed. */
 int cli_host_port(const char *v, char *host, size_t hostsz, int *port);
+
+/* Opens (and migrates) the store at db and loads its master key, for the
+ * operator's commands (account, webhook, serve --demo): *st and *k are new
+ * (store_close, keys_free). 0, or negative with err. */
+int cli_open_db(const char *db, store **st, keys **k, char *err);
+/* Reads stdin to its end into a new string (the caller frees it), at most
+ * cap bytes: past that NULL, or with truncate the first bytes; with trim,
+ * without its trailing newlines. NULL if out of memory. */
+char *cli_read_stdin(size_t cap, int truncate, int trim);
+/* Prints o as indented JSON on stdout and deletes it. */
+void cli_print_json(cJSON *o);
 
 #endif

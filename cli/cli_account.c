@@ -2,15 +2,16 @@
  * cli_account.c - `portier account ...` and `portier webhook test`: how an
  * operator sets an account up (SOPs, portal secrets, API key, webhook) before
  * it calls the API. Results are JSON on stdout; secrets read from stdin.
+ * Sealing is server/keys.c's and bundling server/bundle.c's: this file reads
+ * arguments and prints results.
  */
 #define _GNU_SOURCE
 #include "cli/cli.h"
-#include "cli/account_setup.h"
-#include "server/service.h"
-#include "agent/sop.h"
+#include "server/bundle.h"
+#include "server/task.h"
+#include "server/webhook.h"
 #include "util/crypto.h"
 #include "util/err.h"
-#include "util/fsutil.h"
 #include "util/timeutil.h"
 
 #include <openssl/crypto.h>
@@ -18,9 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static const char *const task_types[] = {"submit_prior_authorization", "check_eligibility",
-                                         "submit_claim", "submit_appeal"};
 
 static int account_usage(const char *why)
 {
@@ -40,328 +38,292 @@ static int account_usage(const char *why)
     return 2;
 }
 
-int setup_open(const char *db, store **st, unsigned char master[32], char *err)
+int cli_open_db(const char *db, store **st, keys **k, char *err)
 {
+    *k = NULL;
     *st = store_open(db, 1, err);
     if (!*st)
-        return -1;
-    if (service_master_key(db, master, err) < 0) {
+        return PT_EFAIL;
+    if (!(*k = keys_load(db, err))) {
         store_close(*st);
         *st = NULL;
-        return -1;
+        return PT_EFAIL;
     }
-    return 0;
+    return PT_OK;
 }
 
-int setup_create(store *st, const unsigned char master[32], const char *name, const char *portal,
-                 const char *webhook_url, int64_t *id, char key[64], char **whsec, char *err)
-{
-    char hash[65];
-    service_new_key(key, hash);
-    if (store_begin(st) < 0)
-        return pt_errf(err, "the database is busy");
-    if (store_account_create(st, name, portal, webhook_url, hash, id, err) < 0) {
-        store_rollback(st);
-        return -1;
-    }
-    *whsec = webhook_new_secret();
-    unsigned char *sealed = NULL;
-    size_t n = 0;
-    if (!*whsec || service_seal(master, *id, "webhook_secret", *whsec, &sealed, &n) < 0 ||
-        store_account_set_whsec(st, *id, sealed, n, NULL, 0, 0) < 0 || store_commit(st) < 0) {
-        store_rollback(st);
-        free(sealed);
-        return pt_errf(err, "cannot store the account's webhook secret");
-    }
-    free(sealed);
-    return 0;
-}
-
-int setup_rotate_key(store *st, int64_t id, char key[64])
-{
-    char hash[65];
-    service_new_key(key, hash);
-    return store_account_set(st, id, "key_hash", hash);
-}
-
-int setup_set_secret(store *st, const unsigned char master[32], int64_t id, const char *name,
-                     const char *value)
-{
-    unsigned char *sealed = NULL;
-    size_t n = 0;
-    if (service_seal(master, id, name, value, &sealed, &n) < 0)
-        return -1;
-    int rc = store_secret_set(st, id, name, sealed, n);
-    free(sealed);
-    return rc;
-}
-
-char *setup_bundle(const char *path, char *err, size_t errsz)
-{
-    sop_diags d = {0};
-    sop *s = sop_parse_file(path, &d);
-    sop_diags_print(&d, stderr);
-    sop_diags_free(&d);
-    if (!s) {
-        snprintf(err, errsz, "%s has errors (above); nothing was stored", path);
-        return NULL;
-    }
-    cJSON *b = cJSON_CreateObject(), *files = cJSON_AddObjectToObject(b, "files");
-    const char *base = strrchr(path, '/');
-    cJSON_AddStringToObject(b, "main", base ? base + 1 : path);
-    int ok = 1;
-    for (size_t i = 0; i < s->nfiles && ok; i++) {
-        char *text = NULL;
-        const char *fb = strrchr(s->files[i], '/');
-        fb = fb ? fb + 1 : s->files[i];
-        if (cJSON_GetObjectItem(files, fb))
-            continue;
-        if (pt_read_file(s->files[i], 1u << 20, &text, NULL) < 0) {
-            snprintf(err, errsz, "cannot read %s", s->files[i]);
-            ok = 0;
-            break;
-        }
-        cJSON_AddStringToObject(files, fb, text);
-        free(text);
-    }
-    sop_free(s);
-    char *json = ok ? cJSON_PrintUnformatted(b) : NULL;
-    cJSON_Delete(b);
-    return json;
-}
-
-int setup_set_sop(store *st, int64_t id, const char *type, const char *bundle, int *version,
-                  int only_if_changed)
-{
-    if (only_if_changed) {
-        char *cur = NULL;
-        int v = 0;
-        if (store_sop_current(st, id, type, &v, &cur) == 1 && cur && !strcmp(cur, bundle)) {
-            free(cur);
-            *version = v;
-            return 0;
-        }
-        free(cur);
-    }
-    return store_sop_add(st, id, type, bundle, version);
-}
-
-static char *read_all_stdin(void)
-{
-    size_t cap = 1024, n = 0;
-    char *b = malloc(cap);
-    for (size_t r; b && (r = fread(b + n, 1, cap - n - 1, stdin)) > 0;) {
-        n += r;
-        if (n + 1 >= cap) {
-            char *nb = cap < (1u << 20) ? realloc(b, cap *= 2) : NULL;
-            if (!nb) {
-                free(b);
-                return NULL;
-            }
-            b = nb;
-        }
-    }
-    if (b) {
-        b[n] = '\0';
-        while (n && (b[n - 1] == '\n' || b[n - 1] == '\r'))
-            b[--n] = '\0';
-    }
-    return b;
-}
-
-static int print_json(cJSON *o)
+void cli_print_json(cJSON *o)
 {
     char *s = cJSON_Print(o);
     printf("%s\n", s ? s : "{}");
     fflush(stdout);
     free(s);
     cJSON_Delete(o);
+}
+
+/* ---- The commands --------------------------------------------------------
+ * Each gets the open store and keys, the named account (for all but create
+ * and list) and the positional arguments; it returns the exit status. */
+
+typedef struct account_cmd {
+    const char *db;
+    store *st;
+    keys *k;
+    account a;
+    const char *const *pos; /* pos[0] the command, pos[1] the name, ... */
+    const char *portal, *hook;
+    double grace_hours;
+} account_cmd;
+
+static int cmd_create(account_cmd *c)
+{
+    int64_t id;
+    char key[64], *whsec = NULL, err[PT_ERR_MAX];
+    int rc = 0;
+    if (keys_create_account(c->k, c->st, c->pos[1], c->portal, c->hook, &id, key, &whsec, err) <
+        0) {
+        fprintf(stderr, "portier account: %s\n", err);
+        rc = 1;
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", (double)id);
+        cJSON_AddStringToObject(o, "name", c->pos[1]);
+        cJSON_AddStringToObject(o, "api_key", key);
+        cJSON_AddStringToObject(o, "webhook_secret", whsec);
+        cJSON_AddStringToObject(o, "note", "the API key is shown once: store it now");
+        cli_print_json(o);
+    }
+    keys_wipe(whsec);
+    OPENSSL_cleanse(key, sizeof(key));
+    return rc;
+}
+
+static int cmd_list(account_cmd *c)
+{
+    cli_print_json(store_account_list(c->st));
+    return 0;
+}
+
+static int cmd_set_secret(account_cmd *c)
+{
+    int rc = 0;
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr, "value for %s (then Enter, Ctrl-D): ", c->pos[2]);
+    char *value = cli_read_stdin(1u << 20, 0, 1);
+    if (!value || !*value) {
+        fprintf(stderr, "portier account: no value on stdin\n");
+        rc = 1;
+    } else if (keys_set_secret(c->k, c->st, c->a.id, c->pos[2], value) < 0) {
+        fprintf(stderr, "portier account: cannot store the secret\n");
+        rc = 1;
+    } else
+        fprintf(stderr, "secret %s stored for %s (encrypted)\n", c->pos[2], c->a.name);
+    keys_wipe(value);
+    return rc;
+}
+
+static int cmd_set_sop(account_cmd *c)
+{
+    const char *type = c->pos[2];
+    if (!task_type_known(type)) {
+        fprintf(stderr, "portier account: '%s' is not a task type (%s)\n", type, task_types_text());
+        return 2;
+    }
+    char perr[1024];
+    char *bundle = bundle_from_file(c->pos[3], perr, sizeof(perr));
+    int version = 0, rc = 0;
+    if (!bundle) {
+        fprintf(stderr, "portier account: %s\n", perr);
+        rc = 1;
+    } else if (bundle_install(c->st, c->a.id, type, bundle, &version, 0) < 0) {
+        fprintf(stderr, "portier account: cannot store the SOP\n");
+        rc = 1;
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        char handler[96];
+        snprintf(handler, sizeof(handler), "%s_%d", type, version);
+        cJSON_AddStringToObject(o, "account", c->a.name);
+        cJSON_AddStringToObject(o, "handler", handler);
+        cli_print_json(o);
+    }
+    free(bundle);
+    return rc;
+}
+
+/* A one-store-call command: 0, or 1 with "portier account: CMD failed". */
+static int simple(account_cmd *c, int rc)
+{
+    if (rc < 0)
+        fprintf(stderr, "portier account: %s failed\n", c->pos[0]);
+    return rc < 0;
+}
+
+static int cmd_set_default(account_cmd *c)
+{
+    return simple(c, store_default_set(c->st, c->a.id, c->pos[2], c->pos[3]));
+}
+
+static int cmd_set_webhook(account_cmd *c)
+{
+    return simple(c, store_account_set_webhook(c->st, c->a.id, c->pos[2]));
+}
+
+static int cmd_set_portal(account_cmd *c)
+{
+    return simple(c, store_account_set_portal(c->st, c->a.id, c->pos[2]));
+}
+
+static int cmd_rotate_key(account_cmd *c)
+{
+    char key[64];
+    if (keys_rotate_api_key(c->st, c->a.id, key) < 0)
+        return 1;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "account", c->a.name);
+    cJSON_AddStringToObject(o, "api_key", key);
+    cJSON_AddStringToObject(o, "note", "the old key no longer works");
+    cli_print_json(o);
+    OPENSSL_cleanse(key, sizeof(key));
+    return 0;
+}
+
+static int cmd_rotate_webhook_secret(account_cmd *c)
+{
+    char *fresh = NULL;
+    int64_t until = pt_wall_ms() + (int64_t)(c->grace_hours * 3600 * 1000);
+    if (keys_rotate_webhook_secret(c->k, c->st, &c->a, until, &fresh) < 0) {
+        fprintf(stderr, "portier account: cannot rotate the webhook secret\n");
+        return 1;
+    }
+    cJSON *o = cJSON_CreateObject();
+    char iso[32];
+    pt_iso8601(until, iso);
+    cJSON_AddStringToObject(o, "account", c->a.name);
+    cJSON_AddStringToObject(o, "webhook_secret", fresh);
+    cJSON_AddStringToObject(o, "previous_secret_valid_until", iso);
+    cli_print_json(o);
+    keys_wipe(fresh);
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int nargs;         /* after the command */
+    int needs_account; /* pos[1] names an existing account */
+    int (*run)(account_cmd *c);
+} commands[] = {
+    {"create", 1, 0, cmd_create},
+    {"list", 0, 0, cmd_list},
+    {"set-secret", 2, 1, cmd_set_secret},
+    {"set-sop", 3, 1, cmd_set_sop},
+    {"set-default", 3, 1, cmd_set_default},
+    {"set-webhook", 2, 1, cmd_set_webhook},
+    {"set-portal", 2, 1, cmd_set_portal},
+    {"rotate-key", 1, 1, cmd_rotate_key},
+    {"rotate-webhook-secret", 1, 1, cmd_rotate_webhook_secret},
+};
+
+/* Reads the options and positional arguments: 0, 1 (--help shown: exit 0),
+ * or the usage's exit status (2) negated. */
+static int parse_account_args(int argc, char **argv, account_cmd *c, const char **pos, int *npos)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help")) {
+            account_usage("help");
+            return 1;
+        }
+        if (!strncmp(a, "--", 2)) {
+            if (!v)
+                return -account_usage("an option needs a value");
+            i++;
+            if (!strcmp(a, "--db"))
+                c->db = v;
+            else if (!strcmp(a, "--portal"))
+                c->portal = v;
+            else if (!strcmp(a, "--webhook-url"))
+                c->hook = v;
+            else if (!strcmp(a, "--grace-hours"))
+                c->grace_hours = atof(v);
+            else
+                return -account_usage("unknown option");
+            continue;
+        }
+        if (*npos == 4)
+            return -account_usage("too many arguments");
+        pos[(*npos)++] = a;
+    }
     return 0;
 }
 
 int cli_account(int argc, char **argv)
 {
-    const char *db = "portier.db", *pos[4] = {0}, *portal = NULL, *hook = NULL;
-    double grace_hours = 24;
+    const char *pos[4] = {0};
     int npos = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help")) {
-            account_usage("help");
-            return 0;
-        }
-        if (!strncmp(a, "--", 2)) {
-            if (!v)
-                return account_usage("an option needs a value");
-            i++;
-            if (!strcmp(a, "--db"))
-                db = v;
-            else if (!strcmp(a, "--portal"))
-                portal = v;
-            else if (!strcmp(a, "--webhook-url"))
-                hook = v;
-            else if (!strcmp(a, "--grace-hours"))
-                grace_hours = atof(v);
-            else
-                return account_usage("unknown option");
-            continue;
-        }
-        if (npos == 4)
-            return account_usage("too many arguments");
-        pos[npos++] = a;
-    }
+    account_cmd c = {.db = "portier.db", .pos = pos, .grace_hours = 24};
+    int parsed = parse_account_args(argc, argv, &c, pos, &npos);
+    if (parsed)
+        return parsed > 0 ? 0 : -parsed;
     if (!npos)
         return account_usage("no command");
-    const char *cmd = pos[0];
-    static const struct {
-        const char *name;
-        int nargs;
-    } cmds[] = {{"create", 1},     {"list", 0},        {"set-secret", 2},
-                {"set-sop", 3},    {"set-default", 3}, {"set-webhook", 2},
-                {"set-portal", 2}, {"rotate-key", 1},  {"rotate-webhook-secret", 1}};
     int known = -1;
-    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-        if (!strcmp(cmd, cmds[i].name))
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(pos[0], commands[i].name))
             known = (int)i;
     if (known < 0)
         return account_usage("unknown command");
-    if (npos - 1 != cmds[known].nargs)
+    if (npos - 1 != commands[known].nargs)
         return account_usage("wrong number of arguments");
-
     char err[PT_ERR_MAX];
-    store *st = NULL;
-    unsigned char master[32];
-    if (setup_open(db, &st, master, err) < 0) {
+    if (cli_open_db(c.db, &c.st, &c.k, err) < 0) {
         fprintf(stderr, "portier account: %s\n", err);
         return 1;
     }
-    int rc = 0;
-    account a = {0};
-    if (!strcmp(cmd, "create")) {
-        int64_t id;
-        char key[64], *whsec = NULL;
-        if (setup_create(st, master, pos[1], portal, hook, &id, key, &whsec, err) < 0) {
-            fprintf(stderr, "portier account: %s\n", err);
-            rc = 1;
-        } else {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddNumberToObject(o, "id", (double)id);
-            cJSON_AddStringToObject(o, "name", pos[1]);
-            cJSON_AddStringToObject(o, "api_key", key);
-            cJSON_AddStringToObject(o, "webhook_secret", whsec);
-            cJSON_AddStringToObject(o, "note", "the API key is shown once: store it now");
-            print_json(o);
-        }
-        free(whsec);
-        goto out;
-    }
-    if (!strcmp(cmd, "list")) {
-        print_json(store_account_list(st));
-        goto out;
-    }
-    if (store_account_by_name(st, pos[1], &a) != 1) {
-        fprintf(stderr, "portier account: no account named '%s' in %s\n", pos[1], db);
-        rc = 1;
-        goto out;
-    }
-    if (!strcmp(cmd, "set-secret")) {
-        if (isatty(STDIN_FILENO))
-            fprintf(stderr, "value for %s (then Enter, Ctrl-D): ", pos[2]);
-        char *value = read_all_stdin();
-        if (!value || !*value) {
-            fprintf(stderr, "portier account: no value on stdin\n");
-            rc = 1;
-        } else if (setup_set_secret(st, master, a.id, pos[2], value) < 0) {
-            fprintf(stderr, "portier account: cannot store the secret\n");
-            rc = 1;
-        } else
-            fprintf(stderr, "secret %s stored for %s (encrypted)\n", pos[2], a.name);
-        if (value)
-            OPENSSL_cleanse(value, strlen(value));
-        free(value);
-    } else if (!strcmp(cmd, "set-sop")) {
-        int ok = 0;
-        for (size_t i = 0; i < 4; i++)
-            ok |= !strcmp(pos[2], task_types[i]);
-        if (!ok) {
-            fprintf(stderr,
-                    "portier account: '%s' is not a task type (submit_prior_authorization, "
-                    "check_eligibility, submit_claim, submit_appeal)\n",
-                    pos[2]);
-            rc = 2;
-            goto out;
-        }
-        char perr[1024];
-        char *bundle = setup_bundle(pos[3], perr, sizeof(perr));
-        int version = 0;
-        if (!bundle) {
-            fprintf(stderr, "portier account: %s\n", perr);
-            rc = 1;
-        } else if (setup_set_sop(st, a.id, pos[2], bundle, &version, 0) < 0) {
-            fprintf(stderr, "portier account: cannot store the SOP\n");
-            rc = 1;
-        } else {
-            cJSON *o = cJSON_CreateObject();
-            char handler[96];
-            snprintf(handler, sizeof(handler), "%s_%d", pos[2], version);
-            cJSON_AddStringToObject(o, "account", a.name);
-            cJSON_AddStringToObject(o, "handler", handler);
-            print_json(o);
-        }
-        free(bundle);
-    } else if (!strcmp(cmd, "set-default")) {
-        rc = store_default_set(st, a.id, pos[2], pos[3]) < 0;
-    } else if (!strcmp(cmd, "set-webhook")) {
-        rc = store_account_set(st, a.id, "webhook_url", pos[2]) < 0;
-    } else if (!strcmp(cmd, "set-portal")) {
-        rc = store_account_set(st, a.id, "portal", pos[2]) < 0;
-    } else if (!strcmp(cmd, "rotate-key")) {
-        char key[64];
-        if (setup_rotate_key(st, a.id, key) < 0)
-            rc = 1;
-        else {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "account", a.name);
-            cJSON_AddStringToObject(o, "api_key", key);
-            cJSON_AddStringToObject(o, "note", "the old key no longer works");
-            print_json(o);
-        }
-    } else if (!strcmp(cmd, "rotate-webhook-secret")) {
-        char *fresh = webhook_new_secret();
-        unsigned char *sealed = NULL, *old = NULL;
-        size_t n = 0, on = 0;
-        char *cur = a.whsec
-                        ? service_open_secret(master, a.id, "webhook_secret", a.whsec, a.whsec_len)
-                        : NULL;
-        int64_t until = pt_wall_ms() + (int64_t)(grace_hours * 3600 * 1000);
-        if (!fresh || service_seal(master, a.id, "webhook_secret", fresh, &sealed, &n) < 0 ||
-            (cur && service_seal(master, a.id, "webhook_secret_old", cur, &old, &on) < 0) ||
-            store_account_set_whsec(st, a.id, sealed, n, old, on, cur ? until : 0) < 0) {
-            fprintf(stderr, "portier account: cannot rotate the webhook secret\n");
-            rc = 1;
-        } else {
-            cJSON *o = cJSON_CreateObject();
-            char iso[32];
-            pt_iso8601(until, iso);
-            cJSON_AddStringToObject(o, "account", a.name);
-            cJSON_AddStringToObject(o, "webhook_secret", fresh);
-            cJSON_AddStringToObject(o, "previous_secret_valid_until", iso);
-            print_json(o);
-        }
-        free(fresh);
-        free(sealed);
-        free(old);
-        if (cur)
-            OPENSSL_cleanse(cur, strlen(cur));
-        free(cur);
-    }
-    if (rc == 1 && strncmp(cmd, "rotate", 6) && strcmp(cmd, "set-sop") && strcmp(cmd, "set-secret"))
-        fprintf(stderr, "portier account: %s failed\n", cmd);
-out:
-    account_free(&a);
-    OPENSSL_cleanse(master, sizeof(master));
-    store_close(st);
+    int rc = 1;
+    if (commands[known].needs_account && store_account_by_name(c.st, pos[1], &c.a) != 1)
+        fprintf(stderr, "portier account: no account named '%s' in %s\n", pos[1], c.db);
+    else
+        rc = commands[known].run(&c);
+    account_free(&c.a);
+    keys_free(c.k);
+    store_close(c.st);
     return rc;
+}
+
+/* ---- portier webhook test ------------------------------------------------ */
+
+/* Sends the signed ping and prints what came back; the exit status. */
+static int ping(const account *a, const char *secret)
+{
+    char eid[40] = "evt_", err[PT_ERR_MAX] = "";
+    pt_random_hex(eid + 4, 32);
+    char data[256];
+    snprintf(data, sizeof(data), "{\"accountId\":%lld,\"message\":\"ping from portier\"}",
+             (long long)a->id);
+    char *body = webhook_envelope("ping", pt_wall_ms(), data, secret);
+    const char *secrets[1] = {secret};
+    long status = 0;
+    char *reply = NULL;
+    int64_t latency = 0;
+    int sent = webhook_send(a->webhook_url, secrets, 1, eid, body ? body : "{}", &status, &reply,
+                            &latency, err);
+    int ok = sent == 0 && status >= 200 && status < 300;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "url", a->webhook_url);
+    cJSON_AddStringToObject(o, "event_id", eid);
+    if (status)
+        cJSON_AddNumberToObject(o, "http_status", status);
+    else
+        cJSON_AddNullToObject(o, "http_status");
+    cJSON_AddNumberToObject(o, "latency_ms", (double)latency);
+    cJSON_AddStringToObject(o, "reply", reply ? reply : "");
+    if (sent < 0)
+        cJSON_AddStringToObject(o, "error", err);
+    cJSON_AddBoolToObject(o, "ok", ok);
+    cli_print_json(o);
+    free(body);
+    free(reply);
+    return ok ? 0 : 1;
 }
 
 int cli_webhook(int argc, char **argv)
@@ -375,70 +337,37 @@ int cli_webhook(int argc, char **argv)
             test = 1;
         else if (argv[i][0] != '-' && test && !name)
             name = argv[i];
-        else {
-            fprintf(stderr, "usage: portier webhook test NAME [--db FILE]\n");
-            return 2;
-        }
+        else
+            test = -1;
     }
-    if (!test || !name) {
+    if (test != 1 || !name) {
         fprintf(stderr, "usage: portier webhook test NAME [--db FILE]\n");
         return 2;
     }
     char err[PT_ERR_MAX];
     store *st = NULL;
-    unsigned char master[32];
-    if (setup_open(db, &st, master, err) < 0) {
+    keys *k = NULL;
+    if (cli_open_db(db, &st, &k, err) < 0) {
         fprintf(stderr, "portier webhook: %s\n", err);
         return 1;
     }
-    account a;
+    account a = {0};
+    char *secret = NULL;
     int rc = 1;
     if (store_account_by_name(st, name, &a) != 1) {
         fprintf(stderr, "portier webhook: no account named '%s'\n", name);
-        store_close(st);
-        return 1;
-    }
-    char *secret =
-        a.whsec ? service_open_secret(master, a.id, "webhook_secret", a.whsec, a.whsec_len) : NULL;
-    if (!a.webhook_url || !secret) {
-        fprintf(stderr, "portier webhook: the account has no %s\n",
-                !a.webhook_url ? "webhook endpoint (account set-webhook)" : "readable secret");
         goto out;
     }
-    char eid[40] = "evt_";
-    pt_random_hex(eid + 4, 32);
-    char data[256];
-    snprintf(data, sizeof(data), "{\"accountId\":%lld,\"message\":\"ping from portier\"}",
-             (long long)a.id);
-    char *body = webhook_envelope("ping", pt_wall_ms(), data, secret);
-    const char *secrets[1] = {secret};
-    long status = 0;
-    char *reply = NULL;
-    int64_t latency = 0;
-    int sent = webhook_send(a.webhook_url, secrets, 1, eid, body ? body : "{}", &status, &reply,
-                            &latency, err);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "url", a.webhook_url);
-    cJSON_AddStringToObject(o, "event_id", eid);
-    if (status)
-        cJSON_AddNumberToObject(o, "http_status", status);
+    secret = keys_webhook_secret(k, &a);
+    if (!a.webhook_url || !secret)
+        fprintf(stderr, "portier webhook: the account has no %s\n",
+                !a.webhook_url ? "webhook endpoint (account set-webhook)" : "readable secret");
     else
-        cJSON_AddNullToObject(o, "http_status");
-    cJSON_AddNumberToObject(o, "latency_ms", (double)latency);
-    cJSON_AddStringToObject(o, "reply", reply ? reply : "");
-    if (sent < 0)
-        cJSON_AddStringToObject(o, "error", err);
-    cJSON_AddBoolToObject(o, "ok", sent == 0 && status >= 200 && status < 300);
-    rc = sent == 0 && status >= 200 && status < 300 ? 0 : 1;
-    print_json(o);
-    free(body);
-    free(reply);
+        rc = ping(&a, secret);
 out:
-    if (secret)
-        OPENSSL_cleanse(secret, strlen(secret));
-    free(secret);
+    keys_wipe(secret);
     account_free(&a);
-    OPENSSL_cleanse(master, sizeof(master));
+    keys_free(k);
     store_close(st);
     return rc;
 }

@@ -9,6 +9,8 @@
 #include "cli/cli.h"
 #include "agent/agent.h"
 #include "agent/replay.h"
+#include "server/task.h"
+#include "util/err.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 
@@ -33,153 +35,204 @@ static int run_usage(const char *why)
 
 static int exit_code(const char *status)
 {
-    if (!strcmp(status, "completed"))
+    enum task_status st = TASK_FAILED;
+    task_status_parse(status, &st);
+    switch (st) {
+    case TASK_COMPLETED:
         return 0;
-    if (!strcmp(status, "completed_with_issues"))
+    case TASK_COMPLETED_WITH_ISSUES:
         return 10;
-    if (!strcmp(status, "waiting_for_input"))
+    case TASK_WAITING_FOR_INPUT:
         return 12;
-    if (!strcmp(status, "pending_review"))
+    case TASK_PENDING_REVIEW:
         return 13;
-    return 11;
-}
-
-static char *read_stdin(void)
-{
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    for (size_t r; b && (r = fread(b + n, 1, cap - n - 1, stdin)) > 0;) {
-        n += r;
-        if (n + 1 >= cap) {
-            if (cap >= (8u << 20))
-                break;
-            char *nb = realloc(b, cap *= 2);
-            if (!nb) {
-                free(b);
-                return NULL;
-            }
-            b = nb;
-        }
+    default:
+        return 11;
     }
-    if (b)
-        b[n] = '\0';
-    return b;
 }
 
-int cli_run(int argc, char **argv)
+/* The command line of one run. */
+typedef struct run_args {
+    const char *sop_path, *data_path, *portal, *secrets_path;
+    const char *traj, *ws, *record, *replay;
+    int fallback, approve;
+    const char **files; /* argc + 1 slots */
+    size_t nfiles;
+    vars *answers; /* --input NAME=VALUE */
+} run_args;
+
+/* One option with its value v; the usage's status if it is wrong, else -1. */
+static int run_option(run_args *ra, const char *a, const char *v)
 {
-    const char *sop_path = NULL, *data_path = NULL, *portal = NULL, *secrets_path = NULL;
-    const char *traj = NULL, *ws = NULL, *record = NULL, *replay = NULL;
-    int fallback = 0;
-    rr *rec = NULL;
-    const char **files = calloc((size_t)argc + 1, sizeof(*files));
-    size_t nfiles = 0;
-    int approve = 0, status = 2;
-    vars *answers = vars_new(), *data = vars_new(), *inputs = vars_new(), *secrets = vars_new();
-    sop *s = NULL;
-    char *text = NULL;
-    cdp_browser *b = NULL;
+    if (!strcmp(a, "--data"))
+        ra->data_path = v;
+    else if (!strcmp(a, "--portal"))
+        ra->portal = v;
+    else if (!strcmp(a, "--secrets"))
+        ra->secrets_path = v;
+    else if (!strcmp(a, "--file"))
+        ra->files[ra->nfiles++] = v;
+    else if (!strcmp(a, "--trajectory"))
+        ra->traj = v;
+    else if (!strcmp(a, "--browser"))
+        ra->ws = v;
+    else if (!strcmp(a, "--record"))
+        ra->record = v;
+    else if (!strcmp(a, "--replay"))
+        ra->replay = v;
+    else if (!strcmp(a, "--replay-fallback")) {
+        if (strcmp(v, "network"))
+            return run_usage("--replay-fallback takes network");
+        ra->fallback = 1;
+    } else if (!strcmp(a, "--input")) {
+        const char *eq = strchr(v, '=');
+        if (!eq || eq == v)
+            return run_usage("--input takes NAME=VALUE");
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - v), v);
+        vars_set(ra->answers, name, eq + 1, 0);
+    } else {
+        return run_usage("unknown option");
+    }
+    return -1;
+}
+
+/* Reads the command line: -1 to go on, else the exit status. */
+static int parse_run_args(int argc, char **argv, run_args *ra)
+{
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--approve")) {
-            approve = 1;
+            ra->approve = 1;
             continue;
         }
         if (!strcmp(a, "--help")) {
             run_usage("help");
-            status = 0;
-            goto out;
+            return 0;
         }
         if (a[0] != '-' || !a[1]) {
-            if (sop_path) {
-                status = run_usage("more than one SOP");
-                goto out;
-            }
-            sop_path = a;
+            if (ra->sop_path)
+                return run_usage("more than one SOP");
+            ra->sop_path = a;
             continue;
         }
-        if (!v) {
-            status = run_usage("an option needs a value");
-            goto out;
-        }
+        if (!v)
+            return run_usage("an option needs a value");
         i++;
-        if (!strcmp(a, "--data"))
-            data_path = v;
-        else if (!strcmp(a, "--portal"))
-            portal = v;
-        else if (!strcmp(a, "--secrets"))
-            secrets_path = v;
-        else if (!strcmp(a, "--file"))
-            files[nfiles++] = v;
-        else if (!strcmp(a, "--trajectory"))
-            traj = v;
-        else if (!strcmp(a, "--browser"))
-            ws = v;
-        else if (!strcmp(a, "--record"))
-            record = v;
-        else if (!strcmp(a, "--replay"))
-            replay = v;
-        else if (!strcmp(a, "--replay-fallback")) {
-            if (strcmp(v, "network")) {
-                status = run_usage("--replay-fallback takes network");
-                goto out;
-            }
-            fallback = 1;
-        } else if (!strcmp(a, "--input")) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v) {
-                status = run_usage("--input takes NAME=VALUE");
-                goto out;
-            }
-            char name[128];
-            snprintf(name, sizeof(name), "%.*s", (int)(eq - v), v);
-            vars_set(answers, name, eq + 1, 0);
-        } else {
-            status = run_usage("unknown option");
-            goto out;
-        }
+        int rc = run_option(ra, a, v);
+        if (rc >= 0)
+            return rc;
     }
-    if (record && replay) {
-        status = run_usage("--record and --replay exclude each other");
-        goto out;
-    }
-    if (!sop_path || !data_path || (!portal && !replay)) {
-        status = run_usage(!sop_path ? "no SOP" : !data_path ? "no --data" : "no --portal");
-        goto out;
-    }
+    if (ra->record && ra->replay)
+        return run_usage("--record and --replay exclude each other");
+    if (!ra->sop_path || !ra->data_path || (!ra->portal && !ra->replay))
+        return run_usage(!ra->sop_path ? "no SOP" : !ra->data_path ? "no --data" : "no --portal");
+    return -1;
+}
 
+/* The SOP, secrets and inputs of the run, every file readable: 0, or -1
+ * (said on stderr; nothing was run). */
+static int prepare(const run_args *ra, sop **s, vars *inputs, vars *secrets)
+{
     sop_diags d = {0};
-    s = sop_parse_file(sop_path, &d);
+    *s = sop_parse_file(ra->sop_path, &d);
     sop_diags_print(&d, stderr);
     sop_diags_free(&d);
-    if (!s)
-        goto out;
-    char err[1024];
-    if (secrets_path && vars_load_secrets(secrets, secrets_path, err) < 0) {
+    if (!*s)
+        return -1;
+    char err[1024], *text = NULL, problems[4096];
+    if (ra->secrets_path && vars_load_secrets(secrets, ra->secrets_path, err) < 0) {
         fprintf(stderr, "portier run: %s\n", err);
-        goto out;
+        return -1;
     }
-    if (!strcmp(data_path, "-"))
-        text = read_stdin();
-    else if (pt_read_file(data_path, 8u << 20, &text, NULL) < 0) {
-        fprintf(stderr, "portier run: cannot read the task data %s\n", data_path);
-        goto out;
+    if (!strcmp(ra->data_path, "-"))
+        text = cli_read_stdin(8u << 20, 1, 0);
+    else if (pt_read_file(ra->data_path, 8u << 20, &text, NULL) < 0) {
+        fprintf(stderr, "portier run: cannot read the task data %s\n", ra->data_path);
+        return -1;
     }
-    char problems[4096];
-    if (vars_parse_data(data, text, problems, sizeof(problems)) < 0 ||
-        vars_bind_inputs(s, data, NULL, inputs, problems, sizeof(problems)) > 0) {
-        fprintf(stderr, "portier run: the task data does not fit %s:\n%s", sop_path, problems);
-        goto out;
+    int bad = vars_bind_data(*s, text, NULL, inputs, problems, sizeof(problems)) != 0;
+    free(text);
+    if (bad) {
+        fprintf(stderr, "portier run: the task data does not fit %s:\n%s", ra->sop_path, problems);
+        return -1;
     }
-    for (size_t i = 0; i < nfiles; i++)
-        if (access(files[i], R_OK) != 0) {
-            fprintf(stderr, "portier run: cannot read the file %s\n", files[i]);
-            goto out;
+    for (size_t i = 0; i < ra->nfiles; i++)
+        if (access(ra->files[i], R_OK) != 0) {
+            fprintf(stderr, "portier run: cannot read the file %s\n", ra->files[i]);
+            return -1;
         }
+    return 0;
+}
 
-    if (record || replay) {
-        rec = record ? rr_record(record, s, inputs, secrets, answers, portal, err)
-                     : rr_replay(replay, s, inputs, secrets, answers, fallback, err);
+static int is_waiting(const char *status)
+{
+    enum task_status st;
+    return task_status_parse(status, &st) == PT_FOUND && st == TASK_WAITING_FOR_INPUT;
+}
+
+/* Runs s; at a terminal, an `ask` is answered here and the task runs again
+ * (it stopped before its commit point, so nothing was submitted). */
+static void run_asking(const sop *s, const agent_options *o, vars *answers, agent_result *r)
+{
+    agent_run(s, o, r);
+    for (int tries = 0;
+         tries < 5 && is_waiting(r->status) && r->ask_name && isatty(STDIN_FILENO) && !r->committed;
+         tries++) {
+        char line[1024];
+        fprintf(stderr, "%s\n%s> ", r->ask_prompt ? r->ask_prompt : "", r->ask_name);
+        fflush(stderr);
+        if (!fgets(line, sizeof(line), stdin))
+            break;
+        line[strcspn(line, "\r\n")] = '\0';
+        vars_set(answers, r->ask_name, line, 0);
+        agent_result_free(r);
+        agent_run(s, o, r);
+    }
+}
+
+/* The outcome, one JSON object on stdout. */
+static void print_outcome(const agent_result *r, const char *traj)
+{
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "status", r->status);
+    cJSON_AddStringToObject(out, "notes", r->notes ? r->notes : "");
+    cJSON *outputs = cJSON_AddObjectToObject(out, "outputs");
+    for (size_t i = 0; i < vars_count(r->outputs); i++)
+        cJSON_AddStringToObject(outputs, vars_name(r->outputs, i),
+                                vars_get(r->outputs, vars_name(r->outputs, i)));
+    cJSON_AddBoolToObject(out, "committed", r->committed);
+    if (r->ask_name) {
+        cJSON_AddStringToObject(out, "ask", r->ask_name);
+        cJSON_AddStringToObject(out, "question", r->ask_prompt ? r->ask_prompt : "");
+    }
+    if (traj)
+        cJSON_AddStringToObject(out, "trajectory", traj);
+    char *json = cJSON_PrintUnformatted(out);
+    printf("%s\n", json ? json : "{}");
+    fflush(stdout);
+    free(json);
+    cJSON_Delete(out);
+}
+
+int cli_run(int argc, char **argv)
+{
+    run_args ra = {.files = calloc((size_t)argc + 1, sizeof(*ra.files)), .answers = vars_new()};
+    vars *inputs = vars_new(), *secrets = vars_new();
+    sop *s = NULL;
+    rr *rec = NULL;
+    cdp_browser *b = NULL;
+    char err[1024];
+    int status = parse_run_args(argc, argv, &ra);
+    if (status >= 0)
+        goto out;
+    status = 2;
+    if (prepare(&ra, &s, inputs, secrets) < 0)
+        goto out;
+    const char *portal = ra.portal;
+    if (ra.record || ra.replay) {
+        rec = ra.record ? rr_record(ra.record, s, inputs, secrets, ra.answers, portal, err)
+                        : rr_replay(ra.replay, s, inputs, secrets, ra.answers, ra.fallback, err);
         if (!rec) {
             fprintf(stderr, "portier run: %s\n", err);
             goto out;
@@ -191,7 +244,7 @@ int cli_run(int argc, char **argv)
             goto out;
         }
     }
-    if (cdp_open(ws, &b, err) < 0) {
+    if (cdp_open(ra.ws, &b, err) < 0) {
         fprintf(stderr, "portier run: %s\n", err);
         status = 11;
         goto out;
@@ -200,63 +253,28 @@ int cli_run(int argc, char **argv)
                        .portal = portal,
                        .inputs = inputs,
                        .secrets = secrets,
-                       .answers = answers,
-                       .files = files,
-                       .nfiles = nfiles,
-                       .approve = approve,
-                       .trajectory_dir = traj};
+                       .answers = ra.answers,
+                       .files = ra.files,
+                       .nfiles = ra.nfiles,
+                       .approve = ra.approve,
+                       .trajectory_dir = ra.traj};
     if (rec)
         rr_attach(rec, &o);
     agent_result r;
-    agent_run(s, &o, &r);
-    /* at a terminal, an `ask` is answered here and the task runs again
-     * (it stopped before its commit point, so nothing was submitted) */
-    for (int tries = 0; tries < 5 && !strcmp(r.status, "waiting_for_input") && r.ask_name &&
-                        isatty(STDIN_FILENO) && !r.committed;
-         tries++) {
-        char line[1024];
-        fprintf(stderr, "%s\n%s> ", r.ask_prompt ? r.ask_prompt : "", r.ask_name);
-        fflush(stderr);
-        if (!fgets(line, sizeof(line), stdin))
-            break;
-        line[strcspn(line, "\r\n")] = '\0';
-        vars_set(answers, r.ask_name, line, 0);
-        agent_result_free(&r);
-        agent_run(s, &o, &r);
-    }
+    run_asking(s, &o, ra.answers, &r);
     if (rec && rr_finish(rec, err) < 0)
         fprintf(stderr, "portier run: %s\n", err);
-    cJSON *out = cJSON_CreateObject();
-    cJSON_AddStringToObject(out, "status", r.status);
-    cJSON_AddStringToObject(out, "notes", r.notes ? r.notes : "");
-    cJSON *outputs = cJSON_AddObjectToObject(out, "outputs");
-    for (size_t i = 0; i < vars_count(r.outputs); i++)
-        cJSON_AddStringToObject(outputs, vars_name(r.outputs, i),
-                                vars_get(r.outputs, vars_name(r.outputs, i)));
-    cJSON_AddBoolToObject(out, "committed", r.committed);
-    if (r.ask_name) {
-        cJSON_AddStringToObject(out, "ask", r.ask_name);
-        cJSON_AddStringToObject(out, "question", r.ask_prompt ? r.ask_prompt : "");
-    }
-    if (traj)
-        cJSON_AddStringToObject(out, "trajectory", traj);
-    char *json = cJSON_PrintUnformatted(out);
-    printf("%s\n", json ? json : "{}");
-    fflush(stdout);
-    free(json);
-    cJSON_Delete(out);
-    PT_INFO("run", "%s: %s after %d steps", s->name ? s->name : sop_path, r.status, r.steps_run);
+    print_outcome(&r, ra.traj);
+    PT_INFO("run", "%s: %s after %d steps", s->name ? s->name : ra.sop_path, r.status, r.steps_run);
     status = exit_code(r.status);
     agent_result_free(&r);
 out:
     cdp_close(b);
     rr_free(rec);
-    free(text);
     sop_free(s);
-    vars_free(answers);
-    vars_free(data);
+    vars_free(ra.answers);
     vars_free(inputs);
     vars_free(secrets);
-    free(files);
+    free(ra.files);
     return status;
 }

@@ -5,11 +5,11 @@
  */
 #define _GNU_SOURCE
 #include "cli/cli.h"
-#include "cli/account_setup.h"
+#include "server/bundle.h"
 #include "server/service.h"
+#include "server/task.h"
 #include "agent/vars.h"
 #include "portals/sandbox/sandbox.h"
-#include "util/crypto.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -44,131 +44,145 @@ static long long number(const char *v)
 
 /* ---- The demo account ---------------------------------------------------- */
 
-static const char *const demo_types[] = {"submit_claim", "check_eligibility",
-                                         "submit_prior_authorization", "submit_appeal"};
-
 typedef struct demo_keys {
     char api_key[64];
     char whsec[128];
 } demo_keys;
 
-static void set_secret_cb(store *st, const unsigned char *master, int64_t id, const vars *v)
+/* The keys kept in DB.demo (mode 0600), if they still open the demo account
+ * `a`: 1 and *k, else 0. */
+static int kept_keys(store *st, const char *path, const account *a, demo_keys *k)
 {
-    for (size_t i = 0; i < vars_count(v); i++)
-        setup_set_secret(st, master, id, vars_name(v, i), vars_get(v, vars_name(v, i)));
-}
-
-/* Creates the demo account once, or finds it again with the keys kept in
- * DB.demo (mode 0600); points it at this run's sandbox and webhook URL. */
-static int demo_setup(const char *db, const char *portal, const char *hook, demo_keys *k, char *err)
-{
-    store *st = NULL;
-    unsigned char master[32];
-    if (setup_open(db, &st, master, err) < 0)
-        return -1;
-    char path[4200], *text = NULL;
-    snprintf(path, sizeof(path), "%s.demo", db);
-    int rc = -1;
-    account a = {0};
-    int have = store_account_by_name(st, "demo", &a) == 1;
+    char *text = NULL;
     cJSON *kept = pt_read_file(path, 4096, &text, NULL) == 0 ? cJSON_Parse(text) : NULL;
     const char *kkey = cJSON_GetStringValue(cJSON_GetObjectItem(kept, "api_key"));
     const char *ksec = cJSON_GetStringValue(cJSON_GetObjectItem(kept, "webhook_secret"));
     int reuse = 0;
-    if (have && kkey && ksec) {
+    if (kkey && ksec) {
         char hash[65];
         account b;
-        pt_sha256_hex(kkey, strlen(kkey), hash);
-        reuse = store_account_by_key(st, hash, &b) == 1 && b.id == a.id;
-        if (reuse)
+        keys_api_key_hash(kkey, hash);
+        reuse = store_account_by_key(st, hash, &b) == 1 && b.id == a->id;
+        if (reuse) {
             account_free(&b);
-    }
-    if (reuse) {
-        snprintf(k->api_key, sizeof(k->api_key), "%s", kkey);
-        snprintf(k->whsec, sizeof(k->whsec), "%s", ksec);
-    } else {
-        char *whsec = NULL;
-        if (!have) {
-            int64_t id;
-            if (setup_create(st, master, "demo", portal, hook, &id, k->api_key, &whsec, err) < 0)
-                goto out;
-            have = store_account_by_id(st, id, &a) == 1;
-        } else {
-            /* the key file is gone: new key and secret, kept this time */
-            unsigned char *sealed = NULL;
-            size_t n = 0;
-            whsec = webhook_new_secret();
-            if (setup_rotate_key(st, a.id, k->api_key) < 0 || !whsec ||
-                service_seal(master, a.id, "webhook_secret", whsec, &sealed, &n) < 0 ||
-                store_account_set_whsec(st, a.id, sealed, n, NULL, 0, 0) < 0) {
-                free(sealed);
-                free(whsec);
-                pt_errf(err, "cannot renew the demo account's keys");
-                goto out;
-            }
-            free(sealed);
-        }
-        snprintf(k->whsec, sizeof(k->whsec), "%s", whsec ? whsec : "");
-        free(whsec);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "api_key", k->api_key);
-        cJSON_AddStringToObject(o, "webhook_secret", k->whsec);
-        char *json = cJSON_Print(o);
-        cJSON_Delete(o);
-        int w = json ? pt_write_file(path, json, strlen(json), 0600) : -1;
-        chmod(path, 0600);
-        free(json);
-        if (w < 0) {
-            pt_errf(err, "cannot write %s", path);
-            goto out;
+            snprintf(k->api_key, sizeof(k->api_key), "%s", kkey);
+            snprintf(k->whsec, sizeof(k->whsec), "%s", ksec);
         }
     }
-    if (!have)
-        goto out;
-    store_account_set(st, a.id, "portal", portal);
-    if (hook)
-        store_account_set(st, a.id, "webhook_url", hook);
-    /* the bundled sandbox SOPs and test credentials (new versions only when
-     * the files changed) */
-    for (size_t i = 0; i < 4; i++) {
-        char sp[4200], perr[1024];
+    cJSON_Delete(kept);
+    free(text);
+    return reuse;
+}
+
+/* Makes the demo account (or, if it exists, new keys for it) and keeps the
+ * keys in DB.demo (mode 0600). */
+static int new_keys(store *st, const keys *ks, const char *path, const char *portal,
+                    const char *hook, account *a, demo_keys *k, char *err)
+{
+    char *whsec = NULL;
+    if (!a->id) {
+        int64_t id;
+        if (keys_create_account(ks, st, "demo", portal, hook, &id, k->api_key, &whsec, err) < 0 ||
+            store_account_by_id(st, id, a) != 1) {
+            keys_wipe(whsec);
+            return PT_EFAIL;
+        }
+    } else if (keys_rotate_api_key(st, a->id, k->api_key) < 0 ||
+               keys_renew_webhook_secret(ks, st, a->id, &whsec) < 0) {
+        /* the key file is gone: new key and secret, kept this time */
+        return pt_errf(err, "cannot renew the demo account's keys");
+    }
+    snprintf(k->whsec, sizeof(k->whsec), "%s", whsec ? whsec : "");
+    keys_wipe(whsec);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "api_key", k->api_key);
+    cJSON_AddStringToObject(o, "webhook_secret", k->whsec);
+    char *json = cJSON_Print(o);
+    cJSON_Delete(o);
+    int w = json ? pt_write_file(path, json, strlen(json), 0600) : -1;
+    chmod(path, 0600);
+    keys_wipe(json);
+    return w < 0 ? pt_errf(err, "cannot write %s", path) : PT_OK;
+}
+
+/* The bundled sandbox SOPs and test credentials (new versions only when
+ * the files changed). */
+static int demo_sops(store *st, const keys *ks, int64_t id, char *err)
+{
+    for (size_t i = 0; i < TASK_NTYPES; i++) {
+        char sp[4200], perr[1024] = "", full[4400];
         int version;
-        snprintf(sp, sizeof(sp), "sops/sandbox/%s.sop", demo_types[i]);
-        char full[4400];
+        snprintf(sp, sizeof(sp), "sops/sandbox/%s.sop", task_type_name(i));
         pt_home_path(sp, full, sizeof(full));
-        char *bundle = setup_bundle(full, perr, sizeof(perr));
-        if (!bundle || setup_set_sop(st, a.id, demo_types[i], bundle, &version, 1) < 0) {
+        char *bundle = bundle_from_file(full, perr, sizeof(perr));
+        if (!bundle || bundle_install(st, id, task_type_name(i), bundle, &version, 1) < 0) {
             free(bundle);
-            pt_errf(err, "cannot install the demo SOP %s: %s", full, perr);
-            goto out;
+            return pt_errf(err, "cannot install the demo SOP %s: %s", full, perr);
         }
         free(bundle);
     }
     char sec[4400];
     pt_home_path("sops/sandbox/sandbox.secrets", sec, sizeof(sec));
     vars *v = vars_new();
-    if (vars_load_secrets(v, sec, err) < 0) {
-        vars_free(v);
-        goto out;
-    }
-    set_secret_cb(st, master, a.id, v);
+    int rc = vars_load_secrets(v, sec, err);
+    for (size_t i = 0; rc == 0 && i < vars_count(v); i++)
+        keys_set_secret(ks, st, id, vars_name(v, i), vars_get(v, vars_name(v, i)));
     vars_free(v);
-    rc = 0;
+    return rc < 0 ? PT_EFAIL : PT_OK;
+}
+
+/* Creates the demo account once, or finds it again with the keys kept in
+ * DB.demo; points it at this run's sandbox and webhook URL. */
+static int demo_setup(const char *db, const char *portal, const char *hook, demo_keys *k, char *err)
+{
+    store *st = NULL;
+    keys *ks = NULL;
+    if (cli_open_db(db, &st, &ks, err) < 0)
+        return PT_EFAIL;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s.demo", db);
+    int rc = PT_EFAIL;
+    account a = {0};
+    int have = store_account_by_name(st, "demo", &a) == 1;
+    if (!(have && kept_keys(st, path, &a, k)) &&
+        new_keys(st, ks, path, portal, hook, &a, k, err) < 0)
+        goto out;
+    store_account_set_portal(st, a.id, portal);
+    if (hook)
+        store_account_set_webhook(st, a.id, hook);
+    rc = demo_sops(st, ks, a.id, err);
 out:
-    cJSON_Delete(kept);
-    free(text);
     account_free(&a);
-    OPENSSL_cleanse(master, sizeof(master));
+    keys_free(ks);
     store_close(st);
     return rc;
 }
 
-int cli_serve(int argc, char **argv)
+/* Points the demo account's webhook at the built-in sink of this run. */
+static void route_to_sink(const char *db, const char *url)
 {
-    service_options o = {.db_path = "portier.db", .port = 8080};
-    char host[128] = "127.0.0.1", phost[128] = "127.0.0.1";
-    int pport = 8081, demo = 0;
-    const char *hook = NULL;
+    char err[PT_ERR_MAX];
+    store *st = store_open(db, 0, err);
+    account a;
+    if (st && store_account_by_name(st, "demo", &a) == 1) {
+        store_account_set_webhook(st, a.id, url);
+        account_free(&a);
+    }
+    store_close(st);
+}
+
+/* The command line of `serve`. */
+typedef struct serve_args {
+    service_options o;
+    char host[128], phost[128];
+    int pport, demo;
+    const char *hook;
+} serve_args;
+
+/* Reads the command line: -1 to go on, else the exit status. */
+static int parse_serve_args(int argc, char **argv, serve_args *sa)
+{
+    service_options *o = &sa->o;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
@@ -176,7 +190,7 @@ int cli_serve(int argc, char **argv)
             return 0;
         }
         if (!strcmp(a, "--demo")) {
-            demo = 1;
+            sa->demo = 1;
             continue;
         }
         if (!v)
@@ -185,31 +199,46 @@ int cli_serve(int argc, char **argv)
         i++;
         long long n = number(v);
         if (!strcmp(a, "--listen")) {
-            if (cli_host_port(v, host, sizeof(host), &o.port) < 0)
+            if (cli_host_port(v, sa->host, sizeof(sa->host), &o->port) < 0)
                 return serve_usage("--listen takes HOST:PORT (port 0: any free port)");
         } else if (!strcmp(a, "--portal-listen")) {
-            if (cli_host_port(v, phost, sizeof(phost), &pport) < 0)
+            if (cli_host_port(v, sa->phost, sizeof(sa->phost), &sa->pport) < 0)
                 return serve_usage("--portal-listen takes HOST:PORT");
         } else if (!strcmp(a, "--db"))
-            o.db_path = v;
+            o->db_path = v;
         else if (!strcmp(a, "--browser"))
-            o.browser_ws = v;
+            o->browser_ws = v;
         else if (!strcmp(a, "--webhook-url"))
-            hook = v;
+            sa->hook = v;
         else if (!strcmp(a, "--workers") && n >= 0 && n <= 64)
-            o.workers = n ? (int)n : -1; /* 0: accept tasks, run none here */
+            o->workers = n ? (int)n : -1; /* 0: accept tasks, run none here */
         else if (!strcmp(a, "--hold-seconds") && n >= 1)
-            o.hold_seconds = (int)n;
+            o->hold_seconds = (int)n;
         else if (!strcmp(a, "--max-queue") && n >= 1)
-            o.max_queue = (int)n;
+            o->max_queue = (int)n;
         else if (!strcmp(a, "--max-body") && n >= 1024)
-            o.max_body = (size_t)n;
+            o->max_body = (size_t)n;
         else if (!strcmp(a, "--max-file") && n >= 1)
-            o.max_file = (size_t)n;
+            o->max_file = (size_t)n;
         else
             return serve_usage("unknown option, or a value out of range");
     }
-    o.host = host;
+    o->host = sa->host;
+    return -1;
+}
+
+int cli_serve(int argc, char **argv)
+{
+    serve_args sa = {.o = {.db_path = "portier.db", .port = 8080},
+                     .host = "127.0.0.1",
+                     .phost = "127.0.0.1",
+                     .pport = 8081};
+    int parsed = parse_serve_args(argc, argv, &sa);
+    if (parsed >= 0)
+        return parsed;
+    service_options o = sa.o;
+    const char *host = sa.host, *phost = sa.phost, *hook = sa.hook;
+    int pport = sa.pport, demo = sa.demo;
     /* Many handler threads allocate and free small buffers per request:
      * without this, glibc keeps returning heap to the kernel and taking it
      * back (measured: a fifth of the time under load went to page faults
@@ -243,6 +272,7 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "portier serve: the demo account: %s\n", err);
         goto out;
     }
+    o.webhook_sink = demo; /* the demo's receiver is routed with --demo only */
     if (service_start(&o, &s, err) < 0) {
         fprintf(stderr, "portier serve: %s\n", err);
         goto out;
@@ -252,14 +282,8 @@ int cli_serve(int argc, char **argv)
     if (demo) {
         char sinkurl[300];
         snprintf(sinkurl, sizeof(sinkurl), "%s/_portier/webhook-sink", base);
-        if (!hook) { /* the built-in sink, at this run's address */
-            account a;
-            store *st = s->main_store;
-            if (st && store_account_by_name(st, "demo", &a) == 1) {
-                store_account_set(st, a.id, "webhook_url", sinkurl);
-                account_free(&a);
-            }
-        }
+        if (!hook) /* the built-in sink, at this run's address */
+            route_to_sink(o.db_path, sinkurl);
         /* the one place a key is printed: for the person who started it */
         printf("# Portier demo: the task API at %s, the sandbox portal at %s/login\n"
                "# Paste these lines into a shell, then send the quickstart request below.\n"
@@ -284,7 +308,7 @@ int cli_serve(int argc, char **argv)
         printf("portier: the task API at %s (docs/openapi.yaml); Ctrl-C stops\n", base);
     }
     fflush(stdout);
-    PT_INFO("serve", "listening on %s with %d workers", base, s->nworkers);
+    PT_INFO("serve", "listening on %s with %d workers", base, service_workers(s));
     int sig = 0;
     sigwait(&set, &sig);
     PT_INFO("serve", "stopping (signal %d)", sig);

@@ -89,6 +89,31 @@ int cli_host_port(const char *v, char *host, size_t hostsz, int *port)
     return 0;
 }
 
+char *cli_read_stdin(size_t cap, int truncate, int trim)
+{
+    size_t size = 4096, n = 0;
+    char *b = malloc(size);
+    for (size_t r; b && (r = fread(b + n, 1, size - n - 1, stdin)) > 0;) {
+        n += r;
+        if (n + 1 < size)
+            continue;
+        if (size >= cap && truncate)
+            break;
+        char *nb = size < cap ? realloc(b, size *= 2) : NULL;
+        if (!nb) {
+            free(b);
+            return NULL;
+        }
+        b = nb;
+    }
+    if (b) {
+        b[n] = '\0';
+        while (trim && n && (b[n - 1] == '\n' || b[n - 1] == '\r'))
+            b[--n] = '\0';
+    }
+    return b;
+}
+
 int main(int argc, char **argv)
 {
     /* A SIGTERM that arrives while a command is still starting must reach

@@ -5,10 +5,12 @@
  * `Authorization: Bearer <key>`; an account sees only its own tasks (another
  * account's task is a 404, like one that does not exist). Every error is
  * {"error": code, "message": what and where}. Nothing here logs a request's
- * data: only ids, statuses and error codes.
+ * data: only ids, statuses and error codes. A handler never moves a task
+ * itself: it calls the move of server/task.h (or hands a holding worker the
+ * answer, server/worker.h).
  */
 #define _GNU_SOURCE
-#include "server/service.h"
+#include "server/api.h"
 #include "agent/vars.h"
 #include "util/buf.h"
 #include "util/crypto.h"
@@ -23,20 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static const char *const task_types[] = {"submit_prior_authorization", "check_eligibility",
-                                         "submit_claim", "submit_appeal"};
-static const char *const statuses[] = {
-    "pending",   "dispatching",           "running", "waiting_for_input", "pending_review",
-    "completed", "completed_with_issues", "failed"};
-
-static int one_of(const char *v, const char *const *list, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        if (!strcmp(v, list[i]))
-            return 1;
-    return 0;
-}
 
 static void reply_obj(http_request *r, int status, cJSON *o)
 {
@@ -80,7 +68,7 @@ static cJSON *json_body(http_request *r, int required)
 }
 
 /* The caller's account, or 401 answered. */
-static int authenticate(service *s, store *st, http_request *r, account *a)
+static int authenticate(store *st, http_request *r, account *a)
 {
     const char *h = http_header(r, "authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
@@ -93,7 +81,7 @@ static int authenticate(service *s, store *st, http_request *r, account *a)
     while (*key == ' ')
         key++;
     char hash[65];
-    pt_sha256_hex(key, strlen(key), hash);
+    keys_api_key_hash(key, hash);
     int rc = store_account_by_key(st, hash, a);
     if (rc != 1) {
         http_add_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
@@ -101,7 +89,6 @@ static int authenticate(service *s, store *st, http_request *r, account *a)
                          rc < 0 ? "the store is not available" : "the API key is not known");
         return -1;
     }
-    (void)s;
     return 0;
 }
 
@@ -118,11 +105,6 @@ static void title_format(const char *type, char *out, size_t n)
 }
 
 /* ---- POST /tasks --------------------------------------------------------- */
-
-static void add_default(void *ud, const char *input, const char *value)
-{
-    vars_set(ud, input, value, 0);
-}
 
 /* Problems "name: reason" lines as [{"field", "problem"}]. */
 static cJSON *problem_list(const char *problems)
@@ -155,159 +137,184 @@ static cJSON *problem_list(const char *problems)
     return arr;
 }
 
-static void create_task(service *s, store *st, http_request *r, const account *a)
+/* What POST /tasks carries, from either body form. */
+typedef struct create_in {
+    const char *type, *data;
+    char *data_owned;
+    cJSON *body;
+    task_file_in *files;
+    size_t nfiles;
+} create_in;
+
+static void create_in_free(create_in *in)
 {
-    const char *type = NULL, *data = NULL;
-    char *data_owned = NULL;
-    cJSON *body = NULL;
-    task_file_in *files = NULL;
-    size_t nfiles = 0;
+    free(in->files);
+    free(in->data_owned);
+    cJSON_Delete(in->body);
+}
+
+/* Reads type, data and files from a form or a JSON body, or answers the
+ * error (-1). */
+static int read_create(http_request *r, create_in *in)
+{
     if (http_is_form(r)) {
-        type = http_form_value(r, "type");
-        data = http_form_value(r, "data");
-        nfiles = http_form_nfiles(r);
-        files = calloc(nfiles ? nfiles : 1, sizeof(*files));
-        for (size_t i = 0; files && i < nfiles; i++) {
+        in->type = http_form_value(r, "type");
+        in->data = http_form_value(r, "data");
+        in->nfiles = http_form_nfiles(r);
+        in->files = calloc(in->nfiles ? in->nfiles : 1, sizeof(*in->files));
+        for (size_t i = 0; in->files && i < in->nfiles; i++) {
             const http_file *f = http_form_file(r, i);
-            files[i] = (task_file_in){f->field, f->filename, f->path, f->content_type, f->size};
+            in->files[i] = (task_file_in){f->field, f->filename, f->path, f->content_type, f->size};
         }
-    } else {
-        const char *ct = http_header(r, "content-type");
-        if (!ct || (strncasecmp(ct, "application/json", 16) != 0)) {
-            http_reply_error(r, 415, "unsupported_media_type",
-                             "send application/json ({\"type\", \"data\"}) or multipart/form-data "
-                             "(type, data, files)");
-            return;
-        }
-        if (!(body = json_body(r, 1)))
-            return;
-        cJSON *t = cJSON_GetObjectItemCaseSensitive(body, "type");
-        cJSON *d = cJSON_GetObjectItemCaseSensitive(body, "data");
-        if (t && !cJSON_IsString(t)) {
-            http_reply_error(r, 400, "invalid_request", "type must be a string");
-            goto out;
-        }
-        type = cJSON_GetStringValue(t);
-        if (cJSON_IsString(d))
-            data = d->valuestring;
-        else if (cJSON_IsObject(d))
-            data = data_owned = cJSON_PrintUnformatted(d);
-        else if (d && !cJSON_IsNull(d)) {
-            http_reply_error(r, 400, "invalid_request",
-                             "data must be a string (key: value lines) or an object");
-            goto out;
-        }
+        return 0;
     }
-    if (!type || !*type) {
+    const char *ct = http_header(r, "content-type");
+    if (!ct || (strncasecmp(ct, "application/json", 16) != 0)) {
+        http_reply_error(r, 415, "unsupported_media_type",
+                         "send application/json ({\"type\", \"data\"}) or multipart/form-data "
+                         "(type, data, files)");
+        return -1;
+    }
+    if (!(in->body = json_body(r, 1)))
+        return -1;
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(in->body, "type");
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(in->body, "data");
+    if (t && !cJSON_IsString(t)) {
+        http_reply_error(r, 400, "invalid_request", "type must be a string");
+        return -1;
+    }
+    in->type = cJSON_GetStringValue(t);
+    if (cJSON_IsString(d))
+        in->data = d->valuestring;
+    else if (cJSON_IsObject(d))
+        in->data = in->data_owned = cJSON_PrintUnformatted(d);
+    else if (d && !cJSON_IsNull(d)) {
         http_reply_error(r, 400, "invalid_request",
-                         "type is required (one of "
-                         "submit_prior_authorization, check_eligibility,"
-                         " submit_claim, submit_appeal)");
-        goto out;
+                         "data must be a string (key: value lines) or an object");
+        return -1;
     }
-    /* a retry with a key already used returns the original task, whatever
-     * happened since (the queue may be full now) */
-    const char *idem = http_header(r, "idempotency-key");
-    if (idem && (!*idem || strlen(idem) > 255)) {
-        http_reply_error(r, 400, "invalid_request", "Idempotency-Key must be 1 to 255 characters");
-        goto out;
+    return 0;
+}
+
+/* The SOP that will run a task of this type, or the error answered (NULL). */
+static const sop *sop_for(api_env *e, store *st, http_request *r, const account *a,
+                          const char *type, int *version)
+{
+    if (!task_type_known(type)) {
+        http_reply_error(r, 422, "unknown_type", "type '%.64s' is not one of %s", type,
+                         task_types_text());
+        return NULL;
     }
-    if (idem) {
-        task orig;
-        int found = store_task_by_idempotency(st, a->id, idem, &orig);
-        if (found == 1) {
-            http_add_header(r, "Idempotent-Replayed", "true");
-            reply_task(r, &orig);
-            task_free(&orig);
-            goto out;
-        }
-    }
-    if (!one_of(type, task_types, 4)) {
-        http_reply_error(r, 422, "unknown_type",
-                         "type '%.64s' is not one of submit_prior_authorization, "
-                         "check_eligibility, submit_claim, submit_appeal",
-                         type);
-        goto out;
-    }
-    int version = 0;
-    if (store_sop_current(st, a->id, type, &version, NULL) != 1) {
+    if (store_sop_current(st, a->id, type, version, NULL) != 1) {
         http_reply_error(r, 422, "no_sop",
                          "this account has no SOP for %s yet (an operator adds one with "
                          "`portier account set-sop`)",
                          type);
-        goto out;
+        return NULL;
     }
     char err[PT_ERR_MAX];
-    const sop *sp = service_sop(s, st, a->id, type, version, err);
-    if (!sp) {
+    const sop *sp = bundle_cache_get(e->sops, st, a->id, type, *version, err);
+    if (!sp)
         http_reply_error(r, 500, "sop_error", "%s", err);
-        goto out;
-    }
-    /* the data must fit the SOP's inputs before anything is queued */
+    return sp;
+}
+
+/* Checks that the data fits the SOP's inputs before anything is queued, or
+ * answers 422 with every problem (-1). */
+static int check_data(store *st, http_request *r, const account *a, const sop *sp, const char *type,
+                      const char *data)
+{
     char problems[4096] = "";
-    vars *dv = vars_new(), *defaults = vars_new(), *inputs = vars_new();
-    int bad = vars_parse_data(dv, data ? data : "", problems, sizeof(problems)) < 0;
-    if (!bad) {
-        store_default_each(st, a->id, add_default, defaults);
-        bad = vars_bind_inputs(sp, dv, defaults, inputs, problems, sizeof(problems)) > 0;
-    }
-    vars_free(dv);
-    vars_free(defaults);
+    vars *inputs = vars_new();
+    int bad = bundle_bind(st, a->id, sp, data, inputs, problems, sizeof(problems)) != 0;
     vars_free(inputs);
-    if (bad) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "error", "invalid_data");
-        char msg[4300];
-        snprintf(msg, sizeof(msg), "the task data does not fit %s's inputs: %s", type, problems);
-        for (char *c = msg; *c; c++)
-            if (*c == '\n')
-                *c = c[1] ? ';' : '\0';
-        cJSON_AddStringToObject(e, "message", msg);
-        cJSON_AddItemToObject(e, "fields", problem_list(problems));
-        reply_obj(r, 422, e);
+    if (!bad)
+        return 0;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "error", "invalid_data");
+    char msg[4300];
+    snprintf(msg, sizeof(msg), "the task data does not fit %s's inputs: %s", type, problems);
+    for (char *c = msg; *c; c++)
+        if (*c == '\n')
+            *c = c[1] ? ';' : '\0';
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddItemToObject(e, "fields", problem_list(problems));
+    reply_obj(r, 422, e);
+    return -1;
+}
+
+/* A retry with a key already used returns the original task, whatever
+ * happened since (the queue may be full now): 1 answered, 0 go on, -1 the
+ * key is malformed (answered). */
+static int replay_idempotent(store *st, http_request *r, const account *a, const char *idem)
+{
+    if (idem && (!*idem || strlen(idem) > 255)) {
+        http_reply_error(r, 400, "invalid_request", "Idempotency-Key must be 1 to 255 characters");
+        return -1;
+    }
+    task orig;
+    if (!idem || store_task_by_idempotency(st, a->id, idem, &orig) != 1)
+        return 0;
+    http_add_header(r, "Idempotent-Replayed", "true");
+    reply_task(r, &orig);
+    task_free(&orig);
+    return 1;
+}
+
+static void create_task(api_env *e, store *st, http_request *r, const account *a)
+{
+    create_in in = {0};
+    if (read_create(r, &in) < 0)
+        goto out;
+    if (!in.type || !*in.type) {
+        http_reply_error(r, 400, "invalid_request", "type is required (one of %s)",
+                         task_types_text());
         goto out;
     }
-    long long queued = service_queue_depth(s, st);
-    if (queued >= s->o.max_queue) {
+    const char *idem = http_header(r, "idempotency-key");
+    if (replay_idempotent(st, r, a, idem) != 0)
+        goto out;
+    int version = 0;
+    const sop *sp = sop_for(e, st, r, a, in.type, &version);
+    if (!sp || check_data(st, r, a, sp, in.type, in.data) < 0)
+        goto out;
+    long long queued = dispatch_queue_depth(e->dispatch, st);
+    if (queued >= e->max_queue) {
         http_add_header(r, "Retry-After", "30");
         http_reply_error(r, 429, "queue_full",
                          "%lld tasks are waiting to run (the limit is %d); retry later", queued,
-                         s->o.max_queue);
+                         e->max_queue);
         goto out;
     }
-    char title[128], files_dir[4200];
-    title_format(type, title, sizeof(title));
-    snprintf(files_dir, sizeof(files_dir), "%s/files", s->data_dir);
+    char title[128], err[PT_ERR_MAX];
+    title_format(in.type, title, sizeof(title));
+    task_new n = {.account = a->id,
+                  .type = in.type,
+                  .sop_version = version,
+                  .title_fmt = title,
+                  .instructions = sp->summary ? sp->summary
+                                  : sp->title ? sp->title
+                                              : "",
+                  .data = in.data,
+                  .idem_key = idem,
+                  .files = in.files,
+                  .nfiles = in.nfiles,
+                  .files_dir = e->files_dir};
     task t;
-    create_req req = {.account = a->id,
-                      .type = type,
-                      .title_fmt = title,
-                      .instructions = sp->summary ? sp->summary
-                                      : sp->title ? sp->title
-                                                  : "",
-                      .data = data,
-                      .idem_key = idem,
-                      .files_dir = files_dir,
-                      .sop_version = version,
-                      .files = files,
-                      .nfiles = nfiles,
-                      .out = &t};
-    int rc = service_create_task(s, &req);
+    int rc = dispatch_create(e->dispatch, &n, &t, err);
     if (rc < 0) {
-        http_reply_error(r, 503, "unavailable", "%s", req.err);
+        http_reply_error(r, 503, "unavailable", "%s", err);
         goto out;
     }
     if (rc == 1)
         http_add_header(r, "Idempotent-Replayed", "true");
     else
         PT_INFO("api", "account %lld created task %lld (%s, %zu files)", (long long)a->id,
-                (long long)t.id, type, nfiles);
+                (long long)t.id, in.type, in.nfiles);
     reply_task(r, &t);
     task_free(&t);
 out:
-    free(files);
-    free(data_owned);
-    cJSON_Delete(body);
+    create_in_free(&in);
 }
 
 /* ---- GET /tasks ---------------------------------------------------------- */
@@ -320,11 +327,12 @@ static void list_tasks(store *st, http_request *r, const account *a)
         status = NULL;
     if (type && !*type)
         type = NULL;
-    if (status && !one_of(status, statuses, 8)) {
+    enum task_status want;
+    if (status && task_status_parse(status, &want) != PT_FOUND) {
         http_reply_error(r, 400, "invalid_request", "status '%.40s' is not a task status", status);
         return;
     }
-    if (type && !one_of(type, task_types, 4)) {
+    if (type && !task_type_known(type)) {
         http_reply_error(r, 400, "invalid_request", "type '%.40s' is not a task type", type);
         return;
     }
@@ -341,13 +349,16 @@ static void list_tasks(store *st, http_request *r, const account *a)
         return;
     }
     int64_t next = 0;
-    cJSON *arr = store_task_list(st, a->id, status, type, (int)limit, cursor, &next);
-    if (!arr) {
+    task *rows = NULL;
+    size_t n = 0;
+    if (store_task_list(st, a->id, status, type, (int)limit, cursor, &rows, &n, &next) < 0) {
         http_reply_error(r, 503, "unavailable", "the store is not available");
         return;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "data", arr);
+    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "data");
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, task_to_json(&rows[i], 0));
+    store_tasks_free(rows, n);
     cJSON_AddBoolToObject(o, "has_more", next != 0);
     if (next)
         cJSON_AddNumberToObject(o, "next_after", (double)next);
@@ -358,30 +369,26 @@ static void list_tasks(store *st, http_request *r, const account *a)
 
 /* ---- One task ------------------------------------------------------------ */
 
-static worker_slot *slot_of(service *s, int64_t id)
-{
-    for (int i = 0; i < s->nworkers; i++)
-        if (s->slots[i].task_id == id)
-            return &s->slots[i];
-    return NULL;
-}
-
 static void conflict(http_request *r, const task *t, const char *wanted)
 {
     http_reply_error(r, 409, "conflict", "task %lld is %s, not %s", (long long)t->id, t->status,
                      wanted);
 }
 
-static void answer_input(service *s, store *st, http_request *r, task *t)
+/* Answers with the task as it is now. */
+static void reply_fresh(store *st, http_request *r, int64_t id)
 {
-    cJSON *b = json_body(r, 1);
-    if (!b)
-        return;
-    if (strcmp(t->status, "waiting_for_input") != 0) {
-        conflict(r, t, "waiting_for_input");
-        cJSON_Delete(b);
-        return;
+    task fresh;
+    if (store_task_get(st, 0, id, &fresh) == 1) {
+        reply_task(r, &fresh);
+        task_free(&fresh);
     }
+}
+
+/* The answers of an /input body, or NULL with the error answered; *mine is
+ * the answer to what the task asks (borrowed from the result). */
+static cJSON *read_answers(http_request *r, const cJSON *b, const task *t, const char **mine)
+{
     cJSON *answers = cJSON_CreateObject();
     cJSON *given = cJSON_GetObjectItemCaseSensitive(b, "answers");
     const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
@@ -400,62 +407,67 @@ static void answer_input(service *s, store *st, http_request *r, task *t)
     if (!answers->child) {
         http_reply_error(r, 400, "invalid_request",
                          "send {\"value\": \"...\"} (or {\"answers\": {\"name\": \"value\"}})");
-        goto out;
+        cJSON_Delete(answers);
+        return NULL;
     }
-    const char *mine =
-        t->ask_name ? cJSON_GetStringValue(cJSON_GetObjectItem(answers, t->ask_name)) : NULL;
-    if (t->ask_name && !mine) {
+    *mine = t->ask_name ? cJSON_GetStringValue(cJSON_GetObjectItem(answers, t->ask_name)) : NULL;
+    if (t->ask_name && !*mine) {
         http_reply_error(r, 422, "invalid_input", "the task asks for '%s'", t->ask_name);
-        goto out;
+        cJSON_Delete(answers);
+        return NULL;
     }
-    /* keep every answer, so a run from the start has them too */
+    return answers;
+}
+
+/* Keeps every answer, so a run from the start has them too. */
+static void keep_answers(store *st, const task *t, const cJSON *answers)
+{
     cJSON *all = t->answers ? cJSON_Parse(t->answers) : NULL;
     if (!cJSON_IsObject(all)) {
         cJSON_Delete(all);
         all = cJSON_CreateObject();
     }
-    for (cJSON *c = answers->child; c; c = c->next) {
+    for (const cJSON *c = answers->child; c; c = c->next) {
         cJSON_DeleteItemFromObjectCaseSensitive(all, c->string);
         cJSON_AddStringToObject(all, c->string, c->valuestring);
     }
     char *json = cJSON_PrintUnformatted(all);
     cJSON_Delete(all);
-    store_task_set_text(st, t->id, "answers", json);
+    store_task_set_answers(st, t->id, json);
     free(json);
-    pthread_mutex_lock(&s->mu);
-    worker_slot *slot = slot_of(s, t->id);
-    int held = slot && slot->hold == HOLD_ASK;
-    pthread_mutex_unlock(&s->mu);
-    if (held && service_move(s, st, t->id, "waiting_for_input", "running", NULL, "answered") == 1) {
-        pthread_mutex_lock(&s->mu);
-        slot = slot_of(s, t->id);
-        if (slot && slot->hold == HOLD_ASK) {
-            free(slot->answer);
-            slot->answer = strdup(mine ? mine : "");
-            pthread_cond_broadcast(&slot->wake);
-        }
-        pthread_mutex_unlock(&s->mu);
-    } else if (t->committed) {
-        service_move(s, st, t->id, "waiting_for_input", "pending_review",
-                     "The answer came after the run had stopped, past its commit point; the "
-                     "portal may have a partial submission. Check it, then approve or reject.",
-                     "answered too late");
-    } else {
-        service_move(s, st, t->id, "waiting_for_input", "pending", NULL,
-                     "answered; runs again from the start");
+}
+
+static void answer_input(api_env *e, store *st, http_request *r, task *t)
+{
+    cJSON *b = json_body(r, 1), *answers = NULL;
+    if (!b)
+        return;
+    if (task_status_of(t) != TASK_WAITING_FOR_INPUT) {
+        conflict(r, t, task_status_name(TASK_WAITING_FOR_INPUT));
+        goto out;
     }
+    const char *mine = NULL;
+    if (!(answers = read_answers(r, b, t, &mine)))
+        goto out;
+    keep_answers(st, t, answers);
+    task_ctx cx = {st, e->moved, e->ud};
+    if (workers_answer(e->workers, &cx, t->id, mine) == PT_FOUND)
+        ; /* the holding worker goes on */
+    else if (t->committed)
+        task_escalate(&cx, t->id,
+                      "The answer came after the run had stopped, past its commit point; the "
+                      "portal may have a partial submission. Check it, then approve or reject.",
+                      "answered too late");
+    else
+        task_requeue(&cx, t->id, TASK_WAITING_FOR_INPUT, "answered; runs again from the start");
     PT_INFO("api", "task %lld answered", (long long)t->id);
-    task fresh;
-    if (store_task_get(st, 0, t->id, &fresh) == 1) {
-        reply_task(r, &fresh);
-        task_free(&fresh);
-    }
+    reply_fresh(st, r, t->id);
 out:
     cJSON_Delete(answers);
     cJSON_Delete(b);
 }
 
-static void review_task(service *s, store *st, http_request *r, task *t)
+static void review_task(api_env *e, store *st, http_request *r, task *t)
 {
     cJSON *b = json_body(r, 1);
     if (!b)
@@ -471,83 +483,50 @@ static void review_task(service *s, store *st, http_request *r, task *t)
         http_reply_error(r, 400, "invalid_request", "comment must be a string");
         goto out;
     }
-    if (strcmp(t->status, "pending_review") != 0) {
-        conflict(r, t, "pending_review");
+    if (task_status_of(t) != TASK_PENDING_REVIEW) {
+        conflict(r, t, task_status_name(TASK_PENDING_REVIEW));
         goto out;
     }
     int approve = !strcmp(decision, "approve");
-    store_task_set_text(st, t->id, "review_comment", comment);
+    store_task_set_review(st, t->id, approve, comment);
     char notes[2048];
-    if (approve)
-        snprintf(notes, sizeof(notes), "Approved in review%s%s", comment && *comment ? ": " : ".",
-                 comment && *comment ? comment : "");
+    snprintf(notes, sizeof(notes), "%s in review%s%s", approve ? "Approved" : "Rejected",
+             comment && *comment ? ": " : ".", comment && *comment ? comment : "");
+    task_ctx cx = {st, e->moved, e->ud};
+    if (workers_decide(e->workers, &cx, t->id, approve, notes, comment) == PT_FOUND)
+        ; /* the holding worker goes on (or stops) */
+    else if (!approve)
+        task_reject(&cx, t->id, notes);
+    else if (t->committed) /* nothing to run again: a person checked the portal */
+        task_accept(&cx, t->id, notes);
     else
-        snprintf(notes, sizeof(notes), "Rejected in review%s%s", comment && *comment ? ": " : ".",
-                 comment && *comment ? comment : "");
-    pthread_mutex_lock(&s->mu);
-    worker_slot *slot = slot_of(s, t->id);
-    int held = slot && slot->hold == HOLD_REVIEW;
-    pthread_mutex_unlock(&s->mu);
-    if (approve)
-        store_task_set_int(st, t->id, "approve", 1);
-    int moved;
-    if (held) {
-        moved = approve ? service_move(s, st, t->id, "pending_review", "running", NULL, "approved")
-                        : service_move(s, st, t->id, "pending_review", "failed", notes, "rejected");
-        pthread_mutex_lock(&s->mu);
-        slot = slot_of(s, t->id);
-        if (moved == 1 && slot && slot->hold == HOLD_REVIEW) {
-            slot->decision = approve;
-            free(slot->comment);
-            slot->comment = comment ? strdup(comment) : NULL;
-            pthread_cond_broadcast(&slot->wake);
-        }
-        pthread_mutex_unlock(&s->mu);
-    } else if (!approve) {
-        service_move(s, st, t->id, "pending_review", "failed", notes, "rejected");
-    } else if (t->committed) {
-        /* nothing to run again: a person checked the portal */
-        service_move(s, st, t->id, "pending_review", "completed_with_issues", notes, "approved");
-    } else {
-        service_move(s, st, t->id, "pending_review", "pending", NULL,
-                     "approved; runs again from the start");
-    }
+        task_requeue(&cx, t->id, TASK_PENDING_REVIEW, "approved; runs again from the start");
     PT_INFO("api", "task %lld %s in review", (long long)t->id, approve ? "approved" : "rejected");
-    task fresh;
-    if (store_task_get(st, 0, t->id, &fresh) == 1) {
-        reply_task(r, &fresh);
-        task_free(&fresh);
-    }
+    reply_fresh(st, r, t->id);
 out:
     cJSON_Delete(b);
 }
 
-static void cancel_task(service *s, store *st, http_request *r, task *t)
+static void cancel_task(api_env *e, store *st, http_request *r, task *t)
 {
-    if (task_is_final(t->status)) {
+    if (task_status_is_final(task_status_of(t))) {
         conflict(r, t, "pending, running or waiting (it has already finished)");
         return;
     }
-    store_task_set_int(st, t->id, "cancel_requested", 1);
-    pthread_mutex_lock(&s->mu);
-    worker_slot *slot = slot_of(s, t->id);
-    int held = slot && slot->hold != HOLD_NONE, running = slot != NULL;
-    if (slot) {
-        slot->cancel = 1;
-        pthread_cond_broadcast(&slot->wake);
-    }
-    pthread_mutex_unlock(&s->mu);
+    store_task_request_cancel(st, t->id);
+    int held = 0, running = workers_cancel(e->workers, t->id, &held) == PT_FOUND;
     const char *notes = t->committed ? "Cancelled by the client after the commit point: the "
                                        "portal may already have the submission."
                                      : "Cancelled by the client.";
+    task_ctx cx = {st, e->moved, e->ud};
     if (!running || held)
-        service_move(s, st, t->id, "pending,waiting_for_input,pending_review", "failed", notes,
-                     "cancelled");
+        task_cancel(&cx, t->id, notes);
     /* a run in progress stops at its next step; wait a little for it */
     task fresh = {0};
     for (int i = 0; i < 100; i++) {
         task_free(&fresh);
-        if (store_task_get(st, 0, t->id, &fresh) != 1 || task_is_final(fresh.status))
+        if (store_task_get(st, 0, t->id, &fresh) != 1 ||
+            task_status_is_final(task_status_of(&fresh)))
             break;
         pt_sleep_ms(50);
     }
@@ -566,7 +545,7 @@ static int safe_name(const char *n)
     return 1;
 }
 
-static void trajectory(service *s, store *st, http_request *r, task *t, const char *file)
+static void trajectory(store *st, http_request *r, task *t, const char *file)
 {
     char *dir = store_trajectory_dir(st, t->id);
     if (!dir) {
@@ -622,7 +601,6 @@ static void trajectory(service *s, store *st, http_request *r, task *t, const ch
     char url[128];
     snprintf(url, sizeof(url), "/tasks/%lld/trajectory/trajectory.html", (long long)t->id);
     cJSON_AddStringToObject(o, "html_url", url);
-    (void)s;
     reply_obj(r, 200, o);
 out:
     free(data);
@@ -637,7 +615,7 @@ static void deliveries(store *st, http_request *r, task *t)
     reply_obj(r, 200, o);
 }
 
-static void redeliver(service *s, store *st, http_request *r, task *t)
+static void redeliver(api_env *e, store *st, http_request *r, task *t)
 {
     outbox_row row;
     int rc = store_outbox_for_task(st, t->id, &row);
@@ -648,7 +626,7 @@ static void redeliver(service *s, store *st, http_request *r, task *t)
         return;
     }
     store_outbox_requeue(st, row.id);
-    webhooks_kick(s->hooks);
+    webhooks_kick(e->hooks);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "event_id", row.event_id);
     cJSON_AddStringToObject(o, "status", "queued");
@@ -658,40 +636,44 @@ static void redeliver(service *s, store *st, http_request *r, task *t)
 
 /* ---- Service routes ------------------------------------------------------ */
 
-static void healthz(service *s, store *st, http_request *r)
+static void healthz(api_env *e, store *st, http_request *r)
 {
     cJSON *o = cJSON_CreateObject();
-    int ok = st && service_queue_depth(s, st) >= 0;
+    int ok = st && dispatch_queue_depth(e->dispatch, st) >= 0;
+    worker_stats ws;
+    workers_stats(e->workers, &ws);
     cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
     cJSON_AddStringToObject(o, "version", PORTIER_VERSION);
-    cJSON_AddNumberToObject(o, "uptime_seconds", (double)((pt_wall_ms() - s->started_ms) / 1000));
-    cJSON_AddNumberToObject(o, "workers", s->nworkers);
-    pthread_mutex_lock(&s->mu);
-    const char *browser = !s->browser                          ? "not started"
-                          : cdp_browser_gone(s->browser, NULL) ? "gone"
-                                                               : "up";
-    cJSON_AddStringToObject(o, "browser", browser);
-    pthread_mutex_unlock(&s->mu);
+    cJSON_AddNumberToObject(o, "uptime_seconds", (double)((pt_wall_ms() - e->started_ms) / 1000));
+    cJSON_AddNumberToObject(o, "workers", ws.workers);
+    cJSON_AddStringToObject(o, "browser", pool_state(e->pool));
     reply_obj(r, ok ? 200 : 503, o);
 }
 
-static void metrics(service *s, store *st, http_request *r)
+/* portier_tasks{status, type} for every status and type. */
+static void metrics_tasks(store *st, pt_buf *b)
 {
-    pt_buf b;
-    pt_buf_init(&b, 0);
     cJSON *counts = st ? store_task_counts(st) : NULL;
-    pt_buf_appendf(&b, "# HELP portier_tasks Tasks by status and type.\n"
-                       "# TYPE portier_tasks gauge\n");
-    for (size_t i = 0; i < 8; i++)
-        for (size_t k = 0; k < 4; k++) {
-            cJSON *by = cJSON_GetObjectItem(counts, statuses[i]);
-            cJSON *n = by ? cJSON_GetObjectItem(by, task_types[k]) : NULL;
-            pt_buf_appendf(&b, "portier_tasks{status=\"%s\",type=\"%s\"} %lld\n", statuses[i],
-                           task_types[k], n ? (long long)n->valuedouble : 0LL);
+    pt_buf_appendf(b, "# HELP portier_tasks Tasks by status and type.\n"
+                      "# TYPE portier_tasks gauge\n");
+    for (int i = 0; i < TASK_NSTATUS; i++)
+        for (size_t k = 0; k < TASK_NTYPES; k++) {
+            const char *status = task_status_name((enum task_status)i), *type = task_type_name(k);
+            cJSON *by = cJSON_GetObjectItem(counts, status);
+            cJSON *n = by ? cJSON_GetObjectItem(by, type) : NULL;
+            pt_buf_appendf(b, "portier_tasks{status=\"%s\",type=\"%s\"} %lld\n", status, type,
+                           n ? (long long)n->valuedouble : 0LL);
         }
     cJSON_Delete(counts);
-    long long pending = st ? service_queue_depth(s, st) : 0;
-    pt_buf_appendf(&b,
+}
+
+/* Workers, the browser and the run-time histogram. */
+static void metrics_workers(api_env *e, store *st, pt_buf *b)
+{
+    worker_stats ws;
+    workers_stats(e->workers, &ws);
+    long long pending = st ? dispatch_queue_depth(e->dispatch, st) : 0;
+    pt_buf_appendf(b,
                    "# HELP portier_queue_depth Tasks waiting for a worker.\n"
                    "# TYPE portier_queue_depth gauge\nportier_queue_depth %lld\n"
                    "# HELP portier_workers Workers configured.\n"
@@ -708,23 +690,29 @@ static void metrics(service *s, store *st, http_request *r)
                    "# TYPE portier_http_requests_total counter\nportier_http_requests_total %ld\n"
                    "# HELP portier_task_duration_seconds Time from running to a final status.\n"
                    "# TYPE portier_task_duration_seconds histogram\n",
-                   pending, s->nworkers, (int)s->busy_workers,
-                   s->nworkers ? (double)s->busy_workers / s->nworkers : 0.0, s->browser_launches,
-                   (long)s->http_requests);
-    static const double bounds[] = {1, 2, 5, 10, 20, 30, 60, 120, 300};
-    for (int i = 0; i < DURATION_BUCKETS; i++) {
-        if (i < DURATION_BUCKETS - 1)
-            pt_buf_appendf(&b, "portier_task_duration_seconds_bucket{le=\"%g\"} %ld\n", bounds[i],
-                           (long)s->duration_buckets[i]);
+                   pending, ws.workers, ws.busy, ws.workers ? (double)ws.busy / ws.workers : 0.0,
+                   pool_launches(e->pool), (long)e->requests);
+    for (int i = 0; i < WORKER_DURATION_BUCKETS; i++) {
+        if (worker_duration_bounds[i])
+            pt_buf_appendf(b, "portier_task_duration_seconds_bucket{le=\"%g\"} %ld\n",
+                           worker_duration_bounds[i] / 1000.0, ws.buckets[i]);
         else
-            pt_buf_appendf(&b, "portier_task_duration_seconds_bucket{le=\"+Inf\"} %ld\n",
-                           (long)s->duration_buckets[i]);
+            pt_buf_appendf(b, "portier_task_duration_seconds_bucket{le=\"+Inf\"} %ld\n",
+                           ws.buckets[i]);
     }
-    pt_buf_appendf(&b,
+    pt_buf_appendf(b,
                    "portier_task_duration_seconds_sum %.3f\n"
                    "portier_task_duration_seconds_count %ld\n",
-                   (long)s->duration_ms_sum / 1000.0, (long)s->duration_count);
-    webhooks_metrics(s->hooks, &b);
+                   ws.ms_sum / 1000.0, ws.runs);
+}
+
+static void metrics(api_env *e, store *st, http_request *r)
+{
+    pt_buf b;
+    pt_buf_init(&b, 0);
+    metrics_tasks(st, &b);
+    metrics_workers(e, st, &b);
+    webhooks_metrics(e->hooks, &b);
     cJSON *ob = st ? store_outbox_counts(st) : NULL;
     pt_buf_appendf(&b, "# HELP portier_webhook_events Webhook events by state.\n"
                        "# TYPE portier_webhook_events gauge\n");
@@ -739,9 +727,9 @@ static void metrics(service *s, store *st, http_request *r)
     pt_buf_free(&b);
 }
 
-/* The demo's webhook receiver: checks the signature and logs the event's
- * id, task and status, never the body. */
-static void sink(service *s, store *st, http_request *r)
+/* The demo's webhook receiver (routed only with serve --demo): checks the
+ * signature and logs the event's id, task and status, never the body. */
+static void sink(api_env *e, store *st, http_request *r)
 {
     size_t len = 0;
     const char *body = http_body(r, &len);
@@ -756,15 +744,13 @@ static void sink(service *s, store *st, http_request *r)
     account a;
     if (id && ts && sig && cJSON_IsNumber(acct) &&
         store_account_by_id(st, (int64_t)acct->valuedouble, &a) == 1) {
-        char *secret =
-            a.whsec ? service_open_secret(s->master, a.id, "webhook_secret", a.whsec, a.whsec_len)
-                    : NULL;
+        char *secret = keys_webhook_secret(e->keys, &a);
         char expect[256];
         const char *list[1] = {secret};
         if (secret && webhook_signature(list, 1, id, strtoll(ts, NULL, 10), body, len, expect,
                                         sizeof(expect)) == 0)
             verified = strstr(sig, expect) != NULL;
-        free(secret);
+        keys_wipe(secret);
         account_free(&a);
     }
     PT_INFO("sink", "webhook %s: task %lld %s (signature %s)", id ? id : "(no id)",
@@ -783,69 +769,29 @@ static void method_not_allowed(http_request *r, const char *allow)
                      http_path(r), allow);
 }
 
-void api_handle(http_request *r, void *ud)
+/* The routes under /tasks/{id}: the task is the caller's (404 otherwise). */
+static void task_routes(api_env *e, store *st, http_request *r, const account *a)
 {
-    service *s = ud;
-    s->http_requests++;
     const char *m = http_method(r), *path = http_path(r);
-    store *st = service_store(s);
-    if (!st) {
-        http_reply_error(r, 503, "unavailable", "the store is not available");
-        return;
-    }
-    if (!strcmp(path, "/healthz")) {
-        if (strcmp(m, "GET") && strcmp(m, "HEAD"))
-            return method_not_allowed(r, "GET");
-        return healthz(s, st, r);
-    }
-    if (!strcmp(path, "/metrics")) {
-        if (strcmp(m, "GET"))
-            return method_not_allowed(r, "GET");
-        return metrics(s, st, r);
-    }
-    if (!strcmp(path, "/_portier/webhook-sink")) {
-        if (strcmp(m, "POST"))
-            return method_not_allowed(r, "POST");
-        return sink(s, st, r);
-    }
-    if (strcmp(path, "/tasks") != 0 && strncmp(path, "/tasks/", 7) != 0) {
-        http_reply_error(r, 404, "not_found", "no route %s (see docs/openapi.yaml)", path);
-        return;
-    }
-    account a;
-    if (authenticate(s, st, r, &a) < 0)
-        return;
-    if (!strcmp(path, "/tasks")) {
-        if (!strcmp(m, "POST"))
-            create_task(s, st, r, &a);
-        else if (!strcmp(m, "GET"))
-            list_tasks(st, r, &a);
-        else
-            method_not_allowed(r, "GET, POST");
-        account_free(&a);
-        return;
-    }
     /* /tasks/{id}[/action[/more]] */
     const char *p = path + 7;
     char *end;
     long long id = strtoll(p, &end, 10);
     if (end == p || id < 1 || (*end && *end != '/') || !isdigit((unsigned char)*p)) {
         http_reply_error(r, 404, "not_found", "no task %.40s", p);
-        account_free(&a);
         return;
     }
     const char *rest = *end ? end + 1 : "";
     task t;
-    int found = store_task_get(st, a.id, id, &t);
+    int found = store_task_get(st, a->id, id, &t);
     if (found != 1) {
         if (found < 0)
             http_reply_error(r, 503, "unavailable", "the store is not available");
         else
             http_reply_error(r, 404, "not_found", "no task %lld", id);
-        account_free(&a);
         return;
     }
-    struct {
+    static const struct {
         const char *rest, *method;
         int prefix;
     } routes[] = {{"", "GET", 0},           {"input", "POST", 0},
@@ -867,27 +813,104 @@ void api_handle(http_request *r, void *ud)
             reply_task(r, &t);
             break;
         case 1:
-            answer_input(s, st, r, &t);
+            answer_input(e, st, r, &t);
             break;
         case 2:
-            review_task(s, st, r, &t);
+            review_task(e, st, r, &t);
             break;
         case 3:
-            cancel_task(s, st, r, &t);
+            cancel_task(e, st, r, &t);
             break;
         case 4:
-            trajectory(s, st, r, &t, NULL);
+            trajectory(st, r, &t, NULL);
             break;
         case 5:
-            trajectory(s, st, r, &t, rest + strlen("trajectory/"));
+            trajectory(st, r, &t, rest + strlen("trajectory/"));
             break;
         case 6:
             deliveries(st, r, &t);
             break;
         case 7:
-            redeliver(s, st, r, &t);
+            redeliver(e, st, r, &t);
             break;
         }
     task_free(&t);
+}
+
+static void close_store(void *p)
+{
+    store_close(p);
+}
+
+int api_init(api_env *e)
+{
+    e->requests = 0;
+    return pthread_key_create(&e->store_key, close_store) == 0 ? PT_OK : PT_EFAIL;
+}
+
+void api_fini(api_env *e)
+{
+    pthread_key_delete(e->store_key);
+}
+
+/* This handler thread's store connection (opened on first use). */
+static store *thread_store(api_env *e)
+{
+    store *st = pthread_getspecific(e->store_key);
+    if (st)
+        return st;
+    char err[PT_ERR_MAX];
+    st = store_open(e->db_path, 0, err);
+    if (!st) {
+        PT_ERROR("service", "%s", err);
+        return NULL;
+    }
+    pthread_setspecific(e->store_key, st);
+    return st;
+}
+
+/* The request dispatch: every route of the API. */
+void api_handle(http_request *r, void *ud)
+{
+    api_env *e = ud;
+    e->requests++;
+    const char *m = http_method(r), *path = http_path(r);
+    store *st = thread_store(e);
+    if (!st) {
+        http_reply_error(r, 503, "unavailable", "the store is not available");
+        return;
+    }
+    if (!strcmp(path, "/healthz")) {
+        if (strcmp(m, "GET") && strcmp(m, "HEAD"))
+            return method_not_allowed(r, "GET");
+        return healthz(e, st, r);
+    }
+    if (!strcmp(path, "/metrics")) {
+        if (strcmp(m, "GET"))
+            return method_not_allowed(r, "GET");
+        return metrics(e, st, r);
+    }
+    if (e->webhook_sink && !strcmp(path, "/_portier/webhook-sink")) {
+        if (strcmp(m, "POST"))
+            return method_not_allowed(r, "POST");
+        return sink(e, st, r);
+    }
+    if (strcmp(path, "/tasks") != 0 && strncmp(path, "/tasks/", 7) != 0) {
+        http_reply_error(r, 404, "not_found", "no route %s (see docs/openapi.yaml)", path);
+        return;
+    }
+    account a;
+    if (authenticate(st, r, &a) < 0)
+        return;
+    if (!strcmp(path, "/tasks")) {
+        if (!strcmp(m, "POST"))
+            create_task(e, st, r, &a);
+        else if (!strcmp(m, "GET"))
+            list_tasks(st, r, &a);
+        else
+            method_not_allowed(r, "GET, POST");
+    } else {
+        task_routes(e, st, r, &a);
+    }
     account_free(&a);
 }

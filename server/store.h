@@ -32,6 +32,10 @@ int store_begin(store *st);  /* BEGIN IMMEDIATE (waits for the writer lock) */
 int store_commit(store *st); /* COMMIT, or ROLLBACK if it fails */
 void store_rollback(store *st);
 
+/* Adds name: the time as ISO-8601 UTC with milliseconds, or null for 0
+ * (how the API writes every time). */
+void store_json_time(cJSON *o, const char *name, int64_t ms);
+
 /* ---- Accounts ------------------------------------------------------------ */
 
 typedef struct account {
@@ -55,7 +59,14 @@ int store_account_create(store *st, const char *name, const char *portal, const 
                          const char *key_hash, int64_t *id, char *err);
 /* Lists accounts as a JSON array (id, name, portal, webhook_url, sops). */
 cJSON *store_account_list(store *st);
-int store_account_set(store *st, int64_t id, const char *column, const char *value);
+/* The account's portal URL. */
+int store_account_set_portal(store *st, int64_t id, const char *url);
+/* The account's webhook endpoint (which re-enables a disabled one). */
+int store_account_set_webhook(store *st, int64_t id, const char *url);
+/* The endpoint answered 410 Gone: no more deliveries until it is set again. */
+int store_account_disable_webhook(store *st, int64_t id);
+/* The hash of the account's API key (the old key stops working). */
+int store_account_set_key(store *st, int64_t id, const char *key_hash);
 int store_account_set_whsec(store *st, int64_t id, const unsigned char *sealed, size_t len,
                             const unsigned char *old, size_t oldlen, int64_t old_until);
 
@@ -78,13 +89,15 @@ int store_sop_add(store *st, int64_t acct, const char *type, const char *bundle_
 int store_sop_current(store *st, int64_t acct, const char *type, int *version, char **bundle);
 int store_sop_get(store *st, int64_t acct, const char *type, int version, char **bundle);
 
-/* ---- Tasks --------------------------------------------------------------- */
+/* ---- Tasks ---------------------------------------------------------------
+ * The store keeps a task's status as the name server/task.c gives it; what
+ * the statuses mean and which moves are allowed is task.h's. */
 
 typedef struct task {
     int64_t id, account_id, task_number, trajectory_id;
     char type[48];
     int sop_version;
-    char status[24];
+    char status[24]; /* task_status_of() reads it */
     char *title, *instructions, *data, *notes;
     int64_t started_at, completed_at, failed_at, created_at, updated_at;
     int committed, attempts, approve, cancel_requested;
@@ -94,24 +107,30 @@ typedef struct task {
 } task;
 
 void task_free(task *t);
-int task_is_final(const char *status);
-/* The task object clients see, fields named and ordered as in the
- * reference; with_trajectory adds trajectory_id (the webhook's copy). */
-cJSON *task_to_json(const task *t, int with_trajectory);
 
 typedef struct task_file_in {
     const char *field, *filename, *path, *content_type;
     size_t size;
 } task_file_in;
 
-/* Creates a task in one transaction: its number, the idempotency key (if
- * any), the first event. If the key was used by that account in the last
- * 24 h, *t is that task and 1 is returned; a new task returns 0; -1 error.
- * Files are moved (rename) into files_dir/<task id>/. */
-int store_task_create(store *st, int64_t acct, const char *type, int sop_version,
-                      const char *title_fmt, const char *instructions, const char *data,
-                      const char *idem_key, const task_file_in *files, size_t nfiles,
-                      const char *files_dir, task *t, char *err);
+/* What a new task is made of (all borrowed for the call). */
+typedef struct task_new {
+    int64_t account;
+    const char *type;
+    int sop_version;
+    const char *title_fmt; /* ours ("Submit claim #%lld"): the task number fills it */
+    const char *instructions, *data;
+    const char *idem_key; /* NULL: none */
+    const task_file_in *files;
+    size_t nfiles;
+    const char *files_dir; /* files are moved (rename) into files_dir/<task id>/ */
+} task_new;
+
+/* Creates a task in status `status` in one transaction: its number, the
+ * idempotency key (if any), the first event. If the key was used by that
+ * account in the last 24 h, *t is that task and 1 is returned; a new task
+ * returns 0; -1 error (with err). */
+int store_task_create(store *st, const task_new *n, const char *status, task *t, char *err);
 /* The task an Idempotency-Key of the account made in the last 24 h:
  * 1 and *t, 0 none, -1 error. */
 int store_task_by_idempotency(store *st, int64_t acct, const char *key, task *t);
@@ -122,31 +141,51 @@ int store_batch_begin(store *st);
 int store_batch_end(store *st);
 /* 1 found (and of that account unless account is 0), 0 not, -1 error. */
 int store_task_get(store *st, int64_t acct, int64_t id, task *t);
-/* Newest first, id < after (0: from the newest); status/type may be NULL. */
-cJSON *store_task_list(store *st, int64_t acct, const char *status, const char *type, int limit,
-                       int64_t after, int64_t *next);
+/* A page of tasks, newest first, id < after (0: from the newest);
+ * status/type may be NULL. *rows is malloc'd (free with store_tasks_free);
+ * *next is the cursor of the next page, 0 if none. 0, or -1 error. */
+int store_task_list(store *st, int64_t acct, const char *status, const char *type, int limit,
+                    int64_t after, task **rows, size_t *n, int64_t *next);
+void store_tasks_free(task *rows, size_t n);
 /* Files of a task, as paths (a NULL-terminated array; free with
  * store_strings_free). */
 char **store_task_files(store *st, int64_t taskid, size_t *n);
 void store_strings_free(char **v);
 
-/* Moves a task from one of the statuses in `from` (comma-separated; NULL:
- * any) to `to`, recording the event. Sets the matching timestamps and
- * notes; a final status also writes the webhook outbox row in the same
- * transaction. Returns 1 moved, 0 it was not in `from`, -1 error. */
-int store_task_move(store *st, int64_t id, const char *from, const char *to, const char *notes,
-                    const char *event_note);
-/* Claims the oldest pending task: pending -> dispatching. 1 and *id, 0 none. */
-int store_task_claim(store *st, int64_t *id);
-int store_task_set_int(store *st, int64_t id, const char *column, int64_t value);
-int store_task_set_text(store *st, int64_t id, const char *column, const char *value);
-/* Counts tasks by status into a JSON object {status: n}. */
+/* Timestamps a status change sets (the first time, for started). */
+enum { STORE_STAMP_STARTED = 1, STORE_STAMP_COMPLETED = 2, STORE_STAMP_FAILED = 4 };
+/* Sets a task's status at `now` (notes: NULL keeps them) with the stamped
+ * times; the caller holds a transaction and writes the event. */
+int store_task_set_status(store *st, int64_t id, const char *status, int64_t now, const char *notes,
+                          unsigned stamps);
+/* Records a status change in the task's events. */
+int store_task_event_add(store *st, int64_t id, int64_t at, const char *from, const char *to,
+                         const char *note);
+/* The oldest task in a status: PT_FOUND and *id, PT_NONE, or -1. */
+int store_task_oldest(store *st, const char *status, int64_t *id);
+
+/* The run crossed its SOP's commit point (durable before the next step). */
+int store_task_mark_committed(store *st, int64_t id);
+/* Runs so far, this one included. */
+int store_task_set_attempts(store *st, int64_t id, int attempts);
+/* What an `ask` step asks for (name and prompt). */
+int store_task_set_ask(store *st, int64_t id, const char *name, const char *prompt);
+/* Every answer given so far (a JSON object, name -> value). */
+int store_task_set_answers(store *st, int64_t id, const char *answers_json);
+/* A reviewer's decision: the comment, and approval (an approval is kept:
+ * a later reject does not clear it). */
+int store_task_set_review(store *st, int64_t id, int approve, const char *comment);
+/* The client asked to cancel the task. */
+int store_task_request_cancel(store *st, int64_t id);
+
+/* Counts tasks by status into a JSON object {status: {type: n}}. */
 cJSON *store_task_counts(store *st);
 int64_t store_task_count_status(store *st, const char *status);
 /* Ids of tasks in a status (for recovery), as a malloc'd array. */
 int64_t *store_task_ids(store *st, const char *status, size_t *n);
 /* The task's events as a JSON array. */
 cJSON *store_task_events(store *st, int64_t id);
+/* A new run's trajectory folder (it becomes the task's trajectory_id). */
 int64_t store_trajectory_add(store *st, int64_t taskid, const char *dir);
 /* The trajectory folder of a task's newest run, malloc'd, or NULL. */
 char *store_trajectory_dir(store *st, int64_t taskid);
@@ -161,8 +200,17 @@ typedef struct outbox_row {
     int attempts;
 } outbox_row;
 
+/* An event's delivery state (a row's state column). */
+enum outbox_state {
+    OUTBOX_PENDING,       /* to send at next_at */
+    OUTBOX_DELIVERED,     /* a 2xx came back */
+    OUTBOX_DEAD,          /* the last scheduled attempt failed */
+    OUTBOX_DISABLED,      /* the endpoint answered 410 Gone */
+    OUTBOX_UNDELIVERABLE, /* nowhere to send it (no endpoint, no secret) */
+};
+
 void outbox_row_free(outbox_row *o);
-/* Adds an event for a task (used by store_task_move and redeliver). */
+/* Adds an event for a task (the final move writes it in its transaction). */
 int store_outbox_add(store *st, int64_t acct, int64_t taskid, const char *event,
                      const char *event_id, const char *payload);
 /* Due rows (state pending, next_at <= now), oldest first, at most max,
@@ -171,10 +219,9 @@ int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, 
                      size_t max, size_t *n);
 /* The earliest next_at of a pending row, or 0. */
 int64_t store_outbox_next_at(store *st);
-/* Records an attempt; state is pending (with next_at), delivered, dead or
- * disabled. */
+/* Records an attempt and the row's new state (next_at for pending). */
 int store_outbox_attempt(store *st, int64_t id, int64_t at, int http_status, int64_t latency_ms,
-                         const char *error, const char *state, int64_t next_at);
+                         const char *error, enum outbox_state state, int64_t next_at);
 /* The newest event of a task: 1 and *row, 0 none. */
 int store_outbox_for_task(store *st, int64_t taskid, outbox_row *row);
 int store_outbox_requeue(store *st, int64_t id);

@@ -1,9 +1,12 @@
 /*
- * webhook.c - the webhook deliverer and signing. See webhook.h.
+ * webhook.c - webhook signing and the deliverer: a thread with a libcurl
+ * multi handle that sends the outbox's due rows, records every attempt and
+ * schedules retries. See webhook.h. It never decides a task's status and
+ * gets signing secrets only from keys.c, wiping them after use.
  */
 #define _GNU_SOURCE
 #include "server/webhook.h"
-#include "server/service.h"
+#include "server/keys.h"
 #include "server/store.h"
 #include "util/b64.h"
 #include "util/crypto.h"
@@ -38,7 +41,7 @@ typedef struct flight {
 
 struct webhooks {
     char *db_path;
-    unsigned char master[32];
+    const keys *keys;
     pthread_t thread;
     CURLM *multi;
     pthread_mutex_t mu;
@@ -54,18 +57,6 @@ struct webhooks {
 };
 
 /* ---- Signing ------------------------------------------------------------- */
-
-char *webhook_new_secret(void)
-{
-    unsigned char raw[32];
-    if (pt_random(raw, sizeof(raw)) < 0)
-        return NULL;
-    char *b = pt_b64_encode(raw, sizeof(raw)), *out = NULL;
-    if (b && asprintf(&out, "whsec_%s", b) < 0)
-        out = NULL;
-    free(b);
-    return out;
-}
 
 /* The HMAC key of a whsec_ secret: the base64-decoded part after the prefix. */
 static unsigned char *secret_key(const char *secret, size_t *len)
@@ -366,36 +357,30 @@ int webhook_send(const char *url, const char *const *secrets, size_t nsecrets, c
 /* ---- The deliverer ------------------------------------------------------- */
 
 /* The account's endpoint and secrets in the clear (current first, then the
- * previous one while its grace period lasts). 1 ready, 0 nowhere to send
- * (*why says), -1 error. */
+ * previous one while its grace period lasts). PT_FOUND ready; PT_EGONE the
+ * endpoint answered 410 Gone; PT_NONE nowhere to send (*why says either);
+ * PT_EFAIL no such account. */
 static int account_target(webhooks *w, store *st, int64_t acct, char **url, char **secrets,
                           size_t *n, const char **why)
 {
     account a;
     *n = 0;
     if (store_account_by_id(st, acct, &a) != 1)
-        return -1;
-    int rc = 1;
+        return PT_EFAIL;
+    int rc = PT_FOUND;
     if (!a.webhook_url || !*a.webhook_url) {
         *why = "the account has no webhook endpoint";
-        rc = 0;
+        rc = PT_NONE;
     } else if (a.webhook_disabled) {
         *why = "the endpoint is disabled (it answered 410 Gone); set it again to re-enable";
-        rc = 0;
+        rc = PT_EGONE;
     } else {
-        *url = strdup(a.webhook_url);
-        if (a.whsec && (secrets[*n] = service_open_secret(w->master, a.id, "webhook_secret",
-                                                          a.whsec, a.whsec_len)))
-            (*n)++;
-        if (a.whsec_old && a.whsec_old_until > pt_wall_ms() &&
-            (secrets[*n] = service_open_secret(w->master, a.id, "webhook_secret_old", a.whsec_old,
-                                               a.whsec_old_len)))
-            (*n)++;
+        keys_webhook_secrets(w->keys, &a, secrets, n);
         if (!*n) {
             *why = "the account's webhook secret cannot be read (wrong master key?)";
-            free(*url);
-            *url = NULL;
-            rc = 0;
+            rc = PT_NONE;
+        } else if (!(*url = strdup(a.webhook_url))) {
+            rc = PT_EFAIL;
         }
     }
     account_free(&a);
@@ -408,10 +393,11 @@ static void start_one(webhooks *w, store *st, outbox_row *row)
     size_t n = 0;
     const char *why = NULL;
     int ok = account_target(w, st, row->account_id, &url, secrets, &n, &why);
-    if (ok != 1) {
+    if (ok != PT_FOUND) {
+        for (size_t i = 0; i < n; i++)
+            keys_wipe(secrets[i]);
         store_outbox_attempt(st, row->id, pt_wall_ms(), 0, 0, why ? why : "the account is gone",
-                             ok == 0 && why && strstr(why, "410") ? "disabled" : "undeliverable",
-                             0);
+                             ok == PT_EGONE ? OUTBOX_DISABLED : OUTBOX_UNDELIVERABLE, 0);
         PT_WARN("webhook", "event %s of task %lld not sent: %s", row->event_id,
                 (long long)row->task_id, why ? why : "no account");
         outbox_row_free(row);
@@ -428,10 +414,8 @@ static void start_one(webhooks *w, store *st, outbox_row *row)
         f->easy = make_request(url, (const char *const *)secrets, n, row->event_id, f->body,
                                w->timeout_ms, &f->headers, f->error);
     free(url);
-    for (size_t i = 0; i < n; i++) {
-        OPENSSL_cleanse(secrets[i], strlen(secrets[i]));
-        free(secrets[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        keys_wipe(secrets[i]);
     if (slot < 0 || !f || !f->easy) {
         if (f) {
             free(f->body);
@@ -471,7 +455,7 @@ static void finish_one(webhooks *w, store *st, flight *f, CURLcode rc)
     int64_t latency = pt_mono_ms() - f->started, now = pt_wall_ms();
     int attempt = f->row.attempts + 1;
     char err[CURL_ERROR_SIZE + 64] = "";
-    const char *state = "pending";
+    enum outbox_state state = OUTBOX_PENDING;
     int64_t next = 0;
     w->attempts++;
     w->latency_sum += latency;
@@ -479,7 +463,7 @@ static void finish_one(webhooks *w, store *st, flight *f, CURLcode rc)
         if (!latency_bounds[i] || latency <= latency_bounds[i])
             w->latency_buckets[i]++;
     if (rc == CURLE_OK && status >= 200 && status < 300) {
-        state = "delivered";
+        state = OUTBOX_DELIVERED;
         w->delivered++;
     } else {
         w->failures++;
@@ -490,12 +474,12 @@ static void finish_one(webhooks *w, store *st, flight *f, CURLcode rc)
         else
             snprintf(err, sizeof(err), "HTTP %ld", status);
         if (status == 410) {
-            state = "disabled";
-            store_account_set(st, f->row.account_id, "webhook_disabled", "1");
+            state = OUTBOX_DISABLED;
+            store_account_disable_webhook(st, f->row.account_id);
             PT_WARN("webhook", "account %lld's endpoint answered 410 Gone: disabled",
                     (long long)f->row.account_id);
         } else if ((size_t)attempt >= w->ndelays) {
-            state = "dead";
+            state = OUTBOX_DEAD;
             w->dead++;
         } else {
             int64_t delay = jitter(w->delays[attempt] * 1000);
@@ -506,8 +490,10 @@ static void finish_one(webhooks *w, store *st, flight *f, CURLcode rc)
     }
     store_outbox_attempt(st, f->row.id, now, (int)status, latency, err[0] ? err : NULL, state,
                          next);
+    static const char *const state_names[] = {"to retry", "delivered", "dead", "disabled",
+                                              "undeliverable"};
     PT_INFO("webhook", "event %s (task %lld) attempt %d: %s%s%s", f->row.event_id,
-            (long long)f->row.task_id, attempt, state, err[0] ? ", " : "", err);
+            (long long)f->row.task_id, attempt, state_names[state], err[0] ? ", " : "", err);
 }
 
 static void free_flight(webhooks *w, flight *f)
@@ -588,7 +574,7 @@ static void *deliverer_main(void *arg)
     return NULL;
 }
 
-webhooks *webhooks_start(const char *db_path, const unsigned char master[32], char *err)
+webhooks *webhooks_start(const char *db_path, const keys *k, char *err)
 {
     webhooks *w = calloc(1, sizeof(*w));
     if (!w || !(w->db_path = strdup(db_path))) {
@@ -596,7 +582,7 @@ webhooks *webhooks_start(const char *db_path, const unsigned char master[32], ch
         pt_errf(err, "out of memory");
         return NULL;
     }
-    memcpy(w->master, master, 32);
+    w->keys = k;
     w->ndelays = webhook_schedule(w->delays, 16);
     w->timeout_ms = timeout_from_env();
     pthread_mutex_init(&w->mu, NULL);
@@ -632,7 +618,6 @@ void webhooks_stop(webhooks *w)
     if (w->multi)
         curl_multi_cleanup(w->multi);
     pthread_mutex_destroy(&w->mu);
-    OPENSSL_cleanse(w->master, sizeof(w->master));
     free(w->db_path);
     free(w);
 }

@@ -11,6 +11,7 @@
 #ifndef PORTIER_WEBHOOK_H
 #define PORTIER_WEBHOOK_H
 
+#include "server/keys.h"
 #include "util/buf.h"
 
 #include <cjson/cJSON.h>
@@ -19,8 +20,9 @@
 
 typedef struct webhooks webhooks;
 
-/* Starts the deliverer on its own thread with its own store connection. */
-webhooks *webhooks_start(const char *db_path, const unsigned char master[32], char *err);
+/* Starts the deliverer on its own thread with its own store connection;
+ * k (borrowed) opens the accounts' signing secrets and must outlive it. */
+webhooks *webhooks_start(const char *db_path, const keys *k, char *err);
 /* New rows may be due: look now. */
 void webhooks_kick(webhooks *w);
 /* Stops; attempts in flight are abandoned (and sent again after restart). */
@@ -28,8 +30,6 @@ void webhooks_stop(webhooks *w);
 /* Prometheus lines: attempts, failures, dead letters, latency. */
 void webhooks_metrics(webhooks *w, pt_buf *out);
 
-/* A new signing secret, "whsec_" + base64 of 32 random bytes (malloc'd). */
-char *webhook_new_secret(void);
 /* RFC 8785 (JCS) canonical JSON of v (malloc'd): sorted keys, no space. */
 char *webhook_jcs(const cJSON *v);
 /* The value of webhook-signature for these secrets (whsec_...): one

@@ -1,0 +1,51 @@
+/*
+ * api.h - the task API (docs/openapi.yaml) as an HTTP handler: it checks
+ * requests, then asks the service's parts (dispatch, workers, the store,
+ * task moves) to act. It owns no task state of its own.
+ */
+#ifndef PORTIER_API_H
+#define PORTIER_API_H
+
+#include "http/http.h"
+#include "server/bundle.h"
+#include "server/dispatch.h"
+#include "server/keys.h"
+#include "server/pool.h"
+#include "server/task.h"
+#include "server/webhook.h"
+#include "server/worker.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* What the handlers work with: the parts are borrowed and outlive the HTTP
+ * server; set them, then api_init before the first request. */
+typedef struct api_env {
+    const char *db_path;   /* each handler thread opens its own connection */
+    const char *files_dir; /* uploads move to files_dir/<task id>/ */
+    int max_queue;         /* pending tasks past which POST /tasks is 429 */
+    int webhook_sink;      /* route the demo's webhook receiver (serve --demo) */
+    int64_t started_ms;
+    dispatch *dispatch;
+    workers *workers;
+    pool *pool;
+    webhooks *hooks;
+    bundle_cache *sops;
+    const keys *keys;
+    /* told after every move a handler makes (task_ctx.moved) */
+    void (*moved)(void *ud, int64_t id, enum task_status to);
+    void *ud;
+
+    /* the handlers' own: api_init sets them */
+    pthread_key_t store_key;
+    atomic_long requests;
+} api_env;
+
+/* Prepares e's own fields. 0 or negative. */
+int api_init(api_env *e);
+/* After the HTTP server stopped (its threads closed their connections). */
+void api_fini(api_env *e);
+/* The HTTP handler; ud is the api_env. */
+void api_handle(http_request *r, void *ud);
+
+#endif

@@ -1,0 +1,216 @@
+/*
+ * dispatch.c - task creation's group commit and the workers' wake-up. See
+ * dispatch.h. Owns the writer thread, the creation queue and the "work"
+ * condition, each under its own lock; it never runs a task.
+ */
+#include "server/dispatch.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A task creation waiting for the writer (on the requesting thread's stack). */
+typedef struct create_req {
+    struct create_req *next;
+    const task_new *in;
+    task *out;
+    int rc;
+    char err[PT_ERR_MAX];
+    int done;
+} create_req;
+
+struct dispatch {
+    char *db_path;
+    pthread_t writer;
+    int writer_started;
+    pthread_mutex_t create_mu; /* guards create_q, create_stop, create_req.done */
+    int create_stop;
+    pthread_cond_t create_wake, create_done;
+    create_req *create_q;
+
+    pthread_mutex_t work_mu; /* guards stopping; with work */
+    pthread_cond_t work;     /* a task may be pending */
+    int stopping;
+
+    atomic_llong queued;
+    atomic_llong queued_at;
+};
+
+/* Runs one batch of creations in one transaction (a savepoint each). */
+static void create_batch(store *st, create_req *batch)
+{
+    task_ctx cx = {st, NULL, NULL};
+    int ok = st && store_batch_begin(st) == 0;
+    for (create_req *r = batch; r; r = r->next) {
+        char e[PT_ERR_MAX] = "";
+        r->rc = ok ? task_create(&cx, r->in, r->out, e) : pt_errf(e, "the store is not available");
+        snprintf(r->err, sizeof(r->err), "%s", e);
+    }
+    if (ok && store_batch_end(st) < 0)
+        for (create_req *r = batch; r; r = r->next) {
+            if (r->rc >= 0)
+                task_free(r->out);
+            r->rc = -1;
+            snprintf(r->err, sizeof(r->err), "the store could not commit the task");
+        }
+}
+
+/* Takes every waiting creation, runs them in one transaction, commits once,
+ * then answers them all: under load, one WAL commit serves many requests
+ * instead of each contending for the lock. */
+static void *writer_main(void *arg)
+{
+    dispatch *d = arg;
+    char err[PT_ERR_MAX];
+    store *st = store_open(d->db_path, 0, err);
+    if (!st)
+        PT_ERROR("service", "the task writer cannot open the store: %s", err);
+    pthread_mutex_lock(&d->create_mu);
+    for (;;) {
+        while (!d->create_q && !d->create_stop)
+            pthread_cond_wait(&d->create_wake, &d->create_mu);
+        if (!d->create_q && d->create_stop)
+            break;
+        create_req *batch = d->create_q;
+        d->create_q = NULL;
+        pthread_mutex_unlock(&d->create_mu);
+        /* the queue was pushed newest first: run them in arrival order */
+        create_req *rev = NULL;
+        while (batch) {
+            create_req *n = batch->next;
+            batch->next = rev;
+            rev = batch;
+            batch = n;
+        }
+        create_batch(st, rev);
+        pthread_mutex_lock(&d->create_mu);
+        for (create_req *r = rev; r; r = r->next)
+            r->done = 1;
+        pthread_cond_broadcast(&d->create_done);
+        pthread_mutex_unlock(&d->create_mu);
+        dispatch_kick(d); /* new pending tasks */
+        pthread_mutex_lock(&d->create_mu);
+    }
+    pthread_mutex_unlock(&d->create_mu);
+    store_close(st);
+    return NULL;
+}
+
+dispatch *dispatch_start(const char *db_path, char *err)
+{
+    dispatch *d = calloc(1, sizeof(*d));
+    if (!d || !(d->db_path = strdup(db_path))) {
+        free(d);
+        pt_errc(err, PT_ENOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&d->create_mu, NULL);
+    pthread_cond_init(&d->create_wake, NULL);
+    pthread_cond_init(&d->create_done, NULL);
+    pthread_mutex_init(&d->work_mu, NULL);
+    pt_cond_init_monotonic(&d->work);
+    if (pthread_create(&d->writer, NULL, writer_main, d) != 0) {
+        pt_errf(err, "cannot start the task writer");
+        dispatch_free(d);
+        return NULL;
+    }
+    d->writer_started = 1;
+    return d;
+}
+
+void dispatch_stop(dispatch *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->work_mu);
+    d->stopping = 1;
+    pthread_cond_broadcast(&d->work);
+    pthread_mutex_unlock(&d->work_mu);
+    pthread_mutex_lock(&d->create_mu);
+    d->create_stop = 1;
+    pthread_cond_broadcast(&d->create_wake);
+    pthread_mutex_unlock(&d->create_mu);
+    if (d->writer_started) {
+        pthread_join(d->writer, NULL);
+        d->writer_started = 0;
+    }
+}
+
+void dispatch_free(dispatch *d)
+{
+    if (!d)
+        return;
+    dispatch_stop(d);
+    pthread_cond_destroy(&d->create_wake);
+    pthread_cond_destroy(&d->create_done);
+    pthread_mutex_destroy(&d->create_mu);
+    pthread_cond_destroy(&d->work);
+    pthread_mutex_destroy(&d->work_mu);
+    free(d->db_path);
+    free(d);
+}
+
+int dispatch_create(dispatch *d, const task_new *n, task *t, char *err)
+{
+    create_req req = {.in = n, .out = t};
+    pthread_mutex_lock(&d->create_mu);
+    if (d->create_stop) {
+        pthread_mutex_unlock(&d->create_mu);
+        return pt_errc(err, PT_ESTATE, "the service is stopping");
+    }
+    req.next = d->create_q;
+    d->create_q = &req;
+    pthread_cond_signal(&d->create_wake);
+    while (!req.done)
+        pthread_cond_wait(&d->create_done, &d->create_mu);
+    pthread_mutex_unlock(&d->create_mu);
+    if (req.rc == 0)
+        d->queued++;
+    if (req.rc < 0 && err)
+        snprintf(err, PT_ERR_MAX, "%s", req.err);
+    return req.rc;
+}
+
+void dispatch_kick(dispatch *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->work_mu);
+    pthread_cond_broadcast(&d->work);
+    pthread_mutex_unlock(&d->work_mu);
+}
+
+int dispatch_next(dispatch *d, task_ctx *cx, int64_t *id)
+{
+    pthread_mutex_lock(&d->work_mu);
+    int stopping = d->stopping;
+    pthread_mutex_unlock(&d->work_mu);
+    if (stopping)
+        return PT_ESTATE;
+    int got = cx->st ? task_dispatch(cx, id) : PT_EFAIL;
+    if (got == PT_FOUND)
+        return PT_FOUND;
+    struct timespec until = pt_deadline(got < 0 ? 1000 : 500);
+    pthread_mutex_lock(&d->work_mu);
+    if (!d->stopping)
+        pthread_cond_timedwait(&d->work, &d->work_mu, &until);
+    pthread_mutex_unlock(&d->work_mu);
+    return PT_NONE;
+}
+
+long long dispatch_queue_depth(dispatch *d, store *st)
+{
+    long long now = pt_mono_ms();
+    if (now - d->queued_at > 100) {
+        d->queued_at = now;
+        long long n = store_task_count_status(st, task_status_name(TASK_PENDING));
+        if (n >= 0)
+            d->queued = n;
+    }
+    return d->queued;
+}

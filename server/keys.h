@@ -1,0 +1,77 @@
+/*
+ * keys.h - keys and sealing: the master key, account secrets (portal
+ * credentials, TOTP seeds), API keys and webhook signing secrets.
+ *
+ * This is the only module that sees a secret in the clear on its way into or
+ * out of the store: the store holds sealed bytes (AES-GCM under the master
+ * key, bound to the account and the secret's name) and API keys only as
+ * hashes. The master key never leaves a `keys` handle.
+ */
+#ifndef PORTIER_KEYS_H
+#define PORTIER_KEYS_H
+
+#include "agent/vars.h"
+#include "server/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct keys keys;
+
+/* The master key of the database at db_path: PORTIER_MASTER_KEY (64 hex
+ * digits), else DB.key (made with mode 0600 on first use). A new handle (free
+ * with keys_free), or NULL with err. */
+keys *keys_load(const char *db_path, char *err);
+/* Wipes the key and frees the handle (NULL: no-op). */
+void keys_free(keys *k);
+
+/* Seals value as the account's secret `name`: a new buffer in *out (the
+ * caller frees it). 0 or negative. */
+int keys_seal(const keys *k, int64_t acct, const char *name, const char *value, unsigned char **out,
+              size_t *outlen);
+/* Opens what keys_seal sealed: a new string (free it with keys_wipe), or
+ * NULL if it does not open (another master key, other account or name). */
+char *keys_open(const keys *k, int64_t acct, const char *name, const unsigned char *sealed,
+                size_t len);
+/* Overwrites and frees a secret in the clear (NULL: no-op). */
+void keys_wipe(char *plain);
+
+/* ---- Portal secrets ------------------------------------------------------ */
+
+/* Stores an account's secret, sealed. */
+int keys_set_secret(const keys *k, store *st, int64_t acct, const char *name, const char *value);
+/* Opens every secret of the account into `into` (borrowed), registering
+ * each value with the log's mask (pt_log_mask). A secret that does not open
+ * is logged by name and skipped. 0 or negative. */
+int keys_load_secrets(const keys *k, store *st, int64_t acct, vars *into);
+
+/* ---- API keys ------------------------------------------------------------ */
+
+/* The hash the store keeps of an API key (64 hex digits). */
+void keys_api_key_hash(const char *key, char hash[65]);
+/* A new account with a new API key (*key, "pk_" + 48 hex digits, shown
+ * once) and a new webhook secret (*whsec, a new string the caller frees). */
+int keys_create_account(const keys *k, store *st, const char *name, const char *portal,
+                        const char *webhook_url, int64_t *id, char key[64], char **whsec,
+                        char *err);
+/* A new API key for the account (the old one stops working). */
+int keys_rotate_api_key(store *st, int64_t id, char key[64]);
+
+/* ---- Webhook secrets ----------------------------------------------------- */
+
+/* The account's current signing secret ("whsec_..."; free with keys_wipe),
+ * or NULL if it has none or it does not open. */
+char *keys_webhook_secret(const keys *k, const account *a);
+/* The secrets a delivery is signed with: the current one, then the previous
+ * one while its grace period lasts. out[] receives *n strings (free each
+ * with keys_wipe). */
+void keys_webhook_secrets(const keys *k, const account *a, char *out[2], size_t *n);
+/* A new signing secret replacing the current one at once (no grace):
+ * *whsec is a new string the caller frees. */
+int keys_renew_webhook_secret(const keys *k, store *st, int64_t acct, char **whsec);
+/* A new signing secret; the current one stays valid until `until` (epoch
+ * ms). *fresh is the new secret (the caller frees it). */
+int keys_rotate_webhook_secret(const keys *k, store *st, const account *a, int64_t until,
+                               char **fresh);
+
+#endif

@@ -1,0 +1,521 @@
+/*
+ * store_task.c - the store's tasks: rows, their files, events and
+ * trajectories, and task creation with its group commit. See store.h. It
+ * stores a status as the name it is given; which moves are allowed is
+ * server/task.c's, and so is the task object clients see.
+ */
+#define _GNU_SOURCE
+#include "server/store.h"
+#include "server/store_internal.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/timeutil.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void task_free(task *t)
+{
+    if (!t)
+        return;
+    free(t->title);
+    free(t->instructions);
+    free(t->data);
+    free(t->notes);
+    free(t->ask_name);
+    free(t->ask_prompt);
+    free(t->answers);
+    free(t->review_comment);
+    memset(t, 0, sizeof(*t));
+}
+
+#define TASK_COLS                                                                                  \
+    "id, account_id, task_number, type, sop_version, status, title, instructions, data, notes, "   \
+    "started_at, completed_at, failed_at, created_at, updated_at, committed, attempts, approve, "  \
+    "cancel_requested, ask_name, ask_prompt, answers, review_comment, trajectory_id"
+
+static void row_task(sqlite3_stmt *s, task *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->id = sqlite3_column_int64(s, 0);
+    t->account_id = sqlite3_column_int64(s, 1);
+    t->task_number = sqlite3_column_int64(s, 2);
+    snprintf(t->type, sizeof(t->type), "%s", (const char *)sqlite3_column_text(s, 3));
+    t->sop_version = sqlite3_column_int(s, 4);
+    snprintf(t->status, sizeof(t->status), "%s", (const char *)sqlite3_column_text(s, 5));
+    t->title = store__col_text(s, 6);
+    t->instructions = store__col_text(s, 7);
+    t->data = store__col_text(s, 8);
+    t->notes = store__col_text(s, 9);
+    t->started_at = sqlite3_column_int64(s, 10);
+    t->completed_at = sqlite3_column_int64(s, 11);
+    t->failed_at = sqlite3_column_int64(s, 12);
+    t->created_at = sqlite3_column_int64(s, 13);
+    t->updated_at = sqlite3_column_int64(s, 14);
+    t->committed = sqlite3_column_int(s, 15);
+    t->attempts = sqlite3_column_int(s, 16);
+    t->approve = sqlite3_column_int(s, 17);
+    t->cancel_requested = sqlite3_column_int(s, 18);
+    t->ask_name = store__col_text(s, 19);
+    t->ask_prompt = store__col_text(s, 20);
+    t->answers = store__col_text(s, 21);
+    t->review_comment = store__col_text(s, 22);
+    t->trajectory_id = sqlite3_column_int64(s, 23);
+}
+
+int store_task_get(store *st, int64_t acct, int64_t id, task *t)
+{
+    sqlite3_stmt *s =
+        store__q(st, "SELECT " TASK_COLS " FROM tasks WHERE id=?1 AND (?2=0 OR account_id=?2)");
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, acct);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        row_task(s, t);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_task_event_add(store *st, int64_t taskid, int64_t at, const char *from, const char *to,
+                         const char *note)
+{
+    sqlite3_stmt *s = store__q(st, "INSERT INTO events(task_id, at, from_status, to_status, note)"
+                                   " VALUES(?,?,?,?,?)");
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, taskid);
+    sqlite3_bind_int64(s, 2, at);
+    store__bind_text(s, 3, from);
+    store__bind_text(s, 4, to);
+    store__bind_text(s, 5, note);
+    return store__run(st, s);
+}
+
+static int find_idempotent(store *st, int64_t acct, const char *key, int64_t now, int64_t *id)
+{
+    sqlite3_stmt *s = store__q(st, "SELECT task_id, created_at FROM idempotency"
+                                   " WHERE account_id=? AND key=?");
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, acct);
+    store__bind_text(s, 2, key);
+    int found = 0;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        int64_t at = sqlite3_column_int64(s, 1);
+        *id = sqlite3_column_int64(s, 0);
+        found = now - at < 24LL * 3600 * 1000 ? 1 : 2; /* 2: expired */
+    }
+    sqlite3_reset(s);
+    return found;
+}
+
+/* A task's creation is its own transaction, or a savepoint inside a batch
+ * (group commit: one COMMIT for many creations). */
+static int tx_begin(store *st)
+{
+    return st->in_batch ? store__run(st, store__q(st, "SAVEPOINT task_create")) : store_begin(st);
+}
+
+static int tx_commit(store *st)
+{
+    return st->in_batch ? store__run(st, store__q(st, "RELEASE task_create")) : store_commit(st);
+}
+
+static void tx_rollback(store *st)
+{
+    if (!st->in_batch) {
+        store_rollback(st);
+        return;
+    }
+    store__run(st, store__q(st, "ROLLBACK TO task_create"));
+    store__run(st, store__q(st, "RELEASE task_create"));
+}
+
+int store_batch_begin(store *st)
+{
+    if (store_begin(st) < 0)
+        return -1;
+    st->in_batch = 1;
+    return 0;
+}
+
+int store_batch_end(store *st)
+{
+    st->in_batch = 0;
+    return store_commit(st);
+}
+
+int store_task_by_idempotency(store *st, int64_t acct, const char *key, task *t)
+{
+    int64_t id = 0;
+    int f = find_idempotent(st, acct, key, pt_wall_ms(), &id);
+    if (f != 1)
+        return f < 0 ? -1 : 0;
+    return store_task_get(st, acct, id, t);
+}
+
+/* Moves a new task's uploads into files_dir/<id>/ and records them; dir
+ * receives that folder (for the caller to remove if the task fails). */
+static int add_files(store *st, int64_t id, const task_new *n, char *dir, size_t dirsz)
+{
+    snprintf(dir, dirsz, "%s/%lld", n->files_dir, (long long)id);
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return -1;
+    for (size_t i = 0; i < n->nfiles; i++) {
+        const task_file_in *f = &n->files[i];
+        /* keep the client's name for the portal, minus any path */
+        const char *base = f->filename ? strrchr(f->filename, '/') : NULL;
+        base = base ? base + 1 : f->filename;
+        char safe[128] = "";
+        for (size_t k = 0; base && base[k] && k < sizeof(safe) - 1; k++)
+            safe[k] = (base[k] == '\\' || (unsigned char)base[k] < 32) ? '_' : base[k];
+        if (!safe[0] || !strcmp(safe, ".") || !strcmp(safe, ".."))
+            snprintf(safe, sizeof(safe), "file");
+        char path[4400];
+        snprintf(path, sizeof(path), "%s/%zu-%s", dir, i + 1, safe);
+        if (rename(f->path, path) < 0)
+            return -1;
+        sqlite3_stmt *s = store__q(st, "INSERT INTO task_files(task_id, field, filename,"
+                                       " content_type, path, size) VALUES(?,?,?,?,?,?)");
+        if (!s)
+            return -1;
+        sqlite3_bind_int64(s, 1, id);
+        store__bind_text(s, 2, f->field);
+        store__bind_text(s, 3, f->filename);
+        store__bind_text(s, 4, f->content_type);
+        store__bind_text(s, 5, path);
+        sqlite3_bind_int64(s, 6, (sqlite3_int64)f->size);
+        if (store__run(st, s) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int store_task_create(store *st, const task_new *n, const char *status, task *t, char *err)
+{
+    int64_t acct = n->account;
+    const char *idem_key = n->idem_key;
+    int64_t now = pt_wall_ms(), id = 0, number = 0;
+    char dir[4200] = "";
+    memset(t, 0, sizeof(*t));
+    if (tx_begin(st) < 0)
+        return pt_errf(err, "the store is busy");
+    if (idem_key) {
+        int f = find_idempotent(st, acct, idem_key, now, &id);
+        if (f == 1) {
+            tx_rollback(st);
+            return store_task_get(st, acct, id, t) == 1 ? 1 : pt_errf(err, "store error");
+        }
+        if (f == 2) {
+            sqlite3_stmt *d = store__q(st, "DELETE FROM idempotency WHERE account_id=? AND key=?");
+            sqlite3_bind_int64(d, 1, acct);
+            store__bind_text(d, 2, idem_key);
+            if (store__run(st, d) < 0)
+                goto fail;
+        }
+    }
+    sqlite3_stmt *s =
+        store__q(st, "UPDATE accounts SET next_task_number=next_task_number+1 WHERE id=?"
+                     " RETURNING next_task_number-1");
+    if (!s)
+        goto fail;
+    sqlite3_bind_int64(s, 1, acct);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        number = sqlite3_column_int64(s, 0);
+    while (sqlite3_step(s) == SQLITE_ROW)
+        ;
+    sqlite3_reset(s);
+    if (!number)
+        goto fail;
+    /* title_fmt is ours ("Submit claim #%lld"), never a client's text */
+    char title[256];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(title, sizeof(title), n->title_fmt, (long long)number);
+#pragma GCC diagnostic pop
+    s = store__q(st, "INSERT INTO tasks(account_id, task_number, type, sop_version, status, title,"
+                     " instructions, data, created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?)");
+    if (!s)
+        goto fail;
+    sqlite3_bind_int64(s, 1, acct);
+    sqlite3_bind_int64(s, 2, number);
+    store__bind_text(s, 3, n->type);
+    sqlite3_bind_int(s, 4, n->sop_version);
+    store__bind_text(s, 5, status);
+    store__bind_text(s, 6, title);
+    store__bind_text(s, 7, n->instructions);
+    store__bind_text(s, 8, n->data);
+    sqlite3_bind_int64(s, 9, now);
+    sqlite3_bind_int64(s, 10, now);
+    if (store__run(st, s) < 0)
+        goto fail;
+    id = sqlite3_last_insert_rowid(st->db);
+    if (store_task_event_add(st, id, now, NULL, status, "created") < 0)
+        goto fail;
+    if (idem_key) {
+        s = store__q(
+            st, "INSERT INTO idempotency(account_id, key, task_id, created_at) VALUES(?,?,?,?)");
+        sqlite3_bind_int64(s, 1, acct);
+        store__bind_text(s, 2, idem_key);
+        sqlite3_bind_int64(s, 3, id);
+        sqlite3_bind_int64(s, 4, now);
+        if (store__run(st, s) < 0)
+            goto fail;
+    }
+    if (n->nfiles && add_files(st, id, n, dir, sizeof(dir)) < 0)
+        goto fail;
+    if (tx_commit(st) < 0)
+        goto fail;
+    return store_task_get(st, acct, id, t) == 1 ? 0 : pt_errf(err, "store error");
+fail:
+    tx_rollback(st);
+    if (dir[0])
+        pt_rmtree(dir); /* with the files already moved into it */
+    return pt_errf(err, "cannot store the task: %s", sqlite3_errmsg(st->db));
+}
+
+int store_task_list(store *st, int64_t acct, const char *status, const char *type, int limit,
+                    int64_t after, task **rows, size_t *n, int64_t *next)
+{
+    sqlite3_stmt *s = store__q(st, "SELECT " TASK_COLS " FROM tasks WHERE account_id=?1"
+                                   " AND (?2 IS NULL OR status=?2) AND (?3 IS NULL OR type=?3)"
+                                   " AND (?4=0 OR id<?4) ORDER BY id DESC LIMIT ?5");
+    *next = 0;
+    *n = 0;
+    *rows = calloc((size_t)limit + 1, sizeof(**rows));
+    if (!s || !*rows) {
+        free(*rows);
+        *rows = NULL;
+        return -1;
+    }
+    sqlite3_bind_int64(s, 1, acct);
+    store__bind_text(s, 2, status);
+    store__bind_text(s, 3, type);
+    sqlite3_bind_int64(s, 4, after);
+    sqlite3_bind_int(s, 5, limit + 1);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        if (*n == (size_t)limit) { /* one more row exists: the page has a next */
+            *next = (*rows)[*n - 1].id;
+            break;
+        }
+        row_task(s, &(*rows)[(*n)++]);
+    }
+    sqlite3_reset(s);
+    return 0;
+}
+
+void store_tasks_free(task *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++)
+        task_free(&rows[i]);
+    free(rows);
+}
+
+char **store_task_files(store *st, int64_t taskid, size_t *n)
+{
+    sqlite3_stmt *s = store__q(st, "SELECT path FROM task_files WHERE task_id=? ORDER BY id");
+    *n = 0;
+    char **v = calloc(1, sizeof(*v));
+    if (!s || !v)
+        return v;
+    sqlite3_bind_int64(s, 1, taskid);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        char **nv = realloc(v, (*n + 2) * sizeof(*v));
+        if (!nv)
+            break;
+        v = nv;
+        v[(*n)++] = store__col_text(s, 0);
+        v[*n] = NULL;
+    }
+    sqlite3_reset(s);
+    return v;
+}
+
+void store_strings_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+int store_task_set_status(store *st, int64_t id, const char *status, int64_t now, const char *notes,
+                          unsigned stamps)
+{
+    sqlite3_stmt *s = store__q(st, "UPDATE tasks SET status=?2, updated_at=?3,"
+                                   " notes=CASE WHEN ?4 IS NULL THEN notes ELSE ?4 END,"
+                                   " started_at=CASE WHEN ?5 AND started_at IS NULL"
+                                   "   THEN ?3 ELSE started_at END,"
+                                   " completed_at=CASE WHEN ?6 THEN ?3 ELSE completed_at END,"
+                                   " failed_at=CASE WHEN ?7 THEN ?3 ELSE failed_at END"
+                                   " WHERE id=?1");
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, id);
+    store__bind_text(s, 2, status);
+    sqlite3_bind_int64(s, 3, now);
+    store__bind_text(s, 4, notes);
+    sqlite3_bind_int(s, 5, (stamps & STORE_STAMP_STARTED) != 0);
+    sqlite3_bind_int(s, 6, (stamps & STORE_STAMP_COMPLETED) != 0);
+    sqlite3_bind_int(s, 7, (stamps & STORE_STAMP_FAILED) != 0);
+    return store__run(st, s);
+}
+
+int store_task_oldest(store *st, const char *status, int64_t *id)
+{
+    sqlite3_stmt *s = store__q(st, "SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT 1");
+    if (!s)
+        return -1;
+    store__bind_text(s, 1, status);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *id = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? PT_FOUND : rc == SQLITE_DONE ? PT_NONE : -1;
+}
+
+int store_task_mark_committed(store *st, int64_t id)
+{
+    return store__update_int(st, "UPDATE tasks SET committed=? WHERE id=?", id, 1);
+}
+
+int store_task_set_attempts(store *st, int64_t id, int attempts)
+{
+    return store__update_int(st, "UPDATE tasks SET attempts=? WHERE id=?", id, attempts);
+}
+
+int store_task_request_cancel(store *st, int64_t id)
+{
+    return store__update_int(st, "UPDATE tasks SET cancel_requested=? WHERE id=?", id, 1);
+}
+
+int store_task_set_ask(store *st, int64_t id, const char *name, const char *prompt)
+{
+    sqlite3_stmt *s = store__q(st, "UPDATE tasks SET ask_name=?, ask_prompt=? WHERE id=?");
+    if (!s)
+        return -1;
+    store__bind_text(s, 1, name);
+    store__bind_text(s, 2, prompt);
+    sqlite3_bind_int64(s, 3, id);
+    return store__run(st, s);
+}
+
+int store_task_set_answers(store *st, int64_t id, const char *answers_json)
+{
+    return store__update_text(st, "UPDATE tasks SET answers=? WHERE id=?", id, answers_json);
+}
+
+int store_task_set_review(store *st, int64_t id, int approve, const char *comment)
+{
+    sqlite3_stmt *s = store__q(st, "UPDATE tasks SET review_comment=?1,"
+                                   " approve=CASE WHEN ?2 THEN 1 ELSE approve END WHERE id=?3");
+    if (!s)
+        return -1;
+    store__bind_text(s, 1, comment);
+    sqlite3_bind_int(s, 2, approve != 0);
+    sqlite3_bind_int64(s, 3, id);
+    return store__run(st, s);
+}
+
+cJSON *store_task_counts(store *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    sqlite3_stmt *s =
+        store__q(st, "SELECT status, type, count(*) FROM tasks GROUP BY status, type");
+    while (s && sqlite3_step(s) == SQLITE_ROW) {
+        const char *status = (const char *)sqlite3_column_text(s, 0);
+        const char *type = (const char *)sqlite3_column_text(s, 1);
+        cJSON *by = cJSON_GetObjectItem(o, status);
+        if (!by)
+            by = cJSON_AddObjectToObject(o, status);
+        cJSON_AddNumberToObject(by, type, (double)sqlite3_column_int64(s, 2));
+    }
+    if (s)
+        sqlite3_reset(s);
+    return o;
+}
+
+int64_t store_task_count_status(store *st, const char *status)
+{
+    sqlite3_stmt *s = store__q(st, "SELECT count(*) FROM tasks WHERE status=?");
+    if (!s)
+        return -1;
+    store__bind_text(s, 1, status);
+    int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    return n;
+}
+
+int64_t *store_task_ids(store *st, const char *status, size_t *n)
+{
+    sqlite3_stmt *s = store__q(st, "SELECT id FROM tasks WHERE status=? ORDER BY id");
+    *n = 0;
+    int64_t *v = NULL;
+    if (!s)
+        return NULL;
+    store__bind_text(s, 1, status);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        int64_t *nv = realloc(v, (*n + 1) * sizeof(*v));
+        if (!nv)
+            break;
+        v = nv;
+        v[(*n)++] = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_reset(s);
+    return v;
+}
+
+cJSON *store_task_events(store *st, int64_t id)
+{
+    cJSON *arr = cJSON_CreateArray();
+    sqlite3_stmt *s = store__q(
+        st, "SELECT at, from_status, to_status, note FROM events WHERE task_id=? ORDER BY id");
+    if (!s)
+        return arr;
+    sqlite3_bind_int64(s, 1, id);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        cJSON *e = cJSON_CreateObject();
+        store_json_time(e, "at", sqlite3_column_int64(s, 0));
+        const char *from = (const char *)sqlite3_column_text(s, 1);
+        const char *note = (const char *)sqlite3_column_text(s, 3);
+        cJSON_AddItemToObject(e, "from", from ? cJSON_CreateString(from) : cJSON_CreateNull());
+        cJSON_AddStringToObject(e, "to", (const char *)sqlite3_column_text(s, 2));
+        cJSON_AddItemToObject(e, "note", note ? cJSON_CreateString(note) : cJSON_CreateNull());
+        cJSON_AddItemToArray(arr, e);
+    }
+    sqlite3_reset(s);
+    return arr;
+}
+
+int64_t store_trajectory_add(store *st, int64_t taskid, const char *dir)
+{
+    sqlite3_stmt *s =
+        store__q(st, "INSERT INTO trajectories(task_id, dir, created_at) VALUES(?,?,?)");
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, taskid);
+    store__bind_text(s, 2, dir);
+    sqlite3_bind_int64(s, 3, pt_wall_ms());
+    if (store__run(st, s) < 0)
+        return -1;
+    int64_t id = sqlite3_last_insert_rowid(st->db);
+    store__update_int(st, "UPDATE tasks SET trajectory_id=? WHERE id=?", taskid, id);
+    return id;
+}
+
+char *store_trajectory_dir(store *st, int64_t taskid)
+{
+    sqlite3_stmt *s =
+        store__q(st, "SELECT dir FROM trajectories WHERE task_id=? ORDER BY id DESC LIMIT 1");
+    if (!s)
+        return NULL;
+    sqlite3_bind_int64(s, 1, taskid);
+    char *d = sqlite3_step(s) == SQLITE_ROW ? store__col_text(s, 0) : NULL;
+    sqlite3_reset(s);
+    return d;
+}

@@ -1,0 +1,295 @@
+/*
+ * task.c - a task's life: the status names (spelled here and nowhere else),
+ * the moves between statuses, and the task object clients see. See task.h
+ * for the diagram. A move is one store transaction; this file never wakes a
+ * thread itself (the context's `moved` does) and never touches a browser.
+ */
+#define _GNU_SOURCE
+#include "server/task.h"
+#include "util/crypto.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const status_names[TASK_NSTATUS] = {
+    [TASK_PENDING] = "pending",
+    [TASK_DISPATCHING] = "dispatching",
+    [TASK_RUNNING] = "running",
+    [TASK_WAITING_FOR_INPUT] = "waiting_for_input",
+    [TASK_PENDING_REVIEW] = "pending_review",
+    [TASK_COMPLETED] = "completed",
+    [TASK_COMPLETED_WITH_ISSUES] = "completed_with_issues",
+    [TASK_FAILED] = "failed",
+};
+
+static const char *const type_names[TASK_NTYPES] = {
+    "submit_prior_authorization", "check_eligibility", "submit_claim", "submit_appeal"};
+
+const char *task_status_name(enum task_status s)
+{
+    return (unsigned)s < TASK_NSTATUS ? status_names[s] : "unknown";
+}
+
+int task_status_parse(const char *name, enum task_status *s)
+{
+    for (int i = 0; name && i < TASK_NSTATUS; i++)
+        if (!strcmp(name, status_names[i])) {
+            *s = (enum task_status)i;
+            return PT_FOUND;
+        }
+    return PT_NONE;
+}
+
+enum task_status task_status_of(const task *t)
+{
+    enum task_status s = TASK_FAILED;
+    task_status_parse(t->status, &s);
+    return s;
+}
+
+int task_status_is_final(enum task_status s)
+{
+    return s == TASK_COMPLETED || s == TASK_COMPLETED_WITH_ISSUES || s == TASK_FAILED;
+}
+
+const char *task_type_name(size_t i)
+{
+    return i < TASK_NTYPES ? type_names[i] : NULL;
+}
+
+int task_type_known(const char *type)
+{
+    for (size_t i = 0; type && i < TASK_NTYPES; i++)
+        if (!strcmp(type, type_names[i]))
+            return 1;
+    return 0;
+}
+
+const char *task_types_text(void)
+{
+    return "submit_prior_authorization, check_eligibility, submit_claim, submit_appeal";
+}
+
+cJSON *task_to_json(const task *t, int with_trajectory)
+{
+    cJSON *o = cJSON_CreateObject();
+    char handler[80];
+    snprintf(handler, sizeof(handler), "%s_%d", t->type, t->sop_version);
+    cJSON_AddNumberToObject(o, "id", (double)t->id);
+    cJSON_AddNumberToObject(o, "accountId", (double)t->account_id);
+    cJSON_AddNumberToObject(o, "task_number", (double)t->task_number);
+    cJSON_AddStringToObject(o, "status", t->status);
+    cJSON_AddStringToObject(o, "handler", handler);
+    cJSON_AddStringToObject(o, "title", t->title ? t->title : "");
+    cJSON_AddStringToObject(o, "instructions", t->instructions ? t->instructions : "");
+    if (with_trajectory) {
+        if (t->trajectory_id)
+            cJSON_AddNumberToObject(o, "trajectory_id", (double)t->trajectory_id);
+        else
+            cJSON_AddNullToObject(o, "trajectory_id");
+    }
+    store_json_time(o, "startedAt", t->started_at);
+    store_json_time(o, "completedAt", t->completed_at);
+    store_json_time(o, "failedAt", t->failed_at);
+    if (t->notes)
+        cJSON_AddStringToObject(o, "notes", t->notes);
+    else
+        cJSON_AddNullToObject(o, "notes");
+    store_json_time(o, "createdAt", t->created_at);
+    store_json_time(o, "updatedAt", t->updated_at);
+    return o;
+}
+
+/* ---- Moves --------------------------------------------------------------- */
+
+#define BIT(s) (1u << (s))
+#define OPEN_STATUSES                                                                              \
+    (BIT(TASK_PENDING) | BIT(TASK_DISPATCHING) | BIT(TASK_RUNNING) | BIT(TASK_WAITING_FOR_INPUT) | \
+     BIT(TASK_PENDING_REVIEW))
+#define MID_RUN                                                                                    \
+    (BIT(TASK_DISPATCHING) | BIT(TASK_RUNNING) | BIT(TASK_WAITING_FOR_INPUT) |                     \
+     BIT(TASK_PENDING_REVIEW))
+
+/* The task_finished event of a task that just reached a final status, in
+ * the transaction of that move. */
+static int add_outbox_row(store *st, int64_t id, int64_t acct)
+{
+    task done;
+    if (store_task_get(st, 0, id, &done) != 1)
+        return -1;
+    cJSON *data = task_to_json(&done, 1);
+    char *payload = cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+    task_free(&done);
+    char eid[40] = "evt_";
+    pt_random_hex(eid + 4, 32);
+    int rc = payload ? store_outbox_add(st, acct, id, "task_finished", eid, payload) : -1;
+    free(payload);
+    return rc;
+}
+
+/* Moves task id from one of the statuses in `from` (a set of BIT()s; a final
+ * status is never in it) to `to`, with its timestamps, event and (final)
+ * outbox row, in one transaction. */
+static int move(task_ctx *cx, int64_t id, unsigned from, enum task_status to, const char *notes,
+                const char *event_note)
+{
+    store *st = cx->st;
+    int64_t now = pt_wall_ms();
+    if (store_begin(st) < 0)
+        return PT_EFAIL;
+    task t;
+    int found = store_task_get(st, 0, id, &t);
+    if (found != 1) {
+        store_rollback(st);
+        return found < 0 ? PT_EFAIL : PT_NONE;
+    }
+    enum task_status was = task_status_of(&t);
+    if (task_status_is_final(was) || !(from & BIT(was))) {
+        task_free(&t);
+        store_rollback(st);
+        return PT_NONE;
+    }
+    unsigned stamps =
+        (to == TASK_RUNNING ? STORE_STAMP_STARTED : 0) |
+        (to == TASK_COMPLETED || to == TASK_COMPLETED_WITH_ISSUES ? STORE_STAMP_COMPLETED : 0) |
+        (to == TASK_FAILED ? STORE_STAMP_FAILED : 0);
+    if (store_task_set_status(st, id, task_status_name(to), now, notes, stamps) < 0 ||
+        store_task_event_add(st, id, now, t.status, task_status_name(to), event_note) < 0 ||
+        (task_status_is_final(to) && add_outbox_row(st, id, t.account_id) < 0))
+        goto fail;
+    task_free(&t);
+    return store_commit(st) < 0 ? PT_EFAIL : PT_FOUND;
+fail:
+    task_free(&t);
+    store_rollback(st);
+    return PT_EFAIL;
+}
+
+/* A move that tells the context (and the log) when it happened. */
+static int move_told(task_ctx *cx, int64_t id, unsigned from, enum task_status to,
+                     const char *notes, const char *event_note)
+{
+    int rc = move(cx, id, from, to, notes, event_note);
+    if (rc == PT_FOUND) {
+        PT_INFO("task", "task %lld: %s", (long long)id, task_status_name(to));
+        if (cx->moved)
+            cx->moved(cx->ud, id, to);
+    }
+    return rc;
+}
+
+int task_create(task_ctx *cx, const task_new *n, task *t, char *err)
+{
+    return store_task_create(cx->st, n, task_status_name(TASK_PENDING), t, err);
+}
+
+int task_dispatch(task_ctx *cx, int64_t *id)
+{
+    for (int tries = 0; tries < 5; tries++) {
+        int64_t cand = 0;
+        int got = store_task_oldest(cx->st, task_status_name(TASK_PENDING), &cand);
+        if (got != PT_FOUND)
+            return got;
+        /* another node may claim it first: then try the next one */
+        int m = move(cx, cand, BIT(TASK_PENDING), TASK_DISPATCHING, NULL, "claimed by a worker");
+        if (m == PT_FOUND) {
+            *id = cand;
+            return PT_FOUND;
+        }
+        if (m < 0)
+            return m;
+    }
+    return PT_NONE;
+}
+
+int task_start(task_ctx *cx, int64_t id)
+{
+    return move_told(cx, id, BIT(TASK_DISPATCHING) | BIT(TASK_PENDING), TASK_RUNNING, NULL,
+                     "running");
+}
+
+int task_wait_for_input(task_ctx *cx, int64_t id, const char *event_note)
+{
+    return move_told(cx, id, BIT(TASK_RUNNING), TASK_WAITING_FOR_INPUT, NULL, event_note);
+}
+
+int task_hold_for_review(task_ctx *cx, int64_t id, const char *notes, const char *event_note)
+{
+    return move_told(cx, id, BIT(TASK_RUNNING), TASK_PENDING_REVIEW, notes, event_note);
+}
+
+int task_escalate(task_ctx *cx, int64_t id, const char *notes, const char *event_note)
+{
+    return move_told(cx, id, BIT(TASK_WAITING_FOR_INPUT) | BIT(TASK_RUNNING), TASK_PENDING_REVIEW,
+                     notes, event_note);
+}
+
+int task_answer(task_ctx *cx, int64_t id)
+{
+    return move_told(cx, id, BIT(TASK_WAITING_FOR_INPUT), TASK_RUNNING, NULL, "answered");
+}
+
+int task_approve(task_ctx *cx, int64_t id)
+{
+    return move_told(cx, id, BIT(TASK_PENDING_REVIEW), TASK_RUNNING, NULL, "approved");
+}
+
+int task_requeue(task_ctx *cx, int64_t id, enum task_status from, const char *event_note)
+{
+    if (from != TASK_WAITING_FOR_INPUT && from != TASK_PENDING_REVIEW)
+        return PT_NONE;
+    return move_told(cx, id, BIT(from), TASK_PENDING, NULL, event_note);
+}
+
+int task_reject(task_ctx *cx, int64_t id, const char *notes)
+{
+    return move_told(cx, id, BIT(TASK_PENDING_REVIEW), TASK_FAILED, notes, "rejected");
+}
+
+int task_accept(task_ctx *cx, int64_t id, const char *notes)
+{
+    return move_told(cx, id, BIT(TASK_PENDING_REVIEW), TASK_COMPLETED_WITH_ISSUES, notes,
+                     "approved");
+}
+
+int task_cancel(task_ctx *cx, int64_t id, const char *notes)
+{
+    return move_told(cx, id,
+                     BIT(TASK_PENDING) | BIT(TASK_WAITING_FOR_INPUT) | BIT(TASK_PENDING_REVIEW),
+                     TASK_FAILED, notes, "cancelled");
+}
+
+int task_finish(task_ctx *cx, int64_t id, enum task_status to, const char *notes)
+{
+    if (!task_status_is_final(to))
+        return PT_EINVAL;
+    return move_told(cx, id, OPEN_STATUSES, to, notes, "finished");
+}
+
+int task_fail(task_ctx *cx, int64_t id, const char *notes, const char *event_note)
+{
+    return move_told(cx, id, OPEN_STATUSES, TASK_FAILED, notes, event_note);
+}
+
+int task_interrupt(task_ctx *cx, int64_t id, int committed, int attempts, const char *what)
+{
+    char note[1024];
+    if (committed) {
+        snprintf(note, sizeof(note),
+                 "%s after the task crossed its commit point: the portal may already have the "
+                 "submission. Check the portal, then approve (it is there) or reject.",
+                 what);
+        return move_told(cx, id, MID_RUN, TASK_PENDING_REVIEW, note, what);
+    }
+    if (attempts < 2) {
+        snprintf(note, sizeof(note), "%s; running it again (nothing was submitted)", what);
+        return move_told(cx, id, MID_RUN, TASK_PENDING, NULL, note);
+    }
+    snprintf(note, sizeof(note), "%s twice; not retrying again.", what);
+    return move_told(cx, id, MID_RUN, TASK_FAILED, note, what);
+}

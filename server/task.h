@@ -1,0 +1,140 @@
+/*
+ * task.h - a task's life: its statuses, the moves allowed between them, the
+ * function that makes each move, and the task object clients see.
+ *
+ * This module owns the status names (the only place they are spelled) and
+ * the wire form (docs/openapi.yaml, ../shared/reference). It never talks to
+ * a browser, an HTTP client or a webhook endpoint: a move is a transaction
+ * on the store (the status, its timestamps, an event row and, for a final
+ * status, the webhook outbox row), then a call to the context's `moved`.
+ *
+ *   task_create
+ *       |
+ *       v
+ *    pending --> dispatching --> running --> completed | completed_with_issues | failed
+ *       ^                        |     ^     (final: exactly one task_finished event)
+ *       |          ask / review  v     |  answer / approve (a worker holds the run)
+ *       +------- requeue ----- waiting_for_input, pending_review
+ *
+ *   arrow                                            function
+ *   (new) -> pending                                 task_create
+ *   pending -> dispatching                           task_dispatch   (a worker claims it)
+ *   dispatching | pending -> running                 task_start
+ *   running -> waiting_for_input                     task_wait_for_input  (an `ask` step)
+ *   running -> pending_review                        task_hold_for_review (a `review` step)
+ *   waiting_for_input -> running                     task_answer     (the holding worker goes on)
+ *   pending_review -> running                        task_approve    (the holding worker goes on)
+ *   waiting_for_input | running -> pending_review    task_escalate   (input too late, past commit)
+ *   waiting_for_input | pending_review -> pending    task_requeue    (runs again from the start)
+ *   pending_review -> failed                         task_reject
+ *   pending_review -> completed_with_issues          task_accept     (approved past commit)
+ *   pending | waiting | review -> failed             task_cancel     (no worker runs it)
+ *   any open status -> a final status                task_finish     (the run's outcome)
+ *   any open status -> failed                        task_fail       (it cannot run)
+ *   dispatching | running | waiting | review
+ *                    -> pending | pending_review | failed   task_interrupt
+ *
+ *   task_interrupt: the browser died or portier stopped during a run. A task
+ *   that had not crossed its SOP's `commit` goes back to pending (once: a
+ *   second interruption fails it); one that had goes to pending_review, since
+ *   the portal may already have the submission.
+ *
+ * Who calls which: the workers (server/worker.c) dispatch, start, wait for
+ * input, hold for review, escalate, finish, fail and interrupt; the API
+ * handlers (server/api.c, through server/worker.c when a worker holds the
+ * run) answer, approve, escalate, requeue, reject, accept and cancel;
+ * start-up recovery (server/service.c) interrupts what the last process left.
+ */
+#ifndef PORTIER_TASK_H
+#define PORTIER_TASK_H
+
+#include "server/store.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+enum task_status {
+    TASK_PENDING,
+    TASK_DISPATCHING,
+    TASK_RUNNING,
+    TASK_WAITING_FOR_INPUT,
+    TASK_PENDING_REVIEW,
+    TASK_COMPLETED,
+    TASK_COMPLETED_WITH_ISSUES,
+    TASK_FAILED,
+    TASK_NSTATUS
+};
+
+/* The status's name on the wire and in the store ("waiting_for_input"). */
+const char *task_status_name(enum task_status s);
+/* The status named name: PT_FOUND and *s, or PT_NONE (not a status). */
+int task_status_parse(const char *name, enum task_status *s);
+/* A stored task's status (a row the store wrote: always a known name). */
+enum task_status task_status_of(const task *t);
+/* completed, completed_with_issues and failed. */
+int task_status_is_final(enum task_status s);
+
+/* The task types clients may submit, in a fixed order. */
+#define TASK_NTYPES 4
+const char *task_type_name(size_t i);
+int task_type_known(const char *type);
+/* "submit_prior_authorization, check_eligibility, submit_claim, submit_appeal"
+ * (for messages). */
+const char *task_types_text(void);
+
+/* The task object clients see, fields named and ordered as in the
+ * reference; with_trajectory adds trajectory_id (the webhook's copy).
+ * Returns a new object; the caller deletes it. */
+cJSON *task_to_json(const task *t, int with_trajectory);
+
+/* ---- Moves ---------------------------------------------------------------
+ * Where a move happens: this thread's store connection (borrowed), and whom
+ * to tell once a move is committed (may be NULL; the service wakes its
+ * workers for pending and its webhook deliverer for a final status).
+ *
+ * Every move returns PT_FOUND when the task moved, PT_NONE when it was not
+ * in a status the move starts from (another move came first: a cancel, a
+ * final status), or a negative code. A final status never moves again. */
+typedef struct task_ctx {
+    store *st;
+    void (*moved)(void *ud, int64_t id, enum task_status to);
+    void *ud;
+} task_ctx;
+
+/* (none) -> pending: a new task (store_task_create's result and return). */
+int task_create(task_ctx *cx, const task_new *n, task *t, char *err);
+/* pending -> dispatching: claims the oldest pending task into *id. */
+int task_dispatch(task_ctx *cx, int64_t *id);
+/* dispatching | pending -> running: a worker has a browser for it. */
+int task_start(task_ctx *cx, int64_t id);
+/* running -> waiting_for_input: an `ask` step (or its hold ran out). */
+int task_wait_for_input(task_ctx *cx, int64_t id, const char *event_note);
+/* running -> pending_review: a `review` step (or its hold ran out). */
+int task_hold_for_review(task_ctx *cx, int64_t id, const char *notes, const char *event_note);
+/* waiting_for_input | running -> pending_review: input came too late for a
+ * task past its commit point; a person checks the portal. */
+int task_escalate(task_ctx *cx, int64_t id, const char *notes, const char *event_note);
+/* waiting_for_input -> running: the holding worker got the answer. */
+int task_answer(task_ctx *cx, int64_t id);
+/* pending_review -> running: the holding worker got the approval. */
+int task_approve(task_ctx *cx, int64_t id);
+/* from (waiting_for_input or pending_review) -> pending: runs again from the
+ * start (nothing was submitted). */
+int task_requeue(task_ctx *cx, int64_t id, enum task_status from, const char *event_note);
+/* pending_review -> failed: rejected in review. */
+int task_reject(task_ctx *cx, int64_t id, const char *notes);
+/* pending_review -> completed_with_issues: approved after its commit point. */
+int task_accept(task_ctx *cx, int64_t id, const char *notes);
+/* pending | waiting_for_input | pending_review -> failed: the client cancels
+ * a task no worker is running. */
+int task_cancel(task_ctx *cx, int64_t id, const char *notes);
+/* any open status -> final status `to`: the run's outcome. */
+int task_finish(task_ctx *cx, int64_t id, enum task_status to, const char *notes);
+/* any open status -> failed: the task cannot run (why in notes). */
+int task_fail(task_ctx *cx, int64_t id, const char *notes, const char *event_note);
+/* dispatching | running | waiting_for_input | pending_review -> pending,
+ * pending_review or failed, by the rule above; `what` says what happened
+ * ("The browser crashed"). attempts counts runs so far, this one included. */
+int task_interrupt(task_ctx *cx, int64_t id, int committed, int attempts, const char *what);
+
+#endif

@@ -1,0 +1,466 @@
+/*
+ * worker.c - the worker threads, one run at a time each, and their holds.
+ * See worker.h. Owns the worker slots and their lock (a slot is what one
+ * worker does now: its task, its hold, the answer or decision handed to it);
+ * it never answers HTTP and never opens a secret itself (keys.c does).
+ */
+#define _GNU_SOURCE
+#include "server/worker.h"
+#include "agent/agent.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const long worker_duration_bounds[WORKER_DURATION_BUCKETS] = {1000,  2000,  5000,   10000,  20000,
+                                                              30000, 60000, 120000, 300000, 0};
+
+enum hold_kind { HOLD_NONE, HOLD_ASK, HOLD_REVIEW };
+
+/* What one worker is doing; guarded by workers.mu. */
+typedef struct slot {
+    struct workers *w;
+    int index;
+    pthread_t thread;
+    int started;
+    int64_t task_id; /* 0: idle */
+    int cancel;      /* the client cancelled the task */
+    enum hold_kind hold;
+    char *answer;        /* HOLD_ASK: set by the API */
+    int decision;        /* HOLD_REVIEW: -1 none yet, 0 reject, 1 approve */
+    char *comment;       /* the reviewer's, with a decision */
+    pthread_cond_t wake; /* signalled when the above change */
+} slot;
+
+struct workers {
+    worker_env env;
+    pthread_mutex_t mu; /* guards stopping and every slot */
+    int stopping;
+    slot *slots;
+    int n;
+    atomic_int busy;
+    atomic_long runs, ms_sum, buckets[WORKER_DURATION_BUCKETS];
+};
+
+/* ---- One run ------------------------------------------------------------- */
+
+typedef struct task_run {
+    workers *w;
+    slot *sl;
+    task_ctx cx;
+    int64_t id;
+    int committed;
+} task_run;
+
+static int hook_cancelled(void *ud)
+{
+    task_run *tr = ud;
+    pthread_mutex_lock(&tr->w->mu);
+    int c = tr->sl->cancel || tr->w->stopping;
+    pthread_mutex_unlock(&tr->w->mu);
+    return c;
+}
+
+static void hook_commit(void *ud)
+{
+    task_run *tr = ud;
+    /* durable before the first step past the point of no return */
+    store_task_mark_committed(tr->cx.st, tr->id);
+    tr->committed = 1;
+    PT_INFO("task", "task %lld crossed its commit point", (long long)tr->id);
+}
+
+/* Waits (holding the browser context) until the API fills the slot, the
+ * task is cancelled, the hold time passes or the workers stop. */
+static void hold_wait(task_run *tr)
+{
+    workers *w = tr->w;
+    struct timespec until = pt_deadline((int64_t)w->env.hold_seconds * 1000);
+    pthread_mutex_lock(&w->mu);
+    while (!w->stopping && !tr->sl->cancel && !tr->sl->answer && tr->sl->decision < 0)
+        if (pthread_cond_timedwait(&tr->sl->wake, &w->mu, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int hook_ask(void *ud, const char *name, const char *prompt, char **answer)
+{
+    task_run *tr = ud;
+    workers *w = tr->w;
+    store_task_set_ask(tr->cx.st, tr->id, name, prompt);
+    pthread_mutex_lock(&w->mu);
+    tr->sl->hold = HOLD_ASK;
+    free(tr->sl->answer);
+    tr->sl->answer = NULL;
+    pthread_mutex_unlock(&w->mu);
+    char note[200];
+    snprintf(note, sizeof(note), "asks for %s", name);
+    task_wait_for_input(&tr->cx, tr->id, note);
+    hold_wait(tr);
+    pthread_mutex_lock(&w->mu);
+    *answer = tr->sl->answer;
+    tr->sl->answer = NULL;
+    tr->sl->hold = HOLD_NONE;
+    pthread_mutex_unlock(&w->mu);
+    return *answer ? 0 : 1;
+}
+
+static int hook_review(void *ud, const char *summary, char **comment)
+{
+    task_run *tr = ud;
+    workers *w = tr->w;
+    pthread_mutex_lock(&w->mu);
+    tr->sl->hold = HOLD_REVIEW;
+    tr->sl->decision = -1;
+    pthread_mutex_unlock(&w->mu);
+    task_hold_for_review(&tr->cx, tr->id, summary, "review requested");
+    hold_wait(tr);
+    pthread_mutex_lock(&w->mu);
+    int d = tr->sl->decision;
+    *comment = tr->sl->comment;
+    tr->sl->comment = NULL;
+    tr->sl->hold = HOLD_NONE;
+    tr->sl->decision = -1;
+    pthread_mutex_unlock(&w->mu);
+    return d < 0 ? 2 : d;
+}
+
+static void record_duration(workers *w, int64_t ms)
+{
+    w->runs++;
+    w->ms_sum += (long)ms;
+    for (int i = 0; i < WORKER_DURATION_BUCKETS; i++)
+        if (!worker_duration_bounds[i] || ms <= worker_duration_bounds[i])
+            w->buckets[i]++;
+}
+
+/* What a run needs besides the SOP: inputs, secrets, answers, files. */
+typedef struct run_inputs {
+    account a;
+    vars *inputs, *secrets, *answers;
+    char **files;
+    size_t nfiles;
+} run_inputs;
+
+static void run_inputs_free(run_inputs *in)
+{
+    store_strings_free(in->files);
+    account_free(&in->a);
+    vars_free(in->inputs);
+    vars_free(in->secrets);
+    vars_free(in->answers);
+}
+
+/* Gathers a run's inputs, or fails the task (PT_NONE: nothing to run). */
+static int gather(workers *w, task_ctx *cx, const task *t, const sop *sp, run_inputs *in)
+{
+    store *st = cx->st;
+    char problems[4096] = "";
+    in->inputs = vars_new();
+    in->secrets = vars_new();
+    in->answers = vars_new();
+    if (store_account_by_id(st, t->account_id, &in->a) != 1) {
+        task_fail(cx, t->id, "The account is gone.", "cannot start");
+        return PT_NONE;
+    }
+    if (bundle_bind(st, t->account_id, sp, t->data, in->inputs, problems, sizeof(problems)) != 0) {
+        char *notes = NULL;
+        if (asprintf(&notes, "The task data does not fit the SOP:\n%s", problems) < 0)
+            notes = NULL;
+        task_fail(cx, t->id, notes, "bad task data");
+        free(notes);
+        return PT_NONE;
+    }
+    keys_load_secrets(w->env.keys, st, t->account_id, in->secrets);
+    cJSON *ans = t->answers ? cJSON_Parse(t->answers) : NULL;
+    for (cJSON *c = ans ? ans->child : NULL; c; c = c->next)
+        if (cJSON_IsString(c)) {
+            vars_set(in->answers, c->string, c->valuestring, 0);
+            pt_log_mask(c->valuestring);
+        }
+    cJSON_Delete(ans);
+    in->files = store_task_files(st, t->id, &in->nfiles);
+    return PT_FOUND;
+}
+
+/* Moves the task by the run's outcome. */
+static void settle(workers *w, task_run *tr, const task *t, const agent_result *r, int gone,
+                   int64_t t0)
+{
+    task_ctx *cx = &tr->cx;
+    int64_t id = t->id;
+    pthread_mutex_lock(&w->mu);
+    int stopping = w->stopping, cancel = tr->sl->cancel;
+    pthread_mutex_unlock(&w->mu);
+    int committed = r->committed || tr->committed || t->committed;
+    enum task_status st = TASK_FAILED;
+    int known = task_status_parse(r->status, &st) == PT_FOUND;
+    int final = known && task_status_is_final(st);
+    if (stopping && !cancel && st != TASK_WAITING_FOR_INPUT && st != TASK_PENDING_REVIEW) {
+        /* the service is stopping: whatever the run says, it was cut short;
+         * start-up recovery decides (leave it as it is) */
+        PT_INFO("task", "task %lld left for recovery at the next start", (long long)id);
+    } else if (gone && !cancel && (!final || st == TASK_FAILED)) {
+        task_interrupt(cx, id, committed, t->attempts + 1, "The browser crashed");
+    } else if (final) {
+        record_duration(w, pt_mono_ms() - t0);
+        task_finish(cx, id, st, r->notes ? r->notes : "");
+    } else if (st == TASK_WAITING_FOR_INPUT) {
+        /* the hold ran out (the hook already moved it) */
+        if (committed)
+            task_escalate(cx, id,
+                          "The task asked for input after its commit point and no answer came in "
+                          "time; the portal may have a partial submission. Check it, then approve "
+                          "or reject.",
+                          "hold expired after commit");
+        else
+            task_wait_for_input(cx, id, "waiting");
+        PT_INFO("task", "task %lld released its worker while waiting for input", (long long)id);
+    } else if (st == TASK_PENDING_REVIEW) {
+        task_hold_for_review(cx, id, r->notes, "waiting");
+        PT_INFO("task", "task %lld released its worker while pending review", (long long)id);
+    }
+}
+
+/* Runs task id in the shared browser and moves it by the outcome. */
+static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
+{
+    task t;
+    char err[PT_ERR_MAX];
+    run_inputs in = {0};
+    if (store_task_get(cx->st, 0, id, &t) != 1)
+        return;
+    if (t.cancel_requested) {
+        task_fail(cx, id, "Cancelled by the client.", "cancelled");
+        goto out;
+    }
+    const sop *sp = bundle_cache_get(w->env.sops, cx->st, t.account_id, t.type, t.sop_version, err);
+    if (!sp) {
+        task_fail(cx, id, err, "cannot start");
+        goto out;
+    }
+    if (gather(w, cx, &t, sp, &in) != PT_FOUND)
+        goto out;
+    /* an attempt counts from here: a browser that cannot start is one */
+    store_task_set_attempts(cx->st, id, t.attempts + 1);
+    cdp_browser *b = pool_get(w->env.pool, err);
+    if (!b) {
+        char what[PT_ERR_MAX + 64];
+        snprintf(what, sizeof(what), "No browser could be started (%s)", err);
+        task_interrupt(cx, id, t.committed, t.attempts + 1, what);
+        goto out;
+    }
+    if (task_start(cx, id) != PT_FOUND) {
+        pool_put(w->env.pool, b);
+        goto out; /* cancelled meanwhile */
+    }
+    char traj[4400];
+    snprintf(traj, sizeof(traj), "%s/trajectories/%lld-%d", w->env.data_dir, (long long)id,
+             t.attempts + 1);
+    pt_rmtree(traj);
+    store_trajectory_add(cx->st, id, traj);
+    task_run tr = {w, sl, *cx, id, t.committed};
+    agent_options o = {.browser = b,
+                       .portal = in.a.portal,
+                       .inputs = in.inputs,
+                       .secrets = in.secrets,
+                       .answers = in.answers,
+                       .files = (const char *const *)in.files,
+                       .nfiles = in.nfiles,
+                       .approve = t.approve,
+                       .trajectory_dir = traj,
+                       .ask = hook_ask,
+                       .review = hook_review,
+                       .on_commit = hook_commit,
+                       .cancelled = hook_cancelled,
+                       .hook_ud = &tr};
+    int64_t t0 = pt_mono_ms();
+    agent_result r;
+    w->busy++;
+    agent_run(sp, &o, &r);
+    w->busy--;
+    int gone = cdp_browser_gone(b, NULL);
+    pool_put(w->env.pool, b);
+    settle(w, &tr, &t, &r, gone, t0);
+    agent_result_free(&r);
+out:
+    run_inputs_free(&in);
+    task_free(&t);
+}
+
+static void *worker_main(void *arg)
+{
+    slot *sl = arg;
+    workers *w = sl->w;
+    char err[PT_ERR_MAX];
+    store *st = store_open(w->env.db_path, 0, err);
+    if (!st)
+        PT_ERROR("service", "%s", err);
+    task_ctx cx = {st, w->env.moved, w->env.ud};
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        int stopping = w->stopping;
+        pthread_mutex_unlock(&w->mu);
+        int64_t id = 0;
+        int got = stopping ? PT_ESTATE : dispatch_next(w->env.dispatch, &cx, &id);
+        if (got == PT_ESTATE)
+            break;
+        if (got != PT_FOUND)
+            continue;
+        pthread_mutex_lock(&w->mu);
+        sl->task_id = id;
+        sl->cancel = 0;
+        sl->decision = -1;
+        pthread_mutex_unlock(&w->mu);
+        PT_INFO("task", "worker %d runs task %lld", sl->index, (long long)id);
+        /* the run's secrets and answers are masked in the log while it runs */
+        pt_log_scope_open();
+        run_task(w, sl, &cx, id);
+        pt_log_scope_close();
+        pthread_mutex_lock(&w->mu);
+        sl->task_id = 0;
+        sl->hold = HOLD_NONE;
+        free(sl->answer);
+        sl->answer = NULL;
+        free(sl->comment);
+        sl->comment = NULL;
+        pthread_mutex_unlock(&w->mu);
+    }
+    store_close(st);
+    return NULL;
+}
+
+/* ---- Start and stop ------------------------------------------------------ */
+
+workers *workers_start(int n, const worker_env *env, char *err)
+{
+    workers *w = calloc(1, sizeof(*w));
+    if (!w || !(w->slots = calloc((size_t)n + 1, sizeof(*w->slots)))) {
+        free(w);
+        pt_errc(err, PT_ENOMEM, "out of memory");
+        return NULL;
+    }
+    w->env = *env;
+    w->n = n;
+    pthread_mutex_init(&w->mu, NULL);
+    for (int i = 0; i < n; i++) {
+        w->slots[i].w = w;
+        w->slots[i].index = i;
+        w->slots[i].decision = -1;
+        pt_cond_init_monotonic(&w->slots[i].wake);
+    }
+    for (int i = 0; i < n; i++)
+        w->slots[i].started =
+            pthread_create(&w->slots[i].thread, NULL, worker_main, &w->slots[i]) == 0;
+    return w;
+}
+
+void workers_stop(workers *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    for (int i = 0; i < w->n; i++)
+        pthread_cond_broadcast(&w->slots[i].wake);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void workers_free(workers *w)
+{
+    if (!w)
+        return;
+    workers_stop(w);
+    for (int i = 0; i < w->n; i++) {
+        if (w->slots[i].started)
+            pthread_join(w->slots[i].thread, NULL);
+        pthread_cond_destroy(&w->slots[i].wake);
+    }
+    free(w->slots);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+/* ---- What the API hands a worker ----------------------------------------- */
+
+/* The slot running task id; w->mu held. */
+static slot *slot_of(workers *w, int64_t id)
+{
+    for (int i = 0; i < w->n; i++)
+        if (w->slots[i].task_id == id)
+            return &w->slots[i];
+    return NULL;
+}
+
+static int holds(workers *w, int64_t id, enum hold_kind kind)
+{
+    pthread_mutex_lock(&w->mu);
+    slot *sl = slot_of(w, id);
+    int held = sl && sl->hold == kind;
+    pthread_mutex_unlock(&w->mu);
+    return held;
+}
+
+int workers_answer(workers *w, task_ctx *cx, int64_t id, const char *answer)
+{
+    if (!holds(w, id, HOLD_ASK) || task_answer(cx, id) != PT_FOUND)
+        return PT_NONE;
+    pthread_mutex_lock(&w->mu);
+    slot *sl = slot_of(w, id);
+    if (sl && sl->hold == HOLD_ASK) {
+        free(sl->answer);
+        sl->answer = strdup(answer ? answer : "");
+        pthread_cond_broadcast(&sl->wake);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return PT_FOUND;
+}
+
+int workers_decide(workers *w, task_ctx *cx, int64_t id, int approve, const char *notes,
+                   const char *comment)
+{
+    if (!holds(w, id, HOLD_REVIEW))
+        return PT_NONE;
+    int moved = approve ? task_approve(cx, id) : task_reject(cx, id, notes);
+    pthread_mutex_lock(&w->mu);
+    slot *sl = slot_of(w, id);
+    if (moved == PT_FOUND && sl && sl->hold == HOLD_REVIEW) {
+        sl->decision = approve;
+        free(sl->comment);
+        sl->comment = comment ? strdup(comment) : NULL;
+        pthread_cond_broadcast(&sl->wake);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return PT_FOUND;
+}
+
+int workers_cancel(workers *w, int64_t id, int *held)
+{
+    pthread_mutex_lock(&w->mu);
+    slot *sl = slot_of(w, id);
+    *held = sl && sl->hold != HOLD_NONE;
+    if (sl) {
+        sl->cancel = 1;
+        pthread_cond_broadcast(&sl->wake);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return sl ? PT_FOUND : PT_NONE;
+}
+
+void workers_stats(workers *w, worker_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->workers = w->n;
+    out->busy = w->busy;
+    out->runs = w->runs;
+    out->ms_sum = w->ms_sum;
+    for (int i = 0; i < WORKER_DURATION_BUCKETS; i++)
+        out->buckets[i] = w->buckets[i];
+}
