@@ -31,6 +31,7 @@ static int account_usage(const char *why)
             "       portier account set-default NAME INPUT VALUE\n"
             "       portier account set-webhook NAME URL\n"
             "       portier account set-portal NAME URL\n"
+            "       portier account set-session NAME on|off   (keep signed-in browser sessions)\n"
             "       portier account rotate-key NAME\n"
             "       portier account rotate-webhook-secret NAME [--grace-hours H]\n"
             "  every command takes --db FILE (default portier.db)\n",
@@ -173,6 +174,18 @@ static int cmd_set_portal(account_cmd *c)
     return simple(c, store_account_set_portal(c->st, c->a.id, c->pos[2]));
 }
 
+static int cmd_set_session(account_cmd *c)
+{
+    const char *v = c->pos[2];
+    if (strcmp(v, "on") && strcmp(v, "off")) {
+        fprintf(stderr, "portier account: set-session takes on or off, not '%.32s'\n", v);
+        return 2;
+    }
+    /* a running server reads it at each task's start and drops the
+     * account's kept sessions when it is off */
+    return simple(c, store_account_set_sessions(c->st, c->a.id, !strcmp(v, "on")));
+}
+
 static int cmd_rotate_key(account_cmd *c)
 {
     char key[64];
@@ -219,6 +232,7 @@ static const struct {
     {"set-default", 3, 1, cmd_set_default},
     {"set-webhook", 2, 1, cmd_set_webhook},
     {"set-portal", 2, 1, cmd_set_portal},
+    {"set-session", 2, 1, cmd_set_session},
     {"rotate-key", 1, 1, cmd_rotate_key},
     {"rotate-webhook-secret", 1, 1, cmd_rotate_webhook_secret},
 };

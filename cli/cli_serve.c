@@ -30,6 +30,7 @@ static int serve_usage(const char *why)
             "usage: portier serve [--listen 127.0.0.1:8080] [--db portier.db] [--workers N]\n"
             "                     [--browser ws://...] [--demo] [--webhook-url URL]\n"
             "                     [--hold-seconds S] [--max-body BYTES] [--max-file BYTES]\n"
+            "                     [--session-max-age 20m] [--session-idle 5m]\n"
             "                     [--max-queue N] [--portal-listen 127.0.0.1:8081]\n",
             why);
     return 2;
@@ -40,6 +41,21 @@ static long long number(const char *v)
     char *end;
     long long n = strtoll(v, &end, 10);
     return *v && !*end && n >= 0 ? n : -1;
+}
+
+/* A duration in seconds: 90, 90s, 20m, 2h. -1 if malformed. */
+static long long seconds(const char *v)
+{
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || end == v || n < 0 || n > 7 * 24 * 3600)
+        return -1;
+    long long unit = !*end               ? 1
+                     : !strcmp(end, "s") ? 1
+                     : !strcmp(end, "m") ? 60
+                     : !strcmp(end, "h") ? 3600
+                                         : -1;
+    return unit < 0 ? -1 : n * unit;
 }
 
 /* ---- The demo account ---------------------------------------------------- */
@@ -220,6 +236,10 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             o->max_body = (size_t)n;
         else if (!strcmp(a, "--max-file") && n >= 1)
             o->max_file = (size_t)n;
+        else if (!strcmp(a, "--session-max-age") && (n = seconds(v)) >= 0)
+            o->session_max_age = n ? (int)n : -1; /* 0: keep no session */
+        else if (!strcmp(a, "--session-idle") && (n = seconds(v)) >= 1)
+            o->session_idle = (int)n;
         else
             return serve_usage("unknown option, or a value out of range");
     }

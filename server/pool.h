@@ -2,12 +2,22 @@
  * pool.h - the browser the workers share: launched on first use (or
  * connected to, with --browser ws://...), relaunched once nobody uses a
  * browser that died, closed at stop. Each run takes its own browser context
- * in it (agent/).
+ * in it (agent/), or a kept session of its account.
+ *
+ * Kept sessions: signed-in browser contexts handed from one task of an
+ * account to the next (docs/sop.md, "Kept sessions"). The pool owns them;
+ * a worker takes one for a run and gives it back. Never shared between
+ * accounts, one run at a time, at most per_account of an account, dropped
+ * when the browser is relaunched, past max age or idle time, or when the
+ * run that used it did not end well.
  */
 #ifndef PORTIER_POOL_H
 #define PORTIER_POOL_H
 
+#include "agent/agent.h"
 #include "cdp/cdp.h"
+
+#include <stdint.h>
 
 typedef struct pool pool;
 
@@ -25,5 +35,24 @@ void pool_stop(pool *p);
 const char *pool_state(pool *p);
 /* Browsers started, relaunches included. */
 int pool_launches(pool *p);
+
+/* Kept sessions' limits: per_account 0 keeps none; ages in ms. */
+void pool_session_limits(pool *p, int per_account, int64_t max_age_ms, int64_t idle_ms);
+/* A session of `account` in b (b from pool_get, still held): a free kept one
+ * if there is one (*kept = 1), else a new one (*kept = 0). The caller has it
+ * alone until pool_session_put. NULL with err when none can be opened. */
+agent_session *pool_session_get(pool *p, cdp_browser *b, int64_t account, int *kept, char *err);
+/* Gives s back: kept for the account's next task when keep is non-zero, it
+ * is signed in, its browser is alive and it is within its limits; otherwise
+ * closed. Call before pool_put of its browser. */
+void pool_session_put(pool *p, int64_t account, agent_session *s, int keep);
+/* Closes the free kept sessions of account (-1: of every account), and those
+ * past their age or idle limits. */
+void pool_session_drop(pool *p, int64_t account);
+/* Closes only the free sessions past their age or idle limits (the workers
+ * call it as they wait for work). */
+void pool_session_reap(pool *p);
+/* Kept sessions now, free and in use. */
+int pool_sessions(pool *p);
 
 #endif

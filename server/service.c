@@ -125,6 +125,10 @@ static void defaults(service_options *o)
         o->hold_seconds = 300;
     if (!o->max_queue)
         o->max_queue = 10000;
+    if (!o->session_max_age)
+        o->session_max_age = 20 * 60;
+    if (!o->session_idle)
+        o->session_idle = 5 * 60;
 }
 
 static int start_http(service *s, char *err)
@@ -181,6 +185,10 @@ int service_start(const service_options *o, service **out, char *err)
         pt_errc(err, PT_ENOMEM, "out of memory");
         goto fail;
     }
+    /* an account keeps at most as many signed-in sessions as there are
+     * workers to use them */
+    pool_session_limits(s->pool, s->o.session_max_age < 0 ? 0 : s->o.workers,
+                        (int64_t)s->o.session_max_age * 1000, (int64_t)s->o.session_idle * 1000);
     worker_env we = {.db_path = o->db_path,
                      .data_dir = s->data_dir,
                      .hold_seconds = s->o.hold_seconds,

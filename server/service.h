@@ -24,6 +24,8 @@ typedef struct service_options {
     const char *host;       /* listen address; NULL: 127.0.0.1 */
     int port;               /* 0: a free port */
     int webhook_sink;       /* route the demo's webhook receiver (serve --demo) */
+    int session_max_age;    /* s a kept browser session lives; 0: 1200; < 0: keep none */
+    int session_idle;       /* s it may sit unused; 0: 300 */
 } service_options;
 
 /* Opens the store (migrating it), reads or creates the master key,

@@ -74,6 +74,8 @@ static const char *const migrations[] = {
     "  event_id TEXT NOT NULL, task_id INTEGER, at INTEGER NOT NULL, http_status INTEGER,"
     "  latency_ms INTEGER, error TEXT);"
     "CREATE INDEX deliveries_by_task ON deliveries(task_id);",
+    /* 2: an account may turn kept browser sessions off */
+    "ALTER TABLE accounts ADD COLUMN sessions_off INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

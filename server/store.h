@@ -48,6 +48,7 @@ typedef struct account {
     size_t whsec_len, whsec_old_len;
     int64_t whsec_old_until;
     int64_t created_at;
+    int sessions_off; /* no kept browser sessions (account set-session NAME off) */
 } account;
 
 void account_free(account *a);
@@ -61,6 +62,8 @@ int store_account_create(store *st, const char *name, const char *portal, const 
 cJSON *store_account_list(store *st);
 /* The account's portal URL. */
 int store_account_set_portal(store *st, int64_t id, const char *url);
+/* Whether the account's tasks may reuse kept browser sessions. */
+int store_account_set_sessions(store *st, int64_t id, int on);
 /* The account's webhook endpoint (which re-enables a disabled one). */
 int store_account_set_webhook(store *st, int64_t id, const char *url);
 /* The endpoint answered 410 Gone: no more deliveries until it is set again. */

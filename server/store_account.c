@@ -27,9 +27,11 @@ void account_free(account *a)
     memset(a, 0, sizeof(*a));
 }
 
+/* read_account's columns, in its order; a query may add columns after them */
+#define ACCOUNT_NCOLS 10
 #define ACCOUNT_COLS                                                                               \
     "id, name, portal, webhook_url, webhook_disabled, whsec, whsec_old, whsec_old_until, "         \
-    "created_at"
+    "created_at, sessions_off"
 
 static int read_account(sqlite3_stmt *s, account *a)
 {
@@ -48,6 +50,7 @@ static int read_account(sqlite3_stmt *s, account *a)
     a->whsec_old = store__col_blob(s, 6, &a->whsec_old_len);
     a->whsec_old_until = sqlite3_column_int64(s, 7);
     a->created_at = sqlite3_column_int64(s, 8);
+    a->sessions_off = sqlite3_column_int(s, 9);
     sqlite3_reset(s);
     return 1;
 }
@@ -84,7 +87,7 @@ int store_account_by_key(store *st, const char *key_hash, account *a)
         return rc == SQLITE_DONE ? 0 : -1;
     }
     /* the index found it; compare once more in constant time */
-    const char *stored = (const char *)sqlite3_column_text(s, 9);
+    const char *stored = (const char *)sqlite3_column_text(s, ACCOUNT_NCOLS);
     int same = stored && strlen(stored) == 64 && pt_equal_ct(stored, key_hash, 64);
     sqlite3_reset(s);
     if (!same)
@@ -122,8 +125,8 @@ cJSON *store_account_list(store *st)
     sqlite3_stmt *s = store__q(
         st, "SELECT a.id, a.name, a.portal, a.webhook_url, a.webhook_disabled,"
             " (SELECT group_concat(type || '_' || v, ' ') FROM"
-            "   (SELECT type, max(version) AS v FROM sops WHERE account_id=a.id GROUP BY type))"
-            " FROM accounts a ORDER BY a.id");
+            "   (SELECT type, max(version) AS v FROM sops WHERE account_id=a.id GROUP BY type)),"
+            " a.sessions_off FROM accounts a ORDER BY a.id");
     while (s && sqlite3_step(s) == SQLITE_ROW) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(s, 0));
@@ -137,6 +140,7 @@ cJSON *store_account_list(store *st)
                               hook ? cJSON_CreateString(hook) : cJSON_CreateNull());
         cJSON_AddBoolToObject(o, "webhook_disabled", sqlite3_column_int(s, 4));
         cJSON_AddStringToObject(o, "handlers", sops ? sops : "");
+        cJSON_AddBoolToObject(o, "sessions", !sqlite3_column_int(s, 6));
         cJSON_AddItemToArray(arr, o);
     }
     if (s)
@@ -147,6 +151,11 @@ cJSON *store_account_list(store *st)
 int store_account_set_portal(store *st, int64_t id, const char *url)
 {
     return store__update_text(st, "UPDATE accounts SET portal=? WHERE id=?", id, url);
+}
+
+int store_account_set_sessions(store *st, int64_t id, int on)
+{
+    return store__update_int(st, "UPDATE accounts SET sessions_off=? WHERE id=?", id, !on);
 }
 
 int store_account_set_webhook(store *st, int64_t id, const char *url)

@@ -229,6 +229,43 @@ static void settle(workers *w, task_run *tr, const task *t, const agent_result *
     }
 }
 
+/* A kept session for the run, when its SOP signs in with a `session` line
+ * and its account keeps them (else NULL: a fresh context for this run). */
+static agent_session *take_session(workers *w, cdp_browser *b, const task *t, const account *a,
+                                   const sop *sp, int *kept)
+{
+    char err[PT_ERR_MAX];
+    *kept = 0;
+    if (a->sessions_off) {
+        pool_session_drop(w->env.pool, t->account_id); /* set-session off */
+        return NULL;
+    }
+    if (!sop_keeps_session(sp))
+        return NULL;
+    agent_session *ks = pool_session_get(w->env.pool, b, t->account_id, kept, err);
+    if (!ks)
+        PT_WARN("task", "task %lld: no kept session (%s); a fresh context", (long long)t->id, err);
+    else
+        PT_DEBUG("task", "task %lld: %s session", (long long)t->id, *kept ? "a kept" : "a new");
+    return ks;
+}
+
+/* Gives the session back: kept only after a run that ended well (completed,
+ * or completed with issues), not cancelled, in a browser still alive. */
+static void give_session(workers *w, task_run *tr, const task *t, agent_session *ks,
+                         const agent_result *r, int gone)
+{
+    if (!ks)
+        return;
+    pthread_mutex_lock(&w->mu);
+    int cancel = tr->sl->cancel, stopping = w->stopping;
+    pthread_mutex_unlock(&w->mu);
+    enum task_status st = TASK_FAILED;
+    int ok = task_status_parse(r->status, &st) == PT_FOUND &&
+             (st == TASK_COMPLETED || st == TASK_COMPLETED_WITH_ISSUES);
+    pool_session_put(w->env.pool, t->account_id, ks, ok && !gone && !cancel && !stopping);
+}
+
 /* Runs task id in the shared browser and moves it by the outcome. */
 static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
 {
@@ -267,7 +304,10 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
     pt_rmtree(traj);
     store_trajectory_add(cx->st, id, traj);
     task_run tr = {w, sl, *cx, id, t.committed};
+    int kept = 0;
+    agent_session *ks = take_session(w, b, &t, &in.a, sp, &kept);
     agent_options o = {.browser = b,
+                       .session = ks,
                        .portal = in.a.portal,
                        .inputs = in.inputs,
                        .secrets = in.secrets,
@@ -287,6 +327,7 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
     agent_run(sp, &o, &r);
     w->busy--;
     int gone = cdp_browser_gone(b, NULL);
+    give_session(w, &tr, &t, ks, &r, gone);
     pool_put(w->env.pool, b);
     settle(w, &tr, &t, &r, gone, t0);
     agent_result_free(&r);
@@ -309,6 +350,7 @@ static void *worker_main(void *arg)
         int stopping = w->stopping;
         pthread_mutex_unlock(&w->mu);
         int64_t id = 0;
+        pool_session_reap(w->env.pool); /* idle or old kept sessions go */
         int got = stopping ? PT_ESTATE : dispatch_next(w->env.dispatch, &cx, &id);
         if (got == PT_ESTATE)
             break;
