@@ -4,6 +4,7 @@
  * files. Each case starts its own server in a folder of its own.
  */
 #define _GNU_SOURCE
+#include "tests/support/testapi.h"
 #include "tests/support/testcurl.h"
 #include "tests/support/testmain.h"
 #include "tests/support/testproc.h"
@@ -22,80 +23,6 @@
 static const char quickstart[] =
     "{\n\"type\": \"submit_claim\",\n\"data\": \"member_id: 300059049\\npatient: Louise "
     "Golicic\\nDOB: 1949-12-23\\nplace_of_service: home\\nservice_date: 2025-03-25\"\n}";
-
-static tc_response api(const ts_server *s, const char *key, const char *method, const char *path,
-                       const char *ctype, const char *body, size_t len)
-{
-    tc_client *c = tc_new();
-    char h[256], url[512];
-    if (key) {
-        snprintf(h, sizeof(h), "Authorization: Bearer %s", key);
-        tc_header(c, h);
-    }
-    snprintf(url, sizeof(url), "%s%s", s->base, path);
-    tc_response r = tc_request(c, method, url, ctype, body, body && !len ? strlen(body) : len);
-    tc_free(c);
-    return r;
-}
-
-static cJSON *post_json(const ts_server *s, const char *body, long want)
-{
-    tc_response r = api(s, s->key, "POST", "/tasks", "application/json", body, 0);
-    if (r.status != want)
-        fprintf(stderr, "POST /tasks: %ld %s\n", r.status, r.body ? r.body : "");
-    assert_int_equal(r.status, want);
-    cJSON *o = cJSON_Parse(r.body);
-    tc_response_free(&r);
-    assert_non_null(o);
-    return o;
-}
-
-static cJSON *get_task(const ts_server *s, const char *key, long long id)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/tasks/%lld", id);
-    tc_response r = api(s, key, "GET", path, NULL, NULL, 0);
-    cJSON *o = r.status == 200 ? cJSON_Parse(r.body) : NULL;
-    tc_response_free(&r);
-    return o;
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
-}
-
-static long long num(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-}
-
-/* Polls until the task's status is one of `want` (comma-separated). */
-static cJSON *wait_status(const ts_server *s, long long id, const char *want, int timeout_ms)
-{
-    int64_t until = pt_mono_ms() + timeout_ms;
-    cJSON *t = NULL;
-    while (pt_mono_ms() < until) {
-        cJSON_Delete(t);
-        t = get_task(s, s->key, id);
-        const char *st = t ? str(t, "status") : NULL;
-        if (st) {
-            char list[256];
-            snprintf(list, sizeof(list), ",%s,", want);
-            char needle[64];
-            snprintf(needle, sizeof(needle), ",%s,", st);
-            if (strstr(list, needle))
-                return t;
-        }
-        pt_sleep_ms(100);
-    }
-    fprintf(stderr, "task %lld never reached %s: %s\n", id, want,
-            t ? cJSON_PrintUnformatted(t) : "(none)");
-    cJSON_Delete(t);
-    fail_msg("timed out");
-    return NULL;
-}
 
 /* The reference's fields, in its order, with their JSON types. */
 static void assert_task_shape(const cJSON *t)
@@ -116,37 +43,10 @@ static void assert_task_shape(const cJSON *t)
             assert_true(cJSON_IsString(c) || cJSON_IsNull(c));
     }
     assert_null(c);
-    const char *created = str(t, "createdAt");
+    const char *created = ts_str(t, "createdAt");
     /* 2025-03-18T12:00:00.000Z */
     assert_int_equal(strlen(created), 24);
     assert_true(created[10] == 'T' && created[19] == '.' && created[23] == 'Z');
-}
-
-static void start_demo(ts_server *s, const char *name, const char *const *extra)
-{
-    ts_init(s, name);
-    const char *args[32] = {"--demo", "--portal-listen", "127.0.0.1:0"};
-    int n = 3;
-    for (size_t i = 0; extra && extra[i]; i++)
-        args[n++] = extra[i];
-    args[n] = NULL;
-    assert_int_equal(ts_start(s, args, NULL), 0);
-    assert_true(strlen(s->key) > 10 && !strncmp(s->whsec, "whsec_", 6));
-}
-
-/* Stops the server as an operator would: it must exit 0 (under ASan, a
- * leak or an error makes it exit otherwise) and leave no browser behind. */
-static void finish(ts_server *s)
-{
-    int rc = ts_stop(s, 0);
-    if (rc != 0) {
-        char *log = ts_log(s);
-        fprintf(stderr, "portier serve exited %d:\n%s\n", rc, log);
-        free(log);
-    }
-    assert_int_equal(rc, 0);
-    assert_int_equal(tp_wait_none(s->dir, 5000), 0); /* no Chromium of ours left */
-    ts_cleanup(s);
 }
 
 /* The reference quickstart's exact request: 200 with every field, then the
@@ -155,23 +55,23 @@ static void test_quickstart_json(void **state)
 {
     (void)state;
     ts_server s;
-    start_demo(&s, "api-quickstart", NULL);
-    cJSON *t = post_json(&s, quickstart, 200);
+    ts_start_demo(&s, "api-quickstart", NULL);
+    cJSON *t = ts_post_json(&s, quickstart, 200);
     assert_task_shape(t);
-    assert_string_equal(str(t, "status"), "pending");
-    assert_string_equal(str(t, "handler"), "submit_claim_1");
-    assert_string_equal(str(t, "title"), "Submit claim #1");
-    assert_int_equal(num(t, "task_number"), 1);
-    assert_string_equal(str(t, "instructions"),
+    assert_string_equal(ts_str(t, "status"), "pending");
+    assert_string_equal(ts_str(t, "handler"), "submit_claim_1");
+    assert_string_equal(ts_str(t, "title"), "Submit claim #1");
+    assert_int_equal(ts_num(t, "task_number"), 1);
+    assert_string_equal(ts_str(t, "instructions"),
                         "SOP: Log in to portal, open claim form, enter member and procedure "
                         "details, submit and capture confirmation number.");
-    long long id = num(t, "id");
+    long long id = ts_num(t, "id");
     cJSON_Delete(t);
-    t = wait_status(&s, id, "completed,completed_with_issues,failed", 90000);
-    assert_string_equal(str(t, "status"), "completed");
-    assert_non_null(strstr(str(t, "notes"), "CLM-"));
-    assert_non_null(str(t, "startedAt"));
-    assert_non_null(str(t, "completedAt"));
+    t = ts_wait_status(&s, id, "completed,completed_with_issues,failed", 90000);
+    assert_string_equal(ts_str(t, "status"), "completed");
+    assert_non_null(strstr(ts_str(t, "notes"), "CLM-"));
+    assert_non_null(ts_str(t, "startedAt"));
+    assert_non_null(ts_str(t, "completedAt"));
     assert_task_shape(t);
     cJSON_Delete(t);
 
@@ -181,7 +81,7 @@ static void test_quickstart_json(void **state)
     int64_t until = pt_mono_ms() + 10000;
     int delivered = 0;
     while (!delivered && pt_mono_ms() < until) {
-        tc_response r = api(&s, s.key, "GET", path, NULL, NULL, 0);
+        tc_response r = ts_api(&s, s.key, "GET", path, NULL, NULL, 0);
         delivered = r.body && strstr(r.body, "\"http_status\":200") != NULL;
         tc_response_free(&r);
         pt_sleep_ms(100);
@@ -190,7 +90,7 @@ static void test_quickstart_json(void **state)
 
     /* the trajectory: steps as JSON and a screenshot behind a URL */
     snprintf(path, sizeof(path), "/tasks/%lld/trajectory", id);
-    tc_response r = api(&s, s.key, "GET", path, NULL, NULL, 0);
+    tc_response r = ts_api(&s, s.key, "GET", path, NULL, NULL, 0);
     assert_int_equal(r.status, 200);
     cJSON *traj = cJSON_Parse(r.body);
     tc_response_free(&r);
@@ -198,55 +98,55 @@ static void test_quickstart_json(void **state)
     assert_true(cJSON_GetArraySize(steps) > 5);
     const char *shot = NULL;
     for (cJSON *st = steps->child; st && !shot; st = st->next)
-        shot = str(st, "screenshot_url");
+        shot = ts_str(st, "screenshot_url");
     assert_non_null(shot);
-    r = api(&s, s.key, "GET", shot, NULL, NULL, 0);
+    r = ts_api(&s, s.key, "GET", shot, NULL, NULL, 0);
     assert_int_equal(r.status, 200);
     assert_true(r.len > 8 && !memcmp(r.body, "\x89PNG", 4));
     tc_response_free(&r);
     cJSON_Delete(traj);
 
     /* the list, newest first, with a cursor */
-    cJSON *t2 = post_json(&s,
-                          "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
-                          "dob: 1949-12-23\"}",
-                          200);
-    assert_string_equal(str(t2, "title"), "Check eligibility #2");
-    r = api(&s, s.key, "GET", "/tasks?limit=1", NULL, NULL, 0);
+    cJSON *t2 = ts_post_json(&s,
+                             "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                             "dob: 1949-12-23\"}",
+                             200);
+    assert_string_equal(ts_str(t2, "title"), "Check eligibility #2");
+    r = ts_api(&s, s.key, "GET", "/tasks?limit=1", NULL, NULL, 0);
     cJSON *page = cJSON_Parse(r.body);
     tc_response_free(&r);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(page, "data")), 1);
-    assert_int_equal(num(cJSON_GetArrayItem(cJSON_GetObjectItem(page, "data"), 0), "id"),
-                     num(t2, "id"));
+    assert_int_equal(ts_num(cJSON_GetArrayItem(cJSON_GetObjectItem(page, "data"), 0), "id"),
+                     ts_num(t2, "id"));
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(page, "has_more")));
     char next[96];
-    snprintf(next, sizeof(next), "/tasks?limit=1&after=%lld", num(page, "next_after"));
+    snprintf(next, sizeof(next), "/tasks?limit=1&after=%lld", ts_num(page, "next_after"));
     cJSON_Delete(page);
-    r = api(&s, s.key, "GET", next, NULL, NULL, 0);
+    r = ts_api(&s, s.key, "GET", next, NULL, NULL, 0);
     page = cJSON_Parse(r.body);
     tc_response_free(&r);
-    assert_int_equal(num(cJSON_GetArrayItem(cJSON_GetObjectItem(page, "data"), 0), "id"), id);
+    assert_int_equal(ts_num(cJSON_GetArrayItem(cJSON_GetObjectItem(page, "data"), 0), "id"), id);
     cJSON_Delete(page);
-    r = api(&s, s.key, "GET", "/tasks?status=completed&type=submit_claim", NULL, NULL, 0);
+    r = ts_api(&s, s.key, "GET", "/tasks?status=completed&type=submit_claim", NULL, NULL, 0);
     page = cJSON_Parse(r.body);
     tc_response_free(&r);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(page, "data")), 1);
     cJSON_Delete(page);
-    cJSON_Delete(wait_status(&s, num(t2, "id"), "completed", 90000));
+    cJSON_Delete(ts_wait_status(&s, ts_num(t2, "id"), "completed", 90000));
     cJSON_Delete(t2);
 
-    r = api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
+    r = ts_api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "portier_tasks{status=\"completed\",type=\"submit_claim\"} 1"));
     assert_non_null(strstr(r.body, "portier_task_duration_seconds_count 2"));
     assert_non_null(strstr(r.body, "portier_queue_depth 0"));
     assert_non_null(strstr(r.body, "portier_webhook_attempts_total"));
     tc_response_free(&r);
-    r = api(&s, NULL, "GET", "/healthz", NULL, NULL, 0);
+    r = ts_api(&s, NULL, "GET", "/healthz", NULL, NULL, 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"status\":\"ok\""));
     tc_response_free(&r);
-    finish(&s);
+    ts_finish(&s);
 }
 
 /* The multipart variant, with a file the SOP uploads to the portal. */
@@ -254,7 +154,7 @@ static void test_multipart_with_file(void **state)
 {
     (void)state;
     ts_server s;
-    start_demo(&s, "api-multipart", NULL);
+    ts_start_demo(&s, "api-multipart", NULL);
     char pdfpath[4200], *pdf = NULL, *data = NULL;
     size_t pdflen = 0;
     pt_home_path("sops/sandbox/examples/submit_appeal/appeal-letter.pdf", pdfpath, sizeof(pdfpath));
@@ -277,16 +177,16 @@ static void test_multipart_with_file(void **state)
     fclose(f);
     char ctype[128];
     snprintf(ctype, sizeof(ctype), "multipart/form-data; boundary=%s", bd);
-    tc_response r = api(&s, s.key, "POST", "/tasks", ctype, body, blen);
+    tc_response r = ts_api(&s, s.key, "POST", "/tasks", ctype, body, blen);
     assert_int_equal(r.status, 200);
     cJSON *t = cJSON_Parse(r.body);
     tc_response_free(&r);
     assert_task_shape(t);
-    assert_string_equal(str(t, "handler"), "submit_appeal_1");
-    long long id = num(t, "id");
+    assert_string_equal(ts_str(t, "handler"), "submit_appeal_1");
+    long long id = ts_num(t, "id");
     cJSON_Delete(t);
-    t = wait_status(&s, id, "completed,completed_with_issues,failed", 90000);
-    assert_string_equal(str(t, "status"), "completed");
+    t = ts_wait_status(&s, id, "completed,completed_with_issues,failed", 90000);
+    assert_string_equal(ts_str(t, "status"), "completed");
     cJSON_Delete(t);
     /* the portal received the file's bytes */
     char url[256];
@@ -298,7 +198,7 @@ static void test_multipart_with_file(void **state)
     tc_response_free(&r);
 
     /* a truncated multipart body: 400 naming the byte offset */
-    r = api(&s, s.key, "POST", "/tasks", ctype, body, 120);
+    r = ts_api(&s, s.key, "POST", "/tasks", ctype, body, 120);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(r.body, "\"malformed_multipart\""));
     assert_non_null(strstr(r.body, "byte"));
@@ -306,23 +206,23 @@ static void test_multipart_with_file(void **state)
     free(body);
     free(pdf);
     free(data);
-    finish(&s);
+    ts_finish(&s);
 }
 
 static void expect_error(const ts_server *s, const char *key, const char *method, const char *path,
                          const char *ctype, const char *body, size_t len, long status,
                          const char *code, const char *in_message)
 {
-    tc_response r = api(s, key, method, path, ctype, body, len);
+    tc_response r = ts_api(s, key, method, path, ctype, body, len);
     if (r.status != status)
         fprintf(stderr, "%s %s: %ld %s\n", method, path, r.status, r.body ? r.body : "");
     assert_int_equal(r.status, status);
     cJSON *o = cJSON_Parse(r.body);
     assert_non_null(o);
-    assert_string_equal(str(o, "error"), code);
-    assert_non_null(str(o, "message"));
-    if (in_message && !strstr(str(o, "message"), in_message))
-        fail_msg("message '%s' lacks '%s'", str(o, "message"), in_message);
+    assert_string_equal(ts_str(o, "error"), code);
+    assert_non_null(ts_str(o, "message"));
+    if (in_message && !strstr(ts_str(o, "message"), in_message))
+        fail_msg("message '%s' lacks '%s'", ts_str(o, "message"), in_message);
     cJSON_Delete(o);
     tc_response_free(&r);
 }
@@ -335,7 +235,7 @@ static void test_errors_and_idempotency(void **state)
     ts_server s;
     const char *extra[] = {"--max-body", "65536",     "--max-file", "2048", "--max-queue",
                            "1",          "--workers", "1",          NULL};
-    start_demo(&s, "api-errors", extra);
+    ts_start_demo(&s, "api-errors", extra);
     expect_error(&s, NULL, "POST", "/tasks", "application/json", quickstart, 0, 401, "unauthorized",
                  "Bearer");
     expect_error(&s, "pk_nope", "GET", "/tasks/1", NULL, NULL, 0, 401, "unauthorized", "not known");
@@ -346,17 +246,18 @@ static void test_errors_and_idempotency(void **state)
     expect_error(&s, s.key, "POST", "/tasks", "application/json", "{\"type\":\"fax_claim\"}", 0,
                  422, "unknown_type", "fax_claim");
     /* the data is checked against the SOP's inputs: every field and why */
-    tc_response r = api(&s, s.key, "POST", "/tasks", "application/json",
-                        "{\"type\":\"submit_claim\",\"data\":\"member_id: 12\\nDOB: someday\"}", 0);
+    tc_response r =
+        ts_api(&s, s.key, "POST", "/tasks", "application/json",
+               "{\"type\":\"submit_claim\",\"data\":\"member_id: 12\\nDOB: someday\"}", 0);
     assert_int_equal(r.status, 422);
     cJSON *o = cJSON_Parse(r.body);
-    assert_string_equal(str(o, "error"), "invalid_data");
+    assert_string_equal(ts_str(o, "error"), "invalid_data");
     cJSON *fields = cJSON_GetObjectItem(o, "fields");
     int saw_member = 0, saw_dob = 0, saw_patient = 0;
     for (cJSON *f = fields ? fields->child : NULL; f; f = f->next) {
-        saw_member |= str(f, "field") && !strcmp(str(f, "field"), "member_id");
-        saw_dob |= str(f, "field") && !strcmp(str(f, "field"), "dob");
-        saw_patient |= str(f, "field") && !strcmp(str(f, "field"), "patient");
+        saw_member |= ts_str(f, "field") && !strcmp(ts_str(f, "field"), "member_id");
+        saw_dob |= ts_str(f, "field") && !strcmp(ts_str(f, "field"), "dob");
+        saw_patient |= ts_str(f, "field") && !strcmp(ts_str(f, "field"), "patient");
     }
     assert_true(saw_member && saw_dob && saw_patient);
     cJSON_Delete(o);
@@ -395,11 +296,11 @@ static void test_errors_and_idempotency(void **state)
     assert_int_equal(a.status, 200);
     assert_int_equal(b.status, 200);
     cJSON *ta = cJSON_Parse(a.body), *tb = cJSON_Parse(b.body);
-    assert_int_equal(num(ta, "id"), num(tb, "id"));
+    assert_int_equal(ts_num(ta, "id"), ts_num(tb, "id"));
     char *replayed = tc_response_header(&b, "Idempotent-Replayed");
     assert_non_null(replayed);
     free(replayed);
-    long long first = num(ta, "id");
+    long long first = ts_num(ta, "id");
     cJSON_Delete(ta);
     cJSON_Delete(tb);
     tc_response_free(&a);
@@ -419,7 +320,7 @@ static void test_errors_and_idempotency(void **state)
     long long queued[4];
     int nq = 0, full = 0;
     for (int i = 0; i < 4 && !full; i++) {
-        r = api(&s, s.key, "POST", "/tasks", "application/json", quickstart, 0);
+        r = ts_api(&s, s.key, "POST", "/tasks", "application/json", quickstart, 0);
         if (r.status == 429) {
             full = 1;
             assert_non_null(strstr(r.body, "\"queue_full\""));
@@ -429,7 +330,7 @@ static void test_errors_and_idempotency(void **state)
         } else {
             assert_int_equal(r.status, 200);
             cJSON *q = cJSON_Parse(r.body);
-            queued[nq++] = num(q, "id");
+            queued[nq++] = ts_num(q, "id");
             cJSON_Delete(q);
         }
         tc_response_free(&r);
@@ -438,12 +339,12 @@ static void test_errors_and_idempotency(void **state)
     /* cancel the queued ones: failed, saying so */
     for (int i = 0; i < nq; i++) {
         snprintf(path, sizeof(path), "/tasks/%lld/cancel", queued[i]);
-        r = api(&s, s.key, "POST", path, NULL, NULL, 0);
+        r = ts_api(&s, s.key, "POST", path, NULL, NULL, 0);
         assert_int_equal(r.status, 200);
         tc_response_free(&r);
-        cJSON *t = wait_status(&s, queued[i], "failed", 60000);
-        assert_non_null(strstr(str(t, "notes"), "Cancelled"));
-        assert_non_null(str(t, "failedAt"));
+        cJSON *t = ts_wait_status(&s, queued[i], "failed", 60000);
+        assert_non_null(strstr(ts_str(t, "notes"), "Cancelled"));
+        assert_non_null(ts_str(t, "failedAt"));
         cJSON_Delete(t);
         expect_error(&s, s.key, "POST", path, NULL, NULL, 0, 409, "conflict", NULL);
     }
@@ -463,13 +364,13 @@ static void test_errors_and_idempotency(void **state)
     assert_int_equal(ts_cli(&s, create, NULL, &out), 0);
     cJSON *acct = cJSON_Parse(out);
     free(out);
-    const char *other = str(acct, "api_key");
+    const char *other = ts_str(acct, "api_key");
     assert_non_null(other);
     snprintf(path, sizeof(path), "/tasks/%lld", first);
     expect_error(&s, other, "GET", path, NULL, NULL, 0, 404, "not_found", NULL);
     snprintf(path, sizeof(path), "/tasks/%lld/cancel", first);
     expect_error(&s, other, "POST", path, NULL, NULL, 0, 404, "not_found", NULL);
-    r = api(&s, other, "GET", "/tasks", NULL, NULL, 0);
+    r = ts_api(&s, other, "GET", "/tasks", NULL, NULL, 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"data\":[]"));
     tc_response_free(&r);
@@ -477,8 +378,8 @@ static void test_errors_and_idempotency(void **state)
     expect_error(&s, other, "POST", "/tasks", "application/json", quickstart, 0, 422, "no_sop",
                  NULL);
     cJSON_Delete(acct);
-    cJSON_Delete(wait_status(&s, first, "completed,completed_with_issues,failed", 90000));
-    finish(&s);
+    cJSON_Delete(ts_wait_status(&s, first, "completed,completed_with_issues,failed", 90000));
+    ts_finish(&s);
 }
 
 /* An SOP that asks a question and asks for review, installed with
@@ -524,14 +425,14 @@ static void install_ask_sop(ts_server *s)
 
 static long long post_ask_task(ts_server *s)
 {
-    cJSON *t = post_json(s,
-                         "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
-                         "dob: 12/23/1949\"}",
-                         200);
-    assert_string_equal(str(t, "handler"), "check_eligibility_2");
-    assert_string_equal(str(t, "instructions"),
+    cJSON *t = ts_post_json(s,
+                            "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                            "dob: 12/23/1949\"}",
+                            200);
+    assert_string_equal(ts_str(t, "handler"), "check_eligibility_2");
+    assert_string_equal(ts_str(t, "instructions"),
                         "SOP: ask which NPI, check eligibility, and have a person review it.");
-    long long id = num(t, "id");
+    long long id = ts_num(t, "id");
     cJSON_Delete(t);
     return id;
 }
@@ -540,10 +441,10 @@ static long long trajectory_id(ts_server *s, long long id)
 {
     char path[96];
     snprintf(path, sizeof(path), "/tasks/%lld/trajectory", id);
-    tc_response r = api(s, s->key, "GET", path, NULL, NULL, 0);
+    tc_response r = ts_api(s, s->key, "GET", path, NULL, NULL, 0);
     assert_int_equal(r.status, 200);
     cJSON *o = cJSON_Parse(r.body);
-    long long t = num(o, "trajectory_id");
+    long long t = ts_num(o, "trajectory_id");
     cJSON_Delete(o);
     tc_response_free(&r);
     return t;
@@ -553,7 +454,7 @@ static void send(ts_server *s, long long id, const char *what, const char *body,
 {
     char path[96];
     snprintf(path, sizeof(path), "/tasks/%lld/%s", id, what);
-    tc_response r = api(s, s->key, "POST", path, "application/json", body, 0);
+    tc_response r = ts_api(s, s->key, "POST", path, "application/json", body, 0);
     if (r.status != want)
         fprintf(stderr, "POST %s: %ld %s\n", path, r.status, r.body);
     assert_int_equal(r.status, want);
@@ -566,34 +467,34 @@ static void test_ask_and_review_held(void **state)
 {
     (void)state;
     ts_server s;
-    start_demo(&s, "api-ask", NULL);
+    ts_start_demo(&s, "api-ask", NULL);
     install_ask_sop(&s);
     long long id = post_ask_task(&s);
-    cJSON *t = wait_status(&s, id, "waiting_for_input", 90000);
+    cJSON *t = ts_wait_status(&s, id, "waiting_for_input", 90000);
     cJSON_Delete(t);
     send(&s, id, "input", "{\"value\":\"1234567893\"}", 200);
-    t = wait_status(&s, id, "pending_review", 90000);
-    assert_non_null(strstr(str(t, "notes"), "NPI 1234567893"));
+    t = ts_wait_status(&s, id, "pending_review", 90000);
+    assert_non_null(strstr(ts_str(t, "notes"), "NPI 1234567893"));
     cJSON_Delete(t);
     send(&s, id, "review", "{\"decision\":\"approve\",\"comment\":\"looks right\"}", 200);
-    t = wait_status(&s, id, "completed,failed", 90000);
-    assert_string_equal(str(t, "status"), "completed");
-    assert_non_null(strstr(str(t, "notes"), "Checked: "));
+    t = ts_wait_status(&s, id, "completed,failed", 90000);
+    assert_string_equal(ts_str(t, "status"), "completed");
+    assert_non_null(strstr(ts_str(t, "notes"), "Checked: "));
     cJSON_Delete(t);
     /* one run, resumed in place: one trajectory */
     assert_int_equal(trajectory_id(&s, id), 1);
 
     /* a rejected review ends failed with the reviewer's comment */
     id = post_ask_task(&s);
-    cJSON_Delete(wait_status(&s, id, "waiting_for_input", 90000));
+    cJSON_Delete(ts_wait_status(&s, id, "waiting_for_input", 90000));
     send(&s, id, "input", "{\"name\":\"npi\",\"value\":\"1234567893\"}", 200);
-    cJSON_Delete(wait_status(&s, id, "pending_review", 90000));
+    cJSON_Delete(ts_wait_status(&s, id, "pending_review", 90000));
     send(&s, id, "review", "{\"decision\":\"reject\",\"comment\":\"wrong provider\"}", 200);
-    t = wait_status(&s, id, "failed", 30000);
-    assert_non_null(strstr(str(t, "notes"), "wrong provider"));
+    t = ts_wait_status(&s, id, "failed", 30000);
+    assert_non_null(strstr(ts_str(t, "notes"), "wrong provider"));
     cJSON_Delete(t);
     send(&s, id, "review", "{\"decision\":\"maybe\"}", 400);
-    finish(&s);
+    ts_finish(&s);
 }
 
 /* The same flow when the hold time runs out first: the worker is freed,
@@ -604,21 +505,21 @@ static void test_ask_and_review_after_hold(void **state)
     (void)state;
     ts_server s;
     const char *extra[] = {"--hold-seconds", "1", NULL};
-    start_demo(&s, "api-hold", extra);
+    ts_start_demo(&s, "api-hold", extra);
     install_ask_sop(&s);
     long long id = post_ask_task(&s);
-    cJSON_Delete(wait_status(&s, id, "waiting_for_input", 90000));
+    cJSON_Delete(ts_wait_status(&s, id, "waiting_for_input", 90000));
     pt_sleep_ms(2500); /* past the hold */
     send(&s, id, "input", "{\"value\":\"1234567893\"}", 200);
-    cJSON_Delete(wait_status(&s, id, "pending_review", 90000));
+    cJSON_Delete(ts_wait_status(&s, id, "pending_review", 90000));
     pt_sleep_ms(2500);
     send(&s, id, "review", "{\"decision\":\"approve\"}", 200);
-    cJSON *t = wait_status(&s, id, "completed,failed", 90000);
-    assert_string_equal(str(t, "status"), "completed");
+    cJSON *t = ts_wait_status(&s, id, "completed,failed", 90000);
+    assert_string_equal(ts_str(t, "status"), "completed");
     cJSON_Delete(t);
     /* three runs: the first, again after the answer, again after approval */
     assert_int_equal(trajectory_id(&s, id), 3);
-    finish(&s);
+    ts_finish(&s);
 }
 
 /* No PHI and no secret in the server's log, even at debug level. */
@@ -633,13 +534,13 @@ static void test_no_phi_in_logs(void **state)
     const char *body = "{\"type\":\"submit_claim\",\"data\":\"member_id: 412345678\\npatient: "
                        "Zorbulon Quaxmarker\\nDOB: 1961-07-19\\nplace_of_service: office\\n"
                        "service_date: 2025-04-02\\ndiagnosis: M54.5\\ncharge: 4321.77\"}";
-    cJSON *t = post_json(&s, body, 200);
-    long long id = num(t, "id");
+    cJSON *t = ts_post_json(&s, body, 200);
+    long long id = ts_num(t, "id");
     cJSON_Delete(t);
-    cJSON_Delete(wait_status(&s, id, "completed,completed_with_issues,failed", 90000));
+    cJSON_Delete(ts_wait_status(&s, id, "completed,completed_with_issues,failed", 90000));
     /* an invalid request echoes nothing into the log either */
-    tc_response r = api(&s, s.key, "POST", "/tasks", "application/json",
-                        "{\"type\":\"submit_claim\",\"data\":\"member_id: 98765XYZ1\"}", 0);
+    tc_response r = ts_api(&s, s.key, "POST", "/tasks", "application/json",
+                           "{\"type\":\"submit_claim\",\"data\":\"member_id: 98765XYZ1\"}", 0);
     tc_response_free(&r);
     pt_sleep_ms(500);
     assert_int_equal(ts_stop(&s, 0), 0);
@@ -665,7 +566,7 @@ static void test_kill9_recovery(void **state)
     (void)state;
     ts_server s;
     const char *extra[] = {"--workers", "3", NULL};
-    start_demo(&s, "api-kill9", extra);
+    ts_start_demo(&s, "api-kill9", extra);
     long long ids[10];
     for (int i = 0; i < 10; i++) {
         char body[512];
@@ -674,8 +575,8 @@ static void test_kill9_recovery(void **state)
                  "Golicic\\nDOB: 1949-12-23\\nplace_of_service: home\\nservice_date: "
                  "2025-03-%02d\"}",
                  i + 1);
-        cJSON *t = post_json(&s, body, 200);
-        ids[i] = num(t, "id");
+        cJSON *t = ts_post_json(&s, body, 200);
+        ids[i] = ts_num(t, "id");
         cJSON_Delete(t);
     }
     /* wait until some are done and some are mid-run */
@@ -684,8 +585,8 @@ static void test_kill9_recovery(void **state)
     while (pt_mono_ms() < until && done < 2) {
         done = 0;
         for (int i = 0; i < 10; i++) {
-            cJSON *t = get_task(&s, s.key, ids[i]);
-            done += t && !strcmp(str(t, "status"), "completed");
+            cJSON *t = ts_get_task(&s, s.key, ids[i]);
+            done += t && !strcmp(ts_str(t, "status"), "completed");
             cJSON_Delete(t);
         }
         pt_sleep_ms(200);
@@ -703,11 +604,12 @@ static void test_kill9_recovery(void **state)
     assert_string_equal(s.whsec, whsec);
     int review = 0;
     for (int i = 0; i < 10; i++) {
-        cJSON *t = wait_status(&s, ids[i], "completed,completed_with_issues,failed,pending_review",
-                               180000);
-        review += !strcmp(str(t, "status"), "pending_review");
-        if (strcmp(str(t, "status"), "completed") && strcmp(str(t, "status"), "pending_review"))
-            fail_msg("task %lld ended %s: %s", ids[i], str(t, "status"), str(t, "notes"));
+        cJSON *t = ts_wait_status(&s, ids[i],
+                                  "completed,completed_with_issues,failed,pending_review", 180000);
+        review += !strcmp(ts_str(t, "status"), "pending_review");
+        if (strcmp(ts_str(t, "status"), "completed") &&
+            strcmp(ts_str(t, "status"), "pending_review"))
+            fail_msg("task %lld ended %s: %s", ids[i], ts_str(t, "status"), ts_str(t, "notes"));
         cJSON_Delete(t);
     }
     /* each service date at most once in the portal's submissions */
@@ -725,8 +627,8 @@ static void test_kill9_recovery(void **state)
         snprintf(us, sizeof(us), "03/%02d/2025", i + 1);
         int n = 0;
         for (cJSON *x = cJSON_IsArray(subs) ? subs->child : NULL; x; x = x->next) {
-            const char *d = str(cJSON_GetObjectItem(x, "fields"), "service_date");
-            n += !strcmp(str(x, "kind"), "claim") && d && (!strcmp(d, iso) || !strcmp(d, us));
+            const char *d = ts_str(cJSON_GetObjectItem(x, "fields"), "service_date");
+            n += !strcmp(ts_str(x, "kind"), "claim") && d && (!strcmp(d, iso) || !strcmp(d, us));
         }
         if (n > 1)
             fail_msg("service date %s was submitted %d times", iso, n);
@@ -735,7 +637,7 @@ static void test_kill9_recovery(void **state)
     fprintf(stderr, "kill -9: %d claims in the portal, %d tasks in review\n", total, review);
     assert_true(total >= 10 - review);
     cJSON_Delete(subs);
-    finish(&s);
+    ts_finish(&s);
 }
 
 /* The pid of the test server's browser (its profile is in the test's
@@ -765,37 +667,38 @@ static void test_browser_crash_relaunch(void **state)
     (void)state;
     ts_server s;
     const char *extra[] = {"--workers", "1", NULL};
-    start_demo(&s, "api-crash", extra);
-    cJSON *t = post_json(&s, quickstart, 200);
-    long long id = num(t, "id");
+    ts_start_demo(&s, "api-crash", extra);
+    cJSON *t = ts_post_json(&s, quickstart, 200);
+    long long id = ts_num(t, "id");
     cJSON_Delete(t);
-    cJSON_Delete(wait_status(&s, id, "running", 60000));
+    cJSON_Delete(ts_wait_status(&s, id, "running", 60000));
     int pid = 0;
     for (int i = 0; i < 100 && !pid; i++, pt_sleep_ms(50))
         pid = browser_pid(&s);
     assert_true(pid > 0);
     assert_int_equal(kill(-pid, SIGKILL) == 0 || kill(pid, SIGKILL) == 0, 1);
-    t = wait_status(&s, id, "completed,completed_with_issues,failed,pending_review", 120000);
-    const char *st = str(t, "status");
+    t = ts_wait_status(&s, id, "completed,completed_with_issues,failed,pending_review", 120000);
+    const char *st = ts_str(t, "status");
     if (!strcmp(st, "pending_review"))
-        assert_non_null(strstr(str(t, "notes"), "may already have the submission"));
+        assert_non_null(strstr(ts_str(t, "notes"), "may already have the submission"));
     else
         assert_string_equal(st, "completed"); /* it ran again on a new browser */
     cJSON_Delete(t);
     /* a new browser serves the next task */
-    t = post_json(&s,
-                  "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
-                  "dob: 1949-12-23\"}",
-                  200);
-    cJSON *done = wait_status(&s, num(t, "id"), "completed,completed_with_issues,failed", 90000);
-    assert_string_equal(str(done, "status"), "completed");
+    t = ts_post_json(&s,
+                     "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                     "dob: 1949-12-23\"}",
+                     200);
+    cJSON *done =
+        ts_wait_status(&s, ts_num(t, "id"), "completed,completed_with_issues,failed", 90000);
+    assert_string_equal(ts_str(done, "status"), "completed");
     cJSON_Delete(done);
     cJSON_Delete(t);
-    tc_response r = api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
+    tc_response r = ts_api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
     if (!strstr(r.body, "portier_browser_launches_total 2"))
         fail_msg("%s", strstr(r.body, "portier_browser_launches_total"));
     tc_response_free(&r);
-    finish(&s);
+    ts_finish(&s);
 }
 
 /* A database from a newer portier is refused, with a clear message. */

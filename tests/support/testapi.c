@@ -1,0 +1,113 @@
+/*
+ * testapi.c - see testapi.h.
+ */
+#define _GNU_SOURCE
+#include "tests/support/testapi.h"
+#include "tests/support/testmain.h"
+#include "tests/support/testproc.h"
+#include "util/timeutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+tc_response ts_api(const ts_server *s, const char *key, const char *method, const char *path,
+                   const char *ctype, const char *body, size_t len)
+{
+    tc_client *c = tc_new();
+    char h[256], url[512];
+    if (key) {
+        snprintf(h, sizeof(h), "Authorization: Bearer %s", key);
+        tc_header(c, h);
+    }
+    snprintf(url, sizeof(url), "%s%s", s->base, path);
+    tc_response r = tc_request(c, method, url, ctype, body, body && !len ? strlen(body) : len);
+    tc_free(c);
+    return r;
+}
+
+cJSON *ts_post_json(const ts_server *s, const char *body, long want)
+{
+    tc_response r = ts_api(s, s->key, "POST", "/tasks", "application/json", body, 0);
+    if (r.status != want)
+        fprintf(stderr, "POST /tasks: %ld %s\n", r.status, r.body ? r.body : "");
+    assert_int_equal(r.status, want);
+    cJSON *o = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    assert_non_null(o);
+    return o;
+}
+
+cJSON *ts_get_task(const ts_server *s, const char *key, long long id)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/tasks/%lld", id);
+    tc_response r = ts_api(s, key, "GET", path, NULL, NULL, 0);
+    cJSON *o = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+    tc_response_free(&r);
+    return o;
+}
+
+const char *ts_str(const cJSON *o, const char *k)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+long long ts_num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+}
+
+/* Polls until the task's status is one of `want` (comma-separated). */
+cJSON *ts_wait_status(const ts_server *s, long long id, const char *want, int timeout_ms)
+{
+    int64_t until = pt_mono_ms() + timeout_ms;
+    cJSON *t = NULL;
+    while (pt_mono_ms() < until) {
+        cJSON_Delete(t);
+        t = ts_get_task(s, s->key, id);
+        const char *st = t ? ts_str(t, "status") : NULL;
+        if (st) {
+            char list[256];
+            snprintf(list, sizeof(list), ",%s,", want);
+            char needle[64];
+            snprintf(needle, sizeof(needle), ",%s,", st);
+            if (strstr(list, needle))
+                return t;
+        }
+        pt_sleep_ms(100);
+    }
+    fprintf(stderr, "task %lld never reached %s: %s\n", id, want,
+            t ? cJSON_PrintUnformatted(t) : "(none)");
+    cJSON_Delete(t);
+    fail_msg("timed out");
+    return NULL;
+}
+
+void ts_start_demo(ts_server *s, const char *name, const char *const *extra)
+{
+    ts_init(s, name);
+    const char *args[32] = {"--demo", "--portal-listen", "127.0.0.1:0"};
+    int n = 3;
+    for (size_t i = 0; extra && extra[i]; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    assert_int_equal(ts_start(s, args, NULL), 0);
+    assert_true(strlen(s->key) > 10 && !strncmp(s->whsec, "whsec_", 6));
+}
+
+/* Stops the server as an operator would: it must exit 0 (under ASan, a
+ * leak or an error makes it exit otherwise) and leave no browser behind. */
+void ts_finish(ts_server *s)
+{
+    int rc = ts_stop(s, 0);
+    if (rc != 0) {
+        char *log = ts_log(s);
+        fprintf(stderr, "portier serve exited %d:\n%s\n", rc, log);
+        free(log);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(tp_wait_none(s->dir, 5000), 0); /* no Chromium of ours left */
+    ts_cleanup(s);
+}

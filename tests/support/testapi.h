@@ -1,0 +1,33 @@
+/*
+ * testapi.h - the task API as end-to-end tests drive it: requests with a
+ * key, tasks by id, waiting for a status, a demo server started and stopped
+ * as an operator would (exit 0, no Chromium left).
+ */
+#ifndef PT_TESTAPI_H
+#define PT_TESTAPI_H
+
+#include "tests/support/testcurl.h"
+#include "tests/support/testserve.h"
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+/* A request to s's API with key (NULL: none); body of len bytes (0: strlen). */
+tc_response ts_api(const ts_server *s, const char *key, const char *method, const char *path,
+                   const char *ctype, const char *body, size_t len);
+/* POST /tasks with a JSON body; asserts the status is want; the answer (new). */
+cJSON *ts_post_json(const ts_server *s, const char *body, long want);
+/* GET /tasks/{id} (new), or NULL unless 200. */
+cJSON *ts_get_task(const ts_server *s, const char *key, long long id);
+/* A string or number member of o (NULL, -1 when missing). */
+const char *ts_str(const cJSON *o, const char *k);
+long long ts_num(const cJSON *o, const char *k);
+/* Polls until the task's status is one of `want` (comma-separated); the
+ * task (new). Fails the test after timeout_ms. */
+cJSON *ts_wait_status(const ts_server *s, long long id, const char *want, int timeout_ms);
+/* `serve --demo` with the sandbox on a free port, plus extra args. */
+void ts_start_demo(ts_server *s, const char *name, const char *const *extra);
+/* SIGTERM; asserts exit 0 and no Chromium of the server's left; cleans up. */
+void ts_finish(ts_server *s);
+
+#endif
