@@ -66,6 +66,9 @@ typedef struct run {
     int in_handler;
     int stop; /* a status was reached */
     cJSON *traj_steps;
+    cdp_capture *shot; /* the screenshot in flight (trajectory.c) */
+    cJSON *shot_entry; /* its step's entry, in traj_steps */
+    int shot_index;
     int index;
     const sop_step *cur;
     const sop_step *snapped; /* the step whose document was snapshot */
@@ -197,7 +200,8 @@ void traj_end(run *R, cJSON *e, int failed, int changed);
 /* Throws away entry e, just begun, as if the step had none (a `use` step
  * with no kept session: its file's steps speak for it). */
 void traj_drop(run *R, cJSON *e);
-/* Writes trajectory.json and trajectory.html, when asked for. */
+/* Writes trajectory.json and trajectory.html, when asked for, once the
+ * screenshot in flight is in. Always called before the page closes. */
 void traj_write(run *R);
 
 #endif

@@ -16,25 +16,64 @@
 #include "util/fsutil.h"
 #include "util/timeutil.h"
 #include "util/json.h"
+#include "util/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void shot(run *R, cJSON *entry)
+/* Screenshots are JPEG (a tenth of a PNG's bytes, and quicker to encode;
+ * text stays readable) and taken off the critical path: traj_end sends
+ * the capture and the run goes on; the picture is collected when the next
+ * one is due or the trajectory is written. cdp/ holds the page's input
+ * and navigations until the capture is answered, so the picture is of the
+ * step that took it, and waits for a navigation the step started (a click
+ * on a link) to load: a capture that meets one is never left to time out. */
+#define SHOT_QUALITY 70
+#define SHOT_TIMEOUT_MS 10000
+
+/* Ends the screenshot in flight: its file in its entry, or why not. */
+static void shot_collect(run *R)
+{
+    if (!R->shot)
+        return;
+    unsigned char *img = NULL;
+    size_t len = 0;
+    char err[ERR_SIZE], name[64], path[4300];
+    int rc = cdp_capture_finish(R->shot, &img, &len, err);
+    R->shot = NULL;
+    if (!rc) {
+        snprintf(name, sizeof(name), "step-%03d.jpg", R->shot_index);
+        snprintf(path, sizeof(path), "%s/%s", R->o->trajectory_dir, name);
+        if (pt_write_file(path, img, len, 0600) == 0)
+            cJSON_AddStringToObject(R->shot_entry, "screenshot", name);
+        else
+            rc = pt_errf(err, "cannot write %s", path);
+    }
+    if (rc) {
+        PT_DEBUG("agent", "step %d: no screenshot: %s", R->shot_index, err);
+        cJSON_AddStringToObject(R->shot_entry, "screenshot_error", err);
+    }
+    free(img);
+    R->shot_entry = NULL;
+}
+
+/* Starts the screenshot of entry (step R->index); wait: collect it now. */
+static void shot(run *R, cJSON *entry, int wait)
 {
     if (!R->o->trajectory_dir)
         return;
-    unsigned char *png = NULL;
-    size_t len = 0;
-    char err[ERR_SIZE], name[64], path[4300];
-    if (cdp_page_screenshot(R->page, 0, &png, &len, 15000, err))
+    shot_collect(R);
+    char err[ERR_SIZE];
+    if (cdp_page_capture_begin(R->page, 0, SHOT_QUALITY, SHOT_TIMEOUT_MS, &R->shot, err)) {
+        PT_DEBUG("agent", "step %d: no screenshot: %s", R->index, err);
+        cJSON_AddStringToObject(entry, "screenshot_error", err);
         return;
-    snprintf(name, sizeof(name), "step-%03d.png", R->index);
-    snprintf(path, sizeof(path), "%s/%s", R->o->trajectory_dir, name);
-    if (pt_write_file(path, png, len, 0600) == 0)
-        cJSON_AddStringToObject(entry, "screenshot", name);
-    free(png);
+    }
+    R->shot_entry = entry;
+    R->shot_index = R->index;
+    if (wait)
+        shot_collect(R);
 }
 
 cJSON *traj_begin(run *R, const sop_step *st)
@@ -80,7 +119,7 @@ void traj_end(run *R, cJSON *e, int failed, int changed)
     if (failed && R->r->notes)
         cJSON_AddStringToObject(e, "error", R->r->notes);
     if (changed || failed)
-        shot(R, e);
+        shot(R, e, failed);
     if (failed && R->o->trajectory_dir) {
         /* the failing frame's DOM, for a person to look at */
         char err[ERR_SIZE], path[4300];
@@ -132,6 +171,7 @@ void traj_write(run *R)
 {
     if (!R->o->trajectory_dir)
         return;
+    shot_collect(R);
     cJSON *t = cJSON_CreateObject();
     cJSON_AddStringToObject(t, "sop", R->s->name ? R->s->name : "");
     cJSON_AddStringToObject(t, "status", R->r->status);
@@ -155,7 +195,7 @@ void traj_write(run *R)
     cdp_dialogs_free(d, nd);
     char *json = cJSON_Print(t);
     /* the HTML carries its screenshots inline, so it is one file a person
-     * can open or send; trajectory.json names the PNGs beside it */
+     * can open or send; trajectory.json names the images beside it */
     cJSON *st;
     cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(t, "steps"))
     {
@@ -170,7 +210,9 @@ void traj_write(run *R)
         char *b64 = pt_b64_encode(png, len);
         free(png);
         char *uri = NULL;
-        if (b64 && asprintf(&uri, "data:image/png;base64,%s", b64) >= 0) {
+        const char *dot = strrchr(name, '.');
+        const char *mime = dot && strcmp(dot, ".png") == 0 ? "image/png" : "image/jpeg";
+        if (b64 && asprintf(&uri, "data:%s;base64,%s", mime, b64) >= 0) {
             cJSON_ReplaceItemInObjectCaseSensitive(st, "screenshot", cJSON_CreateString(uri));
             free(uri);
         }

@@ -197,10 +197,37 @@ int cdp_page_child_frame(cdp_page *p, const char *frame_id, const char *css, cha
 int cdp_page_frame_context(cdp_page *p, const char *frame_id, cdp_session **session,
                            int *context_id, int timeout_ms, char *err);
 
+/* 1 while the top frame navigates: a navigation was requested or a new
+ * document is loading and has not finished (its load event, its frames'),
+ * else 0. */
+int cdp_page_navigating(cdp_page *p);
+/* Waits (on events, not polling) until the top frame is not navigating; 0
+ * at once when it is not. CDP_ETIMEOUT saying what it still waits for, or
+ * CDP_EGONE. A wait over a second is logged at debug. */
+int cdp_page_wait_navigation(cdp_page *p, int timeout_ms, char *err);
+
 /* Captures a PNG of the viewport (full_page: the whole document). *png is
- * new (free()). */
+ * new (free()). A navigation in the way is waited for, within timeout_ms
+ * (cdp_page_capture_begin). */
 int cdp_page_screenshot(cdp_page *p, int full_page, unsigned char **png, size_t *len,
                         int timeout_ms, char *err);
+
+/* A screenshot in flight: sent, its picture collected later, so the caller
+ * goes on meanwhile. */
+typedef struct cdp_capture cdp_capture;
+/* Starts capturing the viewport (full_page: the whole document) as JPEG
+ * at quality 1-100, or PNG when quality is 0. Waits first for a navigation
+ * of the top frame to load (Chromium does not answer a capture sent while
+ * it navigates). timeout_ms bounds everything up to cdp_capture_finish.
+ * Until then, input to p and navigations wait (up to 3 s) for the picture,
+ * so it shows the page as it was when begun. *out is new: end it with
+ * cdp_capture_finish, before cdp_page_close. */
+int cdp_page_capture_begin(cdp_page *p, int full_page, int quality, int timeout_ms,
+                           cdp_capture **out, char *err);
+/* Waits for c's picture until its deadline. A navigation that overtakes
+ * the capture makes it wait for the new document and capture again (up to
+ * three sends in all). *img is new (free()); frees c, on failure too. */
+int cdp_capture_finish(cdp_capture *c, unsigned char **img, size_t *len, char *err);
 
 /* How the page answers alert/confirm/prompt/beforeunload from now on. */
 void cdp_page_set_dialog_answer(cdp_page *p, int accept, const char *prompt_text);

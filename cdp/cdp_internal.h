@@ -63,6 +63,8 @@ typedef struct cdp_pending {
     int done;
     int rc;
     char err[CDP_ERR_MAX];
+    char method[64]; /* for messages */
+    int notify;      /* also broadcast b->changed when done (cdp__call_begin) */
     pthread_cond_t cond;
 } cdp_pending;
 
@@ -152,6 +154,23 @@ cdp_session *cdp__session_attach(cdp_browser *b, const char *session_id, const c
 /* Initialises a pthread condition variable on CLOCK_MONOTONIC. */
 /* Waits on c (b->mu held once) until the monotonic deadline; 0 or ETIMEDOUT. */
 int cdp__cond_wait_until(cdp_browser *b, pthread_cond_t *c, const struct timespec *deadline);
+
+/* A call in flight: sent at once, its reply collected later (page.c's
+ * screenshots, off the caller's critical path). When it is done, p->done
+ * is set under b->mu and b->changed is broadcast, so a wait on b->changed
+ * can watch it beside page events. *out is the caller's: end it with
+ * cdp__call_finish, exactly once. Takes params. */
+int cdp__call_begin(cdp_session *s, const char *method, cJSON *params, cdp_pending **out,
+                    char *err);
+/* Waits up to timeout_ms (0: not at all) for p's reply, returns as
+ * cdp_call does, and frees p. A reply that comes later is dropped. */
+int cdp__call_finish(cdp_pending *p, cJSON **result, int timeout_ms, char *err);
+
+/* page.c */
+/* Before input or a navigation changes the page: lets a screenshot in
+ * flight be answered first (bounded), so the picture shows the page as it
+ * was when the capture began. */
+void cdp__page_fence(cdp_page *p);
 
 /* handle.c */
 struct cdp_handle {

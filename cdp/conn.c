@@ -230,6 +230,72 @@ static void pending_finish_locked(cdp_pending *p, int rc, cJSON *reply, const ch
         va_end(ap);
     }
     pthread_cond_signal(&p->cond);
+    if (p->notify)
+        pthread_cond_broadcast(&p->s->b->changed);
+}
+
+/* Queues the call p (b->mu held, p zeroed but for its cond). Takes params.
+ * 0, or why calls on s cannot be made now. */
+static int call_send_locked(cdp_session *s, cdp_pending *p, const char *method, cJSON *params,
+                            char *err)
+{
+    cdp_browser *b = s->b;
+    int rc = unusable_locked(s, err);
+    if (rc) {
+        cJSON_Delete(params);
+        return rc;
+    }
+    p->s = s;
+    p->id = ++b->next_id;
+    snprintf(p->method, sizeof(p->method), "%s", method);
+    cdp_outmsg *m = encode(p->id, method, params, s->id);
+    if (!m)
+        return pt_errf(err, "%s: out of memory", method), CDP_EFAIL;
+    p->next = b->pending;
+    b->pending = p;
+    enqueue_locked(b, m);
+    return 0;
+}
+
+/* The outcome of the call p, removed from the pending list, as cdp_call
+ * returns it. Frees p->reply. */
+static int call_result(cdp_pending *p, cJSON **result, int timeout_ms, char *err)
+{
+    const char *method = p->method;
+    if (!p->done) {
+        pt_errf(err, "%s: no reply within %d ms", method, timeout_ms);
+        return CDP_ETIMEOUT;
+    }
+    if (p->rc) {
+        pt_errf(err, "%s: %s", method, p->err);
+        cJSON_Delete(p->reply);
+        return p->rc;
+    }
+    cJSON *error = cJSON_GetObjectItemCaseSensitive(p->reply, "error");
+    if (error) {
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(error, "message");
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(error, "code");
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(error, "data");
+        pt_errf(err, "%s: %s%s%s (%d)", method, cJSON_IsString(msg) ? msg->valuestring : "error",
+                cJSON_IsString(data) ? ": " : "", cJSON_IsString(data) ? data->valuestring : "",
+                cJSON_IsNumber(code) ? code->valueint : 0);
+        cJSON_Delete(p->reply);
+        return CDP_EPROTOCOL;
+    }
+    if (result) {
+        *result = cJSON_DetachItemFromObjectCaseSensitive(p->reply, "result");
+        if (!*result)
+            *result = cJSON_CreateObject();
+    }
+    cJSON_Delete(p->reply);
+    return 0;
+}
+
+static int on_service_thread(cdp_browser *b, const char *method, char *err)
+{
+    if (b->have_thread && pthread_equal(pthread_self(), b->service_tid))
+        return pt_errf(err, "%s: cdp_call from the service thread would deadlock", method), 1;
+    return 0;
 }
 
 int cdp_call(cdp_session *s, const char *method, cJSON *params, cJSON **result, int timeout_ms,
@@ -238,36 +304,21 @@ int cdp_call(cdp_session *s, const char *method, cJSON *params, cJSON **result, 
     cdp_browser *b = s->b;
     if (result)
         *result = NULL;
-    if (b->have_thread && pthread_equal(pthread_self(), b->service_tid)) {
+    if (on_service_thread(b, method, err)) {
         cJSON_Delete(params);
-        pt_errf(err, "%s: cdp_call from the service thread would deadlock", method);
         return CDP_EFAIL;
     }
     cdp_pending p;
     memset(&p, 0, sizeof(p));
     pt_cond_init_monotonic(&p.cond);
-    p.s = s;
 
     cdp__lock(b);
-    int rc = unusable_locked(s, err);
+    int rc = call_send_locked(s, &p, method, params, err);
     if (rc) {
         cdp__unlock(b);
-        cJSON_Delete(params);
         pthread_cond_destroy(&p.cond);
         return rc;
     }
-    p.id = ++b->next_id;
-    cdp_outmsg *m = encode(p.id, method, params, s->id);
-    if (!m) {
-        cdp__unlock(b);
-        pthread_cond_destroy(&p.cond);
-        pt_errf(err, "%s: out of memory", method);
-        return CDP_EFAIL;
-    }
-    p.next = b->pending;
-    b->pending = &p;
-    enqueue_locked(b, m);
-
     struct timespec deadline = pt_deadline(timeout_ms > 0 ? timeout_ms : 0);
     while (!p.done)
         if (cdp__cond_wait_until(b, &p.cond, &deadline) == ETIMEDOUT)
@@ -275,34 +326,51 @@ int cdp_call(cdp_session *s, const char *method, cJSON *params, cJSON **result, 
     pending_remove_locked(b, &p);
     cdp__unlock(b);
     pthread_cond_destroy(&p.cond);
+    return call_result(&p, result, timeout_ms, err);
+}
 
-    if (!p.done) {
-        pt_errf(err, "%s: no reply within %d ms", method, timeout_ms);
-        return CDP_ETIMEOUT;
+int cdp__call_begin(cdp_session *s, const char *method, cJSON *params, cdp_pending **out, char *err)
+{
+    *out = NULL;
+    cdp_pending *p = calloc(1, sizeof(*p));
+    if (!p) {
+        cJSON_Delete(params);
+        return pt_errf(err, "%s: out of memory", method), CDP_EFAIL;
     }
-    if (p.rc) {
-        pt_errf(err, "%s: %s", method, p.err);
-        cJSON_Delete(p.reply);
-        return p.rc;
+    pt_cond_init_monotonic(&p->cond);
+    p->notify = 1;
+    cdp__lock(s->b);
+    int rc = call_send_locked(s, p, method, params, err);
+    cdp__unlock(s->b);
+    if (rc) {
+        pthread_cond_destroy(&p->cond);
+        free(p);
+        return rc;
     }
-    cJSON *error = cJSON_GetObjectItemCaseSensitive(p.reply, "error");
-    if (error) {
-        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(error, "message");
-        const cJSON *code = cJSON_GetObjectItemCaseSensitive(error, "code");
-        const cJSON *data = cJSON_GetObjectItemCaseSensitive(error, "data");
-        pt_errf(err, "%s: %s%s%s (%d)", method, cJSON_IsString(msg) ? msg->valuestring : "error",
-                cJSON_IsString(data) ? ": " : "", cJSON_IsString(data) ? data->valuestring : "",
-                cJSON_IsNumber(code) ? code->valueint : 0);
-        cJSON_Delete(p.reply);
-        return CDP_EPROTOCOL;
-    }
-    if (result) {
-        *result = cJSON_DetachItemFromObjectCaseSensitive(p.reply, "result");
-        if (!*result)
-            *result = cJSON_CreateObject();
-    }
-    cJSON_Delete(p.reply);
+    *out = p;
     return 0;
+}
+
+int cdp__call_finish(cdp_pending *p, cJSON **result, int timeout_ms, char *err)
+{
+    if (result)
+        *result = NULL;
+    if (!p)
+        return pt_errf(err, "no call"), CDP_EFAIL;
+    cdp_browser *b = p->s->b;
+    if (on_service_thread(b, p->method, err))
+        return CDP_EFAIL; /* p stays pending: a bug, not a hang */
+    cdp__lock(b);
+    struct timespec deadline = pt_deadline(timeout_ms > 0 ? timeout_ms : 0);
+    while (!p->done)
+        if (cdp__cond_wait_until(b, &p->cond, &deadline) == ETIMEDOUT)
+            break;
+    pending_remove_locked(b, p);
+    cdp__unlock(b);
+    int rc = call_result(p, result, timeout_ms, err);
+    pthread_cond_destroy(&p->cond);
+    free(p);
+    return rc;
 }
 
 /* ---- Incoming ----------------------------------------------------------- */

@@ -33,6 +33,7 @@ int cdp_input_mouse(cdp_page *p, enum cdp_mouse_event type, double x, double y, 
         cJSON_AddNumberToObject(m, "clickCount", clicks);
         cJSON_AddNumberToObject(m, "buttons", type == CDP_MOUSE_PRESS ? 1 : 0);
     }
+    cdp__page_fence(p);
     return cdp_call(cdp_page_session(p), "Input.dispatchMouseEvent", m, NULL, CALL_TIMEOUT, err);
 }
 
@@ -100,6 +101,7 @@ int cdp_input_key(cdp_page *p, enum cdp_key_event type, const cdp_key *k, char *
     cJSON_AddNumberToObject(m, "windowsVirtualKeyCode", k->key_code);
     if (k->modifiers)
         cJSON_AddNumberToObject(m, "modifiers", k->modifiers);
+    cdp__page_fence(p);
     return cdp_call(cdp_page_session(p), "Input.dispatchKeyEvent", m, NULL, CALL_TIMEOUT, err);
 }
 
@@ -113,5 +115,6 @@ int cdp_input_insert_text(cdp_page *p, const char *text, char *err)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "text", text);
+    cdp__page_fence(p);
     return cdp_call(cdp_page_session(p), "Input.insertText", m, NULL, CALL_TIMEOUT, err);
 }

@@ -65,6 +65,11 @@ struct cdp_page {
         char id[64];
         unsigned bits;
     } loaders[LOADERS];
+    /* the top frame's navigation (see nav_state below) */
+    int nav_requested, nav_loading;
+    unsigned nav_gen; /* counts navigations started */
+    char nav_url[256];
+    cdp_capture *inflight; /* the screenshot in flight, or NULL */
     int dialog_accept;
     char *prompt_text;
     cdp_dialog *dialogs;
@@ -260,6 +265,60 @@ static int on_lifecycle_event(cdp_page *p, cdp_session *s, const cJSON *params)
     return 1;
 }
 
+/* The top frame's navigation, as the Page domain tells it:
+ *
+ *   idle --frameRequestedNavigation--> requested --frameStartedLoading--> loading
+ *    ^  <-navigatedWithinDocument,      |                                   |
+ *    |    frameClearedScheduledNavigation                                   |
+ *    +----------------------- frameStoppedLoading --------------------------+
+ *
+ * "Navigating" is requested or loading. frameStoppedLoading comes after the
+ * new document's load event (and its frames'). Chromium does not answer a
+ * screenshot sent while the top frame navigates, so captures wait for idle
+ * and watch nav_gen for a navigation that overtakes them. */
+static int top_frame_event(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    const char *fid = pt_json_str(params, "frameId");
+    return s == p->s && fid && strcmp(fid, p->target_id) == 0;
+}
+
+static int on_frame_requested_navigation(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    const char *disposition = pt_json_str(params, "disposition");
+    if (!top_frame_event(p, s, params) || (disposition && strcmp(disposition, "currentTab") != 0))
+        return 0;
+    p->nav_requested = 1;
+    p->nav_gen++;
+    snprintf(p->nav_url, sizeof(p->nav_url), "%s",
+             pt_json_str(params, "url") ? pt_json_str(params, "url") : "");
+    return 1;
+}
+
+static int on_frame_started_loading(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    if (!top_frame_event(p, s, params))
+        return 0;
+    p->nav_loading = 1;
+    p->nav_gen++;
+    return 1;
+}
+
+static int on_frame_stopped_loading(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    if (!top_frame_event(p, s, params))
+        return 0;
+    p->nav_requested = p->nav_loading = 0;
+    return 1;
+}
+
+static int on_navigation_dropped(cdp_page *p, cdp_session *s, const cJSON *params)
+{
+    if (!top_frame_event(p, s, params))
+        return 0;
+    p->nav_requested = 0;
+    return 1;
+}
+
 static int on_javascript_dialog_opening(cdp_page *p, cdp_session *s, const cJSON *params)
 {
     cJSON *answer = cJSON_CreateObject();
@@ -362,6 +421,11 @@ static const struct page_event {
     {"Page.frameNavigated", on_frame_navigated},
     {"Page.frameDetached", on_frame_detached},
     {"Page.lifecycleEvent", on_lifecycle_event},
+    {"Page.frameRequestedNavigation", on_frame_requested_navigation},
+    {"Page.frameStartedLoading", on_frame_started_loading},
+    {"Page.frameStoppedLoading", on_frame_stopped_loading},
+    {"Page.navigatedWithinDocument", on_navigation_dropped},
+    {"Page.frameClearedScheduledNavigation", on_navigation_dropped},
     {"Page.javascriptDialogOpening", on_javascript_dialog_opening},
     {"Runtime.exceptionThrown", on_exception_thrown},
     {"Fetch.requestPaused", on_request_paused},
@@ -618,6 +682,7 @@ int cdp_page_navigate(cdp_page *p, const char *url, unsigned flags, int timeout_
     cJSON *params = cJSON_CreateObject(), *res = NULL;
     cJSON_AddStringToObject(params, "url", url);
     int64_t start = pt_mono_ms();
+    cdp__page_fence(p);
     int rc = cdp_call(p->s, "Page.navigate", params, &res, timeout_ms, err);
     if (rc)
         return rc;
@@ -640,6 +705,57 @@ int cdp_page_navigate(cdp_page *p, const char *url, unsigned flags, int timeout_
 int cdp_page_wait_load(cdp_page *p, unsigned flags, int timeout_ms, char *err)
 {
     return wait_loader(p, NULL, flags, timeout_ms, err);
+}
+
+int cdp_page_navigating(cdp_page *p)
+{
+    cdp__lock(p->b);
+    int busy = p->nav_requested || p->nav_loading;
+    cdp__unlock(p->b);
+    return busy;
+}
+
+/* b->mu held. */
+static void describe_navigation(cdp_page *p, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "%s%s%s", p->nav_loading ? "loading" : "requested",
+             p->nav_url[0] ? " " : "", p->nav_url);
+}
+
+int cdp_page_wait_navigation(cdp_page *p, int timeout_ms, char *err)
+{
+    int64_t start = pt_mono_ms();
+    struct timespec deadline = pt_deadline(timeout_ms);
+    struct timespec second = pt_deadline(timeout_ms < 1000 ? timeout_ms : 1000);
+    int rc = 0, logged = 0;
+    char what[300];
+    cdp__lock(p->b);
+    while (p->nav_requested || p->nav_loading) {
+        if (cdp_session_detached(p->s)) {
+            char why[CDP_ERR_MAX];
+            if (!cdp_browser_gone(p->b, why))
+                snprintf(why, sizeof(why), "%s", p->s->why);
+            rc = CDP_EGONE;
+            pt_errf(err, "page gone while navigating: %s", why);
+            break;
+        }
+        if (cdp__cond_wait_until(p->b, &p->b->changed, logged ? &deadline : &second) != ETIMEDOUT)
+            continue;
+        describe_navigation(p, what, sizeof(what));
+        if (logged || timeout_ms <= 1000) {
+            pt_errf(err, "the page was still navigating (%s) after %d ms", what, timeout_ms);
+            rc = CDP_ETIMEOUT;
+            break;
+        }
+        logged = 1;
+        PT_DEBUG("cdp", "waiting up to %d ms for the top frame's navigation to load (%s)",
+                 timeout_ms, what);
+    }
+    cdp__unlock(p->b);
+    if (logged && !rc)
+        PT_DEBUG("cdp", "the top frame's navigation loaded after %lld ms",
+                 (long long)(pt_mono_ms() - start));
+    return rc;
 }
 
 /* ---- Frames and evaluation ---------------------------------------------- */
@@ -859,44 +975,191 @@ int cdp_page_child_frame(cdp_page *p, const char *frame_id, const char *css, cha
 
 /* ---- Screenshots and dialogs -------------------------------------------- */
 
+/* A screenshot in flight (cdp_page_capture_begin .. cdp_capture_finish).
+ * call and gen change under b->mu only. */
+struct cdp_capture {
+    cdp_page *p;
+    cJSON *params;     /* Page.captureScreenshot's, kept for a resend */
+    cdp_pending *call; /* NULL between a dropped capture and its resend */
+    unsigned gen;      /* p->nav_gen when it was sent */
+    int64_t until;     /* its deadline (pt_mono_ms) */
+    int timeout_ms;
+    int sends;
+};
+
+/* Page.captureScreenshot's params: PNG, or JPEG at quality; the whole
+ * document with full_page. New, or NULL with err. */
+static cJSON *capture_params(cdp_page *p, int full_page, int quality, int timeout_ms, char *err)
+{
+    cJSON *params = cJSON_CreateObject();
+    cJSON_AddStringToObject(params, "format", quality > 0 ? "jpeg" : "png");
+    if (quality > 0)
+        cJSON_AddNumberToObject(params, "quality", quality > 100 ? 100 : quality);
+    if (!full_page)
+        return params;
+    cJSON *metrics = NULL;
+    if (cdp_call(p->s, "Page.getLayoutMetrics", NULL, &metrics, timeout_ms, err)) {
+        cJSON_Delete(params);
+        return NULL;
+    }
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(metrics, "cssContentSize");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(size, "width");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(size, "height");
+    if (cJSON_IsNumber(w) && cJSON_IsNumber(h)) {
+        cJSON *clip = cJSON_AddObjectToObject(params, "clip");
+        cJSON_AddNumberToObject(clip, "x", 0);
+        cJSON_AddNumberToObject(clip, "y", 0);
+        cJSON_AddNumberToObject(clip, "width", w->valuedouble);
+        cJSON_AddNumberToObject(clip, "height", h->valuedouble);
+        cJSON_AddNumberToObject(clip, "scale", 1);
+        cJSON_AddBoolToObject(params, "captureBeyondViewport", 1);
+    }
+    cJSON_Delete(metrics);
+    return params;
+}
+
+static int capture_left(const cdp_capture *c)
+{
+    int64_t left = c->until - pt_mono_ms();
+    return left > 0 ? (int)left : 0;
+}
+
+/* Waits for the top frame to finish navigating, then sends the capture. */
+static int capture_send(cdp_capture *c, char *err)
+{
+    int rc = cdp_page_wait_navigation(c->p, capture_left(c), err);
+    if (rc)
+        return rc;
+    cdp_pending *call = NULL;
+    cdp__lock(c->p->b);
+    unsigned gen = c->p->nav_gen;
+    cdp__unlock(c->p->b);
+    rc = cdp__call_begin(c->p->s, "Page.captureScreenshot", cJSON_Duplicate(c->params, 1), &call,
+                         err);
+    if (rc)
+        return rc;
+    cdp__lock(c->p->b);
+    c->call = call;
+    c->gen = gen;
+    c->sends++;
+    cdp__unlock(c->p->b);
+    return 0;
+}
+
+static void capture_free(cdp_capture *c)
+{
+    cdp__lock(c->p->b);
+    if (c->p->inflight == c)
+        c->p->inflight = NULL;
+    cdp_pending *call = c->call;
+    c->call = NULL;
+    cdp__unlock(c->p->b);
+    if (call)
+        cdp__call_finish(call, NULL, 0, NULL); /* its late reply is dropped */
+    cJSON_Delete(c->params);
+    free(c);
+}
+
+int cdp_page_capture_begin(cdp_page *p, int full_page, int quality, int timeout_ms,
+                           cdp_capture **out, char *err)
+{
+    *out = NULL;
+    cdp_capture *c = calloc(1, sizeof(*c));
+    if (!c)
+        return pt_errf(err, "out of memory"), CDP_EFAIL;
+    c->p = p;
+    c->timeout_ms = timeout_ms;
+    c->until = pt_mono_ms() + timeout_ms;
+    c->params = capture_params(p, full_page, quality, timeout_ms, err);
+    int rc = c->params ? capture_send(c, err) : CDP_EFAIL;
+    if (rc) {
+        capture_free(c);
+        return rc;
+    }
+    cdp__lock(p->b);
+    if (!p->inflight)
+        p->inflight = c;
+    cdp__unlock(p->b);
+    *out = c;
+    return 0;
+}
+
+/* Waits (b->mu held) until c's reply is in, a navigation overtook it, or
+ * until; 1 when the reply is in. */
+static int capture_wait_locked(cdp_capture *c, const struct timespec *until)
+{
+    while (c->call && !c->call->done && c->gen == c->p->nav_gen)
+        if (cdp__cond_wait_until(c->p->b, &c->p->b->changed, until) == ETIMEDOUT)
+            break;
+    return c->call && c->call->done;
+}
+
+int cdp_capture_finish(cdp_capture *c, unsigned char **img, size_t *len, char *err)
+{
+    *img = NULL;
+    *len = 0;
+    int rc = CDP_ETIMEOUT;
+    for (;;) {
+        struct timespec until = pt_deadline(capture_left(c));
+        cdp__lock(c->p->b);
+        int answered = capture_wait_locked(c, &until);
+        int overtaken = !answered && c->gen != c->p->nav_gen;
+        cdp_pending *call = c->call;
+        c->call = NULL;
+        cdp__unlock(c->p->b);
+        cJSON *res = NULL;
+        if (answered) {
+            rc = cdp__call_finish(call, &res, 0, err);
+            const char *data = rc ? NULL : pt_json_str(res, "data");
+            if (data)
+                *img = pt_b64_decode(data, strlen(data), len);
+            cJSON_Delete(res);
+            if (!rc && !*img) {
+                pt_errf(err, "Page.captureScreenshot: no image data");
+                rc = CDP_EFAIL;
+            }
+            break;
+        }
+        cdp__call_finish(call, NULL, 0, NULL);
+        if (!overtaken) {
+            pt_errf(err, "Page.captureScreenshot: no reply within %d ms%s", c->timeout_ms,
+                    cdp_page_navigating(c->p) ? " (the page is navigating)" : "");
+            break;
+        }
+        /* Chromium drops a capture that a navigation overtakes: once the new
+         * document has loaded, ask again */
+        PT_DEBUG("cdp", "a navigation overtook a screenshot; taking it again after the load");
+        if (c->sends >= 3) {
+            pt_errf(err, "the page navigated during each of %d screenshots", c->sends);
+            break;
+        }
+        if ((rc = capture_send(c, err)))
+            break;
+    }
+    capture_free(c);
+    return rc;
+}
+
+void cdp__page_fence(cdp_page *p)
+{
+    struct timespec cap = pt_deadline(3000);
+    cdp__lock(p->b);
+    cdp_capture *c = p->inflight;
+    int answered = c ? capture_wait_locked(c, &cap) : 1;
+    int overtaken = c && c->gen != p->nav_gen;
+    cdp__unlock(p->b);
+    if (!answered && !overtaken)
+        PT_DEBUG("cdp", "input goes on with a screenshot still in flight after 3000 ms");
+}
+
 int cdp_page_screenshot(cdp_page *p, int full_page, unsigned char **png, size_t *len,
                         int timeout_ms, char *err)
 {
-    cJSON *params = cJSON_CreateObject(), *res = NULL;
+    cdp_capture *c = NULL;
     *png = NULL;
     *len = 0;
-    cJSON_AddStringToObject(params, "format", "png");
-    if (full_page) {
-        cJSON *metrics = NULL;
-        int rc = cdp_call(p->s, "Page.getLayoutMetrics", NULL, &metrics, timeout_ms, err);
-        if (rc) {
-            cJSON_Delete(params);
-            return rc;
-        }
-        const cJSON *size = cJSON_GetObjectItemCaseSensitive(metrics, "cssContentSize");
-        const cJSON *w = cJSON_GetObjectItemCaseSensitive(size, "width");
-        const cJSON *h = cJSON_GetObjectItemCaseSensitive(size, "height");
-        if (cJSON_IsNumber(w) && cJSON_IsNumber(h)) {
-            cJSON *clip = cJSON_AddObjectToObject(params, "clip");
-            cJSON_AddNumberToObject(clip, "x", 0);
-            cJSON_AddNumberToObject(clip, "y", 0);
-            cJSON_AddNumberToObject(clip, "width", w->valuedouble);
-            cJSON_AddNumberToObject(clip, "height", h->valuedouble);
-            cJSON_AddNumberToObject(clip, "scale", 1);
-            cJSON_AddBoolToObject(params, "captureBeyondViewport", 1);
-        }
-        cJSON_Delete(metrics);
-    }
-    int rc = cdp_call(p->s, "Page.captureScreenshot", params, &res, timeout_ms, err);
-    if (rc)
-        return rc;
-    const char *data = pt_json_str(res, "data");
-    if (data)
-        *png = pt_b64_decode(data, strlen(data), len);
-    cJSON_Delete(res);
-    if (!*png)
-        return pt_errf(err, "Page.captureScreenshot: no image data"), CDP_EFAIL;
-    return 0;
+    int rc = cdp_page_capture_begin(p, full_page, 0, timeout_ms, &c, err);
+    return rc ? rc : cdp_capture_finish(c, png, len, err);
 }
 
 void cdp_page_set_dialog_answer(cdp_page *p, int accept, const char *prompt_text)

@@ -566,6 +566,7 @@ static void trajectory(store *st, http_request *r, task *t, const char *file)
         }
         const char *dot = strrchr(file, '.');
         http_set_type(r, dot && !strcmp(dot, ".png")    ? "image/png"
+                         : dot && !strcmp(dot, ".jpg")  ? "image/jpeg"
                          : dot && !strcmp(dot, ".html") ? "text/html; charset=utf-8"
                          : dot && !strcmp(dot, ".json") ? "application/json"
                                                         : "application/octet-stream");

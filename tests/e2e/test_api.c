@@ -102,7 +102,12 @@ static void test_quickstart_json(void **state)
     assert_non_null(shot);
     r = ts_api(&s, s.key, "GET", shot, NULL, NULL, 0);
     assert_int_equal(r.status, 200);
-    assert_true(r.len > 8 && !memcmp(r.body, "\x89PNG", 4));
+    /* trajectories keep JPEG pictures (a person reads them; PNG cost 5x) */
+    assert_true(r.len > 8 && !memcmp(r.body, "\xff\xd8\xff", 3));
+    char *ctype = tc_response_header(&r, "Content-Type");
+    assert_non_null(ctype);
+    assert_non_null(strstr(ctype, "image/jpeg"));
+    free(ctype);
     tc_response_free(&r);
     cJSON_Delete(traj);
 
