@@ -51,6 +51,9 @@ void http_stop(http_server *s);
  *
  * A server lists what it answers once, as a table, and the layer picks the
  * handler: the first route (in table order) whose method and path match.
+ * A path segment written {name} matches any one non-empty segment
+ * ("/tasks/{id}/input" takes "/tasks/42/input"); the handler reads it from
+ * http_path if it needs it.
  * A path no route has is answered 404; a path that routes have, but not for
  * this method, 405 with an Allow header naming their methods ("GET, POST").
  * How those two are written is the owner's (reject); by default they are
@@ -59,7 +62,8 @@ void http_stop(http_server *s);
  *   static const http_route routes[] = {
  *       {"GET", "/healthz", healthz},
  *       {"POST", "/tasks", create_task},
- *       {"GET", "/tasks/", task_item, HTTP_PREFIX},
+ *       {"GET", "/tasks/{id}", get_task, .head = 1},
+ *       {"GET", "/static/", static_file, HTTP_PREFIX},
  *   };
  *   http_router rt = {routes, sizeof(routes) / sizeof(routes[0]), NULL};
  *   http_start_router(&opts, &rt, service, &server, err);
@@ -75,6 +79,7 @@ typedef struct http_route {
     const char *path;     /* decoded, without the query, as http_path() gives it */
     http_handler handler; /* called with the router's ud */
     enum http_match match;
+    int head; /* 1: HEAD runs it too (with no body sent); Allow still names only method */
 } http_route;
 
 /* Answers a request that no route takes. status is 404 (no route has that

@@ -12,11 +12,23 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Whether path is rt's: character for character, but a {name} segment of
+ * rt's takes any one non-empty segment of path. */
 static int path_matches(const http_route *rt, const char *path)
 {
-    if (rt->match == HTTP_PREFIX)
-        return strncmp(path, rt->path, strlen(rt->path)) == 0;
-    return strcmp(path, rt->path) == 0;
+    for (const char *p = rt->path; *p;) {
+        const char *close = *p == '{' ? strchr(p, '}') : NULL;
+        if (close) {
+            size_t seg = strcspn(path, "/");
+            if (!seg)
+                return 0;
+            path += seg;
+            p = close + 1;
+        } else if (*p++ != *path++) {
+            return 0;
+        }
+    }
+    return rt->match == HTTP_PREFIX || *path == '\0';
 }
 
 /* Adds method to the ", "-separated list in allow unless it is there. */
@@ -38,7 +50,7 @@ int http_route_request(const http_router *rt, http_request *r, void *ud)
         const http_route *route = &rt->routes[i];
         if (!path_matches(route, path))
             continue;
-        if (strcmp(route->method, method) == 0) {
+        if (strcmp(route->method, method) == 0 || (route->head && strcmp(method, "HEAD") == 0)) {
             route->handler(r, ud);
             return PT_FOUND;
         }

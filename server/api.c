@@ -26,6 +26,16 @@
 #include <string.h>
 #include <strings.h>
 
+/* One request as a route handler sees it (its ud): the service's parts and
+ * this thread's store; under /tasks the caller's account, and under
+ * /tasks/{id} their task (api_handle found both before routing). */
+typedef struct api_call {
+    api_env *e;
+    store *st;
+    const account *a; /* NULL outside /tasks */
+    task *t;          /* NULL outside /tasks/{id} */
+} api_call;
+
 static void reply_obj(http_request *r, int status, cJSON *o)
 {
     char *json = cJSON_PrintUnformatted(o);
@@ -261,8 +271,12 @@ static int replay_idempotent(store *st, http_request *r, const account *a, const
     return 1;
 }
 
-static void create_task(api_env *e, store *st, http_request *r, const account *a)
+static void create_task(http_request *r, void *ud)
 {
+    const api_call *c = ud;
+    api_env *e = c->e;
+    store *st = c->st;
+    const account *a = c->a;
     create_in in = {0};
     if (read_create(r, &in) < 0)
         goto out;
@@ -319,8 +333,11 @@ out:
 
 /* ---- GET /tasks ---------------------------------------------------------- */
 
-static void list_tasks(store *st, http_request *r, const account *a)
+static void list_tasks(http_request *r, void *ud)
 {
+    const api_call *c = ud;
+    store *st = c->st;
+    const account *a = c->a;
     const char *status = http_query(r, "status"), *type = http_query(r, "type");
     const char *lim = http_query(r, "limit"), *after = http_query(r, "after");
     if (status && !*status)
@@ -437,8 +454,17 @@ static void keep_answers(store *st, const task *t, const cJSON *answers)
     free(json);
 }
 
-static void answer_input(api_env *e, store *st, http_request *r, task *t)
+static void get_task(http_request *r, void *ud)
 {
+    reply_task(r, ((const api_call *)ud)->t);
+}
+
+static void answer_input(http_request *r, void *ud)
+{
+    const api_call *c = ud;
+    api_env *e = c->e;
+    store *st = c->st;
+    task *t = c->t;
     cJSON *b = json_body(r, 1), *answers = NULL;
     if (!b)
         return;
@@ -467,8 +493,12 @@ out:
     cJSON_Delete(b);
 }
 
-static void review_task(api_env *e, store *st, http_request *r, task *t)
+static void review_task(http_request *r, void *ud)
 {
+    const api_call *c = ud;
+    api_env *e = c->e;
+    store *st = c->st;
+    task *t = c->t;
     cJSON *b = json_body(r, 1);
     if (!b)
         return;
@@ -507,8 +537,12 @@ out:
     cJSON_Delete(b);
 }
 
-static void cancel_task(api_env *e, store *st, http_request *r, task *t)
+static void cancel_task(http_request *r, void *ud)
 {
+    const api_call *c = ud;
+    api_env *e = c->e;
+    store *st = c->st;
+    task *t = c->t;
     if (task_status_is_final(task_status_of(t))) {
         conflict(r, t, "pending, running or waiting (it has already finished)");
         return;
@@ -545,6 +579,7 @@ static int safe_name(const char *n)
     return 1;
 }
 
+/* The trajectory as JSON (file NULL), or one of its files. */
 static void trajectory(store *st, http_request *r, task *t, const char *file)
 {
     char *dir = store_trajectory_dir(st, t->id);
@@ -608,16 +643,38 @@ out:
     free(dir);
 }
 
-static void deliveries(store *st, http_request *r, task *t)
+static void trajectory_json(http_request *r, void *ud)
 {
+    const api_call *c = ud;
+    trajectory(c->st, r, c->t, NULL);
+}
+
+/* /tasks/{id}/trajectory/FILE: the id is digits, so the first
+ * "/trajectory/" is the one before FILE. */
+static void trajectory_file(http_request *r, void *ud)
+{
+    const api_call *c = ud;
+    const char *file = strstr(http_path(r), "/trajectory/") + strlen("/trajectory/");
+    trajectory(c->st, r, c->t, file);
+}
+
+static void deliveries(http_request *r, void *ud)
+{
+    const api_call *c = ud;
+    store *st = c->st;
+    task *t = c->t;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "task_id", (double)t->id);
     cJSON_AddItemToObject(o, "data", store_deliveries(st, t->id));
     reply_obj(r, 200, o);
 }
 
-static void redeliver(api_env *e, store *st, http_request *r, task *t)
+static void redeliver(http_request *r, void *ud)
 {
+    const api_call *c = ud;
+    api_env *e = c->e;
+    store *st = c->st;
+    task *t = c->t;
     outbox_row row;
     int rc = store_outbox_for_task(st, t->id, &row);
     if (rc != 1) {
@@ -637,8 +694,11 @@ static void redeliver(api_env *e, store *st, http_request *r, task *t)
 
 /* ---- Service routes ------------------------------------------------------ */
 
-static void healthz(api_env *e, store *st, http_request *r)
+static void healthz(http_request *r, void *ud)
 {
+    const api_call *c = ud;
+    api_env *e = c->e;
+    store *st = c->st;
     cJSON *o = cJSON_CreateObject();
     int ok = st && dispatch_queue_depth(e->dispatch, st) >= 0;
     worker_stats ws;
@@ -707,8 +767,11 @@ static void metrics_workers(api_env *e, store *st, pt_buf *b)
                    ws.ms_sum / 1000.0, ws.runs);
 }
 
-static void metrics(api_env *e, store *st, http_request *r)
+static void metrics(http_request *r, void *ud)
 {
+    const api_call *c = ud;
+    api_env *e = c->e;
+    store *st = c->st;
     pt_buf b;
     pt_buf_init(&b, 0);
     metrics_tasks(st, &b);
@@ -717,10 +780,10 @@ static void metrics(api_env *e, store *st, http_request *r)
     cJSON *ob = st ? store_outbox_counts(st) : NULL;
     pt_buf_appendf(&b, "# HELP portier_webhook_events Webhook events by state.\n"
                        "# TYPE portier_webhook_events gauge\n");
-    for (cJSON *c = ob ? ob->child : NULL; c; c = c->next)
-        if (strcmp(c->string, "attempts") && strcmp(c->string, "failures"))
-            pt_buf_appendf(&b, "portier_webhook_events{state=\"%s\"} %lld\n", c->string,
-                           (long long)c->valuedouble);
+    for (cJSON *n = ob ? ob->child : NULL; n; n = n->next)
+        if (strcmp(n->string, "attempts") && strcmp(n->string, "failures"))
+            pt_buf_appendf(&b, "portier_webhook_events{state=\"%s\"} %lld\n", n->string,
+                           (long long)n->valuedouble);
     cJSON_Delete(ob);
     http_set_status(r, 200);
     http_set_type(r, "text/plain; version=0.0.4; charset=utf-8");
@@ -730,8 +793,11 @@ static void metrics(api_env *e, store *st, http_request *r)
 
 /* The demo's webhook receiver (routed only with serve --demo): checks the
  * signature and logs the event's id, task and status, never the body. */
-static void sink(api_env *e, store *st, http_request *r)
+static void sink(http_request *r, void *ud)
 {
+    const api_call *c = ud;
+    api_env *e = c->e;
+    store *st = c->st;
     size_t len = 0;
     const char *body = http_body(r, &len);
     const char *id = http_header(r, "webhook-id"), *ts = http_header(r, "webhook-timestamp"),
@@ -759,83 +825,6 @@ static void sink(api_env *e, store *st, http_request *r)
             verified ? "verified" : "NOT VERIFIED");
     cJSON_Delete(o);
     http_reply_json(r, verified ? 200 : 400, verified ? "{\"ok\":true}" : "{\"ok\":false}");
-}
-
-/* ---- Routing ------------------------------------------------------------- */
-
-static void method_not_allowed(http_request *r, const char *allow)
-{
-    http_add_header(r, "Allow", allow);
-    http_reply_error(r, 405, "method_not_allowed", "%s %s: allowed methods are %s", http_method(r),
-                     http_path(r), allow);
-}
-
-/* The routes under /tasks/{id}: the task is the caller's (404 otherwise). */
-static void task_routes(api_env *e, store *st, http_request *r, const account *a)
-{
-    const char *m = http_method(r), *path = http_path(r);
-    /* /tasks/{id}[/action[/more]] */
-    const char *p = path + 7;
-    char *end;
-    long long id = strtoll(p, &end, 10);
-    if (end == p || id < 1 || (*end && *end != '/') || !isdigit((unsigned char)*p)) {
-        http_reply_error(r, 404, "not_found", "no task %.40s", p);
-        return;
-    }
-    const char *rest = *end ? end + 1 : "";
-    task t;
-    int found = store_task_get(st, a->id, id, &t);
-    if (found != 1) {
-        if (found < 0)
-            http_reply_error(r, 503, "unavailable", "the store is not available");
-        else
-            http_reply_error(r, 404, "not_found", "no task %lld", id);
-        return;
-    }
-    static const struct {
-        const char *rest, *method;
-        int prefix;
-    } routes[] = {{"", "GET", 0},           {"input", "POST", 0},
-                  {"review", "POST", 0},    {"cancel", "POST", 0},
-                  {"trajectory", "GET", 0}, {"trajectory/", "GET", 1},
-                  {"deliveries", "GET", 0}, {"webhook/redeliver", "POST", 0}};
-    int which = -1;
-    for (int i = 0; i < (int)(sizeof(routes) / sizeof(routes[0])) && which < 0; i++)
-        if (routes[i].prefix ? !strncmp(rest, routes[i].rest, strlen(routes[i].rest))
-                             : !strcmp(rest, routes[i].rest))
-            which = i;
-    if (which < 0)
-        http_reply_error(r, 404, "not_found", "no route %s", path);
-    else if (strcmp(m, routes[which].method) && !(which == 0 && !strcmp(m, "HEAD")))
-        method_not_allowed(r, routes[which].method);
-    else
-        switch (which) {
-        case 0:
-            reply_task(r, &t);
-            break;
-        case 1:
-            answer_input(e, st, r, &t);
-            break;
-        case 2:
-            review_task(e, st, r, &t);
-            break;
-        case 3:
-            cancel_task(e, st, r, &t);
-            break;
-        case 4:
-            trajectory(st, r, &t, NULL);
-            break;
-        case 5:
-            trajectory(st, r, &t, rest + strlen("trajectory/"));
-            break;
-        case 6:
-            deliveries(st, r, &t);
-            break;
-        case 7:
-            redeliver(e, st, r, &t);
-            break;
-        }
-    task_free(&t);
 }
 
 static void close_store(void *p)
@@ -870,48 +859,96 @@ static store *thread_store(api_env *e)
     return st;
 }
 
-/* The request dispatch: every route of the API. */
+/* ---- Routing ------------------------------------------------------------- */
+
+/* Every route of the API (docs/openapi.yaml), in the order Allow names them.
+ * The demo's webhook sink comes last: without serve --demo the table ends
+ * before it, and its path is a 404 like any other. */
+static const http_route routes[] = {
+    {"GET", "/healthz", healthz, .head = 1},
+    {"GET", "/metrics", metrics},
+    {"GET", "/tasks", list_tasks},
+    {"POST", "/tasks", create_task},
+    {"GET", "/tasks/{id}", get_task, .head = 1},
+    {"GET", "/tasks/{id}/", get_task, .head = 1}, /* a trailing slash is the task too */
+    {"POST", "/tasks/{id}/input", answer_input},
+    {"POST", "/tasks/{id}/review", review_task},
+    {"POST", "/tasks/{id}/cancel", cancel_task},
+    {"GET", "/tasks/{id}/trajectory", trajectory_json},
+    {"GET", "/tasks/{id}/trajectory/", trajectory_file, HTTP_PREFIX},
+    {"GET", "/tasks/{id}/deliveries", deliveries},
+    {"POST", "/tasks/{id}/webhook/redeliver", redeliver},
+    {"POST", "/_portier/webhook-sink", sink},
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* The API's 404s (a 405 is the layer's JSON, with Allow). Under /tasks/ the
+ * task was found before routing, so what is missing is the route. */
+static void reject(http_request *r, int status, const char *allow, void *ud)
+{
+    const char *path = http_path(r);
+    if (status == 405)
+        http_reject_json(r, status, allow, ud);
+    else if (strncmp(path, "/tasks/", 7) == 0)
+        http_reply_error(r, 404, "not_found", "no route %s", path);
+    else
+        http_reply_error(r, 404, "not_found", "no route %s (see docs/openapi.yaml)", path);
+}
+
+static const http_router api_router = {routes, NROUTES - 1, reject};
+static const http_router demo_router = {routes, NROUTES, reject};
+
+/* The task of /tasks/{id}[/...] if it is the caller's, or the 404 (or 503)
+ * answered (-1). On success t is the caller's to free. */
+static int find_task(store *st, http_request *r, const account *a, task *t)
+{
+    const char *p = http_path(r) + 7;
+    char *end;
+    long long id = strtoll(p, &end, 10);
+    if (end == p || id < 1 || (*end && *end != '/') || !isdigit((unsigned char)*p)) {
+        http_reply_error(r, 404, "not_found", "no task %.40s", p);
+        return -1;
+    }
+    int found = store_task_get(st, a->id, id, t);
+    if (found == 1)
+        return 0;
+    if (found < 0)
+        http_reply_error(r, 503, "unavailable", "the store is not available");
+    else
+        http_reply_error(r, 404, "not_found", "no task %lld", id);
+    return -1;
+}
+
+/* The HTTP handler: the store, then for /tasks the caller's key and, under
+ * /tasks/{id}, their task, all before any route is picked (so a stranger
+ * gets a 401 and a missing task a 404, whatever the method); then the
+ * table. */
 void api_handle(http_request *r, void *ud)
 {
     api_env *e = ud;
     e->requests++;
-    const char *m = http_method(r), *path = http_path(r);
-    store *st = thread_store(e);
-    if (!st) {
+    const char *path = http_path(r);
+    api_call c = {e, thread_store(e), NULL, NULL};
+    if (!c.st) {
         http_reply_error(r, 503, "unavailable", "the store is not available");
         return;
     }
-    if (!strcmp(path, "/healthz")) {
-        if (strcmp(m, "GET") && strcmp(m, "HEAD"))
-            return method_not_allowed(r, "GET");
-        return healthz(e, st, r);
-    }
-    if (!strcmp(path, "/metrics")) {
-        if (strcmp(m, "GET"))
-            return method_not_allowed(r, "GET");
-        return metrics(e, st, r);
-    }
-    if (e->webhook_sink && !strcmp(path, "/_portier/webhook-sink")) {
-        if (strcmp(m, "POST"))
-            return method_not_allowed(r, "POST");
-        return sink(e, st, r);
-    }
-    if (strcmp(path, "/tasks") != 0 && strncmp(path, "/tasks/", 7) != 0) {
-        http_reply_error(r, 404, "not_found", "no route %s (see docs/openapi.yaml)", path);
-        return;
-    }
     account a;
-    if (authenticate(st, r, &a) < 0)
-        return;
-    if (!strcmp(path, "/tasks")) {
-        if (!strcmp(m, "POST"))
-            create_task(e, st, r, &a);
-        else if (!strcmp(m, "GET"))
-            list_tasks(st, r, &a);
-        else
-            method_not_allowed(r, "GET, POST");
-    } else {
-        task_routes(e, st, r, &a);
+    task t;
+    if (strcmp(path, "/tasks") == 0 || strncmp(path, "/tasks/", 7) == 0) {
+        if (authenticate(c.st, r, &a) < 0)
+            return;
+        c.a = &a;
+        if (path[6] == '/') {
+            if (find_task(c.st, r, &a, &t) < 0)
+                goto out;
+            c.t = &t;
+        }
     }
-    account_free(&a);
+    http_route_request(e->webhook_sink ? &demo_router : &api_router, r, &c);
+out:
+    if (c.t)
+        task_free(c.t);
+    if (c.a)
+        account_free(&a);
 }

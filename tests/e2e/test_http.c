@@ -1,7 +1,8 @@
 /*
  * test_http.c - the HTTP layer over real loopback HTTP: methods, paths,
  * queries, headers, cookies, bodies and their cap, concurrency, a client
- * that leaves mid-request, and the route table's 404 and 405.
+ * that leaves mid-request, and the route table: {name} segments, HEAD, 404
+ * and 405.
  */
 #define _GNU_SOURCE
 #include "tests/support/testmain.h"
@@ -321,9 +322,72 @@ static void routes_404_and_405_with_allow(void **state)
     http_stop(s);
 }
 
+/* {name} segments, and a GET route that takes HEAD too */
+static const http_route id_routes[] = {
+    {"GET", "/tasks/{id}", route_name, .head = 1},
+    {"POST", "/tasks/{id}/input", route_name},
+    {"GET", "/tasks/{id}/files/", route_other, HTTP_PREFIX},
+    {"GET", "/metrics", route_name},
+};
+
+static void routes_with_segments_and_head(void **state)
+{
+    (void)state;
+    http_router rt = {id_routes, sizeof(id_routes) / sizeof(id_routes[0]), NULL};
+    http_server *s = NULL;
+    char err[512];
+    if (http_start_router(NULL, &rt, "api", &s, err))
+        fail_msg("http_start_router: %s", err);
+    tc_client *c = tc_new();
+    int port = http_port(s);
+    tc_response r = fetch(c, port, "GET", "/tasks/42");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "api GET /tasks/42");
+    tc_response_free(&r);
+    r = fetch(c, port, "POST", "/tasks/x-7/input");
+    assert_string_equal(r.body, "api POST /tasks/x-7/input");
+    tc_response_free(&r);
+    r = fetch(c, port, "GET", "/tasks/7/files/a.png");
+    assert_string_equal(r.body, "other /tasks/7/files/a.png");
+    tc_response_free(&r);
+    /* a segment is one, and never empty (lws makes "//" one "/" before us) */
+    const char *no[] = {"/tasks/", "/tasks/7/8", "/tasks/7/input/more"};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        r = fetch(c, port, "GET", no[i]);
+        if (r.status != 404)
+            fail_msg("%s: %ld %s", no[i], r.status, r.body);
+        tc_response_free(&r);
+    }
+    r = fetch(c, port, "HEAD", "/tasks/42");
+    assert_int_equal(r.status, 200);
+    tc_response_free(&r);
+    /* HEAD runs only the routes that take it; GET alone stands in Allow */
+    r = fetch(c, port, "HEAD", "/metrics");
+    assert_int_equal(r.status, 405);
+    char *allow = tc_response_header(&r, "allow");
+    assert_string_equal(allow, "GET");
+    free(allow);
+    tc_response_free(&r);
+    r = fetch(c, port, "DELETE", "/tasks/42");
+    assert_int_equal(r.status, 405);
+    allow = tc_response_header(&r, "allow");
+    assert_string_equal(allow, "GET");
+    free(allow);
+    tc_response_free(&r);
+    r = fetch(c, port, "GET", "/tasks/42/input");
+    assert_int_equal(r.status, 405);
+    allow = tc_response_header(&r, "allow");
+    assert_string_equal(allow, "POST");
+    free(allow);
+    tc_response_free(&r);
+    tc_free(c);
+    http_stop(s);
+}
+
 PT_TESTS("http", cmocka_unit_test(requests_round_trip),
          cmocka_unit_test(chunked_bodies_are_refused),
          cmocka_unit_test(large_response_and_body_cap),
          cmocka_unit_test(slow_handlers_run_in_parallel),
          cmocka_unit_test(client_leaving_mid_request), cmocka_unit_test(listen_errors_are_clear),
-         cmocka_unit_test(routes_404_and_405_with_allow));
+         cmocka_unit_test(routes_404_and_405_with_allow),
+         cmocka_unit_test(routes_with_segments_and_head));
