@@ -165,7 +165,7 @@
     await frames2();
     const r2 = el.getBoundingClientRect();
     if (r.x !== r2.x || r.y !== r2.y || r.width !== r2.width || r.height !== r2.height)
-      return { ok: false, why: 'still moving' };
+      return { ok: false, why: 'still moving', moving: true };
     const x = r2.left + Math.min(r2.width / 2, b && b.left ? 8 : r2.width / 2);
     const y = r2.top + r2.height / 2;
     const hit = document.elementFromPoint(x, y);
@@ -253,6 +253,37 @@
   case 'isFile': return a.tagName === 'INPUT' && a.type === 'file';
   case 'pageText': return document.body ? document.body.innerText : '';
   case 'url': return location.href;
+  case 'change': return new Promise((resolve) => {
+    /* Settles true on the first thing in this document that may change
+     * what the agent sees (a DOM mutation, in open shadow roots too, an
+     * input, a transition or animation ending, something loading, a
+     * scroll, a resize, a history step), false after a ms. b: a locator
+     * that found nothing just now: true at once when it finds something. */
+    if (b && pick(b).el) return resolve(true);
+    const root = document.documentElement;
+    if (!root) return resolve(true);
+    const opts = { subtree: true, childList: true, attributes: true, characterData: true };
+    const evs = ['input', 'change', 'transitionend', 'animationend', 'load', 'scroll', 'readystatechange'];
+    const wevs = ['resize', 'hashchange', 'popstate'];
+    let timer = 0;
+    const mo = new MutationObserver(() => end(true));
+    const end = (changed) => {
+      mo.disconnect();
+      clearTimeout(timer);
+      for (const t of evs) document.removeEventListener(t, onEv, true);
+      for (const t of wevs) window.removeEventListener(t, onEv, true);
+      resolve(changed);
+    };
+    const onEv = () => end(true);
+    mo.observe(root, opts);
+    let shadows = 0;
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot && shadows++ < 64) mo.observe(el.shadowRoot, opts);
+    }
+    for (const t of evs) document.addEventListener(t, onEv, true);
+    for (const t of wevs) window.addEventListener(t, onEv, true);
+    timer = setTimeout(() => end(false), a);
+  });
   case 'textOf': {
     const el = document.querySelector(a);
     return el ? norm(el.innerText || el.textContent) : null;

@@ -126,7 +126,8 @@ static int hit_through_frames(run *R, double *x, double *y, char *why, size_t wh
     return 0;
 }
 
-/* Is e actionable now? 0 with the point to act at, or -1 with why. */
+/* Is e actionable now? 0 with the point to act at, or with why: -1 (not
+ * here), -2 (still moving), -3 (in the way on the page around its frame). */
 static int judge(run *R, const cdp_handle *e, int need_hit, int left, double *x, double *y,
                  char *why, size_t whysz)
 {
@@ -142,12 +143,14 @@ static int judge(run *R, const cdp_handle *e, int need_hit, int left, double *x,
     } else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "ok"))) {
         snprintf(why, whysz, "%s",
                  pt_json_str(a, "why") ? pt_json_str(a, "why") : "not actionable");
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "moving")))
+            rc = -2;
     } else {
         *x = dom_num(a, "x");
         *y = dom_num(a, "y");
         /* without a hit test the point is still in the frame's viewport:
          * fine, it is not used then */
-        rc = need_hit ? hit_through_frames(R, x, y, why, whysz) : 0;
+        rc = need_hit && hit_through_frames(R, x, y, why, whysz) ? -3 : 0;
     }
     cJSON_Delete(a);
     return rc;
@@ -157,15 +160,17 @@ int loc_actionable(run *R, const sop_step *st, const sop_locator *loc, int need_
                    cdp_handle **out, double *x, double *y)
 {
     int timeout = run_timeout(R, st);
-    int64_t until = pt_mono_ms() + timeout;
+    waiting w;
     char why[ERR_SIZE] = "", err[ERR_SIZE], lt[512];
     loc_text(loc, lt, sizeof(lt));
     *out = NULL;
+    run_wait_begin(R, &w, st, timeout, "an element to act on");
     for (;;) {
         if (run_handlers(R) < 0 || R->stop)
             return -1;
         cdp_handle *e = NULL;
-        int count = 0;
+        int count = 0, j = 0;
+        const sop_locator *missing = NULL;
         int rc = loc_find(R, loc, &e, &count, err);
         if (rc < 0) {
             if (rc == CDP_EGONE || rc == CDP_EDETACHED) {
@@ -180,17 +185,20 @@ int loc_actionable(run *R, const sop_step *st, const sop_locator *loc, int need_
                 return -1;
             }
             snprintf(why, sizeof(why), "no element matches %s", lt);
-        } else if (judge(R, e, need_hit, left, x, y, why, sizeof(why)) == 0) {
+            missing = loc;
+        } else if ((j = judge(R, e, need_hit, left, x, y, why, sizeof(why))) == 0) {
             *out = e;
             return 0;
         } else {
             cdp_handle_release(e);
         }
-        if (pt_mono_ms() >= until) {
+        if (run_wait_over(&w)) {
             run_fail(R, st, "%s: %s for %d s", lt, why, (timeout + 999) / 1000);
             return -1;
         }
-        pt_sleep_ms(POLL_MS);
+        /* moving: the look itself took two animation frames, look again;
+         * in the way around the frame: a document this wait does not see */
+        run_wait_change(R, &w, j == -2 ? 0 : j == -3 ? WAIT_FAR_MS : WAIT_CAP_MS, missing);
     }
 }
 
@@ -199,7 +207,8 @@ int loc_present(run *R, const sop_step *st, cdp_handle **e)
     char err[ERR_SIZE], lt[512];
     loc_text(&st->loc, lt, sizeof(lt));
     int timeout = run_timeout(R, st);
-    int64_t until = pt_mono_ms() + timeout;
+    waiting w;
+    run_wait_begin(R, &w, st, timeout, "an element");
     for (;;) {
         int count = 0;
         int rc = loc_find(R, &st->loc, e, &count, err);
@@ -210,12 +219,12 @@ int loc_present(run *R, const sop_step *st, cdp_handle **e)
                      count);
             return -1;
         }
-        if (pt_mono_ms() >= until) {
+        if (run_wait_over(&w)) {
             run_fail(R, st, "no element matches %s for %d s", lt, (timeout + 999) / 1000);
             return -1;
         }
         if (run_handlers(R) < 0 || R->stop)
             return -1;
-        pt_sleep_ms(POLL_MS);
+        run_wait_change(R, &w, WAIT_CAP_MS, rc == 1 ? &st->loc : NULL);
     }
 }

@@ -13,6 +13,7 @@
  *   cond.c        conditions (if, wait for, expect, whenever)
  *   keys.c        keystrokes: named keys, text typed key by key, the keys
  *                 that fill native date and time inputs
+ *   wait.c        waiting between two looks until something may have changed
  *   trajectory.c  the trajectory: a step's entry, screenshots, the files
  *
  * Frames: `in frame LOC` pushes the frame that LOC's element shows onto a
@@ -23,8 +24,9 @@
  * them into out-of-process frames itself.
  *
  * Waiting: every action waits up to its timeout for its element to be
- * actionable; `wait for` polls its condition. While waiting, `whenever`
- * handlers are checked and run when their condition holds.
+ * actionable; `wait for` waits for its condition. Between two looks a wait
+ * waits for a change (wait.c), not for a fixed time. While waiting,
+ * `whenever` handlers are checked and run when their condition holds.
  */
 #ifndef PORTIER_AGENT_RUN_H
 #define PORTIER_AGENT_RUN_H
@@ -35,7 +37,11 @@
 
 #include <stdint.h>
 
-#define POLL_MS 100
+/* How long a wait loop waits for a change before it looks again anyway
+ * (run_wait_change): */
+#define WAIT_CAP_MS 250 /* the usual: handlers, cancelling, CSS animations */
+#define WAIT_FAR_MS 100 /* what is in the way is in another frame's document */
+#define WAIT_BOX_MS 50  /* a checkbox just clicked */
 #define MAX_FRAMES 8
 #define ERR_SIZE 1024
 
@@ -145,6 +151,12 @@ int dom_call(run *R, int depth, const cdp_handle *on, const char *op, cJSON *arg
 cJSON *dom_on(const cdp_handle *e, const char *op, cJSON *extra, char *err);
 /* The locator as dom.js takes it, its value expanded: new, or NULL. */
 cJSON *dom_locator(run *R, const sop_locator *l, char *err);
+/* dom.js `change` in the current frame, through cdp_page_wait_change:
+ * until something may have changed there since the page's count of
+ * changes was `since`, at most cap_ms (missing: a locator that found
+ * nothing; the wait ends as soon as it finds something). 0, or < 0 when
+ * the browser or page is gone. */
+int dom_wait_change(run *R, unsigned long since, int cap_ms, const sop_locator *missing);
 /* The number o.k, or 0. */
 double dom_num(const cJSON *o, const char *k);
 /* {{text:SELECTOR}} for vars_expand: the element's text in the current
@@ -189,6 +201,28 @@ int keys_datetime(run *R, const char *value, int with_date, int with_time, char 
                   char hhmm[8], char *kb, size_t kbsz, char *err);
 /* Formats an ISO date the way a text field asks (by its placeholder). */
 void keys_date_for_field(const char *iso, const char *placeholder, char *out, size_t outsz);
+
+/* ---- wait.c: waiting for a change ----------------------------------------- */
+
+/* One wait loop: a step waiting up to its timeout for something. */
+typedef struct waiting {
+    const sop_step *st;
+    const char *what; /* what it waits for, static: "an actionable element" */
+    int64_t start, until;
+    unsigned long seen; /* the page's count of changes when the last look began */
+    int logged;
+} waiting;
+
+/* Begins waiting for `what` (static text, no task data) at step st, up to
+ * timeout_ms from now; call it before the first look. */
+void run_wait_begin(run *R, waiting *w, const sop_step *st, int timeout_ms, const char *what);
+/* Whether the wait's time is up. */
+int run_wait_over(const waiting *w);
+/* After a look that did not find what it wanted: waits until something in
+ * the current frame may have changed, at most cap_ms and never past the
+ * deadline (missing: a locator the look found nothing for), then marks the
+ * start of the next look. A wait past 1 s is logged at debug, once. */
+void run_wait_change(run *R, waiting *w, int cap_ms, const sop_locator *missing);
 
 /* ---- trajectory.c: the trajectory ---------------------------------------- */
 

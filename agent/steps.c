@@ -204,7 +204,8 @@ static int step_choose(run *R, const sop_step *st)
     }
     /* then the option with that text, wherever the list was put */
     int timeout = run_timeout(R, st);
-    int64_t until = pt_mono_ms() + timeout;
+    waiting w;
+    run_wait_begin(R, &w, st, timeout, "an option in the list");
     for (;;) {
         cJSON *args = cJSON_CreateArray();
         cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateString(value)));
@@ -228,12 +229,12 @@ static int step_choose(run *R, const sop_step *st)
             cJSON_Delete(a);
         }
         cdp_handle_release(o.el);
-        if (pt_mono_ms() >= until) {
+        if (run_wait_over(&w)) {
             run_fail(R, st, "no option \"%s\" appeared in the list for %d s", value,
                      (timeout + 999) / 1000);
             goto out;
         }
-        pt_sleep_ms(POLL_MS);
+        run_wait_change(R, &w, WAIT_CAP_MS, NULL);
     }
 out:
     cdp_handle_release(e);
@@ -295,7 +296,8 @@ static int check(run *R, const sop_step *st, int want)
     } else if (cdp_input_click(R->page, x, y, err)) {
         run_fail(R, st, "%s", err);
     } else {
-        int64_t until = pt_mono_ms() + 2000;
+        waiting w;
+        run_wait_begin(R, &w, st, 2000, "the box to change");
         for (;;) {
             cJSON_Delete(c);
             c = dom_on(e, "checked", NULL, err);
@@ -303,11 +305,11 @@ static int check(run *R, const sop_step *st, int want)
                 rc = 0;
                 break;
             }
-            if (pt_mono_ms() >= until) {
+            if (run_wait_over(&w)) {
                 run_fail(R, st, "clicked, but it is still %s", want ? "unchecked" : "checked");
                 break;
             }
-            pt_sleep_ms(50);
+            run_wait_change(R, &w, WAIT_BOX_MS, NULL);
         }
     }
     cJSON_Delete(c);
@@ -415,7 +417,8 @@ static int step_wait(run *R, const sop_step *st)
 {
     char err[ERR_SIZE] = "";
     int timeout = run_timeout(R, st);
-    int64_t until = pt_mono_ms() + timeout;
+    waiting w;
+    run_wait_begin(R, &w, st, timeout, "the condition");
     for (;;) {
         if (run_handlers(R) < 0 || R->stop)
             return -1;
@@ -426,11 +429,11 @@ static int step_wait(run *R, const sop_step *st)
             run_fail(R, st, "%s", err);
             return -1;
         }
-        if (pt_mono_ms() >= until) {
+        if (run_wait_over(&w)) {
             run_fail(R, st, "not so after %d s", (timeout + 999) / 1000);
             return -1;
         }
-        pt_sleep_ms(POLL_MS);
+        run_wait_change(R, &w, WAIT_CAP_MS, NULL);
     }
 }
 
@@ -590,17 +593,17 @@ static void step_in_frame(run *R, const sop_step *st, cJSON *traj)
         traj_end(R, traj, !strcmp(R->r->status, "failed"), 0);
         return;
     }
-    int timeout = run_timeout(R, st);
-    int64_t until = pt_mono_ms() + timeout;
+    waiting w;
+    run_wait_begin(R, &w, st, run_timeout(R, st), "the frame");
     char *fid = NULL;
     while (loc_frame(R, R->depth, &st->loc, &fid, err) != 0) {
-        if (pt_mono_ms() >= until || run_handlers(R) < 0 || R->stop) {
+        if (run_wait_over(&w) || run_handlers(R) < 0 || R->stop) {
             if (!R->stop)
                 run_fail(R, st, "%s", err);
             traj_end(R, traj, !strcmp(R->r->status, "failed"), 0);
             return;
         }
-        pt_sleep_ms(POLL_MS);
+        run_wait_change(R, &w, WAIT_CAP_MS, NULL);
     }
     traj_end(R, traj, 0, 0);
     int saved = R->depth;

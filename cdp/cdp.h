@@ -173,6 +173,25 @@ int cdp_page_wait_load(cdp_page *p, unsigned flags, int timeout_ms, char *err);
 int cdp_page_eval(cdp_page *p, const char *frame_id, const char *expr, cJSON **value,
                   int timeout_ms, char *err);
 
+/* A count that goes up whenever Chromium reports something after which one
+ * of the page's documents may look different: a document created or
+ * destroyed, a frame attached, navigated or detached, a lifecycle event of
+ * the top frame (DOMContentLoaded, load, network idle, ...), a dialog. */
+unsigned long cdp_page_changes(cdp_page *p);
+
+/* Waits at most timeout_ms for something that may change what a script in
+ * frame_id (NULL: the top frame) sees. Returns at once when the page's
+ * count of changes is no longer `since` (taken before the caller last
+ * looked); while the frame has no document, waits for the page's events;
+ * else calls fn (a function's source, as cdp_page_call does, with args:
+ * taken) there, which is to return a promise that settles on the first
+ * change it sees in its document or after its own cap, at most timeout_ms.
+ * A navigation that destroys the document ends the call at once: that is a
+ * change too. 0 however the wait ended, or CDP_EGONE / CDP_EDETACHED (err)
+ * when the browser or the page is gone. */
+int cdp_page_wait_change(cdp_page *p, const char *frame_id, unsigned long since, const char *fn,
+                         cJSON *args, int timeout_ms, char *err);
+
 typedef struct cdp_frame {
     char *id;
     char *parent_id; /* NULL for the top frame */

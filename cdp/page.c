@@ -34,6 +34,8 @@
 
 #define CALL_TIMEOUT 15000
 #define LOADERS 8
+/* how much longer than its own cap a waiting script may take to answer */
+#define CHANGE_SLACK 2000
 
 typedef struct frame {
     char *id;
@@ -76,6 +78,9 @@ struct cdp_page {
     size_t ndialogs;
     char **exceptions;
     size_t nexceptions;
+    /* goes up on every event that may change what a script in one of the
+     * page's documents sees (cdp_page_changes) */
+    unsigned long changes;
     /* network interception (cdp_page_intercept): Fetch is enabled on every
      * session of the page, paused requests are queued by the service
      * thread and answered by fn on a thread of the page's own */
@@ -409,27 +414,30 @@ static int on_attached_to_target(cdp_page *p, cdp_session *s, const cJSON *param
 }
 
 /* The events the frame table, dialogs, exceptions and interception follow.
- * A handler returns 0 when nothing changed that a waiter could want. */
+ * A handler returns 0 when nothing changed that a waiter could want; `doc`
+ * marks the events after which a document may look different (a new
+ * document, a frame, a load, an answered dialog): they count as changes. */
 static const struct page_event {
     const char *method;
     int (*fn)(cdp_page *p, cdp_session *s, const cJSON *params);
+    int doc;
 } page_events[] = {
-    {"Runtime.executionContextCreated", on_execution_context_created},
-    {"Runtime.executionContextDestroyed", on_execution_context_destroyed},
-    {"Runtime.executionContextsCleared", on_execution_contexts_cleared},
-    {"Page.frameAttached", on_frame_attached},
-    {"Page.frameNavigated", on_frame_navigated},
-    {"Page.frameDetached", on_frame_detached},
-    {"Page.lifecycleEvent", on_lifecycle_event},
-    {"Page.frameRequestedNavigation", on_frame_requested_navigation},
-    {"Page.frameStartedLoading", on_frame_started_loading},
-    {"Page.frameStoppedLoading", on_frame_stopped_loading},
-    {"Page.navigatedWithinDocument", on_navigation_dropped},
-    {"Page.frameClearedScheduledNavigation", on_navigation_dropped},
-    {"Page.javascriptDialogOpening", on_javascript_dialog_opening},
-    {"Runtime.exceptionThrown", on_exception_thrown},
-    {"Fetch.requestPaused", on_request_paused},
-    {"Target.attachedToTarget", on_attached_to_target},
+    {"Runtime.executionContextCreated", on_execution_context_created, 1},
+    {"Runtime.executionContextDestroyed", on_execution_context_destroyed, 1},
+    {"Runtime.executionContextsCleared", on_execution_contexts_cleared, 1},
+    {"Page.frameAttached", on_frame_attached, 1},
+    {"Page.frameNavigated", on_frame_navigated, 1},
+    {"Page.frameDetached", on_frame_detached, 1},
+    {"Page.lifecycleEvent", on_lifecycle_event, 1},
+    {"Page.frameRequestedNavigation", on_frame_requested_navigation, 1},
+    {"Page.frameStartedLoading", on_frame_started_loading, 1},
+    {"Page.frameStoppedLoading", on_frame_stopped_loading, 1},
+    {"Page.navigatedWithinDocument", on_navigation_dropped, 1},
+    {"Page.frameClearedScheduledNavigation", on_navigation_dropped, 0},
+    {"Page.javascriptDialogOpening", on_javascript_dialog_opening, 1},
+    {"Runtime.exceptionThrown", on_exception_thrown, 0},
+    {"Fetch.requestPaused", on_request_paused, 0},
+    {"Target.attachedToTarget", on_attached_to_target, 1},
 };
 
 static void on_event(cdp_session *s, const char *m, const cJSON *params, void *ud)
@@ -439,6 +447,7 @@ static void on_event(cdp_session *s, const char *m, const cJSON *params, void *u
         if (strcmp(m, page_events[i].method) == 0) {
             if (!page_events[i].fn(p, s, params))
                 return;
+            p->changes += (unsigned long)page_events[i].doc;
             break;
         }
     pthread_cond_broadcast(&p->b->changed);
@@ -829,6 +838,67 @@ int cdp_page_frame_context(cdp_page *p, const char *frame_id, cdp_session **sess
     }
     cdp__unlock(p->b);
     return rc;
+}
+
+unsigned long cdp_page_changes(cdp_page *p)
+{
+    cdp__lock(p->b);
+    unsigned long n = p->changes;
+    cdp__unlock(p->b);
+    return n;
+}
+
+/* Waits on the page's events until its count of changes is no longer since
+ * (1), frame_id has a document to run script in (0), the page or browser is
+ * gone (< 0, err) or the deadline passes (1: nothing to wait in). */
+static int wait_document(cdp_page *p, const char *frame_id, unsigned long since, int timeout_ms,
+                         char *err)
+{
+    struct timespec deadline = pt_deadline(timeout_ms);
+    int rc = 1;
+    cdp__lock(p->b);
+    for (;;) {
+        frame *f = frame_find(p, frame_id);
+        if (p->changes != since)
+            break;
+        if (cdp_browser_gone(p->b, err)) {
+            rc = CDP_EGONE;
+            break;
+        }
+        if (cdp_session_detached(p->s)) {
+            pt_errf(err, "page gone: %s", p->s->why);
+            rc = CDP_EDETACHED;
+            break;
+        }
+        if (f && f->ctx && f->s && !f->s->detached) {
+            rc = 0;
+            break;
+        }
+        if (cdp__cond_wait_until(p->b, &p->b->changed, &deadline) == ETIMEDOUT)
+            break;
+    }
+    cdp__unlock(p->b);
+    return rc;
+}
+
+int cdp_page_wait_change(cdp_page *p, const char *frame_id, unsigned long since, const char *fn,
+                         cJSON *args, int timeout_ms, char *err)
+{
+    int rc = wait_document(p, frame_id ? frame_id : p->target_id, since, timeout_ms, err);
+    if (rc) {
+        cJSON_Delete(args);
+        return rc < 0 ? rc : 0;
+    }
+    /* fn waits in the document; a navigation that destroys it ends the
+     * call at once, with an error that means only "it changed" */
+    cdp_value v;
+    rc = cdp_page_call(p, frame_id, fn, args, 0, &v, timeout_ms + CHANGE_SLACK, err);
+    cJSON_Delete(v.value);
+    if (rc && cdp_browser_gone(p->b, err))
+        return CDP_EGONE;
+    if (rc && cdp_session_detached(p->s))
+        return pt_errf(err, "page gone: %s", p->s->why), CDP_EDETACHED;
+    return 0;
 }
 
 /* Is this evaluation error a navigation racing us (worth a retry)? */
