@@ -2,7 +2,7 @@
 # Runs Portier's benchmarks beside their peers, in the same run, on the same
 # Chromium, and prints the figures side by side. Not part of `make test`:
 # timings on a shared 2-core machine are for reading, not for asserting.
-#   bench/run.sh [cdp|claim|claims|api] [N]
+#   bench/run.sh [cdp|claim|claims|trajectory|stalls|api] [N]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -63,25 +63,22 @@ if (a && b) console.log(`median per claim: portier/puppeteer ${(a.median_s / b.m
 JS
   ;;
 claims)
-  # N claims through the task API (fresh context per task, 1 and 4 workers;
-  # kept sessions, 4 workers, when PORTIER_BENCH_REUSE=1: the serve command
-  # gets ${PORTIER_REUSE_FLAGS}), against Puppeteer at concurrency 1 and 4
-  # and the raw-CDP floor (fresh context per claim, or signed-in sessions
-  # reused; 1 and 4 at a time), on the same sandbox (the demo's) and Chromium.
+  # N claims through the task API: fresh context per task (serve
+  # --session-max-age 0) and kept sessions (serve's defaults, plus
+  # ${PORTIER_REUSE_FLAGS} if set), 1 and 4 workers each, against Puppeteer
+  # at concurrency 1 and 4 and the raw-CDP floor (fresh context per claim,
+  # or signed-in sessions reused; 1 and 4 at a time), on the same sandbox
+  # (the demo's) and Chromium. For each Portier row: the sandbox's sign-ins
+  # during it, and the portier process's RSS and CPU beside its Chromium's.
   n=${2:-40}
   out="$here/out/claims.jsonl"
   : > "$out"
   work=$(mktemp -d)
   serve_pid=
   trap '[ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-  runs="1:fresh 4:fresh"
-  if [ "${PORTIER_BENCH_REUSE:-}" = 1 ]; then
-    runs="$runs 4:reuse"
-  else
-    echo '{"peer":"portier","mode":"reuse","concurrency":4,"claims":'"$n"',"na":"n/a (no kept sessions)"}' >> "$out"
-  fi
+  runs="1:fresh 4:fresh 1:reuse 4:reuse"
   for run in $runs; do
-    w=${run%%:*} mode=${run#*:} extra=
+    w=${run%%:*} mode=${run#*:} extra="--session-max-age 0"
     [ "$mode" = reuse ] && extra=${PORTIER_REUSE_FLAGS:-}
     : > "$work/banner"
     # shellcheck disable=SC2086 # the extra flags are words
@@ -104,7 +101,8 @@ claims)
       continue
     fi
     echo "bench/claims: $n claims through the API, $w worker(s), $mode" >&2
-    PORTIER_API_KEY=$key node "$here/claims/claims_api.mjs" http://127.0.0.1:18095 "$n" "$w" "$mode" >> "$out"
+    PORTIER_API_KEY=$key PORTIER_SERVE_PID=$serve_pid PORTIER_BENCH_PORTAL=http://127.0.0.1:18096 \
+      node "$here/claims/claims_api.mjs" http://127.0.0.1:18095 "$n" "$w" "$mode" >> "$out"
     if [ "$run" = 4:fresh ]; then
       for c in 1 4; do
         echo "bench/claims: $n claims with Puppeteer, concurrency $c" >&2
@@ -130,28 +128,111 @@ const ratio = (a, b) => (a / b).toFixed(2) + 'x';
 const name = (r) => `${r.peer} ${r.mode} c=${r.concurrency}`;
 console.log(['runner'.padEnd(10), 'mode'.padEnd(6), pad('concurrency', 11), pad('claims', 7), pad('done', 5),
   pad('seconds', 8), pad('claims/min', 11), pad('median s', 9), pad('slowest s', 10), pad('slow/med', 9),
-  pad('calls/claim', 12)].join(' '));
+  pad('calls/claim', 12), pad('sign-ins', 9), pad('RSS peak MB', 12), pad('RSS med MB', 11),
+  pad('CPU/Chromium', 13)].join(' '));
 for (const r of all) {
   const head = [r.peer.padEnd(10), r.mode.padEnd(6), pad(r.concurrency, 11), pad(r.claims, 7)];
   if (r.na) { console.log([...head, '  ' + r.na].join(' ')); continue; }
   console.log([...head, pad(r.completed, 5), pad(r.seconds, 8), pad(r.claims_per_min, 11), pad(r.median_s, 9),
-    pad(r.max_s, 10), pad(r.median_s ? ratio(r.max_s, r.median_s) : null, 9), pad(r.calls_per_claim, 12)].join(' '));
+    pad(r.max_s, 10), pad(r.median_s ? ratio(r.max_s, r.median_s) : null, 9), pad(r.calls_per_claim, 12),
+    pad(r.signins, 9), pad(r.rss_peak_mb, 12), pad(r.rss_median_mb, 11),
+    pad(r.cpu_ratio_pct == null ? null : r.cpu_ratio_pct + '%', 13)].join(' '));
 }
 const find = (peer, mode, c) => rows.find((r) => r.peer === peer && r.mode === mode && r.concurrency === c);
 const best = (peer) => rows.filter((r) => r.peer === peer).sort((a, b) => b.claims_per_min - a.claims_per_min)[0];
 const target = (label, a, b, want) => {
-  if (!a || !b) return console.log(`${label}: n/a${a ? '' : ' (no kept sessions)'}`);
+  if (!a || !b) return console.log(`${label}: n/a`);
   const x = a.claims_per_min / b.claims_per_min;
   console.log(`${label}: ${name(a)} / ${name(b)} claims per minute ${x.toFixed(2)}x (target >= ${want}x): ${x >= want ? 'met' : 'NOT met'}`);
 };
 target('fresh, 1 worker vs Puppeteer c=1', find('portier', 'fresh', 1), find('puppeteer', 'fresh', 1), 1.25);
 const kept = find('portier', 'reuse', 4);
-target('Portier best vs Puppeteer best', best('portier'), best('puppeteer'), 3);
-if (!kept) console.log('  (the 3x target is for kept sessions, 4 workers: n/a, no kept sessions)');
+target("kept sessions, 4 workers vs Puppeteer's best", kept, best('puppeteer'), 3);
 target('kept sessions, 4 workers vs raw CDP, 4 reused sessions (within 2x)', kept, find('cdp', 'reuse', 4), 0.5);
+for (const r of rows.filter((r) => r.peer === 'portier' && r.signins != null)) {
+  const want = r.mode === 'reuse' ? `about ${Math.min(r.concurrency, r.claims)}` : `${r.claims}`;
+  console.log(`sign-ins, ${name(r)}: ${r.signins} for ${r.claims} claims (expected ${want})`);
+}
+for (const r of rows.filter((r) => r.peer === 'portier' && r.concurrency === 4 && r.rss_peak_mb != null)) {
+  const ok = r.rss_peak_mb < 30 && r.cpu_ratio_pct != null && r.cpu_ratio_pct < 10;
+  console.log(`portier process, ${name(r)} (target < 30 MB RSS and < 10% of Chromium's CPU): RSS peak ${r.rss_peak_mb} MB, ` +
+    `median ${r.rss_median_mb} MB; CPU ${r.portier_cpu_s} s vs Chromium ${r.chromium_cpu_s} s (${r.chromium_pids} processes) = ` +
+    `${r.cpu_ratio_pct}%: ${ok ? 'met' : 'NOT met'}`);
+}
 const n = Math.min(...rows.map((r) => r.claims));
-console.log(`no stalls (slowest claim < 2x the median${n < 200 ? `; the target is over 200 claims, this run ${n}` : ''}): ` +
+console.log(`no stalls (slowest claim < 2x the median${n < 200 ? `; the target is over 200 claims, this run ${n}, see bench/run.sh stalls` : ''}): ` +
   rows.filter((r) => r.median_s).map((r) => `${name(r)} ${ratio(r.max_s, r.median_s)}${r.max_s < 2 * r.median_s ? '' : ' STALL'}`).join(', '));
+JS
+  ;;
+trajectory)
+  # What a trajectory costs a task: `portier run` on the sandbox claim, N
+  # times without and N times with --trajectory DIR, alternating, one
+  # sandbox (`portier portal` on a free port). Target: under 15%.
+  n=${2:-10}
+  out="$here/out/trajectory.jsonl"
+  work=$(mktemp -d)
+  portal_pid=
+  trap '[ -n "$portal_pid" ] && kill $portal_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+  "$root/build/portier" portal --listen 127.0.0.1:0 --data "$work/sandbox" > "$work/banner" 2> "$work/log" &
+  portal_pid=$!
+  url=
+  for _ in $(seq 100); do
+    url=$(sed -n 's|^sandbox portal: \(http://[^ ]*\)/login$|\1|p' "$work/banner")
+    [ -n "$url" ] && break
+    kill -0 $portal_pid 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$url" ]; then
+    echo "bench/trajectory: portier portal did not start: $(tail -1 "$work/log")" >&2
+    exit 1
+  fi
+  echo "bench/trajectory: portier run, $n times without and $n with --trajectory, alternating ($url)" >&2
+  (cd "$root" && node "$here/claim/trajectory.mjs" "$root/build/portier" "$url" "$n" "$work") > "$out"
+  node - "$out" <<'JS'
+const r = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
+console.log(`portier run, submit_claim, ${r.runs} each (ok ${r.ok_without} without, ${r.ok_with} with)`);
+console.log(`  without --trajectory: median ${r.median_without_s} s  [${r.without_s.join(' ')}]`);
+console.log(`  with --trajectory:    median ${r.median_with_s} s  [${r.with_s.join(' ')}]  (${r.trajectory_files} files, ${r.trajectory_kb} KB a run)`);
+const cost = (r.ratio - 1) * 100;
+console.log(`with/without ${r.ratio.toFixed(2)}x: a trajectory costs ${cost.toFixed(1)}% of a task's time (target < 15%): ${cost < 15 ? 'met' : 'NOT met'}`);
+JS
+  ;;
+stalls)
+  # No stalls: N claims (default 200) through the task API, fresh context per
+  # task (--session-max-age 0), 1 worker, trajectories as the service writes
+  # them; each claim's own time (startedAt to completedAt). Target: the
+  # slowest under 2x the median.
+  n=${2:-200}
+  out="$here/out/stalls.jsonl"
+  work=$(mktemp -d)
+  serve_pid=
+  trap '[ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+  "$root/build/portier" serve --demo --db "$work/bench.db" --listen 127.0.0.1:18093 \
+    --portal-listen 127.0.0.1:18094 --workers 1 --session-max-age 0 > "$work/banner" 2> "$work/log" &
+  serve_pid=$!
+  for _ in $(seq 100); do
+    grep -q PORTIER_WEBHOOK_SECRET "$work/banner" && break
+    kill -0 $serve_pid 2>/dev/null || break
+    sleep 0.1
+  done
+  key=$(sed -n 's/^export PORTIER_API_KEY=//p' "$work/banner")
+  if [ -z "$key" ]; then
+    echo "bench/stalls: portier serve did not start: $(tail -1 "$work/log")" >&2
+    exit 1
+  fi
+  echo "bench/stalls: $n claims through the API, 1 worker, fresh context per task" >&2
+  PORTIER_API_KEY=$key PORTIER_SERVE_PID=$serve_pid PORTIER_BENCH_PORTAL=http://127.0.0.1:18094 \
+    node "$here/claims/claims_api.mjs" http://127.0.0.1:18093 "$n" 1 fresh > "$out"
+  kill $serve_pid; wait $serve_pid 2>/dev/null || true
+  serve_pid=
+  node - "$out" <<'JS'
+const r = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
+const slow = r.claim_s.map((s, i) => [s, i + 1]).filter(([s]) => s != null).sort((a, b) => b[0] - a[0]).slice(0, 3);
+console.log(`${r.claims} claims, ${r.completed} completed, 1 worker, fresh contexts, ${r.signins ?? '-'} sign-ins, ${r.claims_per_min} claims/min`);
+console.log(`per claim: median ${r.median_s} s, p95 ${r.p95_s} s, max ${r.max_s} s; slowest: ${slow.map(([s, i]) => `#${i} ${s} s`).join(', ')}`);
+const x = r.max_s / r.median_s;
+console.log(`max/median ${x.toFixed(2)}x (target < 2x over 200 claims${r.claims < 200 ? `; this run ${r.claims}` : ''}): ${x < 2 ? 'met' : 'STALL'}`);
+console.log(`portier process: RSS peak ${r.rss_peak_mb} MB, median ${r.rss_median_mb} MB; CPU ${r.cpu_ratio_pct}% of Chromium's`);
 JS
   ;;
 api)
