@@ -69,6 +69,8 @@ bench: build
 	bench/run.sh claim 10
 	bench/run.sh api
 	bench/run.sh claims 40
+	bench/run.sh trajectory 10
+	bench/run.sh stalls 200
 
 # libFuzzer on the parsers, FUZZ_SECONDS each (new crashes land in build-fuzz/).
 FUZZ_SECONDS ?= 60
