@@ -46,6 +46,8 @@ enum cdp_error {
     CDP_EDETACHED = PT_EGONE,   /* the session's target closed, crashed or detached */
     CDP_EPROTOCOL = -20,        /* the browser answered with an error */
     CDP_EJS = -21,              /* evaluated script threw */
+    CDP_ECONTEXT = -22,         /* the call named an execution context that a
+                                   navigation destroyed: worth a retry */
 };
 
 typedef struct cdp_browser cdp_browser;

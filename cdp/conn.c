@@ -257,6 +257,20 @@ static int call_send_locked(cdp_session *s, cdp_pending *p, const char *method, 
     return 0;
 }
 
+/* The code for an error reply. Chromium gives these the same JSON-RPC code
+ * (-32000) and tells them apart only in words, so this is the one place
+ * that reads them: callers decide by the code. */
+static int protocol_error_code(const cJSON *error)
+{
+    static const char *const context_gone[] = {"Cannot find context", "context was destroyed",
+                                               "Inspected target navigated"};
+    const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(error, "message"));
+    for (size_t i = 0; msg && i < sizeof(context_gone) / sizeof(context_gone[0]); i++)
+        if (strstr(msg, context_gone[i]))
+            return CDP_ECONTEXT;
+    return CDP_EPROTOCOL;
+}
+
 /* The outcome of the call p, removed from the pending list, as cdp_call
  * returns it. Frees p->reply. */
 static int call_result(cdp_pending *p, cJSON **result, int timeout_ms, char *err)
@@ -273,6 +287,7 @@ static int call_result(cdp_pending *p, cJSON **result, int timeout_ms, char *err
     }
     cJSON *error = cJSON_GetObjectItemCaseSensitive(p->reply, "error");
     if (error) {
+        int rc = protocol_error_code(error);
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(error, "message");
         const cJSON *code = cJSON_GetObjectItemCaseSensitive(error, "code");
         const cJSON *data = cJSON_GetObjectItemCaseSensitive(error, "data");
@@ -280,7 +295,7 @@ static int call_result(cdp_pending *p, cJSON **result, int timeout_ms, char *err
                 cJSON_IsString(data) ? ": " : "", cJSON_IsString(data) ? data->valuestring : "",
                 cJSON_IsNumber(code) ? code->valueint : 0);
         cJSON_Delete(p->reply);
-        return CDP_EPROTOCOL;
+        return rc;
     }
     if (result) {
         *result = cJSON_DetachItemFromObjectCaseSensitive(p->reply, "result");

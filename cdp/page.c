@@ -901,14 +901,6 @@ int cdp_page_wait_change(cdp_page *p, const char *frame_id, unsigned long since,
     return 0;
 }
 
-/* Is this evaluation error a navigation racing us (worth a retry)? */
-static int context_lost(const char *msg)
-{
-    return strstr(msg, "Cannot find context") || strstr(msg, "context was destroyed") ||
-           strstr(msg, "Execution context was destroyed") ||
-           strstr(msg, "Inspected target navigated");
-}
-
 /* Evaluates in frame_id; returns the raw Runtime.evaluate result. */
 static int evaluate(cdp_page *p, const char *frame_id, const char *expr, int by_value,
                     cdp_session **where, cJSON **result, int timeout_ms, char *err)
@@ -930,7 +922,7 @@ static int evaluate(cdp_page *p, const char *frame_id, const char *expr, int by_
         cJSON_AddBoolToObject(params, "userGesture", 1);
         left = (int)(until - pt_mono_ms());
         rc = cdp_call(s, "Runtime.evaluate", params, &res, left > 0 ? left : 1, e);
-        if (rc == CDP_EPROTOCOL && context_lost(e) && pt_mono_ms() < until) {
+        if (rc == CDP_ECONTEXT && pt_mono_ms() < until) {
             /* the document changed under us: forget that context, retry */
             cdp__lock(p->b);
             for (size_t i = 0; i < p->nframes; i++)
