@@ -3,24 +3,12 @@
 // steps a person takes (consent, sign-in, TOTP, the claims app in its
 // iframe, payer combobox, fields, confirm dialog, the reference).
 import puppeteer from 'puppeteer-core';
-import crypto from 'node:crypto';
+import { totp } from '../totp.mjs';
 
 const [portal, nArg, cArg] = process.argv.slice(2);
 const n = Number(nArg || 10);
 const concurrency = Number(cArg || 0); // > 0: bench/claims mode, claims per minute
 const SEED = 'PORTIERSANDBOXSEEDTOTP234567ABCD';
-
-function totp(seed) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of seed) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000)));
-  const h = crypto.createHmac('sha1', key).update(counter).digest();
-  const o = h[h.length - 1] & 15;
-  return String((h.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, '0');
-}
 
 const browser = await puppeteer.launch({
   executablePath: process.env.PORTIER_CHROMIUM || '/usr/bin/chromium',

@@ -16,6 +16,7 @@
 import CDP from 'chrome-remote-interface';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
+import { totp } from '../totp.mjs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,18 +31,6 @@ if (!portal || !['fresh', 'reuse'].includes(mode)) {
 }
 const USER = 'portier.demo', PASSWORD = 'Sandbox!2025', SEED = 'PORTIERSANDBOXSEEDTOTP234567ABCD';
 const STEP_MS = 30000; // any one wait; a claim that waits longer fails
-
-function totp(seed) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of seed) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000)));
-  const h = crypto.createHmac('sha1', key).update(counter).digest();
-  const o = h[h.length - 1] & 15;
-  return String((h.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, '0');
-}
 
 /* ---- Chromium: launched here, in its own process group, always killed ---- */
 
