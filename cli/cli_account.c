@@ -297,7 +297,9 @@ int cli_account(int argc, char **argv)
     if (npos - 1 != commands[known].nargs)
         return account_usage("wrong number of arguments");
     char err[PT_ERR_MAX];
-    const char *url = !strcmp(pos[0], "set-webhook") ? pos[2] : !strcmp(pos[0], "create") ? c.hook : NULL;
+    const char *url = !strcmp(pos[0], "set-webhook") ? pos[2]
+                      : !strcmp(pos[0], "create")    ? c.hook
+                                                     : NULL;
     if (url && webhook_url_check(url, c.allow_private, err) < 0) {
         fprintf(stderr, "portier account: %s\n", err);
         return 1;

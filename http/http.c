@@ -40,8 +40,8 @@
 #define MAX_HEADERS 16384      /* the headers' bytes past which a request is 431 */
 #define MAX_URL 8192           /* the path and query's bytes past which it is 414 */
 #define WRITE_CHUNK 65536
-#define TICK_US 250000         /* how often a connection's deadlines are looked at */
-#define BODY_WINDOW_MS 5000    /* the body rate is measured over windows this long */
+#define TICK_US 250000      /* how often a connection's deadlines are looked at */
+#define BODY_WINDOW_MS 5000 /* the body rate is measured over windows this long */
 
 typedef struct kv {
     char *name;
@@ -65,8 +65,8 @@ struct http_request {
     char peer[64];
     kvlist args, headers, cookies;
     pt_buf body;
-    int too_big; /* or otherwise unreadable: answered, then the connection closes */
-    size_t clen;      /* the announced Content-Length */
+    int too_big;       /* or otherwise unreadable: answered, then the connection closes */
+    size_t clen;       /* the announced Content-Length */
     size_t head_bytes; /* the known headers' names and values */
     int nul;           /* a header's value holds a NUL byte */
     /* multipart/form-data, parsed as it arrives */

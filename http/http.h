@@ -48,15 +48,15 @@ typedef struct http_options {
     size_t max_file;  /* bytes per file part; 0: max_body */
     size_t max_parts; /* 0: 64 */
     http_admit admit; /* NULL: every request's body is read */
-    /* Per-connection limits (docs/api.md, "Limits"): a request's line and
+    /* Per-connection limits (docs/limits.md): a request's line and
      * headers must be in within header_timeout_ms of the connection opening
      * or of the previous response (so an idle keep-alive connection closes
      * then too); a body must arrive at min_body_rate bytes a second or more,
      * measured over each 5-second window; a client address holds at most
      * max_conns_per_peer connections (more are closed as they arrive). */
-    int header_timeout_ms;    /* 0: 10000 */
-    size_t min_body_rate;     /* bytes/s; 0: 1024 */
-    int max_conns_per_peer;   /* 0: 64 */
+    int header_timeout_ms;  /* 0: 10000 */
+    size_t min_body_rate;   /* bytes/s; 0: 1024 */
+    int max_conns_per_peer; /* 0: 64 */
 } http_options;
 
 /* Starts listening; every request goes to handler(req, ud). On success *out

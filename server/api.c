@@ -291,7 +291,8 @@ static int queue_admit(api_env *e, store *st, http_request *r)
     if (!full)
         return 0;
     http_add_header(r, "Retry-After", "30");
-    http_reply_error(r, 429, "queue_full", "%lld tasks are waiting to run (the limit is %d); retry later",
+    http_reply_error(r, 429, "queue_full",
+                     "%lld tasks are waiting to run (the limit is %d); retry later",
                      queued + e->admitting, e->max_queue);
     return -1;
 }

@@ -579,8 +579,9 @@ static void finish_one(webhooks *w, store *st, flight *f, CURLcode rc)
     } else {
         w->failures++;
         if (f->refused)
-            snprintf(err, sizeof(err), "the endpoint is a loopback, link-local or private address "
-                                       "(refused; see serve --allow-private-webhooks)");
+            snprintf(err, sizeof(err),
+                     "the endpoint is a loopback, link-local or private address "
+                     "(refused; see serve --allow-private-webhooks)");
         else if (rc != CURLE_OK)
             snprintf(err, sizeof(err), "%s", f->error[0] ? f->error : curl_easy_strerror(rc));
         else if (status >= 300 && status < 400)

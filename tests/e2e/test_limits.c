@@ -196,11 +196,12 @@ static void test_unauthenticated_body_never_read(void **state)
     long before = rss_kib(e.s.pid);
     int fds[20], got401 = 0;
     for (int i = 0; i < 20; i++) {
-        char *req = request(&e, "POST /tasks", 0,
-                            i < 10 ? "Content-Type: application/json\r\nContent-Length: 25165824\r\n"
-                                   : "Content-Type: multipart/form-data; boundary=xYz\r\n"
-                                     "Content-Length: 25165824\r\n",
-                            NULL);
+        char *req =
+            request(&e, "POST /tasks", 0,
+                    i < 10 ? "Content-Type: application/json\r\nContent-Length: 25165824\r\n"
+                           : "Content-Type: multipart/form-data; boundary=xYz\r\n"
+                             "Content-Length: 25165824\r\n",
+                    NULL);
         fds[i] = raw_connect(e.port);
         raw_send(fds[i], req, strlen(req));
         free(req);
@@ -378,8 +379,8 @@ static void test_malformed_requests_get_their_status(void **state)
     }
     /* a NUL in a header: the key with junk after it does not authenticate */
     char nul[512];
-    int n = snprintf(nul, sizeof(nul),
-                     "GET /tasks HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s", e.key);
+    int n = snprintf(nul, sizeof(nul), "GET /tasks HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s",
+                     e.key);
     memcpy(nul + n, "\0junk\r\n\r\n", 9);
     assert_int_equal(raw_status(e.port, nul, (size_t)n + 9, 10000), 400);
     /* a NUL in a multipart file name: 400, not a file silently dropped */
@@ -477,11 +478,14 @@ static void test_webhook_urls_are_checked(void **state)
     const char *create[] = {"account", "create", "acme", NULL};
     assert_int_equal(cli_status(&s, create), 0);
     static const char *const refused[] = {
-        "file:///etc/passwd",         "gopher://example.com/",  "ftp://192.0.2.1/",
-        "http://169.254.169.254/",    "http://127.0.0.1:8080/", "http://localhost/hook",
-        "http://10.1.2.3/",           "http://172.16.0.9/",     "http://192.168.1.1/",
-        "http://[::1]/",              "http://[fe80::1]/",      "http://[::ffff:127.0.0.1]/",
-        "http://0.0.0.0/",            "not a url",              "https://[fd00::5]/x",
+        "file:///etc/passwd",     "gopher://example.com/",
+        "ftp://192.0.2.1/",       "http://169.254.169.254/",
+        "http://127.0.0.1:8080/", "http://localhost/hook",
+        "http://10.1.2.3/",       "http://172.16.0.9/",
+        "http://192.168.1.1/",    "http://[::1]/",
+        "http://[fe80::1]/",      "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0/",        "not a url",
+        "https://[fd00::5]/x",
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         const char *set[] = {"account", "set-webhook", "acme", refused[i], NULL};
@@ -493,11 +497,11 @@ static void test_webhook_urls_are_checked(void **state)
     }
     const char *pub[] = {"account", "set-webhook", "acme", "https://192.0.2.10/hooks", NULL};
     assert_int_equal(cli_status(&s, pub), 0);
-    const char *lo[] = {"account", "set-webhook", "acme", "http://127.0.0.1:9/x",
-                        "--allow-private-webhooks", NULL};
+    const char *lo[] = {
+        "account", "set-webhook", "acme", "http://127.0.0.1:9/x", "--allow-private-webhooks", NULL};
     assert_int_equal(cli_status(&s, lo), 0);
-    const char *bad_scheme[] = {"account", "set-webhook", "acme", "file:///x",
-                                "--allow-private-webhooks", NULL};
+    const char *bad_scheme[] = {
+        "account", "set-webhook", "acme", "file:///x", "--allow-private-webhooks", NULL};
     assert_int_not_equal(cli_status(&s, bad_scheme), 0);
     ts_cleanup(&s);
 }
@@ -608,10 +612,10 @@ static void test_dead_endpoint_does_not_hold_up_others(void **state)
     char url_a[128], url_b[128];
     snprintf(url_a, sizeof(url_a), "http://127.0.0.1:%d/hang", h.port);
     snprintf(url_b, sizeof(url_b), "http://127.0.0.1:%d/ok", th_port(b));
-    const char *ca[] = {"account",  "create", "a", "--webhook-url", url_a, "--allow-private-webhooks",
-                        NULL};
-    const char *cb[] = {"account",  "create", "b", "--webhook-url", url_b, "--allow-private-webhooks",
-                        NULL};
+    const char *ca[] = {
+        "account", "create", "a", "--webhook-url", url_a, "--allow-private-webhooks", NULL};
+    const char *cb[] = {
+        "account", "create", "b", "--webhook-url", url_b, "--allow-private-webhooks", NULL};
     assert_int_equal(ts_cli(&s, ca, NULL, NULL), 0);
     assert_int_equal(ts_cli(&s, cb, NULL, NULL), 0);
     outbox_rows(s.db, 1, 0, 100);
@@ -644,7 +648,7 @@ static void test_private_endpoint_refused_at_delivery(void **state)
     ts_init(&s, "lim-private");
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", th_port(b));
-    const char *ca[] = {"account",  "create", "a", "--webhook-url", url, "--allow-private-webhooks",
+    const char *ca[] = {"account", "create", "a", "--webhook-url", url, "--allow-private-webhooks",
                         NULL};
     assert_int_equal(ts_cli(&s, ca, NULL, NULL), 0);
     outbox_rows(s.db, 1, 0, 1);

@@ -130,8 +130,8 @@ static void start(env *e, const char *name, const char *path, const char *const 
     receiver_start(&e->r, e->s.dir);
     char url[256], sop[4200], *out = NULL;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", e->r.port, path);
-    const char *create[] = {"account", "create", "acme", "--webhook-url", url,
-                            "--allow-private-webhooks", NULL};
+    const char *create[] = {
+        "account", "create", "acme", "--webhook-url", url, "--allow-private-webhooks", NULL};
     assert_int_equal(ts_cli(&e->s, create, NULL, &out), 0);
     cJSON *o = cJSON_Parse(out);
     snprintf(e->key, sizeof(e->key), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, "api_key")));
@@ -144,8 +144,12 @@ static void start(env *e, const char *name, const char *path, const char *const 
     const char *setsop[] = {"account", "set-sop", "acme", "check_eligibility", sop, NULL};
     assert_int_equal(ts_cli(&e->s, setsop, NULL, NULL), 0);
     /* the receiver is on loopback */
-    const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none", "--max-body",
-                          "65536", "--allow-private-webhooks", NULL};
+    const char *args[] = {"--browser",
+                          "ws://127.0.0.1:9/devtools/browser/none",
+                          "--max-body",
+                          "65536",
+                          "--allow-private-webhooks",
+                          NULL};
     const char *envs[8] = {"PORTIER_WEBHOOK_RETRY_SCHEDULE=0,1,1,1,1"};
     for (int i = 0; server_env && server_env[i] && i < 6; i++)
         envs[i + 1] = server_env[i];
