@@ -801,8 +801,15 @@ static int head_late(http_server *s, struct lws *wsi)
                      "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
                      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
                      body, msg);
-    if (send(lws_get_socket_fd(wsi), out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+    int fd = lws_get_socket_fd(wsi);
+    if (send(fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         PT_WARN("http", "could not send the 400 of a late head");
+    /* what the client sent meanwhile, read and dropped: closing over unread
+     * bytes would reset the connection, and the 400 with it */
+    char drop[4096];
+    for (int i = 0; i < 16 && recv(fd, drop, sizeof(drop), MSG_DONTWAIT) > 0; i++)
+        ;
+    shutdown(fd, SHUT_WR);
     return -1;
 }
 

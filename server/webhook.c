@@ -459,7 +459,7 @@ static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_soc
         f->refused = 1;
         return CURL_SOCKET_BAD;
     }
-    return socket(a->family, a->socktype, a->protocol);
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 /* ---- The deliverer ------------------------------------------------------- */
