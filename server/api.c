@@ -284,7 +284,8 @@ static int queue_admit(api_env *e, store *st, http_request *r)
 {
     pthread_mutex_lock(&e->admit_mu);
     long long queued = dispatch_queue_depth(e->dispatch, st);
-    int full = queued < 0 || queued + e->admitting >= e->max_queue;
+    queued = (queued > 0 ? queued : 0) + e->admitting; /* a store error: the create says */
+    int full = queued >= e->max_queue;
     if (!full)
         e->admitting++;
     pthread_mutex_unlock(&e->admit_mu);
@@ -292,8 +293,8 @@ static int queue_admit(api_env *e, store *st, http_request *r)
         return 0;
     http_add_header(r, "Retry-After", "30");
     http_reply_error(r, 429, "queue_full",
-                     "%lld tasks are waiting to run (the limit is %d); retry later",
-                     queued + e->admitting, e->max_queue);
+                     "%lld tasks are waiting to run (the limit is %d); retry later", queued,
+                     e->max_queue);
     return -1;
 }
 

@@ -25,6 +25,9 @@ typedef struct api_env {
     const char *files_dir; /* uploads move to files_dir/<task id>/ */
     int max_queue;         /* pending tasks past which POST /tasks is 429 */
     int webhook_sink;      /* route the demo's webhook receiver (serve --demo) */
+    /* a webhook endpoint set here may be non-public (webhook_url_check's
+     * allow_private): serve --allow-private-webhooks or --demo */
+    int allow_private_webhooks;
     int64_t started_ms;
     dispatch *dispatch;
     workers *workers;

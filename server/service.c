@@ -137,6 +137,7 @@ static int start_http(service *s, char *err)
                        .files_dir = s->files_dir,
                        .max_queue = s->o.max_queue,
                        .webhook_sink = s->o.webhook_sink,
+                       .allow_private_webhooks = s->o.allow_private_webhooks || s->o.webhook_sink,
                        .started_ms = pt_wall_ms(),
                        .dispatch = s->dispatch,
                        .workers = s->workers,

@@ -146,8 +146,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     exchange(req, len, 3000);
     free(req);
     static const char healthz[] = "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
-    if (exchange(healthz, sizeof(healthz) - 1, 10000) <= 0) {
-        fprintf(stderr, "fuzz_http: the service stopped answering\n");
+    long got = 0;
+    for (int i = 0; i < 3 && got <= 0; i++)
+        got = exchange(healthz, sizeof(healthz) - 1, 10000);
+    if (got <= 0) {
+        fprintf(stderr, "fuzz_http: the service stopped answering (%s)\n",
+                got < 0 ? "no connection" : "no reply");
         abort();
     }
     return 0;
