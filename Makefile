@@ -77,8 +77,8 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@command -v clang >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang)
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DPORTIER_FUZZ=ON >/dev/null
-	cmake --build build-fuzz -j$(JOBS) --target fuzz_sop fuzz_data fuzz_multipart
-	for t in sop data multipart; do \
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_sop fuzz_data fuzz_multipart fuzz_http
+	for t in sop data multipart http; do \
 	  mkdir -p build-fuzz/corpus-$$t && cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus-$$t/; \
 	  (cd build-fuzz && ./tests/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 corpus-$$t) || exit 1; \
 	done

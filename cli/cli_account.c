@@ -25,11 +25,14 @@ static int account_usage(const char *why)
     fprintf(stderr,
             "portier account: %s\n"
             "usage: portier account create NAME [--portal URL] [--webhook-url URL]\n"
+            "                                   [--allow-private-webhooks]\n"
             "       portier account list\n"
             "       portier account set-secret NAME KEY          (the value is read from stdin)\n"
             "       portier account set-sop NAME TYPE FILE\n"
             "       portier account set-default NAME INPUT VALUE\n"
-            "       portier account set-webhook NAME URL\n"
+            "       portier account set-webhook NAME URL [--allow-private-webhooks]\n"
+            "         (a webhook URL is http or https, and not a loopback, link-local or\n"
+            "          private address unless --allow-private-webhooks)\n"
             "       portier account set-portal NAME URL\n"
             "       portier account set-session NAME on|off   (keep signed-in browser sessions)\n"
             "       portier account rotate-key NAME\n"
@@ -74,6 +77,7 @@ typedef struct account_cmd {
     const char *const *pos; /* pos[0] the command, pos[1] the name, ... */
     const char *portal, *hook;
     double grace_hours;
+    int allow_private; /* --allow-private-webhooks */
 } account_cmd;
 
 static int cmd_create(account_cmd *c)
@@ -247,6 +251,10 @@ static int parse_account_args(int argc, char **argv, account_cmd *c, const char 
             account_usage("help");
             return 1;
         }
+        if (!strcmp(a, "--allow-private-webhooks")) {
+            c->allow_private = 1;
+            continue;
+        }
         if (!strncmp(a, "--", 2)) {
             if (!v)
                 return -account_usage("an option needs a value");
@@ -289,6 +297,13 @@ int cli_account(int argc, char **argv)
     if (npos - 1 != commands[known].nargs)
         return account_usage("wrong number of arguments");
     char err[PT_ERR_MAX];
+    const char *url = !strcmp(pos[0], "set-webhook") ? pos[2]
+                      : !strcmp(pos[0], "create")    ? c.hook
+                                                     : NULL;
+    if (url && webhook_url_check(url, c.allow_private, err) < 0) {
+        fprintf(stderr, "portier account: %s\n", err);
+        return 1;
+    }
     if (cli_open_db(c.db, &c.st, &c.k, err) < 0) {
         fprintf(stderr, "portier account: %s\n", err);
         return 1;

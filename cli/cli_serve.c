@@ -31,7 +31,9 @@ static int serve_usage(const char *why)
             "                     [--browser ws://...] [--demo] [--webhook-url URL]\n"
             "                     [--hold-seconds S] [--max-body BYTES] [--max-file BYTES]\n"
             "                     [--session-max-age 20m] [--session-idle 5m]\n"
-            "                     [--max-queue N] [--portal-listen 127.0.0.1:8081]\n",
+            "                     [--max-queue N] [--portal-listen 127.0.0.1:8081]\n"
+            "                     [--header-timeout S] [--min-body-rate BYTES]\n"
+            "                     [--max-conns-per-ip N] [--allow-private-webhooks]\n",
             why);
     return 2;
 }
@@ -209,6 +211,10 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             sa->demo = 1;
             continue;
         }
+        if (!strcmp(a, "--allow-private-webhooks")) {
+            o->allow_private_webhooks = 1;
+            continue;
+        }
         if (!v)
             return serve_usage(strncmp(a, "--", 2) ? "unexpected argument"
                                                    : "an option needs a value");
@@ -240,6 +246,12 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             o->session_max_age = n ? (int)n : -1; /* 0: keep no session */
         else if (!strcmp(a, "--session-idle") && (n = seconds(v)) >= 1)
             o->session_idle = (int)n;
+        else if (!strcmp(a, "--header-timeout") && n >= 1 && n <= 3600)
+            o->header_timeout_ms = (int)n * 1000;
+        else if (!strcmp(a, "--min-body-rate") && n >= 1)
+            o->min_body_rate = (size_t)n;
+        else if (!strcmp(a, "--max-conns-per-ip") && n >= 1 && n <= 100000)
+            o->max_conns_per_peer = (int)n;
         else
             return serve_usage("unknown option, or a value out of range");
     }

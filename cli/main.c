@@ -23,6 +23,8 @@ static const struct {
      "serve [--listen 127.0.0.1:8080] [--db portier.db] [--workers N] [--browser ws://...]\n"
      "                 [--demo] [--webhook-url URL] [--hold-seconds S] [--max-body BYTES]\n"
      "                 [--max-file BYTES] [--max-queue N] [--portal-listen HOST:PORT]\n"
+     "                 [--header-timeout S] [--min-body-rate BYTES] [--max-conns-per-ip N]\n"
+     "                 [--allow-private-webhooks]\n"
      "      Serve the task API (docs/openapi.yaml); --demo also runs the sandbox portal.",
      1},
     {"account", cli_account,

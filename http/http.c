@@ -30,11 +30,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#define MAX_HEADER_VALUE 8192
+#define MAX_HEADER_VALUE 32768 /* one header's value, as copied out of lws */
+#define HEAD_BUFFER 40960      /* what lws holds of a request's head: past it, it closes */
+#define MAX_HEADERS 16384      /* the headers' bytes past which a request is 431 */
+#define MAX_URL 8192           /* the path and query's bytes past which it is 414 */
 #define WRITE_CHUNK 65536
+#define TICK_US 250000      /* how often a connection's deadlines are looked at */
+#define BODY_WINDOW_MS 5000 /* the body rate is measured over windows this long */
 
 typedef struct kv {
     char *name;
@@ -58,7 +65,10 @@ struct http_request {
     char peer[64];
     kvlist args, headers, cookies;
     pt_buf body;
-    int too_big; /* or otherwise unreadable: answered, then the connection closes */
+    int too_big;       /* or otherwise unreadable: answered, then the connection closes */
+    size_t clen;       /* the announced Content-Length */
+    size_t head_bytes; /* the known headers' names and values */
+    int nul;           /* a header's value holds a NUL byte */
     /* multipart/form-data, parsed as it arrives */
     mp_parser *mp;
     int is_form;
@@ -93,11 +103,37 @@ struct http_server {
     http_request *queue, *queue_tail;
     http_request *ready;
     int stop;
+    struct peer_conns *peers; /* service thread only */
 };
 
 typedef struct pss {
     http_request *req;
 } pss;
+
+/* The connections of one client address (service thread only). */
+typedef struct peer_conns {
+    struct peer_conns *next;
+    char addr[64];
+    int n;
+} peer_conns;
+
+/* One connection's deadlines, from accept to close: lws's opaque user data
+ * on the wsi (its per-session space exists only once the headers are in).
+ *
+ *   HEAD  waiting for a request's line and headers (since the connection
+ *    |    opened or the previous response went out): header_timeout_ms
+ *    |  headers in
+ *   BODY  its body arriving: min_body_rate per BODY_WINDOW_MS
+ *    |  body in (or none)
+ *   BUSY  queued, handled, written out; then HEAD again (keep-alive)
+ */
+enum conn_phase { C_HEAD, C_BODY, C_BUSY };
+typedef struct conn {
+    peer_conns *peer;
+    enum conn_phase phase;
+    int64_t since; /* ms: the phase's start, or the body window's */
+    size_t window_bytes;
+} conn;
 
 static void kv_add(kvlist *l, const char *name, size_t nlen, const char *value, size_t vlen)
 {
@@ -235,6 +271,16 @@ static int form_end(void *ud, char *err)
 
 static const mp_callbacks form_callbacks = {form_begin, form_data, form_end};
 
+/* The request cannot be taken and its reply is filled: send it now, and
+ * close the connection (the rest of the body is never read). */
+static void refused(http_request *r)
+{
+    r->too_big = 1;
+    pt_buf_free(&r->body);
+    http_add_header(r, "Connection", "close");
+    reply_now(r);
+}
+
 /* The request cannot be taken: answer now with that error, and close the
  * connection (the rest of the body is never read). */
 static void refuse(http_request *r, int status, const char *code, const char *fmt, ...)
@@ -246,11 +292,8 @@ static void refuse(http_request *r, int status, const char *code, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    r->too_big = 1;
-    pt_buf_free(&r->body);
     http_reply_error(r, status, code, "%s", msg);
-    http_add_header(r, "Connection", "close");
-    reply_now(r);
+    refused(r);
 }
 
 /* ---- Reading the request (service thread) ------------------------------ */
@@ -321,9 +364,12 @@ static http_request *read_request(http_server *s, struct lws *wsi, const char *u
         const char *name = (const char *)lws_token_to_string((enum lws_token_indexes)t);
         if (skip || !name || lws_hdr_total_length(wsi, (enum lws_token_indexes)t) <= 0)
             continue;
-        if (lws_hdr_copy(wsi, buf, MAX_HEADER_VALUE, (enum lws_token_indexes)t) < 0)
-            continue;
+        int n = lws_hdr_copy(wsi, buf, MAX_HEADER_VALUE, (enum lws_token_indexes)t);
         size_t nlen = strlen(name);
+        r->head_bytes += nlen + (size_t)lws_hdr_total_length(wsi, (enum lws_token_indexes)t);
+        if (n < 0)
+            continue;
+        r->nul |= strlen(buf) != (size_t)n;
         if (nlen && name[nlen - 1] == ':')
             nlen--;
         kv_add(&r->headers, name, nlen, buf, strlen(buf));
@@ -332,9 +378,15 @@ static http_request *read_request(http_server *s, struct lws *wsi, const char *u
         char name[128];
         snprintf(name, sizeof(name), "%s:", *c);
         int n = lws_hdr_custom_length(wsi, name, (int)strlen(name));
-        if (n > 0 && n < MAX_HEADER_VALUE &&
-            lws_hdr_custom_copy(wsi, buf, MAX_HEADER_VALUE, name, (int)strlen(name)) >= 0)
-            kv_add(&r->headers, *c, strlen(*c), buf, strlen(buf));
+        if (n > 0)
+            r->head_bytes += strlen(name) + (size_t)n;
+        int got = n > 0 && n < MAX_HEADER_VALUE
+                      ? lws_hdr_custom_copy(wsi, buf, MAX_HEADER_VALUE, name, (int)strlen(name))
+                      : -1;
+        if (got < 0)
+            continue;
+        r->nul |= strlen(buf) != (size_t)got;
+        kv_add(&r->headers, *c, strlen(*c), buf, strlen(buf));
     }
     free(buf);
     parse_cookies(r);
@@ -344,8 +396,11 @@ static http_request *read_request(http_server *s, struct lws *wsi, const char *u
 
 /* ---- Hand-offs ---------------------------------------------------------- */
 
+static void conn_phase(struct lws *wsi, enum conn_phase phase);
+
 static void enqueue(http_server *s, http_request *r)
 {
+    conn_phase(r->wsi, C_BUSY);
     pthread_mutex_lock(&s->mu);
     r->state = QUEUED;
     r->next = NULL;
@@ -361,6 +416,7 @@ static void enqueue(http_server *s, http_request *r)
 /* A response made on the service thread itself (413 and the like). */
 static void reply_now(http_request *r)
 {
+    conn_phase(r->wsi, C_BUSY);
     r->state = READY;
     lws_callback_on_writable(r->wsi);
 }
@@ -477,9 +533,92 @@ static void detach(http_server *s, pss *ps)
     req_free(r);
 }
 
+/* One Content-Length value: digits, with optional spaces around. */
+static int length_value(const char *v, size_t len, unsigned long long *out)
+{
+    size_t i = 0, digits = 0;
+    unsigned long long n = 0;
+    while (i < len && (v[i] == ' ' || v[i] == '\t'))
+        i++;
+    for (; i < len && v[i] >= '0' && v[i] <= '9'; i++, digits++) {
+        if (n > (~0ULL - 9) / 10)
+            return -1;
+        n = n * 10 + (unsigned long long)(v[i] - '0');
+    }
+    while (i < len && (v[i] == ' ' || v[i] == '\t'))
+        i++;
+    *out = n;
+    return digits && i == len ? 0 : -1;
+}
+
+/* The Content-Length, from every one of its headers (lws keeps each as a
+ * fragment) and every comma-separated value in them: all must be the same
+ * number. 0 and *out (0 without the header), or -1. */
+static int content_length(struct lws *wsi, unsigned long long *out)
+{
+    char v[64];
+    int seen = 0;
+    *out = 0;
+    for (int i = 0;; i++) {
+        int n = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, i);
+        if (n <= 0)
+            break;
+        if ((size_t)n >= sizeof(v) ||
+            lws_hdr_copy_fragment(wsi, v, (int)sizeof(v), WSI_TOKEN_HTTP_CONTENT_LENGTH, i) < 0)
+            return -1;
+        for (const char *p = v, *end = v + n; p <= end; p++) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            const char *stop = comma ? comma : end;
+            unsigned long long one;
+            if (length_value(p, (size_t)(stop - p), &one) < 0 || (seen && one != *out))
+                return -1;
+            *out = one;
+            seen = 1;
+            p = stop;
+        }
+    }
+    return 0;
+}
+
+/* What the layer refuses from the headers alone, whoever owns the server:
+ * -1 answered (and the connection closes), 0 go on. */
+static int check_request(http_server *s, struct lws *wsi, http_request *r)
+{
+    size_t url = (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) + strlen(r->path);
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (lws_hdr_total_length(wsi, methods[i].tok) > 0)
+            url = (size_t)lws_hdr_total_length(wsi, methods[i].tok) +
+                  (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    unsigned long long clen = 0;
+    if (url > MAX_URL)
+        refuse(r, 414, "uri_too_long", "the URL is over the %d-byte limit", MAX_URL);
+    else if (r->head_bytes > MAX_HEADERS)
+        refuse(r, 431, "headers_too_large", "the request's headers are over the %d-byte limit",
+               MAX_HEADERS);
+    else if (r->nul)
+        refuse(r, 400, "malformed_request", "a header's value holds a NUL byte");
+    else if (content_length(wsi, &clen) < 0)
+        refuse(r, 400, "malformed_request",
+               "Content-Length must be one decimal number (given once, or repeated the same)");
+    /* lws 4.1 does not decode chunked request bodies: its chunks would be
+     * read as the next request. Say so, and close. */
+    else if (kv_get(&r->headers, "transfer-encoding"))
+        refuse(r, 411, "length_required",
+               "send the body with a Content-Length (Transfer-Encoding is not supported)");
+    else if (clen > s->opts.max_body)
+        refuse(r, 413, "payload_too_large", "request body of %llu bytes is over the %zu-byte limit",
+               clen, s->opts.max_body);
+    else {
+        r->clen = (size_t)clen;
+        return 0;
+    }
+    return -1;
+}
+
 /* A request's headers are in: read them, and refuse now what cannot be
- * taken (a chunked body, one over the cap, a multipart body without a
- * usable boundary). Otherwise it waits for its body, or goes to a worker. */
+ * taken (a malformed head, a body over the cap, one the owner's admit
+ * hook turns away, a multipart body without a usable boundary). Otherwise
+ * it waits for its body, or goes to a worker. */
 static int on_request(http_server *s, pss *ps, struct lws *wsi, const char *uri)
 {
     detach(s, ps);
@@ -488,22 +627,15 @@ static int on_request(http_server *s, pss *ps, struct lws *wsi, const char *uri)
         return -1;
     ps->req = r;
     r->state = READING;
-    /* lws 4.1 does not decode chunked request bodies: its chunks would be
-     * read as the next request. Say so, and close. */
-    const char *te = kv_get(&r->headers, "transfer-encoding");
-    if (te && strcasestr(te, "chunked")) {
-        refuse(r, 411, "length_required", "send the body with a Content-Length, not chunked");
+    if (check_request(s, wsi, r) < 0)
+        return 0;
+    if (s->opts.admit && s->opts.admit(r, s->ud) != 0) {
+        refused(r);
         return 0;
     }
-    const char *cl = kv_get(&r->headers, "content-length");
-    unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
-    if (clen > s->opts.max_body) {
-        refuse(r, 413, "payload_too_large", "request body of %llu bytes is over the %zu-byte limit",
-               clen, s->opts.max_body);
-        return 0;
-    }
+    size_t clen = r->clen;
     const char *ct = kv_get(&r->headers, "content-type");
-    if (s->opts.spool_dir && ct && !strncasecmp(ct, "multipart/form-data", 19)) {
+    if (s->opts.spool_dir && ct && http_type_is(r, "multipart/form-data")) {
         char err[PT_ERR_MAX];
         mp_limits lim = {.max_parts = s->opts.max_parts,
                          .max_part_bytes = s->opts.max_body,
@@ -572,7 +704,146 @@ static int on_writable(http_server *s, pss *ps, struct lws *wsi)
         }
     pthread_mutex_unlock(&s->mu);
     req_free(r);
-    return close_it || lws_http_transaction_completed(wsi) ? -1 : 0;
+    if (close_it || lws_http_transaction_completed(wsi))
+        return -1;
+    conn_phase(wsi, C_HEAD); /* keep-alive: the next head has its deadline too */
+    return 0;
+}
+
+/* ---- Connections: the per-address cap and the deadlines (service thread) */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A new connection: counted against its address (closed past the cap),
+ * its header deadline started. -1: close it. */
+static int conn_open(http_server *s, struct lws *wsi)
+{
+    char addr[64] = "";
+    lws_get_peer_simple(wsi, addr, sizeof(addr));
+    peer_conns *p = s->peers;
+    while (p && strcmp(p->addr, addr) != 0)
+        p = p->next;
+    if (p && p->n >= s->opts.max_conns_per_peer) {
+        PT_WARN("http", "a client address is at its %d-connection limit: one more closed",
+                s->opts.max_conns_per_peer);
+        return -1;
+    }
+    conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -1;
+    if (!p) {
+        if (!(p = calloc(1, sizeof(*p)))) {
+            free(c);
+            return -1;
+        }
+        snprintf(p->addr, sizeof(p->addr), "%s", addr);
+        p->next = s->peers;
+        s->peers = p;
+    }
+    p->n++;
+    c->peer = p;
+    c->phase = C_HEAD;
+    c->since = now_ms();
+    lws_set_opaque_user_data(wsi, c);
+    lws_set_timer_usecs(wsi, TICK_US);
+    return 0;
+}
+
+static void conn_close(http_server *s, struct lws *wsi)
+{
+    conn *c = lws_get_opaque_user_data(wsi);
+    if (!c)
+        return;
+    lws_set_opaque_user_data(wsi, NULL);
+    if (--c->peer->n == 0)
+        for (peer_conns **pp = &s->peers; *pp; pp = &(*pp)->next)
+            if (*pp == c->peer) {
+                *pp = c->peer->next;
+                free(c->peer);
+                break;
+            }
+    free(c);
+}
+
+static void conn_phase(struct lws *wsi, enum conn_phase phase)
+{
+    conn *c = lws_get_opaque_user_data(wsi);
+    if (c) {
+        c->phase = phase;
+        c->since = now_ms();
+        c->window_bytes = 0;
+    }
+}
+
+/* A head that did not complete in time. A request line already in says the
+ * rest never came (or a line had no colon: lws waits for one): 400, sent
+ * as is, since lws has no request to answer yet. An idle connection just
+ * closes. Always -1: close it. */
+static int head_late(http_server *s, struct lws *wsi)
+{
+    int started = 0;
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        started |= lws_hdr_total_length(wsi, methods[i].tok) > 0;
+    if (!started)
+        return -1;
+    char msg[256];
+    int body = snprintf(msg, sizeof(msg),
+                        "{\"error\":\"malformed_request\",\"message\":\"the request's headers "
+                        "did not end within %d ms (each line is 'Name: value')\"}",
+                        s->opts.header_timeout_ms);
+    char out[512];
+    int n = snprintf(out, sizeof(out),
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     body, msg);
+    int fd = lws_get_socket_fd(wsi);
+    if (send(fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        PT_WARN("http", "could not send the 400 of a late head");
+    /* what the client sent meanwhile, read and dropped: closing over unread
+     * bytes would reset the connection, and the 400 with it */
+    char drop[4096];
+    for (int i = 0; i < 16 && recv(fd, drop, sizeof(drop), MSG_DONTWAIT) > 0; i++)
+        ;
+    shutdown(fd, SHUT_WR);
+    return -1;
+}
+
+/* Every TICK_US: is the connection within its deadline? -1: close it. */
+static int conn_tick(http_server *s, struct lws *wsi, pss *ps)
+{
+    conn *c = lws_get_opaque_user_data(wsi);
+    if (!c)
+        return 0;
+    int64_t now = now_ms();
+    if (c->phase == C_HEAD && now - c->since > s->opts.header_timeout_ms)
+        return head_late(s, wsi);
+    if (c->phase == C_BODY && now - c->since >= BODY_WINDOW_MS) {
+        http_request *r = ps ? ps->req : NULL;
+        if (c->window_bytes < s->opts.min_body_rate * BODY_WINDOW_MS / 1000) {
+            if (!r || r->too_big || r->state != READING)
+                return -1;
+            refuse(r, 408, "request_timeout",
+                   "the body arrived slower than %zu bytes a second (over %d ms)",
+                   s->opts.min_body_rate, BODY_WINDOW_MS);
+            c->phase = C_BUSY;
+        }
+        c->since = now;
+        c->window_bytes = 0;
+    }
+    lws_set_timer_usecs(wsi, TICK_US);
+    return 0;
+}
+
+static void conn_body(struct lws *wsi, size_t len)
+{
+    conn *c = lws_get_opaque_user_data(wsi);
+    if (c)
+        c->window_bytes += len;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -584,13 +855,26 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     http_request *r = ps ? ps->req : NULL;
 
     switch (reason) {
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        return s ? conn_open(s, wsi) : 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (s)
+            conn_close(s, wsi);
+        return 0;
+    case LWS_CALLBACK_TIMER:
+        return s ? conn_tick(s, wsi, ps) : 0;
     case LWS_CALLBACK_HTTP:
-        return s && ps ? on_request(s, ps, wsi, in) : -1;
+        if (!s || !ps)
+            return -1;
+        conn_phase(wsi, C_BODY);
+        return on_request(s, ps, wsi, in);
     case LWS_CALLBACK_HTTP_BODY:
+        conn_body(wsi, len);
         if (r && !r->too_big && r->state == READING)
             on_body(s, r, in, len);
         return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        conn_phase(wsi, C_BUSY);
         if (r && !r->too_big && r->state == READING)
             on_body_done(s, r);
         return 0;
@@ -653,6 +937,12 @@ static int start(const http_options *opts, http_handler handler, const http_rout
         s->opts.max_body = 25u << 20;
     if (!s->opts.max_file || s->opts.max_file > s->opts.max_body)
         s->opts.max_file = s->opts.max_body;
+    if (s->opts.header_timeout_ms <= 0)
+        s->opts.header_timeout_ms = 10000;
+    if (!s->opts.min_body_rate)
+        s->opts.min_body_rate = 1024;
+    if (s->opts.max_conns_per_peer <= 0)
+        s->opts.max_conns_per_peer = 64;
     s->nworkers = s->opts.workers > 0 ? s->opts.workers : 4;
     s->handler = handler;
     if (rt)
@@ -670,8 +960,9 @@ static int start(const http_options *opts, http_handler handler, const http_rout
     info.user = s;
     info.gid = (gid_t)-1;
     info.uid = (uid_t)-1;
-    info.max_http_header_data = 16384;
-    info.keepalive_timeout = 30;
+    info.max_http_header_data = HEAD_BUFFER;
+    /* lws's own timeouts are the backstop; the deadlines are conn_tick's */
+    info.keepalive_timeout = s->opts.header_timeout_ms / 1000 + 30;
     info.timeout_secs = 60;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     s->ctx = lws_create_context(&info);
@@ -774,6 +1065,25 @@ const char *http_query(const http_request *r, const char *name)
 const char *http_header(const http_request *r, const char *name)
 {
     return kv_get(&r->headers, name);
+}
+
+int http_type_is(const http_request *r, const char *type)
+{
+    const char *ct = kv_get(&r->headers, "content-type");
+    size_t n = strlen(type);
+    if (!ct)
+        return 0;
+    ct += strspn(ct, " \t");
+    if (strncasecmp(ct, type, n) != 0)
+        return 0;
+    ct += n;
+    ct += strspn(ct, " \t");
+    return *ct == '\0' || *ct == ';';
+}
+
+size_t http_content_length(const http_request *r)
+{
+    return r->clen;
 }
 
 const char *http_cookie(const http_request *r, const char *name)

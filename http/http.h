@@ -5,8 +5,11 @@
  * libwebsockets accepts connections and parses requests on one service
  * thread; handlers run on a pool of worker threads, so a slow handler (a
  * store write, the sandbox's simulated latency) never stalls the others.
- * Request bodies are held in memory up to a cap (413 past it); multipart is
- * parsed by the caller, never by lws (see DESIGN.md).
+ * Request bodies are held in memory up to a cap (413 past it), and only once
+ * the owner's admit hook took the headers; multipart is parsed here, never
+ * by lws (see DESIGN.md). The layer is strict: 400 for a malformed or
+ * conflicting Content-Length or a NUL in a header, 431 for headers over
+ * 16 KiB, 414 for a URL over 8 KiB.
  *
  * A handler reads the request through the accessors below and fills the
  * response; everything it is given is borrowed and valid only during the
@@ -21,6 +24,13 @@ typedef struct http_server http_server;
 typedef struct http_request http_request;
 
 typedef void (*http_handler)(http_request *req, void *ud);
+/* Decides, from a request's line and headers alone, whether its body is read
+ * at all: 0 to go on (read the body, then the handler), anything else after
+ * filling the reply (http_reply_error): it is sent at once, the connection
+ * closes, and not one byte of the body is read into memory or a spool.
+ * Runs on the service thread: it must be quick (no waiting on anything
+ * slow). ud is the handler's. */
+typedef int (*http_admit)(http_request *req, void *ud);
 
 typedef struct http_options {
     const char *host;                  /* address to listen on; NULL: 127.0.0.1 */
@@ -37,6 +47,16 @@ typedef struct http_options {
     const char *spool_dir;
     size_t max_file;  /* bytes per file part; 0: max_body */
     size_t max_parts; /* 0: 64 */
+    http_admit admit; /* NULL: every request's body is read */
+    /* Per-connection limits (docs/limits.md): a request's line and
+     * headers must be in within header_timeout_ms of the connection opening
+     * or of the previous response (so an idle keep-alive connection closes
+     * then too); a body must arrive at min_body_rate bytes a second or more,
+     * measured over each 5-second window; a client address holds at most
+     * max_conns_per_peer connections (more are closed as they arrive). */
+    int header_timeout_ms;  /* 0: 10000 */
+    size_t min_body_rate;   /* bytes/s; 0: 1024 */
+    int max_conns_per_peer; /* 0: 64 */
 } http_options;
 
 /* Starts listening; every request goes to handler(req, ud). On success *out
@@ -114,6 +134,13 @@ const char *http_path(const http_request *r);   /* decoded, without the query */
 const char *http_query(const http_request *r, const char *name);
 /* A header's value (name case-insensitive), or NULL. */
 const char *http_header(const http_request *r, const char *name);
+/* The request's media type is exactly type (case-insensitive; parameters
+ * such as "; charset=utf-8" allowed, "application/jsonx" is not
+ * "application/json"). */
+int http_type_is(const http_request *r, const char *type);
+/* The body's length as the Content-Length header announced it (0 without
+ * one); what admit may judge before any of it is read. */
+size_t http_content_length(const http_request *r);
 /* A cookie's value, or NULL. */
 const char *http_cookie(const http_request *r, const char *name);
 const char *http_body(const http_request *r, size_t *len); /* NUL-terminated */

@@ -190,6 +190,8 @@ static char *param(const char *value, const char *key)
 /* Parses a part's header block (without the blank line) and begins it. */
 static int begin_part(mp_parser *p, const char *h, size_t len, size_t at, char *err)
 {
+    if (memchr(h, '\0', len))
+        return fail(p, err, PT_EINVAL, "a part header holds a NUL byte (at byte %zu)", at);
     char *block = strndup(h, len);
     char *disposition = NULL, *type = NULL;
     int rc = 0;

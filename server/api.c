@@ -57,7 +57,7 @@ static cJSON *json_body(http_request *r, int required)
     const char *body = http_body(r, &len);
     if (!len && !required)
         return cJSON_CreateObject();
-    if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
+    if (!ct || !http_type_is(r, "application/json")) {
         http_reply_error(r, 415, "unsupported_media_type",
                          "send the body as Content-Type: application/json");
         return NULL;
@@ -77,7 +77,11 @@ static cJSON *json_body(http_request *r, int required)
     return o;
 }
 
-/* The caller's account, or 401 answered. */
+/* The caller's account from the request's headers alone (a valid Bearer
+ * key; nothing of the body), so that api_admit can turn a stranger away
+ * before the body is read; or the 401 (503) answered (-1). On success a is
+ * the caller's to free. The one place a request is authenticated: another
+ * credential (a session cookie) is added here. */
 static int authenticate(store *st, http_request *r, account *a)
 {
     const char *h = http_header(r, "authorization");
@@ -179,7 +183,7 @@ static int read_create(http_request *r, create_in *in)
         return 0;
     }
     const char *ct = http_header(r, "content-type");
-    if (!ct || (strncasecmp(ct, "application/json", 16) != 0)) {
+    if (!ct || !http_type_is(r, "application/json")) {
         http_reply_error(r, 415, "unsupported_media_type",
                          "send application/json ({\"type\", \"data\"}) or multipart/form-data "
                          "(type, data, files)");
@@ -271,6 +275,36 @@ static int replay_idempotent(store *st, http_request *r, const account *a, const
     return 1;
 }
 
+/* A place in the queue, or the 429 answered (-1). The depth and the
+ * creations under way are counted together, under one lock, so a burst
+ * of requests admits no more than the limit (a task just created may be
+ * counted twice for a moment: fewer, never more). queue_release after
+ * the create, whatever its outcome. */
+static int queue_admit(api_env *e, store *st, http_request *r)
+{
+    pthread_mutex_lock(&e->admit_mu);
+    long long queued = dispatch_queue_depth(e->dispatch, st);
+    queued = (queued > 0 ? queued : 0) + e->admitting; /* a store error: the create says */
+    int full = queued >= e->max_queue;
+    if (!full)
+        e->admitting++;
+    pthread_mutex_unlock(&e->admit_mu);
+    if (!full)
+        return 0;
+    http_add_header(r, "Retry-After", "30");
+    http_reply_error(r, 429, "queue_full",
+                     "%lld tasks are waiting to run (the limit is %d); retry later", queued,
+                     e->max_queue);
+    return -1;
+}
+
+static void queue_release(api_env *e)
+{
+    pthread_mutex_lock(&e->admit_mu);
+    e->admitting--;
+    pthread_mutex_unlock(&e->admit_mu);
+}
+
 static void create_task(http_request *r, void *ud)
 {
     const api_call *c = ud;
@@ -292,14 +326,8 @@ static void create_task(http_request *r, void *ud)
     const sop *sp = sop_for(e, st, r, a, in.type, &version);
     if (!sp || check_data(st, r, a, sp, in.type, in.data) < 0)
         goto out;
-    long long queued = dispatch_queue_depth(e->dispatch, st);
-    if (queued >= e->max_queue) {
-        http_add_header(r, "Retry-After", "30");
-        http_reply_error(r, 429, "queue_full",
-                         "%lld tasks are waiting to run (the limit is %d); retry later", queued,
-                         e->max_queue);
+    if (queue_admit(e, st, r) < 0)
         goto out;
-    }
     char title[128], err[PT_ERR_MAX];
     title_format(in.type, title, sizeof(title));
     task_new n = {.account = a->id,
@@ -316,6 +344,7 @@ static void create_task(http_request *r, void *ud)
                   .files_dir = e->files_dir};
     task t;
     int rc = dispatch_create(e->dispatch, &n, &t, err);
+    queue_release(e);
     if (rc < 0) {
         http_reply_error(r, 503, "unavailable", "%s", err);
         goto out;
@@ -835,12 +864,15 @@ static void close_store(void *p)
 int api_init(api_env *e)
 {
     e->requests = 0;
+    e->admitting = 0;
+    pthread_mutex_init(&e->admit_mu, NULL);
     return pthread_key_create(&e->store_key, close_store) == 0 ? PT_OK : PT_EFAIL;
 }
 
 void api_fini(api_env *e)
 {
     pthread_key_delete(e->store_key);
+    pthread_mutex_destroy(&e->admit_mu);
 }
 
 /* This handler thread's store connection (opened on first use). */
@@ -919,6 +951,35 @@ static int find_task(store *st, http_request *r, const account *a, task *t)
     return -1;
 }
 
+/* Whether a path is an account's: everything under /tasks. */
+static int needs_key(const char *path)
+{
+    return strcmp(path, "/tasks") == 0 || strncmp(path, "/tasks/", 7) == 0;
+}
+
+int api_admit(http_request *r, void *ud)
+{
+    api_env *e = ud;
+    store *st = thread_store(e);
+    if (!st) {
+        http_reply_error(r, 503, "unavailable", "the store is not available");
+        return -1;
+    }
+    if (!needs_key(http_path(r))) {
+        if (http_content_length(r) <= API_OPEN_BODY_MAX)
+            return 0;
+        http_reply_error(r, 413, "payload_too_large",
+                         "a request without an API key carries at most %d bytes of body",
+                         API_OPEN_BODY_MAX);
+        return -1;
+    }
+    account a;
+    if (authenticate(st, r, &a) < 0)
+        return -1;
+    account_free(&a);
+    return 0;
+}
+
 /* The HTTP handler: the store, then for /tasks the caller's key and, under
  * /tasks/{id}, their task, all before any route is picked (so a stranger
  * gets a 401 and a missing task a 404, whatever the method); then the
@@ -935,7 +996,7 @@ void api_handle(http_request *r, void *ud)
     }
     account a;
     task t;
-    if (strcmp(path, "/tasks") == 0 || strncmp(path, "/tasks/", 7) == 0) {
+    if (needs_key(path)) {
         if (authenticate(c.st, r, &a) < 0)
             return;
         c.a = &a;

@@ -25,6 +25,9 @@ typedef struct api_env {
     const char *files_dir; /* uploads move to files_dir/<task id>/ */
     int max_queue;         /* pending tasks past which POST /tasks is 429 */
     int webhook_sink;      /* route the demo's webhook receiver (serve --demo) */
+    /* a webhook endpoint set here may be non-public (webhook_url_check's
+     * allow_private): serve --allow-private-webhooks or --demo */
+    int allow_private_webhooks;
     int64_t started_ms;
     dispatch *dispatch;
     workers *workers;
@@ -39,12 +42,24 @@ typedef struct api_env {
     /* the handlers' own: api_init sets them */
     pthread_key_t store_key;
     atomic_long requests;
+    pthread_mutex_t admit_mu; /* the queue's admission: depth + admitting */
+    int admitting;            /* POST /tasks past the queue check, not yet created */
 } api_env;
+
+/* The body a request without an API key may carry (the demo's webhook
+ * sink; /healthz and /metrics take none): past it, 413 before reading. */
+#define API_OPEN_BODY_MAX 65536
 
 /* Prepares e's own fields. 0 or negative. */
 int api_init(api_env *e);
 /* After the HTTP server stopped (its threads closed their connections). */
 void api_fini(api_env *e);
+/* The HTTP layer's admit hook (http_options.admit; ud is the api_env): a
+ * request under /tasks is authenticated by its headers alone, before one
+ * byte of its body is read (401 otherwise); any other carries at most
+ * API_OPEN_BODY_MAX bytes. Runs on the HTTP service thread, with a store
+ * connection of its own. */
+int api_admit(http_request *r, void *ud);
 /* The HTTP handler; ud is the api_env. */
 void api_handle(http_request *r, void *ud);
 

@@ -137,6 +137,7 @@ static int start_http(service *s, char *err)
                        .files_dir = s->files_dir,
                        .max_queue = s->o.max_queue,
                        .webhook_sink = s->o.webhook_sink,
+                       .allow_private_webhooks = s->o.allow_private_webhooks || s->o.webhook_sink,
                        .started_ms = pt_wall_ms(),
                        .dispatch = s->dispatch,
                        .workers = s->workers,
@@ -156,7 +157,11 @@ static int start_http(service *s, char *err)
                        .workers = 16,
                        .max_body = s->o.max_body,
                        .max_file = s->o.max_file,
-                       .spool_dir = s->spool_dir};
+                       .spool_dir = s->spool_dir,
+                       .admit = api_admit,
+                       .header_timeout_ms = s->o.header_timeout_ms,
+                       .min_body_rate = s->o.min_body_rate,
+                       .max_conns_per_peer = s->o.max_conns_per_peer};
     static const char *const custom[] = {"idempotency-key", "webhook-id", "webhook-timestamp",
                                          "webhook-signature", NULL};
     ho.custom_headers = custom;
@@ -178,6 +183,7 @@ int service_start(const service_options *o, service **out, char *err)
     if (!(s->hooks = webhooks_start(o->db_path, s->keys, err)) ||
         !(s->dispatch = dispatch_start(o->db_path, err)))
         goto fail;
+    webhooks_allow_private(s->hooks, o->allow_private_webhooks || o->webhook_sink);
     recover(s, s->main_store);
     s->pool = pool_new(o->browser_ws);
     s->sops = bundle_cache_new(s->data_dir);

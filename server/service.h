@@ -26,6 +26,13 @@ typedef struct service_options {
     int webhook_sink;       /* route the demo's webhook receiver (serve --demo) */
     int session_max_age;    /* s a kept browser session lives; 0: 1200; < 0: keep none */
     int session_idle;       /* s it may sit unused; 0: 300 */
+    /* the HTTP layer's per-connection limits (http_options; docs/limits.md) */
+    int header_timeout_ms;  /* 0: 10000 */
+    size_t min_body_rate;   /* bytes/s; 0: 1024 */
+    int max_conns_per_peer; /* 0: 64 */
+    /* deliver webhooks to loopback, link-local and private addresses too
+     * (serve --allow-private-webhooks; the demo's sink implies it) */
+    int allow_private_webhooks;
 } service_options;
 
 /* Opens the store (migrating it), reads or creates the master key,

@@ -216,10 +216,11 @@ void outbox_row_free(outbox_row *o);
 /* Adds an event for a task (the final move writes it in its transaction). */
 int store_outbox_add(store *st, int64_t acct, int64_t taskid, const char *event,
                      const char *event_id, const char *payload);
-/* Due rows (state pending, next_at <= now), oldest first, at most max,
+/* Due rows (state pending, next_at <= now), oldest first, at most max and
+ * at most per_account of any one account (its oldest; busy ones count),
  * skipping ids in `busy`. */
-int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, outbox_row *rows,
-                     size_t max, size_t *n);
+int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, size_t per_account,
+                     outbox_row *rows, size_t max, size_t *n);
 /* The earliest next_at of a pending row, or 0. */
 int64_t store_outbox_next_at(store *st);
 /* Records an attempt and the row's new state (next_at for pending). */

@@ -60,16 +60,21 @@ static void row_outbox(sqlite3_stmt *s, outbox_row *o)
 #define OUTBOX_COLS                                                                                \
     "id, event_id, account_id, task_id, event, payload, created_at, attempts, next_at"
 
-int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, outbox_row *rows,
-                     size_t max, size_t *n)
+int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, size_t per_account,
+                     outbox_row *rows, size_t max, size_t *n)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT " OUTBOX_COLS " FROM outbox WHERE state='pending'"
-                                   " AND next_at<=? ORDER BY next_at, id LIMIT ?");
+    /* the oldest per_account of each account's due rows, so one account's
+     * backlog cannot fill the answer */
+    sqlite3_stmt *s = store__q(
+        st, "SELECT " OUTBOX_COLS " FROM (SELECT *, row_number() OVER (PARTITION BY account_id"
+            " ORDER BY next_at, id) AS rk FROM outbox WHERE state='pending' AND next_at<=?1)"
+            " WHERE rk<=?3 ORDER BY next_at, id LIMIT ?2");
     *n = 0;
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, now);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)(max + nbusy));
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)per_account);
     while (*n < max && sqlite3_step(s) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(s, 0);
         int skip = 0;

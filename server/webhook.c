@@ -14,8 +14,12 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,6 +29,9 @@
 #include <time.h>
 
 #define MAX_IN_FLIGHT 64
+/* The slots one account's endpoint may hold at once: a dead or slow one
+ * waits out its attempts in these, and the rest go to the other accounts. */
+#define ACCOUNT_SHARE (MAX_IN_FLIGHT / 8)
 #define REPLY_KEEP 512
 #define LATENCY_BUCKETS 8
 static const int64_t latency_bounds[LATENCY_BUCKETS] = {10, 50, 100, 500, 1000, 5000, 15000, 0};
@@ -36,6 +43,8 @@ typedef struct flight {
     char *body;
     int64_t started;
     int64_t retry_after; /* ms from now, from Retry-After; 0 none */
+    int allow_private;   /* the deliverer's, copied */
+    int refused;         /* the endpoint resolved to a non-public address */
     char error[CURL_ERROR_SIZE];
 } flight;
 
@@ -51,6 +60,7 @@ struct webhooks {
     int64_t delays[16];
     size_t ndelays;
     long timeout_ms;
+    atomic_int allow_private;
     flight *fl[MAX_IN_FLIGHT];
     atomic_long attempts, failures, dead, delivered, latency_sum;
     atomic_long latency_buckets[LATENCY_BUCKETS];
@@ -354,6 +364,104 @@ int webhook_send(const char *url, const char *const *secrets, size_t nsecrets, c
     return 0;
 }
 
+/* ---- Which endpoints may be sent to ------------------------------------- */
+
+/* Not a public unicast IPv4 address (host order): this network, private,
+ * loopback, link-local, shared (CGNAT), multicast, reserved, broadcast. */
+static int special_v4(uint32_t a)
+{
+    return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xa9fe ||
+           (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8 || (a >> 22) == 0x191 || (a >> 28) >= 0xe;
+}
+
+/* Not a public unicast address, IPv4 or IPv6 (v4-mapped ones as IPv4). */
+static int special_address(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return special_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+    if (sa->sa_family != AF_INET6)
+        return 1;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    const unsigned char *b = a->s6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a))
+        return special_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
+                          b[15]);
+    return IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
+           IN6_IS_ADDR_SITELOCAL(a) || IN6_IS_ADDR_MULTICAST(a) || (b[0] & 0xfe) == 0xfc;
+}
+
+/* The URL's scheme and host (brackets of an IPv6 literal removed), or -1
+ * with err. */
+static int url_parts(const char *url, char *scheme, size_t ns, char *host, size_t nh, char *err)
+{
+    CURLU *u = curl_url();
+    char *sch = NULL, *h = NULL;
+    int rc = -1;
+    if (!u)
+        return pt_errf(err, "out of memory");
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+        pt_errf(err, "the webhook URL is not a URL (scheme://host/path)");
+    else if (curl_url_get(u, CURLUPART_SCHEME, &sch, 0) != CURLUE_OK ||
+             (strcasecmp(sch, "http") != 0 && strcasecmp(sch, "https") != 0))
+        pt_errf(err, "the webhook URL must be http:// or https://");
+    else if (curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK || !*h)
+        pt_errf(err, "the webhook URL has no host");
+    else {
+        size_t len = strlen(h);
+        int br = h[0] == '[' && len > 2 && h[len - 1] == ']';
+        snprintf(scheme, ns, "%s", sch);
+        snprintf(host, nh, "%.*s", (int)(br ? len - 2 : len), br ? h + 1 : h);
+        rc = 0;
+    }
+    curl_free(sch);
+    curl_free(h);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+int webhook_url_check(const char *url, int allow_private, char *err)
+{
+    char scheme[16], host[256];
+    if (!url || url_parts(url, scheme, sizeof(scheme), host, sizeof(host), err) < 0)
+        return url ? -1 : pt_errf(err, "no webhook URL");
+    if (allow_private)
+        return 0;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int gai = getaddrinfo(host, NULL, &hints, &res);
+    if (gai != 0)
+        return pt_errf(err, "the webhook URL's host '%s' does not resolve (%s)", host,
+                       gai_strerror(gai));
+    int rc = 0;
+    for (struct addrinfo *ai = res; ai && !rc; ai = ai->ai_next)
+        if (special_address(ai->ai_addr)) {
+            char ip[INET6_ADDRSTRLEN] = "?";
+            const void *a = ai->ai_family == AF_INET
+                                ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+                                : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+            inet_ntop(ai->ai_family, a, ip, sizeof(ip));
+            rc = pt_errf(err,
+                         "the webhook URL's host '%s' is a loopback, link-local or private "
+                         "address (%s); allow such endpoints with --allow-private-webhooks",
+                         host, ip);
+        }
+    freeaddrinfo(res);
+    return rc;
+}
+
+/* libcurl's socket, for the address it is about to connect to: refused
+ * (CURL_SOCKET_BAD) if not public and not allowed, whatever the name
+ * resolved to when the URL was set. */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    flight *f = ud;
+    (void)purpose;
+    if (!f->allow_private && special_address(&a->addr)) {
+        f->refused = 1;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 /* ---- The deliverer ------------------------------------------------------- */
 
 /* The account's endpoint and secrets in the clear (current first, then the
@@ -429,6 +537,9 @@ static void start_one(webhooks *w, store *st, outbox_row *row)
     }
     f->row = *row;
     f->started = pt_mono_ms();
+    f->allow_private = w->allow_private;
+    curl_easy_setopt(f->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(f->easy, CURLOPT_OPENSOCKETDATA, f);
     curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(f->easy, CURLOPT_HEADERFUNCTION, on_header);
@@ -467,7 +578,11 @@ static void finish_one(webhooks *w, store *st, flight *f, CURLcode rc)
         w->delivered++;
     } else {
         w->failures++;
-        if (rc != CURLE_OK)
+        if (f->refused)
+            snprintf(err, sizeof(err),
+                     "the endpoint is a loopback, link-local or private address "
+                     "(refused; see serve --allow-private-webhooks)");
+        else if (rc != CURLE_OK)
             snprintf(err, sizeof(err), "%s", f->error[0] ? f->error : curl_easy_strerror(rc));
         else if (status >= 300 && status < 400)
             snprintf(err, sizeof(err), "HTTP %ld: redirects are not followed", status);
@@ -506,6 +621,32 @@ static void free_flight(webhooks *w, flight *f)
     free(f);
 }
 
+/* The slots account acct holds now. */
+static int account_flights(const webhooks *w, int64_t acct)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_IN_FLIGHT; i++)
+        n += w->fl[i] && w->fl[i]->row.account_id == acct;
+    return n;
+}
+
+/* Starts what is due into the free slots, no account past ACCOUNT_SHARE of
+ * them (a row left now is due again on the next round). The number the
+ * store gave (all started or left for their account's share). */
+static size_t start_due(webhooks *w, store *st, int64_t now, const int64_t *busy, size_t inflight)
+{
+    outbox_row rows[MAX_IN_FLIGHT];
+    size_t n = 0;
+    store_outbox_due(st, now, busy, inflight, ACCOUNT_SHARE, rows, MAX_IN_FLIGHT - inflight, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (account_flights(w, rows[i].account_id) >= ACCOUNT_SHARE)
+            outbox_row_free(&rows[i]);
+        else
+            start_one(w, st, &rows[i]);
+    }
+    return n;
+}
+
 static void *deliverer_main(void *arg)
 {
     webhooks *w = arg;
@@ -531,14 +672,10 @@ static void *deliverer_main(void *arg)
             if (w->fl[i])
                 busy[inflight++] = w->fl[i]->row.id;
         if (inflight < MAX_IN_FLIGHT && now >= next_look) {
-            outbox_row rows[MAX_IN_FLIGHT];
-            size_t n = 0;
-            store_outbox_due(st, now, busy, inflight, rows, MAX_IN_FLIGHT - inflight, &n);
-            for (size_t i = 0; i < n; i++)
-                start_one(w, st, &rows[i]);
+            size_t started = start_due(w, st, now, busy, inflight);
             int64_t na = store_outbox_next_at(st);
             next_look = na > now ? na : now + 1000;
-            if (n == MAX_IN_FLIGHT - inflight)
+            if (started == MAX_IN_FLIGHT - inflight)
                 next_look = now; /* more are due */
         }
         int running = 0;
@@ -594,6 +731,12 @@ webhooks *webhooks_start(const char *db_path, const keys *k, char *err)
     }
     w->started = 1;
     return w;
+}
+
+void webhooks_allow_private(webhooks *w, int allow)
+{
+    if (w)
+        w->allow_private = allow;
 }
 
 void webhooks_kick(webhooks *w)

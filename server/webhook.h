@@ -2,6 +2,9 @@
  * webhook.h - signed, durable, retried delivery of task events
  * (docs/webhooks.md).
  *
+ * One account's endpoint holds at most an eighth of the delivery slots, so
+ * a dead or slow one never holds up the other accounts' events.
+ *
  * Events are rows of the store's outbox, written in the same transaction as
  * the task's final status. A deliverer thread sends them with libcurl multi,
  * signed as the Standard Webhooks specification says, and records every
@@ -23,6 +26,15 @@ typedef struct webhooks webhooks;
 /* Starts the deliverer on its own thread with its own store connection;
  * k (borrowed) opens the accounts' signing secrets and must outlive it. */
 webhooks *webhooks_start(const char *db_path, const keys *k, char *err);
+/* Delivers to loopback, link-local and private addresses too (serve
+ * --allow-private-webhooks); otherwise every connect is checked, whatever
+ * the endpoint's name resolves to then. */
+void webhooks_allow_private(webhooks *w, int allow);
+/* Whether url may be an account's endpoint: http or https, with a host;
+ * unless allow_private, the host is resolved and none of its addresses may
+ * be loopback, link-local, private or otherwise not public. 0, or -1 with
+ * err saying which (the URL is an operator's, not PHI). */
+int webhook_url_check(const char *url, int allow_private, char *err);
 /* New rows may be due: look now. */
 void webhooks_kick(webhooks *w);
 /* Stops; attempts in flight are abandoned (and sent again after restart). */

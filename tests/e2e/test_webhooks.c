@@ -130,7 +130,8 @@ static void start(env *e, const char *name, const char *path, const char *const 
     receiver_start(&e->r, e->s.dir);
     char url[256], sop[4200], *out = NULL;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", e->r.port, path);
-    const char *create[] = {"account", "create", "acme", "--webhook-url", url, NULL};
+    const char *create[] = {
+        "account", "create", "acme", "--webhook-url", url, "--allow-private-webhooks", NULL};
     assert_int_equal(ts_cli(&e->s, create, NULL, &out), 0);
     cJSON *o = cJSON_Parse(out);
     snprintf(e->key, sizeof(e->key), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, "api_key")));
@@ -142,8 +143,13 @@ static void start(env *e, const char *name, const char *path, const char *const 
     pt_home_path("sops/sandbox/check_eligibility.sop", sop, sizeof(sop));
     const char *setsop[] = {"account", "set-sop", "acme", "check_eligibility", sop, NULL};
     assert_int_equal(ts_cli(&e->s, setsop, NULL, NULL), 0);
-    const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none", "--max-body",
-                          "65536", NULL};
+    /* the receiver is on loopback */
+    const char *args[] = {"--browser",
+                          "ws://127.0.0.1:9/devtools/browser/none",
+                          "--max-body",
+                          "65536",
+                          "--allow-private-webhooks",
+                          NULL};
     const char *envs[8] = {"PORTIER_WEBHOOK_RETRY_SCHEDULE=0,1,1,1,1"};
     for (int i = 0; server_env && server_env[i] && i < 6; i++)
         envs[i + 1] = server_env[i];
@@ -333,7 +339,7 @@ static void test_hang_timeout_and_redirect(void **state)
 
     char hook[128];
     snprintf(hook, sizeof(hook), "http://127.0.0.1:%d/redirect", e.r.port);
-    const char *set[] = {"account", "set-webhook", "acme", hook, NULL};
+    const char *set[] = {"account", "set-webhook", "acme", hook, "--allow-private-webhooks", NULL};
     assert_int_equal(ts_cli(&e.s, set, NULL, NULL), 0);
     id = finished_task(&e);
     got = wait_received(&e.r, "/redirect", 5, 30000);
@@ -379,9 +385,10 @@ static void test_kill9_then_delivered(void **state)
     assert_int_equal(ts_stop(&e.s, 1), 128 + 9);
     char hook[128];
     snprintf(hook, sizeof(hook), "http://127.0.0.1:%d/ok", e.r.port);
-    const char *set[] = {"account", "set-webhook", "acme", hook, NULL};
+    const char *set[] = {"account", "set-webhook", "acme", hook, "--allow-private-webhooks", NULL};
     assert_int_equal(ts_cli(&e.s, set, NULL, NULL), 0);
-    const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none", NULL};
+    const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none",
+                          "--allow-private-webhooks", NULL};
     const char *envs[] = {"PORTIER_WEBHOOK_RETRY_SCHEDULE=0,1,1,1,1", NULL};
     assert_int_equal(ts_start(&e.s, args, envs), 0);
     got = wait_received(&e.r, "/ok", 1, 15000);
@@ -459,7 +466,8 @@ static void test_thousand_events(void **state)
     }
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(db);
-    const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none", NULL};
+    const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none",
+                          "--allow-private-webhooks", NULL};
     assert_int_equal(ts_start(&e.s, args, NULL), 0);
     cJSON *got = wait_received(&e.r, "/ok", 1000, 120000);
     pt_sleep_ms(1000);
