@@ -652,7 +652,7 @@ static int browser_pid(const ts_server *s)
     char cmd[900];
     snprintf(cmd, sizeof(cmd),
              /* [r]: the shell running pgrep does not match itself */
-             "pgrep -o -f -- '--[r]emote-debugging-port=0 --user-data-dir=%s/portier-chromium'",
+             "pgrep -o -f -- '--[r]emote-debugging-pipe --user-data-dir=%s/portier-chromium'",
              s->dir);
     FILE *f = popen(cmd, "r");
     int pid = 0;
