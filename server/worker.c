@@ -68,13 +68,20 @@ static int hook_cancelled(void *ud)
     return c;
 }
 
-static void hook_commit(void *ud)
+/* Durable before the first step past the point of no return: if the write
+ * fails (the database busy past its timeout, a full disk), the run must not
+ * go on to submit, since a crash after it would submit again. */
+static int hook_commit(void *ud)
 {
     task_run *tr = ud;
-    /* durable before the first step past the point of no return */
-    store_task_mark_committed(tr->cx.st, tr->id);
+    if (store_task_mark_committed(tr->cx.st, tr->id) != 0) {
+        PT_ERROR("task", "task %lld: could not record its commit point; stopping before submit",
+                 (long long)tr->id);
+        return -1;
+    }
     tr->committed = 1;
     PT_INFO("task", "task %lld crossed its commit point", (long long)tr->id);
+    return 0;
 }
 
 /* Waits (holding the browser context) until the API fills the slot, the

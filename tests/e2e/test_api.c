@@ -564,6 +564,28 @@ static void test_no_phi_in_logs(void **state)
     ts_cleanup(&s);
 }
 
+/* Claims in the sandbox portal's submissions log for a service date
+ * (YYYY-MM-DD; the portal may keep it as MM/DD/YYYY). */
+static int portal_claims_on(const ts_server *s, const char *iso)
+{
+    char url[256], us[16];
+    snprintf(url, sizeof(url), "%s/__sandbox/submissions", s->portal);
+    snprintf(us, sizeof(us), "%.2s/%.2s/%.4s", iso + 5, iso + 8, iso);
+    tc_client *c = tc_new();
+    tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
+    tc_free(c);
+    cJSON *subs = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    assert_true(cJSON_IsArray(subs));
+    int n = 0;
+    for (cJSON *x = subs->child; x; x = x->next) {
+        const char *d = ts_str(cJSON_GetObjectItem(x, "fields"), "service_date");
+        n += !strcmp(ts_str(x, "kind"), "claim") && d && (!strcmp(d, iso) || !strcmp(d, us));
+    }
+    cJSON_Delete(subs);
+    return n;
+}
+
 /* kill -9 with 10 tasks queued or running, then a restart: every task
  * reaches a final or review state, and the portal has no duplicate. */
 static void test_kill9_recovery(void **state)
@@ -618,30 +640,58 @@ static void test_kill9_recovery(void **state)
         cJSON_Delete(t);
     }
     /* each service date at most once in the portal's submissions */
-    char url[256];
-    snprintf(url, sizeof(url), "%s/__sandbox/submissions", s.portal);
-    tc_client *c = tc_new();
-    tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
-    tc_free(c);
-    cJSON *subs = cJSON_Parse(r.body);
-    tc_response_free(&r);
     int total = 0;
     for (int i = 0; i < 10; i++) {
-        char iso[16], us[16];
+        char iso[16];
         snprintf(iso, sizeof(iso), "2025-03-%02d", i + 1);
-        snprintf(us, sizeof(us), "03/%02d/2025", i + 1);
-        int n = 0;
-        for (cJSON *x = cJSON_IsArray(subs) ? subs->child : NULL; x; x = x->next) {
-            const char *d = ts_str(cJSON_GetObjectItem(x, "fields"), "service_date");
-            n += !strcmp(ts_str(x, "kind"), "claim") && d && (!strcmp(d, iso) || !strcmp(d, us));
-        }
+        int n = portal_claims_on(&s, iso);
         if (n > 1)
             fail_msg("service date %s was submitted %d times", iso, n);
         total += n;
     }
     fprintf(stderr, "kill -9: %d claims in the portal, %d tasks in review\n", total, review);
     assert_true(total >= 10 - review);
-    cJSON_Delete(subs);
+    ts_finish(&s);
+}
+
+/* The write of committed=1 fails (a trigger in the real database refuses
+ * it, as a full disk or a lock held past the timeout would): the run stops
+ * at `commit`, the task fails saying so, and the portal never gets the
+ * claim. Once the write works again, the same task data is submitted. */
+static void test_commit_write_fails(void **state)
+{
+    (void)state;
+    ts_server s;
+    ts_start_demo(&s, "api-commitfail", NULL);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(s.db, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TRIGGER test_no_commit BEFORE UPDATE OF committed ON "
+                                  "tasks WHEN NEW.committed=1 BEGIN SELECT RAISE(FAIL, "
+                                  "'database or disk is full'); END;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    cJSON *t = ts_post_json(&s, quickstart, 200);
+    long long id = ts_num(t, "id");
+    cJSON_Delete(t);
+    t = ts_wait_status(&s, id, "completed,completed_with_issues,failed,pending_review", 90000);
+    assert_string_equal(ts_str(t, "status"), "failed");
+    const char *notes = ts_str(t, "notes");
+    assert_non_null(strstr(notes, "commit point could not be recorded"));
+    assert_non_null(strstr(notes, "nothing was submitted"));
+    cJSON_Delete(t);
+    assert_int_equal(portal_claims_on(&s, "2025-03-25"), 0);
+
+    assert_int_equal(sqlite3_exec(db, "DROP TRIGGER test_no_commit", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    t = ts_post_json(&s, quickstart, 200);
+    cJSON *done =
+        ts_wait_status(&s, ts_num(t, "id"), "completed,completed_with_issues,failed", 90000);
+    assert_string_equal(ts_str(done, "status"), "completed");
+    cJSON_Delete(done);
+    cJSON_Delete(t);
+    assert_int_equal(portal_claims_on(&s, "2025-03-25"), 1);
     ts_finish(&s);
 }
 
@@ -727,4 +777,4 @@ PT_TESTS("api", cmocka_unit_test(test_quickstart_json), cmocka_unit_test(test_mu
          cmocka_unit_test(test_errors_and_idempotency), cmocka_unit_test(test_ask_and_review_held),
          cmocka_unit_test(test_ask_and_review_after_hold), cmocka_unit_test(test_no_phi_in_logs),
          cmocka_unit_test(test_kill9_recovery), cmocka_unit_test(test_browser_crash_relaunch),
-         cmocka_unit_test(test_newer_schema_refused));
+         cmocka_unit_test(test_commit_write_fails), cmocka_unit_test(test_newer_schema_refused));
