@@ -31,7 +31,8 @@ static int serve_usage(const char *why)
             "                     [--browser ws://...] [--demo] [--webhook-url URL]\n"
             "                     [--hold-seconds S] [--max-body BYTES] [--max-file BYTES]\n"
             "                     [--session-max-age 20m] [--session-idle 5m]\n"
-            "                     [--max-queue N] [--portal-listen 127.0.0.1:8081]\n",
+            "                     [--max-queue N] [--portal-listen 127.0.0.1:8081]\n"
+            "                     [--browsers N] [--max-attempts N]\n",
             why);
     return 2;
 }
@@ -240,6 +241,10 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             o->session_max_age = n ? (int)n : -1; /* 0: keep no session */
         else if (!strcmp(a, "--session-idle") && (n = seconds(v)) >= 1)
             o->session_idle = (int)n;
+        else if (!strcmp(a, "--browsers") && n >= 1 && n <= 64)
+            o->browsers = (int)n;
+        else if (!strcmp(a, "--max-attempts") && n >= 1 && n <= 100)
+            o->max_attempts = (int)n;
         else
             return serve_usage("unknown option, or a value out of range");
     }
