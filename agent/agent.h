@@ -58,12 +58,15 @@ typedef struct agent_options {
      *   rejected (*comment malloc'd or NULL: the run fails with it), or 2 to
      *   stop the run as pending_review.
      * on_commit: the run is crossing `commit`; called before any step after
-     *   it, so a host can make that durable first.
+     *   it, so a host can make that durable first. Return 0 once it is
+     *   durable; non-zero (the host could not record it) fails the run at
+     *   the `commit` step, before any step that submits, and the run is not
+     *   committed.
      * cancelled: polled between steps and while waiting; non-zero ends the
      *   run as failed, cancelled. */
     int (*ask)(void *ud, const char *name, const char *prompt, char **answer);
     int (*review)(void *ud, const char *summary, char **comment);
-    void (*on_commit)(void *ud);
+    int (*on_commit)(void *ud);
     int (*cancelled)(void *ud);
     void *hook_ud;
 

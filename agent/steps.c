@@ -674,9 +674,12 @@ static int step_review(run *R, const sop_step *st)
 
 static int step_commit(run *R, const sop_step *st)
 {
-    (void)st;
-    if (R->o->on_commit && !R->r->committed)
-        R->o->on_commit(R->o->hook_ud);
+    if (R->o->on_commit && !R->r->committed && R->o->on_commit(R->o->hook_ud) != 0) {
+        run_fail(R, st,
+                 "the commit point could not be recorded, so the run stopped before the steps "
+                 "that submit; nothing was submitted");
+        return -1;
+    }
     R->r->committed = 1;
     return 0;
 }

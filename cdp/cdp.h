@@ -65,7 +65,8 @@ typedef struct cdp_launch_options {
 } cdp_launch_options;
 
 /* Launches a headless Chromium with a fresh profile in its own process group,
- * set to die with the calling process, and connects to it. The profile is
+ * set to die with the calling process, and drives it over a pipe
+ * (--remote-debugging-pipe: no TCP port is open). The profile is
  * removed by cdp_close(). `opts` may be NULL. On success *out is a new
  * browser the caller closes with cdp_close(). */
 int cdp_launch(const cdp_launch_options *opts, cdp_browser **out, char *err);
@@ -89,7 +90,9 @@ void cdp_abort(cdp_browser *b, const char *why);
 
 /* The launched browser's pid, or 0 when connected to a remote one. */
 int cdp_browser_pid(const cdp_browser *b);
-/* The websocket URL; borrowed, valid until cdp_close(). */
+/* The websocket URL of a browser from cdp_connect (borrowed, valid until
+ * cdp_close()), or NULL for a launched one: it is driven over a pipe and
+ * opens no port. */
 const char *cdp_browser_ws_url(const cdp_browser *b);
 /* 1 once the browser has gone (why, if asked: CDP_ERR_MAX bytes), else 0. */
 int cdp_browser_gone(cdp_browser *b, char *why);

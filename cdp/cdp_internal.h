@@ -4,7 +4,8 @@
  *
  * conn.c   the message core: ids, pending calls, sessions, events, waiters,
  *          reassembly. Knows nothing of sockets, so tests drive it directly.
- * ws.c     the libwebsockets transport and the service thread.
+ * ws.c     the transports (the pipe to a launched Chromium, the websocket
+ *          to a remote one) and the service thread.
  * launch.c spawning and stopping Chromium.
  * page.c   contexts, pages, frames, navigation, evaluation, screenshots,
  *          dialogs, and the queue of paused requests.
@@ -118,8 +119,14 @@ struct cdp_browser {
     char start_err[CDP_ERR_MAX];
     int stop;
     void *lws_ctx;
-    void *wsi;
-    char *ws_url;
+    void *wsi;    /* the websocket (cdp_connect), or the pipe's write end */
+    char *ws_url; /* NULL for a launched browser: it has no port */
+    /* the pipe to a launched browser: our ends (-1 once lws owns them or
+     * without one), and the message being written, from byte wr_off */
+    int pipe_rd, pipe_wr;
+    int piped;
+    cdp_outmsg *wr_msg;
+    size_t wr_off;
     cdp_launch_options launch;
     int launching;
     pid_t pid;
@@ -137,6 +144,9 @@ void cdp__lock(cdp_browser *b);
 void cdp__unlock(cdp_browser *b);
 /* Feeds one received chunk. `final` ends the message. Service thread. */
 void cdp__rx(cdp_browser *b, const void *data, size_t len, int final);
+/* Feeds bytes of the pipe transport, where each message ends with a NUL
+ * byte (any number of messages and parts of one). Service thread. */
+void cdp__rx_framed(cdp_browser *b, const void *data, size_t len);
 /* Handles one complete message. Service thread (or a test). */
 void cdp__dispatch(cdp_browser *b, const char *json, size_t len);
 /* Pops the next queued outgoing message (caller frees), or NULL. */
@@ -186,7 +196,8 @@ cdp_handle *cdp__handle_new(cdp_session *s, const char *object_id);
 void cdp__request_view(const cJSON *params, cdp_request *req);
 
 /* launch.c */
-/* Starts Chromium per b->launch; sets b->pid, b->tmpdir and b->ws_url.
+/* Starts Chromium per b->launch; sets b->pid, b->tmpdir and the pipe's
+ * ends b->pipe_rd and b->pipe_wr (non-blocking; the caller owns them).
  * Called on the service thread, which lives as long as the browser. */
 int cdp__spawn(cdp_browser *b, char *err);
 /* Reaps the browser if it has exited, waiting up to wait_ms. Returns 1 if

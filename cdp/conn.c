@@ -418,6 +418,20 @@ static cdp_pending *pending_find_locked(cdp_browser *b, int id)
     return NULL;
 }
 
+void cdp__rx_framed(cdp_browser *b, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        const char *nul = memchr(p, '\0', len);
+        size_t n = nul ? (size_t)(nul - p) : len;
+        cdp__rx(b, p, n, nul != NULL);
+        if (!nul)
+            break;
+        p += n + 1;
+        len -= n + 1;
+    }
+}
+
 void cdp__rx(cdp_browser *b, const void *data, size_t len, int final)
 {
     if (!b->rx_skipping && len > b->max_message - b->rx.len) {

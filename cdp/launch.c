@@ -7,8 +7,11 @@
  * when the thread that forked it does, even if Portier is killed with
  * SIGKILL. This code runs on the browser's service thread (see ws.c).
  *
- * The websocket address comes from DevToolsActivePort in the profile, which
- * Chromium writes once it listens (port 0: it picks a free one).
+ * Chromium speaks CDP over two pipes (--remote-debugging-pipe): it reads
+ * our commands from its file descriptor 3 and writes replies and events to
+ * its descriptor 4, each message ended by a NUL byte. It opens no TCP port,
+ * so no other local process can attach to its pages. The launch is done
+ * when Chromium has answered a first command on the pipe.
  */
 #define _GNU_SOURCE
 #include "cdp/cdp_internal.h"
@@ -20,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +57,7 @@ static const char *const base_flags[] = {
     "--mute-audio",
     "--hide-scrollbars",
     "--window-size=1280,1024",
-    "--remote-debugging-port=0",
+    "--remote-debugging-pipe",
 };
 
 /* The last line Chromium wrote to its log, for an error message. */
@@ -160,7 +164,6 @@ static void sweep_stale_profiles(void)
 typedef struct launch_paths {
     char profile[4096];
     char log[4200];
-    char port[4200];   /* DevToolsActivePort */
     char udflag[4200]; /* --user-data-dir=... */
 } launch_paths;
 
@@ -180,7 +183,6 @@ static int make_profile(cdp_browser *b, launch_paths *lp, int *logfd, char *err)
     pt_write_file(ownerfile, pidtext, strlen(pidtext), 0600);
     snprintf(lp->profile, sizeof(lp->profile), "%s/profile", b->tmpdir);
     snprintf(lp->log, sizeof(lp->log), "%s/chromium.log", b->tmpdir);
-    snprintf(lp->port, sizeof(lp->port), "%s/DevToolsActivePort", lp->profile);
     snprintf(lp->udflag, sizeof(lp->udflag), "--user-data-dir=%s", lp->profile);
     if (mkdir(lp->profile, 0700) < 0)
         return pt_errf(err, "could not create %s: %s", lp->profile, strerror(errno));
@@ -238,9 +240,11 @@ static char **make_envp(const char *tmpdir, char **tmpenv)
 }
 
 /* Step 4, the child's side of the fork: only async-signal-safe calls until
- * exec. Its own process group, killed when the forking thread dies. */
-static void __attribute__((noreturn)) exec_child(pid_t parent, int logfd, int keep_stderr,
-                                                 const char *exe, const char **argv, char **envp)
+ * exec. Its own process group, killed when the forking thread dies; the
+ * command pipe's read end as its fd 3, the reply pipe's write end as fd 4. */
+static void __attribute__((noreturn))
+exec_child(pid_t parent, int logfd, int keep_stderr, const int pipes[2], const char *exe,
+           const char **argv, char **envp)
 {
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -256,7 +260,11 @@ static void __attribute__((noreturn)) exec_child(pid_t parent, int logfd, int ke
     dup2(logfd, 1);
     if (!keep_stderr)
         dup2(logfd, 2);
-    for (int fd = 3; fd < 1024; fd++)
+    /* above 4 first, so that neither dup2 below overwrites the other */
+    int cmd = fcntl(pipes[0], F_DUPFD, 10), ev = fcntl(pipes[1], F_DUPFD, 10);
+    if (cmd < 0 || ev < 0 || dup2(cmd, 3) < 0 || dup2(ev, 4) < 0)
+        _exit(127);
+    for (int fd = 5; fd < 1024; fd++)
         close(fd);
     execvpe(exe, (char *const *)argv, envp);
     static const char msg[] = "portier: could not execute the browser\n";
@@ -265,60 +273,81 @@ static void __attribute__((noreturn)) exec_child(pid_t parent, int logfd, int ke
     _exit(127);
 }
 
-/* The websocket URL from a DevToolsActivePort file's text ("PORT\nPATH"):
- * 1 with b->ws_url set, 0 when not written yet, -1 out of memory. */
-static int read_port_file(cdp_browser *b, const char *portfile)
+/* Why the browser is not there any more, as an error for the launch. */
+static int exit_error(cdp_browser *b, const char *exe, const launch_paths *lp, char *err)
 {
-    char *text = NULL;
-    int rc = 0;
-    if (pt_read_file(portfile, 4096, &text, NULL) != 0)
-        return 0;
-    int port = atoi(text);
-    char *nl = strchr(text, '\n');
-    char *path = nl ? nl + 1 : NULL;
-    if (path)
-        path[strcspn(path, "\r\n")] = '\0';
-    if (port > 0 && path && *path == '/') {
-        size_t len = strlen(path) + 64;
-        b->ws_url = malloc(len);
-        if (b->ws_url)
-            snprintf(b->ws_url, len, "ws://127.0.0.1:%d%s", port, path);
-        rc = b->ws_url ? 1 : -1;
-    }
-    free(text);
-    return rc;
+    char line[256], how[128];
+    last_log_line(lp->log, line, sizeof(line));
+    cdp__describe_exit(b, how, sizeof(how));
+    if (WIFEXITED(b->exit_status) && WEXITSTATUS(b->exit_status) == 127)
+        return pt_errf(err,
+                       "could not start '%s': not found or not executable (set "
+                       "PORTIER_CHROMIUM, or apt-get install chromium)",
+                       exe);
+    return pt_errf(err, "'%s' %s at start-up: %s", exe, how, line[0] ? line : "(no output)");
 }
 
-/* Step 5, the parent's side: waits for the browser to say where it
- * listens, or to exit, or the start-up timeout. */
-static int wait_for_port(cdp_browser *b, const char *exe, const launch_paths *lp, int timeout,
-                         char *err)
+/* Step 5, the parent's side: sends a first command on the pipe and waits
+ * for its reply (which is dropped), or for the browser to exit, or for the
+ * start-up timeout. Bytes after the reply go to the core. */
+static int wait_for_hello(cdp_browser *b, const char *exe, const launch_paths *lp, int timeout,
+                          char *err)
 {
+    static const char hello[] = "{\"id\":0,\"method\":\"Browser.getVersion\"}";
+    if (write(b->pipe_wr, hello, sizeof(hello)) != (ssize_t)sizeof(hello)) /* with its NUL */
+        return cdp__reap(b, 2000) ? exit_error(b, exe, lp, err)
+                                  : pt_errf(err, "could not write to the browser's pipe");
     int64_t until = pt_mono_ms() + timeout;
     for (;;) {
-        int got = read_port_file(b, lp->port);
-        if (got < 0)
-            return pt_errf(err, "out of memory");
-        if (got) {
-            PT_DEBUG("cdp", "chromium %d listening at %s", (int)b->pid, b->ws_url);
+        struct pollfd pf = {b->pipe_rd, POLLIN, 0};
+        int64_t left = until - pt_mono_ms();
+        if (left <= 0)
+            return pt_errf(err, "'%s' did not answer on its DevTools pipe within %d ms", exe,
+                           timeout);
+        if (poll(&pf, 1, left > 50 ? 50 : (int)left) <= 0)
+            continue;
+        char buf[4096];
+        ssize_t n = read(b->pipe_rd, buf, sizeof(buf));
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n <= 0) /* the browser closed its end: it is exiting */
+            return cdp__reap(b, 2000) ? exit_error(b, exe, lp, err)
+                                      : pt_errf(err, "'%s' closed its DevTools pipe", exe);
+        char *nul = memchr(buf, '\0', (size_t)n);
+        if (nul) {
+            cdp__rx_framed(b, nul + 1, (size_t)(buf + n - nul - 1));
+            PT_DEBUG("cdp", "chromium %d answers on its pipe", (int)b->pid);
             return 0;
         }
-        if (cdp__reap(b, 0)) {
-            char line[256], how[128];
-            last_log_line(lp->log, line, sizeof(line));
-            cdp__describe_exit(b, how, sizeof(how));
-            if (WIFEXITED(b->exit_status) && WEXITSTATUS(b->exit_status) == 127)
-                return pt_errf(err,
-                               "could not start '%s': not found or not executable (set "
-                               "PORTIER_CHROMIUM, or apt-get install chromium)",
-                               exe);
-            return pt_errf(err, "'%s' %s at start-up: %s", exe, how,
-                           line[0] ? line : "(no output)");
-        }
-        if (pt_mono_ms() >= until)
-            return pt_errf(err, "'%s' did not open its DevTools port within %d ms", exe, timeout);
-        pt_sleep_ms(10);
     }
+}
+
+/* The two pipes of a launch, close-on-exec and (our ends) non-blocking:
+ * child[0] is the browser's command end, child[1] its reply end. */
+static int make_pipes(cdp_browser *b, int child[2], char *err)
+{
+    int cmd[2], ev[2];
+    if (pipe2(cmd, O_CLOEXEC) < 0)
+        return pt_errf(err, "pipe: %s", strerror(errno));
+    if (pipe2(ev, O_CLOEXEC) < 0) {
+        close(cmd[0]);
+        close(cmd[1]);
+        return pt_errf(err, "pipe: %s", strerror(errno));
+    }
+    child[0] = cmd[0];
+    child[1] = ev[1];
+    b->pipe_wr = cmd[1];
+    b->pipe_rd = ev[0];
+    fcntl(b->pipe_wr, F_SETFL, O_NONBLOCK);
+    fcntl(b->pipe_rd, F_SETFL, O_NONBLOCK);
+    return 0;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
 }
 
 int cdp__spawn(cdp_browser *b, char *err)
@@ -334,9 +363,9 @@ int cdp__spawn(cdp_browser *b, char *err)
     launch_paths lp;
     const char **argv = NULL;
     char **envp = NULL, *tmpenv = NULL;
-    int logfd = -1;
+    int logfd = -1, child[2] = {-1, -1};
 
-    if (make_profile(b, &lp, &logfd, err))
+    if (make_profile(b, &lp, &logfd, err) || make_pipes(b, child, err))
         goto fail;
     if (!(argv = make_argv(exe, lp.udflag, o)) || !(envp = make_envp(b->tmpdir, &tmpenv))) {
         pt_errf(err, "out of memory");
@@ -353,23 +382,27 @@ int cdp__spawn(cdp_browser *b, char *err)
         goto fail;
     }
     if (pid == 0)
-        exec_child(parent, logfd, o->keep_stderr, exe, argv, envp);
+        exec_child(parent, logfd, o->keep_stderr, child, exe, argv, envp);
     setpgid(pid, pid); /* also here, so there is no window without a group */
     b->pid = pid;
-    close(logfd);
-    logfd = -1;
+    close_fd(&logfd);
+    close_fd(&child[0]);
+    close_fd(&child[1]);
     free(argv);
     argv = NULL;
     free(envp);
     envp = NULL;
     free(tmpenv);
     tmpenv = NULL;
-    if (wait_for_port(b, exe, &lp, timeout, err) == 0)
+    if (wait_for_hello(b, exe, &lp, timeout, err) == 0)
         return 0;
 
 fail:
-    if (logfd >= 0)
-        close(logfd);
+    close_fd(&logfd);
+    close_fd(&child[0]);
+    close_fd(&child[1]);
+    close_fd(&b->pipe_rd);
+    close_fd(&b->pipe_wr);
     free(argv);
     free(envp);
     free(tmpenv);

@@ -1,14 +1,18 @@
 /*
- * ws.c - the websocket to the browser, and the service thread that owns it.
+ * ws.c - the transports to the browser, and the service thread that owns
+ * them.
  *
  * One libwebsockets context and one service thread per browser. The thread
  * is born with the browser and dies with it: when it launches Chromium it is
  * also the thread that forks it, so PR_SET_PDEATHSIG (which fires when the
  * forking *thread* exits) ties Chromium's life to this thread's.
  *
- * Other threads never touch lws except through lws_cancel_service(): they
- * queue a message in the core (conn.c) and wake this thread, which writes it
- * when the socket is writable.
+ * A launched Chromium is spoken to over its pipes (launch.c): lws adopts
+ * both ends as raw files, and messages end with a NUL byte. A remote one
+ * (cdp_connect) over a websocket. Either way, other threads never touch lws
+ * except through lws_cancel_service(): they queue a message in the core
+ * (conn.c) and wake this thread, which writes it when the pipe or socket is
+ * writable.
  *
  *   starting --connect ok--> ready --socket closed--> gone
  *       \--spawn/connect failed--> failed         (pending calls fail at once)
@@ -19,8 +23,10 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
+#include <errno.h>
 #include <libwebsockets.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,7 +125,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
 
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        if (b->wsi && cdp__has_out(b))
+        if (!b->piped && b->wsi && cdp__has_out(b))
             lws_callback_on_writable(b->wsi);
         break;
 
@@ -129,8 +135,98 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     return 0;
 }
 
+/* ---- The pipe ------------------------------------------------------------ */
+
+/* Reads what the browser wrote, up to a few MiB per call so that writes get
+ * their turn. -1 when the pipe closed or failed. */
+static int pipe_read(cdp_browser *b, int fd)
+{
+    char buf[64 * 1024];
+    for (int rounds = 0; rounds < 64; rounds++) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n > 0) {
+            cdp__rx_framed(b, buf, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        connection_lost(b, n == 0 ? "the browser closed its pipe" : "could not read the pipe");
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes queued messages, each followed by its NUL, until the pipe is full
+ * or nothing is queued. -1 when it failed. (lws ignores a request for
+ * another WRITEABLE made inside this callback: the service loop asks again
+ * while b->wr_msg is unfinished.) */
+static int pipe_write(cdp_browser *b, int fd)
+{
+    for (;;) {
+        if (!b->wr_msg) {
+            b->wr_msg = cdp__next_out(b);
+            b->wr_off = 0;
+            if (!b->wr_msg)
+                return 0;
+        }
+        cdp_outmsg *m = b->wr_msg;
+        while (b->wr_off <= m->len) {
+            const unsigned char *from =
+                b->wr_off < m->len ? m->data + CDP_PRE + b->wr_off : (const unsigned char *)"";
+            size_t left = b->wr_off < m->len ? m->len - b->wr_off : 1;
+            ssize_t n = write(fd, from, left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                return 0;
+            if (n < 0) {
+                connection_lost(b, "could not write to the pipe");
+                return -1;
+            }
+            b->wr_off += (size_t)n;
+        }
+        free(m);
+        b->wr_msg = NULL;
+    }
+}
+
+static int pipe_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    (void)user;
+    (void)in;
+    (void)len;
+    struct lws_context *ctx = lws_get_context(wsi);
+    cdp_browser *b = ctx ? lws_context_user(ctx) : NULL;
+    if (!b)
+        return 0;
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        return pipe_read(b, lws_get_socket_fd(wsi));
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        if (b->stop)
+            return -1;
+        return pipe_write(b, lws_get_socket_fd(wsi));
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (wsi == b->wsi)
+            b->wsi = NULL;
+        connection_lost(b, "the browser closed its pipe");
+        break;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (b->piped && b->wsi && cdp__has_out(b))
+            lws_callback_on_writable(b->wsi);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
 static const struct lws_protocols protocols[] = {
     {"cdp", callback, 0, 1 << 20, 0, NULL, 0},
+    {"cdp-pipe", pipe_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -179,42 +275,36 @@ static int parse_ws_url(const char *url, char *host, size_t hostsz, int *port, c
     return 0;
 }
 
-static void *service_main(void *arg)
+/* Adopts the pipe's two ends (launch.c made them) into ctx: the read end
+ * for replies and events, the write end (b->wsi) for commands. */
+static int adopt_pipe(cdp_browser *b, struct lws_context *ctx, char *err)
 {
-    cdp_browser *b = arg;
-    char err[CDP_ERR_MAX];
+    struct lws_vhost *vh = lws_get_vhost_by_name(ctx, "default");
+    if (!vh)
+        return pt_errf(err, "no libwebsockets vhost for the browser's pipe");
+    lws_sock_file_fd_type rd = {.filefd = b->pipe_rd}, wr = {.filefd = b->pipe_wr};
+    b->pipe_rd = b->pipe_wr = -1; /* lws owns them now, or has closed them */
+    struct lws *r = lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, rd, "cdp-pipe", NULL);
+    struct lws *w = lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, wr, "cdp-pipe", NULL);
+    if (!r || !w)
+        return pt_errf(err, "could not watch the browser's pipe");
+    cdp__lock(b);
+    b->piped = 1;
+    b->wsi = w;
+    if (cdp__has_out(b))
+        lws_callback_on_writable(w);
+    cdp__unlock(b);
+    return 0;
+}
+
+/* Opens the websocket to b->ws_url in ctx (the state turns ready when the
+ * handshake is done). */
+static int connect_ws(cdp_browser *b, struct lws_context *ctx, char *err)
+{
     char host[256], hosthdr[300], path[1024];
     int port;
-    struct lws_context *ctx = NULL;
-
-    b->service_tid = pthread_self();
-    if (b->launching && cdp__spawn(b, err) < 0) {
-        set_state(b, -1, err);
-        goto out;
-    }
-    if (parse_ws_url(b->ws_url, host, sizeof(host), &port, path, sizeof(path)) < 0) {
-        pt_errf(err, "not a ws:// URL: %s", b->ws_url);
-        set_state(b, -1, err);
-        goto out;
-    }
-
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof(info));
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = protocols;
-    info.gid = (gid_t)-1;
-    info.uid = (uid_t)-1;
-    info.user = b;
-    info.fd_limit_per_thread = 64; /* one socket, plus lws's own pipe */
-    ctx = lws_create_context(&info);
-    if (!ctx) {
-        set_state(b, -1, "could not create the websocket context");
-        goto out;
-    }
-    cdp__lock(b);
-    b->lws_ctx = ctx;
-    cdp__unlock(b);
-
+    if (parse_ws_url(b->ws_url, host, sizeof(host), &port, path, sizeof(path)) < 0)
+        return pt_errf(err, "not a ws:// URL: %s", b->ws_url);
     /* Chrome refuses a handshake with an Origin header, and a Host that is
      * not an IP or localhost: send the address as the Host, and no Origin. */
     snprintf(hosthdr, sizeof(hosthdr), "%s:%d", host, port);
@@ -228,16 +318,62 @@ static void *service_main(void *arg)
     ci.origin = NULL;
     ci.protocol = NULL;
     ci.local_protocol_name = "cdp";
-    if (!lws_client_connect_via_info(&ci)) {
-        pt_errf(err, "could not connect to %s", b->ws_url);
+    if (!lws_client_connect_via_info(&ci))
+        return pt_errf(err, "could not connect to %s", b->ws_url);
+    return 0;
+}
+
+static struct lws_context *make_context(cdp_browser *b)
+{
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.gid = (gid_t)-1;
+    info.uid = (uid_t)-1;
+    info.user = b;
+    info.fd_limit_per_thread = 64; /* a socket or two pipes, plus lws's own */
+    return lws_create_context(&info);
+}
+
+static void *service_main(void *arg)
+{
+    cdp_browser *b = arg;
+    char err[CDP_ERR_MAX];
+    struct lws_context *ctx = NULL;
+
+    b->service_tid = pthread_self();
+    /* a write to the pipe of a browser that just died fails with EPIPE
+     * instead of killing the process (the signal is this thread's) */
+    sigset_t pipe_sig;
+    sigemptyset(&pipe_sig);
+    sigaddset(&pipe_sig, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_sig, NULL);
+    if (b->launching && cdp__spawn(b, err) < 0) {
         set_state(b, -1, err);
         goto out;
     }
+    ctx = make_context(b);
+    if (!ctx) {
+        set_state(b, -1, "could not create the websocket context");
+        goto out;
+    }
+    cdp__lock(b);
+    b->lws_ctx = ctx;
+    cdp__unlock(b);
+    if (b->launching ? adopt_pipe(b, ctx, err) : connect_ws(b, ctx, err)) {
+        set_state(b, -1, err);
+        goto out;
+    }
+    if (b->launching)
+        set_state(b, 1, NULL); /* it answered on the pipe already */
     while (!b->stop) {
         if (lws_service(ctx, 0) < 0)
             break;
         cdp__lock(b);
         int closing = b->stop;
+        if (b->piped && b->wsi && b->wr_msg)
+            lws_callback_on_writable(b->wsi); /* the rest of a long message */
         cdp__unlock(b);
         if (closing)
             break;
@@ -250,6 +386,13 @@ out:
         cdp__unlock(b);
         lws_context_destroy(ctx);
     }
+    free(b->wr_msg);
+    b->wr_msg = NULL;
+    if (b->pipe_rd >= 0)
+        close(b->pipe_rd);
+    if (b->pipe_wr >= 0)
+        close(b->pipe_wr);
+    b->pipe_rd = b->pipe_wr = -1;
     if (b->pid)
         cdp__terminate(b);
     cdp__conn_gone(b, CDP_EGONE, b->state == 1 ? "browser closed" : b->start_err);
@@ -280,8 +423,10 @@ static int start(cdp_browser *b, char *err)
 static cdp_browser *browser_new(void)
 {
     cdp_browser *b = calloc(1, sizeof(*b));
-    if (b)
+    if (b) {
         cdp__conn_init(b, &lws_transport);
+        b->pipe_rd = b->pipe_wr = -1;
+    }
     return b;
 }
 

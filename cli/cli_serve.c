@@ -33,7 +33,8 @@ static int serve_usage(const char *why)
             "                     [--session-max-age 20m] [--session-idle 5m]\n"
             "                     [--max-queue N] [--portal-listen 127.0.0.1:8081]\n"
             "                     [--header-timeout S] [--min-body-rate BYTES]\n"
-            "                     [--max-conns-per-ip N] [--allow-private-webhooks]\n",
+            "                     [--max-conns-per-ip N] [--allow-private-webhooks]\n"
+            "                     [--browsers N] [--max-attempts N]\n",
             why);
     return 2;
 }
@@ -252,6 +253,10 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             o->min_body_rate = (size_t)n;
         else if (!strcmp(a, "--max-conns-per-ip") && n >= 1 && n <= 100000)
             o->max_conns_per_peer = (int)n;
+        else if (!strcmp(a, "--browsers") && n >= 1 && n <= 64)
+            o->browsers = (int)n;
+        else if (!strcmp(a, "--max-attempts") && n >= 1 && n <= 100)
+            o->max_attempts = (int)n;
         else
             return serve_usage("unknown option, or a value out of range");
     }

@@ -1,7 +1,7 @@
 /*
- * pool.c - the shared browser, its relaunch, and the kept sessions in it.
- * See pool.h. Owns the browser handle, the kept sessions and their lock; it
- * never runs a task and never reads the store.
+ * pool.c - the browsers the workers share, their relaunch, and the kept
+ * sessions in them. See pool.h. Owns the browser handles, the kept sessions
+ * and their lock; it never runs a task and never reads the store.
  */
 #include "server/pool.h"
 #include "util/err.h"
@@ -12,13 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One browser of the pool. A slot is usable when its browser runs; it is
+ * (re)started only when nobody uses it, outside the lock (starting). */
+struct slot {
+    cdp_browser *b;
+    int users;
+    int broken; /* it died: relaunch once users is 0 */
+    int starting;
+};
+
 struct pool {
     char *browser_ws;
     pthread_mutex_t mu;          /* guards everything below */
-    pthread_cond_t browser_free; /* a user put the browser back */
-    cdp_browser *browser;
-    int users;
-    int broken; /* it died: relaunch once users is 0 */
+    pthread_cond_t browser_free; /* a user put a browser back, or one started */
+    struct slot *slots;
+    int nslots;
     int stopping;
     int launches;
 
@@ -75,19 +83,20 @@ static int drop_free(const struct kept *k, void *ud)
            r->now - k->created >= r->p->max_age_ms || r->now - k->used >= r->p->idle_ms;
 }
 
-static int drop_any(const struct kept *k, void *ud)
+static int drop_in_browser(const struct kept *k, void *ud)
 {
-    (void)k;
-    (void)ud;
-    return 1;
+    return agent_session_browser(k->s) == (cdp_browser *)ud;
 }
 
-pool *pool_new(const char *browser_ws)
+pool *pool_new(const char *browser_ws, int browsers)
 {
     pool *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
-    if (browser_ws && !(p->browser_ws = strdup(browser_ws))) {
+    p->nslots = browser_ws || browsers < 1 ? 1 : browsers; /* one remote browser */
+    if (!(p->slots = calloc((size_t)p->nslots, sizeof(*p->slots))) ||
+        (browser_ws && !(p->browser_ws = strdup(browser_ws)))) {
+        free(p->slots);
         free(p);
         return NULL;
     }
@@ -103,50 +112,96 @@ void pool_free(pool *p)
     for (size_t i = 0; i < p->nkept; i++)
         agent_session_close(p->kept[i].s);
     free(p->kept);
-    cdp_close(p->browser);
+    for (int i = 0; i < p->nslots; i++)
+        cdp_close(p->slots[i].b);
+    free(p->slots);
     pthread_cond_destroy(&p->browser_free);
     pthread_mutex_destroy(&p->mu);
     free(p->browser_ws);
     free(p);
 }
 
-cdp_browser *pool_get(pool *p, char *err)
+/* Under mu. */
+static int usable(const struct slot *sl)
+{
+    return sl->b && !sl->broken && !sl->starting && !cdp_browser_gone(sl->b, NULL);
+}
+
+static struct slot *slot_of_browser(pool *p, const cdp_browser *b)
+{
+    for (int i = 0; i < p->nslots; i++)
+        if (p->slots[i].b == b)
+            return &p->slots[i];
+    return NULL;
+}
+
+/* The slot for a run of `account` (under mu), or NULL when every browser is
+ * starting or dead with users: one where the account has a free kept
+ * session, else the one with the fewest users (a running one on a tie). */
+static struct slot *choose(pool *p, int64_t account)
+{
+    for (size_t i = 0; i < p->nkept; i++) {
+        struct slot *sl = slot_of_browser(p, agent_session_browser(p->kept[i].s));
+        if (!p->kept[i].taken && p->kept[i].account == account && sl && usable(sl))
+            return sl;
+    }
+    struct slot *best = NULL;
+    for (int i = 0; i < p->nslots; i++) {
+        struct slot *sl = &p->slots[i];
+        if (!usable(sl) && sl->b && !sl->starting)
+            sl->broken = 1; /* it died: restarted once its users are done */
+        int ok = usable(sl) || (!sl->starting && sl->users == 0);
+        if (ok && (!best || sl->users < best->users ||
+                   (sl->users == best->users && usable(sl) && !usable(best))))
+            best = sl;
+    }
+    return best;
+}
+
+/* Starts sl's browser (its dead one and that one's kept sessions go first);
+ * mu held on entry and exit, released while the browser starts. */
+static int start_slot(pool *p, struct slot *sl, char *err)
+{
+    cdp_browser *old = sl->b;
+    sl->b = NULL;
+    sl->broken = 0;
+    sl->starting = 1;
+    agent_session **v = old ? calloc(p->nkept ? p->nkept : 1, sizeof(*v)) : NULL;
+    size_t n = v ? take_out(p, drop_in_browser, old, v, p->nkept) : 0;
+    pthread_mutex_unlock(&p->mu);
+    if (old)
+        PT_WARN("service", "a browser is gone; starting a new one");
+    close_all(v, n);
+    free(v);
+    cdp_close(old);
+    cdp_browser *b = NULL;
+    int rc = cdp_open(p->browser_ws, &b, err);
+    pthread_mutex_lock(&p->mu);
+    sl->starting = 0;
+    sl->b = rc < 0 ? NULL : b;
+    p->launches += rc == 0;
+    pthread_cond_broadcast(&p->browser_free);
+    return rc;
+}
+
+cdp_browser *pool_get(pool *p, int64_t account, char *err)
 {
     pthread_mutex_lock(&p->mu);
-    for (;;) {
-        if (p->stopping) {
-            pthread_mutex_unlock(&p->mu);
-            pt_errc(err, PT_ESTATE, "the service is stopping");
-            return NULL;
-        }
-        if (p->browser && !p->broken && !cdp_browser_gone(p->browser, NULL))
-            break;
-        if (p->browser && p->users > 0) {
-            p->broken = 1;
-            pthread_cond_wait(&p->browser_free, &p->mu);
-            continue;
-        }
-        if (p->browser) {
-            PT_WARN("service", "the browser is gone; starting a new one");
-            /* nobody uses it (users is 0): every kept session in it goes */
-            agent_session **v = calloc(p->nkept ? p->nkept : 1, sizeof(*v));
-            size_t n = v ? take_out(p, drop_any, NULL, v, p->nkept) : 0;
-            close_all(v, n);
-            free(v);
-            cdp_close(p->browser);
-            p->browser = NULL;
-        }
-        p->broken = 0;
-        cdp_browser *b = NULL;
-        if (cdp_open(p->browser_ws, &b, err) < 0) {
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
-        }
-        p->browser = b;
-        p->launches++;
+    struct slot *sl = NULL;
+    while (!p->stopping && !(sl = choose(p, account)))
+        pthread_cond_wait(&p->browser_free, &p->mu);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->mu);
+        pt_errc(err, PT_ESTATE, "the service is stopping");
+        return NULL;
     }
-    p->users++;
-    cdp_browser *b = p->browser;
+    sl->users++; /* before starting it, so nobody else starts it too */
+    if (!usable(sl) && start_slot(p, sl, err) < 0) {
+        sl->users--;
+        pthread_mutex_unlock(&p->mu);
+        return NULL;
+    }
+    cdp_browser *b = sl->b;
     pthread_mutex_unlock(&p->mu);
     return b;
 }
@@ -154,9 +209,12 @@ cdp_browser *pool_get(pool *p, char *err)
 void pool_put(pool *p, cdp_browser *b)
 {
     pthread_mutex_lock(&p->mu);
-    p->users--;
-    if (b == p->browser && cdp_browser_gone(b, NULL))
-        p->broken = 1;
+    struct slot *sl = slot_of_browser(p, b);
+    if (sl) {
+        sl->users--;
+        if (cdp_browser_gone(b, NULL))
+            sl->broken = 1;
+    }
     pthread_cond_broadcast(&p->browser_free);
     pthread_mutex_unlock(&p->mu);
 }
@@ -166,21 +224,25 @@ void pool_stop(pool *p)
     pthread_mutex_lock(&p->mu);
     p->stopping = 1;
     pthread_cond_broadcast(&p->browser_free);
-    cdp_browser *b = p->browser;
+    /* a run in progress is cut short; recovery at the next start decides.
+     * (cdp_abort does not block, and a browser is closed only by pool_free
+     * or by start_slot of a slot nobody uses.) */
+    for (int i = 0; i < p->nslots; i++)
+        if (p->slots[i].b)
+            cdp_abort(p->slots[i].b, "portier is stopping");
     pthread_mutex_unlock(&p->mu);
-    /* a run in progress is cut short; recovery at the next start decides */
-    if (b)
-        cdp_abort(b, "portier is stopping");
 }
 
 const char *pool_state(pool *p)
 {
     pthread_mutex_lock(&p->mu);
-    const char *state = !p->browser                          ? "not started"
-                        : cdp_browser_gone(p->browser, NULL) ? "gone"
-                                                             : "up";
+    int started = 0, up = 0;
+    for (int i = 0; i < p->nslots; i++) {
+        started += p->slots[i].b != NULL;
+        up += usable(&p->slots[i]);
+    }
     pthread_mutex_unlock(&p->mu);
-    return state;
+    return up ? "up" : started ? "gone" : "not started";
 }
 
 int pool_launches(pool *p)
@@ -251,10 +313,9 @@ void pool_session_put(pool *p, int64_t account, agent_session *s, int keep)
         else if (p->kept[i].account == account)
             mine++;
     }
-    cdp_browser *b = agent_session_browser(s);
-    keep = keep && agent_session_signed_in(s) && !p->stopping && b == p->browser && !p->broken &&
-           !cdp_browser_gone(b, NULL) && mine < p->per_account &&
-           (!k || now - k->created < p->max_age_ms);
+    struct slot *sl = slot_of_browser(p, agent_session_browser(s));
+    keep = keep && agent_session_signed_in(s) && !p->stopping && sl && usable(sl) &&
+           mine < p->per_account && (!k || now - k->created < p->max_age_ms);
     if (keep && !k) { /* a new one joins */
         struct kept *n = realloc(p->kept, (p->nkept + 1) * sizeof(*n));
         if (n) {

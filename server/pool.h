@@ -1,14 +1,17 @@
 /*
- * pool.h - the browser the workers share: launched on first use (or
- * connected to, with --browser ws://...), relaunched once nobody uses a
- * browser that died, closed at stop. Each run takes its own browser context
- * in it (agent/), or a kept session of its account.
+ * pool.h - the browsers the workers share (`--browsers N`, each launched on
+ * first use; or the one remote browser of --browser ws://...), each
+ * relaunched once nobody uses it after it died, closed at stop. A run gets
+ * the browser where its account has a free kept session, else the one with
+ * the fewest runs, so that a browser that crashes interrupts only the runs
+ * in it. Each run takes its own browser context in it (agent/), or a kept
+ * session of its account.
  *
  * Kept sessions: signed-in browser contexts handed from one task of an
  * account to the next (docs/sop.md, "Kept sessions"). The pool owns them;
  * a worker takes one for a run and gives it back. Never shared between
  * accounts, one run at a time, at most per_account of an account, dropped
- * when the browser is relaunched, past max age or idle time, or when the
+ * when their browser is relaunched, past max age or idle time, or when the
  * run that used it did not end well.
  */
 #ifndef PORTIER_POOL_H
@@ -21,17 +24,19 @@
 
 typedef struct pool pool;
 
-/* A pool for browser_ws (NULL: launch Debian's chromium; copied). */
-pool *pool_new(const char *browser_ws);
+/* A pool of `browsers` launched browsers (Debian's chromium; < 1: one), or
+ * of the one at browser_ws (copied) when it is not NULL. */
+pool *pool_new(const char *browser_ws, int browsers);
 /* Closes the browser and frees the pool; no pool_get may be in progress. */
 void pool_free(pool *p);
-/* A browser to run in (borrowed until pool_put), or NULL with err if it
- * cannot start or the pool is stopping. */
-cdp_browser *pool_get(pool *p, char *err);
+/* A browser for a run of `account` (borrowed until pool_put), or NULL with
+ * err if it cannot start or the pool is stopping. */
+cdp_browser *pool_get(pool *p, int64_t account, char *err);
 void pool_put(pool *p, cdp_browser *b);
-/* Refuses new pool_get calls and cuts short every run in the browser. */
+/* Refuses new pool_get calls and cuts short every run in the browsers. */
 void pool_stop(pool *p);
-/* "not started", "gone" or "up" (for /healthz). */
+/* "up" (a browser runs), "gone" (none does any more) or "not started"
+ * (for /healthz). */
 const char *pool_state(pool *p);
 /* Browsers started, relaunches included. */
 int pool_launches(pool *p);

@@ -70,10 +70,12 @@ static void recover(service *s, store *st)
             if (states[k] == TASK_DISPATCHING || states[k] == TASK_RUNNING) {
                 PT_WARN("service", "task %lld was %s when portier stopped; recovering",
                         (long long)t.id, t.status);
-                task_interrupt(&cx, t.id, t.committed, t.attempts, "Portier stopped");
+                task_interrupt(&cx, t.id, t.committed, t.attempts, s->o.max_attempts,
+                               "Portier stopped");
             } else if (states[k] == TASK_WAITING_FOR_INPUT && t.committed) {
                 /* its browser context is gone and it cannot start over */
-                task_interrupt(&cx, t.id, 1, t.attempts, "Portier stopped while it waited");
+                task_interrupt(&cx, t.id, 1, t.attempts, s->o.max_attempts,
+                               "Portier stopped while it waited");
             }
             task_free(&t);
         }
@@ -123,6 +125,10 @@ static void defaults(service_options *o)
         o->workers = 0;
     if (!o->hold_seconds)
         o->hold_seconds = 300;
+    if (!o->max_attempts)
+        o->max_attempts = TASK_MAX_ATTEMPTS;
+    if (!o->browsers) /* a crash interrupts only the runs in that browser */
+        o->browsers = o->workers > 0 ? o->workers : 1;
     if (!o->max_queue)
         o->max_queue = 10000;
     if (!o->session_max_age)
@@ -185,7 +191,7 @@ int service_start(const service_options *o, service **out, char *err)
         goto fail;
     webhooks_allow_private(s->hooks, o->allow_private_webhooks || o->webhook_sink);
     recover(s, s->main_store);
-    s->pool = pool_new(o->browser_ws);
+    s->pool = pool_new(o->browser_ws, s->o.browsers);
     s->sops = bundle_cache_new(s->data_dir);
     if (!s->pool || !s->sops) {
         pt_errc(err, PT_ENOMEM, "out of memory");
@@ -198,6 +204,7 @@ int service_start(const service_options *o, service **out, char *err)
     worker_env we = {.db_path = o->db_path,
                      .data_dir = s->data_dir,
                      .hold_seconds = s->o.hold_seconds,
+                     .max_attempts = s->o.max_attempts,
                      .dispatch = s->dispatch,
                      .pool = s->pool,
                      .sops = s->sops,

@@ -76,6 +76,11 @@ static const char *const migrations[] = {
     "CREATE INDEX deliveries_by_task ON deliveries(task_id);",
     /* 2: an account may turn kept browser sessions off */
     "ALTER TABLE accounts ADD COLUMN sessions_off INTEGER NOT NULL DEFAULT 0;",
+    /* 3: a task interrupted before its commit point waits until not_before
+     * (wall ms) to run again; interruptions says which attempts were cut
+     * short and why (our words, never task data) */
+    "ALTER TABLE tasks ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN interruptions TEXT;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -107,6 +107,8 @@ typedef struct task {
     char *ask_name, *ask_prompt;
     char *answers; /* JSON object, name -> value */
     char *review_comment;
+    int64_t not_before;  /* wall ms: a retried task runs no earlier */
+    char *interruptions; /* "attempt 1: why; attempt 2: why", or NULL */
 } task;
 
 void task_free(task *t);
@@ -164,13 +166,17 @@ int store_task_set_status(store *st, int64_t id, const char *status, int64_t now
 /* Records a status change in the task's events. */
 int store_task_event_add(store *st, int64_t id, int64_t at, const char *from, const char *to,
                          const char *note);
-/* The oldest task in a status: PT_FOUND and *id, PT_NONE, or -1. */
-int store_task_oldest(store *st, const char *status, int64_t *id);
+/* The oldest task in a status whose not_before is at most now (wall ms):
+ * PT_FOUND and *id, PT_NONE, or -1. */
+int store_task_oldest(store *st, const char *status, int64_t now, int64_t *id);
 
 /* The run crossed its SOP's commit point (durable before the next step). */
 int store_task_mark_committed(store *st, int64_t id);
 /* Runs so far, this one included. */
 int store_task_set_attempts(store *st, int64_t id, int attempts);
+/* An interrupted run: the task runs again no earlier than not_before (wall
+ * ms), and interruptions (copied; our words) replaces the list. */
+int store_task_set_retry(store *st, int64_t id, int64_t not_before, const char *interruptions);
 /* What an `ask` step asks for (name and prompt). */
 int store_task_set_ask(store *st, int64_t id, const char *name, const char *prompt);
 /* Every answer given so far (a JSON object, name -> value). */

@@ -30,13 +30,15 @@ void task_free(task *t)
     free(t->ask_prompt);
     free(t->answers);
     free(t->review_comment);
+    free(t->interruptions);
     memset(t, 0, sizeof(*t));
 }
 
 #define TASK_COLS                                                                                  \
     "id, account_id, task_number, type, sop_version, status, title, instructions, data, notes, "   \
     "started_at, completed_at, failed_at, created_at, updated_at, committed, attempts, approve, "  \
-    "cancel_requested, ask_name, ask_prompt, answers, review_comment, trajectory_id"
+    "cancel_requested, ask_name, ask_prompt, answers, review_comment, trajectory_id, "             \
+    "not_before, interruptions"
 
 static void row_task(sqlite3_stmt *s, task *t)
 {
@@ -65,6 +67,8 @@ static void row_task(sqlite3_stmt *s, task *t)
     t->answers = store__col_text(s, 21);
     t->review_comment = store__col_text(s, 22);
     t->trajectory_id = sqlite3_column_int64(s, 23);
+    t->not_before = sqlite3_column_int64(s, 24);
+    t->interruptions = store__col_text(s, 25);
 }
 
 int store_task_get(store *st, int64_t acct, int64_t id, task *t)
@@ -366,12 +370,14 @@ int store_task_set_status(store *st, int64_t id, const char *status, int64_t now
     return store__run(st, s);
 }
 
-int store_task_oldest(store *st, const char *status, int64_t *id)
+int store_task_oldest(store *st, const char *status, int64_t now, int64_t *id)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT 1");
+    sqlite3_stmt *s =
+        store__q(st, "SELECT id FROM tasks WHERE status=? AND not_before<=? ORDER BY id LIMIT 1");
     if (!s)
         return -1;
     store__bind_text(s, 1, status);
+    sqlite3_bind_int64(s, 2, now);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *id = sqlite3_column_int64(s, 0);
@@ -387,6 +393,17 @@ int store_task_mark_committed(store *st, int64_t id)
 int store_task_set_attempts(store *st, int64_t id, int attempts)
 {
     return store__update_int(st, "UPDATE tasks SET attempts=? WHERE id=?", id, attempts);
+}
+
+int store_task_set_retry(store *st, int64_t id, int64_t not_before, const char *interruptions)
+{
+    sqlite3_stmt *s = store__q(st, "UPDATE tasks SET not_before=?2, interruptions=?3 WHERE id=?1");
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, not_before);
+    store__bind_text(s, 3, interruptions);
+    return store__run(st, s);
 }
 
 int store_task_request_cancel(store *st, int64_t id)

@@ -192,7 +192,7 @@ int task_dispatch(task_ctx *cx, int64_t *id)
 {
     for (int tries = 0; tries < 5; tries++) {
         int64_t cand = 0;
-        int got = store_task_oldest(cx->st, task_status_name(TASK_PENDING), &cand);
+        int got = store_task_oldest(cx->st, task_status_name(TASK_PENDING), pt_wall_ms(), &cand);
         if (got != PT_FOUND)
             return got;
         /* another node may claim it first: then try the next one */
@@ -276,7 +276,26 @@ int task_fail(task_ctx *cx, int64_t id, const char *notes, const char *event_not
     return move_told(cx, id, OPEN_STATUSES, TASK_FAILED, notes, event_note);
 }
 
-int task_interrupt(task_ctx *cx, int64_t id, int committed, int attempts, const char *what)
+int64_t task_retry_delay_ms(int attempts)
+{
+    int64_t ms = TASK_RETRY_FIRST_MS;
+    for (int i = 1; i < attempts && ms < TASK_RETRY_MAX_MS; i++)
+        ms *= 2;
+    return ms < TASK_RETRY_MAX_MS ? ms : TASK_RETRY_MAX_MS;
+}
+
+/* t's interruptions with "attempt N: what" added (new string), or NULL. */
+static char *add_interruption(const task *t, int attempts, const char *what)
+{
+    char *log = NULL;
+    int n = t->interruptions && *t->interruptions
+                ? asprintf(&log, "%s; attempt %d: %s", t->interruptions, attempts, what)
+                : asprintf(&log, "attempt %d: %s", attempts, what);
+    return n < 0 ? NULL : log;
+}
+
+int task_interrupt(task_ctx *cx, int64_t id, int committed, int attempts, int max_attempts,
+                   const char *what)
 {
     char note[1024];
     if (committed) {
@@ -286,10 +305,52 @@ int task_interrupt(task_ctx *cx, int64_t id, int committed, int attempts, const 
                  what);
         return move_told(cx, id, MID_RUN, TASK_PENDING_REVIEW, note, what);
     }
-    if (attempts < 2) {
-        snprintf(note, sizeof(note), "%s; running it again (nothing was submitted)", what);
-        return move_told(cx, id, MID_RUN, TASK_PENDING, NULL, note);
+    if (max_attempts <= 0)
+        max_attempts = TASK_MAX_ATTEMPTS;
+    task t;
+    if (store_task_get(cx->st, 0, id, &t) != 1)
+        return PT_NONE;
+    char *log = add_interruption(&t, attempts, what);
+    task_free(&t);
+    char *notes = NULL;
+    int rc = PT_EFAIL;
+    if (!log)
+        return rc;
+    if (attempts < max_attempts) {
+        int64_t wait = task_retry_delay_ms(attempts);
+        if (asprintf(&notes,
+                     "Interrupted before its commit point, so nothing was submitted (%s). "
+                     "Attempt %d of %d runs in %lld s.",
+                     log, attempts + 1, max_attempts, (long long)((wait + 999) / 1000)) < 0)
+            notes = NULL;
+        snprintf(note, sizeof(note), "%s; running it again in %lld ms (nothing was submitted)",
+                 what, (long long)wait);
+        if (notes && store_task_set_retry(cx->st, id, pt_wall_ms() + wait, log) == 0)
+            rc = move_told(cx, id, MID_RUN, TASK_PENDING, notes, note);
+    } else {
+        if (asprintf(&notes,
+                     "Interrupted %d times before its commit point, so nothing was submitted "
+                     "(%s); not retrying again.",
+                     attempts, log) < 0)
+            notes = NULL;
+        if (notes && store_task_set_retry(cx->st, id, 0, log) == 0)
+            rc = move_told(cx, id, MID_RUN, TASK_FAILED, notes, what);
     }
-    snprintf(note, sizeof(note), "%s twice; not retrying again.", what);
-    return move_told(cx, id, MID_RUN, TASK_FAILED, note, what);
+    free(notes);
+    free(log);
+    return rc;
+}
+
+char *task_retry_notes(const task *t, int max_attempts, const char *notes)
+{
+    if (!t->interruptions || !*t->interruptions)
+        return NULL;
+    char *out = NULL;
+    if (asprintf(&out,
+                 "%s%sRan on attempt %d of %d; the earlier ones were interrupted before the "
+                 "commit point and submitted nothing (%s).",
+                 notes ? notes : "", notes && *notes ? "\n\n" : "", t->attempts + 1,
+                 max_attempts > 0 ? max_attempts : TASK_MAX_ATTEMPTS, t->interruptions) < 0)
+        return NULL;
+    return out;
 }

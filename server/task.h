@@ -35,9 +35,11 @@
  *                    -> pending | pending_review | failed   task_interrupt
  *
  *   task_interrupt: the browser died or portier stopped during a run. A task
- *   that had not crossed its SOP's `commit` goes back to pending (once: a
- *   second interruption fails it); one that had goes to pending_review, since
- *   the portal may already have the submission.
+ *   that had not crossed its SOP's `commit` goes back to pending, to run
+ *   again after a backoff (1 s, doubling, at most 60 s), until it has run
+ *   max_attempts times (`serve --max-attempts`, default 3): then it fails.
+ *   One that had crossed it goes to pending_review, since the portal may
+ *   already have the submission.
  *
  * Who calls which: the workers (server/worker.c) dispatch, start, wait for
  * input, hold for review, escalate, finish, fail and interrupt; the API
@@ -132,9 +134,24 @@ int task_cancel(task_ctx *cx, int64_t id, const char *notes);
 int task_finish(task_ctx *cx, int64_t id, enum task_status to, const char *notes);
 /* any open status -> failed: the task cannot run (why in notes). */
 int task_fail(task_ctx *cx, int64_t id, const char *notes, const char *event_note);
+/* How often an interrupted run is tried again (task_interrupt). */
+#define TASK_MAX_ATTEMPTS 3      /* runs in all, the first one included */
+#define TASK_RETRY_FIRST_MS 1000 /* the wait before the second; it doubles */
+#define TASK_RETRY_MAX_MS 60000
+
+/* The wait before attempt attempts + 1, after attempts runs were cut short. */
+int64_t task_retry_delay_ms(int attempts);
 /* dispatching | running | waiting_for_input | pending_review -> pending,
  * pending_review or failed, by the rule above; `what` says what happened
- * ("The browser crashed"). attempts counts runs so far, this one included. */
-int task_interrupt(task_ctx *cx, int64_t id, int committed, int attempts, const char *what);
+ * ("The browser crashed"; our words, never task data). attempts counts runs
+ * so far, this one included; max_attempts (0: TASK_MAX_ATTEMPTS) is the
+ * limit. A task sent back to pending waits task_retry_delay_ms first, and
+ * its notes list the interruptions so far. */
+int task_interrupt(task_ctx *cx, int64_t id, int committed, int attempts, int max_attempts,
+                   const char *what);
+/* The notes of a run that ended after earlier attempts were interrupted:
+ * notes, then which attempt this was and why the earlier ones stopped
+ * (new string), or NULL when t had no interruption. */
+char *task_retry_notes(const task *t, int max_attempts, const char *notes);
 
 #endif

@@ -68,13 +68,20 @@ static int hook_cancelled(void *ud)
     return c;
 }
 
-static void hook_commit(void *ud)
+/* Durable before the first step past the point of no return: if the write
+ * fails (the database busy past its timeout, a full disk), the run must not
+ * go on to submit, since a crash after it would submit again. */
+static int hook_commit(void *ud)
 {
     task_run *tr = ud;
-    /* durable before the first step past the point of no return */
-    store_task_mark_committed(tr->cx.st, tr->id);
+    if (store_task_mark_committed(tr->cx.st, tr->id) != 0) {
+        PT_ERROR("task", "task %lld: could not record its commit point; stopping before submit",
+                 (long long)tr->id);
+        return -1;
+    }
     tr->committed = 1;
     PT_INFO("task", "task %lld crossed its commit point", (long long)tr->id);
+    return 0;
 }
 
 /* Waits (holding the browser context) until the API fills the slot, the
@@ -208,10 +215,14 @@ static void settle(workers *w, task_run *tr, const task *t, const agent_result *
          * start-up recovery decides (leave it as it is) */
         PT_INFO("task", "task %lld left for recovery at the next start", (long long)id);
     } else if (gone && !cancel && (!final || st == TASK_FAILED)) {
-        task_interrupt(cx, id, committed, t->attempts + 1, "The browser crashed");
+        task_interrupt(cx, id, committed, t->attempts + 1, w->env.max_attempts,
+                       "The browser crashed");
     } else if (final) {
         record_duration(w, pt_mono_ms() - t0);
-        task_finish(cx, id, st, r->notes ? r->notes : "");
+        /* after earlier attempts were cut short, the notes say so */
+        char *notes = task_retry_notes(t, w->env.max_attempts, r->notes);
+        task_finish(cx, id, st, notes ? notes : r->notes ? r->notes : "");
+        free(notes);
     } else if (st == TASK_WAITING_FOR_INPUT) {
         /* the hold ran out (the hook already moved it) */
         if (committed)
@@ -266,7 +277,7 @@ static void give_session(workers *w, task_run *tr, const task *t, agent_session 
     pool_session_put(w->env.pool, t->account_id, ks, ok && !gone && !cancel && !stopping);
 }
 
-/* Runs task id in the shared browser and moves it by the outcome. */
+/* Runs task id in a browser of the pool and moves it by the outcome. */
 static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
 {
     task t;
@@ -287,11 +298,11 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
         goto out;
     /* an attempt counts from here: a browser that cannot start is one */
     store_task_set_attempts(cx->st, id, t.attempts + 1);
-    cdp_browser *b = pool_get(w->env.pool, err);
+    cdp_browser *b = pool_get(w->env.pool, t.account_id, err);
     if (!b) {
         char what[PT_ERR_MAX + 64];
         snprintf(what, sizeof(what), "No browser could be started (%s)", err);
-        task_interrupt(cx, id, t.committed, t.attempts + 1, what);
+        task_interrupt(cx, id, t.committed, t.attempts + 1, w->env.max_attempts, what);
         goto out;
     }
     if (task_start(cx, id) != PT_FOUND) {

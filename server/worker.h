@@ -27,6 +27,7 @@ typedef struct worker_env {
     const char *db_path;  /* each worker opens its own store connection */
     const char *data_dir; /* trajectories go under data_dir/trajectories/ */
     int hold_seconds;
+    int max_attempts; /* runs of a task its interruptions allow; 0: TASK_MAX_ATTEMPTS */
     dispatch *dispatch;
     pool *pool;
     bundle_cache *sops;

@@ -564,6 +564,28 @@ static void test_no_phi_in_logs(void **state)
     ts_cleanup(&s);
 }
 
+/* Claims in the sandbox portal's submissions log for a service date
+ * (YYYY-MM-DD; the portal may keep it as MM/DD/YYYY). */
+static int portal_claims_on(const ts_server *s, const char *iso)
+{
+    char url[256], us[16];
+    snprintf(url, sizeof(url), "%s/__sandbox/submissions", s->portal);
+    snprintf(us, sizeof(us), "%.2s/%.2s/%.4s", iso + 5, iso + 8, iso);
+    tc_client *c = tc_new();
+    tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
+    tc_free(c);
+    cJSON *subs = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    assert_true(cJSON_IsArray(subs));
+    int n = 0;
+    for (cJSON *x = subs->child; x; x = x->next) {
+        const char *d = ts_str(cJSON_GetObjectItem(x, "fields"), "service_date");
+        n += !strcmp(ts_str(x, "kind"), "claim") && d && (!strcmp(d, iso) || !strcmp(d, us));
+    }
+    cJSON_Delete(subs);
+    return n;
+}
+
 /* kill -9 with 10 tasks queued or running, then a restart: every task
  * reaches a final or review state, and the portal has no duplicate. */
 static void test_kill9_recovery(void **state)
@@ -618,50 +640,195 @@ static void test_kill9_recovery(void **state)
         cJSON_Delete(t);
     }
     /* each service date at most once in the portal's submissions */
-    char url[256];
-    snprintf(url, sizeof(url), "%s/__sandbox/submissions", s.portal);
-    tc_client *c = tc_new();
-    tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
-    tc_free(c);
-    cJSON *subs = cJSON_Parse(r.body);
-    tc_response_free(&r);
     int total = 0;
     for (int i = 0; i < 10; i++) {
-        char iso[16], us[16];
+        char iso[16];
         snprintf(iso, sizeof(iso), "2025-03-%02d", i + 1);
-        snprintf(us, sizeof(us), "03/%02d/2025", i + 1);
-        int n = 0;
-        for (cJSON *x = cJSON_IsArray(subs) ? subs->child : NULL; x; x = x->next) {
-            const char *d = ts_str(cJSON_GetObjectItem(x, "fields"), "service_date");
-            n += !strcmp(ts_str(x, "kind"), "claim") && d && (!strcmp(d, iso) || !strcmp(d, us));
-        }
+        int n = portal_claims_on(&s, iso);
         if (n > 1)
             fail_msg("service date %s was submitted %d times", iso, n);
         total += n;
     }
     fprintf(stderr, "kill -9: %d claims in the portal, %d tasks in review\n", total, review);
     assert_true(total >= 10 - review);
-    cJSON_Delete(subs);
     ts_finish(&s);
 }
 
-/* The pid of the test server's browser (its profile is in the test's
- * folder), or 0. */
-static int browser_pid(const ts_server *s)
+/* The write of committed=1 fails (a trigger in the real database refuses
+ * it, as a full disk or a lock held past the timeout would): the run stops
+ * at `commit`, the task fails saying so, and the portal never gets the
+ * claim. Once the write works again, the same task data is submitted. */
+static void test_commit_write_fails(void **state)
+{
+    (void)state;
+    ts_server s;
+    ts_start_demo(&s, "api-commitfail", NULL);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(s.db, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TRIGGER test_no_commit BEFORE UPDATE OF committed ON "
+                                  "tasks WHEN NEW.committed=1 BEGIN SELECT RAISE(FAIL, "
+                                  "'database or disk is full'); END;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    cJSON *t = ts_post_json(&s, quickstart, 200);
+    long long id = ts_num(t, "id");
+    cJSON_Delete(t);
+    t = ts_wait_status(&s, id, "completed,completed_with_issues,failed,pending_review", 90000);
+    assert_string_equal(ts_str(t, "status"), "failed");
+    const char *notes = ts_str(t, "notes");
+    assert_non_null(strstr(notes, "commit point could not be recorded"));
+    assert_non_null(strstr(notes, "nothing was submitted"));
+    cJSON_Delete(t);
+    assert_int_equal(portal_claims_on(&s, "2025-03-25"), 0);
+
+    assert_int_equal(sqlite3_exec(db, "DROP TRIGGER test_no_commit", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    t = ts_post_json(&s, quickstart, 200);
+    cJSON *done =
+        ts_wait_status(&s, ts_num(t, "id"), "completed,completed_with_issues,failed", 90000);
+    assert_string_equal(ts_str(done, "status"), "completed");
+    cJSON_Delete(done);
+    cJSON_Delete(t);
+    assert_int_equal(portal_claims_on(&s, "2025-03-25"), 1);
+    ts_finish(&s);
+}
+
+/* The pids of the test server's browsers (main processes), up to cap. */
+static int browser_pids(const ts_server *s, int *pids, int cap)
 {
     char cmd[900];
     snprintf(cmd, sizeof(cmd),
-             /* [r]: the shell running pgrep does not match itself */
-             "pgrep -o -f -- '--[r]emote-debugging-port=0 --user-data-dir=%s/portier-chromium'",
-             s->dir);
+             "pgrep -f -- '--[r]emote-debugging-pipe --user-data-dir=%s/portier-chromium'", s->dir);
     FILE *f = popen(cmd, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
+    int n = 0;
+    while (f && n < cap && fscanf(f, "%d", &pids[n]) == 1)
+        n++;
+    if (f)
         pclose(f);
+    return n;
+}
+
+/* The task's committed flag, read from the database as it is now. */
+static int committed_in_db(const ts_server *s, long long id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int c = -1;
+    assert_int_equal(sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db, "SELECT committed FROM tasks WHERE id=?", -1, &q, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_int64(q, 1, id);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            c = sqlite3_column_int(q, 0);
     }
-    return pid;
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return c;
+}
+
+/* Freezes every browser of the server that is running a task (SIGSTOP to
+ * its group), so a run cannot move on while the test looks; the count. */
+static int freeze_browsers(const ts_server *s, int *pids, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < 200 && n < cap; i++, pt_sleep_ms(50))
+        n = browser_pids(s, pids, cap);
+    for (int i = 0; i < n; i++)
+        kill(-pids[i], SIGSTOP);
+    return n;
+}
+
+/* Two restarts (kill -9 of portier) while the task runs, before its commit
+ * point: the task runs a third time, completes, says so in its notes, and
+ * the portal has the claim once. */
+static void test_restarts_before_commit_retry(void **state)
+{
+    (void)state;
+    ts_server s;
+    const char *extra[] = {"--workers", "1", NULL};
+    ts_start_demo(&s, "api-retry", extra);
+    cJSON *t = ts_post_json(&s, quickstart, 200);
+    long long id = ts_num(t, "id");
+    cJSON_Delete(t);
+    for (int round = 0; round < 2; round++) {
+        cJSON_Delete(ts_wait_status(&s, id, "running", 60000));
+        int pid = 0;
+        assert_int_equal(freeze_browsers(&s, &pid, 1), 1);
+        if (committed_in_db(&s, id) != 0)
+            fail_msg("the run crossed commit before the test could stop it");
+        assert_int_equal(ts_stop(&s, 1), 128 + 9);
+        assert_int_equal(tp_wait_none(s.dir, 5000), 0); /* Chromium died with it */
+        const char *args[] = {"--demo", "--portal-listen", "127.0.0.1:0", "--workers", "1", NULL};
+        assert_int_equal(ts_start(&s, args, NULL), 0);
+    }
+    t = ts_wait_status(&s, id, "completed,completed_with_issues,failed,pending_review", 120000);
+    assert_string_equal(ts_str(t, "status"), "completed");
+    const char *notes = ts_str(t, "notes");
+    print_message("notes: %s\n", notes);
+    assert_non_null(strstr(notes, "attempt 3 of 3"));
+    assert_non_null(strstr(notes, "attempt 1: Portier stopped; attempt 2: Portier stopped"));
+    cJSON_Delete(t);
+    assert_int_equal(portal_claims_on(&s, "2025-03-25"), 1);
+    ts_finish(&s);
+}
+
+/* Two tasks on two browsers (--browsers 2): when one browser crashes, only
+ * the task in it is interrupted (and runs again); the other completes on
+ * its first attempt, and the other browser lives on. */
+static void test_crash_interrupts_one_browser(void **state)
+{
+    (void)state;
+    ts_server s;
+    const char *extra[] = {"--workers", "2", "--browsers", "2", "--session-max-age", "0", NULL};
+    ts_start_demo(&s, "api-twobrowsers", extra);
+    long long ids[2];
+    const char *dates[2] = {"2025-04-11", "2025-04-12"};
+    for (int i = 0; i < 2; i++) {
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "{\"type\":\"submit_claim\",\"data\":\"member_id: 300059049\\npatient: Louise "
+                 "Golicic\\nDOB: 1949-12-23\\nplace_of_service: home\\nservice_date: %s\"}",
+                 dates[i]);
+        cJSON *t = ts_post_json(&s, body, 200);
+        ids[i] = ts_num(t, "id");
+        cJSON_Delete(t);
+    }
+    for (int i = 0; i < 2; i++)
+        cJSON_Delete(ts_wait_status(&s, ids[i], "running", 60000));
+    int pids[4];
+    int n = 0;
+    for (int i = 0; i < 200 && n < 2; i++, pt_sleep_ms(50))
+        n = browser_pids(&s, pids, 4);
+    assert_int_equal(n, 2);
+    assert_int_equal(freeze_browsers(&s, pids, 2), 2);
+    for (int i = 0; i < 2; i++)
+        if (committed_in_db(&s, ids[i]) != 0)
+            fail_msg("a run crossed commit before the test could stop it");
+    assert_int_equal(kill(-pids[0], SIGKILL), 0);
+    kill(-pids[1], SIGCONT);
+    int interrupted = 0, first_try = 0;
+    for (int i = 0; i < 2; i++) {
+        cJSON *t = ts_wait_status(&s, ids[i],
+                                  "completed,completed_with_issues,failed,pending_review", 120000);
+        assert_string_equal(ts_str(t, "status"), "completed");
+        const char *notes = ts_str(t, "notes");
+        interrupted += strstr(notes, "attempt 1: The browser crashed") != NULL;
+        first_try += strstr(notes, "attempt 2 of 3") == NULL;
+        cJSON_Delete(t);
+        assert_int_equal(portal_claims_on(&s, dates[i]), 1);
+    }
+    print_message("interrupted: %d, on the first attempt: %d\n", interrupted, first_try);
+    assert_int_equal(interrupted, 1);
+    assert_int_equal(first_try, 1);
+    assert_int_equal(kill(pids[1], 0), 0); /* the other browser still runs */
+    tc_response r = ts_api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
+    if (!strstr(r.body, "portier_browser_launches_total 3"))
+        fail_msg("%s", strstr(r.body, "portier_browser_launches_total"));
+    tc_response_free(&r);
+    ts_finish(&s);
 }
 
 /* Chromium dies under a running task: the browser is relaunched, the task
@@ -678,8 +845,8 @@ static void test_browser_crash_relaunch(void **state)
     cJSON_Delete(t);
     cJSON_Delete(ts_wait_status(&s, id, "running", 60000));
     int pid = 0;
-    for (int i = 0; i < 100 && !pid; i++, pt_sleep_ms(50))
-        pid = browser_pid(&s);
+    for (int i = 0; i < 100 && !browser_pids(&s, &pid, 1); i++)
+        pt_sleep_ms(50);
     assert_true(pid > 0);
     assert_int_equal(kill(-pid, SIGKILL) == 0 || kill(pid, SIGKILL) == 0, 1);
     t = ts_wait_status(&s, id, "completed,completed_with_issues,failed,pending_review", 120000);
@@ -727,4 +894,7 @@ PT_TESTS("api", cmocka_unit_test(test_quickstart_json), cmocka_unit_test(test_mu
          cmocka_unit_test(test_errors_and_idempotency), cmocka_unit_test(test_ask_and_review_held),
          cmocka_unit_test(test_ask_and_review_after_hold), cmocka_unit_test(test_no_phi_in_logs),
          cmocka_unit_test(test_kill9_recovery), cmocka_unit_test(test_browser_crash_relaunch),
+         cmocka_unit_test(test_commit_write_fails),
+         cmocka_unit_test(test_restarts_before_commit_retry),
+         cmocka_unit_test(test_crash_interrupts_one_browser),
          cmocka_unit_test(test_newer_schema_refused));

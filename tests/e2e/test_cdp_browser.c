@@ -523,24 +523,114 @@ static void no_browser_survives_a_killed_owner(void **state)
     free(tmp);
 }
 
+/* A launched browser is driven over its pipe: while a page is open, no
+ * process of its group listens on TCP (a browser of the test's own with
+ * --remote-debugging-port shows that the count sees such a port). */
+static void launched_browser_opens_no_port(void **state)
+{
+    (void)state;
+    th_server *s = th_start();
+    th_route(s, "/", "text/html", "<title>open</title><p>a page", -1, 0);
+    cdp_browser *b = launch();
+    cdp_page *p = open_page(b, NULL);
+    char *u = url_of(s, "127.0.0.1", "/");
+    go(p, u, CDP_WAIT_LOAD);
+    assert_eval(p, NULL, "document.title", "\"open\"");
+    assert_null(cdp_browser_ws_url(b));
+    int pid = cdp_browser_pid(b);
+    assert_true(pid > 0);
+    int listening = tp_listening_sockets(pid);
+    print_message("listening TCP sockets of the launched browser: %d\n", listening);
+    assert_int_equal(listening, 0);
+
+    char *tmp = pt_mkdtemp("cdp-remote");
+    char url[512];
+    int remote = tp_remote_browser(tmp, url, sizeof(url));
+    assert_true(remote > 0);
+    int control = tp_listening_sockets(remote);
+    print_message("listening TCP sockets of a browser with a port: %d\n", control);
+    assert_true(control >= 1);
+    tp_stop_browser(remote);
+    assert_int_equal(pt_rmtree(tmp), 0);
+    free(tmp);
+    free(u);
+    cdp_page_close(p);
+    cdp_close(b);
+    assert_int_equal(tp_count_group(pid), 0);
+    th_stop(s);
+}
+
+/* Messages of several MiB cross the pipe intact both ways: a command bigger
+ * than the pipe's buffer, and a reply far bigger than one read. */
+static void big_messages_cross_the_pipe(void **state)
+{
+    (void)state;
+    cdp_browser *b = launch();
+    cdp_page *p = open_page(b, NULL);
+    size_t n = 3u << 20;
+    char *js = malloc(n + 64);
+    assert_non_null(js);
+    size_t k = (size_t)sprintf(js, "(function(){const s='");
+    for (size_t i = 0; i < n; i++)
+        js[k++] = (char)('a' + i % 26);
+    k += (size_t)sprintf(js + k, "';return s.length + ':' + s.slice(-3)})()");
+    char want[64];
+    snprintf(want, sizeof(want), "\"%zu:%c%c%c\"", n, 'a' + (int)((n - 3) % 26),
+             'a' + (int)((n - 2) % 26), 'a' + (int)((n - 1) % 26));
+    char err[CDP_ERR_MAX] = "";
+    cJSON *v = NULL;
+    if (cdp_page_eval(p, NULL, js, &v, 60000, err))
+        fail_msg("eval of a %zu-byte expression: %s", k, err);
+    free(js);
+    char *got = cJSON_PrintUnformatted(v);
+    assert_string_equal(got, want);
+    free(got);
+    cJSON_Delete(v);
+    v = NULL;
+    const char *big = "Array.from({length: 9 << 20}, (_, i) => String.fromCharCode(97 + i % 26))"
+                      ".join('')";
+    if (cdp_page_eval(p, NULL, big, &v, 60000, err))
+        fail_msg("eval: %s", err);
+    assert_true(cJSON_IsString(v));
+    size_t len = strlen(v->valuestring);
+    print_message("reply over the pipe: %zu bytes\n", len);
+    assert_int_equal(len, 9u << 20);
+    size_t bad = 0;
+    for (size_t i = 0; i < len; i++)
+        bad += v->valuestring[i] != (char)('a' + i % 26);
+    assert_int_equal(bad, 0);
+    cJSON_Delete(v);
+    assert_eval(p, NULL, "1 + 1", "2"); /* and the pipe goes on */
+    cdp_page_close(p);
+    cdp_close(b);
+}
+
 static void connect_to_a_running_browser(void **state)
 {
     (void)state;
-    cdp_browser *owner = launch();
+    char *tmp = pt_mkdtemp("cdp-remote");
+    char url[512];
+    int remote = tp_remote_browser(tmp, url, sizeof(url));
+    assert_true(remote > 0);
     char err[CDP_ERR_MAX];
     cdp_browser *b = NULL;
-    assert_int_equal(cdp_connect(cdp_browser_ws_url(owner), &b, err), 0);
+    assert_int_equal(cdp_connect(url, &b, err), 0);
     assert_int_equal(cdp_browser_pid(b), 0);
+    assert_string_equal(cdp_browser_ws_url(b), url);
     cdp_page *p = open_page(b, NULL);
     assert_eval(p, NULL, "navigator.userAgent.includes('Chrome')", "true");
     cdp_page_close(p);
     cdp_close(b); /* disconnects; the browser lives on */
-    cdp_page *q = open_page(owner, NULL);
+    assert_int_equal(tp_count_group(remote), 1);
+    assert_int_equal(cdp_connect(url, &b, err), 0);
+    cdp_page *q = open_page(b, NULL);
     assert_eval(q, NULL, "6 * 7", "42");
     cdp_page_close(q);
-    int pid = cdp_browser_pid(owner);
-    cdp_close(owner);
-    assert_int_equal(tp_count_group(pid), 0);
+    cdp_close(b);
+    tp_stop_browser(remote);
+    assert_int_equal(tp_count_group(remote), 0);
+    assert_int_equal(pt_rmtree(tmp), 0);
+    free(tmp);
 
     /* a browser that is not there is a clear error */
     assert_int_equal(cdp_connect("ws://127.0.0.1:9/devtools/browser/x", &b, err), CDP_EFAIL);
@@ -621,5 +711,7 @@ PT_TESTS("cdp_browser", cmocka_unit_test(navigate_and_evaluate),
          cmocka_unit_test(dialogs_are_answered_and_recorded),
          cmocka_unit_test(killed_browser_fails_calls_at_once),
          cmocka_unit_test(no_browser_survives_a_killed_owner),
+         cmocka_unit_test(launched_browser_opens_no_port),
+         cmocka_unit_test(big_messages_cross_the_pipe),
          cmocka_unit_test(connect_to_a_running_browser),
          cmocka_unit_test(many_threads_call_at_once), cmocka_unit_test(launch_failures_are_clear));

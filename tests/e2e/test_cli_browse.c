@@ -125,17 +125,21 @@ static void browse_prints_json_and_saves_png(void **state)
 static void browse_uses_a_running_browser(void **state)
 {
     (void)state;
-    char err[CDP_ERR_MAX];
-    cdp_browser *b = NULL;
-    assert_int_equal(cdp_launch(NULL, &b, err), 0);
+    char *tmp = pt_mkdtemp("browse-remote");
+    char url[512];
+    int remote = tp_remote_browser(tmp, url, sizeof(url));
+    assert_true(remote > 0);
     run r = portier((const char *[]){"browse", "data:text/html,<title>remote</title>", "--eval",
-                                     "document.title", "--browser", cdp_browser_ws_url(b), NULL},
+                                     "document.title", "--browser", url, NULL},
                     0);
     if (r.status != 0)
         fail_msg("exit %d: %s", r.status, r.err);
     assert_string_equal(r.out, "\"remote\"\n");
     run_free(&r);
     /* the browser it borrowed still works */
+    char err[CDP_ERR_MAX];
+    cdp_browser *b = NULL;
+    assert_int_equal(cdp_connect(url, &b, err), 0);
     cdp_page *p = NULL;
     assert_int_equal(cdp_page_open(b, NULL, &p, err), 0);
     cJSON *v = NULL;
@@ -144,6 +148,9 @@ static void browse_uses_a_running_browser(void **state)
     cJSON_Delete(v);
     cdp_page_close(p);
     cdp_close(b);
+    tp_stop_browser(remote);
+    assert_int_equal(pt_rmtree(tmp), 0);
+    free(tmp);
 }
 
 static void browse_errors_say_what_and_where(void **state)

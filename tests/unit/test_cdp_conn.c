@@ -278,6 +278,43 @@ static void fragments_are_reassembled(void **state)
     fake_free(b);
 }
 
+/* The pipe's framing: messages end with a NUL byte, and a read may hold
+ * the end of one and the start of the next, or one byte of either. */
+static void pipe_messages_split_at_nul(void **state)
+{
+    (void)state;
+    for (size_t step = 1; step <= 64; step *= 4) {
+        cdp_browser *b = fake_browser();
+        call_args a[2] = {{.s = cdp_browser_session(b), .method = "A.one", .timeout = 5000},
+                          {.s = cdp_browser_session(b), .method = "A.two", .timeout = 5000}};
+        pthread_t t[2];
+        int ids[2];
+        for (int i = 0; i < 2; i++) {
+            pthread_create(&t[i], NULL, do_call, &a[i]);
+            cJSON *m = take_out(b);
+            ids[i] = cJSON_GetObjectItem(m, "id")->valueint;
+            cJSON_Delete(m);
+        }
+        char wire[256];
+        int n = snprintf(wire, sizeof(wire),
+                         "{\"id\":%d,\"result\":{\"v\":\"first\"}}%c"
+                         "{\"method\":\"X.ev\",\"params\":{}}%c"
+                         "{\"id\":%d,\"result\":{\"v\":\"second\"}}%c",
+                         ids[1], 0, 0, ids[0], 0);
+        for (int off = 0; off < n; off += (int)step)
+            cdp__rx_framed(b, wire + off, (size_t)(off + (int)step <= n ? (int)step : n - off));
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        assert_int_equal(a[0].rc, 0);
+        assert_int_equal(a[1].rc, 0);
+        assert_string_equal(cJSON_GetObjectItem(a[0].result, "v")->valuestring, "second");
+        assert_string_equal(cJSON_GetObjectItem(a[1].result, "v")->valuestring, "first");
+        cJSON_Delete(a[0].result);
+        cJSON_Delete(a[1].result);
+        fake_free(b);
+    }
+}
+
 static void oversize_reply_fails_its_call(void **state)
 {
     (void)state;
@@ -423,7 +460,7 @@ static void garbage_is_ignored(void **state)
 PT_TESTS("cdp_conn", cmocka_unit_test(framing), cmocka_unit_test(reply_matches_call),
          cmocka_unit_test(ids_match_out_of_order), cmocka_unit_test(protocol_error_is_reported),
          cmocka_unit_test(timeout_then_late_reply), cmocka_unit_test(events_route_by_session),
-         cmocka_unit_test(fragments_are_reassembled),
+         cmocka_unit_test(fragments_are_reassembled), cmocka_unit_test(pipe_messages_split_at_nul),
          cmocka_unit_test(oversize_reply_fails_its_call),
          cmocka_unit_test(browser_gone_fails_pending_at_once),
          cmocka_unit_test(detached_session_fails_its_calls),
