@@ -32,6 +32,29 @@
 #define SHOT_QUALITY 70
 #define SHOT_TIMEOUT_MS 10000
 
+/* Writes one of the trajectory's files: through the host's sink, or as a
+ * plain file in the trajectory folder (portier run --trajectory DIR). */
+static int traj_put(run *R, const char *name, const void *data, size_t len)
+{
+    const agent_traj_sink *k = R->o->traj_sink;
+    if (k)
+        return k->write(k->ud, name, data, len);
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/%s", R->o->trajectory_dir, name);
+    return pt_write_file(path, data, len, 0600);
+}
+
+/* Reads back a file traj_put wrote (a new buffer). */
+static int traj_get(run *R, const char *name, size_t max, char **data, size_t *len)
+{
+    const agent_traj_sink *k = R->o->traj_sink;
+    if (k)
+        return k->read(k->ud, name, max, data, len);
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/%s", R->o->trajectory_dir, name);
+    return pt_read_file(path, max, data, len);
+}
+
 /* Ends the screenshot in flight: its file in its entry, or why not. */
 static void shot_collect(run *R)
 {
@@ -39,16 +62,15 @@ static void shot_collect(run *R)
         return;
     unsigned char *img = NULL;
     size_t len = 0;
-    char err[ERR_SIZE], name[64], path[4300];
+    char err[ERR_SIZE], name[64];
     int rc = cdp_capture_finish(R->shot, &img, &len, err);
     R->shot = NULL;
     if (!rc) {
         snprintf(name, sizeof(name), "step-%03d.jpg", R->shot_index);
-        snprintf(path, sizeof(path), "%s/%s", R->o->trajectory_dir, name);
-        if (pt_write_file(path, img, len, 0600) == 0)
+        if (traj_put(R, name, img, len) == 0)
             cJSON_AddStringToObject(R->shot_entry, "screenshot", name);
         else
-            rc = pt_errf(err, "cannot write %s", path);
+            rc = pt_errf(err, "cannot write %s", name);
     }
     if (rc) {
         PT_DEBUG("agent", "step %d: no screenshot: %s", R->shot_index, err);
@@ -122,7 +144,7 @@ void traj_end(run *R, cJSON *e, int failed, int changed)
         shot(R, e, failed);
     if (failed && R->o->trajectory_dir) {
         /* the failing frame's DOM, for a person to look at */
-        char err[ERR_SIZE], path[4300];
+        char err[ERR_SIZE];
         cdp_session *s = NULL;
         cJSON *html = NULL;
         int ctx = 0;
@@ -131,8 +153,7 @@ void traj_end(run *R, cJSON *e, int failed, int changed)
                     0 &&
                 cJSON_IsString(html)) {
                 char *masked = vars_mask(html->valuestring, R->o->secrets);
-                snprintf(path, sizeof(path), "%s/failure-dom.html", R->o->trajectory_dir);
-                if (masked && pt_write_file(path, masked, strlen(masked), 0600) == 0)
+                if (masked && traj_put(R, "failure-dom.html", masked, strlen(masked)) == 0)
                     cJSON_AddStringToObject(e, "dom", "failure-dom.html");
                 free(masked);
             }
@@ -200,12 +221,9 @@ void traj_write(run *R)
     cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(t, "steps"))
     {
         const char *name = pt_json_str(st, "screenshot");
-        char p[4300], *png = NULL;
+        char *png = NULL;
         size_t len = 0;
-        if (!name)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", R->o->trajectory_dir, name);
-        if (pt_read_file(p, 32 << 20, &png, &len) < 0)
+        if (!name || traj_get(R, name, 32 << 20, &png, &len) < 0)
             continue;
         char *b64 = pt_b64_encode(png, len);
         free(png);
@@ -220,10 +238,8 @@ void traj_write(run *R)
     }
     char *compact = cJSON_PrintUnformatted(t);
     cJSON_Delete(t);
-    char path[4300];
-    snprintf(path, sizeof(path), "%s/trajectory.json", R->o->trajectory_dir);
     if (json)
-        pt_write_file(path, json, strlen(json), 0600);
+        traj_put(R, "trajectory.json", json, strlen(json));
     pt_buf b;
     pt_buf_init(&b, 0);
     pt_buf_append(&b, traj_html_head, sizeof(traj_html_head) - 1);
@@ -235,8 +251,7 @@ void traj_write(run *R)
             pt_buf_append(&b, c, 1);
     }
     pt_buf_append(&b, traj_html_tail, sizeof(traj_html_tail) - 1);
-    snprintf(path, sizeof(path), "%s/trajectory.html", R->o->trajectory_dir);
-    pt_write_file(path, b.data, b.len, 0600);
+    traj_put(R, "trajectory.html", b.data, b.len);
     pt_buf_free(&b);
     free(json);
     free(compact);

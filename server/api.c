@@ -580,22 +580,25 @@ static int safe_name(const char *n)
 }
 
 /* The trajectory as JSON (file NULL), or one of its files. */
-static void trajectory(store *st, http_request *r, task *t, const char *file)
+static void trajectory(const api_call *c, http_request *r, const char *file)
 {
+    store *st = c->st;
+    task *t = c->t;
     char *dir = store_trajectory_dir(st, t->id);
     if (!dir) {
         http_reply_error(r, 404, "not_found", "task %lld has not run yet", (long long)t->id);
         return;
     }
-    char path[4400], *data = NULL;
+    char *data = NULL;
     size_t len = 0;
     if (file) {
         if (!safe_name(file)) {
             http_reply_error(r, 404, "not_found", "no such trajectory file");
             goto out;
         }
-        snprintf(path, sizeof(path), "%s/%s", dir, file);
-        if (pt_read_file(path, 64u << 20, &data, &len) < 0) {
+        /* sealed at rest (keys.c): opened for this reply only */
+        if (keys_read_trajectory(c->e->keys, st, t->account_id, t->id, dir, file, 64u << 20, &data,
+                                 &len) < 0) {
             http_reply_error(r, 404, "not_found", "no trajectory file '%s'", file);
             goto out;
         }
@@ -613,9 +616,9 @@ static void trajectory(store *st, http_request *r, task *t, const char *file)
         http_write(r, data, len);
         goto out;
     }
-    snprintf(path, sizeof(path), "%s/trajectory.json", dir);
     cJSON *o = NULL;
-    if (pt_read_file(path, 64u << 20, &data, &len) == 0)
+    if (keys_read_trajectory(c->e->keys, st, t->account_id, t->id, dir, "trajectory.json",
+                             64u << 20, &data, &len) == 0)
         o = cJSON_Parse(data);
     if (!o) { /* still running: nothing written yet */
         o = cJSON_CreateObject();
@@ -645,8 +648,7 @@ out:
 
 static void trajectory_json(http_request *r, void *ud)
 {
-    const api_call *c = ud;
-    trajectory(c->st, r, c->t, NULL);
+    trajectory(ud, r, NULL);
 }
 
 /* /tasks/{id}/trajectory/FILE: the id is digits, so the first
@@ -655,7 +657,7 @@ static void trajectory_file(http_request *r, void *ud)
 {
     const api_call *c = ud;
     const char *file = strstr(http_path(r), "/trajectory/") + strlen("/trajectory/");
-    trajectory(c->st, r, c->t, file);
+    trajectory(c, r, file);
 }
 
 static void deliveries(http_request *r, void *ud)
@@ -855,6 +857,7 @@ static store *thread_store(api_env *e)
         PT_ERROR("service", "%s", err);
         return NULL;
     }
+    keys_attach(e->keys, st);
     pthread_setspecific(e->store_key, st);
     return st;
 }
