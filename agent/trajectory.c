@@ -100,7 +100,10 @@ void traj_guard(run *R, const sop_step *st, const cdp_handle *e, const char *val
     }
 }
 
-/* Masks (on) or unmasks every marked field, in every frame that has one. */
+/* Masks (on) or unmasks every marked field, in every frame that has one.
+ * A frame whose document no longer has a marked field (it navigated) is
+ * forgotten: its fields went with it, and no later capture
+ * pays for a look there. */
 static void mask_fields(run *R, int on)
 {
     if (!R->nmask_frames || R->masked == on)
@@ -108,11 +111,15 @@ static void mask_fields(run *R, int on)
     char err[ERR_SIZE];
     for (int i = 0; i < R->nmask_frames; i++) {
         cJSON *n = dom_in_frame(R, R->mask_frames[i], on ? "sensitiveMask" : "sensitiveUnmask", err);
-        if (!n) /* a frame gone, or navigated: its fields went with it */
-            PT_DEBUG("agent", "step %d: mask in a frame: %s", R->index, err);
+        if (!n) /* gone or navigating: tried again at the next capture */
+            PT_DEBUG("agent", "step %d: masking in a frame: %s", R->index, err);
+        if (on && cJSON_IsNumber(n) && n->valueint == 0) {
+            free(R->mask_frames[i]);
+            R->mask_frames[i--] = R->mask_frames[--R->nmask_frames];
+        }
         cJSON_Delete(n);
     }
-    R->masked = on;
+    R->masked = on && R->nmask_frames;
 }
 
 void traj_free(run *R)

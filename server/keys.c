@@ -16,6 +16,7 @@
 #include "util/timeutil.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -23,9 +24,20 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Accounts' data keys, once unwrapped: a row's sealed columns and a
+ * trajectory's files each need one, and unwrapping is a query and a
+ * decryption. */
+#define KEY_CACHE 64
+
 struct keys {
     unsigned char master[32];
     int beside_db; /* read from (or made as) a file in the database's folder */
+    pthread_mutex_t mu; /* guards the cache: every thread's store uses it */
+    struct {
+        int64_t acct;
+        unsigned char key[32];
+    } cache[KEY_CACHE];
+    size_t ncache, next; /* next: the slot to replace when it is full */
 };
 
 static int hex_key(const char *hex, unsigned char key[32])
@@ -111,6 +123,7 @@ keys *keys_load(const char *db_path, const char *key_path, char *err)
         pt_errc(err, PT_ENOMEM, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&k->mu, NULL);
     const char *env = getenv("PORTIER_MASTER_KEY");
     if (!key_path || !*key_path)
         key_path = getenv("PORTIER_MASTER_KEY_FILE");
@@ -142,6 +155,8 @@ void keys_free(keys *k)
     if (!k)
         return;
     OPENSSL_cleanse(k->master, sizeof(k->master));
+    OPENSSL_cleanse(k->cache, sizeof(k->cache));
+    pthread_mutex_destroy(&k->mu);
     free(k);
 }
 
@@ -184,8 +199,45 @@ static void data_key_aad(char *aad, size_t n, int64_t acct)
     snprintf(aad, n, "portier data key v1 account=%lld", (long long)acct);
 }
 
-/* The account's data key, made (and stored wrapped) on first use. */
+static int cached_key(const keys *k, int64_t acct, unsigned char key[32])
+{
+    keys *m = (keys *)k; /* the cache is the handle's only mutable part */
+    int found = 0;
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->ncache && !found; i++)
+        if (m->cache[i].acct == acct) {
+            memcpy(key, m->cache[i].key, 32);
+            found = 1;
+        }
+    pthread_mutex_unlock(&m->mu);
+    return found;
+}
+
+static void cache_key(const keys *k, int64_t acct, const unsigned char key[32])
+{
+    keys *m = (keys *)k;
+    pthread_mutex_lock(&m->mu);
+    size_t i = m->ncache < KEY_CACHE ? m->ncache++ : m->next++ % KEY_CACHE;
+    m->cache[i].acct = acct;
+    memcpy(m->cache[i].key, key, 32);
+    pthread_mutex_unlock(&m->mu);
+}
+
+static int unwrap_key(const keys *k, store *st, int64_t acct, unsigned char key[32]);
+
+/* The account's data key, made (and stored wrapped) on first use; kept
+ * unwrapped in the handle for as long as it lives. */
 static int account_key(const keys *k, store *st, int64_t acct, unsigned char key[32])
+{
+    if (cached_key(k, acct, key))
+        return PT_OK;
+    if (unwrap_key(k, st, acct, key) < 0)
+        return PT_EFAIL;
+    cache_key(k, acct, key);
+    return PT_OK;
+}
+
+static int unwrap_key(const keys *k, store *st, int64_t acct, unsigned char key[32])
 {
     unsigned char *w = NULL;
     size_t n = 0;
@@ -281,6 +333,21 @@ void keys_attach(const keys *k, store *st)
     store_set_sealer(st, &s);
 }
 
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
 int keys_write_file(const keys *k, store *st, int64_t acct, const char *aad, const char *path,
                     const void *data, size_t n)
 {
@@ -290,14 +357,11 @@ int keys_write_file(const keys *k, store *st, int64_t acct, const char *aad, con
         return PT_EFAIL;
     char tmp[4400];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    unsigned char *file = malloc(sizeof(file_mark) + sn);
-    int ok = file != NULL;
-    if (ok) {
-        memcpy(file, file_mark, sizeof(file_mark));
-        memcpy(file + sizeof(file_mark), sealed, sn);
-        ok = pt_write_file(tmp, file, sizeof(file_mark) + sn, 0600) == 0;
-    }
-    free(file);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int ok = fd >= 0 && write_all(fd, file_mark, sizeof(file_mark)) == 0 &&
+             write_all(fd, sealed, sn) == 0;
+    if (fd >= 0)
+        ok = close(fd) == 0 && ok;
     free(sealed);
     if (!ok || rename(tmp, path) < 0) {
         unlink(tmp);
