@@ -163,6 +163,12 @@ static void create_in_free(create_in *in)
     cJSON_Delete(in->body);
 }
 
+/* An upload's bytes from its (enciphered) spool. */
+static int read_upload(const void *src, char **data, size_t *len)
+{
+    return http_file_read(src, data, len);
+}
+
 /* Reads type, data and files from a form or a JSON body, or answers the
  * error (-1). */
 static int read_create(http_request *r, create_in *in)
@@ -174,7 +180,9 @@ static int read_create(http_request *r, create_in *in)
         in->files = calloc(in->nfiles ? in->nfiles : 1, sizeof(*in->files));
         for (size_t i = 0; in->files && i < in->nfiles; i++) {
             const http_file *f = http_form_file(r, i);
-            in->files[i] = (task_file_in){f->field, f->filename, f->path, f->content_type, f->size};
+            in->files[i] = (task_file_in){f->field,        f->filename, f->path,
+                                          f->content_type, f->size,     read_upload,
+                                          f};
         }
         return 0;
     }

@@ -312,18 +312,19 @@ static int open_cb(void *ud, store *st, int64_t acct, const char *aad, const uns
 }
 
 /* An upload: read from the spool, written sealed, the spool's copy gone. */
-static int seal_file_cb(void *ud, store *st, int64_t acct, const char *aad, const char *from,
+static int seal_file_cb(void *ud, store *st, int64_t acct, const char *aad, const task_file_in *f,
                         const char *to)
 {
     char *data = NULL;
     size_t n = 0;
-    if (pt_read_file(from, (size_t)1 << 31, &data, &n) < 0)
+    if (f->read ? f->read(f->src, &data, &n) < 0
+                : pt_read_file(f->path, (size_t)1 << 31, &data, &n) < 0)
         return PT_EFAIL;
     int rc = keys_write_file(ud, st, acct, aad, to, data, n);
     OPENSSL_cleanse(data, n);
     free(data);
     if (rc == 0)
-        unlink(from);
+        unlink(f->path);
     return rc;
 }
 

@@ -41,6 +41,8 @@ void store_rollback(store *st);
  * row and column the bytes belong to, so sealed bytes moved elsewhere do
  * not open. A sealed value is a BLOB; a TEXT value is one written before
  * sealing existed and is read as it is (see docs: "Data at rest"). */
+typedef struct task_file_in task_file_in;
+
 typedef struct store_sealer {
     /* A new buffer (*out, *outlen; the caller frees it): 0 or negative. */
     int (*seal)(void *ud, store *st, int64_t acct, const char *aad, const void *plain, size_t n,
@@ -48,9 +50,9 @@ typedef struct store_sealer {
     /* A new NUL-terminated plaintext (*plain, *plainlen): 0 or negative. */
     int (*open)(void *ud, store *st, int64_t acct, const char *aad, const unsigned char *in,
                 size_t n, char **plain, size_t *plainlen);
-    /* Writes the file `from` sealed as `to` and removes `from`: 0 or
-     * negative (then `to` does not exist). NULL: files are moved as they are. */
-    int (*seal_file)(void *ud, store *st, int64_t acct, const char *aad, const char *from,
+    /* Writes the upload f sealed as `to` and removes its spooled copy: 0
+     * or negative (then `to` does not exist). NULL: written as they are. */
+    int (*seal_file)(void *ud, store *st, int64_t acct, const char *aad, const task_file_in *f,
                      const char *to);
     void *ud;
 } store_sealer;
@@ -144,10 +146,14 @@ typedef struct task {
 
 void task_free(task *t);
 
-typedef struct task_file_in {
+struct task_file_in {
     const char *field, *filename, *path, *content_type;
     size_t size;
-} task_file_in;
+    /* reads path's bytes as they were sent (a spool is enciphered): a new
+     * buffer, 0 or -1; NULL: path holds them as they are */
+    int (*read)(const void *src, char **data, size_t *len);
+    const void *src;
+};
 
 /* What a new task is made of (all borrowed for the call). */
 typedef struct task_new {

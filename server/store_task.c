@@ -207,6 +207,21 @@ void store_file_aad(char *aad, size_t n, int64_t taskid, const char *path)
     snprintf(aad, n, "file task=%lld name=%s", (long long)taskid, base ? base + 1 : path);
 }
 
+/* Puts an upload at path: sealed with a sealer, else as it was sent. */
+static int place_file(store *st, int64_t acct, const char *aad, const task_file_in *f,
+                      const char *path)
+{
+    if (st->sealer.seal_file)
+        return st->sealer.seal_file(st->sealer.ud, st, acct, aad, f, path);
+    if (!f->read)
+        return rename(f->path, path);
+    char *data = NULL;
+    size_t n = 0;
+    int rc = f->read(f->src, &data, &n) == 0 && pt_write_file(path, data, n, 0600) == 0 ? 0 : -1;
+    free(data);
+    return rc;
+}
+
 /* Moves (sealing, with a sealer) a new task's uploads into files_dir/<id>/ and records them; dir
  * receives that folder (for the caller to remove if the task fails). */
 static int add_files(store *st, int64_t id, const task_new *n, char *dir, size_t dirsz)
@@ -228,9 +243,7 @@ static int add_files(store *st, int64_t id, const task_new *n, char *dir, size_t
         snprintf(path, sizeof(path), "%s/%zu-%s", dir, i + 1, safe);
         char aad[4500];
         store_file_aad(aad, sizeof(aad), id, path);
-        if (st->sealer.seal_file ? st->sealer.seal_file(st->sealer.ud, st, n->account, aad,
-                                                         f->path, path) < 0
-                                 : rename(f->path, path) < 0)
+        if (place_file(st, n->account, aad, f, path) < 0)
             return -1;
         sqlite3_stmt *s = store__q(st, "INSERT INTO task_files(task_id, field, filename,"
                                        " content_type, path, size) VALUES(?,?,?,?,?,?)");
