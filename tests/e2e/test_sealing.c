@@ -3,9 +3,10 @@
  * runs the quickstart claim and an appeal with an uploaded file; then the
  * database, its WAL and the data folder (the sandbox's own records aside)
  * hold none of the task's values, the seeded secrets, the file's bytes or a
- * picture, while the API still answers with all of them opened. Also:
+ * picture, while the API still answers with all of them opened; and while
+ * an upload's body arrives, its spool holds nothing readable. Also:
  * retention purges what is due and says how much; rows written before
- * sealing still read.
+ * sealing still read; answers go once a task is final.
  */
 #define _GNU_SOURCE
 #include "server/keys.h"
@@ -322,9 +323,17 @@ static void test_plaintext_rows_still_read(void **state)
     assert_int_equal(store_task_get(st, 0, id, &t), 1);
     assert_string_equal(t.data, "member_id: 300059049");
     task_free(&t);
-    assert_int_equal(store_task_set_status(st, id, "failed", pt_wall_ms(), "Golicic", 0), 0);
+    assert_int_equal(store_task_set_answers(st, id, "{\"sms_code\":\"481516\"}"), 0);
+    assert_int_equal(store_task_get(st, 0, id, &t), 1);
+    assert_string_equal(t.answers, "{\"sms_code\":\"481516\"}");
+    task_free(&t);
+    /* a final move drops the answers */
+    assert_int_equal(store_task_set_status(st, id, "failed", pt_wall_ms(), "Golicic",
+                                           STORE_STAMP_FAILED),
+                     0);
     assert_int_equal(store_task_get(st, 0, id, &t), 1);
     assert_string_equal(t.notes, "Golicic");
+    assert_null(t.answers);
     task_free(&t);
     sqlite3 *raw;
     assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
