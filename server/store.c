@@ -169,6 +169,7 @@ void store_close(store *st)
     for (int i = 0; i < STORE_NCACHE; i++)
         sqlite3_finalize(st->cache[i].stmt);
     sqlite3_close(st->db);
+    free(st->sealer);
     free(st->path);
     free(st);
 }
@@ -180,7 +181,14 @@ const char *store_path(const store *st)
 
 void store_set_sealer(store *st, const store_sealer *s)
 {
-    st->sealer = *s;
+    struct store_sealer *c = malloc(sizeof(*c));
+    if (!c) {
+        PT_ERROR("store", "out of memory: values are written in the clear");
+        return;
+    }
+    *c = *s;
+    free(st->sealer);
+    st->sealer = c;
 }
 
 void store__task_aad(char *aad, size_t n, int64_t taskid, const char *field)
@@ -191,13 +199,13 @@ void store__task_aad(char *aad, size_t n, int64_t taskid, const char *field)
 int store__bind_sealed(store *st, sqlite3_stmt *s, int i, int64_t acct, const char *aad,
                        const char *value)
 {
-    if (!value || !st->sealer.seal) {
+    if (!value || !st->sealer) {
         store__bind_text(s, i, value);
         return 0;
     }
     unsigned char *out = NULL;
     size_t n = 0;
-    if (st->sealer.seal(st->sealer.ud, st, acct, aad, value, strlen(value), &out, &n) < 0) {
+    if (st->sealer->seal(st->sealer->ud, st, acct, aad, value, strlen(value), &out, &n) < 0) {
         PT_ERROR("store", "cannot seal %s of account %lld", aad, (long long)acct);
         return -1;
     }
@@ -214,8 +222,8 @@ char *store__col_opened(store *st, sqlite3_stmt *s, int i, int64_t acct, const c
     char *plain = NULL;
     if (n == 0)
         return NULL; /* purged */
-    if (!st->sealer.open ||
-        st->sealer.open(st->sealer.ud, st, acct, aad, b, (size_t)n, &plain, NULL) < 0) {
+    if (!st->sealer ||
+        st->sealer->open(st->sealer->ud, st, acct, aad, b, (size_t)n, &plain, NULL) < 0) {
         PT_ERROR("store", "%s of account %lld does not open (another master key, or the "
                           "account's key was deleted)", aad, (long long)acct);
         return NULL;

@@ -6,11 +6,13 @@
 #ifndef PORTIER_STORE_INTERNAL_H
 #define PORTIER_STORE_INTERNAL_H
 
-#include "server/store.h"
-
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+
+typedef struct store store;
+typedef struct task_file_in task_file_in;
+struct store_sealer;
 
 #define STORE_NCACHE 64
 
@@ -18,7 +20,7 @@ struct store {
     sqlite3 *db;
     char *path;
     int in_batch; /* store_batch_begin: task creation uses savepoints */
-    store_sealer sealer; /* store_set_sealer; zero: none */
+    struct store_sealer *sealer; /* store_set_sealer (a copy); NULL: none */
     struct {
         const char *sql;
         sqlite3_stmt *stmt;

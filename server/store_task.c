@@ -211,8 +211,8 @@ void store_file_aad(char *aad, size_t n, int64_t taskid, const char *path)
 static int place_file(store *st, int64_t acct, const char *aad, const task_file_in *f,
                       const char *path)
 {
-    if (st->sealer.seal_file)
-        return st->sealer.seal_file(st->sealer.ud, st, acct, aad, f, path);
+    if (st->sealer && st->sealer->seal_file)
+        return st->sealer->seal_file(st->sealer->ud, st, acct, aad, f, path);
     if (!f->read)
         return rename(f->path, path);
     char *data = NULL;
