@@ -241,5 +241,6 @@ done:
         cdp_context_dispose(o->browser, ctx, NULL);
     free(ctx);
     vars_free(R.v);
+    traj_free(&R);
     return r->status[0] ? 0 : -1;
 }

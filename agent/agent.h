@@ -37,6 +37,17 @@ int agent_session_signed_in(const agent_session *s);
 /* The browser s lives in (borrowed). */
 cdp_browser *agent_session_browser(const agent_session *s);
 
+/* Where a trajectory's files go, for a host that keeps them its own way
+ * (the task server seals them). name is the file's name in the trajectory
+ * ("trajectory.json", "step-003.jpg", ...). write: 0 or negative; read:
+ * a new buffer (*data, *len; the caller frees it) of what write wrote, 0 or
+ * negative. Called on the thread running agent_run. */
+typedef struct agent_traj_sink {
+    int (*write)(void *ud, const char *name, const void *data, size_t len);
+    int (*read)(void *ud, const char *name, size_t max, char **data, size_t *len);
+    void *ud;
+} agent_traj_sink;
+
 typedef struct agent_options {
     cdp_browser *browser;     /* borrowed; a fresh context is made in it */
     agent_session *session;   /* borrowed; non-NULL: run in it instead (same
@@ -49,6 +60,8 @@ typedef struct agent_options {
     size_t nfiles;
     int approve;                /* `review` steps are approved */
     const char *trajectory_dir; /* NULL: no trajectory */
+    const agent_traj_sink *traj_sink; /* borrowed; NULL: plain files in
+                                         trajectory_dir */
 
     /* Hooks for a host that can wait for people (the task server); all
      * optional, all called on the thread running agent_run.

@@ -44,6 +44,16 @@ int dom_call(run *R, int depth, const cdp_handle *on, const char *op, cJSON *arg
     return 0;
 }
 
+cJSON *dom_in_frame(run *R, const char *frame_id, const char *op, char *err)
+{
+    cJSON *list = cJSON_CreateArray();
+    cJSON_AddItemToArray(list, cdp_arg(cJSON_CreateString(op)));
+    cdp_value v;
+    if (cdp_page_call(R->page, frame_id, dom_js, list, 0, &v, 5000, err))
+        return NULL;
+    return v.value;
+}
+
 cJSON *dom_on(const cdp_handle *e, const char *op, cJSON *extra, char *err)
 {
     cJSON *args = cJSON_CreateArray(), *x;

@@ -4,7 +4,8 @@
  *
  * Called through cdp_page_call / cdp_handle_call as dom(op, a, b, c). It never
  * changes the page, except `selectOption` (native <select>, as a person's
- * pick would) and `scroll` (into view). It is embedded into the binary at
+ * pick would), `scroll` (into view) and `sensitiveMask` (a style that
+ * `sensitiveUnmask` takes back, around a screenshot). It is embedded into the binary at
  * build time (agent/CMake) and injected per call, so no page script can
  * tamper with a copy left behind.
  */
@@ -139,6 +140,46 @@
     if (!visible(el) && (el.type === 'checkbox' || el.type === 'radio') && el.labels && el.labels.length)
       return Array.from(el.labels).find(visible) || el;
     return el;
+  };
+
+  /* Fields holding a secret, a one-time code, an answer or what the SOP
+   * marks sensitive are masked in every screenshot. sensitiveMark adds
+   * element a to this document's list (the agent marks a field as it fills
+   * it); sensitiveMask hides the text of every marked field still in the
+   * document; sensitiveUnmask puts back exactly what it changed. Both
+   * return how many fields they touched. The list lives on the window
+   * under a registry symbol: dom.js itself is injected afresh per call. */
+  const sensitive = (op, el) => {
+    const key = Symbol.for('portier.sensitive');
+    const st = window[key] || (window[key] = { list: [], saved: new Map() });
+    if (op === 'sensitiveMark') {
+      if (!st.list.includes(el)) st.list.push(el);
+      return st.list.length;
+    }
+    if (op === 'sensitiveUnmask') {
+      const n = st.saved.size;
+      for (const [f, s] of st.saved) {
+        if (s.attr === null) f.removeAttribute('style');
+        else {
+          f.style.removeProperty('-webkit-text-security');
+          if (s.value) f.style.setProperty('-webkit-text-security', s.value, s.priority);
+          if (f.getAttribute('style') !== s.attr) f.setAttribute('style', s.attr);
+        }
+      }
+      st.saved.clear();
+      return n;
+    }
+    st.list = st.list.filter((f) => f.isConnected);
+    for (const f of st.list) {
+      if (st.saved.has(f)) continue;
+      st.saved.set(f, {
+        attr: f.getAttribute('style'),
+        value: f.style.getPropertyValue('-webkit-text-security'),
+        priority: f.style.getPropertyPriority('-webkit-text-security'),
+      });
+      f.style.setProperty('-webkit-text-security', 'disc', 'important');
+    }
+    return st.saved.size;
   };
 
   switch (op) {
@@ -288,6 +329,7 @@
     const el = document.querySelector(a);
     return el ? norm(el.innerText || el.textContent) : null;
   }
+  case 'sensitiveMark': case 'sensitiveMask': case 'sensitiveUnmask': return sensitive(op, a);
   default: throw new Error('dom.js: unknown op ' + op);
   }
 })

@@ -78,6 +78,12 @@ typedef struct run {
     int index;
     const sop_step *cur;
     const sop_step *snapped; /* the step whose document was snapshot */
+    /* masking (trajectory.c): what is never to be seen in a screenshot or
+     * the failure DOM */
+    vars *asked;                    /* names `ask` steps set */
+    vars *hidden;                   /* values typed into sensitive fields */
+    char *mask_frames[MAX_FRAMES];  /* frames with marked fields (NULL: top) */
+    int nmask_frames, masked;       /* masked: a mask is on until the shot ends */
 } run;
 
 /* ---- session.c: kept sessions ------------------------------------------- */
@@ -146,6 +152,9 @@ typedef struct dom_out {
  * element's frame (args may hold handles). Takes args. */
 int dom_call(run *R, int depth, const cdp_handle *on, const char *op, cJSON *args, int by_value,
              dom_out *out, int timeout_ms, char *err);
+/* dom(op) in the frame frame_id (NULL: the top frame), by value: a new
+ * value, or NULL with err. */
+cJSON *dom_in_frame(run *R, const char *frame_id, const char *op, char *err);
 /* dom(op, e, extra...) on element e, by value: a new value, or NULL with
  * err. Takes extra. */
 cJSON *dom_on(const cdp_handle *e, const char *op, cJSON *extra, char *err);
@@ -234,6 +243,15 @@ void traj_end(run *R, cJSON *e, int failed, int changed);
 /* Throws away entry e, just begun, as if the step had none (a `use` step
  * with no kept session: its file's steps speak for it). */
 void traj_drop(run *R, cJSON *e);
+/* The field e is about to receive step st's value: when the value is a
+ * secret, a one-time code or an `ask` answer, or the step says
+ * `sensitive`, the field is masked in every screenshot from now on and
+ * the value in the failure DOM. */
+void traj_guard(run *R, const sop_step *st, const cdp_handle *e, const char *value);
+/* An `ask` step set name: a value filled from it is sensitive. */
+void traj_asked(run *R, const char *name);
+/* Frees what masking holds. */
+void traj_free(run *R);
 /* Writes trajectory.json and trajectory.html, when asked for, once the
  * screenshot in flight is in. Always called before the page closes. */
 void traj_write(run *R);

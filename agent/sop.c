@@ -968,6 +968,8 @@ static void st_locator_with(parser *p, sop_step *st, const char *w)
         err(p, peek(p)->col, "write %s ... with VALUE", w);
     else
         parse_value(p, &st->value, w);
+    if (st->kind == SOP_FILL || st->kind == SOP_TYPE)
+        st->sensitive = accept_word(p, "sensitive"); /* masked in screenshots */
 }
 
 static void st_press(parser *p, sop_step *st, const char *w)

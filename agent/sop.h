@@ -126,6 +126,7 @@ struct sop_step {
     sop_block body;      /* if / whenever / in frame; use: the used file's steps */
     sop_block otherwise; /* if ... else */
     int timeout_ms;      /* 0: the SOP's default */
+    int sensitive;       /* fill/type ... sensitive: masked in screenshots */
 };
 
 typedef enum sop_input_type { SOP_IN_TEXT, SOP_IN_DATE } sop_input_type;

@@ -91,6 +91,7 @@ static int step_fill(run *R, const sop_step *st)
     /* date inputs are typed segment by segment from the first: click left */
     if (value_and_element(R, st, 1, 1, &value, &is_date, &e, &x, &y))
         return -1;
+    traj_guard(R, st, e, value);
     cJSON *info = dom_on(e, "info", NULL, err);
     char type[32]; /* copied: info is freed before the read-back below */
     snprintf(type, sizeof(type), "%s", pt_json_str(info, "type") ? pt_json_str(info, "type") : "");
@@ -478,6 +479,7 @@ static int step_type(run *R, const sop_step *st)
     double x, y;
     if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y))
         return -1;
+    traj_guard(R, st, e, value);
     int rc = cdp_input_click(R->page, x, y, err);
     if (rc || (rc = keys_type(R, value, err)))
         run_fail(R, st, "%s", err);
@@ -631,6 +633,7 @@ static int step_ask(run *R, const sop_step *st)
     if (answer) {
         vars_set(R->v, st->name, answer, 0);
         pt_log_mask(answer);
+        traj_asked(R, st->name);
         free(got);
     } else if (R->o->cancelled && R->o->cancelled(R->o->hook_ud)) {
         run_status(R, "failed", "Cancelled while waiting for input.");

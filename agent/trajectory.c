@@ -32,6 +32,161 @@
 #define SHOT_QUALITY 70
 #define SHOT_TIMEOUT_MS 10000
 
+/* ---- Masking ---------------------------------------------------------------
+ * A field that receives a secret, a one-time code or an `ask` answer (or
+ * that the SOP marks `sensitive`) is marked in its document (dom.js
+ * sensitiveMark) as it is filled. Every screenshot from then on is taken
+ * with the marked fields masked (sensitiveMask before the capture,
+ * sensitiveUnmask once it is answered), and the values themselves are
+ * masked in the failure DOM. */
+
+/* Whether a template names a secret, a one-time code or an answer. */
+static int template_sensitive(const run *R, const char *t)
+{
+    for (const char *o = strstr(t, "{{"); o; o = strstr(o + 2, "{{")) {
+        const char *name = o + 2;
+        while (*name == ' ')
+            name++;
+        if (!strncmp(name, "secret.", 7) || !strncmp(name, "totp.", 5))
+            return 1;
+        size_t n = strcspn(name, " }");
+        char var[128];
+        snprintf(var, sizeof(var), "%.*s", (int)(n < sizeof(var) ? n : sizeof(var) - 1), name);
+        if ((R->asked && vars_get(R->asked, var)) || vars_get(R->o->answers, var))
+            return 1;
+    }
+    return 0;
+}
+
+static int value_sensitive(const run *R, const sop_step *st)
+{
+    if (st->sensitive)
+        return 1;
+    if (!st->value.text)
+        return 0;
+    if (!st->value.is_var)
+        return template_sensitive(R, st->value.text);
+    return (R->asked && vars_get(R->asked, st->value.text)) ||
+           vars_get(R->o->answers, st->value.text) != NULL;
+}
+
+void traj_asked(run *R, const char *name)
+{
+    if (!R->asked)
+        R->asked = vars_new();
+    vars_set(R->asked, name, "", 0);
+}
+
+void traj_guard(run *R, const sop_step *st, const cdp_handle *e, const char *value)
+{
+    if (!R->o->trajectory_dir || !value_sensitive(R, st))
+        return;
+    char err[ERR_SIZE], name[32];
+    cJSON *n = dom_on(e, "sensitiveMark", NULL, err);
+    if (!n)
+        PT_DEBUG("agent", "step %d: the field cannot be marked sensitive: %s", R->index, err);
+    cJSON_Delete(n);
+    if (!R->hidden)
+        R->hidden = vars_new();
+    snprintf(name, sizeof(name), "v%zu", vars_count(R->hidden));
+    if (*value)
+        vars_set(R->hidden, name, value, 0);
+    const char *frame = R->stack[R->depth].frame_id;
+    for (int i = 0; i < R->nmask_frames; i++)
+        if (frame ? R->mask_frames[i] && !strcmp(R->mask_frames[i], frame) : !R->mask_frames[i])
+            return;
+    if (R->nmask_frames < MAX_FRAMES) {
+        R->mask_frames[R->nmask_frames++] = frame ? strdup(frame) : NULL;
+    }
+}
+
+/* Masks (on) or unmasks every marked field, in every frame that has one.
+ * A frame whose document no longer has a marked field (it navigated) is
+ * forgotten: its fields went with it, and no later capture
+ * pays for a look there. */
+static void mask_fields(run *R, int on)
+{
+    if (!R->nmask_frames || R->masked == on)
+        return;
+    char err[ERR_SIZE];
+    for (int i = 0; i < R->nmask_frames; i++) {
+        cJSON *n = dom_in_frame(R, R->mask_frames[i], on ? "sensitiveMask" : "sensitiveUnmask", err);
+        if (!n) /* gone or navigating: tried again at the next capture */
+            PT_DEBUG("agent", "step %d: masking in a frame: %s", R->index, err);
+        if (on && cJSON_IsNumber(n) && n->valueint == 0) {
+            free(R->mask_frames[i]);
+            R->mask_frames[i--] = R->mask_frames[--R->nmask_frames];
+        }
+        cJSON_Delete(n);
+    }
+    R->masked = on && R->nmask_frames;
+}
+
+void traj_free(run *R)
+{
+    vars_free(R->asked);
+    vars_free(R->hidden);
+    for (int i = 0; i < R->nmask_frames; i++)
+        free(R->mask_frames[i]);
+    R->asked = R->hidden = NULL;
+    R->nmask_frames = 0;
+}
+
+/* Text for the trajectory: the secrets and the sensitive values masked
+ * (a new string, or NULL). */
+static char *masked_text(const run *R, const char *text)
+{
+    char *a = vars_mask(text, R->o->secrets);
+    if (!a || !R->hidden)
+        return a;
+    char *b = vars_mask(a, R->hidden);
+    free(a);
+    return b;
+}
+
+/* Masks the sensitive values in the texts of every step (an entry begins
+ * before its step marks its value: `fill ... with "X" sensitive`). */
+static void mask_steps(const run *R, cJSON *steps)
+{
+    static const char *const keys[] = {"action", "error", "locator"};
+    cJSON *st;
+    if (!R->hidden)
+        return;
+    cJSON_ArrayForEach(st, steps)
+    {
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+            const char *text = pt_json_str(st, keys[i]);
+            char *m = text ? masked_text(R, text) : NULL;
+            if (m)
+                cJSON_ReplaceItemInObjectCaseSensitive(st, keys[i], cJSON_CreateString(m));
+            free(m);
+        }
+    }
+}
+
+/* Writes one of the trajectory's files: through the host's sink, or as a
+ * plain file in the trajectory folder (portier run --trajectory DIR). */
+static int traj_put(run *R, const char *name, const void *data, size_t len)
+{
+    const agent_traj_sink *k = R->o->traj_sink;
+    if (k)
+        return k->write(k->ud, name, data, len);
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/%s", R->o->trajectory_dir, name);
+    return pt_write_file(path, data, len, 0600);
+}
+
+/* Reads back a file traj_put wrote (a new buffer). */
+static int traj_get(run *R, const char *name, size_t max, char **data, size_t *len)
+{
+    const agent_traj_sink *k = R->o->traj_sink;
+    if (k)
+        return k->read(k->ud, name, max, data, len);
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/%s", R->o->trajectory_dir, name);
+    return pt_read_file(path, max, data, len);
+}
+
 /* Ends the screenshot in flight: its file in its entry, or why not. */
 static void shot_collect(run *R)
 {
@@ -39,16 +194,16 @@ static void shot_collect(run *R)
         return;
     unsigned char *img = NULL;
     size_t len = 0;
-    char err[ERR_SIZE], name[64], path[4300];
+    char err[ERR_SIZE], name[64];
     int rc = cdp_capture_finish(R->shot, &img, &len, err);
     R->shot = NULL;
+    mask_fields(R, 0);
     if (!rc) {
         snprintf(name, sizeof(name), "step-%03d.jpg", R->shot_index);
-        snprintf(path, sizeof(path), "%s/%s", R->o->trajectory_dir, name);
-        if (pt_write_file(path, img, len, 0600) == 0)
+        if (traj_put(R, name, img, len) == 0)
             cJSON_AddStringToObject(R->shot_entry, "screenshot", name);
         else
-            rc = pt_errf(err, "cannot write %s", path);
+            rc = pt_errf(err, "cannot write %s", name);
     }
     if (rc) {
         PT_DEBUG("agent", "step %d: no screenshot: %s", R->shot_index, err);
@@ -65,7 +220,9 @@ static void shot(run *R, cJSON *entry, int wait)
         return;
     shot_collect(R);
     char err[ERR_SIZE];
+    mask_fields(R, 1);
     if (cdp_page_capture_begin(R->page, 0, SHOT_QUALITY, SHOT_TIMEOUT_MS, &R->shot, err)) {
+        mask_fields(R, 0);
         PT_DEBUG("agent", "step %d: no screenshot: %s", R->index, err);
         cJSON_AddStringToObject(entry, "screenshot_error", err);
         return;
@@ -122,7 +279,7 @@ void traj_end(run *R, cJSON *e, int failed, int changed)
         shot(R, e, failed);
     if (failed && R->o->trajectory_dir) {
         /* the failing frame's DOM, for a person to look at */
-        char err[ERR_SIZE], path[4300];
+        char err[ERR_SIZE];
         cdp_session *s = NULL;
         cJSON *html = NULL;
         int ctx = 0;
@@ -130,9 +287,8 @@ void traj_end(run *R, cJSON *e, int failed, int changed)
             if (cdp_session_eval(s, ctx, "document.documentElement.outerHTML", &html, 5000, err) ==
                     0 &&
                 cJSON_IsString(html)) {
-                char *masked = vars_mask(html->valuestring, R->o->secrets);
-                snprintf(path, sizeof(path), "%s/failure-dom.html", R->o->trajectory_dir);
-                if (masked && pt_write_file(path, masked, strlen(masked), 0600) == 0)
+                char *masked = masked_text(R, html->valuestring);
+                if (masked && traj_put(R, "failure-dom.html", masked, strlen(masked)) == 0)
                     cJSON_AddStringToObject(e, "dom", "failure-dom.html");
                 free(masked);
             }
@@ -175,7 +331,10 @@ void traj_write(run *R)
     cJSON *t = cJSON_CreateObject();
     cJSON_AddStringToObject(t, "sop", R->s->name ? R->s->name : "");
     cJSON_AddStringToObject(t, "status", R->r->status);
-    cJSON_AddStringToObject(t, "notes", R->r->notes ? R->r->notes : "");
+    char *notes = masked_text(R, R->r->notes ? R->r->notes : "");
+    cJSON_AddStringToObject(t, "notes", notes ? notes : "");
+    free(notes);
+    mask_steps(R, R->traj_steps);
     cJSON_AddBoolToObject(t, "committed", R->r->committed);
     cJSON_AddItemToObject(t, "steps", R->traj_steps);
     R->traj_steps = NULL;
@@ -200,12 +359,9 @@ void traj_write(run *R)
     cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(t, "steps"))
     {
         const char *name = pt_json_str(st, "screenshot");
-        char p[4300], *png = NULL;
+        char *png = NULL;
         size_t len = 0;
-        if (!name)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", R->o->trajectory_dir, name);
-        if (pt_read_file(p, 32 << 20, &png, &len) < 0)
+        if (!name || traj_get(R, name, 32 << 20, &png, &len) < 0)
             continue;
         char *b64 = pt_b64_encode(png, len);
         free(png);
@@ -220,10 +376,8 @@ void traj_write(run *R)
     }
     char *compact = cJSON_PrintUnformatted(t);
     cJSON_Delete(t);
-    char path[4300];
-    snprintf(path, sizeof(path), "%s/trajectory.json", R->o->trajectory_dir);
     if (json)
-        pt_write_file(path, json, strlen(json), 0600);
+        traj_put(R, "trajectory.json", json, strlen(json));
     pt_buf b;
     pt_buf_init(&b, 0);
     pt_buf_append(&b, traj_html_head, sizeof(traj_html_head) - 1);
@@ -235,8 +389,7 @@ void traj_write(run *R)
             pt_buf_append(&b, c, 1);
     }
     pt_buf_append(&b, traj_html_tail, sizeof(traj_html_tail) - 1);
-    snprintf(path, sizeof(path), "%s/trajectory.html", R->o->trajectory_dir);
-    pt_write_file(path, b.data, b.len, 0600);
+    traj_put(R, "trajectory.html", b.data, b.len);
     pt_buf_free(&b);
     free(json);
     free(compact);

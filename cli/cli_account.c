@@ -48,11 +48,12 @@ int cli_open_db(const char *db, store **st, keys **k, char *err)
     *st = store_open(db, 1, err);
     if (!*st)
         return PT_EFAIL;
-    if (!(*k = keys_load(db, err))) {
+    if (!(*k = keys_load(db, NULL, err))) {
         store_close(*st);
         *st = NULL;
         return PT_EFAIL;
     }
+    keys_attach(*k, *st);
     return PT_OK;
 }
 

@@ -34,7 +34,8 @@ static int serve_usage(const char *why)
             "                     [--max-queue N] [--portal-listen 127.0.0.1:8081]\n"
             "                     [--header-timeout S] [--min-body-rate BYTES]\n"
             "                     [--max-conns-per-ip N] [--allow-private-webhooks]\n"
-            "                     [--browsers N] [--max-attempts N]\n",
+            "                     [--browsers N] [--max-attempts N]\n"
+            "                     [--retain-days 30] [--master-key-file FILE]\n",
             why);
     return 2;
 }
@@ -257,6 +258,12 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             o->browsers = (int)n;
         else if (!strcmp(a, "--max-attempts") && n >= 1 && n <= 100)
             o->max_attempts = (int)n;
+        else if (!strcmp(a, "--retain-days") && n >= 0 && n <= 36500)
+            o->retain_ms = n ? n * 24 * 3600 * 1000 : 1; /* 0: purged once final */
+        else if (!strcmp(a, "--master-key-file") && *v) {
+            o->master_key_file = v;
+            setenv("PORTIER_MASTER_KEY_FILE", v, 1); /* the demo's set-up reads it too */
+        }
         else
             return serve_usage("unknown option, or a value out of range");
     }
@@ -314,6 +321,11 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "portier serve: %s\n", err);
         goto out;
     }
+    if (!demo && service_key_beside_db(s))
+        PT_WARN("service", "the master key is a file beside the database: a copy or a backup of "
+                           "that folder carries its own key; keep it elsewhere "
+                           "(--master-key-file FILE or PORTIER_MASTER_KEY; README.md, "
+                           "\"Data at rest\")");
     char base[256];
     snprintf(base, sizeof(base), "http://%s:%d", host, service_port(s));
     if (demo) {

@@ -20,6 +20,7 @@
 #include "http/multipart.h"
 #include "util/fsutil.h"
 #include "util/buf.h"
+#include "util/crypto.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -196,6 +197,7 @@ static void req_free(http_request *r)
         free((char *)r->files[i].filename);
         free((char *)r->files[i].content_type);
         free((char *)r->files[i].path);
+        pt_stream_free(r->files[i].spool);
     }
     free(r->files);
     if (r->spool)
@@ -232,9 +234,14 @@ static int form_begin(void *ud, const char *name, const char *filename, const ch
     r->cur = fopen(path, "wbx");
     if (!r->cur)
         return pt_errf(err, "cannot store the upload");
-    n[r->nfiles] =
-        (http_file){strdup(name), strdup(filename), ctype ? strdup(ctype) : NULL, strdup(path), 0};
+    /* enciphered as it is written: the spool sits in the data folder while
+     * the body arrives, and nothing in it may be readable there */
+    n[r->nfiles] = (http_file){strdup(name), strdup(filename), ctype ? strdup(ctype) : NULL,
+                               strdup(path),  0,
+                               pt_stream_new()};
     r->nfiles++;
+    if (!n[r->nfiles - 1].spool)
+        return pt_errc(err, PT_ENOMEM, "out of memory");
     return 0;
 }
 
@@ -247,7 +254,15 @@ static int form_data(void *ud, const char *data, size_t len, char *err)
             return pt_errc(err, PT_ELIMIT, "the file part '%s' is over the %zu-byte per-file limit",
                            f->field, r->s->opts.max_file);
         f->size += len;
-        return fwrite(data, 1, len, r->cur) == len ? 0 : pt_errf(err, "cannot store the upload");
+        char chunk[16384];
+        for (size_t off = 0; off < len;) {
+            size_t k = len - off < sizeof(chunk) ? len - off : sizeof(chunk);
+            memcpy(chunk, data + off, k);
+            if (pt_stream_xor(f->spool, chunk, k) < 0 || fwrite(chunk, 1, k, r->cur) != k)
+                return pt_errf(err, "cannot store the upload");
+            off += k;
+        }
+        return 0;
     }
     return pt_buf_append(&r->cur_value, data, len) < 0
                ? pt_errc(err, PT_ELIMIT, "a form value is over the %zu-byte limit",
@@ -1214,4 +1229,16 @@ size_t http_form_nfiles(const http_request *r)
 const http_file *http_form_file(const http_request *r, size_t i)
 {
     return i < r->nfiles ? &r->files[i] : NULL;
+}
+
+int http_file_read(const http_file *f, char **data, size_t *len)
+{
+    *data = NULL;
+    if (pt_read_file(f->path, f->size + 1, data, len) < 0 || *len != f->size ||
+        pt_stream_rewind(f->spool) < 0 || pt_stream_xor(f->spool, *data, *len) < 0) {
+        free(*data);
+        *data = NULL;
+        return -1;
+    }
+    return 0;
 }

@@ -152,10 +152,16 @@ typedef struct http_file {
     const char *field;        /* the part's name, "files" */
     const char *filename;     /* as the client sent it (untrusted) */
     const char *content_type; /* may be NULL */
-    const char *path;         /* where it was spooled; deleted after the
+    const char *path;         /* where it was spooled (enciphered: read it
+                                 with http_file_read); deleted after the
                                  handler unless moved away */
     size_t size;
+    struct pt_stream *spool;  /* the spool's cipher (util/crypto.h): its key
+                                 lives in this request's memory only */
 } http_file;
+/* The spooled file's bytes, deciphered: a new buffer (*data, *len; the
+ * caller frees it). 0 or -1. */
+int http_file_read(const http_file *f, char **data, size_t *len);
 int http_is_form(const http_request *r);
 /* A non-file part's value (the first with that name), or NULL. */
 const char *http_form_value(const http_request *r, const char *name);

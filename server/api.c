@@ -167,6 +167,12 @@ static void create_in_free(create_in *in)
     cJSON_Delete(in->body);
 }
 
+/* An upload's bytes from its (enciphered) spool. */
+static int read_upload(const void *src, char **data, size_t *len)
+{
+    return http_file_read(src, data, len);
+}
+
 /* Reads type, data and files from a form or a JSON body, or answers the
  * error (-1). */
 static int read_create(http_request *r, create_in *in)
@@ -178,7 +184,9 @@ static int read_create(http_request *r, create_in *in)
         in->files = calloc(in->nfiles ? in->nfiles : 1, sizeof(*in->files));
         for (size_t i = 0; in->files && i < in->nfiles; i++) {
             const http_file *f = http_form_file(r, i);
-            in->files[i] = (task_file_in){f->field, f->filename, f->path, f->content_type, f->size};
+            in->files[i] = (task_file_in){f->field,        f->filename, f->path,
+                                          f->content_type, f->size,     read_upload,
+                                          f};
         }
         return 0;
     }
@@ -609,22 +617,25 @@ static int safe_name(const char *n)
 }
 
 /* The trajectory as JSON (file NULL), or one of its files. */
-static void trajectory(store *st, http_request *r, task *t, const char *file)
+static void trajectory(const api_call *c, http_request *r, const char *file)
 {
+    store *st = c->st;
+    task *t = c->t;
     char *dir = store_trajectory_dir(st, t->id);
     if (!dir) {
         http_reply_error(r, 404, "not_found", "task %lld has not run yet", (long long)t->id);
         return;
     }
-    char path[4400], *data = NULL;
+    char *data = NULL;
     size_t len = 0;
     if (file) {
         if (!safe_name(file)) {
             http_reply_error(r, 404, "not_found", "no such trajectory file");
             goto out;
         }
-        snprintf(path, sizeof(path), "%s/%s", dir, file);
-        if (pt_read_file(path, 64u << 20, &data, &len) < 0) {
+        /* sealed at rest (keys.c): opened for this reply only */
+        if (keys_read_trajectory(c->e->keys, st, t->account_id, t->id, dir, file, 64u << 20, &data,
+                                 &len) < 0) {
             http_reply_error(r, 404, "not_found", "no trajectory file '%s'", file);
             goto out;
         }
@@ -642,9 +653,9 @@ static void trajectory(store *st, http_request *r, task *t, const char *file)
         http_write(r, data, len);
         goto out;
     }
-    snprintf(path, sizeof(path), "%s/trajectory.json", dir);
     cJSON *o = NULL;
-    if (pt_read_file(path, 64u << 20, &data, &len) == 0)
+    if (keys_read_trajectory(c->e->keys, st, t->account_id, t->id, dir, "trajectory.json",
+                             64u << 20, &data, &len) == 0)
         o = cJSON_Parse(data);
     if (!o) { /* still running: nothing written yet */
         o = cJSON_CreateObject();
@@ -674,8 +685,7 @@ out:
 
 static void trajectory_json(http_request *r, void *ud)
 {
-    const api_call *c = ud;
-    trajectory(c->st, r, c->t, NULL);
+    trajectory(ud, r, NULL);
 }
 
 /* /tasks/{id}/trajectory/FILE: the id is digits, so the first
@@ -684,7 +694,7 @@ static void trajectory_file(http_request *r, void *ud)
 {
     const api_call *c = ud;
     const char *file = strstr(http_path(r), "/trajectory/") + strlen("/trajectory/");
-    trajectory(c->st, r, c->t, file);
+    trajectory(c, r, file);
 }
 
 static void deliveries(http_request *r, void *ud)
@@ -887,6 +897,7 @@ static store *thread_store(api_env *e)
         PT_ERROR("service", "%s", err);
         return NULL;
     }
+    keys_attach(e->keys, st);
     pthread_setspecific(e->store_key, st);
     return st;
 }

@@ -26,6 +26,7 @@ typedef struct create_req {
 
 struct dispatch {
     char *db_path;
+    const keys *keys;
     pthread_t writer;
     int writer_started;
     pthread_mutex_t create_mu; /* guards create_q, create_stop, create_req.done */
@@ -70,6 +71,8 @@ static void *writer_main(void *arg)
     store *st = store_open(d->db_path, 0, err);
     if (!st)
         PT_ERROR("service", "the task writer cannot open the store: %s", err);
+    else
+        keys_attach(d->keys, st);
     pthread_mutex_lock(&d->create_mu);
     for (;;) {
         while (!d->create_q && !d->create_stop)
@@ -101,7 +104,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-dispatch *dispatch_start(const char *db_path, char *err)
+dispatch *dispatch_start(const char *db_path, const keys *k, char *err)
 {
     dispatch *d = calloc(1, sizeof(*d));
     if (!d || !(d->db_path = strdup(db_path))) {
@@ -109,6 +112,7 @@ dispatch *dispatch_start(const char *db_path, char *err)
         pt_errc(err, PT_ENOMEM, "out of memory");
         return NULL;
     }
+    d->keys = k;
     pthread_mutex_init(&d->create_mu, NULL);
     pthread_cond_init(&d->create_wake, NULL);
     pthread_cond_init(&d->create_done, NULL);

@@ -6,13 +6,15 @@
 #ifndef PORTIER_DISPATCH_H
 #define PORTIER_DISPATCH_H
 
+#include "server/keys.h"
 #include "server/task.h"
 
 typedef struct dispatch dispatch;
 
 /* Starts the writer thread with its own store connection on db_path
- * (copied). NULL with err. */
-dispatch *dispatch_start(const char *db_path, char *err);
+ * (copied), sealing under k (borrowed: it outlives the dispatch). NULL
+ * with err. */
+dispatch *dispatch_start(const char *db_path, const keys *k, char *err);
 /* Stops the writer (no request may be waiting in dispatch_create: stop the
  * HTTP server first) and wakes every dispatch_next. */
 void dispatch_stop(dispatch *d);

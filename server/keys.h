@@ -19,9 +19,15 @@
 typedef struct keys keys;
 
 /* The master key of the database at db_path: PORTIER_MASTER_KEY (64 hex
- * digits), else DB.key (made with mode 0600 on first use). A new handle (free
- * with keys_free), or NULL with err. */
-keys *keys_load(const char *db_path, char *err);
+ * digits), else the file key_file (or, if NULL, PORTIER_MASTER_KEY_FILE),
+ * else DB.key (made with mode 0600 on first use). A new handle (free with
+ * keys_free), or NULL with err. A key file must hold 64 hex digits.
+ * (A PostgreSQL store, when it comes, takes only the first two: with it
+ * there is no "beside the database" to fall back to.) */
+keys *keys_load(const char *db_path, const char *key_file, char *err);
+/* Whether the key came from a file in the database's own folder (or its
+ * data folder): a copy or a backup of that folder carries its own key. */
+int keys_beside_db(const keys *k);
 /* Wipes the key and frees the handle (NULL: no-op). */
 void keys_free(keys *k);
 
@@ -35,6 +41,40 @@ char *keys_open(const keys *k, int64_t acct, const char *name, const unsigned ch
                 size_t len);
 /* Overwrites and frees a secret in the clear (NULL: no-op). */
 void keys_wipe(char *plain);
+
+/* ---- Data at rest -------------------------------------------------------
+ * Everything that carries PHI (task columns, outbox payloads, uploaded
+ * files, trajectories) is sealed under its account's data key: 32 random
+ * bytes made on first use and stored wrapped by the master key
+ * (accounts.data_key). Clearing an account's data key leaves all of its
+ * sealed data unreadable. `aad` names where the bytes belong (a row and
+ * column, a file), so bytes moved elsewhere do not open. */
+
+/* Attaches the sealer of task columns and outbox payloads to a store
+ * connection (k is borrowed: it must outlive st). */
+void keys_attach(const keys *k, store *st);
+/* Seals n bytes of the account's data: a new buffer (*out, *outlen). */
+int keys_seal_data(const keys *k, store *st, int64_t acct, const char *aad, const void *plain,
+                   size_t n, unsigned char **out, size_t *outlen);
+/* Opens what keys_seal_data sealed: a new NUL-terminated buffer (*plain,
+ * *n; the caller frees it). 0 or negative. */
+int keys_open_data(const keys *k, store *st, int64_t acct, const char *aad,
+                   const unsigned char *in, size_t len, char **plain, size_t *n);
+/* Writes a file sealed (mode 0600, replacing it atomically). */
+int keys_write_file(const keys *k, store *st, int64_t acct, const char *aad, const char *path,
+                    const void *data, size_t n);
+/* Reads a file keys_write_file wrote, opened (a file without the seal's
+ * mark is read as it is: written before sealing). At most max bytes.
+ * A new buffer (*out, *n; the caller frees it). 0 or negative. */
+int keys_read_file(const keys *k, store *st, int64_t acct, const char *aad, const char *path,
+                   size_t max, char **out, size_t *n);
+
+/* A task's trajectory file `name` in folder dir (a run's trajectory):
+ * written sealed, read opened (as keys_write_file, keys_read_file). */
+int keys_write_trajectory(const keys *k, store *st, int64_t acct, int64_t taskid, const char *dir,
+                          const char *name, const void *data, size_t n);
+int keys_read_trajectory(const keys *k, store *st, int64_t acct, int64_t taskid, const char *dir,
+                         const char *name, size_t max, char **out, size_t *n);
 
 /* ---- Portal secrets ------------------------------------------------------ */
 

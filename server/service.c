@@ -6,6 +6,7 @@
  * owns its state.
  */
 #define _GNU_SOURCE
+#include "server/retention.h"
 #include "server/service.h"
 #include "server/api.h"
 #include "util/err.h"
@@ -26,6 +27,7 @@ struct service {
     char spool_dir[4200];
     store *main_store; /* the starting thread's: migrations and recovery */
     keys *keys;
+    retention *retention;
     dispatch *dispatch;
     pool *pool;
     bundle_cache *sops;
@@ -135,6 +137,8 @@ static void defaults(service_options *o)
         o->session_max_age = 20 * 60;
     if (!o->session_idle)
         o->session_idle = 5 * 60;
+    if (!o->retain_ms)
+        o->retain_ms = 30LL * 24 * 3600 * 1000;
 }
 
 static int start_http(service *s, char *err)
@@ -184,13 +188,16 @@ int service_start(const service_options *o, service **out, char *err)
     if (make_folders(s, err) < 0)
         goto fail;
     if (!(s->main_store = store_open(o->db_path, 1, err)) ||
-        !(s->keys = keys_load(o->db_path, err)))
+        !(s->keys = keys_load(o->db_path, o->master_key_file, err)))
         goto fail;
+    keys_attach(s->keys, s->main_store);
     if (!(s->hooks = webhooks_start(o->db_path, s->keys, err)) ||
-        !(s->dispatch = dispatch_start(o->db_path, err)))
+        !(s->dispatch = dispatch_start(o->db_path, s->keys, err)))
         goto fail;
     webhooks_allow_private(s->hooks, o->allow_private_webhooks || o->webhook_sink);
     recover(s, s->main_store);
+    if (s->o.retain_ms > 0 && !(s->retention = retention_start(o->db_path, s->o.retain_ms, err)))
+        goto fail;
     s->pool = pool_new(o->browser_ws, s->o.browsers);
     s->sops = bundle_cache_new(s->data_dir);
     if (!s->pool || !s->sops) {
@@ -225,6 +232,11 @@ int service_port(const service *s)
     return http_port(s->http);
 }
 
+int service_key_beside_db(const service *s)
+{
+    return keys_beside_db(s->keys);
+}
+
 int service_workers(const service *s)
 {
     return s->o.workers;
@@ -246,6 +258,7 @@ void service_stop(service *s)
     pool_free(s->pool);
     dispatch_free(s->dispatch);
     webhooks_stop(s->hooks);
+    retention_stop(s->retention);
     bundle_cache_free(s->sops);
     if (s->api_ready)
         api_fini(&s->api);

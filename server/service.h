@@ -10,6 +10,7 @@
 #define PORTIER_SERVICE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct service service;
 
@@ -35,6 +36,8 @@ typedef struct service_options {
     /* deliver webhooks to loopback, link-local and private addresses too
      * (serve --allow-private-webhooks; the demo's sink implies it) */
     int allow_private_webhooks;
+    const char *master_key_file; /* NULL: PORTIER_MASTER_KEY, else DB.key (keys.h) */
+    int64_t retain_ms;      /* final tasks' data is purged after this; 0: 30 days; < 0: never */
 } service_options;
 
 /* Opens the store (migrating it), reads or creates the master key,
@@ -46,6 +49,9 @@ int service_start(const service_options *o, service **out, char *err);
 void service_stop(service *s);
 /* The port the API listens on. */
 int service_port(const service *s);
+/* Whether the master key came from a file beside the database
+ * (keys_beside_db): `serve` warns about it outside --demo. */
+int service_key_beside_db(const service *s);
 /* The number of workers. */
 int service_workers(const service *s);
 /* Wakes the workers (a task may be pending) and the webhook deliverer. */

@@ -81,6 +81,10 @@ static const char *const migrations[] = {
      * short and why (our words, never task data) */
     "ALTER TABLE tasks ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE tasks ADD COLUMN interruptions TEXT;",
+    /* 4: PHI sealed at rest under a key per account (wrapped by the master
+     * key); retention marks a final task whose data it purged */
+    "ALTER TABLE accounts ADD COLUMN data_key BLOB;"
+    "ALTER TABLE tasks ADD COLUMN purged_at INTEGER;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -170,6 +174,7 @@ void store_close(store *st)
     for (int i = 0; i < STORE_NCACHE; i++)
         sqlite3_finalize(st->cache[i].stmt);
     sqlite3_close(st->db);
+    free(st->sealer);
     free(st->path);
     free(st);
 }
@@ -177,6 +182,58 @@ void store_close(store *st)
 const char *store_path(const store *st)
 {
     return st->path;
+}
+
+void store_set_sealer(store *st, const store_sealer *s)
+{
+    struct store_sealer *c = malloc(sizeof(*c));
+    if (!c) {
+        PT_ERROR("store", "out of memory: values are written in the clear");
+        return;
+    }
+    *c = *s;
+    free(st->sealer);
+    st->sealer = c;
+}
+
+void store__task_aad(char *aad, size_t n, int64_t taskid, const char *field)
+{
+    snprintf(aad, n, "task=%lld field=%s", (long long)taskid, field);
+}
+
+int store__bind_sealed(store *st, sqlite3_stmt *s, int i, int64_t acct, const char *aad,
+                       const char *value)
+{
+    if (!value || !st->sealer) {
+        store__bind_text(s, i, value);
+        return 0;
+    }
+    unsigned char *out = NULL;
+    size_t n = 0;
+    if (st->sealer->seal(st->sealer->ud, st, acct, aad, value, strlen(value), &out, &n) < 0) {
+        PT_ERROR("store", "cannot seal %s of account %lld", aad, (long long)acct);
+        return -1;
+    }
+    sqlite3_bind_blob(s, i, out, (int)n, free);
+    return 0;
+}
+
+char *store__col_opened(store *st, sqlite3_stmt *s, int i, int64_t acct, const char *aad)
+{
+    if (sqlite3_column_type(s, i) != SQLITE_BLOB)
+        return store__col_text(s, i); /* NULL, or written before sealing */
+    const unsigned char *b = sqlite3_column_blob(s, i);
+    int n = sqlite3_column_bytes(s, i);
+    char *plain = NULL;
+    if (n == 0)
+        return NULL; /* purged */
+    if (!st->sealer ||
+        st->sealer->open(st->sealer->ud, st, acct, aad, b, (size_t)n, &plain, NULL) < 0) {
+        PT_ERROR("store", "%s of account %lld does not open (another master key, or the "
+                          "account's key was deleted)", aad, (long long)acct);
+        return NULL;
+    }
+    return plain;
 }
 
 sqlite3_stmt *store__q(store *st, const char *sql)

@@ -32,6 +32,35 @@ int store_begin(store *st);  /* BEGIN IMMEDIATE (waits for the writer lock) */
 int store_commit(store *st); /* COMMIT, or ROLLBACK if it fails */
 void store_rollback(store *st);
 
+/* ---- Sealing -------------------------------------------------------------
+ * Columns that carry PHI or a secret (a task's data, notes, question,
+ * answers and review comment; an outbox payload) are sealed before they are
+ * written and opened as they are read, by the sealer the connection's owner
+ * attaches (server/keys.c: AES-256-GCM under the account's own key). The
+ * store only passes bytes through it: it never holds a key. `aad` names the
+ * row and column the bytes belong to, so sealed bytes moved elsewhere do
+ * not open. A sealed value is a BLOB; a TEXT value is one written before
+ * sealing existed and is read as it is (see docs: "Data at rest"). */
+typedef struct task_file_in task_file_in;
+
+typedef struct store_sealer {
+    /* A new buffer (*out, *outlen; the caller frees it): 0 or negative. */
+    int (*seal)(void *ud, store *st, int64_t acct, const char *aad, const void *plain, size_t n,
+                unsigned char **out, size_t *outlen);
+    /* A new NUL-terminated plaintext (*plain, *plainlen): 0 or negative. */
+    int (*open)(void *ud, store *st, int64_t acct, const char *aad, const unsigned char *in,
+                size_t n, char **plain, size_t *plainlen);
+    /* Writes the upload f sealed as `to` and removes its spooled copy: 0
+     * or negative (then `to` does not exist). NULL: written as they are. */
+    int (*seal_file)(void *ud, store *st, int64_t acct, const char *aad, const task_file_in *f,
+                     const char *to);
+    void *ud;
+} store_sealer;
+
+/* Attaches a sealer (copied; its ud is borrowed and must outlive st).
+ * Without one, values are written in the clear and sealed ones read NULL. */
+void store_set_sealer(store *st, const store_sealer *s);
+
 /* Adds name: the time as ISO-8601 UTC with milliseconds, or null for 0
  * (how the API writes every time). */
 void store_json_time(cJSON *o, const char *name, int64_t ms);
@@ -72,6 +101,12 @@ int store_account_disable_webhook(store *st, int64_t id);
 int store_account_set_key(store *st, int64_t id, const char *key_hash);
 int store_account_set_whsec(store *st, int64_t id, const unsigned char *sealed, size_t len,
                             const unsigned char *old, size_t oldlen, int64_t old_until);
+/* The account's data key, wrapped by keys.c: 1 and a new buffer in *wrapped
+ * (the caller frees it), 0 none yet, -1 error. */
+int store_account_data_key(store *st, int64_t id, unsigned char **wrapped, size_t *len);
+/* Sets the wrapped data key only if the account has none (two threads may
+ * race to make the first one: the loser reads the winner's). */
+int store_account_init_data_key(store *st, int64_t id, const unsigned char *wrapped, size_t len);
 
 /* Secrets, sealed by the caller (the store never sees them in the clear). */
 int store_secret_set(store *st, int64_t acct, const char *name, const unsigned char *sealed,
@@ -113,10 +148,14 @@ typedef struct task {
 
 void task_free(task *t);
 
-typedef struct task_file_in {
+struct task_file_in {
     const char *field, *filename, *path, *content_type;
     size_t size;
-} task_file_in;
+    /* reads path's bytes as they were sent (a spool is enciphered): a new
+     * buffer, 0 or -1; NULL: path holds them as they are */
+    int (*read)(const void *src, char **data, size_t *len);
+    const void *src;
+};
 
 /* What a new task is made of (all borrowed for the call). */
 typedef struct task_new {
@@ -152,6 +191,11 @@ int store_task_get(store *st, int64_t acct, int64_t id, task *t);
 int store_task_list(store *st, int64_t acct, const char *status, const char *type, int limit,
                     int64_t after, task **rows, size_t *n, int64_t *next);
 void store_tasks_free(task *rows, size_t n);
+/* The folders of every trajectory of a task (as store_task_files). */
+char **store_trajectory_dirs(store *st, int64_t taskid, size_t *n);
+/* The aad an uploaded file is sealed with: "file task=ID name=BASENAME",
+ * BASENAME the last part of its path (into aad, n bytes). */
+void store_file_aad(char *aad, size_t n, int64_t taskid, const char *path);
 /* Files of a task, as paths (a NULL-terminated array; free with
  * store_strings_free). */
 char **store_task_files(store *st, int64_t taskid, size_t *n);
@@ -194,6 +238,13 @@ int64_t store_task_count_status(store *st, const char *status);
 int64_t *store_task_ids(store *st, const char *status, size_t *n);
 /* The task's events as a JSON array. */
 cJSON *store_task_events(store *st, int64_t id);
+/* Retention: final tasks updated before `before` (epoch ms) whose data
+ * was not purged yet, at most max of them (a malloc'd array, *n). */
+int64_t *store_task_purgeable(store *st, int64_t before, size_t max, size_t *n);
+/* Purges a final task's data: data, notes, question, answers, review
+ * comment, its files' rows and trajectories' rows (the files themselves
+ * are the caller's); the row keeps its status and times. */
+int store_task_purge(store *st, int64_t id);
 /* A new run's trajectory folder (it becomes the task's trajectory_id). */
 int64_t store_trajectory_add(store *st, int64_t taskid, const char *dir);
 /* The trajectory folder of a task's newest run, malloc'd, or NULL. */

@@ -195,6 +195,32 @@ int store_account_set_whsec(store *st, int64_t id, const unsigned char *sealed, 
     return store__run(st, s);
 }
 
+int store_account_data_key(store *st, int64_t id, unsigned char **wrapped, size_t *len)
+{
+    sqlite3_stmt *s = store__q(st, "SELECT data_key FROM accounts WHERE id=?");
+    *wrapped = NULL;
+    *len = 0;
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *wrapped = store__col_blob(s, 0, len);
+    sqlite3_reset(s);
+    return *wrapped ? 1 : rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_account_init_data_key(store *st, int64_t id, const unsigned char *wrapped, size_t len)
+{
+    sqlite3_stmt *s =
+        store__q(st, "UPDATE accounts SET data_key=? WHERE id=? AND data_key IS NULL");
+    if (!s)
+        return -1;
+    sqlite3_bind_blob(s, 1, wrapped, (int)len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, id);
+    return store__run(st, s);
+}
+
 int store_secret_set(store *st, int64_t acct, const char *name, const unsigned char *sealed,
                      size_t len)
 {

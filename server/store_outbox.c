@@ -37,13 +37,16 @@ int store_outbox_add(store *st, int64_t acct, int64_t taskid, const char *event,
     else
         sqlite3_bind_null(s, 3);
     store__bind_text(s, 4, event);
-    store__bind_text(s, 5, payload);
+    char aad[96];
+    snprintf(aad, sizeof(aad), "outbox event=%s", event_id);
+    if (store__bind_sealed(st, s, 5, acct, aad, payload) < 0)
+        return -1;
     sqlite3_bind_int64(s, 6, now);
     sqlite3_bind_int64(s, 7, now);
     return store__run(st, s);
 }
 
-static void row_outbox(sqlite3_stmt *s, outbox_row *o)
+static void row_outbox(store *st, sqlite3_stmt *s, outbox_row *o)
 {
     memset(o, 0, sizeof(*o));
     o->id = sqlite3_column_int64(s, 0);
@@ -51,7 +54,9 @@ static void row_outbox(sqlite3_stmt *s, outbox_row *o)
     o->account_id = sqlite3_column_int64(s, 2);
     o->task_id = sqlite3_column_int64(s, 3);
     snprintf(o->event, sizeof(o->event), "%s", (const char *)sqlite3_column_text(s, 4));
-    o->payload = store__col_text(s, 5);
+    char aad[96];
+    snprintf(aad, sizeof(aad), "outbox event=%s", o->event_id);
+    o->payload = store__col_opened(st, s, 5, o->account_id, aad);
     o->created_at = sqlite3_column_int64(s, 6);
     o->attempts = sqlite3_column_int(s, 7);
     o->next_at = sqlite3_column_int64(s, 8);
@@ -81,7 +86,7 @@ int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, 
         for (size_t i = 0; i < nbusy && !skip; i++)
             skip = busy[i] == id;
         if (!skip)
-            row_outbox(s, &rows[(*n)++]);
+            row_outbox(st, s, &rows[(*n)++]);
     }
     sqlite3_reset(s);
     return 0;
@@ -144,7 +149,7 @@ int store_outbox_for_task(store *st, int64_t taskid, outbox_row *row)
     sqlite3_bind_int64(s, 1, taskid);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        row_outbox(s, row);
+        row_outbox(st, s, row);
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }

@@ -40,7 +40,48 @@ void task_free(task *t)
     "cancel_requested, ask_name, ask_prompt, answers, review_comment, trajectory_id, "             \
     "not_before, interruptions"
 
-static void row_task(sqlite3_stmt *s, task *t)
+/* Opens a task's sealed column i (field names it in the aad). */
+static char *col_task(store *st, sqlite3_stmt *s, int i, const task *t, const char *field)
+{
+    char aad[96];
+    store__task_aad(aad, sizeof(aad), t->id, field);
+    return store__col_opened(st, s, i, t->account_id, aad);
+}
+
+/* Binds a task's column sealed (see col_task). */
+static int bind_task(store *st, sqlite3_stmt *s, int i, int64_t acct, int64_t id, const char *field,
+                     const char *value)
+{
+    char aad[96];
+    store__task_aad(aad, sizeof(aad), id, field);
+    return store__bind_sealed(st, s, i, acct, aad, value);
+}
+
+/* The account a task belongs to (0 if none). */
+static int64_t task_account(store *st, int64_t id)
+{
+    sqlite3_stmt *s = store__q(st, "SELECT account_id FROM tasks WHERE id=?");
+    if (!s)
+        return 0;
+    sqlite3_bind_int64(s, 1, id);
+    int64_t acct = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return acct;
+}
+
+/* Updates one sealed column of a task (sql binds the value as ?1, the id
+ * as ?2). */
+static int update_sealed(store *st, const char *sql, int64_t id, const char *field,
+                         const char *value)
+{
+    sqlite3_stmt *s = store__q(st, sql);
+    if (!s || bind_task(st, s, 1, task_account(st, id), id, field, value) < 0)
+        return -1;
+    sqlite3_bind_int64(s, 2, id);
+    return store__run(st, s);
+}
+
+static void row_task(store *st, sqlite3_stmt *s, task *t)
 {
     memset(t, 0, sizeof(*t));
     t->id = sqlite3_column_int64(s, 0);
@@ -51,8 +92,8 @@ static void row_task(sqlite3_stmt *s, task *t)
     snprintf(t->status, sizeof(t->status), "%s", (const char *)sqlite3_column_text(s, 5));
     t->title = store__col_text(s, 6);
     t->instructions = store__col_text(s, 7);
-    t->data = store__col_text(s, 8);
-    t->notes = store__col_text(s, 9);
+    t->data = col_task(st, s, 8, t, "data");
+    t->notes = col_task(st, s, 9, t, "notes");
     t->started_at = sqlite3_column_int64(s, 10);
     t->completed_at = sqlite3_column_int64(s, 11);
     t->failed_at = sqlite3_column_int64(s, 12);
@@ -63,9 +104,9 @@ static void row_task(sqlite3_stmt *s, task *t)
     t->approve = sqlite3_column_int(s, 17);
     t->cancel_requested = sqlite3_column_int(s, 18);
     t->ask_name = store__col_text(s, 19);
-    t->ask_prompt = store__col_text(s, 20);
-    t->answers = store__col_text(s, 21);
-    t->review_comment = store__col_text(s, 22);
+    t->ask_prompt = col_task(st, s, 20, t, "ask_prompt");
+    t->answers = col_task(st, s, 21, t, "answers");
+    t->review_comment = col_task(st, s, 22, t, "review_comment");
     t->trajectory_id = sqlite3_column_int64(s, 23);
     t->not_before = sqlite3_column_int64(s, 24);
     t->interruptions = store__col_text(s, 25);
@@ -81,7 +122,7 @@ int store_task_get(store *st, int64_t acct, int64_t id, task *t)
     sqlite3_bind_int64(s, 2, acct);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        row_task(s, t);
+        row_task(st, s, t);
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
@@ -164,7 +205,28 @@ int store_task_by_idempotency(store *st, int64_t acct, const char *key, task *t)
     return store_task_get(st, acct, id, t);
 }
 
-/* Moves a new task's uploads into files_dir/<id>/ and records them; dir
+void store_file_aad(char *aad, size_t n, int64_t taskid, const char *path)
+{
+    const char *base = strrchr(path, '/');
+    snprintf(aad, n, "file task=%lld name=%s", (long long)taskid, base ? base + 1 : path);
+}
+
+/* Puts an upload at path: sealed with a sealer, else as it was sent. */
+static int place_file(store *st, int64_t acct, const char *aad, const task_file_in *f,
+                      const char *path)
+{
+    if (st->sealer && st->sealer->seal_file)
+        return st->sealer->seal_file(st->sealer->ud, st, acct, aad, f, path);
+    if (!f->read)
+        return rename(f->path, path);
+    char *data = NULL;
+    size_t n = 0;
+    int rc = f->read(f->src, &data, &n) == 0 && pt_write_file(path, data, n, 0600) == 0 ? 0 : -1;
+    free(data);
+    return rc;
+}
+
+/* Moves (sealing, with a sealer) a new task's uploads into files_dir/<id>/ and records them; dir
  * receives that folder (for the caller to remove if the task fails). */
 static int add_files(store *st, int64_t id, const task_new *n, char *dir, size_t dirsz)
 {
@@ -183,7 +245,9 @@ static int add_files(store *st, int64_t id, const task_new *n, char *dir, size_t
             snprintf(safe, sizeof(safe), "file");
         char path[4400];
         snprintf(path, sizeof(path), "%s/%zu-%s", dir, i + 1, safe);
-        if (rename(f->path, path) < 0)
+        char aad[4500];
+        store_file_aad(aad, sizeof(aad), id, path);
+        if (place_file(st, n->account, aad, f, path) < 0)
             return -1;
         sqlite3_stmt *s = store__q(st, "INSERT INTO task_files(task_id, field, filename,"
                                        " content_type, path, size) VALUES(?,?,?,?,?,?)");
@@ -254,12 +318,14 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
     store__bind_text(s, 5, status);
     store__bind_text(s, 6, title);
     store__bind_text(s, 7, n->instructions);
-    store__bind_text(s, 8, n->data);
+    sqlite3_bind_null(s, 8); /* sealed below, bound to the task's id */
     sqlite3_bind_int64(s, 9, now);
     sqlite3_bind_int64(s, 10, now);
     if (store__run(st, s) < 0)
         goto fail;
     id = sqlite3_last_insert_rowid(st->db);
+    if (n->data && update_sealed(st, "UPDATE tasks SET data=? WHERE id=?", id, "data", n->data) < 0)
+        goto fail;
     if (store_task_event_add(st, id, now, NULL, status, "created") < 0)
         goto fail;
     if (idem_key) {
@@ -308,7 +374,7 @@ int store_task_list(store *st, int64_t acct, const char *status, const char *typ
             *next = (*rows)[*n - 1].id;
             break;
         }
-        row_task(s, &(*rows)[(*n)++]);
+        row_task(st, s, &(*rows)[(*n)++]);
     }
     sqlite3_reset(s);
     return 0;
@@ -321,9 +387,11 @@ void store_tasks_free(task *rows, size_t n)
     free(rows);
 }
 
-char **store_task_files(store *st, int64_t taskid, size_t *n)
+/* The first column of sql's rows for a task id, as a NULL-terminated
+ * array of new strings. */
+static char **task_strings(store *st, const char *sql, int64_t taskid, size_t *n)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT path FROM task_files WHERE task_id=? ORDER BY id");
+    sqlite3_stmt *s = store__q(st, sql);
     *n = 0;
     char **v = calloc(1, sizeof(*v));
     if (!s || !v)
@@ -341,6 +409,60 @@ char **store_task_files(store *st, int64_t taskid, size_t *n)
     return v;
 }
 
+char **store_task_files(store *st, int64_t taskid, size_t *n)
+{
+    return task_strings(st, "SELECT path FROM task_files WHERE task_id=? ORDER BY id", taskid, n);
+}
+
+char **store_trajectory_dirs(store *st, int64_t taskid, size_t *n)
+{
+    return task_strings(st, "SELECT dir FROM trajectories WHERE task_id=? ORDER BY id", taskid, n);
+}
+
+int64_t *store_task_purgeable(store *st, int64_t before, size_t max, size_t *n)
+{
+    sqlite3_stmt *s = store__q(st, "SELECT id FROM tasks WHERE purged_at IS NULL AND updated_at<?"
+                                   " AND status IN ('completed', 'completed_with_issues', 'failed')"
+                                   " ORDER BY id LIMIT ?");
+    *n = 0;
+    int64_t *v = calloc(max ? max : 1, sizeof(*v));
+    if (!s || !v)
+        return v;
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    while (*n < max && sqlite3_step(s) == SQLITE_ROW)
+        v[(*n)++] = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return v;
+}
+
+int store_task_purge(store *st, int64_t id)
+{
+    static const char *const sql[] = {
+        "UPDATE tasks SET data=NULL, notes=NULL, ask_prompt=NULL, answers=NULL,"
+        " review_comment=NULL, purged_at=?2 WHERE id=?1",
+        "DELETE FROM task_files WHERE task_id=?1 AND ?2>0",
+        "DELETE FROM trajectories WHERE task_id=?1 AND ?2>0",
+        "UPDATE outbox SET payload=X'' WHERE task_id=?1 AND state<>'pending' AND ?2>0",
+    };
+    if (store_begin(st) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+        sqlite3_stmt *s = store__q(st, sql[i]);
+        if (!s) {
+            store_rollback(st);
+            return -1;
+        }
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, pt_wall_ms());
+        if (store__run(st, s) < 0) {
+            store_rollback(st);
+            return -1;
+        }
+    }
+    return store_commit(st);
+}
+
 void store_strings_free(char **v)
 {
     for (size_t i = 0; v && v[i]; i++)
@@ -351,8 +473,11 @@ void store_strings_free(char **v)
 int store_task_set_status(store *st, int64_t id, const char *status, int64_t now, const char *notes,
                           unsigned stamps)
 {
+    /* a final move (completed or failed stamped) drops the answers: an
+     * answer is often a one-time code, of no use once the task is over */
     sqlite3_stmt *s = store__q(st, "UPDATE tasks SET status=?2, updated_at=?3,"
                                    " notes=CASE WHEN ?4 IS NULL THEN notes ELSE ?4 END,"
+                                   " answers=CASE WHEN ?6 OR ?7 THEN NULL ELSE answers END,"
                                    " started_at=CASE WHEN ?5 AND started_at IS NULL"
                                    "   THEN ?3 ELSE started_at END,"
                                    " completed_at=CASE WHEN ?6 THEN ?3 ELSE completed_at END,"
@@ -363,7 +488,8 @@ int store_task_set_status(store *st, int64_t id, const char *status, int64_t now
     sqlite3_bind_int64(s, 1, id);
     store__bind_text(s, 2, status);
     sqlite3_bind_int64(s, 3, now);
-    store__bind_text(s, 4, notes);
+    if (bind_task(st, s, 4, task_account(st, id), id, "notes", notes) < 0)
+        return -1;
     sqlite3_bind_int(s, 5, (stamps & STORE_STAMP_STARTED) != 0);
     sqlite3_bind_int(s, 6, (stamps & STORE_STAMP_COMPLETED) != 0);
     sqlite3_bind_int(s, 7, (stamps & STORE_STAMP_FAILED) != 0);
@@ -417,23 +543,23 @@ int store_task_set_ask(store *st, int64_t id, const char *name, const char *prom
     if (!s)
         return -1;
     store__bind_text(s, 1, name);
-    store__bind_text(s, 2, prompt);
+    if (bind_task(st, s, 2, task_account(st, id), id, "ask_prompt", prompt) < 0)
+        return -1;
     sqlite3_bind_int64(s, 3, id);
     return store__run(st, s);
 }
 
 int store_task_set_answers(store *st, int64_t id, const char *answers_json)
 {
-    return store__update_text(st, "UPDATE tasks SET answers=? WHERE id=?", id, answers_json);
+    return update_sealed(st, "UPDATE tasks SET answers=? WHERE id=?", id, "answers", answers_json);
 }
 
 int store_task_set_review(store *st, int64_t id, int approve, const char *comment)
 {
     sqlite3_stmt *s = store__q(st, "UPDATE tasks SET review_comment=?1,"
                                    " approve=CASE WHEN ?2 THEN 1 ELSE approve END WHERE id=?3");
-    if (!s)
+    if (!s || bind_task(st, s, 1, task_account(st, id), id, "review_comment", comment) < 0)
         return -1;
-    store__bind_text(s, 1, comment);
     sqlite3_bind_int(s, 2, approve != 0);
     sqlite3_bind_int64(s, 3, id);
     return store__run(st, s);

@@ -656,6 +656,7 @@ static void *deliverer_main(void *arg)
         PT_ERROR("webhook", "the deliverer cannot open the store: %s", err);
         return NULL;
     }
+    keys_attach(w->keys, st);
     int64_t next_look = 0;
     for (;;) {
         pthread_mutex_lock(&w->mu);

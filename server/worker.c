@@ -152,17 +152,61 @@ static void record_duration(workers *w, int64_t ms)
 typedef struct run_inputs {
     account a;
     vars *inputs, *secrets, *answers;
-    char **files;
+    char **files; /* opened into open_dir for the run */
     size_t nfiles;
+    char *open_dir;
 } run_inputs;
 
 static void run_inputs_free(run_inputs *in)
 {
+    if (in->open_dir)
+        pt_rmtree(in->open_dir);
+    free(in->open_dir);
     store_strings_free(in->files);
     account_free(&in->a);
     vars_free(in->inputs);
     vars_free(in->secrets);
     vars_free(in->answers);
+}
+
+/* A private folder for a run's opened uploads: in memory (/dev/shm) when
+ * there is one, never in the data folder. A new string, or NULL. */
+static char *private_dir(void)
+{
+    char tmpl[] = "/dev/shm/portier-files-XXXXXX";
+    if (mkdtemp(tmpl))
+        return strdup(tmpl);
+    return pt_mkdtemp("portier-files");
+}
+
+/* The task's uploads (sealed at rest) opened into a private folder for the
+ * run's upload steps, under the names they were stored with. */
+static int open_files(workers *w, store *st, const task *t, run_inputs *in)
+{
+    in->files = store_task_files(st, t->id, &in->nfiles);
+    if (!in->nfiles)
+        return 0;
+    if (!(in->open_dir = private_dir()))
+        return PT_EFAIL;
+    for (size_t i = 0; i < in->nfiles; i++) {
+        char aad[4500], *data = NULL, *plain = NULL;
+        size_t n = 0;
+        const char *base = strrchr(in->files[i], '/');
+        store_file_aad(aad, sizeof(aad), t->id, in->files[i]);
+        if (keys_read_file(w->env.keys, st, t->account_id, aad, in->files[i], (size_t)1 << 31,
+                           &data, &n) < 0 ||
+            asprintf(&plain, "%s/%s", in->open_dir, base ? base + 1 : in->files[i]) < 0) {
+            free(data);
+            return PT_EFAIL;
+        }
+        int rc = pt_write_file(plain, data, n, 0600);
+        free(data);
+        free(in->files[i]);
+        in->files[i] = plain;
+        if (rc < 0)
+            return PT_EFAIL;
+    }
+    return 0;
 }
 
 /* Gathers a run's inputs, or fails the task (PT_NONE: nothing to run). */
@@ -193,7 +237,10 @@ static int gather(workers *w, task_ctx *cx, const task *t, const sop *sp, run_in
             pt_log_mask(c->valuestring);
         }
     cJSON_Delete(ans);
-    in->files = store_task_files(st, t->id, &in->nfiles);
+    if (open_files(w, st, t, in) < 0) {
+        task_fail(cx, t->id, "The task's files cannot be opened.", "cannot start");
+        return PT_NONE;
+    }
     return PT_FOUND;
 }
 
@@ -277,6 +324,27 @@ static void give_session(workers *w, task_run *tr, const task *t, agent_session 
     pool_session_put(w->env.pool, t->account_id, ks, ok && !gone && !cancel && !stopping);
 }
 
+/* A run's trajectory files go through keys.c, sealed under the task's
+ * account (agent/ writes through this sink and never sees a key). */
+typedef struct traj_sink_ctx {
+    const keys *k;
+    store *st;
+    int64_t acct, id;
+    const char *dir;
+} traj_sink_ctx;
+
+static int traj_sink_write(void *ud, const char *name, const void *data, size_t len)
+{
+    traj_sink_ctx *c = ud;
+    return keys_write_trajectory(c->k, c->st, c->acct, c->id, c->dir, name, data, len);
+}
+
+static int traj_sink_read(void *ud, const char *name, size_t max, char **data, size_t *len)
+{
+    traj_sink_ctx *c = ud;
+    return keys_read_trajectory(c->k, c->st, c->acct, c->id, c->dir, name, max, data, len);
+}
+
 /* Runs task id in a browser of the pool and moves it by the outcome. */
 static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
 {
@@ -315,6 +383,8 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
     pt_rmtree(traj);
     store_trajectory_add(cx->st, id, traj);
     task_run tr = {w, sl, *cx, id, t.committed};
+    traj_sink_ctx tc = {w->env.keys, cx->st, t.account_id, id, traj};
+    agent_traj_sink sink = {traj_sink_write, traj_sink_read, &tc};
     int kept = 0;
     agent_session *ks = take_session(w, b, &t, &in.a, sp, &kept);
     agent_options o = {.browser = b,
@@ -327,6 +397,7 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
                        .nfiles = in.nfiles,
                        .approve = t.approve,
                        .trajectory_dir = traj,
+                       .traj_sink = &sink,
                        .ask = hook_ask,
                        .review = hook_review,
                        .on_commit = hook_commit,
@@ -355,6 +426,8 @@ static void *worker_main(void *arg)
     store *st = store_open(w->env.db_path, 0, err);
     if (!st)
         PT_ERROR("service", "%s", err);
+    else
+        keys_attach(w->env.keys, st);
     task_ctx cx = {st, w->env.moved, w->env.ud};
     for (;;) {
         pthread_mutex_lock(&w->mu);

@@ -163,3 +163,46 @@ int pt_open(const unsigned char key[32], const char *aad, const unsigned char *i
         *plainlen = (size_t)(n + f);
     return 0;
 }
+
+struct pt_stream {
+    unsigned char key[32], iv[16];
+    EVP_CIPHER_CTX *c;
+};
+
+int pt_stream_rewind(pt_stream *s)
+{
+    return EVP_EncryptInit_ex(s->c, EVP_aes_256_ctr(), NULL, s->key, s->iv) == 1 ? 0 : -1;
+}
+
+pt_stream *pt_stream_new(void)
+{
+    pt_stream *s = calloc(1, sizeof(*s));
+    if (!s || !(s->c = EVP_CIPHER_CTX_new()) || RAND_bytes(s->key, 32) != 1 ||
+        RAND_bytes(s->iv, 16) != 1 || pt_stream_rewind(s) < 0) {
+        pt_stream_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int pt_stream_xor(pt_stream *s, void *data, size_t n)
+{
+    unsigned char *p = data;
+    while (n) {
+        int chunk = n > (1u << 30) ? 1 << 30 : (int)n, out = 0;
+        if (EVP_EncryptUpdate(s->c, p, &out, p, chunk) != 1 || out != chunk)
+            return -1;
+        p += chunk;
+        n -= (size_t)chunk;
+    }
+    return 0;
+}
+
+void pt_stream_free(pt_stream *s)
+{
+    if (!s)
+        return;
+    EVP_CIPHER_CTX_free(s->c);
+    OPENSSL_cleanse(s, sizeof(*s));
+    free(s);
+}

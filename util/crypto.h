@@ -47,4 +47,16 @@ int pt_seal(const unsigned char key[32], const char *aad, const void *plain, siz
 int pt_open(const unsigned char key[32], const char *aad, const unsigned char *in, size_t len,
             char **plain, size_t *plainlen);
 
+/* AES-256-CTR as a stream, for bytes that pass through a file only while
+ * a request lasts (the upload spool): a fresh random key per stream, held
+ * in memory only. pt_stream_new: NULL if out of memory. pt_stream_xor
+ * enciphers or deciphers n bytes in place, continuing where the last call
+ * ended; pt_stream_rewind starts a second pass (to read back) with the
+ * same key. 0 or -1. */
+typedef struct pt_stream pt_stream;
+pt_stream *pt_stream_new(void);
+int pt_stream_xor(pt_stream *s, void *data, size_t n);
+int pt_stream_rewind(pt_stream *s);
+void pt_stream_free(pt_stream *s);
+
 #endif

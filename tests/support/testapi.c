@@ -26,6 +26,28 @@ tc_response ts_api(const ts_server *s, const char *key, const char *method, cons
     return r;
 }
 
+tc_response ts_post_form(const ts_server *s, const char *type, const char *data,
+                         const char *filename, const char *file, size_t len)
+{
+    const char *bd = "portierTestBoundary7MA4YWxkTrZu0gW";
+    char *body = NULL, ctype[128];
+    size_t blen = 0;
+    FILE *f = open_memstream(&body, &blen);
+    fprintf(f,
+            "--%s\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\n%s\r\n"
+            "--%s\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n%s\r\n"
+            "--%s\r\nContent-Disposition: form-data; name=\"files\"; "
+            "filename=\"%s\"\r\nContent-Type: application/pdf\r\n\r\n",
+            bd, type, bd, data, bd, filename);
+    fwrite(file, 1, len, f);
+    fprintf(f, "\r\n--%s--\r\n", bd);
+    fclose(f);
+    snprintf(ctype, sizeof(ctype), "multipart/form-data; boundary=%s", bd);
+    tc_response r = ts_api(s, s->key, "POST", "/tasks", ctype, body, blen);
+    free(body);
+    return r;
+}
+
 cJSON *ts_post_json(const ts_server *s, const char *body, long want)
 {
     tc_response r = ts_api(s, s->key, "POST", "/tasks", "application/json", body, 0);

@@ -17,6 +17,10 @@ tc_response ts_api(const ts_server *s, const char *key, const char *method, cons
                    const char *ctype, const char *body, size_t len);
 /* POST /tasks with a JSON body; asserts the status is want; the answer (new). */
 cJSON *ts_post_json(const ts_server *s, const char *body, long want);
+/* POST /tasks as multipart/form-data: type, data and one file part
+ * (`files`, filename, len bytes of application/pdf); the response. */
+tc_response ts_post_form(const ts_server *s, const char *type, const char *data,
+                         const char *filename, const char *file, size_t len);
 /* GET /tasks/{id} (new), or NULL unless 200. */
 cJSON *ts_get_task(const ts_server *s, const char *key, long long id);
 /* A string or number member of o (NULL, -1 when missing). */

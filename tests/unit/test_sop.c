@@ -388,7 +388,34 @@ static void session_lines(void **state)
     free(dir);
 }
 
+/* `sensitive` ends a fill or type step (before its timeout); elsewhere it
+ * is a word too many. */
+static void sensitive_fills(void **state)
+{
+    (void)state;
+    sop_diags d = {0};
+    sop *s = sop_parse_text("t.sop",
+                            "sop t \"T\"\ninput id required\n"
+                            "fill \"#a\" with id sensitive\n"
+                            "type \"#b\" with \"{{id}}\" sensitive timeout 5s\n"
+                            "fill \"#c\" with id\n",
+                            NULL, &d);
+    assert_non_null(s);
+    assert_int_equal(sop_diags_errors(&d), 0);
+    assert_int_equal(s->steps.n, 3);
+    assert_int_equal(s->steps.steps[0].sensitive, 1);
+    assert_int_equal(s->steps.steps[1].sensitive, 1);
+    assert_int_equal(s->steps.steps[1].timeout_ms, 5000);
+    assert_int_equal(s->steps.steps[2].sensitive, 0);
+    sop_free(s);
+    sop_diags_free(&d);
+    assert_null(sop_parse_text("t.sop", "sop t \"T\"\nclick \"#a\" sensitive\n", NULL, &d));
+    assert_true(sop_diags_errors(&d) > 0);
+    sop_diags_free(&d);
+}
+
 PT_TESTS("sop", cmocka_unit_test(bundled_sops_parse), cmocka_unit_test(claim_sop_tree),
+         cmocka_unit_test(sensitive_fills),
          cmocka_unit_test(unknown_steps_get_suggestions), cmocka_unit_test(syntax_errors_say_where),
          cmocka_unit_test(blocks_must_close), cmocka_unit_test(variables_are_checked),
          cmocka_unit_test(unreachable_steps), cmocka_unit_test(every_error_is_reported),
