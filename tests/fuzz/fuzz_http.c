@@ -55,7 +55,7 @@ static void setup(void)
         abort();
     snprintf(db, sizeof(db), "%s/portier.db", dir);
     store *st = store_open(db, 1, err);
-    keys *k = st ? keys_load(db, err) : NULL;
+    keys *k = st ? keys_load(db, NULL, err) : NULL;
     int64_t id;
     char *whsec = NULL;
     if (!k || keys_create_account(k, st, "fuzz", NULL, NULL, &id, key, &whsec, err) < 0) {
