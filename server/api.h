@@ -18,6 +18,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#define API_IDEM_INFLIGHT 64
+
 /* What the handlers work with: the parts are borrowed and outlive the HTTP
  * server; set them, then api_init before the first request. */
 typedef struct api_env {
@@ -39,6 +41,8 @@ typedef struct api_env {
     /* the handlers' own: api_init sets them */
     pthread_key_t store_key;
     atomic_long requests;
+    pthread_mutex_t idem_mu;                    /* guards idem_inflight */
+    char idem_inflight[API_IDEM_INFLIGHT][300]; /* "account:key" being answered; "" free */
 } api_env;
 
 /* Prepares e's own fields. 0 or negative. */

@@ -36,14 +36,14 @@ struct service {
     http_server *http;
 };
 
-/* Every move's aftermath: a final status has a webhook to send, a pending
+/* Every move's aftermath: a final status (or a wait) has a webhook to send, a pending
  * task a worker to wake. */
 static void moved(void *ud, int64_t id, enum task_status to)
 {
     service *s = ud;
     (void)id;
-    if (task_status_is_final(to))
-        webhooks_kick(s->hooks);
+    if (task_status_is_final(to) || to == TASK_WAITING_FOR_INPUT || to == TASK_PENDING_REVIEW)
+        webhooks_kick(s->hooks); /* task_finished, or task_waiting if wanted */
     else if (to == TASK_PENDING)
         service_kick(s);
 }
@@ -123,6 +123,10 @@ static void defaults(service_options *o)
         o->workers = 0;
     if (!o->hold_seconds)
         o->hold_seconds = 300;
+    if (!o->max_parked)
+        o->max_parked = 8;
+    if (o->max_parked < 0)
+        o->max_parked = 0;
     if (!o->max_queue)
         o->max_queue = 10000;
     if (!o->session_max_age)
@@ -192,6 +196,7 @@ int service_start(const service_options *o, service **out, char *err)
     worker_env we = {.db_path = o->db_path,
                      .data_dir = s->data_dir,
                      .hold_seconds = s->o.hold_seconds,
+                     .max_parked = s->o.max_parked,
                      .dispatch = s->dispatch,
                      .pool = s->pool,
                      .sops = s->sops,
