@@ -876,6 +876,170 @@ static void redeliver(http_request *r, void *ud)
     reply_obj(r, 202, o);
 }
 
+/* ---- The account's webhook endpoint -------------------------------------- */
+
+/* GET /webhook's view of account a (as stored now). */
+static cJSON *webhook_view(store *st, int64_t acct)
+{
+    account a;
+    cJSON *o = cJSON_CreateObject();
+    if (store_account_by_id(st, acct, &a) != 1)
+        return o;
+    int has = a.webhook_url && *a.webhook_url;
+    cJSON_AddItemToObject(o, "url", has ? cJSON_CreateString(a.webhook_url) : cJSON_CreateNull());
+    cJSON_AddBoolToObject(o, "enabled", has && !a.webhook_disabled);
+    if (a.webhook_disabled)
+        cJSON_AddStringToObject(o, "disabled_reason",
+                                "the endpoint answered 410 Gone; PUT /webhook re-enables it");
+    else if (!has)
+        cJSON_AddStringToObject(o, "disabled_reason", "the account has no webhook endpoint");
+    else
+        cJSON_AddNullToObject(o, "disabled_reason");
+    cJSON_AddItemToObject(o, "events", webhook_events_json(a.webhook_events));
+    cJSON_AddItemToObject(o, "attempts", store_account_attempts(st, acct, 20));
+    account_free(&a);
+    return o;
+}
+
+static void webhook_get(http_request *r, void *ud)
+{
+    const api_call *c = ud;
+    reply_obj(r, 200, webhook_view(c->st, c->a->id));
+}
+
+/* PUT /webhook's events member (an array of names) into *mask, or the 400
+ * answered (-1). */
+static int read_events(http_request *r, const cJSON *ev, unsigned *mask)
+{
+    char list[256] = "", err[PT_ERR_MAX];
+    size_t used = 0;
+    const cJSON *e;
+    int ok = cJSON_IsArray(ev);
+    cJSON_ArrayForEach(e, ev)
+    {
+        ok = ok && cJSON_IsString(e) && strlen(e->valuestring) < 64 && used + 66 < sizeof(list);
+        if (ok)
+            used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", used ? "," : "",
+                                     e->valuestring);
+    }
+    if (!ok) {
+        http_reply_error(r, 400, "invalid_request",
+                         "events must be an array of event names (%s)", WEBHOOK_EVENT_NAMES);
+        return -1;
+    }
+    if (webhook_events_parse(list, mask, err) < 0) {
+        http_reply_error(r, 400, "invalid_request", "events: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* PUT /webhook {"url", "events"}: either or both; it re-enables the
+ * endpoint. */
+static void webhook_put(http_request *r, void *ud)
+{
+    const api_call *c = ud;
+    cJSON *b = json_body(r, 1);
+    if (!b)
+        return;
+    cJSON *url = cJSON_GetObjectItemCaseSensitive(b, "url");
+    cJSON *ev = cJSON_GetObjectItemCaseSensitive(b, "events");
+    const char *u = cJSON_GetStringValue(url);
+    unsigned mask = 0;
+    if (!url && !ev) {
+        http_reply_error(r, 400, "invalid_request", "send {\"url\": ..., \"events\": [...]}");
+        goto out;
+    }
+    if (url && (!u || strlen(u) > 2048 ||
+                (strncmp(u, "https://", 8) && strncmp(u, "http://", 7)) || strpbrk(u, " \r\n"))) {
+        http_reply_error(r, 400, "invalid_request",
+                         "url must be an http:// or https:// URL of at most 2048 characters");
+        goto out;
+    }
+    if (ev && read_events(r, ev, &mask) < 0)
+        goto out;
+    const char *now = u ? u : c->a->webhook_url;
+    if (!now || !*now) {
+        http_reply_error(r, 400, "invalid_request", "the account has no endpoint yet: send url");
+        goto out;
+    }
+    if (store_account_set_webhook(c->st, c->a->id, now) < 0 ||
+        (ev && store_account_set_events(c->st, c->a->id, mask) < 0)) {
+        http_reply_error(r, 503, "unavailable", "the store is not available");
+        goto out;
+    }
+    PT_INFO("api", "account %lld set its webhook endpoint", (long long)c->a->id);
+    reply_obj(r, 200, webhook_view(c->st, c->a->id));
+out:
+    cJSON_Delete(b);
+}
+
+/* The endpoint can take an event now, or the 409 answered (-1). */
+static int endpoint_ready(http_request *r, const account *a)
+{
+    if (!a->webhook_url || !*a->webhook_url) {
+        http_reply_error(r, 409, "no_webhook",
+                         "the account has no webhook endpoint: PUT /webhook {\"url\"} first");
+        return -1;
+    }
+    if (a->webhook_disabled) {
+        http_reply_error(r, 409, "webhook_disabled",
+                         "the endpoint answered 410 Gone and is disabled: PUT /webhook re-enables "
+                         "it");
+        return -1;
+    }
+    return 0;
+}
+
+/* POST /webhook/test: a signed ping through the outbox, recorded like any
+ * attempt. */
+static void webhook_test(http_request *r, void *ud)
+{
+    const api_call *c = ud;
+    if (endpoint_ready(r, c->a) < 0)
+        return;
+    char data[160], eid[40] = "evt_";
+    snprintf(data, sizeof(data), "{\"accountId\":%lld,\"message\":\"ping from portier\"}",
+             (long long)c->a->id);
+    pt_random_hex(eid + 4, 32);
+    if (store_outbox_add(c->st, c->a->id, 0, "ping", eid, data) < 0) {
+        http_reply_error(r, 503, "unavailable", "the store is not available");
+        return;
+    }
+    webhooks_kick(c->e->hooks);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event_id", eid);
+    cJSON_AddStringToObject(o, "status", "queued");
+    reply_obj(r, 202, o);
+}
+
+/* POST /webhook/recover {"since"}: every event that failed for good since
+ * then goes out again, each on a fresh schedule. */
+static void webhook_recover(http_request *r, void *ud)
+{
+    const api_call *c = ud;
+    cJSON *b = json_body(r, 1);
+    if (!b)
+        return;
+    const char *since = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "since"));
+    int64_t ms = 0, n = 0;
+    if (!since || pt_iso8601_parse(since, &ms) < 0) {
+        http_reply_error(r, 400, "invalid_request",
+                         "since must be an ISO-8601 date or date-time with a zone "
+                         "(2025-03-18T12:00:00.000Z)");
+    } else if (endpoint_ready(r, c->a) == 0) {
+        if (store_outbox_recover(c->st, c->a->id, ms, &n) < 0) {
+            http_reply_error(r, 503, "unavailable", "the store is not available");
+        } else {
+            webhooks_kick(c->e->hooks);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "requeued", (double)n);
+            reply_obj(r, 202, o);
+        }
+    }
+    cJSON_Delete(b);
+}
+
 /* ---- Service routes ------------------------------------------------------ */
 
 static void healthz(http_request *r, void *ud)
@@ -1069,6 +1233,10 @@ static const http_route routes[] = {
     {"GET", "/tasks/{id}/trajectory/", trajectory_file, HTTP_PREFIX},
     {"GET", "/tasks/{id}/deliveries", deliveries},
     {"POST", "/tasks/{id}/webhook/redeliver", redeliver},
+    {"GET", "/webhook", webhook_get},
+    {"PUT", "/webhook", webhook_put},
+    {"POST", "/webhook/test", webhook_test},
+    {"POST", "/webhook/recover", webhook_recover},
     {"POST", "/_portier/webhook-sink", sink},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -1132,11 +1300,12 @@ void api_handle(http_request *r, void *ud)
     }
     account a;
     task t;
-    if (strcmp(path, "/tasks") == 0 || strncmp(path, "/tasks/", 7) == 0) {
+    if (strcmp(path, "/tasks") == 0 || strncmp(path, "/tasks/", 7) == 0 ||
+        strcmp(path, "/webhook") == 0 || strncmp(path, "/webhook/", 9) == 0) {
         if (authenticate(c.st, r, &a) < 0)
             return;
         c.a = &a;
-        if (path[6] == '/') {
+        if (!strncmp(path, "/tasks/", 7)) {
             if (find_task(c.st, r, &a, &t) < 0)
                 goto out;
             c.t = &t;

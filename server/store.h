@@ -223,7 +223,16 @@ typedef struct outbox_row {
     char event[32];
     char *payload; /* the `data` object's JSON */
     int attempts;
+    int round_start; /* attempts before the last redelivery: its schedule starts here */
 } outbox_row;
+
+/* What an attempt's record says besides its outcome: its number (1 for
+ * the first, counting every round), where it went, the reply's first bytes
+ * (either may be NULL). */
+typedef struct outbox_attempt {
+    int attempt;
+    const char *url, *reply;
+} outbox_attempt;
 
 /* An event's delivery state (a row's state column). */
 enum outbox_state {
@@ -246,11 +255,20 @@ int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, 
 int64_t store_outbox_next_at(store *st);
 /* Records an attempt and the row's new state (next_at for pending). */
 int store_outbox_attempt(store *st, int64_t id, int64_t at, int http_status, int64_t latency_ms,
-                         const char *error, enum outbox_state state, int64_t next_at);
+                         const char *error, enum outbox_state state, int64_t next_at,
+                         const outbox_attempt *rec);
 /* The newest event of a task: 1 and *row, 0 none. */
 int store_outbox_for_task(store *st, int64_t taskid, outbox_row *row);
+/* Sends the event again now, on a fresh retry schedule. */
 int store_outbox_requeue(store *st, int64_t id);
+/* Re-queues (as store_outbox_requeue) every event of the account that
+ * failed for good (dead, disabled, undeliverable) with an attempt at or
+ * after since; *n receives how many. */
+int store_outbox_recover(store *st, int64_t acct, int64_t since, int64_t *n);
+/* A task's attempts, oldest first, as a JSON array. */
 cJSON *store_deliveries(store *st, int64_t taskid);
+/* The account's newest attempts (at most max), newest first. */
+cJSON *store_account_attempts(store *st, int64_t acct, int max);
 /* Counts by state into a JSON object, and attempts/failures in all. */
 cJSON *store_outbox_counts(store *st);
 

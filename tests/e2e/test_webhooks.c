@@ -242,7 +242,7 @@ static void test_retry_until_2xx(void **state)
         assert_string_equal(keys, "[\"id\",\"accountId\",\"task_number\",\"status\",\"handler\","
                                   "\"title\",\"instructions\",\"trajectory_id\",\"startedAt\","
                                   "\"completedAt\",\"failedAt\",\"notes\",\"createdAt\","
-                                  "\"updatedAt\"]");
+                                  "\"updatedAt\",\"type\",\"question\",\"review\",\"outputs\"]");
         free(keys);
         keys = cJSON_PrintUnformatted(cJSON_GetObjectItem(line, "envelopeKeys"));
         assert_string_equal(keys, "[\"signature\",\"event\",\"created_at\",\"data\"]");
@@ -254,6 +254,11 @@ static void test_retry_until_2xx(void **state)
     assert_int_equal(cJSON_GetArraySize(got), 3);
     cJSON *d = deliveries(&e, id);
     assert_int_equal(cJSON_GetArraySize(d), 3);
+    for (int i = 0; i < 3; i++) /* each attempt numbered, with where it went */
+        assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(d, i), "attempt")->valuedouble,
+                         i + 1);
+    assert_non_null(strstr(
+        cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "url")), "/flaky"));
     assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "http_status")->valuedouble,
                      500);
     assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(d, 2), "http_status")->valuedouble,
@@ -481,6 +486,184 @@ static void test_thousand_events(void **state)
     stop(&e);
 }
 
+/* GET /webhook, parsed (asserting a 200). */
+static cJSON *endpoint(env *e)
+{
+    tc_response r = call(e, "GET", "/webhook", NULL);
+    assert_int_equal(r.status, 200);
+    cJSON *o = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    assert_non_null(o);
+    return o;
+}
+
+/* Polls GET /webhook until its newest attempt has number n; that attempt. */
+static cJSON *wait_attempt(env *e, int n)
+{
+    int64_t until = pt_mono_ms() + 30000;
+    for (;;) {
+        cJSON *o = endpoint(e);
+        cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "attempts"), 0);
+        if (a && cJSON_GetObjectItem(a, "attempt")->valuedouble >= n) {
+            cJSON *copy = cJSON_Duplicate(a, 1);
+            cJSON_Delete(o);
+            return copy;
+        }
+        cJSON_Delete(o);
+        if (pt_mono_ms() > until)
+            fail_msg("no attempt %d", n);
+        pt_sleep_ms(100);
+    }
+}
+
+static void expect_code(env *e, const char *key, const char *method, const char *path,
+                        const char *body, long status, const char *code)
+{
+    const char *mine = e->key;
+    char saved[128];
+    snprintf(saved, sizeof(saved), "%s", mine);
+    if (key)
+        snprintf(e->key, sizeof(e->key), "%s", key);
+    tc_response r = call(e, method, path, body);
+    snprintf(e->key, sizeof(e->key), "%s", saved);
+    if (r.status != status)
+        fprintf(stderr, "%s %s: %ld %s\n", method, path, r.status, r.body ? r.body : "");
+    assert_int_equal(r.status, status);
+    cJSON *o = cJSON_Parse(r.body);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "error")), code);
+    cJSON_Delete(o);
+    tc_response_free(&r);
+}
+
+static void put_url(env *e, const char *path, const char *events)
+{
+    char body[512];
+    snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%d%s\"%s%s}", e->r.port, path,
+             events ? ",\"events\":" : "", events ? events : "");
+    tc_response r = call(e, "PUT", "/webhook", body);
+    assert_int_equal(r.status, 200);
+    cJSON *o = cJSON_Parse(r.body);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "enabled")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "disabled_reason")));
+    cJSON_Delete(o);
+    tc_response_free(&r);
+}
+
+/* The account's endpoint over the API: a ping that fails every attempt of
+ * its schedule (each recorded with number, URL, status, reply), a new URL,
+ * a recovery that starts a fresh schedule (the old one was used up, and the
+ * new endpoint fails twice before it takes it), a 410 that disables it. */
+static void test_webhook_endpoint(void **state)
+{
+    (void)state;
+    env e;
+    start(&e, "wh-endpoint", "/redirect", NULL);
+    cJSON *o = endpoint(&e);
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(o, "url")), "/redirect"));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "enabled")));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")), 1);
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "events"), 0)->valuestring,
+                        "task_finished");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "attempts")), 0);
+    cJSON_Delete(o);
+    tc_response r = call(&e, "POST", "/webhook/test", NULL);
+    assert_int_equal(r.status, 202);
+    o = cJSON_Parse(r.body);
+    char eid[64];
+    snprintf(eid, sizeof(eid), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, "event_id")));
+    cJSON_Delete(o);
+    tc_response_free(&r);
+    /* five attempts (the schedule), the last one dead */
+    cJSON *a = wait_attempt(&e, 5);
+    assert_int_equal((int)cJSON_GetObjectItem(a, "http_status")->valuedouble, 302);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "event")), "ping");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "event_id")), eid);
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(a, "url")), "/redirect"));
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(a, "reply")), eid));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(a, "task_id")));
+    cJSON_Delete(a);
+    cJSON *got = received(&e.r, "/redirect", eid);
+    assert_int_equal(cJSON_GetArraySize(got), 5);
+    assert_verified(cJSON_GetArrayItem(got, 0), 0);
+    cJSON_Delete(got);
+
+    /* a new endpoint and events; recover: attempts 6 and 7 fail, 8 lands */
+    put_url(&e, "/flaky", "[\"task_finished\",\"task_waiting\"]");
+    o = endpoint(&e);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")), 2);
+    cJSON_Delete(o);
+    r = call(&e, "POST", "/webhook/recover", "{\"since\":\"2020-01-01T00:00:00.000Z\"}");
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, "\"requeued\":1"));
+    tc_response_free(&r);
+    a = wait_attempt(&e, 8);
+    assert_int_equal((int)cJSON_GetObjectItem(a, "http_status")->valuedouble, 200);
+    cJSON_Delete(a);
+    got = received(&e.r, "/flaky", eid);
+    assert_int_equal(cJSON_GetArraySize(got), 3);
+    cJSON_Delete(got);
+    /* nothing failed since now: nothing to recover */
+    r = call(&e, "POST", "/webhook/recover", "{\"since\":\"2999-01-01\"}");
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, "\"requeued\":0"));
+    tc_response_free(&r);
+
+    /* 410 Gone disables it, and the API says so; PUT re-enables */
+    put_url(&e, "/gone", NULL);
+    r = call(&e, "POST", "/webhook/test", NULL);
+    assert_int_equal(r.status, 202);
+    tc_response_free(&r);
+    a = wait_attempt(&e, 1);
+    cJSON_Delete(a);
+    int64_t until = pt_mono_ms() + 20000;
+    for (;;) {
+        o = endpoint(&e);
+        if (cJSON_IsFalse(cJSON_GetObjectItem(o, "enabled")))
+            break;
+        cJSON_Delete(o);
+        assert_true(pt_mono_ms() < until);
+        pt_sleep_ms(100);
+    }
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(o, "disabled_reason")), "410"));
+    cJSON_Delete(o);
+    expect_code(&e, NULL, "POST", "/webhook/test", NULL, 409, "webhook_disabled");
+    expect_code(&e, NULL, "POST", "/webhook/recover", "{\"since\":\"2020-01-01\"}", 409,
+                "webhook_disabled");
+    put_url(&e, "/ok", NULL);
+
+    /* bad requests */
+    expect_code(&e, NULL, "PUT", "/webhook", "{\"events\":[\"task_done\"]}", 400,
+                "invalid_request");
+    expect_code(&e, NULL, "PUT", "/webhook", "{\"events\":\"task_finished\"}", 400,
+                "invalid_request");
+    expect_code(&e, NULL, "PUT", "/webhook", "{\"url\":\"ftp://example.org/\"}", 400,
+                "invalid_request");
+    expect_code(&e, NULL, "PUT", "/webhook", "{}", 400, "invalid_request");
+    expect_code(&e, NULL, "PUT", "/webhook", "{\"url\":", 400, "malformed_json");
+    expect_code(&e, NULL, "POST", "/webhook/recover", "{\"since\":\"last week\"}", 400,
+                "invalid_request");
+    expect_code(&e, "pk_nobody", "GET", "/webhook", NULL, 401, "unauthorized");
+    expect_code(&e, NULL, "DELETE", "/webhook", NULL, 405, "method_not_allowed");
+    char *out = NULL;
+    const char *bare[] = {"account", "create", "bare", NULL};
+    assert_int_equal(ts_cli(&e.s, bare, NULL, &out), 0);
+    cJSON *acct = cJSON_Parse(out);
+    free(out);
+    expect_code(&e, cJSON_GetStringValue(cJSON_GetObjectItem(acct, "api_key")), "POST",
+                "/webhook/test", NULL, 409, "no_webhook");
+    cJSON_Delete(acct);
+
+    /* the operator's side: account set-events */
+    const char *badev[] = {"account", "set-events", "acme", "task_finished,task_done", NULL};
+    assert_int_equal(ts_cli(&e.s, badev, NULL, NULL), 2);
+    const char *ev[] = {"account", "set-events", "acme", "task_finished", NULL};
+    assert_int_equal(ts_cli(&e.s, ev, NULL, NULL), 0);
+    o = endpoint(&e);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")), 1);
+    cJSON_Delete(o);
+    stop(&e);
+}
+
 /* Every route's answers, successes and errors, as docs/openapi.yaml says. */
 static void test_openapi_contract(void **state)
 {
@@ -495,7 +678,7 @@ static void test_openapi_contract(void **state)
 }
 
 PT_TESTS("webhooks", cmocka_unit_test(test_openapi_contract),
-         cmocka_unit_test(test_retry_until_2xx), cmocka_unit_test(test_gone_disables),
-         cmocka_unit_test(test_hang_timeout_and_redirect),
+         cmocka_unit_test(test_webhook_endpoint), cmocka_unit_test(test_retry_until_2xx),
+         cmocka_unit_test(test_gone_disables), cmocka_unit_test(test_hang_timeout_and_redirect),
          cmocka_unit_test(test_kill9_then_delivered), cmocka_unit_test(test_retry_after_honoured),
          cmocka_unit_test(test_rotation_and_ping), cmocka_unit_test(test_thousand_events));
