@@ -291,6 +291,61 @@ static void request_hash(const create_in *in, char out[65])
     pt_hex(d, 32, out);
 }
 
+/* Whether file f is of one of the SOP's types: its name's extension, or
+ * its content type's subtype (application/pdf is pdf). */
+static int file_type_ok(const sop *sp, const task_file_in *f)
+{
+    if (!sp->nfile_types)
+        return 1;
+    const char *dot = f->filename ? strrchr(f->filename, '.') : NULL;
+    const char *sub = f->content_type ? strchr(f->content_type, '/') : NULL;
+    for (size_t i = 0; i < sp->nfile_types; i++) {
+        const char *t = sp->file_types[i];
+        size_t n = strlen(t);
+        if ((dot && !strcasecmp(dot + 1, t)) ||
+            (sub && !strncasecmp(sub + 1, t, n) && (!sub[1 + n] || sub[1 + n] == ';')))
+            return 1;
+    }
+    return 0;
+}
+
+/* The SOP's `files required` list as "pdf or png" into out. */
+static void types_text(const sop *sp, char *out, size_t n)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sp->nfile_types && used < n; i++)
+        used += (size_t)snprintf(out + used, n - used, "%s%s", i ? " or " : "", sp->file_types[i]);
+    if (!sp->nfile_types)
+        snprintf(out, n, "any type");
+}
+
+/* Checks the files against the SOP's `files required` before anything is
+ * queued, or answers 422 (-1). Names no file's content, only its place. */
+static int check_files(http_request *r, const sop *sp, const char *type, const create_in *in)
+{
+    char types[256];
+    types_text(sp, types, sizeof(types));
+    size_t good = 0;
+    for (size_t i = 0; i < in->nfiles; i++) {
+        if (file_type_ok(sp, &in->files[i])) {
+            good++;
+            continue;
+        }
+        http_reply_error(r, 422, "unsupported_file_type", "file %zu is not a type %s takes (%s)",
+                         i + 1, type, types);
+        return -1;
+    }
+    if ((int)good < sp->files_min) {
+        http_reply_error(r, 422, "missing_files",
+                         "%s needs at least %d file%s (%s) sent as multipart/form-data `files`; "
+                         "the request has %zu",
+                         type, sp->files_min, sp->files_min == 1 ? "" : "s", types, good);
+        return -1;
+    }
+    return 0;
+}
+
 /* A retry with a key already used returns the original task, whatever
  * happened since (the queue may be full now), if it is the same request;
  * the same key with another request is a 422. 1 answered, 0 go on, -1 the
@@ -379,7 +434,8 @@ static void create_task(http_request *r, void *ud)
         goto out;
     int version = 0;
     const sop *sp = sop_for(e, st, r, a, in.type, &version);
-    if (!sp || check_data(st, r, a, sp, in.type, in.data) < 0)
+    if (!sp || check_files(r, sp, in.type, &in) < 0 ||
+        check_data(st, r, a, sp, in.type, in.data) < 0)
         goto out;
     long long queued = dispatch_queue_depth(e->dispatch, st);
     if (queued >= e->max_queue) {
@@ -923,8 +979,8 @@ static int read_events(http_request *r, const cJSON *ev, unsigned *mask)
                                      e->valuestring);
     }
     if (!ok) {
-        http_reply_error(r, 400, "invalid_request",
-                         "events must be an array of event names (%s)", WEBHOOK_EVENT_NAMES);
+        http_reply_error(r, 400, "invalid_request", "events must be an array of event names (%s)",
+                         WEBHOOK_EVENT_NAMES);
         return -1;
     }
     if (webhook_events_parse(list, mask, err) < 0) {
@@ -950,8 +1006,8 @@ static void webhook_put(http_request *r, void *ud)
         http_reply_error(r, 400, "invalid_request", "send {\"url\": ..., \"events\": [...]}");
         goto out;
     }
-    if (url && (!u || strlen(u) > 2048 ||
-                (strncmp(u, "https://", 8) && strncmp(u, "http://", 7)) || strpbrk(u, " \r\n"))) {
+    if (url && (!u || strlen(u) > 2048 || (strncmp(u, "https://", 8) && strncmp(u, "http://", 7)) ||
+                strpbrk(u, " \r\n"))) {
         http_reply_error(r, 400, "invalid_request",
                          "url must be an http:// or https:// URL of at most 2048 characters");
         goto out;

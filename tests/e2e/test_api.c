@@ -384,6 +384,19 @@ static void test_errors_and_idempotency(void **state)
                  mplen + 4009, 413, "payload_too_large", "per-file");
     free(mpbig);
     free(big);
+    /* the appeal SOP needs a pdf (files required 1 pdf): checked before it
+     * is queued, without a file, or with one of another type */
+    const char *appeal =
+        "{\"type\":\"submit_appeal\",\"data\":\"claim_reference: CLM-2025-000001\\n"
+        "denial_reason: bundled\\nexplanation: x\"}";
+    expect_error(&s, s.key, "POST", "/tasks", "application/json", appeal, 0, 422, "missing_files",
+                 "at least 1 file (pdf)");
+    const char *txt =
+        "--b\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nsubmit_appeal\r\n"
+        "--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"letter.txt\"\r\n"
+        "Content-Type: text/plain\r\n\r\nhello\r\n--b--\r\n";
+    expect_error(&s, s.key, "POST", "/tasks", "multipart/form-data; boundary=b", txt, 0, 422,
+                 "unsupported_file_type", "file 1 is not a type submit_appeal takes (pdf)");
     expect_error(&s, s.key, "GET", "/tasks/999", NULL, NULL, 0, 404, "not_found", NULL);
     expect_error(&s, s.key, "GET", "/tasks/abc", NULL, NULL, 0, 400, "invalid_id", "'abc'");
     expect_error(&s, s.key, "POST", "/tasks/12x/cancel", NULL, NULL, 0, 400, "invalid_id", NULL);
