@@ -654,6 +654,158 @@ static void test_ask_and_review_after_hold(void **state)
     ts_finish(&s);
 }
 
+/* Sign-ins the sandbox has counted for the demo's portal user. */
+static int signins(const ts_server *s)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/__sandbox/signins", s->portal);
+    tc_client *c = tc_new();
+    tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
+    tc_free(c);
+    cJSON *o = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    int n = (int)ts_num(cJSON_GetObjectItem(o, "signins"), "portier.demo");
+    cJSON_Delete(o);
+    assert_true(n >= 0);
+    return n;
+}
+
+/* The receiver's body of the newest `event` for task id (new), waiting
+ * for it. */
+static cJSON *webhook_of(const ts_receiver *rc, const char *event, long long id)
+{
+    int64_t until = pt_mono_ms() + 30000;
+    for (;;) {
+        cJSON *lines = ts_received(rc, "/ok", NULL), *found = NULL, *l;
+        cJSON_ArrayForEach(l, lines)
+        {
+            cJSON *b = cJSON_GetObjectItem(l, "body");
+            if (!strcmp(ts_str(b, "event"), event) &&
+                ts_num(cJSON_GetObjectItem(b, "data"), "id") == id) {
+                assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(l, "verifiedWith")), 1);
+                cJSON_Delete(found);
+                found = cJSON_Duplicate(b, 1);
+            }
+        }
+        cJSON_Delete(lines);
+        if (found)
+            return found;
+        if (pt_mono_ms() > until)
+            fail_msg("no %s webhook for task %lld", event, id);
+        pt_sleep_ms(200);
+    }
+}
+
+static void assert_question(const cJSON *t)
+{
+    cJSON *q = cJSON_GetObjectItem(t, "question");
+    assert_string_equal(ts_str(q, "name"), "npi");
+    assert_string_equal(ts_str(q, "prompt"), "Which rendering NPI should be used?");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(t, "review")));
+}
+
+/* Answers task id's question and approves its review; asserts it
+ * completes with the plan in its outputs. */
+static void answer_and_approve(ts_server *s, long long id)
+{
+    send(s, id, "input", "{\"value\":\"1234567893\"}", 200);
+    cJSON *t = ts_wait_status(s, id, "pending_review", 90000);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(t, "question")));
+    assert_non_null(strstr(ts_str(cJSON_GetObjectItem(t, "review"), "prompt"), "NPI 1234567893"));
+    cJSON_Delete(t);
+    send(s, id, "review", "{\"decision\":\"approve\"}", 200);
+    t = ts_wait_status(s, id, "completed,failed", 90000);
+    assert_string_equal(ts_str(t, "status"), "completed");
+    assert_non_null(ts_str(cJSON_GetObjectItem(t, "outputs"), "plan"));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(t, "review")));
+    cJSON_Delete(t);
+}
+
+/* Waiting parks the task, not the worker. With one worker: an eligibility
+ * check's webhook carries its copay in outputs; five tasks that ask stop
+ * one after another (each shows its question over the API and in a
+ * task_waiting webhook), and a claim completes while they wait; an answer
+ * resumes its task where it stopped, without signing in again; after a
+ * restart the rest are all still waiting, and run again when answered. */
+static void test_waits_park(void **state)
+{
+    (void)state;
+    char rdir[] = "/tmp/pt-recv-XXXXXX";
+    assert_non_null(mkdtemp(rdir));
+    ts_receiver rc;
+    ts_receiver_start(&rc, rdir);
+    char hook[128];
+    snprintf(hook, sizeof(hook), "http://127.0.0.1:%d/ok", rc.port);
+    const char *extra[] = {"--workers", "1", "--webhook-url", hook, NULL};
+    ts_server s;
+    ts_start_demo(&s, "api-park", extra);
+    ts_receiver_add_secret(&rc, s.whsec);
+    const char *ev[] = {"account", "set-events", "demo", "task_finished,task_waiting", NULL};
+    assert_int_equal(ts_cli(&s, ev, NULL, NULL), 0);
+
+    cJSON *t = ts_post_json(&s,
+                            "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                            "dob: 1949-12-23\"}",
+                            200);
+    long long elig = ts_num(t, "id");
+    cJSON_Delete(t);
+    cJSON_Delete(ts_wait_status(&s, elig, "completed", 90000));
+    cJSON *w = webhook_of(&rc, "task_finished", elig);
+    const char *copay =
+        ts_str(cJSON_GetObjectItem(cJSON_GetObjectItem(w, "data"), "outputs"), "copay");
+    assert_non_null(copay);
+    assert_true(*copay);
+    assert_non_null(strstr(ts_str(cJSON_GetObjectItem(w, "data"), "notes"), copay));
+    cJSON_Delete(w);
+
+    install_ask_sop(&s);
+    long long ids[5];
+    for (int i = 0; i < 5; i++) {
+        ids[i] = post_ask_task(&s);
+        t = ts_wait_status(&s, ids[i], "waiting_for_input", 90000);
+        assert_question(t);
+        cJSON_Delete(t);
+        w = webhook_of(&rc, "task_waiting", ids[i]);
+        assert_question(cJSON_GetObjectItem(w, "data"));
+        cJSON_Delete(w);
+    }
+    t = ts_post_json(&s, quickstart, 200);
+    long long claim = ts_num(t, "id");
+    cJSON_Delete(t);
+    cJSON_Delete(ts_wait_status(&s, claim, "completed", 90000));
+    for (int i = 0; i < 5; i++) {
+        t = ts_get_task(&s, s.key, ids[i]);
+        assert_string_equal(ts_str(t, "status"), "waiting_for_input");
+        cJSON_Delete(t);
+    }
+    tc_response r = ts_api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
+    assert_non_null(strstr(r.body, "portier_parked_sessions 5"));
+    tc_response_free(&r);
+
+    /* resumed where it stopped: no sign-in, the same run (trajectory) */
+    int before = signins(&s);
+    long long traj = trajectory_id(&s, ids[0]);
+    answer_and_approve(&s, ids[0]);
+    assert_int_equal(signins(&s), before);
+    assert_int_equal(trajectory_id(&s, ids[0]), traj);
+
+    /* a restart loses none of the four still waiting */
+    assert_int_equal(ts_stop(&s, 0), 0);
+    const char *args[] = {"--demo", "--portal-listen", "127.0.0.1:0", "--workers",
+                          "1",      "--webhook-url",   hook,          NULL};
+    assert_int_equal(ts_start(&s, args, NULL), 0);
+    for (int i = 1; i < 5; i++) {
+        t = ts_get_task(&s, s.key, ids[i]);
+        assert_string_equal(ts_str(t, "status"), "waiting_for_input");
+        assert_question(t);
+        cJSON_Delete(t);
+    }
+    answer_and_approve(&s, ids[1]);
+    ts_finish(&s);
+    ts_receiver_stop(&rc);
+    pt_rmtree(rdir);
+}
+
 /* No PHI and no secret in the server's log, even at debug level. */
 static void test_no_phi_in_logs(void **state)
 {
@@ -852,6 +1004,7 @@ static void test_newer_schema_refused(void **state)
 
 PT_TESTS("api", cmocka_unit_test(test_quickstart_json), cmocka_unit_test(test_multipart_with_file),
          cmocka_unit_test(test_errors_and_idempotency), cmocka_unit_test(test_ask_and_review_held),
-         cmocka_unit_test(test_ask_and_review_after_hold), cmocka_unit_test(test_no_phi_in_logs),
-         cmocka_unit_test(test_kill9_recovery), cmocka_unit_test(test_browser_crash_relaunch),
+         cmocka_unit_test(test_ask_and_review_after_hold), cmocka_unit_test(test_waits_park),
+         cmocka_unit_test(test_no_phi_in_logs), cmocka_unit_test(test_kill9_recovery),
+         cmocka_unit_test(test_browser_crash_relaunch),
          cmocka_unit_test(test_newer_schema_refused));

@@ -12,6 +12,7 @@
  * status is a real event like any other.
  */
 #define _GNU_SOURCE
+#include "tests/support/testapi.h"
 #include "tests/support/testcurl.h"
 #include "tests/support/testmain.h"
 #include "tests/support/testproc.h"
@@ -29,82 +30,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef struct receiver {
-    pid_t pid;
-    int port;
-    char log[700], secrets[700];
-} receiver;
-
-static void receiver_start(receiver *r, const char *dir)
-{
-    snprintf(r->log, sizeof(r->log), "%s/receiver.jsonl", dir);
-    snprintf(r->secrets, sizeof(r->secrets), "%s/secrets.txt", dir);
-    pt_write_file(r->log, "", 0, 0600);
-    pt_write_file(r->secrets, "", 0, 0600);
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    r->pid = fork();
-    if (r->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves nothing running */
-        dup2(p[1], 1);
-        close(p[0]);
-        execlp("node", "node", PORTIER_SOURCE_DIR "/tests/node/receiver.mjs", r->log, r->secrets,
-               (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[64] = "";
-    ssize_t n = read(p[0], buf, sizeof(buf) - 1);
-    close(p[0]);
-    if (n <= 0 || sscanf(buf, "port %d", &r->port) != 1)
-        fail_msg("the Node receiver did not start (is `npm ci` done in tests/node?)");
-}
-
-static void receiver_stop(receiver *r)
-{
-    kill(r->pid, SIGTERM);
-    waitpid(r->pid, NULL, 0);
-}
-
-static void add_secret(receiver *r, const char *secret)
-{
-    FILE *f = fopen(r->secrets, "a");
-    fprintf(f, "%s\n", secret);
-    fclose(f);
-}
-
-/* The receiver's log lines for a path (and webhook-id, if given). */
-static cJSON *received(const receiver *r, const char *path, const char *id)
-{
-    char *text = NULL;
-    cJSON *arr = cJSON_CreateArray();
-    if (pt_read_file(r->log, 64u << 20, &text, NULL) < 0)
-        return arr;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        cJSON *o = cJSON_Parse(line);
-        const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(o, "path"));
-        const char *i = cJSON_GetStringValue(cJSON_GetObjectItem(o, "id"));
-        if (o && p && (!path || !strcmp(p, path)) && (!id || (i && !strcmp(i, id))))
-            cJSON_AddItemToArray(arr, o);
-        else
-            cJSON_Delete(o);
-    }
-    free(text);
-    return arr;
-}
-
-static cJSON *wait_received(const receiver *r, const char *path, int count, int timeout_ms)
-{
-    int64_t until = pt_mono_ms() + timeout_ms;
-    for (;;) {
-        cJSON *a = received(r, path, NULL);
-        if (cJSON_GetArraySize(a) >= count || pt_mono_ms() > until)
-            return a;
-        cJSON_Delete(a);
-        pt_sleep_ms(100);
-    }
-}
-
 static void assert_verified(const cJSON *line, int secret_index)
 {
     int ok = 0, body_ok = 0;
@@ -120,14 +45,14 @@ static void assert_verified(const cJSON *line, int secret_index)
 
 typedef struct env {
     ts_server s;
-    receiver r;
+    ts_receiver r;
     char key[128], whsec[128];
 } env;
 
 static void start(env *e, const char *name, const char *path, const char *const *server_env)
 {
     ts_init(&e->s, name);
-    receiver_start(&e->r, e->s.dir);
+    ts_receiver_start(&e->r, e->s.dir);
     char url[256], sop[4200], *out = NULL;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", e->r.port, path);
     const char *create[] = {"account", "create", "acme", "--webhook-url", url, NULL};
@@ -138,7 +63,7 @@ static void start(env *e, const char *name, const char *path, const char *const 
              cJSON_GetStringValue(cJSON_GetObjectItem(o, "webhook_secret")));
     cJSON_Delete(o);
     free(out);
-    add_secret(&e->r, e->whsec);
+    ts_receiver_add_secret(&e->r, e->whsec);
     pt_home_path("sops/sandbox/check_eligibility.sop", sop, sizeof(sop));
     const char *setsop[] = {"account", "set-sop", "acme", "check_eligibility", sop, NULL};
     assert_int_equal(ts_cli(&e->s, setsop, NULL, NULL), 0);
@@ -159,7 +84,7 @@ static void stop(env *e)
         free(log);
     }
     assert_int_equal(rc, 0);
-    receiver_stop(&e->r);
+    ts_receiver_stop(&e->r);
     ts_cleanup(&e->s);
 }
 
@@ -224,7 +149,7 @@ static void test_retry_until_2xx(void **state)
     env e;
     start(&e, "wh-flaky", "/flaky", NULL);
     long long id = finished_task(&e);
-    cJSON *got = wait_received(&e.r, "/flaky", 3, 20000);
+    cJSON *got = ts_receiver_wait(&e.r, "/flaky", 3, 20000);
     assert_int_equal(cJSON_GetArraySize(got), 3);
     const char *first = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "id"));
     assert_non_null(first);
@@ -250,7 +175,7 @@ static void test_retry_until_2xx(void **state)
     }
     pt_sleep_ms(1500); /* no fourth attempt */
     cJSON_Delete(got);
-    got = received(&e.r, "/flaky", NULL);
+    got = ts_received(&e.r, "/flaky", NULL);
     assert_int_equal(cJSON_GetArraySize(got), 3);
     cJSON *d = deliveries(&e, id);
     assert_int_equal(cJSON_GetArraySize(d), 3);
@@ -272,7 +197,7 @@ static void test_retry_until_2xx(void **state)
     assert_non_null(strstr(r.body, wid));
     tc_response_free(&r);
     cJSON_Delete(got);
-    got = wait_received(&e.r, "/flaky", 4, 10000);
+    got = ts_receiver_wait(&e.r, "/flaky", 4, 10000);
     assert_int_equal(cJSON_GetArraySize(got), 4);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 3), "id")),
                         wid);
@@ -287,12 +212,12 @@ static void test_gone_disables(void **state)
     env e;
     start(&e, "wh-gone", "/gone", NULL);
     finished_task(&e);
-    cJSON *got = wait_received(&e.r, "/gone", 1, 10000);
+    cJSON *got = ts_receiver_wait(&e.r, "/gone", 1, 10000);
     assert_int_equal(cJSON_GetArraySize(got), 1);
     cJSON_Delete(got);
     long long second = finished_task(&e);
     pt_sleep_ms(2500);
-    got = received(&e.r, "/gone", NULL);
+    got = ts_received(&e.r, "/gone", NULL);
     assert_int_equal(cJSON_GetArraySize(got), 1);
     cJSON_Delete(got);
     cJSON *d = deliveries(&e, second);
@@ -317,7 +242,7 @@ static void test_hang_timeout_and_redirect(void **state)
     const char *envs[] = {"PORTIER_WEBHOOK_TIMEOUT_MS=700", NULL};
     start(&e, "wh-hang", "/hang", envs);
     long long id = finished_task(&e);
-    cJSON *got = wait_received(&e.r, "/hang", 5, 30000);
+    cJSON *got = ts_receiver_wait(&e.r, "/hang", 5, 30000);
     assert_int_equal(cJSON_GetArraySize(got), 5);
     cJSON_Delete(got);
     pt_sleep_ms(1500);
@@ -341,10 +266,10 @@ static void test_hang_timeout_and_redirect(void **state)
     const char *set[] = {"account", "set-webhook", "acme", hook, NULL};
     assert_int_equal(ts_cli(&e.s, set, NULL, NULL), 0);
     id = finished_task(&e);
-    got = wait_received(&e.r, "/redirect", 5, 30000);
+    got = ts_receiver_wait(&e.r, "/redirect", 5, 30000);
     assert_int_equal(cJSON_GetArraySize(got), 5);
     cJSON_Delete(got);
-    got = received(&e.r, "/ok", NULL); /* the Location was never followed */
+    got = ts_received(&e.r, "/ok", NULL); /* the Location was never followed */
     assert_int_equal(cJSON_GetArraySize(got), 0);
     cJSON_Delete(got);
     stop(&e);
@@ -357,7 +282,7 @@ static void test_retry_after_honoured(void **state)
     env e;
     start(&e, "wh-busy", "/busy", NULL);
     finished_task(&e);
-    cJSON *got = wait_received(&e.r, "/busy", 2, 20000);
+    cJSON *got = ts_receiver_wait(&e.r, "/busy", 2, 20000);
     assert_int_equal(cJSON_GetArraySize(got), 2);
     double first = cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "at")->valuedouble;
     double second = cJSON_GetObjectItem(cJSON_GetArrayItem(got, 1), "at")->valuedouble;
@@ -377,7 +302,7 @@ static void test_kill9_then_delivered(void **state)
     env e;
     start(&e, "wh-kill9", "/hang", NULL);
     long long id = finished_task(&e);
-    cJSON *got = wait_received(&e.r, "/hang", 1, 10000);
+    cJSON *got = ts_receiver_wait(&e.r, "/hang", 1, 10000);
     assert_int_equal(cJSON_GetArraySize(got), 1);
     char *wid = strdup(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "id")));
     cJSON_Delete(got);
@@ -389,7 +314,7 @@ static void test_kill9_then_delivered(void **state)
     const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none", NULL};
     const char *envs[] = {"PORTIER_WEBHOOK_RETRY_SCHEDULE=0,1,1,1,1", NULL};
     assert_int_equal(ts_start(&e.s, args, envs), 0);
-    got = wait_received(&e.r, "/ok", 1, 15000);
+    got = ts_receiver_wait(&e.r, "/ok", 1, 15000);
     assert_int_equal(cJSON_GetArraySize(got), 1);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "id")),
                         wid);
@@ -415,10 +340,10 @@ static void test_rotation_and_ping(void **state)
     const char *fresh = cJSON_GetStringValue(cJSON_GetObjectItem(o, "webhook_secret"));
     assert_non_null(fresh);
     assert_string_not_equal(fresh, e.whsec);
-    add_secret(&e.r, fresh);
+    ts_receiver_add_secret(&e.r, fresh);
     cJSON_Delete(o);
     finished_task(&e);
-    cJSON *got = wait_received(&e.r, "/ok", 1, 10000);
+    cJSON *got = ts_receiver_wait(&e.r, "/ok", 1, 10000);
     assert_int_equal(cJSON_GetArraySize(got), 1);
     cJSON *line = cJSON_GetArrayItem(got, 0);
     cJSON *v = cJSON_GetObjectItem(line, "verifiedWith");
@@ -433,7 +358,7 @@ static void test_rotation_and_ping(void **state)
     assert_int_equal(ts_cli(&e.s, ping, NULL, &out), 0);
     assert_non_null(strstr(out, "\"http_status\":\t200"));
     free(out);
-    got = wait_received(&e.r, "/ok", 2, 5000);
+    got = ts_receiver_wait(&e.r, "/ok", 2, 5000);
     line = cJSON_GetArrayItem(got, 1);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(line, "event")), "ping");
     assert_verified(line, 1);
@@ -466,10 +391,10 @@ static void test_thousand_events(void **state)
     sqlite3_close(db);
     const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none", NULL};
     assert_int_equal(ts_start(&e.s, args, NULL), 0);
-    cJSON *got = wait_received(&e.r, "/ok", 1000, 120000);
+    cJSON *got = ts_receiver_wait(&e.r, "/ok", 1000, 120000);
     pt_sleep_ms(1000);
     cJSON_Delete(got);
-    got = received(&e.r, "/ok", NULL);
+    got = ts_received(&e.r, "/ok", NULL);
     assert_int_equal(cJSON_GetArraySize(got), 1000);
     char seen[1000] = {0};
     cJSON *line;
@@ -582,7 +507,7 @@ static void test_webhook_endpoint(void **state)
     assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(a, "reply")), eid));
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(a, "task_id")));
     cJSON_Delete(a);
-    cJSON *got = received(&e.r, "/redirect", eid);
+    cJSON *got = ts_received(&e.r, "/redirect", eid);
     assert_int_equal(cJSON_GetArraySize(got), 5);
     assert_verified(cJSON_GetArrayItem(got, 0), 0);
     cJSON_Delete(got);
@@ -599,7 +524,7 @@ static void test_webhook_endpoint(void **state)
     a = wait_attempt(&e, 8);
     assert_int_equal((int)cJSON_GetObjectItem(a, "http_status")->valuedouble, 200);
     cJSON_Delete(a);
-    got = received(&e.r, "/flaky", eid);
+    got = ts_received(&e.r, "/flaky", eid);
     assert_int_equal(cJSON_GetArraySize(got), 3);
     cJSON_Delete(got);
     /* nothing failed since now: nothing to recover */
