@@ -801,7 +801,10 @@ static void test_waits_park(void **state)
         cJSON_Delete(t);
     }
     answer_and_approve(&s, ids[1]);
+    cJSON_Delete(webhook_of(&rc, "task_finished", ids[1]));
     ts_finish(&s);
+    /* every body sent (task_finished, task_waiting) as the spec says */
+    ts_check_webhook_bodies(&rc);
     ts_receiver_stop(&rc);
     pt_rmtree(rdir);
 }

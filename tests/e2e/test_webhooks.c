@@ -599,6 +599,19 @@ static void test_openapi_contract(void **state)
     snprintf(cmd, sizeof(cmd), "node %s/tests/node/contract.mjs %s/docs/openapi.yaml %s %s",
              PORTIER_SOURCE_DIR, PORTIER_SOURCE_DIR, e.s.base, e.key);
     assert_int_equal(system(cmd), 0);
+    /* and the bodies it made the server send: task_finished and ping */
+    cJSON *got = ts_receiver_wait(&e.r, "/ok", 3, 30000);
+    int pings = 0, finished = 0;
+    cJSON *line;
+    cJSON_ArrayForEach(line, got)
+    {
+        const char *ev = cJSON_GetStringValue(cJSON_GetObjectItem(line, "event"));
+        pings += ev && !strcmp(ev, "ping");
+        finished += ev && !strcmp(ev, "task_finished");
+    }
+    cJSON_Delete(got);
+    assert_true(pings >= 1 && finished >= 1);
+    ts_check_webhook_bodies(&e.r);
     stop(&e);
 }
 

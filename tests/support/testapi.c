@@ -189,3 +189,11 @@ cJSON *ts_receiver_wait(const ts_receiver *r, const char *path, int count, int t
         pt_sleep_ms(100);
     }
 }
+
+void ts_check_webhook_bodies(const ts_receiver *r)
+{
+    char cmd[2200];
+    snprintf(cmd, sizeof(cmd), "node %s/tests/node/contract.mjs --bodies %s/docs/openapi.yaml %s",
+             PORTIER_SOURCE_DIR, PORTIER_SOURCE_DIR, r->log);
+    assert_int_equal(system(cmd), 0);
+}

@@ -47,5 +47,7 @@ void ts_receiver_add_secret(ts_receiver *r, const char *secret);
 cJSON *ts_received(const ts_receiver *r, const char *path, const char *id);
 /* The same once there are count of them (or after timeout_ms). */
 cJSON *ts_receiver_wait(const ts_receiver *r, const char *path, int count, int timeout_ms);
+/* Holds every body r logged to docs/openapi.yaml's webhooks section. */
+void ts_check_webhook_bodies(const ts_receiver *r);
 
 #endif
