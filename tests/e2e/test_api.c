@@ -809,6 +809,37 @@ static void test_waits_park(void **state)
     pt_rmtree(rdir);
 }
 
+/* --max-parked 1: the second task to wait makes the first let its session
+ * go. The first, answered, runs again from the start (a new trajectory);
+ * the second resumes in place (the same one). */
+static void test_max_parked(void **state)
+{
+    (void)state;
+    ts_server s;
+    const char *extra[] = {"--workers", "1", "--max-parked", "1", NULL};
+    ts_start_demo(&s, "api-max-parked", extra);
+    install_ask_sop(&s);
+    long long a = post_ask_task(&s);
+    cJSON_Delete(ts_wait_status(&s, a, "waiting_for_input", 90000));
+    long long b = post_ask_task(&s);
+    cJSON_Delete(ts_wait_status(&s, b, "waiting_for_input", 90000));
+    long long ta = trajectory_id(&s, a), tb = trajectory_id(&s, b);
+    int parked = 0;
+    for (int i = 0; i < 100 && !parked; i++) { /* the first one winds down */
+        tc_response r = ts_api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
+        parked = strstr(r.body, "portier_parked_sessions 1\n") != NULL;
+        tc_response_free(&r);
+        if (!parked)
+            pt_sleep_ms(100);
+    }
+    assert_true(parked);
+    answer_and_approve(&s, b);
+    assert_int_equal(trajectory_id(&s, b), tb);
+    answer_and_approve(&s, a);
+    assert_true(trajectory_id(&s, a) != ta);
+    ts_finish(&s);
+}
+
 /* No PHI and no secret in the server's log, even at debug level. */
 static void test_no_phi_in_logs(void **state)
 {
@@ -1008,6 +1039,6 @@ static void test_newer_schema_refused(void **state)
 PT_TESTS("api", cmocka_unit_test(test_quickstart_json), cmocka_unit_test(test_multipart_with_file),
          cmocka_unit_test(test_errors_and_idempotency), cmocka_unit_test(test_ask_and_review_held),
          cmocka_unit_test(test_ask_and_review_after_hold), cmocka_unit_test(test_waits_park),
-         cmocka_unit_test(test_no_phi_in_logs), cmocka_unit_test(test_kill9_recovery),
-         cmocka_unit_test(test_browser_crash_relaunch),
+         cmocka_unit_test(test_max_parked), cmocka_unit_test(test_no_phi_in_logs),
+         cmocka_unit_test(test_kill9_recovery), cmocka_unit_test(test_browser_crash_relaunch),
          cmocka_unit_test(test_newer_schema_refused));
