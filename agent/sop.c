@@ -710,10 +710,10 @@ static const char *const step_names[] = {
 
 /* Everything that may begin a line, for "did you mean". */
 static const char *const line_words[] = {
-    "goto",     "click",   "fill",       "type",    "press",  "select", "choose", "check",
-    "uncheck",  "upload",  "wait",       "extract", "expect", "if",     "else",   "end",
-    "whenever", "in",      "screenshot", "ask",     "review", "commit", "finish", "use",
-    "sop",      "summary", "input",      "timeout", "session"};
+    "goto",     "click",   "fill",       "type",    "press",   "select", "choose", "check",
+    "uncheck",  "upload",  "wait",       "extract", "expect",  "if",     "else",   "end",
+    "whenever", "in",      "screenshot", "ask",     "review",  "commit", "finish", "use",
+    "sop",      "summary", "input",      "timeout", "session", "files"};
 
 static int block_keeps_session(const sop_block *b)
 {
@@ -937,12 +937,43 @@ static void dir_session(parser *p, sop_block *b)
     use->cond = c;
 }
 
+/* files required N [TYPE ...]: what a task must bring, checked when it is
+ * created (docs/sop.md, "Files"). */
+static void dir_files(parser *p, sop_block *b)
+{
+    (void)b;
+    int req = accept_word(p, "required");
+    tok *n = req ? next(p) : peek(p);
+    if (!req || !n || n->kind != T_NUMBER || strspn(n->text, "0123456789") != strlen(n->text) ||
+        atoi(n->text) < 1 || atoi(n->text) > 100) {
+        err(p, n ? n->col : end_col(p),
+            "write files required N [TYPE ...], as in files required 1 pdf (N from 1 to 100)");
+        return;
+    }
+    if (p->depth == 0)
+        p->s->files_min = atoi(n->text);
+    for (tok *t; (t = peek(p)) && t->kind == T_WORD;) {
+        next(p);
+        if (p->depth)
+            continue;
+        char **v = realloc(p->s->file_types, (p->s->nfile_types + 1) * sizeof(*v));
+        if (!v)
+            return;
+        p->s->file_types = v;
+        char *type = strdup(t->text);
+        for (char *c = type; c && *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        v[p->s->nfile_types++] = type;
+    }
+    expect_eol(p, "files required N TYPE ...");
+}
+
 static const struct directive {
     const char *word;
     void (*parse)(parser *p, sop_block *b);
 } directives[] = {
-    {"sop", dir_sop},         {"summary", dir_summary}, {"input", dir_input},
-    {"timeout", dir_timeout}, {"use", dir_use},         {"session", dir_session},
+    {"sop", dir_sop}, {"summary", dir_summary}, {"input", dir_input}, {"timeout", dir_timeout},
+    {"use", dir_use}, {"session", dir_session}, {"files", dir_files},
 };
 
 /* Each step kind's parser reads the rest of its line into st (w: the word
@@ -1563,6 +1594,9 @@ void sop_free(sop *s)
     for (size_t i = 0; i < s->nfiles; i++)
         free(s->files[i]);
     free(s->files);
+    for (size_t i = 0; i < s->nfile_types; i++)
+        free(s->file_types[i]);
+    free(s->file_types);
     free(s);
 }
 

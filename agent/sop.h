@@ -157,6 +157,11 @@ typedef struct sop {
     sop_block steps; /* `use`d files' steps are spliced in where used */
     char **files;    /* every file read: this one and those it `use`s */
     size_t nfiles;
+    /* files required N TYPE...: a task brings at least files_min files, each
+     * of one of these types (extensions, lower case; none: any type) */
+    int files_min;
+    char **file_types;
+    size_t nfile_types;
 } sop;
 
 /* ---- Parsing and linting ------------------------------------------------- */

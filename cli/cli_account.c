@@ -35,6 +35,7 @@ static int account_usage(const char *why)
             "          private address unless --allow-private-webhooks)\n"
             "       portier account set-portal NAME URL\n"
             "       portier account set-session NAME on|off   (keep signed-in browser sessions)\n"
+            "       portier account set-events NAME task_finished[,task_waiting]\n"
             "       portier account rotate-key NAME\n"
             "       portier account rotate-webhook-secret NAME [--grace-hours H]\n"
             "  every command takes --db FILE (default portier.db)\n",
@@ -191,6 +192,17 @@ static int cmd_set_session(account_cmd *c)
     return simple(c, store_account_set_sessions(c->st, c->a.id, !strcmp(v, "on")));
 }
 
+static int cmd_set_events(account_cmd *c)
+{
+    unsigned events = 0;
+    char err[PT_ERR_MAX];
+    if (webhook_events_parse(c->pos[2], &events, err) < 0) {
+        fprintf(stderr, "portier account: set-events: %s\n", err);
+        return 2;
+    }
+    return simple(c, store_account_set_events(c->st, c->a.id, events));
+}
+
 static int cmd_rotate_key(account_cmd *c)
 {
     char key[64];
@@ -238,6 +250,7 @@ static const struct {
     {"set-webhook", 2, 1, cmd_set_webhook},
     {"set-portal", 2, 1, cmd_set_portal},
     {"set-session", 2, 1, cmd_set_session},
+    {"set-events", 2, 1, cmd_set_events},
     {"rotate-key", 1, 1, cmd_rotate_key},
     {"rotate-webhook-secret", 1, 1, cmd_rotate_webhook_secret},
 };

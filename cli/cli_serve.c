@@ -29,7 +29,8 @@ static int serve_usage(const char *why)
             "portier serve: %s\n"
             "usage: portier serve [--listen 127.0.0.1:8080] [--db portier.db] [--workers N]\n"
             "                     [--browser ws://...] [--demo] [--webhook-url URL]\n"
-            "                     [--hold-seconds S] [--max-body BYTES] [--max-file BYTES]\n"
+            "                     [--hold-seconds S] [--max-parked N]\n"
+            "                     [--max-body BYTES] [--max-file BYTES]\n"
             "                     [--session-max-age 20m] [--session-idle 5m]\n"
             "                     [--max-queue N] [--portal-listen 127.0.0.1:8081]\n"
             "                     [--header-timeout S] [--min-body-rate BYTES]\n"
@@ -238,6 +239,8 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             o->workers = n ? (int)n : -1; /* 0: accept tasks, run none here */
         else if (!strcmp(a, "--hold-seconds") && n >= 1)
             o->hold_seconds = (int)n;
+        else if (!strcmp(a, "--max-parked") && n >= 0 && n <= 256)
+            o->max_parked = n ? (int)n : -1; /* 0: park none */
         else if (!strcmp(a, "--max-queue") && n >= 1)
             o->max_queue = (int)n;
         else if (!strcmp(a, "--max-body") && n >= 1024)

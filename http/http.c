@@ -1077,6 +1077,11 @@ const char *http_query(const http_request *r, const char *name)
     return NULL;
 }
 
+const char *http_query_name(const http_request *r, size_t i)
+{
+    return i < r->args.n ? r->args.items[i].name : NULL;
+}
+
 const char *http_header(const http_request *r, const char *name)
 {
     return kv_get(&r->headers, name);

@@ -132,6 +132,9 @@ const char *http_method(const http_request *r); /* "GET", "POST", ... */
 const char *http_path(const http_request *r);   /* decoded, without the query */
 /* A query argument's decoded value, or NULL. */
 const char *http_query(const http_request *r, const char *name);
+/* The name of the i-th query argument in the order sent (repeats included),
+ * or NULL past the last. */
+const char *http_query_name(const http_request *r, size_t i);
 /* A header's value (name case-insensitive), or NULL. */
 const char *http_header(const http_request *r, const char *name);
 /* The request's media type is exactly type (case-insensitive; parameters

@@ -20,6 +20,7 @@
 #include "util/timeutil.h"
 
 #include <ctype.h>
+#include <openssl/evp.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,7 @@ static void reply_obj(http_request *r, int status, cJSON *o)
 
 static void reply_task(http_request *r, const task *t)
 {
-    reply_obj(r, 200, task_to_json(t, 0));
+    reply_obj(r, 200, task_to_json(t));
 }
 
 /* The JSON body as an object, or an error answered (NULL). */
@@ -265,18 +266,121 @@ static int check_data(store *st, http_request *r, const account *a, const sop *s
     return -1;
 }
 
+/* The request's hash, kept with its Idempotency-Key: type, data and every
+ * file (field, name, type and content), each part length-prefixed. */
+static void request_hash(const create_in *in, char out[65])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char d[32];
+    unsigned len = 0;
+    const char *parts[2] = {in->type, in->data};
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    for (size_t i = 0; i < 2; i++) {
+        unsigned long long n = parts[i] ? strlen(parts[i]) + 1 : 0;
+        EVP_DigestUpdate(md, &n, sizeof(n));
+        EVP_DigestUpdate(md, parts[i] ? parts[i] : "", n);
+    }
+    for (size_t i = 0; i < in->nfiles; i++) {
+        const task_file_in *f = &in->files[i];
+        const char *meta[3] = {f->field, f->filename, f->content_type};
+        for (size_t k = 0; k < 3; k++) {
+            unsigned long long n = meta[k] ? strlen(meta[k]) + 1 : 0;
+            EVP_DigestUpdate(md, &n, sizeof(n));
+            EVP_DigestUpdate(md, meta[k] ? meta[k] : "", n);
+        }
+        unsigned long long size = f->size;
+        EVP_DigestUpdate(md, &size, sizeof(size));
+        FILE *fp = fopen(f->path, "rb");
+        char buf[16384];
+        size_t got;
+        while (fp && (got = fread(buf, 1, sizeof(buf), fp)) > 0)
+            EVP_DigestUpdate(md, buf, got);
+        if (fp)
+            fclose(fp);
+    }
+    EVP_DigestFinal_ex(md, d, &len);
+    EVP_MD_CTX_free(md);
+    pt_hex(d, 32, out);
+}
+
+/* Whether file f is of one of the SOP's types: its name's extension, or
+ * its content type's subtype (application/pdf is pdf). */
+static int file_type_ok(const sop *sp, const task_file_in *f)
+{
+    if (!sp->nfile_types)
+        return 1;
+    const char *dot = f->filename ? strrchr(f->filename, '.') : NULL;
+    const char *sub = f->content_type ? strchr(f->content_type, '/') : NULL;
+    for (size_t i = 0; i < sp->nfile_types; i++) {
+        const char *t = sp->file_types[i];
+        size_t n = strlen(t);
+        if ((dot && !strcasecmp(dot + 1, t)) ||
+            (sub && !strncasecmp(sub + 1, t, n) && (!sub[1 + n] || sub[1 + n] == ';')))
+            return 1;
+    }
+    return 0;
+}
+
+/* The SOP's `files required` list as "pdf or png" into out. */
+static void types_text(const sop *sp, char *out, size_t n)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sp->nfile_types && used < n; i++)
+        used += (size_t)snprintf(out + used, n - used, "%s%s", i ? " or " : "", sp->file_types[i]);
+    if (!sp->nfile_types)
+        snprintf(out, n, "any type");
+}
+
+/* Checks the files against the SOP's `files required` before anything is
+ * queued, or answers 422 (-1). Names no file's content, only its place. */
+static int check_files(http_request *r, const sop *sp, const char *type, const create_in *in)
+{
+    char types[256];
+    types_text(sp, types, sizeof(types));
+    size_t good = 0;
+    for (size_t i = 0; i < in->nfiles; i++) {
+        if (file_type_ok(sp, &in->files[i])) {
+            good++;
+            continue;
+        }
+        http_reply_error(r, 422, "unsupported_file_type", "file %zu is not a type %s takes (%s)",
+                         i + 1, type, types);
+        return -1;
+    }
+    if ((int)good < sp->files_min) {
+        http_reply_error(r, 422, "missing_files",
+                         "%s needs at least %d file%s (%s) sent as multipart/form-data `files`; "
+                         "the request has %zu",
+                         type, sp->files_min, sp->files_min == 1 ? "" : "s", types, good);
+        return -1;
+    }
+    return 0;
+}
+
 /* A retry with a key already used returns the original task, whatever
- * happened since (the queue may be full now): 1 answered, 0 go on, -1 the
- * key is malformed (answered). */
-static int replay_idempotent(store *st, http_request *r, const account *a, const char *idem)
+ * happened since (the queue may be full now), if it is the same request;
+ * the same key with another request is a 422. 1 answered, 0 go on, -1 the
+ * key is malformed or reused (answered). */
+static int replay_idempotent(store *st, http_request *r, const account *a, const char *idem,
+                             const char *hash)
 {
     if (idem && (!*idem || strlen(idem) > 255)) {
         http_reply_error(r, 400, "invalid_request", "Idempotency-Key must be 1 to 255 characters");
         return -1;
     }
     task orig;
-    if (!idem || store_task_by_idempotency(st, a->id, idem, &orig) != 1)
+    char was[65] = "";
+    if (!idem || store_task_by_idempotency(st, a->id, idem, &orig, was) != 1)
         return 0;
+    if (was[0] && strcmp(was, hash)) {
+        http_reply_error(r, 422, "idempotency_key_reused",
+                         "this Idempotency-Key was used for another request (task %lld); use a "
+                         "new key for a new task",
+                         (long long)orig.id);
+        task_free(&orig);
+        return -1;
+    }
     http_add_header(r, "Idempotent-Replayed", "true");
     reply_task(r, &orig);
     task_free(&orig);
@@ -313,6 +417,37 @@ static void queue_release(api_env *e)
     pthread_mutex_unlock(&e->admit_mu);
 }
 
+/* Keys whose first request is being answered now (this node), so that the
+ * same key at the same time is a 409 rather than a race. */
+static int idem_claim(api_env *e, int64_t acct, const char *key)
+{
+    char k[300];
+    snprintf(k, sizeof(k), "%lld:%s", (long long)acct, key);
+    pthread_mutex_lock(&e->idem_mu);
+    int free_at = -1;
+    for (int i = 0; i < API_IDEM_INFLIGHT; i++) {
+        if (e->idem_inflight[i][0] && !strcmp(e->idem_inflight[i], k)) {
+            pthread_mutex_unlock(&e->idem_mu);
+            return -1;
+        }
+        if (!e->idem_inflight[i][0] && free_at < 0)
+            free_at = i;
+    }
+    if (free_at >= 0)
+        snprintf(e->idem_inflight[free_at], sizeof(e->idem_inflight[free_at]), "%s", k);
+    pthread_mutex_unlock(&e->idem_mu);
+    return free_at >= 0 ? free_at : -2; /* -2 table full: no guard, the store still dedupes */
+}
+
+static void idem_release(api_env *e, int slot)
+{
+    if (slot < 0)
+        return;
+    pthread_mutex_lock(&e->idem_mu);
+    e->idem_inflight[slot][0] = '\0';
+    pthread_mutex_unlock(&e->idem_mu);
+}
+
 static void create_task(http_request *r, void *ud)
 {
     const api_call *c = ud;
@@ -320,6 +455,7 @@ static void create_task(http_request *r, void *ud)
     store *st = c->st;
     const account *a = c->a;
     create_in in = {0};
+    int claim = -2;
     if (read_create(r, &in) < 0)
         goto out;
     if (!in.type || !*in.type) {
@@ -328,11 +464,20 @@ static void create_task(http_request *r, void *ud)
         goto out;
     }
     const char *idem = http_header(r, "idempotency-key");
-    if (replay_idempotent(st, r, a, idem) != 0)
+    char hash[65];
+    request_hash(&in, hash);
+    if (idem && *idem && strlen(idem) <= 255 && (claim = idem_claim(e, a->id, idem)) == -1) {
+        http_reply_error(r, 409, "idempotency_key_in_use",
+                         "a request with this Idempotency-Key is still being answered; retry "
+                         "once it has been");
+        goto out;
+    }
+    if (replay_idempotent(st, r, a, idem, hash) != 0)
         goto out;
     int version = 0;
     const sop *sp = sop_for(e, st, r, a, in.type, &version);
-    if (!sp || check_data(st, r, a, sp, in.type, in.data) < 0)
+    if (!sp || check_files(r, sp, in.type, &in) < 0 ||
+        check_data(st, r, a, sp, in.type, in.data) < 0)
         goto out;
     if (queue_admit(e, st, r) < 0)
         goto out;
@@ -347,6 +492,7 @@ static void create_task(http_request *r, void *ud)
                                               : "",
                   .data = in.data,
                   .idem_key = idem,
+                  .idem_hash = hash,
                   .files = in.files,
                   .nfiles = in.nfiles,
                   .files_dir = e->files_dir};
@@ -365,53 +511,147 @@ static void create_task(http_request *r, void *ud)
     reply_task(r, &t);
     task_free(&t);
 out:
+    idem_release(e, claim);
     create_in_free(&in);
 }
 
 /* ---- GET /tasks ---------------------------------------------------------- */
 
-static void list_tasks(http_request *r, void *ud)
+/* Every query parameter is known and given once, or the 400 is answered
+ * (-1). */
+static int check_query(http_request *r, const char *const *known, size_t nknown)
 {
-    const api_call *c = ud;
-    store *st = c->st;
-    const account *a = c->a;
-    const char *status = http_query(r, "status"), *type = http_query(r, "type");
-    const char *lim = http_query(r, "limit"), *after = http_query(r, "after");
-    if (status && !*status)
-        status = NULL;
-    if (type && !*type)
-        type = NULL;
-    enum task_status want;
-    if (status && task_status_parse(status, &want) != PT_FOUND) {
-        http_reply_error(r, 400, "invalid_request", "status '%.40s' is not a task status", status);
-        return;
+    for (size_t i = 0; http_query_name(r, i); i++) {
+        const char *name = http_query_name(r, i);
+        size_t k = 0;
+        while (k < nknown && strcmp(known[k], name))
+            k++;
+        if (k == nknown) {
+            http_reply_error(r, 400, "unknown_parameter",
+                             "unknown query parameter '%.40s' (known: status, type, limit, after, "
+                             "created_after, created_before)",
+                             name);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(http_query_name(r, j), name)) {
+                http_reply_error(
+                    r, 400, "repeated_parameter", "query parameter '%s' is given more than once%s",
+                    name,
+                    strcmp(name, "status") ? "" : " (send one comma-separated list: status=a,b)");
+                return -1;
+            }
     }
-    if (type && !task_type_known(type)) {
-        http_reply_error(r, 400, "invalid_request", "type '%.40s' is not a task type", type);
-        return;
+    return 0;
+}
+
+/* status=a,b as a JSON array of names into *json (NULL: any), or the 400
+ * answered (-1). */
+static int status_list(http_request *r, const char *status, char **json)
+{
+    *json = NULL;
+    if (!status || !*status)
+        return 0;
+    cJSON *arr = cJSON_CreateArray();
+    char *copy = strdup(status), *save = NULL;
+    int rc = copy ? 0 : -1;
+    for (char *p = copy ? strtok_r(copy, ",", &save) : NULL; p && !rc;
+         p = strtok_r(NULL, ",", &save)) {
+        enum task_status want;
+        if (task_status_parse(p, &want) != PT_FOUND) {
+            http_reply_error(r, 400, "invalid_request", "status '%.40s' is not a task status", p);
+            rc = -1;
+        } else {
+            cJSON_AddItemToArray(arr, cJSON_CreateString(p));
+        }
+    }
+    if (!rc && !cJSON_GetArraySize(arr)) {
+        http_reply_error(r, 400, "invalid_request", "status must name one or more statuses");
+        rc = -1;
+    }
+    if (!rc)
+        *json = cJSON_PrintUnformatted(arr);
+    free(copy);
+    cJSON_Delete(arr);
+    return rc;
+}
+
+/* A created_after / created_before bound into *ms (0: none), or the 400
+ * answered (-1). */
+static int time_bound(http_request *r, const char *name, int64_t *ms)
+{
+    const char *v = http_query(r, name);
+    *ms = 0;
+    if (!v)
+        return 0;
+    if (pt_iso8601_parse(v, ms) < 0) {
+        http_reply_error(r, 400, "invalid_request",
+                         "%s must be an ISO-8601 date or date-time with a zone "
+                         "(2025-03-18 or 2025-03-18T12:00:00.000Z)",
+                         name);
+        return -1;
+    }
+    return 0;
+}
+
+/* The listing's filter from the query, or the 400 answered (-1); *statuses
+ * is the caller's to free. */
+static int read_filter(http_request *r, task_filter *f, char **statuses)
+{
+    static const char *const known[] = {"status", "type",          "limit",
+                                        "after",  "created_after", "created_before"};
+    *statuses = NULL;
+    if (check_query(r, known, sizeof(known) / sizeof(known[0])) < 0 ||
+        status_list(r, http_query(r, "status"), statuses) < 0 ||
+        time_bound(r, "created_after", &f->created_after) < 0 ||
+        time_bound(r, "created_before", &f->created_before) < 0)
+        return -1;
+    f->statuses_json = *statuses;
+    const char *type = http_query(r, "type");
+    const char *lim = http_query(r, "limit"), *after = http_query(r, "after");
+    f->type = type && *type ? type : NULL;
+    if (f->type && !task_type_known(f->type)) {
+        http_reply_error(r, 400, "invalid_request", "type '%.40s' is not a task type", f->type);
+        return -1;
     }
     char *end;
     long limit = lim ? strtol(lim, &end, 10) : 20;
     if (lim && (*end || limit < 1 || limit > 100)) {
         http_reply_error(r, 400, "invalid_request", "limit must be 1 to 100");
-        return;
+        return -1;
     }
+    f->limit = (int)limit;
     long long cursor = after ? strtoll(after, &end, 10) : 0;
     if (after && (*end || cursor < 1)) {
         http_reply_error(r, 400, "invalid_request",
                          "after must be a task id (the next_after of the previous page)");
+        return -1;
+    }
+    f->after = cursor;
+    return 0;
+}
+
+static void list_tasks(http_request *r, void *ud)
+{
+    const api_call *c = ud;
+    task_filter f = {0};
+    char *statuses = NULL;
+    if (read_filter(r, &f, &statuses) < 0) {
+        free(statuses);
         return;
     }
     int64_t next = 0;
     task *rows = NULL;
     size_t n = 0;
-    if (store_task_list(st, a->id, status, type, (int)limit, cursor, &rows, &n, &next) < 0) {
+    int rc = store_task_list(c->st, c->a->id, &f, &rows, &n, &next);
+    free(statuses);
+    if (rc < 0) {
         http_reply_error(r, 503, "unavailable", "the store is not available");
         return;
     }
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "data");
     for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, task_to_json(&rows[i], 0));
+        cJSON_AddItemToArray(arr, task_to_json(&rows[i]));
     store_tasks_free(rows, n);
     cJSON_AddBoolToObject(o, "has_more", next != 0);
     if (next)
@@ -731,6 +971,170 @@ static void redeliver(http_request *r, void *ud)
     reply_obj(r, 202, o);
 }
 
+/* ---- The account's webhook endpoint -------------------------------------- */
+
+/* GET /webhook's view of account a (as stored now). */
+static cJSON *webhook_view(store *st, int64_t acct)
+{
+    account a;
+    cJSON *o = cJSON_CreateObject();
+    if (store_account_by_id(st, acct, &a) != 1)
+        return o;
+    int has = a.webhook_url && *a.webhook_url;
+    cJSON_AddItemToObject(o, "url", has ? cJSON_CreateString(a.webhook_url) : cJSON_CreateNull());
+    cJSON_AddBoolToObject(o, "enabled", has && !a.webhook_disabled);
+    if (a.webhook_disabled)
+        cJSON_AddStringToObject(o, "disabled_reason",
+                                "the endpoint answered 410 Gone; PUT /webhook re-enables it");
+    else if (!has)
+        cJSON_AddStringToObject(o, "disabled_reason", "the account has no webhook endpoint");
+    else
+        cJSON_AddNullToObject(o, "disabled_reason");
+    cJSON_AddItemToObject(o, "events", webhook_events_json(a.webhook_events));
+    cJSON_AddItemToObject(o, "attempts", store_account_attempts(st, acct, 20));
+    account_free(&a);
+    return o;
+}
+
+static void webhook_get(http_request *r, void *ud)
+{
+    const api_call *c = ud;
+    reply_obj(r, 200, webhook_view(c->st, c->a->id));
+}
+
+/* PUT /webhook's events member (an array of names) into *mask, or the 400
+ * answered (-1). */
+static int read_events(http_request *r, const cJSON *ev, unsigned *mask)
+{
+    char list[256] = "", err[PT_ERR_MAX];
+    size_t used = 0;
+    const cJSON *e;
+    int ok = cJSON_IsArray(ev);
+    cJSON_ArrayForEach(e, ev)
+    {
+        ok = ok && cJSON_IsString(e) && strlen(e->valuestring) < 64 && used + 66 < sizeof(list);
+        if (ok)
+            used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", used ? "," : "",
+                                     e->valuestring);
+    }
+    if (!ok) {
+        http_reply_error(r, 400, "invalid_request", "events must be an array of event names (%s)",
+                         WEBHOOK_EVENT_NAMES);
+        return -1;
+    }
+    if (webhook_events_parse(list, mask, err) < 0) {
+        http_reply_error(r, 400, "invalid_request", "events: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* PUT /webhook {"url", "events"}: either or both; it re-enables the
+ * endpoint. */
+static void webhook_put(http_request *r, void *ud)
+{
+    const api_call *c = ud;
+    cJSON *b = json_body(r, 1);
+    if (!b)
+        return;
+    cJSON *url = cJSON_GetObjectItemCaseSensitive(b, "url");
+    cJSON *ev = cJSON_GetObjectItemCaseSensitive(b, "events");
+    const char *u = cJSON_GetStringValue(url);
+    unsigned mask = 0;
+    if (!url && !ev) {
+        http_reply_error(r, 400, "invalid_request", "send {\"url\": ..., \"events\": [...]}");
+        goto out;
+    }
+    if (url && (!u || strlen(u) > 2048 || (strncmp(u, "https://", 8) && strncmp(u, "http://", 7)) ||
+                strpbrk(u, " \r\n"))) {
+        http_reply_error(r, 400, "invalid_request",
+                         "url must be an http:// or https:// URL of at most 2048 characters");
+        goto out;
+    }
+    if (ev && read_events(r, ev, &mask) < 0)
+        goto out;
+    const char *now = u ? u : c->a->webhook_url;
+    if (!now || !*now) {
+        http_reply_error(r, 400, "invalid_request", "the account has no endpoint yet: send url");
+        goto out;
+    }
+    if (store_account_set_webhook(c->st, c->a->id, now) < 0 ||
+        (ev && store_account_set_events(c->st, c->a->id, mask) < 0)) {
+        http_reply_error(r, 503, "unavailable", "the store is not available");
+        goto out;
+    }
+    PT_INFO("api", "account %lld set its webhook endpoint", (long long)c->a->id);
+    reply_obj(r, 200, webhook_view(c->st, c->a->id));
+out:
+    cJSON_Delete(b);
+}
+
+/* The endpoint can take an event now, or the 409 answered (-1). */
+static int endpoint_ready(http_request *r, const account *a)
+{
+    if (!a->webhook_url || !*a->webhook_url) {
+        http_reply_error(r, 409, "no_webhook",
+                         "the account has no webhook endpoint: PUT /webhook {\"url\"} first");
+        return -1;
+    }
+    if (a->webhook_disabled) {
+        http_reply_error(r, 409, "webhook_disabled",
+                         "the endpoint answered 410 Gone and is disabled: PUT /webhook re-enables "
+                         "it");
+        return -1;
+    }
+    return 0;
+}
+
+/* POST /webhook/test: a signed ping through the outbox, recorded like any
+ * attempt. */
+static void webhook_test(http_request *r, void *ud)
+{
+    const api_call *c = ud;
+    if (endpoint_ready(r, c->a) < 0)
+        return;
+    char data[160], eid[40] = "evt_";
+    snprintf(data, sizeof(data), "{\"accountId\":%lld,\"message\":\"ping from portier\"}",
+             (long long)c->a->id);
+    pt_random_hex(eid + 4, 32);
+    if (store_outbox_add(c->st, c->a->id, 0, "ping", eid, data) < 0) {
+        http_reply_error(r, 503, "unavailable", "the store is not available");
+        return;
+    }
+    webhooks_kick(c->e->hooks);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event_id", eid);
+    cJSON_AddStringToObject(o, "status", "queued");
+    reply_obj(r, 202, o);
+}
+
+/* POST /webhook/recover {"since"}: every event that failed for good since
+ * then goes out again, each on a fresh schedule. */
+static void webhook_recover(http_request *r, void *ud)
+{
+    const api_call *c = ud;
+    cJSON *b = json_body(r, 1);
+    if (!b)
+        return;
+    const char *since = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "since"));
+    int64_t ms = 0, n = 0;
+    if (!since || pt_iso8601_parse(since, &ms) < 0) {
+        http_reply_error(r, 400, "invalid_request",
+                         "since must be an ISO-8601 date or date-time with a zone "
+                         "(2025-03-18T12:00:00.000Z)");
+    } else if (endpoint_ready(r, c->a) == 0) {
+        if (store_outbox_recover(c->st, c->a->id, ms, &n) < 0) {
+            http_reply_error(r, 503, "unavailable", "the store is not available");
+        } else {
+            webhooks_kick(c->e->hooks);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "requeued", (double)n);
+            reply_obj(r, 202, o);
+        }
+    }
+    cJSON_Delete(b);
+}
+
 /* ---- Service routes ------------------------------------------------------ */
 
 static void healthz(http_request *r, void *ud)
@@ -780,6 +1184,9 @@ static void metrics_workers(api_env *e, store *st, pt_buf *b)
                    "# TYPE portier_workers gauge\nportier_workers %d\n"
                    "# HELP portier_workers_busy Workers running a task now.\n"
                    "# TYPE portier_workers_busy gauge\nportier_workers_busy %d\n"
+                   "# HELP portier_parked_sessions Waiting tasks that hold their browser "
+                   "context.\n"
+                   "# TYPE portier_parked_sessions gauge\nportier_parked_sessions %d\n"
                    "# HELP portier_worker_utilization Busy workers over workers.\n"
                    "# TYPE portier_worker_utilization gauge\nportier_worker_utilization %.3f\n"
                    "# HELP portier_browser_launches_total Browsers started (relaunches "
@@ -790,8 +1197,9 @@ static void metrics_workers(api_env *e, store *st, pt_buf *b)
                    "# TYPE portier_http_requests_total counter\nportier_http_requests_total %ld\n"
                    "# HELP portier_task_duration_seconds Time from running to a final status.\n"
                    "# TYPE portier_task_duration_seconds histogram\n",
-                   pending, ws.workers, ws.busy, ws.workers ? (double)ws.busy / ws.workers : 0.0,
-                   pool_launches(e->pool), (long)e->requests);
+                   pending, ws.workers, ws.busy, pool_parked(e->pool),
+                   ws.workers ? (double)ws.busy / ws.workers : 0.0, pool_launches(e->pool),
+                   (long)e->requests);
     for (int i = 0; i < WORKER_DURATION_BUCKETS; i++) {
         if (worker_duration_bounds[i])
             pt_buf_appendf(b, "portier_task_duration_seconds_bucket{le=\"%g\"} %ld\n",
@@ -876,11 +1284,14 @@ int api_init(api_env *e)
     e->requests = 0;
     e->admitting = 0;
     pthread_mutex_init(&e->admit_mu, NULL);
+    memset(e->idem_inflight, 0, sizeof(e->idem_inflight));
+    pthread_mutex_init(&e->idem_mu, NULL);
     return pthread_key_create(&e->store_key, close_store) == 0 ? PT_OK : PT_EFAIL;
 }
 
 void api_fini(api_env *e)
 {
+    pthread_mutex_destroy(&e->idem_mu);
     pthread_key_delete(e->store_key);
     pthread_mutex_destroy(&e->admit_mu);
 }
@@ -921,6 +1332,10 @@ static const http_route routes[] = {
     {"GET", "/tasks/{id}/trajectory/", trajectory_file, HTTP_PREFIX},
     {"GET", "/tasks/{id}/deliveries", deliveries},
     {"POST", "/tasks/{id}/webhook/redeliver", redeliver},
+    {"GET", "/webhook", webhook_get},
+    {"PUT", "/webhook", webhook_put},
+    {"POST", "/webhook/test", webhook_test},
+    {"POST", "/webhook/recover", webhook_recover},
     {"POST", "/_portier/webhook-sink", sink},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -948,7 +1363,13 @@ static int find_task(store *st, http_request *r, const account *a, task *t)
     const char *p = http_path(r) + 7;
     char *end;
     long long id = strtoll(p, &end, 10);
-    if (end == p || id < 1 || (*end && *end != '/') || !isdigit((unsigned char)*p)) {
+    size_t len = strcspn(p, "/");
+    if (len && (end == p || (*end && *end != '/') || !isdigit((unsigned char)*p))) {
+        http_reply_error(r, 400, "invalid_id", "a task id is a number; '%.*s' is not",
+                         (int)(len < 40 ? len : 40), p);
+        return -1;
+    }
+    if (!len || id < 1) {
         http_reply_error(r, 404, "not_found", "no task %.40s", p);
         return -1;
     }
@@ -965,7 +1386,8 @@ static int find_task(store *st, http_request *r, const account *a, task *t)
 /* Whether a path is an account's: everything under /tasks. */
 static int needs_key(const char *path)
 {
-    return strcmp(path, "/tasks") == 0 || strncmp(path, "/tasks/", 7) == 0;
+    return strcmp(path, "/tasks") == 0 || strncmp(path, "/tasks/", 7) == 0 ||
+           strcmp(path, "/webhook") == 0 || strncmp(path, "/webhook/", 9) == 0;
 }
 
 int api_admit(http_request *r, void *ud)
@@ -1011,7 +1433,7 @@ void api_handle(http_request *r, void *ud)
         if (authenticate(c.st, r, &a) < 0)
             return;
         c.a = &a;
-        if (path[6] == '/') {
+        if (!strncmp(path, "/tasks/", 7)) {
             if (find_task(c.st, r, &a, &t) < 0)
                 goto out;
             c.t = &t;

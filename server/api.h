@@ -18,6 +18,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#define API_IDEM_INFLIGHT 64
+
 /* What the handlers work with: the parts are borrowed and outlive the HTTP
  * server; set them, then api_init before the first request. */
 typedef struct api_env {
@@ -44,6 +46,8 @@ typedef struct api_env {
     atomic_long requests;
     pthread_mutex_t admit_mu; /* the queue's admission: depth + admitting */
     int admitting;            /* POST /tasks past the queue check, not yet created */
+    pthread_mutex_t idem_mu;                    /* guards idem_inflight */
+    char idem_inflight[API_IDEM_INFLIGHT][300]; /* "account:key" being answered; "" free */
 } api_env;
 
 /* The body a request without an API key may carry (the demo's webhook

@@ -40,6 +40,7 @@ struct pool {
     size_t nkept;
     int per_account;
     int64_t max_age_ms, idle_ms;
+    int parked; /* runs asleep in a hold with their context (server/worker.c) */
 };
 
 /* Takes the kept sessions that `drop` selects out of the list (under mu);
@@ -351,6 +352,27 @@ int pool_sessions(pool *p)
 {
     pthread_mutex_lock(&p->mu);
     int n = (int)p->nkept;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+/* ---- Parked sessions ------------------------------------------------------
+ * A run that waits for a person keeps its browser context (a kept session
+ * or its own) and its browser (pool_get) while its worker goes on to other
+ * tasks; the pool counts them with its sessions. How many may park, and
+ * which one lets go first, is the workers' rule. */
+
+void pool_park(pool *p, int delta)
+{
+    pthread_mutex_lock(&p->mu);
+    p->parked += delta;
+    pthread_mutex_unlock(&p->mu);
+}
+
+int pool_parked(pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = p->parked;
     pthread_mutex_unlock(&p->mu);
     return n;
 }

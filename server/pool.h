@@ -60,4 +60,10 @@ void pool_session_reap(pool *p);
 /* Kept sessions now, free and in use. */
 int pool_sessions(pool *p);
 
+/* A run parks (+1) with its context while it waits for a person, or stops
+ * being parked (-1); the browser stays taken (pool_get) meanwhile. */
+void pool_park(pool *p, int delta);
+/* Runs parked now. */
+int pool_parked(pool *p);
+
 #endif

@@ -38,14 +38,14 @@ struct service {
     http_server *http;
 };
 
-/* Every move's aftermath: a final status has a webhook to send, a pending
+/* Every move's aftermath: a final status (or a wait) has a webhook to send, a pending
  * task a worker to wake. */
 static void moved(void *ud, int64_t id, enum task_status to)
 {
     service *s = ud;
     (void)id;
-    if (task_status_is_final(to))
-        webhooks_kick(s->hooks);
+    if (task_status_is_final(to) || to == TASK_WAITING_FOR_INPUT || to == TASK_PENDING_REVIEW)
+        webhooks_kick(s->hooks); /* task_finished, or task_waiting if wanted */
     else if (to == TASK_PENDING)
         service_kick(s);
 }
@@ -131,6 +131,10 @@ static void defaults(service_options *o)
         o->max_attempts = TASK_MAX_ATTEMPTS;
     if (!o->browsers) /* a crash interrupts only the runs in that browser */
         o->browsers = o->workers > 0 ? o->workers : 1;
+    if (!o->max_parked)
+        o->max_parked = 8;
+    if (o->max_parked < 0)
+        o->max_parked = 0;
     if (!o->max_queue)
         o->max_queue = 10000;
     if (!o->session_max_age)
@@ -212,6 +216,7 @@ int service_start(const service_options *o, service **out, char *err)
                      .data_dir = s->data_dir,
                      .hold_seconds = s->o.hold_seconds,
                      .max_attempts = s->o.max_attempts,
+                     .max_parked = s->o.max_parked,
                      .dispatch = s->dispatch,
                      .pool = s->pool,
                      .sops = s->sops,

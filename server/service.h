@@ -20,7 +20,8 @@ typedef struct service_options {
     int workers;            /* tasks at once; 0: 2; < 0: none (API only) */
     int browsers;           /* launched browsers the workers share; 0: one per worker */
     int max_attempts;       /* runs of a task interruptions allow; 0: 3 */
-    int hold_seconds;       /* a waiting task keeps its worker this long; 0: 300 */
+        int hold_seconds;       /* a waiting task keeps its session this long; 0: 300 */
+    int max_parked;         /* waiting tasks that keep their session; 0: 8; < 0: none */
     int max_queue;          /* pending tasks past which POST /tasks is 429; 0: 10000 */
     size_t max_body;        /* request bytes; 0: 25 MiB */
     size_t max_file;        /* bytes per uploaded file; 0: max_body */

@@ -85,6 +85,17 @@ static const char *const migrations[] = {
      * key); retention marks a final task whose data it purged */
     "ALTER TABLE accounts ADD COLUMN data_key BLOB;"
     "ALTER TABLE tasks ADD COLUMN purged_at INTEGER;",
+    /* 5: what a client sees of a task (outputs, what review asks), the
+     * idempotency key's request, the account's events, and attempts that
+     * say which attempt, where and what came back */
+    "ALTER TABLE tasks ADD COLUMN outputs TEXT;"
+    "ALTER TABLE tasks ADD COLUMN review_prompt TEXT;"
+    "ALTER TABLE idempotency ADD COLUMN request_hash TEXT;"
+    "ALTER TABLE accounts ADD COLUMN webhook_events INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE outbox ADD COLUMN round_start INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE deliveries ADD COLUMN attempt INTEGER;"
+    "ALTER TABLE deliveries ADD COLUMN url TEXT;"
+    "ALTER TABLE deliveries ADD COLUMN reply TEXT;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -77,8 +77,12 @@ typedef struct account {
     size_t whsec_len, whsec_old_len;
     int64_t whsec_old_until;
     int64_t created_at;
-    int sessions_off; /* no kept browser sessions (account set-session NAME off) */
+    int sessions_off;        /* no kept browser sessions (account set-session NAME off) */
+    unsigned webhook_events; /* STORE_EVENT_* the endpoint gets */
 } account;
+
+/* The events an account's endpoint may get (task_finished by default). */
+enum { STORE_EVENT_FINISHED = 1, STORE_EVENT_WAITING = 2 };
 
 void account_free(account *a);
 /* Fills *a by id, name or API key hash: 1 found, 0 not, -1 error. */
@@ -95,6 +99,8 @@ int store_account_set_portal(store *st, int64_t id, const char *url);
 int store_account_set_sessions(store *st, int64_t id, int on);
 /* The account's webhook endpoint (which re-enables a disabled one). */
 int store_account_set_webhook(store *st, int64_t id, const char *url);
+/* Which events (STORE_EVENT_*) the endpoint gets. */
+int store_account_set_events(store *st, int64_t id, unsigned events);
 /* The endpoint answered 410 Gone: no more deliveries until it is set again. */
 int store_account_disable_webhook(store *st, int64_t id);
 /* The hash of the account's API key (the old key stops working). */
@@ -144,6 +150,8 @@ typedef struct task {
     char *review_comment;
     int64_t not_before;  /* wall ms: a retried task runs no earlier */
     char *interruptions; /* "attempt 1: why; attempt 2: why", or NULL */
+    char *outputs;       /* JSON object, name -> value (masked), or NULL */
+    char *review_prompt; /* what the last `review` step asks to confirm */
 } task;
 
 void task_free(task *t);
@@ -164,7 +172,8 @@ typedef struct task_new {
     int sop_version;
     const char *title_fmt; /* ours ("Submit claim #%lld"): the task number fills it */
     const char *instructions, *data;
-    const char *idem_key; /* NULL: none */
+    const char *idem_key;  /* NULL: none */
+    const char *idem_hash; /* the request's hash, kept with the key */
     const task_file_in *files;
     size_t nfiles;
     const char *files_dir; /* files are moved (rename) into files_dir/<task id>/ */
@@ -176,8 +185,9 @@ typedef struct task_new {
  * returns 0; -1 error (with err). */
 int store_task_create(store *st, const task_new *n, const char *status, task *t, char *err);
 /* The task an Idempotency-Key of the account made in the last 24 h:
- * 1 and *t, 0 none, -1 error. */
-int store_task_by_idempotency(store *st, int64_t acct, const char *key, task *t);
+ * 1 and *t, 0 none, -1 error; hash (65 bytes) receives the hash of the
+ * request that made it ("" if the key was stored without one). */
+int store_task_by_idempotency(store *st, int64_t acct, const char *key, task *t, char *hash);
 /* Group commit: between these, store_task_create calls share one
  * transaction (each a savepoint of its own); the batch is durable at
  * store_batch_end (0, or -1 if the COMMIT failed: then none of it is). */
@@ -185,11 +195,19 @@ int store_batch_begin(store *st);
 int store_batch_end(store *st);
 /* 1 found (and of that account unless account is 0), 0 not, -1 error. */
 int store_task_get(store *st, int64_t acct, int64_t id, task *t);
-/* A page of tasks, newest first, id < after (0: from the newest);
- * status/type may be NULL. *rows is malloc'd (free with store_tasks_free);
- * *next is the cursor of the next page, 0 if none. 0, or -1 error. */
-int store_task_list(store *st, int64_t acct, const char *status, const char *type, int limit,
-                    int64_t after, task **rows, size_t *n, int64_t *next);
+/* Which tasks a page lists: statuses_json a JSON array of status names
+ * (NULL: any), type (NULL: any), created strictly after / before (ms; 0:
+ * no bound), id < after (0: from the newest), at most limit. */
+typedef struct task_filter {
+    const char *statuses_json, *type;
+    int64_t created_after, created_before, after;
+    int limit;
+} task_filter;
+/* A page of tasks, newest first. *rows is malloc'd (free with
+ * store_tasks_free); *next is the cursor of the next page, 0 if none. 0, or
+ * -1 error. */
+int store_task_list(store *st, int64_t acct, const task_filter *f, task **rows, size_t *n,
+                    int64_t *next);
 void store_tasks_free(task *rows, size_t n);
 /* The folders of every trajectory of a task (as store_task_files). */
 char **store_trajectory_dirs(store *st, int64_t taskid, size_t *n);
@@ -223,6 +241,10 @@ int store_task_set_attempts(store *st, int64_t id, int attempts);
 int store_task_set_retry(store *st, int64_t id, int64_t not_before, const char *interruptions);
 /* What an `ask` step asks for (name and prompt). */
 int store_task_set_ask(store *st, int64_t id, const char *name, const char *prompt);
+/* The run's extracted values (a JSON object, masked by the caller). */
+int store_task_set_outputs(store *st, int64_t id, const char *outputs_json);
+/* What a `review` step asks a person to confirm. */
+int store_task_set_review_prompt(store *st, int64_t id, const char *prompt);
 /* Every answer given so far (a JSON object, name -> value). */
 int store_task_set_answers(store *st, int64_t id, const char *answers_json);
 /* A reviewer's decision: the comment, and approval (an approval is kept:
@@ -258,7 +280,16 @@ typedef struct outbox_row {
     char event[32];
     char *payload; /* the `data` object's JSON */
     int attempts;
+    int round_start; /* attempts before the last redelivery: its schedule starts here */
 } outbox_row;
+
+/* What an attempt's record says besides its outcome: its number (1 for
+ * the first, counting every round), where it went, the reply's first bytes
+ * (either may be NULL). */
+typedef struct outbox_attempt {
+    int attempt;
+    const char *url, *reply;
+} outbox_attempt;
 
 /* An event's delivery state (a row's state column). */
 enum outbox_state {
@@ -282,11 +313,20 @@ int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, 
 int64_t store_outbox_next_at(store *st);
 /* Records an attempt and the row's new state (next_at for pending). */
 int store_outbox_attempt(store *st, int64_t id, int64_t at, int http_status, int64_t latency_ms,
-                         const char *error, enum outbox_state state, int64_t next_at);
+                         const char *error, enum outbox_state state, int64_t next_at,
+                         const outbox_attempt *rec);
 /* The newest event of a task: 1 and *row, 0 none. */
 int store_outbox_for_task(store *st, int64_t taskid, outbox_row *row);
+/* Sends the event again now, on a fresh retry schedule. */
 int store_outbox_requeue(store *st, int64_t id);
+/* Re-queues (as store_outbox_requeue) every event of the account that
+ * failed for good (dead, disabled, undeliverable) with an attempt at or
+ * after since; *n receives how many. */
+int store_outbox_recover(store *st, int64_t acct, int64_t since, int64_t *n);
+/* A task's attempts, oldest first, as a JSON array. */
 cJSON *store_deliveries(store *st, int64_t taskid);
+/* The account's newest attempts (at most max), newest first. */
+cJSON *store_account_attempts(store *st, int64_t acct, int max);
 /* Counts by state into a JSON object, and attempts/failures in all. */
 cJSON *store_outbox_counts(store *st);
 

@@ -28,10 +28,10 @@ void account_free(account *a)
 }
 
 /* read_account's columns, in its order; a query may add columns after them */
-#define ACCOUNT_NCOLS 10
+#define ACCOUNT_NCOLS 11
 #define ACCOUNT_COLS                                                                               \
     "id, name, portal, webhook_url, webhook_disabled, whsec, whsec_old, whsec_old_until, "         \
-    "created_at, sessions_off"
+    "created_at, sessions_off, webhook_events"
 
 static int read_account(sqlite3_stmt *s, account *a)
 {
@@ -51,6 +51,7 @@ static int read_account(sqlite3_stmt *s, account *a)
     a->whsec_old_until = sqlite3_column_int64(s, 7);
     a->created_at = sqlite3_column_int64(s, 8);
     a->sessions_off = sqlite3_column_int(s, 9);
+    a->webhook_events = (unsigned)sqlite3_column_int(s, 10);
     sqlite3_reset(s);
     return 1;
 }
@@ -162,6 +163,12 @@ int store_account_set_webhook(store *st, int64_t id, const char *url)
 {
     return store__update_text(
         st, "UPDATE accounts SET webhook_url=?, webhook_disabled=0 WHERE id=?", id, url);
+}
+
+int store_account_set_events(store *st, int64_t id, unsigned events)
+{
+    return store__update_int(st, "UPDATE accounts SET webhook_events=? WHERE id=?", id,
+                             (int)events);
 }
 
 int store_account_disable_webhook(store *st, int64_t id)

@@ -60,10 +60,12 @@ static void row_outbox(store *st, sqlite3_stmt *s, outbox_row *o)
     o->created_at = sqlite3_column_int64(s, 6);
     o->attempts = sqlite3_column_int(s, 7);
     o->next_at = sqlite3_column_int64(s, 8);
+    o->round_start = sqlite3_column_int(s, 9);
 }
 
 #define OUTBOX_COLS                                                                                \
-    "id, event_id, account_id, task_id, event, payload, created_at, attempts, next_at"
+    "id, event_id, account_id, task_id, event, payload, created_at, attempts, next_at, "          \
+    "round_start"
 
 int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, size_t per_account,
                      outbox_row *rows, size_t max, size_t *n)
@@ -103,14 +105,15 @@ int64_t store_outbox_next_at(store *st)
 }
 
 int store_outbox_attempt(store *st, int64_t id, int64_t at, int http_status, int64_t latency_ms,
-                         const char *error, enum outbox_state state, int64_t next_at)
+                         const char *error, enum outbox_state state, int64_t next_at,
+                         const outbox_attempt *rec)
 {
     if (store_begin(st) < 0)
         return -1;
-    sqlite3_stmt *s =
-        store__q(st, "INSERT INTO deliveries(outbox_id, event_id, task_id, at, http_status,"
-                     " latency_ms, error) SELECT id, event_id, task_id, ?2, ?3, ?4, ?5"
-                     " FROM outbox WHERE id=?1");
+    sqlite3_stmt *s = store__q(
+        st, "INSERT INTO deliveries(outbox_id, event_id, task_id, at, http_status,"
+            " latency_ms, error, attempt, url, reply) SELECT id, event_id, task_id, ?2, ?3, ?4, ?5,"
+            " coalesce(?6, attempts + 1), ?7, ?8 FROM outbox WHERE id=?1");
     if (!s)
         goto fail;
     sqlite3_bind_int64(s, 1, id);
@@ -121,6 +124,12 @@ int store_outbox_attempt(store *st, int64_t id, int64_t at, int http_status, int
         sqlite3_bind_null(s, 3);
     sqlite3_bind_int64(s, 4, latency_ms);
     store__bind_text(s, 5, error);
+    if (rec && rec->attempt > 0)
+        sqlite3_bind_int(s, 6, rec->attempt);
+    else
+        sqlite3_bind_null(s, 6);
+    store__bind_text(s, 7, rec ? rec->url : NULL);
+    store__bind_text(s, 8, rec ? rec->reply : NULL);
     if (store__run(st, s) < 0)
         goto fail;
     /* the states' names are the schema's: spelled here, in SQL, only */
@@ -156,7 +165,8 @@ int store_outbox_for_task(store *st, int64_t taskid, outbox_row *row)
 
 int store_outbox_requeue(store *st, int64_t id)
 {
-    sqlite3_stmt *s = store__q(st, "UPDATE outbox SET state='pending', next_at=? WHERE id=?");
+    sqlite3_stmt *s = store__q(
+        st, "UPDATE outbox SET state='pending', next_at=?, round_start=attempts WHERE id=?");
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, pt_wall_ms());
@@ -164,29 +174,83 @@ int store_outbox_requeue(store *st, int64_t id)
     return store__run(st, s);
 }
 
+int store_outbox_recover(store *st, int64_t acct, int64_t since, int64_t *n)
+{
+    *n = 0;
+    sqlite3_stmt *s = store__q(
+        st, "UPDATE outbox SET state='pending', next_at=?3, round_start=attempts"
+            " WHERE account_id=?1 AND state IN ('dead', 'disabled', 'undeliverable')"
+            " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.outbox_id=outbox.id AND d.at>=?2)");
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, acct);
+    sqlite3_bind_int64(s, 2, since);
+    sqlite3_bind_int64(s, 3, pt_wall_ms());
+    if (store__run(st, s) < 0)
+        return -1;
+    *n = sqlite3_changes(st->db);
+    return 0;
+}
+
+#define ATTEMPT_COLS                                                                               \
+    "d.event_id, d.at, d.http_status, d.latency_ms, d.error, o.event, d.attempt, d.url, d.reply,"  \
+    " d.task_id"
+
+/* One attempt's record as clients see it. */
+static cJSON *row_attempt(sqlite3_stmt *s)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "event_id", (const char *)sqlite3_column_text(s, 0));
+    cJSON_AddStringToObject(d, "event", (const char *)sqlite3_column_text(s, 5));
+    if (sqlite3_column_type(s, 9) == SQLITE_NULL)
+        cJSON_AddNullToObject(d, "task_id");
+    else
+        cJSON_AddNumberToObject(d, "task_id", (double)sqlite3_column_int64(s, 9));
+    if (sqlite3_column_type(s, 6) == SQLITE_NULL)
+        cJSON_AddNullToObject(d, "attempt");
+    else
+        cJSON_AddNumberToObject(d, "attempt", sqlite3_column_int(s, 6));
+    store_json_time(d, "at", sqlite3_column_int64(s, 1));
+    const char *url = (const char *)sqlite3_column_text(s, 7);
+    cJSON_AddItemToObject(d, "url", url ? cJSON_CreateString(url) : cJSON_CreateNull());
+    if (sqlite3_column_type(s, 2) == SQLITE_NULL)
+        cJSON_AddNullToObject(d, "http_status");
+    else
+        cJSON_AddNumberToObject(d, "http_status", sqlite3_column_int(s, 2));
+    cJSON_AddNumberToObject(d, "latency_ms", (double)sqlite3_column_int64(s, 3));
+    const char *e = (const char *)sqlite3_column_text(s, 4);
+    cJSON_AddItemToObject(d, "error", e ? cJSON_CreateString(e) : cJSON_CreateNull());
+    const char *reply = (const char *)sqlite3_column_text(s, 8);
+    cJSON_AddItemToObject(d, "reply", reply ? cJSON_CreateString(reply) : cJSON_CreateNull());
+    return d;
+}
+
 cJSON *store_deliveries(store *st, int64_t taskid)
 {
     cJSON *arr = cJSON_CreateArray();
-    sqlite3_stmt *s = store__q(st, "SELECT d.event_id, d.at, d.http_status, d.latency_ms, d.error,"
-                                   " o.event FROM deliveries d JOIN outbox o ON o.id=d.outbox_id"
-                                   " WHERE d.task_id=? ORDER BY d.id");
+    sqlite3_stmt *s = store__q(st, "SELECT " ATTEMPT_COLS " FROM deliveries d JOIN outbox o"
+                                   " ON o.id=d.outbox_id WHERE d.task_id=? ORDER BY d.id");
     if (!s)
         return arr;
     sqlite3_bind_int64(s, 1, taskid);
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "event_id", (const char *)sqlite3_column_text(s, 0));
-        cJSON_AddStringToObject(d, "event", (const char *)sqlite3_column_text(s, 5));
-        store_json_time(d, "at", sqlite3_column_int64(s, 1));
-        if (sqlite3_column_type(s, 2) == SQLITE_NULL)
-            cJSON_AddNullToObject(d, "http_status");
-        else
-            cJSON_AddNumberToObject(d, "http_status", sqlite3_column_int(s, 2));
-        cJSON_AddNumberToObject(d, "latency_ms", (double)sqlite3_column_int64(s, 3));
-        const char *e = (const char *)sqlite3_column_text(s, 4);
-        cJSON_AddItemToObject(d, "error", e ? cJSON_CreateString(e) : cJSON_CreateNull());
-        cJSON_AddItemToArray(arr, d);
-    }
+    while (sqlite3_step(s) == SQLITE_ROW)
+        cJSON_AddItemToArray(arr, row_attempt(s));
+    sqlite3_reset(s);
+    return arr;
+}
+
+cJSON *store_account_attempts(store *st, int64_t acct, int max)
+{
+    cJSON *arr = cJSON_CreateArray();
+    sqlite3_stmt *s = store__q(st, "SELECT " ATTEMPT_COLS " FROM deliveries d JOIN outbox o"
+                                   " ON o.id=d.outbox_id WHERE o.account_id=? ORDER BY d.id DESC"
+                                   " LIMIT ?");
+    if (!s)
+        return arr;
+    sqlite3_bind_int64(s, 1, acct);
+    sqlite3_bind_int(s, 2, max);
+    while (sqlite3_step(s) == SQLITE_ROW)
+        cJSON_AddItemToArray(arr, row_attempt(s));
     sqlite3_reset(s);
     return arr;
 }

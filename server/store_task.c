@@ -31,6 +31,8 @@ void task_free(task *t)
     free(t->answers);
     free(t->review_comment);
     free(t->interruptions);
+    free(t->outputs);
+    free(t->review_prompt);
     memset(t, 0, sizeof(*t));
 }
 
@@ -38,7 +40,7 @@ void task_free(task *t)
     "id, account_id, task_number, type, sop_version, status, title, instructions, data, notes, "   \
     "started_at, completed_at, failed_at, created_at, updated_at, committed, attempts, approve, "  \
     "cancel_requested, ask_name, ask_prompt, answers, review_comment, trajectory_id, "             \
-    "not_before, interruptions"
+    "not_before, interruptions, outputs, review_prompt"
 
 /* Opens a task's sealed column i (field names it in the aad). */
 static char *col_task(store *st, sqlite3_stmt *s, int i, const task *t, const char *field)
@@ -110,6 +112,8 @@ static void row_task(store *st, sqlite3_stmt *s, task *t)
     t->trajectory_id = sqlite3_column_int64(s, 23);
     t->not_before = sqlite3_column_int64(s, 24);
     t->interruptions = store__col_text(s, 25);
+    t->outputs = col_task(st, s, 26, t, "outputs");
+    t->review_prompt = col_task(st, s, 27, t, "review_prompt");
 }
 
 int store_task_get(store *st, int64_t acct, int64_t id, task *t)
@@ -142,9 +146,12 @@ int store_task_event_add(store *st, int64_t taskid, int64_t at, const char *from
     return store__run(st, s);
 }
 
-static int find_idempotent(store *st, int64_t acct, const char *key, int64_t now, int64_t *id)
+/* The key's task (1), an expired key (2) or none (0); hash (65 bytes, may
+ * be NULL) receives the request's hash ("" for a key stored before hashes). */
+static int find_idempotent(store *st, int64_t acct, const char *key, int64_t now, int64_t *id,
+                           char *hash)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT task_id, created_at FROM idempotency"
+    sqlite3_stmt *s = store__q(st, "SELECT task_id, created_at, request_hash FROM idempotency"
                                    " WHERE account_id=? AND key=?");
     if (!s)
         return -1;
@@ -155,6 +162,9 @@ static int find_idempotent(store *st, int64_t acct, const char *key, int64_t now
         int64_t at = sqlite3_column_int64(s, 1);
         *id = sqlite3_column_int64(s, 0);
         found = now - at < 24LL * 3600 * 1000 ? 1 : 2; /* 2: expired */
+        const char *h = (const char *)sqlite3_column_text(s, 2);
+        if (hash)
+            snprintf(hash, 65, "%s", h ? h : "");
     }
     sqlite3_reset(s);
     return found;
@@ -196,10 +206,10 @@ int store_batch_end(store *st)
     return store_commit(st);
 }
 
-int store_task_by_idempotency(store *st, int64_t acct, const char *key, task *t)
+int store_task_by_idempotency(store *st, int64_t acct, const char *key, task *t, char *hash)
 {
     int64_t id = 0;
-    int f = find_idempotent(st, acct, key, pt_wall_ms(), &id);
+    int f = find_idempotent(st, acct, key, pt_wall_ms(), &id, hash);
     if (f != 1)
         return f < 0 ? -1 : 0;
     return store_task_get(st, acct, id, t);
@@ -275,7 +285,7 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
     if (tx_begin(st) < 0)
         return pt_errf(err, "the store is busy");
     if (idem_key) {
-        int f = find_idempotent(st, acct, idem_key, now, &id);
+        int f = find_idempotent(st, acct, idem_key, now, &id, NULL);
         if (f == 1) {
             tx_rollback(st);
             return store_task_get(st, acct, id, t) == 1 ? 1 : pt_errf(err, "store error");
@@ -329,12 +339,14 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
     if (store_task_event_add(st, id, now, NULL, status, "created") < 0)
         goto fail;
     if (idem_key) {
-        s = store__q(
-            st, "INSERT INTO idempotency(account_id, key, task_id, created_at) VALUES(?,?,?,?)");
+        s = store__q(st,
+                     "INSERT INTO idempotency(account_id, key, task_id, created_at, request_hash)"
+                     " VALUES(?,?,?,?,?)");
         sqlite3_bind_int64(s, 1, acct);
         store__bind_text(s, 2, idem_key);
         sqlite3_bind_int64(s, 3, id);
         sqlite3_bind_int64(s, 4, now);
+        store__bind_text(s, 5, n->idem_hash);
         if (store__run(st, s) < 0)
             goto fail;
     }
@@ -350,12 +362,15 @@ fail:
     return pt_errf(err, "cannot store the task: %s", sqlite3_errmsg(st->db));
 }
 
-int store_task_list(store *st, int64_t acct, const char *status, const char *type, int limit,
-                    int64_t after, task **rows, size_t *n, int64_t *next)
+int store_task_list(store *st, int64_t acct, const task_filter *f, task **rows, size_t *n,
+                    int64_t *next)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT " TASK_COLS " FROM tasks WHERE account_id=?1"
-                                   " AND (?2 IS NULL OR status=?2) AND (?3 IS NULL OR type=?3)"
-                                   " AND (?4=0 OR id<?4) ORDER BY id DESC LIMIT ?5");
+    sqlite3_stmt *s = store__q(
+        st, "SELECT " TASK_COLS " FROM tasks WHERE account_id=?1"
+            " AND (?2 IS NULL OR status IN (SELECT value FROM json_each(?2)))"
+            " AND (?3 IS NULL OR type=?3) AND (?4=0 OR id<?4)"
+            " AND (?6=0 OR created_at>?6) AND (?7=0 OR created_at<?7) ORDER BY id DESC LIMIT ?5");
+    int limit = f->limit;
     *next = 0;
     *n = 0;
     *rows = calloc((size_t)limit + 1, sizeof(**rows));
@@ -365,10 +380,12 @@ int store_task_list(store *st, int64_t acct, const char *status, const char *typ
         return -1;
     }
     sqlite3_bind_int64(s, 1, acct);
-    store__bind_text(s, 2, status);
-    store__bind_text(s, 3, type);
-    sqlite3_bind_int64(s, 4, after);
+    store__bind_text(s, 2, f->statuses_json);
+    store__bind_text(s, 3, f->type);
+    sqlite3_bind_int64(s, 4, f->after);
     sqlite3_bind_int(s, 5, limit + 1);
+    sqlite3_bind_int64(s, 6, f->created_after);
+    sqlite3_bind_int64(s, 7, f->created_before);
     while (sqlite3_step(s) == SQLITE_ROW) {
         if (*n == (size_t)limit) { /* one more row exists: the page has a next */
             *next = (*rows)[*n - 1].id;
@@ -547,6 +564,17 @@ int store_task_set_ask(store *st, int64_t id, const char *name, const char *prom
         return -1;
     sqlite3_bind_int64(s, 3, id);
     return store__run(st, s);
+}
+
+int store_task_set_outputs(store *st, int64_t id, const char *outputs_json)
+{
+    return update_sealed(st, "UPDATE tasks SET outputs=? WHERE id=?", id, "outputs", outputs_json);
+}
+
+int store_task_set_review_prompt(store *st, int64_t id, const char *prompt)
+{
+    return update_sealed(st, "UPDATE tasks SET review_prompt=? WHERE id=?", id, "review_prompt",
+                         prompt);
 }
 
 int store_task_set_answers(store *st, int64_t id, const char *answers_json)

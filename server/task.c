@@ -74,7 +74,42 @@ const char *task_types_text(void)
     return "submit_prior_authorization, check_eligibility, submit_claim, submit_appeal";
 }
 
-cJSON *task_to_json(const task *t, int with_trajectory)
+static void add_string_or_null(cJSON *o, const char *name, const char *v)
+{
+    if (v)
+        cJSON_AddStringToObject(o, name, v);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
+/* question, review and outputs: what the task asks, what a person is to
+ * confirm, what the run found. */
+static void add_client_side(cJSON *o, const task *t)
+{
+    enum task_status s = task_status_of(t);
+    if (s == TASK_WAITING_FOR_INPUT && t->ask_name) {
+        cJSON *q = cJSON_AddObjectToObject(o, "question");
+        cJSON_AddStringToObject(q, "name", t->ask_name);
+        cJSON_AddStringToObject(q, "prompt", t->ask_prompt ? t->ask_prompt : "");
+    } else {
+        cJSON_AddNullToObject(o, "question");
+    }
+    if (s == TASK_PENDING_REVIEW) {
+        cJSON *r = cJSON_AddObjectToObject(o, "review");
+        const char *p = t->review_prompt ? t->review_prompt : t->notes;
+        cJSON_AddStringToObject(r, "prompt", p ? p : "");
+    } else {
+        cJSON_AddNullToObject(o, "review");
+    }
+    cJSON *out = t->outputs ? cJSON_Parse(t->outputs) : NULL;
+    if (!cJSON_IsObject(out)) {
+        cJSON_Delete(out);
+        out = cJSON_CreateObject();
+    }
+    cJSON_AddItemToObject(o, "outputs", out);
+}
+
+cJSON *task_to_json(const task *t)
 {
     cJSON *o = cJSON_CreateObject();
     char handler[80];
@@ -86,21 +121,18 @@ cJSON *task_to_json(const task *t, int with_trajectory)
     cJSON_AddStringToObject(o, "handler", handler);
     cJSON_AddStringToObject(o, "title", t->title ? t->title : "");
     cJSON_AddStringToObject(o, "instructions", t->instructions ? t->instructions : "");
-    if (with_trajectory) {
-        if (t->trajectory_id)
-            cJSON_AddNumberToObject(o, "trajectory_id", (double)t->trajectory_id);
-        else
-            cJSON_AddNullToObject(o, "trajectory_id");
-    }
+    if (t->trajectory_id)
+        cJSON_AddNumberToObject(o, "trajectory_id", (double)t->trajectory_id);
+    else
+        cJSON_AddNullToObject(o, "trajectory_id");
     store_json_time(o, "startedAt", t->started_at);
     store_json_time(o, "completedAt", t->completed_at);
     store_json_time(o, "failedAt", t->failed_at);
-    if (t->notes)
-        cJSON_AddStringToObject(o, "notes", t->notes);
-    else
-        cJSON_AddNullToObject(o, "notes");
+    add_string_or_null(o, "notes", t->notes);
     store_json_time(o, "createdAt", t->created_at);
     store_json_time(o, "updatedAt", t->updated_at);
+    cJSON_AddStringToObject(o, "type", t->type);
+    add_client_side(o, t);
     return o;
 }
 
@@ -114,20 +146,34 @@ cJSON *task_to_json(const task *t, int with_trajectory)
     (BIT(TASK_DISPATCHING) | BIT(TASK_RUNNING) | BIT(TASK_WAITING_FOR_INPUT) |                     \
      BIT(TASK_PENDING_REVIEW))
 
-/* The task_finished event of a task that just reached a final status, in
- * the transaction of that move. */
-static int add_outbox_row(store *st, int64_t id, int64_t acct)
+/* The webhook event of a move, in its transaction: task_finished for a
+ * final status; task_waiting when the task now needs a person (a question
+ * or a review) and its account asked for that event. */
+static int add_outbox_row(store *st, int64_t id, int64_t acct, enum task_status to)
 {
+    const char *event = NULL;
+    if (task_status_is_final(to)) {
+        event = "task_finished";
+    } else if (to == TASK_WAITING_FOR_INPUT || to == TASK_PENDING_REVIEW) {
+        account a;
+        if (store_account_by_id(st, acct, &a) != 1)
+            return -1;
+        if (a.webhook_events & STORE_EVENT_WAITING)
+            event = "task_waiting";
+        account_free(&a);
+    }
+    if (!event)
+        return 0;
     task done;
     if (store_task_get(st, 0, id, &done) != 1)
         return -1;
-    cJSON *data = task_to_json(&done, 1);
+    cJSON *data = task_to_json(&done);
     char *payload = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
     task_free(&done);
     char eid[40] = "evt_";
     pt_random_hex(eid + 4, 32);
-    int rc = payload ? store_outbox_add(st, acct, id, "task_finished", eid, payload) : -1;
+    int rc = payload ? store_outbox_add(st, acct, id, event, eid, payload) : -1;
     free(payload);
     return rc;
 }
@@ -160,7 +206,7 @@ static int move(task_ctx *cx, int64_t id, unsigned from, enum task_status to, co
         (to == TASK_FAILED ? STORE_STAMP_FAILED : 0);
     if (store_task_set_status(st, id, task_status_name(to), now, notes, stamps) < 0 ||
         store_task_event_add(st, id, now, t.status, task_status_name(to), event_note) < 0 ||
-        (task_status_is_final(to) && add_outbox_row(st, id, t.account_id) < 0))
+        add_outbox_row(st, id, t.account_id, to) < 0)
         goto fail;
     task_free(&t);
     return store_commit(st) < 0 ? PT_EFAIL : PT_FOUND;

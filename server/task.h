@@ -84,10 +84,14 @@ int task_type_known(const char *type);
  * (for messages). */
 const char *task_types_text(void);
 
-/* The task object clients see, fields named and ordered as in the
- * reference; with_trajectory adds trajectory_id (the webhook's copy).
- * Returns a new object; the caller deletes it. */
-cJSON *task_to_json(const task *t, int with_trajectory);
+/* The task object clients see, in GET /tasks/{id}, the list and the
+ * webhook's data alike: the reference's fields named and ordered as there
+ * (trajectory_id where the webhook example has it), then type, question
+ * ({"name", "prompt"} while waiting_for_input, else null), review
+ * ({"prompt"} while pending_review, else null) and outputs (the run's
+ * extracted values, {} until there are any). Returns a new object; the
+ * caller deletes it. */
+cJSON *task_to_json(const task *t);
 
 /* ---- Moves ---------------------------------------------------------------
  * Where a move happens: this thread's store connection (borrowed), and whom

@@ -32,6 +32,7 @@
 /* The slots one account's endpoint may hold at once: a dead or slow one
  * waits out its attempts in these, and the rest go to the other accounts. */
 #define ACCOUNT_SHARE (MAX_IN_FLIGHT / 8)
+#define ATTEMPT_REPLY_KEEP 256 /* reply bytes an attempt's record keeps */
 #define REPLY_KEEP 512
 #define LATENCY_BUCKETS 8
 static const int64_t latency_bounds[LATENCY_BUCKETS] = {10, 50, 100, 500, 1000, 5000, 15000, 0};
@@ -46,6 +47,8 @@ typedef struct flight {
     int allow_private;   /* the deliverer's, copied */
     int refused;         /* the endpoint resolved to a non-public address */
     char error[CURL_ERROR_SIZE];
+    char *url;           /* where it went, for the attempt's record */
+    pt_buf reply;        /* the reply's first bytes (REPLY_KEEP) */
 } flight;
 
 struct webhooks {
@@ -504,8 +507,9 @@ static void start_one(webhooks *w, store *st, outbox_row *row)
     if (ok != PT_FOUND) {
         for (size_t i = 0; i < n; i++)
             keys_wipe(secrets[i]);
+        outbox_attempt rec = {row->attempts + 1, NULL, NULL};
         store_outbox_attempt(st, row->id, pt_wall_ms(), 0, 0, why ? why : "the account is gone",
-                             ok == PT_EGONE ? OUTBOX_DISABLED : OUTBOX_UNDELIVERABLE, 0);
+                             ok == PT_EGONE ? OUTBOX_DISABLED : OUTBOX_UNDELIVERABLE, 0, &rec);
         PT_WARN("webhook", "event %s of task %lld not sent: %s", row->event_id,
                 (long long)row->task_id, why ? why : "no account");
         outbox_row_free(row);
@@ -521,11 +525,15 @@ static void start_one(webhooks *w, store *st, outbox_row *row)
     if (f && f->body)
         f->easy = make_request(url, (const char *const *)secrets, n, row->event_id, f->body,
                                w->timeout_ms, &f->headers, f->error);
-    free(url);
+    if (f)
+        f->url = url;
+    else
+        free(url);
     for (size_t i = 0; i < n; i++)
         keys_wipe(secrets[i]);
     if (slot < 0 || !f || !f->easy) {
         if (f) {
+            free(f->url);
             free(f->body);
             if (f->easy)
                 curl_easy_cleanup(f->easy);
@@ -541,7 +549,8 @@ static void start_one(webhooks *w, store *st, outbox_row *row)
     curl_easy_setopt(f->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(f->easy, CURLOPT_OPENSOCKETDATA, f);
     curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, NULL);
+    pt_buf_init(&f->reply, 0);
+    curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, &f->reply);
     curl_easy_setopt(f->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(f->easy, CURLOPT_HEADERDATA, f);
     curl_easy_setopt(f->easy, CURLOPT_PRIVATE, f);
@@ -557,6 +566,19 @@ static int64_t jitter(int64_t ms)
     pt_random(&r, sizeof(r));
     int64_t span = ms / 10; /* +-10% */
     return ms - span + (span ? (int64_t)(r % (unsigned)(2 * span + 1)) : 0);
+}
+
+/* The reply's first ATTEMPT_REPLY_KEEP bytes as printable text (into out),
+ * or NULL when there was none. */
+static const char *reply_excerpt(const pt_buf *b, char *out)
+{
+    size_t n = b->len < ATTEMPT_REPLY_KEEP ? b->len : ATTEMPT_REPLY_KEEP;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)b->data[i];
+        out[i] = c == '\n' || c == '\t' || (c >= 32 && c != 127) ? (char)c : '.';
+    }
+    out[n] = '\0';
+    return n ? out : NULL;
 }
 
 static void finish_one(webhooks *w, store *st, flight *f, CURLcode rc)
@@ -593,18 +615,21 @@ static void finish_one(webhooks *w, store *st, flight *f, CURLcode rc)
             store_account_disable_webhook(st, f->row.account_id);
             PT_WARN("webhook", "account %lld's endpoint answered 410 Gone: disabled",
                     (long long)f->row.account_id);
-        } else if ((size_t)attempt >= w->ndelays) {
+        } else if ((size_t)(attempt - f->row.round_start) >= w->ndelays) {
             state = OUTBOX_DEAD;
             w->dead++;
         } else {
-            int64_t delay = jitter(w->delays[attempt] * 1000);
+            /* a redelivery starts the schedule again: counted from its round */
+            int64_t delay = jitter(w->delays[attempt - f->row.round_start] * 1000);
             if (f->retry_after > delay)
                 delay = f->retry_after;
             next = now + delay;
         }
     }
+    char reply[ATTEMPT_REPLY_KEEP + 1];
+    outbox_attempt rec = {attempt, f->url, reply_excerpt(&f->reply, reply)};
     store_outbox_attempt(st, f->row.id, now, (int)status, latency, err[0] ? err : NULL, state,
-                         next);
+                         next, &rec);
     static const char *const state_names[] = {"to retry", "delivered", "dead", "disabled",
                                               "undeliverable"};
     PT_INFO("webhook", "event %s (task %lld) attempt %d: %s%s%s", f->row.event_id,
@@ -617,6 +642,8 @@ static void free_flight(webhooks *w, flight *f)
     curl_easy_cleanup(f->easy);
     curl_slist_free_all(f->headers);
     free(f->body);
+    free(f->url);
+    pt_buf_free(&f->reply);
     outbox_row_free(&f->row);
     free(f);
 }
@@ -799,4 +826,43 @@ void webhooks_metrics(webhooks *w, pt_buf *out)
                    "portier_webhook_latency_seconds_sum %.3f\n"
                    "portier_webhook_latency_seconds_count %ld\n",
                    (long)w->latency_sum / 1000.0, (long)w->attempts);
+}
+
+/* ---- Events an endpoint may get ----------------------------------------- */
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} event_names[] = {{"task_finished", STORE_EVENT_FINISHED}, {"task_waiting", STORE_EVENT_WAITING}};
+#define NEVENT_NAMES (sizeof(event_names) / sizeof(event_names[0]))
+
+int webhook_events_parse(const char *list, unsigned *mask, char *err)
+{
+    *mask = 0;
+    for (const char *p = list; p && *p;) {
+        size_t len = strcspn(p, ",");
+        size_t i = 0;
+        while (i < NEVENT_NAMES &&
+               (strlen(event_names[i].name) != len || strncmp(event_names[i].name, p, len)))
+            i++;
+        if (i == NEVENT_NAMES)
+            return pt_errf(err, "'%.*s' is not an event (events: %s)", (int)(len < 40 ? len : 40),
+                           p, WEBHOOK_EVENT_NAMES);
+        if (*mask & event_names[i].bit)
+            return pt_errf(err, "%s is named twice", event_names[i].name);
+        *mask |= event_names[i].bit;
+        p += len + (p[len] == ',');
+    }
+    if (!*mask)
+        return pt_errf(err, "name at least one event (%s)", WEBHOOK_EVENT_NAMES);
+    return 0;
+}
+
+cJSON *webhook_events_json(unsigned mask)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < NEVENT_NAMES; i++)
+        if (mask & event_names[i].bit)
+            cJSON_AddItemToArray(arr, cJSON_CreateString(event_names[i].name));
+    return arr;
 }

@@ -60,6 +60,14 @@ char *webhook_envelope(const char *event, int64_t created_ms, const char *data_j
 int webhook_send(const char *url, const char *const *secrets, size_t nsecrets, const char *event_id,
                  const char *body, long *status, char **reply, int64_t *latency_ms, char *err);
 
+/* Event names: "task_finished,task_waiting" (a comma list, each once) into
+ * a STORE_EVENT_* mask; 0, or -1 with err naming what is not an event. */
+int webhook_events_parse(const char *list, unsigned *mask, char *err);
+/* The mask's names as a new JSON array (the caller deletes it). */
+cJSON *webhook_events_json(unsigned mask);
+/* The names clients may ask for, for messages. */
+#define WEBHOOK_EVENT_NAMES "task_finished, task_waiting"
+
 /* The retry delays in seconds: PORTIER_WEBHOOK_RETRY_SCHEDULE ("0,5,300")
  * or the default (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). */
 size_t webhook_schedule(int64_t *delays, size_t max);

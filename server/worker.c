@@ -1,8 +1,22 @@
 /*
  * worker.c - the worker threads, one run at a time each, and their holds.
  * See worker.h. Owns the worker slots and their lock (a slot is what one
- * worker does now: its task, its hold, the answer or decision handed to it);
- * it never answers HTTP and never opens a secret itself (keys.c does).
+ * thread does now: its task, its hold, the answer or decision handed to
+ * it) and the run tokens; it never answers HTTP and never opens a secret
+ * itself (keys.c does).
+ *
+ * Parking: there are `workers` run tokens and workers + max_parked threads.
+ * A thread needs a token to claim and run a task. A run that stops at `ask`
+ * or `review` parks: it gives its token back at once (another thread claims
+ * the next task) and sleeps holding its browser context. An answer or a
+ * decision wakes it; it takes a token again (before idle threads do) and
+ * goes on where it stopped. At most max_parked runs are parked: one more
+ * evicts the oldest, which ends its run (the task keeps waiting, and runs
+ * again from the start once answered), as does a hold past hold_seconds.
+ *
+ *   idle --token--> claiming --task--> running --ask/review--> parked
+ *    ^                 | none             |                      | answer: token
+ *    +---- give token -+------ done ------+ <-- evicted, expired -+---> running
  */
 #define _GNU_SOURCE
 #include "server/worker.h"
@@ -32,6 +46,10 @@ typedef struct slot {
     int started;
     int64_t task_id; /* 0: idle */
     int cancel;      /* the client cancelled the task */
+    int has_token;   /* this thread holds a run token */
+    int parked;      /* asleep in a hold, without a token */
+    int evict;       /* parked the longest while another parked: stop holding */
+    int64_t parked_seq;
     enum hold_kind hold;
     char *answer;        /* HOLD_ASK: set by the API */
     int decision;        /* HOLD_REVIEW: -1 none yet, 0 reject, 1 approve */
@@ -41,10 +59,16 @@ typedef struct slot {
 
 struct workers {
     worker_env env;
-    pthread_mutex_t mu; /* guards stopping and every slot */
+    pthread_mutex_t mu; /* guards stopping, every slot and the tokens */
     int stopping;
     slot *slots;
-    int n;
+    int n;                /* threads: tokens + max_parked */
+    int tokens;           /* runs at once (--workers) */
+    int active;           /* tokens taken */
+    int resuming;         /* parked runs waiting for a token */
+    int nparked;          /* runs parked now */
+    int64_t park_seq;     /* orders parked runs, oldest first */
+    pthread_cond_t token; /* a token was given back */
     atomic_int busy;
     atomic_long runs, ms_sum, buckets[WORKER_DURATION_BUCKETS];
 };
@@ -84,16 +108,92 @@ static int hook_commit(void *ud)
     return 0;
 }
 
-/* Waits (holding the browser context) until the API fills the slot, the
- * task is cancelled, the hold time passes or the workers stop. */
+/* Takes a run token for sl; w->mu held. A resuming run goes before idle
+ * threads; an idle one gives up when the workers stop (-1). */
+static int take_token(workers *w, slot *sl, int resume)
+{
+    if (resume)
+        w->resuming++;
+    while (!w->stopping && (w->active >= w->tokens || (!resume && w->resuming > 0)))
+        pthread_cond_wait(&w->token, &w->mu);
+    if (resume)
+        w->resuming--;
+    if (w->stopping && !resume)
+        return -1;
+    w->active++;
+    sl->has_token = 1;
+    return 0;
+}
+
+/* w->mu held. */
+static void give_token(workers *w, slot *sl)
+{
+    if (!sl->has_token)
+        return;
+    sl->has_token = 0;
+    w->active--;
+    pthread_cond_broadcast(&w->token);
+}
+
+/* Parks sl (w->mu held): its token goes back, and past max_parked the
+ * oldest other parked run is told to stop holding. */
+static void park(workers *w, slot *sl)
+{
+    sl->parked = 1;
+    sl->evict = 0;
+    sl->parked_seq = ++w->park_seq;
+    w->nparked++;
+    w->busy--;
+    give_token(w, sl);
+    pool_park(w->env.pool, 1);
+    if (w->nparked <= w->env.max_parked)
+        return;
+    slot *oldest = NULL;
+    for (int i = 0; i < w->n; i++) {
+        slot *o = &w->slots[i];
+        if (o != sl && o->parked && !o->evict && (!oldest || o->parked_seq < oldest->parked_seq))
+            oldest = o;
+    }
+    if (oldest) {
+        oldest->evict = 1;
+        pthread_cond_broadcast(&oldest->wake);
+        PT_INFO("task", "task %lld: more than %d parked; it releases its session",
+                (long long)oldest->task_id, w->env.max_parked);
+    }
+}
+
+/* Ends sl's parking (w->mu held): with an answer or decision it takes a
+ * token and goes on; otherwise (evicted, expired, cancelled, stopping) it
+ * only winds its run down, without a token. */
+static void unpark(workers *w, slot *sl)
+{
+    sl->parked = 0;
+    w->nparked--;
+    pool_park(w->env.pool, -1);
+    /* an answer that came with an eviction still wins: the run goes on */
+    int goes_on = !sl->cancel && !w->stopping && (sl->answer || sl->decision >= 0);
+    sl->evict = 0;
+    if (goes_on)
+        take_token(w, sl, 1);
+    w->busy++;
+}
+
+/* Waits, parked (holding the browser context, not a token), until the API
+ * fills the slot, the task is cancelled, the hold time passes, a newer
+ * parked run evicts it or the workers stop. */
 static void hold_wait(task_run *tr)
 {
     workers *w = tr->w;
+    slot *sl = tr->sl;
     struct timespec until = pt_deadline((int64_t)w->env.hold_seconds * 1000);
     pthread_mutex_lock(&w->mu);
-    while (!w->stopping && !tr->sl->cancel && !tr->sl->answer && tr->sl->decision < 0)
-        if (pthread_cond_timedwait(&tr->sl->wake, &w->mu, &until) == ETIMEDOUT)
-            break;
+    if (w->env.max_parked > 0) {
+        park(w, sl);
+        while (!w->stopping && !sl->cancel && !sl->evict && !sl->answer && sl->decision < 0)
+            if (pthread_cond_timedwait(&sl->wake, &w->mu, &until) == ETIMEDOUT)
+                break;
+        unpark(w, sl);
+    }
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -127,6 +227,7 @@ static int hook_review(void *ud, const char *summary, char **comment)
     tr->sl->hold = HOLD_REVIEW;
     tr->sl->decision = -1;
     pthread_mutex_unlock(&w->mu);
+    store_task_set_review_prompt(tr->cx.st, tr->id, summary);
     task_hold_for_review(&tr->cx, tr->id, summary, "review requested");
     hold_wait(tr);
     pthread_mutex_lock(&w->mu);
@@ -242,6 +343,26 @@ static int gather(workers *w, task_ctx *cx, const task *t, const sop *sp, run_in
         return PT_NONE;
     }
     return PT_FOUND;
+}
+
+/* Keeps what the run extracted (masked like its notes) for the task object,
+ * before the move that tells the client. */
+static void keep_outputs(store *st, int64_t id, const vars *outputs, const vars *secrets)
+{
+    size_t n = outputs ? vars_count(outputs) : 0;
+    if (!n)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; i < n; i++) {
+        const char *name = vars_name(outputs, i);
+        char *v = vars_mask(vars_get(outputs, name), secrets);
+        cJSON_AddStringToObject(o, name, v ? v : "");
+        free(v);
+    }
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    store_task_set_outputs(st, id, json);
+    free(json);
 }
 
 /* Moves the task by the run's outcome. */
@@ -411,6 +532,7 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
     int gone = cdp_browser_gone(b, NULL);
     give_session(w, &tr, &t, ks, &r, gone);
     pool_put(w->env.pool, b);
+    keep_outputs(cx->st, id, r.outputs, in.secrets);
     settle(w, &tr, &t, &r, gone, t0);
     agent_result_free(&r);
 out:
@@ -431,11 +553,16 @@ static void *worker_main(void *arg)
     task_ctx cx = {st, w->env.moved, w->env.ud};
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        int stopping = w->stopping;
+        int stopping = take_token(w, sl, 0) < 0;
         pthread_mutex_unlock(&w->mu);
         int64_t id = 0;
         pool_session_reap(w->env.pool); /* idle or old kept sessions go */
         int got = stopping ? PT_ESTATE : dispatch_next(w->env.dispatch, &cx, &id);
+        if (got != PT_FOUND) {
+            pthread_mutex_lock(&w->mu);
+            give_token(w, sl);
+            pthread_mutex_unlock(&w->mu);
+        }
         if (got == PT_ESTATE)
             break;
         if (got != PT_FOUND)
@@ -451,6 +578,7 @@ static void *worker_main(void *arg)
         run_task(w, sl, &cx, id);
         pt_log_scope_close();
         pthread_mutex_lock(&w->mu);
+        give_token(w, sl);
         sl->task_id = 0;
         sl->hold = HOLD_NONE;
         free(sl->answer);
@@ -468,21 +596,24 @@ static void *worker_main(void *arg)
 workers *workers_start(int n, const worker_env *env, char *err)
 {
     workers *w = calloc(1, sizeof(*w));
-    if (!w || !(w->slots = calloc((size_t)n + 1, sizeof(*w->slots)))) {
+    int threads = n ? n + (env->max_parked > 0 ? env->max_parked : 0) : 0;
+    if (!w || !(w->slots = calloc((size_t)threads + 1, sizeof(*w->slots)))) {
         free(w);
         pt_errc(err, PT_ENOMEM, "out of memory");
         return NULL;
     }
     w->env = *env;
-    w->n = n;
+    w->n = threads;
+    w->tokens = n;
     pthread_mutex_init(&w->mu, NULL);
-    for (int i = 0; i < n; i++) {
+    pthread_cond_init(&w->token, NULL);
+    for (int i = 0; i < threads; i++) {
         w->slots[i].w = w;
         w->slots[i].index = i;
         w->slots[i].decision = -1;
         pt_cond_init_monotonic(&w->slots[i].wake);
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < threads; i++)
         w->slots[i].started =
             pthread_create(&w->slots[i].thread, NULL, worker_main, &w->slots[i]) == 0;
     return w;
@@ -496,6 +627,7 @@ void workers_stop(workers *w)
     w->stopping = 1;
     for (int i = 0; i < w->n; i++)
         pthread_cond_broadcast(&w->slots[i].wake);
+    pthread_cond_broadcast(&w->token);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -510,6 +642,7 @@ void workers_free(workers *w)
         pthread_cond_destroy(&w->slots[i].wake);
     }
     free(w->slots);
+    pthread_cond_destroy(&w->token);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }
@@ -583,8 +716,11 @@ int workers_cancel(workers *w, int64_t id, int *held)
 void workers_stats(workers *w, worker_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    out->workers = w->n;
+    out->workers = w->tokens;
     out->busy = w->busy;
+    pthread_mutex_lock(&w->mu);
+    out->parked = w->nparked;
+    pthread_mutex_unlock(&w->mu);
     out->runs = w->runs;
     out->ms_sum = w->ms_sum;
     for (int i = 0; i < WORKER_DURATION_BUCKETS; i++)

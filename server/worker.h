@@ -3,11 +3,13 @@
  * the shared browser, and the holds that keep a run's browser context open
  * while it waits for input or review.
  *
- * A run that reaches an `ask` or `review` step waits (holds) up to
+ * A run that reaches an `ask` or `review` step parks: it frees its worker at
+ * once (another task starts) and holds its browser context up to
  * hold_seconds for the API to hand it an answer or a decision, then goes on
- * where it stopped; past that, it releases its worker (the task stays
- * waiting, and runs again from the start once answered). Every status change
- * is a move of server/task.h.
+ * where it stopped, on the next free worker. At most max_parked runs park;
+ * past that the oldest, like one past its hold time, lets its context go
+ * (the task stays waiting, and runs again from the start once answered).
+ * Every status change is a move of server/task.h.
  */
 #ifndef PORTIER_WORKER_H
 #define PORTIER_WORKER_H
@@ -28,6 +30,7 @@ typedef struct worker_env {
     const char *data_dir; /* trajectories go under data_dir/trajectories/ */
     int hold_seconds;
     int max_attempts; /* runs of a task its interruptions allow; 0: TASK_MAX_ATTEMPTS */
+    int max_parked; /* runs that may hold their context while they wait; 0: none */
     dispatch *dispatch;
     pool *pool;
     bundle_cache *sops;
@@ -59,7 +62,7 @@ int workers_decide(workers *w, task_ctx *cx, int64_t id, int approve, const char
 int workers_cancel(workers *w, int64_t id, int *held);
 
 typedef struct worker_stats {
-    int workers, busy;
+    int workers, busy, parked;
     long runs;                             /* finished runs timed */
     long ms_sum;                           /* their total time */
     long buckets[WORKER_DURATION_BUCKETS]; /* runs <= each bound (cumulative) */

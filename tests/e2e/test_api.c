@@ -24,29 +24,49 @@ static const char quickstart[] =
     "{\n\"type\": \"submit_claim\",\n\"data\": \"member_id: 300059049\\npatient: Louise "
     "Golicic\\nDOB: 1949-12-23\\nplace_of_service: home\\nservice_date: 2025-03-25\"\n}";
 
-/* The reference's fields, in its order, with their JSON types. */
+/* The reference's fields, in its order, with their JSON types (and
+ * trajectory_id where the webhook example has it), then the client's side:
+ * type, question, review, outputs. */
 static void assert_task_shape(const cJSON *t)
 {
-    static const char *const names[] = {"id",          "accountId", "task_number",  "status",
-                                        "handler",     "title",     "instructions", "startedAt",
-                                        "completedAt", "failedAt",  "notes",        "createdAt",
-                                        "updatedAt"};
+    static const char *const names[] = {
+        "id",           "accountId",     "task_number", "status",      "handler",  "title",
+        "instructions", "trajectory_id", "startedAt",   "completedAt", "failedAt", "notes",
+        "createdAt",    "updatedAt",     "type",        "question",    "review",   "outputs"};
     const cJSON *c = t->child;
-    for (size_t i = 0; i < 13; i++, c = c ? c->next : NULL) {
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++, c = c ? c->next : NULL) {
         assert_non_null(c);
         assert_string_equal(c->string, names[i]);
         if (i < 3)
             assert_true(cJSON_IsNumber(c));
-        else if (i < 7 || i >= 11)
+        else if (i == 7)
+            assert_true(cJSON_IsNumber(c) || cJSON_IsNull(c));
+        else if (i < 7 || i == 12 || i == 13 || i == 14)
             assert_true(cJSON_IsString(c));
-        else
+        else if (i < 12)
             assert_true(cJSON_IsString(c) || cJSON_IsNull(c));
+        else if (i < 17)
+            assert_true(cJSON_IsObject(c) || cJSON_IsNull(c));
+        else
+            assert_true(cJSON_IsObject(c));
     }
     assert_null(c);
     const char *created = ts_str(t, "createdAt");
     /* 2025-03-18T12:00:00.000Z */
     assert_int_equal(strlen(created), 24);
     assert_true(created[10] == 'T' && created[19] == '.' && created[23] == 'Z');
+}
+
+/* How many tasks a listing returns (asserting it is a 200). */
+static int list_count(const ts_server *s, const char *path)
+{
+    tc_response r = ts_api(s, s->key, "GET", path, NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    cJSON *page = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    int n = cJSON_GetArraySize(cJSON_GetObjectItem(page, "data"));
+    cJSON_Delete(page);
+    return n;
 }
 
 /* The reference quickstart's exact request: 200 with every field, then the
@@ -59,6 +79,9 @@ static void test_quickstart_json(void **state)
     cJSON *t = ts_post_json(&s, quickstart, 200);
     assert_task_shape(t);
     assert_string_equal(ts_str(t, "status"), "pending");
+    assert_string_equal(ts_str(t, "type"), "submit_claim");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(t, "trajectory_id")));
+    assert_null(cJSON_GetObjectItem(t, "outputs")->child);
     assert_string_equal(ts_str(t, "handler"), "submit_claim_1");
     assert_string_equal(ts_str(t, "title"), "Submit claim #1");
     assert_int_equal(ts_num(t, "task_number"), 1);
@@ -73,6 +96,11 @@ static void test_quickstart_json(void **state)
     assert_non_null(ts_str(t, "startedAt"));
     assert_non_null(ts_str(t, "completedAt"));
     assert_task_shape(t);
+    assert_true(ts_num(t, "trajectory_id") >= 1);
+    /* what the SOP extracted: the claim number, as in the notes */
+    const char *claim = ts_str(cJSON_GetObjectItem(t, "outputs"), "reference");
+    assert_non_null(claim);
+    assert_non_null(strstr(ts_str(t, "notes"), claim));
     cJSON_Delete(t);
 
     /* the webhook went out once and the sink verified it */
@@ -137,6 +165,13 @@ static void test_quickstart_json(void **state)
     tc_response_free(&r);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(page, "data")), 1);
     cJSON_Delete(page);
+    /* a status list and a creation window */
+    assert_int_equal(list_count(&s, "/tasks?status=completed,pending,dispatching,running"
+                                    "&created_after=2020-01-01T00:00:00Z"),
+                     2);
+    assert_int_equal(list_count(&s, "/tasks?created_before=2020-01-01"), 0);
+    assert_int_equal(list_count(&s, "/tasks?created_after=2999-01-01T00:00:00.000%2B02:00"), 0);
+    assert_int_equal(list_count(&s, "/tasks?status=failed,waiting_for_input"), 0);
     cJSON_Delete(ts_wait_status(&s, ts_num(t2, "id"), "completed", 90000));
     cJSON_Delete(t2);
 
@@ -232,6 +267,71 @@ static void expect_error(const ts_server *s, const char *key, const char *method
     tc_response_free(&r);
 }
 
+static int count_tasks(const ts_server *s)
+{
+    tc_response r = ts_api(s, s->key, "GET", "/tasks?limit=100", NULL, NULL, 0);
+    cJSON *page = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    int n = cJSON_GetArraySize(cJSON_GetObjectItem(page, "data"));
+    cJSON_Delete(page);
+    return n;
+}
+
+/* The same Idempotency-Key with another body (another type, or the same
+ * type with other data) is a 422 naming the first task, whatever its
+ * status; with the same body, at the same time, every answer is the one
+ * task or a 409, never a second task. */
+static void idempotency_reuse(const ts_server *s, long long first)
+{
+    tc_client *c = tc_new();
+    char h[256], url[256];
+    snprintf(h, sizeof(h), "Authorization: Bearer %s", s->key);
+    tc_header(c, h);
+    tc_header(c, "Idempotency-Key: claim-0001");
+    snprintf(url, sizeof(url), "%s/tasks", s->base);
+    const char *other[] = {"{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                           "dob: 1949-12-23\"}",
+                           "{\"type\":\"submit_claim\",\"data\":\"member_id: 300059049\"}"};
+    for (int i = 0; i < 2; i++) {
+        tc_response r = tc_request(c, "POST", url, "application/json", other[i], strlen(other[i]));
+        assert_int_equal(r.status, 422);
+        cJSON *o = cJSON_Parse(r.body);
+        assert_string_equal(ts_str(o, "error"), "idempotency_key_reused");
+        char want[64];
+        snprintf(want, sizeof(want), "task %lld", first);
+        assert_non_null(strstr(ts_str(o, "message"), want));
+        cJSON_Delete(o);
+        tc_response_free(&r);
+    }
+    tc_free(c);
+    int before = count_tasks(s);
+    /* a burst with a fresh key: one task, the rest replays or 409s */
+    char body_path[700], cmd[2048];
+    snprintf(body_path, sizeof(body_path), "%s/burst.json", s->dir);
+    pt_write_file(body_path, quickstart, strlen(quickstart), 0600);
+    snprintf(cmd, sizeof(cmd),
+             "for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%%{http_code}\\n' -X POST "
+             "-H 'Authorization: Bearer %s' -H 'Idempotency-Key: burst-1' "
+             "-H 'Content-Type: application/json' --data-binary @%s %s & done; wait",
+             s->key, body_path, url);
+    FILE *p = popen(cmd, "r");
+    char line[32];
+    int ok = 0, busy = 0, other_status = 0;
+    while (p && fgets(line, sizeof(line), p))
+        if (!strncmp(line, "200", 3))
+            ok++;
+        else if (!strncmp(line, "409", 3))
+            busy++;
+        else
+            other_status++;
+    if (p)
+        pclose(p);
+    assert_int_equal(ok + busy, 6);
+    assert_int_equal(other_status, 0);
+    assert_true(ok >= 1);
+    assert_int_equal(count_tasks(s), before + 1);
+}
+
 /* Every error code from a real request; the cross-account 404; an
  * idempotent retry. */
 static void test_errors_and_idempotency(void **state)
@@ -284,8 +384,34 @@ static void test_errors_and_idempotency(void **state)
                  mplen + 4009, 413, "payload_too_large", "per-file");
     free(mpbig);
     free(big);
+    /* the appeal SOP needs a pdf (files required 1 pdf): checked before it
+     * is queued, without a file, or with one of another type */
+    const char *appeal =
+        "{\"type\":\"submit_appeal\",\"data\":\"claim_reference: CLM-2025-000001\\n"
+        "denial_reason: bundled\\nexplanation: x\"}";
+    expect_error(&s, s.key, "POST", "/tasks", "application/json", appeal, 0, 422, "missing_files",
+                 "at least 1 file (pdf)");
+    const char *txt =
+        "--b\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nsubmit_appeal\r\n"
+        "--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"letter.txt\"\r\n"
+        "Content-Type: text/plain\r\n\r\nhello\r\n--b--\r\n";
+    expect_error(&s, s.key, "POST", "/tasks", "multipart/form-data; boundary=b", txt, 0, 422,
+                 "unsupported_file_type", "file 1 is not a type submit_appeal takes (pdf)");
     expect_error(&s, s.key, "GET", "/tasks/999", NULL, NULL, 0, 404, "not_found", NULL);
-    expect_error(&s, s.key, "GET", "/tasks/abc", NULL, NULL, 0, 404, "not_found", NULL);
+    expect_error(&s, s.key, "GET", "/tasks/abc", NULL, NULL, 0, 400, "invalid_id", "'abc'");
+    expect_error(&s, s.key, "POST", "/tasks/12x/cancel", NULL, NULL, 0, 400, "invalid_id", NULL);
+    expect_error(&s, s.key, "GET", "/tasks?created_after=2025-01-01&since=1", NULL, NULL, 0, 400,
+                 "unknown_parameter", "'since'");
+    expect_error(&s, s.key, "GET", "/tasks?status=pending&status=failed", NULL, NULL, 0, 400,
+                 "repeated_parameter", "comma");
+    expect_error(&s, s.key, "GET", "/tasks?limit=1&limit=2", NULL, NULL, 0, 400,
+                 "repeated_parameter", "'limit'");
+    expect_error(&s, s.key, "GET", "/tasks?status=pending,bogus", NULL, NULL, 0, 400,
+                 "invalid_request", "'bogus'");
+    expect_error(&s, s.key, "GET", "/tasks?created_after=yesterday", NULL, NULL, 0, 400,
+                 "invalid_request", "ISO-8601");
+    expect_error(&s, s.key, "GET", "/tasks?created_before=2025-01-01T10:00", NULL, NULL, 0, 400,
+                 "invalid_request", "created_before");
     expect_error(&s, s.key, "DELETE", "/tasks", NULL, NULL, 0, 405, "method_not_allowed", NULL);
 
     /* Idempotency-Key: the same key returns the same task */
@@ -353,6 +479,7 @@ static void test_errors_and_idempotency(void **state)
         cJSON_Delete(t);
         expect_error(&s, s.key, "POST", path, NULL, NULL, 0, 409, "conflict", NULL);
     }
+    idempotency_reuse(&s, first);
 
     /* an account's input default overrides the SOP's, and is checked like
      * task data */
@@ -524,6 +651,192 @@ static void test_ask_and_review_after_hold(void **state)
     cJSON_Delete(t);
     /* three runs: the first, again after the answer, again after approval */
     assert_int_equal(trajectory_id(&s, id), 3);
+    ts_finish(&s);
+}
+
+/* Sign-ins the sandbox has counted for the demo's portal user. */
+static int signins(const ts_server *s)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/__sandbox/signins", s->portal);
+    tc_client *c = tc_new();
+    tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
+    tc_free(c);
+    cJSON *o = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    int n = (int)ts_num(cJSON_GetObjectItem(o, "signins"), "portier.demo");
+    cJSON_Delete(o);
+    assert_true(n >= 0);
+    return n;
+}
+
+/* The receiver's body of the newest `event` for task id (new), waiting
+ * for it. */
+static cJSON *webhook_of(const ts_receiver *rc, const char *event, long long id)
+{
+    int64_t until = pt_mono_ms() + 30000;
+    for (;;) {
+        cJSON *lines = ts_received(rc, "/ok", NULL), *found = NULL, *l;
+        cJSON_ArrayForEach(l, lines)
+        {
+            cJSON *b = cJSON_GetObjectItem(l, "body");
+            if (!strcmp(ts_str(b, "event"), event) &&
+                ts_num(cJSON_GetObjectItem(b, "data"), "id") == id) {
+                assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(l, "verifiedWith")), 1);
+                cJSON_Delete(found);
+                found = cJSON_Duplicate(b, 1);
+            }
+        }
+        cJSON_Delete(lines);
+        if (found)
+            return found;
+        if (pt_mono_ms() > until)
+            fail_msg("no %s webhook for task %lld", event, id);
+        pt_sleep_ms(200);
+    }
+}
+
+static void assert_question(const cJSON *t)
+{
+    cJSON *q = cJSON_GetObjectItem(t, "question");
+    assert_string_equal(ts_str(q, "name"), "npi");
+    assert_string_equal(ts_str(q, "prompt"), "Which rendering NPI should be used?");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(t, "review")));
+}
+
+/* Answers task id's question and approves its review; asserts it
+ * completes with the plan in its outputs. */
+static void answer_and_approve(ts_server *s, long long id)
+{
+    send(s, id, "input", "{\"value\":\"1234567893\"}", 200);
+    cJSON *t = ts_wait_status(s, id, "pending_review", 90000);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(t, "question")));
+    assert_non_null(strstr(ts_str(cJSON_GetObjectItem(t, "review"), "prompt"), "NPI 1234567893"));
+    cJSON_Delete(t);
+    send(s, id, "review", "{\"decision\":\"approve\"}", 200);
+    t = ts_wait_status(s, id, "completed,failed", 90000);
+    assert_string_equal(ts_str(t, "status"), "completed");
+    assert_non_null(ts_str(cJSON_GetObjectItem(t, "outputs"), "plan"));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(t, "review")));
+    cJSON_Delete(t);
+}
+
+/* Waiting parks the task, not the worker. With one worker: an eligibility
+ * check's webhook carries its copay in outputs; five tasks that ask stop
+ * one after another (each shows its question over the API and in a
+ * task_waiting webhook), and a claim completes while they wait; an answer
+ * resumes its task where it stopped, without signing in again; after a
+ * restart the rest are all still waiting, and run again when answered. */
+static void test_waits_park(void **state)
+{
+    (void)state;
+    char rdir[] = "/tmp/pt-recv-XXXXXX";
+    assert_non_null(mkdtemp(rdir));
+    ts_receiver rc;
+    ts_receiver_start(&rc, rdir);
+    char hook[128];
+    snprintf(hook, sizeof(hook), "http://127.0.0.1:%d/ok", rc.port);
+    const char *extra[] = {"--workers", "1", "--webhook-url", hook, NULL};
+    ts_server s;
+    ts_start_demo(&s, "api-park", extra);
+    ts_receiver_add_secret(&rc, s.whsec);
+    const char *ev[] = {"account", "set-events", "demo", "task_finished,task_waiting", NULL};
+    assert_int_equal(ts_cli(&s, ev, NULL, NULL), 0);
+
+    cJSON *t = ts_post_json(&s,
+                            "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                            "dob: 1949-12-23\"}",
+                            200);
+    long long elig = ts_num(t, "id");
+    cJSON_Delete(t);
+    cJSON_Delete(ts_wait_status(&s, elig, "completed", 90000));
+    cJSON *w = webhook_of(&rc, "task_finished", elig);
+    const char *copay =
+        ts_str(cJSON_GetObjectItem(cJSON_GetObjectItem(w, "data"), "outputs"), "copay");
+    assert_non_null(copay);
+    assert_true(*copay);
+    assert_non_null(strstr(ts_str(cJSON_GetObjectItem(w, "data"), "notes"), copay));
+    cJSON_Delete(w);
+
+    install_ask_sop(&s);
+    long long ids[5];
+    for (int i = 0; i < 5; i++) {
+        ids[i] = post_ask_task(&s);
+        t = ts_wait_status(&s, ids[i], "waiting_for_input", 90000);
+        assert_question(t);
+        cJSON_Delete(t);
+        w = webhook_of(&rc, "task_waiting", ids[i]);
+        assert_question(cJSON_GetObjectItem(w, "data"));
+        cJSON_Delete(w);
+    }
+    t = ts_post_json(&s, quickstart, 200);
+    long long claim = ts_num(t, "id");
+    cJSON_Delete(t);
+    cJSON_Delete(ts_wait_status(&s, claim, "completed", 90000));
+    for (int i = 0; i < 5; i++) {
+        t = ts_get_task(&s, s.key, ids[i]);
+        assert_string_equal(ts_str(t, "status"), "waiting_for_input");
+        cJSON_Delete(t);
+    }
+    tc_response r = ts_api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
+    assert_non_null(strstr(r.body, "portier_parked_sessions 5"));
+    tc_response_free(&r);
+
+    /* resumed where it stopped: no sign-in, the same run (trajectory) */
+    int before = signins(&s);
+    long long traj = trajectory_id(&s, ids[0]);
+    answer_and_approve(&s, ids[0]);
+    assert_int_equal(signins(&s), before);
+    assert_int_equal(trajectory_id(&s, ids[0]), traj);
+
+    /* a restart loses none of the four still waiting */
+    assert_int_equal(ts_stop(&s, 0), 0);
+    const char *args[] = {"--demo", "--portal-listen", "127.0.0.1:0", "--workers",
+                          "1",      "--webhook-url",   hook,          NULL};
+    assert_int_equal(ts_start(&s, args, NULL), 0);
+    for (int i = 1; i < 5; i++) {
+        t = ts_get_task(&s, s.key, ids[i]);
+        assert_string_equal(ts_str(t, "status"), "waiting_for_input");
+        assert_question(t);
+        cJSON_Delete(t);
+    }
+    answer_and_approve(&s, ids[1]);
+    cJSON_Delete(webhook_of(&rc, "task_finished", ids[1]));
+    ts_finish(&s);
+    /* every body sent (task_finished, task_waiting) as the spec says */
+    ts_check_webhook_bodies(&rc);
+    ts_receiver_stop(&rc);
+    pt_rmtree(rdir);
+}
+
+/* --max-parked 1: the second task to wait makes the first let its session
+ * go. The first, answered, runs again from the start (a new trajectory);
+ * the second resumes in place (the same one). */
+static void test_max_parked(void **state)
+{
+    (void)state;
+    ts_server s;
+    const char *extra[] = {"--workers", "1", "--max-parked", "1", NULL};
+    ts_start_demo(&s, "api-max-parked", extra);
+    install_ask_sop(&s);
+    long long a = post_ask_task(&s);
+    cJSON_Delete(ts_wait_status(&s, a, "waiting_for_input", 90000));
+    long long b = post_ask_task(&s);
+    cJSON_Delete(ts_wait_status(&s, b, "waiting_for_input", 90000));
+    long long ta = trajectory_id(&s, a), tb = trajectory_id(&s, b);
+    int parked = 0;
+    for (int i = 0; i < 100 && !parked; i++) { /* the first one winds down */
+        tc_response r = ts_api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
+        parked = strstr(r.body, "portier_parked_sessions 1\n") != NULL;
+        tc_response_free(&r);
+        if (!parked)
+            pt_sleep_ms(100);
+    }
+    assert_true(parked);
+    answer_and_approve(&s, b);
+    assert_int_equal(trajectory_id(&s, b), tb);
+    answer_and_approve(&s, a);
+    assert_true(trajectory_id(&s, a) != ta);
     ts_finish(&s);
 }
 
@@ -892,7 +1205,8 @@ static void test_newer_schema_refused(void **state)
 
 PT_TESTS("api", cmocka_unit_test(test_quickstart_json), cmocka_unit_test(test_multipart_with_file),
          cmocka_unit_test(test_errors_and_idempotency), cmocka_unit_test(test_ask_and_review_held),
-         cmocka_unit_test(test_ask_and_review_after_hold), cmocka_unit_test(test_no_phi_in_logs),
+         cmocka_unit_test(test_ask_and_review_after_hold), cmocka_unit_test(test_waits_park),
+         cmocka_unit_test(test_max_parked), cmocka_unit_test(test_no_phi_in_logs),
          cmocka_unit_test(test_kill9_recovery), cmocka_unit_test(test_browser_crash_relaunch),
          cmocka_unit_test(test_commit_write_fails),
          cmocka_unit_test(test_restarts_before_commit_retry),

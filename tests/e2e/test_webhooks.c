@@ -12,6 +12,7 @@
  * status is a real event like any other.
  */
 #define _GNU_SOURCE
+#include "tests/support/testapi.h"
 #include "tests/support/testcurl.h"
 #include "tests/support/testmain.h"
 #include "tests/support/testproc.h"
@@ -29,82 +30,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef struct receiver {
-    pid_t pid;
-    int port;
-    char log[700], secrets[700];
-} receiver;
-
-static void receiver_start(receiver *r, const char *dir)
-{
-    snprintf(r->log, sizeof(r->log), "%s/receiver.jsonl", dir);
-    snprintf(r->secrets, sizeof(r->secrets), "%s/secrets.txt", dir);
-    pt_write_file(r->log, "", 0, 0600);
-    pt_write_file(r->secrets, "", 0, 0600);
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    r->pid = fork();
-    if (r->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves nothing running */
-        dup2(p[1], 1);
-        close(p[0]);
-        execlp("node", "node", PORTIER_SOURCE_DIR "/tests/node/receiver.mjs", r->log, r->secrets,
-               (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[64] = "";
-    ssize_t n = read(p[0], buf, sizeof(buf) - 1);
-    close(p[0]);
-    if (n <= 0 || sscanf(buf, "port %d", &r->port) != 1)
-        fail_msg("the Node receiver did not start (is `npm ci` done in tests/node?)");
-}
-
-static void receiver_stop(receiver *r)
-{
-    kill(r->pid, SIGTERM);
-    waitpid(r->pid, NULL, 0);
-}
-
-static void add_secret(receiver *r, const char *secret)
-{
-    FILE *f = fopen(r->secrets, "a");
-    fprintf(f, "%s\n", secret);
-    fclose(f);
-}
-
-/* The receiver's log lines for a path (and webhook-id, if given). */
-static cJSON *received(const receiver *r, const char *path, const char *id)
-{
-    char *text = NULL;
-    cJSON *arr = cJSON_CreateArray();
-    if (pt_read_file(r->log, 64u << 20, &text, NULL) < 0)
-        return arr;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        cJSON *o = cJSON_Parse(line);
-        const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(o, "path"));
-        const char *i = cJSON_GetStringValue(cJSON_GetObjectItem(o, "id"));
-        if (o && p && (!path || !strcmp(p, path)) && (!id || (i && !strcmp(i, id))))
-            cJSON_AddItemToArray(arr, o);
-        else
-            cJSON_Delete(o);
-    }
-    free(text);
-    return arr;
-}
-
-static cJSON *wait_received(const receiver *r, const char *path, int count, int timeout_ms)
-{
-    int64_t until = pt_mono_ms() + timeout_ms;
-    for (;;) {
-        cJSON *a = received(r, path, NULL);
-        if (cJSON_GetArraySize(a) >= count || pt_mono_ms() > until)
-            return a;
-        cJSON_Delete(a);
-        pt_sleep_ms(100);
-    }
-}
-
 static void assert_verified(const cJSON *line, int secret_index)
 {
     int ok = 0, body_ok = 0;
@@ -120,14 +45,14 @@ static void assert_verified(const cJSON *line, int secret_index)
 
 typedef struct env {
     ts_server s;
-    receiver r;
+    ts_receiver r;
     char key[128], whsec[128];
 } env;
 
 static void start(env *e, const char *name, const char *path, const char *const *server_env)
 {
     ts_init(&e->s, name);
-    receiver_start(&e->r, e->s.dir);
+    ts_receiver_start(&e->r, e->s.dir);
     char url[256], sop[4200], *out = NULL;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", e->r.port, path);
     const char *create[] = {
@@ -139,7 +64,7 @@ static void start(env *e, const char *name, const char *path, const char *const 
              cJSON_GetStringValue(cJSON_GetObjectItem(o, "webhook_secret")));
     cJSON_Delete(o);
     free(out);
-    add_secret(&e->r, e->whsec);
+    ts_receiver_add_secret(&e->r, e->whsec);
     pt_home_path("sops/sandbox/check_eligibility.sop", sop, sizeof(sop));
     const char *setsop[] = {"account", "set-sop", "acme", "check_eligibility", sop, NULL};
     assert_int_equal(ts_cli(&e->s, setsop, NULL, NULL), 0);
@@ -165,7 +90,7 @@ static void stop(env *e)
         free(log);
     }
     assert_int_equal(rc, 0);
-    receiver_stop(&e->r);
+    ts_receiver_stop(&e->r);
     ts_cleanup(&e->s);
 }
 
@@ -230,7 +155,7 @@ static void test_retry_until_2xx(void **state)
     env e;
     start(&e, "wh-flaky", "/flaky", NULL);
     long long id = finished_task(&e);
-    cJSON *got = wait_received(&e.r, "/flaky", 3, 20000);
+    cJSON *got = ts_receiver_wait(&e.r, "/flaky", 3, 20000);
     assert_int_equal(cJSON_GetArraySize(got), 3);
     const char *first = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "id"));
     assert_non_null(first);
@@ -248,7 +173,7 @@ static void test_retry_until_2xx(void **state)
         assert_string_equal(keys, "[\"id\",\"accountId\",\"task_number\",\"status\",\"handler\","
                                   "\"title\",\"instructions\",\"trajectory_id\",\"startedAt\","
                                   "\"completedAt\",\"failedAt\",\"notes\",\"createdAt\","
-                                  "\"updatedAt\"]");
+                                  "\"updatedAt\",\"type\",\"question\",\"review\",\"outputs\"]");
         free(keys);
         keys = cJSON_PrintUnformatted(cJSON_GetObjectItem(line, "envelopeKeys"));
         assert_string_equal(keys, "[\"signature\",\"event\",\"created_at\",\"data\"]");
@@ -256,10 +181,15 @@ static void test_retry_until_2xx(void **state)
     }
     pt_sleep_ms(1500); /* no fourth attempt */
     cJSON_Delete(got);
-    got = received(&e.r, "/flaky", NULL);
+    got = ts_received(&e.r, "/flaky", NULL);
     assert_int_equal(cJSON_GetArraySize(got), 3);
     cJSON *d = deliveries(&e, id);
     assert_int_equal(cJSON_GetArraySize(d), 3);
+    for (int i = 0; i < 3; i++) /* each attempt numbered, with where it went */
+        assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(d, i), "attempt")->valuedouble,
+                         i + 1);
+    assert_non_null(strstr(
+        cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "url")), "/flaky"));
     assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "http_status")->valuedouble,
                      500);
     assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(d, 2), "http_status")->valuedouble,
@@ -273,7 +203,7 @@ static void test_retry_until_2xx(void **state)
     assert_non_null(strstr(r.body, wid));
     tc_response_free(&r);
     cJSON_Delete(got);
-    got = wait_received(&e.r, "/flaky", 4, 10000);
+    got = ts_receiver_wait(&e.r, "/flaky", 4, 10000);
     assert_int_equal(cJSON_GetArraySize(got), 4);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 3), "id")),
                         wid);
@@ -288,12 +218,12 @@ static void test_gone_disables(void **state)
     env e;
     start(&e, "wh-gone", "/gone", NULL);
     finished_task(&e);
-    cJSON *got = wait_received(&e.r, "/gone", 1, 10000);
+    cJSON *got = ts_receiver_wait(&e.r, "/gone", 1, 10000);
     assert_int_equal(cJSON_GetArraySize(got), 1);
     cJSON_Delete(got);
     long long second = finished_task(&e);
     pt_sleep_ms(2500);
-    got = received(&e.r, "/gone", NULL);
+    got = ts_received(&e.r, "/gone", NULL);
     assert_int_equal(cJSON_GetArraySize(got), 1);
     cJSON_Delete(got);
     cJSON *d = deliveries(&e, second);
@@ -318,7 +248,7 @@ static void test_hang_timeout_and_redirect(void **state)
     const char *envs[] = {"PORTIER_WEBHOOK_TIMEOUT_MS=700", NULL};
     start(&e, "wh-hang", "/hang", envs);
     long long id = finished_task(&e);
-    cJSON *got = wait_received(&e.r, "/hang", 5, 30000);
+    cJSON *got = ts_receiver_wait(&e.r, "/hang", 5, 30000);
     assert_int_equal(cJSON_GetArraySize(got), 5);
     cJSON_Delete(got);
     pt_sleep_ms(1500);
@@ -342,10 +272,10 @@ static void test_hang_timeout_and_redirect(void **state)
     const char *set[] = {"account", "set-webhook", "acme", hook, "--allow-private-webhooks", NULL};
     assert_int_equal(ts_cli(&e.s, set, NULL, NULL), 0);
     id = finished_task(&e);
-    got = wait_received(&e.r, "/redirect", 5, 30000);
+    got = ts_receiver_wait(&e.r, "/redirect", 5, 30000);
     assert_int_equal(cJSON_GetArraySize(got), 5);
     cJSON_Delete(got);
-    got = received(&e.r, "/ok", NULL); /* the Location was never followed */
+    got = ts_received(&e.r, "/ok", NULL); /* the Location was never followed */
     assert_int_equal(cJSON_GetArraySize(got), 0);
     cJSON_Delete(got);
     stop(&e);
@@ -358,7 +288,7 @@ static void test_retry_after_honoured(void **state)
     env e;
     start(&e, "wh-busy", "/busy", NULL);
     finished_task(&e);
-    cJSON *got = wait_received(&e.r, "/busy", 2, 20000);
+    cJSON *got = ts_receiver_wait(&e.r, "/busy", 2, 20000);
     assert_int_equal(cJSON_GetArraySize(got), 2);
     double first = cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "at")->valuedouble;
     double second = cJSON_GetObjectItem(cJSON_GetArrayItem(got, 1), "at")->valuedouble;
@@ -378,7 +308,7 @@ static void test_kill9_then_delivered(void **state)
     env e;
     start(&e, "wh-kill9", "/hang", NULL);
     long long id = finished_task(&e);
-    cJSON *got = wait_received(&e.r, "/hang", 1, 10000);
+    cJSON *got = ts_receiver_wait(&e.r, "/hang", 1, 10000);
     assert_int_equal(cJSON_GetArraySize(got), 1);
     char *wid = strdup(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "id")));
     cJSON_Delete(got);
@@ -391,7 +321,7 @@ static void test_kill9_then_delivered(void **state)
                           "--allow-private-webhooks", NULL};
     const char *envs[] = {"PORTIER_WEBHOOK_RETRY_SCHEDULE=0,1,1,1,1", NULL};
     assert_int_equal(ts_start(&e.s, args, envs), 0);
-    got = wait_received(&e.r, "/ok", 1, 15000);
+    got = ts_receiver_wait(&e.r, "/ok", 1, 15000);
     assert_int_equal(cJSON_GetArraySize(got), 1);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "id")),
                         wid);
@@ -417,10 +347,10 @@ static void test_rotation_and_ping(void **state)
     const char *fresh = cJSON_GetStringValue(cJSON_GetObjectItem(o, "webhook_secret"));
     assert_non_null(fresh);
     assert_string_not_equal(fresh, e.whsec);
-    add_secret(&e.r, fresh);
+    ts_receiver_add_secret(&e.r, fresh);
     cJSON_Delete(o);
     finished_task(&e);
-    cJSON *got = wait_received(&e.r, "/ok", 1, 10000);
+    cJSON *got = ts_receiver_wait(&e.r, "/ok", 1, 10000);
     assert_int_equal(cJSON_GetArraySize(got), 1);
     cJSON *line = cJSON_GetArrayItem(got, 0);
     cJSON *v = cJSON_GetObjectItem(line, "verifiedWith");
@@ -435,7 +365,7 @@ static void test_rotation_and_ping(void **state)
     assert_int_equal(ts_cli(&e.s, ping, NULL, &out), 0);
     assert_non_null(strstr(out, "\"http_status\":\t200"));
     free(out);
-    got = wait_received(&e.r, "/ok", 2, 5000);
+    got = ts_receiver_wait(&e.r, "/ok", 2, 5000);
     line = cJSON_GetArrayItem(got, 1);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(line, "event")), "ping");
     assert_verified(line, 1);
@@ -469,10 +399,10 @@ static void test_thousand_events(void **state)
     const char *args[] = {"--browser", "ws://127.0.0.1:9/devtools/browser/none",
                           "--allow-private-webhooks", NULL};
     assert_int_equal(ts_start(&e.s, args, NULL), 0);
-    cJSON *got = wait_received(&e.r, "/ok", 1000, 120000);
+    cJSON *got = ts_receiver_wait(&e.r, "/ok", 1000, 120000);
     pt_sleep_ms(1000);
     cJSON_Delete(got);
-    got = received(&e.r, "/ok", NULL);
+    got = ts_received(&e.r, "/ok", NULL);
     assert_int_equal(cJSON_GetArraySize(got), 1000);
     char seen[1000] = {0};
     cJSON *line;
@@ -489,6 +419,184 @@ static void test_thousand_events(void **state)
     stop(&e);
 }
 
+/* GET /webhook, parsed (asserting a 200). */
+static cJSON *endpoint(env *e)
+{
+    tc_response r = call(e, "GET", "/webhook", NULL);
+    assert_int_equal(r.status, 200);
+    cJSON *o = cJSON_Parse(r.body);
+    tc_response_free(&r);
+    assert_non_null(o);
+    return o;
+}
+
+/* Polls GET /webhook until its newest attempt has number n; that attempt. */
+static cJSON *wait_attempt(env *e, int n)
+{
+    int64_t until = pt_mono_ms() + 30000;
+    for (;;) {
+        cJSON *o = endpoint(e);
+        cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "attempts"), 0);
+        if (a && cJSON_GetObjectItem(a, "attempt")->valuedouble >= n) {
+            cJSON *copy = cJSON_Duplicate(a, 1);
+            cJSON_Delete(o);
+            return copy;
+        }
+        cJSON_Delete(o);
+        if (pt_mono_ms() > until)
+            fail_msg("no attempt %d", n);
+        pt_sleep_ms(100);
+    }
+}
+
+static void expect_code(env *e, const char *key, const char *method, const char *path,
+                        const char *body, long status, const char *code)
+{
+    const char *mine = e->key;
+    char saved[128];
+    snprintf(saved, sizeof(saved), "%s", mine);
+    if (key)
+        snprintf(e->key, sizeof(e->key), "%s", key);
+    tc_response r = call(e, method, path, body);
+    snprintf(e->key, sizeof(e->key), "%s", saved);
+    if (r.status != status)
+        fprintf(stderr, "%s %s: %ld %s\n", method, path, r.status, r.body ? r.body : "");
+    assert_int_equal(r.status, status);
+    cJSON *o = cJSON_Parse(r.body);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "error")), code);
+    cJSON_Delete(o);
+    tc_response_free(&r);
+}
+
+static void put_url(env *e, const char *path, const char *events)
+{
+    char body[512];
+    snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%d%s\"%s%s}", e->r.port, path,
+             events ? ",\"events\":" : "", events ? events : "");
+    tc_response r = call(e, "PUT", "/webhook", body);
+    assert_int_equal(r.status, 200);
+    cJSON *o = cJSON_Parse(r.body);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "enabled")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "disabled_reason")));
+    cJSON_Delete(o);
+    tc_response_free(&r);
+}
+
+/* The account's endpoint over the API: a ping that fails every attempt of
+ * its schedule (each recorded with number, URL, status, reply), a new URL,
+ * a recovery that starts a fresh schedule (the old one was used up, and the
+ * new endpoint fails twice before it takes it), a 410 that disables it. */
+static void test_webhook_endpoint(void **state)
+{
+    (void)state;
+    env e;
+    start(&e, "wh-endpoint", "/redirect", NULL);
+    cJSON *o = endpoint(&e);
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(o, "url")), "/redirect"));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "enabled")));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")), 1);
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "events"), 0)->valuestring,
+                        "task_finished");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "attempts")), 0);
+    cJSON_Delete(o);
+    tc_response r = call(&e, "POST", "/webhook/test", NULL);
+    assert_int_equal(r.status, 202);
+    o = cJSON_Parse(r.body);
+    char eid[64];
+    snprintf(eid, sizeof(eid), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, "event_id")));
+    cJSON_Delete(o);
+    tc_response_free(&r);
+    /* five attempts (the schedule), the last one dead */
+    cJSON *a = wait_attempt(&e, 5);
+    assert_int_equal((int)cJSON_GetObjectItem(a, "http_status")->valuedouble, 302);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "event")), "ping");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "event_id")), eid);
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(a, "url")), "/redirect"));
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(a, "reply")), eid));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(a, "task_id")));
+    cJSON_Delete(a);
+    cJSON *got = ts_received(&e.r, "/redirect", eid);
+    assert_int_equal(cJSON_GetArraySize(got), 5);
+    assert_verified(cJSON_GetArrayItem(got, 0), 0);
+    cJSON_Delete(got);
+
+    /* a new endpoint and events; recover: attempts 6 and 7 fail, 8 lands */
+    put_url(&e, "/flaky", "[\"task_finished\",\"task_waiting\"]");
+    o = endpoint(&e);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")), 2);
+    cJSON_Delete(o);
+    r = call(&e, "POST", "/webhook/recover", "{\"since\":\"2020-01-01T00:00:00.000Z\"}");
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, "\"requeued\":1"));
+    tc_response_free(&r);
+    a = wait_attempt(&e, 8);
+    assert_int_equal((int)cJSON_GetObjectItem(a, "http_status")->valuedouble, 200);
+    cJSON_Delete(a);
+    got = ts_received(&e.r, "/flaky", eid);
+    assert_int_equal(cJSON_GetArraySize(got), 3);
+    cJSON_Delete(got);
+    /* nothing failed since now: nothing to recover */
+    r = call(&e, "POST", "/webhook/recover", "{\"since\":\"2999-01-01\"}");
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, "\"requeued\":0"));
+    tc_response_free(&r);
+
+    /* 410 Gone disables it, and the API says so; PUT re-enables */
+    put_url(&e, "/gone", NULL);
+    r = call(&e, "POST", "/webhook/test", NULL);
+    assert_int_equal(r.status, 202);
+    tc_response_free(&r);
+    a = wait_attempt(&e, 1);
+    cJSON_Delete(a);
+    int64_t until = pt_mono_ms() + 20000;
+    for (;;) {
+        o = endpoint(&e);
+        if (cJSON_IsFalse(cJSON_GetObjectItem(o, "enabled")))
+            break;
+        cJSON_Delete(o);
+        assert_true(pt_mono_ms() < until);
+        pt_sleep_ms(100);
+    }
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(o, "disabled_reason")), "410"));
+    cJSON_Delete(o);
+    expect_code(&e, NULL, "POST", "/webhook/test", NULL, 409, "webhook_disabled");
+    expect_code(&e, NULL, "POST", "/webhook/recover", "{\"since\":\"2020-01-01\"}", 409,
+                "webhook_disabled");
+    put_url(&e, "/ok", NULL);
+
+    /* bad requests */
+    expect_code(&e, NULL, "PUT", "/webhook", "{\"events\":[\"task_done\"]}", 400,
+                "invalid_request");
+    expect_code(&e, NULL, "PUT", "/webhook", "{\"events\":\"task_finished\"}", 400,
+                "invalid_request");
+    expect_code(&e, NULL, "PUT", "/webhook", "{\"url\":\"ftp://example.org/\"}", 400,
+                "invalid_request");
+    expect_code(&e, NULL, "PUT", "/webhook", "{}", 400, "invalid_request");
+    expect_code(&e, NULL, "PUT", "/webhook", "{\"url\":", 400, "malformed_json");
+    expect_code(&e, NULL, "POST", "/webhook/recover", "{\"since\":\"last week\"}", 400,
+                "invalid_request");
+    expect_code(&e, "pk_nobody", "GET", "/webhook", NULL, 401, "unauthorized");
+    expect_code(&e, NULL, "DELETE", "/webhook", NULL, 405, "method_not_allowed");
+    char *out = NULL;
+    const char *bare[] = {"account", "create", "bare", NULL};
+    assert_int_equal(ts_cli(&e.s, bare, NULL, &out), 0);
+    cJSON *acct = cJSON_Parse(out);
+    free(out);
+    expect_code(&e, cJSON_GetStringValue(cJSON_GetObjectItem(acct, "api_key")), "POST",
+                "/webhook/test", NULL, 409, "no_webhook");
+    cJSON_Delete(acct);
+
+    /* the operator's side: account set-events */
+    const char *badev[] = {"account", "set-events", "acme", "task_finished,task_done", NULL};
+    assert_int_equal(ts_cli(&e.s, badev, NULL, NULL), 2);
+    const char *ev[] = {"account", "set-events", "acme", "task_finished", NULL};
+    assert_int_equal(ts_cli(&e.s, ev, NULL, NULL), 0);
+    o = endpoint(&e);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "events")), 1);
+    cJSON_Delete(o);
+    stop(&e);
+}
+
 /* Every route's answers, successes and errors, as docs/openapi.yaml says. */
 static void test_openapi_contract(void **state)
 {
@@ -499,11 +607,24 @@ static void test_openapi_contract(void **state)
     snprintf(cmd, sizeof(cmd), "node %s/tests/node/contract.mjs %s/docs/openapi.yaml %s %s",
              PORTIER_SOURCE_DIR, PORTIER_SOURCE_DIR, e.s.base, e.key);
     assert_int_equal(system(cmd), 0);
+    /* and the bodies it made the server send: task_finished and ping */
+    cJSON *got = ts_receiver_wait(&e.r, "/ok", 3, 30000);
+    int pings = 0, finished = 0;
+    cJSON *line;
+    cJSON_ArrayForEach(line, got)
+    {
+        const char *ev = cJSON_GetStringValue(cJSON_GetObjectItem(line, "event"));
+        pings += ev && !strcmp(ev, "ping");
+        finished += ev && !strcmp(ev, "task_finished");
+    }
+    cJSON_Delete(got);
+    assert_true(pings >= 1 && finished >= 1);
+    ts_check_webhook_bodies(&e.r);
     stop(&e);
 }
 
 PT_TESTS("webhooks", cmocka_unit_test(test_openapi_contract),
-         cmocka_unit_test(test_retry_until_2xx), cmocka_unit_test(test_gone_disables),
-         cmocka_unit_test(test_hang_timeout_and_redirect),
+         cmocka_unit_test(test_webhook_endpoint), cmocka_unit_test(test_retry_until_2xx),
+         cmocka_unit_test(test_gone_disables), cmocka_unit_test(test_hang_timeout_and_redirect),
          cmocka_unit_test(test_kill9_then_delivered), cmocka_unit_test(test_retry_after_honoured),
          cmocka_unit_test(test_rotation_and_ping), cmocka_unit_test(test_thousand_events));

@@ -4,6 +4,9 @@
 // schema (Ajv, JSON Schema 2020-12, as OpenAPI 3.1 uses).
 //
 //   node contract.mjs OPENAPI_YAML API_BASE API_KEY
+//   node contract.mjs --bodies OPENAPI_YAML RECEIVER_LOG
+// The second form holds every webhook body that tests/node/receiver.mjs
+// logged to the spec's `webhooks:` section (by its event).
 // Exit 0 when every answer is as documented; otherwise each mismatch is
 // printed and the exit status is 1.
 import { readFileSync } from 'node:fs';
@@ -11,7 +14,8 @@ import YAML from 'yaml';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 
-const [specPath, base, key] = process.argv.slice(2);
+const bodiesMode = process.argv[2] === '--bodies';
+const [specPath, base, key] = process.argv.slice(bodiesMode ? 3 : 2);
 const spec = YAML.parse(readFileSync(specPath, 'utf8'));
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats(ajv);
@@ -69,6 +73,25 @@ function validate(what, text, ptr) {
   return data;
 }
 
+// Every logged webhook body against the webhooks section, by event.
+if (bodiesMode) {
+  const byEvent = { task_finished: 'taskFinished', task_waiting: 'taskWaiting', ping: 'ping' };
+  const lines = readFileSync(base, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const seen = {};
+  for (const line of lines) {
+    if (!line.body) continue;
+    const hook = byEvent[line.body.event];
+    checked++;
+    if (!hook) { fail(`webhook ${line.id}`, `event ${line.body.event} is not in the spec`); continue; }
+    if (!spec.webhooks || !spec.webhooks[hook]) { fail(`webhook ${hook}`, 'not in the webhooks section'); continue; }
+    seen[line.body.event] = (seen[line.body.event] || 0) + 1;
+    validate(`webhook ${line.body.event} ${line.id}`, JSON.stringify(line.body),
+             `/webhooks/${hook}/post/requestBody/content/application~1json/schema`);
+  }
+  console.log(`${checked} webhook bodies checked against ${specPath} (${JSON.stringify(seen)}), ${failures} mismatches`);
+  process.exit(failures || !checked ? 1 : 0);
+}
+
 const json = 'application/json';
 const good = JSON.stringify({ type: 'check_eligibility', data: 'member_id: 300059049\ndob: 1949-12-23' });
 const t = await check('/tasks', 'POST', '/tasks', { body: good, type: json });
@@ -90,9 +113,15 @@ await check('/tasks', 'POST', '/tasks', { body: '--b\r\nbroken', type: 'multipar
 await check('/tasks', 'GET', '/tasks');
 await check('/tasks', 'GET', '/tasks?limit=1&status=pending');
 await check('/tasks', 'GET', '/tasks?status=bogus');
+await check('/tasks', 'GET', '/tasks?status=pending,failed&created_after=2020-01-01&created_before=2999-01-01T00:00:00Z');
+await check('/tasks', 'GET', '/tasks?since=1');
+await check('/tasks', 'GET', '/tasks?limit=1&limit=2');
+await check('/tasks', 'POST', '/tasks', { body: JSON.stringify({ type: 'check_eligibility', data: 'member_id: 300059049\ndob: 1949-12-24' }), type: json, headers: { 'Idempotency-Key': 'k-1' } });
+await check('/tasks', 'POST', '/tasks', { body: '{"type":"submit_appeal","data":"x: y"}', type: json });
 await check('/tasks', 'DELETE', '/tasks');
 await check('/tasks/{id}', 'GET', `/tasks/${id}`);
 await check('/tasks/{id}', 'GET', '/tasks/999999');
+await check('/tasks/{id}', 'GET', '/tasks/abc');
 await check('/tasks/{id}/input', 'POST', `/tasks/${id}/input`, { body: '{"value":"x"}', type: json });
 await check('/tasks/{id}/review', 'POST', `/tasks/${id}/review`, { body: '{"decision":"approve"}', type: json });
 await check('/tasks/{id}/review', 'POST', `/tasks/${id}/review`, { body: '{"decision":"perhaps"}', type: json });
@@ -104,6 +133,16 @@ await check('/tasks/{id}/webhook/redeliver', 'POST', `/tasks/${id}/webhook/redel
 await check('/tasks/{id}/trajectory', 'GET', `/tasks/${id}/trajectory`);
 await check('/tasks/{id}/trajectory/{file}', 'GET', `/tasks/${id}/trajectory/nothing.png`);
 await check('/tasks/{id}', 'PUT', `/tasks/${id}`);
+await check('/webhook', 'GET', '/webhook');
+await check('/webhook', 'GET', '/webhook', { auth: false });
+await check('/webhook', 'PUT', '/webhook', { body: '{"events":["task_finished","task_waiting"]}', type: json });
+await check('/webhook', 'PUT', '/webhook', { body: '{"events":["task_done"]}', type: json });
+await check('/webhook', 'PUT', '/webhook', { body: 'x', type: 'text/plain' });
+await check('/webhook', 'DELETE', '/webhook');
+await check('/webhook/test', 'POST', '/webhook/test');
+await check('/webhook/recover', 'POST', '/webhook/recover', { body: '{"since":"2020-01-01T00:00:00Z"}', type: json });
+await check('/webhook/recover', 'POST', '/webhook/recover', { body: '{"since":"then"}', type: json });
+await check('/webhook', 'PUT', '/webhook', { body: '{"events":["task_finished"]}', type: json });
 await check('/healthz', 'GET', '/healthz', { auth: false });
 await check('/metrics', 'GET', '/metrics', { auth: false });
 console.log(`${checked} answers checked against ${specPath}, ${failures} mismatches`);

@@ -48,6 +48,7 @@ function check(body, headers) {
     result.trajectory_id = parsed.data ? parsed.data.trajectory_id : undefined;
     result.keys = parsed.data ? Object.keys(parsed.data) : [];
     result.envelopeKeys = Object.keys(parsed);
+    result.body = parsed; // for the contract check of webhook bodies
   }
   return result;
 }

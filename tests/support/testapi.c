@@ -5,7 +5,13 @@
 #include "tests/support/testapi.h"
 #include "tests/support/testmain.h"
 #include "tests/support/testproc.h"
+#include "util/fsutil.h"
 #include "util/timeutil.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,4 +138,84 @@ void ts_finish(ts_server *s)
     assert_int_equal(rc, 0);
     assert_int_equal(tp_wait_none(s->dir, 5000), 0); /* no Chromium of ours left */
     ts_cleanup(s);
+}
+
+/* ---- The Node webhook receiver ------------------------------------------ */
+
+void ts_receiver_start(ts_receiver *r, const char *dir)
+{
+    snprintf(r->log, sizeof(r->log), "%s/receiver.jsonl", dir);
+    snprintf(r->secrets, sizeof(r->secrets), "%s/secrets.txt", dir);
+    pt_write_file(r->log, "", 0, 0600);
+    pt_write_file(r->secrets, "", 0, 0600);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    r->pid = fork();
+    if (r->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves nothing running */
+        dup2(p[1], 1);
+        close(p[0]);
+        execlp("node", "node", PORTIER_SOURCE_DIR "/tests/node/receiver.mjs", r->log, r->secrets,
+               (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[64] = "";
+    ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+    close(p[0]);
+    if (n <= 0 || sscanf(buf, "port %d", &r->port) != 1)
+        fail_msg("the Node receiver did not start (is `npm ci` done in tests/node?)");
+}
+
+void ts_receiver_stop(ts_receiver *r)
+{
+    kill(r->pid, SIGTERM);
+    waitpid(r->pid, NULL, 0);
+}
+
+void ts_receiver_add_secret(ts_receiver *r, const char *secret)
+{
+    FILE *f = fopen(r->secrets, "a");
+    fprintf(f, "%s\n", secret);
+    fclose(f);
+}
+
+/* The receiver's log lines for a path (and webhook-id, if given). */
+cJSON *ts_received(const ts_receiver *r, const char *path, const char *id)
+{
+    char *text = NULL;
+    cJSON *arr = cJSON_CreateArray();
+    if (pt_read_file(r->log, 64u << 20, &text, NULL) < 0)
+        return arr;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(o, "path"));
+        const char *i = cJSON_GetStringValue(cJSON_GetObjectItem(o, "id"));
+        if (o && p && (!path || !strcmp(p, path)) && (!id || (i && !strcmp(i, id))))
+            cJSON_AddItemToArray(arr, o);
+        else
+            cJSON_Delete(o);
+    }
+    free(text);
+    return arr;
+}
+
+cJSON *ts_receiver_wait(const ts_receiver *r, const char *path, int count, int timeout_ms)
+{
+    int64_t until = pt_mono_ms() + timeout_ms;
+    for (;;) {
+        cJSON *a = ts_received(r, path, NULL);
+        if (cJSON_GetArraySize(a) >= count || pt_mono_ms() > until)
+            return a;
+        cJSON_Delete(a);
+        pt_sleep_ms(100);
+    }
+}
+
+void ts_check_webhook_bodies(const ts_receiver *r)
+{
+    char cmd[2200];
+    snprintf(cmd, sizeof(cmd), "node %s/tests/node/contract.mjs --bodies %s/docs/openapi.yaml %s",
+             PORTIER_SOURCE_DIR, PORTIER_SOURCE_DIR, r->log);
+    assert_int_equal(system(cmd), 0);
 }

@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* A request to s's API with key (NULL: none); body of len bytes (0: strlen). */
 tc_response ts_api(const ts_server *s, const char *key, const char *method, const char *path,
@@ -33,5 +34,24 @@ cJSON *ts_wait_status(const ts_server *s, long long id, const char *want, int ti
 void ts_start_demo(ts_server *s, const char *name, const char *const *extra);
 /* SIGTERM; asserts exit 0 and no Chromium of the server's left; cleans up. */
 void ts_finish(ts_server *s);
+
+/* The Node receiver of tests/node/receiver.mjs (it verifies every delivery
+ * with the npm standardwebhooks package): its port, log and secrets file. */
+typedef struct ts_receiver {
+    pid_t pid;
+    int port;
+    char log[700], secrets[700];
+} ts_receiver;
+/* Starts it with its log and secrets in dir; dies with the test. */
+void ts_receiver_start(ts_receiver *r, const char *dir);
+void ts_receiver_stop(ts_receiver *r);
+/* Adds a whsec_ secret it verifies with (index: the order added). */
+void ts_receiver_add_secret(ts_receiver *r, const char *secret);
+/* Its log lines (new array) for a path and webhook-id (either NULL: any). */
+cJSON *ts_received(const ts_receiver *r, const char *path, const char *id);
+/* The same once there are count of them (or after timeout_ms). */
+cJSON *ts_receiver_wait(const ts_receiver *r, const char *path, int count, int timeout_ms);
+/* Holds every body r logged to docs/openapi.yaml's webhooks section. */
+void ts_check_webhook_bodies(const ts_receiver *r);
 
 #endif

@@ -414,10 +414,34 @@ static void sensitive_fills(void **state)
     sop_diags_free(&d);
 }
 
+/* files required N TYPE...: the count and types a task must bring. */
+static void files_header(void **state)
+{
+    (void)state;
+    sop_diags d = {0};
+    sop *s = sop_parse_text("t.sop", HEAD "files required 2 PDF png\nclick \"#go\"\n", NULL, &d);
+    assert_non_null(s);
+    assert_int_equal(s->files_min, 2);
+    assert_int_equal(s->nfile_types, 2);
+    assert_string_equal(s->file_types[0], "pdf");
+    assert_string_equal(s->file_types[1], "png");
+    sop_free(s);
+    sop_diags_free(&d);
+    s = sop_parse_text("t.sop", HEAD "click \"#go\"\n", NULL, &d);
+    assert_int_equal(s->files_min, 0);
+    sop_free(s);
+    sop_diags_free(&d);
+    expect_lint(HEAD "files 1 pdf\n", "3:7: error: write files required N [TYPE ...]");
+    expect_lint(HEAD "files required pdf\n", "3:16: error: write files required N");
+    expect_lint(HEAD "files required 0\n", "(N from 1 to 100)");
+    expect_lint(HEAD "files required 1 \"pdf\"\n", "3:18: error:");
+    expect_lint(HEAD "filez required 1\n", "did you mean 'files'?");
+}
+
 PT_TESTS("sop", cmocka_unit_test(bundled_sops_parse), cmocka_unit_test(claim_sop_tree),
          cmocka_unit_test(sensitive_fills),
          cmocka_unit_test(unknown_steps_get_suggestions), cmocka_unit_test(syntax_errors_say_where),
          cmocka_unit_test(blocks_must_close), cmocka_unit_test(variables_are_checked),
          cmocka_unit_test(unreachable_steps), cmocka_unit_test(every_error_is_reported),
          cmocka_unit_test(locators_and_conditions), cmocka_unit_test(use_needs_a_folder_and_a_file),
-         cmocka_unit_test(session_lines));
+         cmocka_unit_test(session_lines), cmocka_unit_test(files_header));

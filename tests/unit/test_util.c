@@ -95,6 +95,38 @@ static void time_formats_as_the_api_does(void **state)
     assert_true(pt_mono_ms() >= a + 5);
 }
 
+/* ISO-8601 as clients send it: dates, date-times with a zone; nothing else. */
+static void time_parses_iso8601(void **state)
+{
+    (void)state;
+    int64_t ms = 0;
+    assert_int_equal(pt_iso8601_parse("2025-03-18T12:00:00.000Z", &ms), 0);
+    assert_true(ms == 1742299200000LL);
+    assert_int_equal(pt_iso8601_parse("2025-03-18T12:05:00.123Z", &ms), 0);
+    assert_true(ms == 1742299500123LL);
+    assert_int_equal(pt_iso8601_parse("2025-03-18T14:00+02:00", &ms), 0);
+    assert_true(ms == 1742299200000LL);
+    assert_int_equal(pt_iso8601_parse("2025-03-18", &ms), 0);
+    assert_true(ms == 1742256000000LL);
+    assert_int_equal(pt_iso8601_parse("2024-02-29", &ms), 0);
+    assert_int_equal(pt_iso8601_parse("1970-01-01T00:00:00Z", &ms), 0);
+    assert_true(ms == 0);
+    static const char *const bad[] = {"",
+                                      "2025",
+                                      "2025-13-01",
+                                      "2025-02-29",
+                                      "2025-03-18T12",
+                                      "2025-03-18T12:00",
+                                      "2025-03-18 12:00Z",
+                                      "2025-03-18T25:00Z",
+                                      "yesterday",
+                                      "2025-03-18T12:00:00.Z",
+                                      "2025-03-18T12:00+0200"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (pt_iso8601_parse(bad[i], &ms) == 0)
+            fail_msg("'%s' parsed", bad[i]);
+}
+
 /* Runs fn with stderr sent to a file; returns what was written (malloc'd). */
 static char *capture_log(void (*fn)(void *), void *ud)
 {
@@ -292,6 +324,6 @@ static void sha256_and_random(void **state)
 PT_TESTS("util", cmocka_unit_test(totp_matches_rfc6238), cmocka_unit_test(sha256_and_random),
          cmocka_unit_test(base64_round_trips), cmocka_unit_test(base64_rejects_garbage),
          cmocka_unit_test(buffer_respects_cap), cmocka_unit_test(time_formats_as_the_api_does),
-         cmocka_unit_test(log_masks_registered_values),
+         cmocka_unit_test(time_parses_iso8601), cmocka_unit_test(log_masks_registered_values),
          cmocka_unit_test(log_masks_are_scoped_to_a_run),
          cmocka_unit_test(log_mask_scope_is_capped), cmocka_unit_test(files_and_trees));
