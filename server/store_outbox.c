@@ -154,19 +154,17 @@ int store_outbox_requeue(store *st, int64_t id)
     return store__run(st, s);
 }
 
-cJSON *store_deliveries(store *st, int64_t taskid)
+/* The delivery rows of s (event_id, at, http_status, latency_ms, error,
+ * event, task_id) as a JSON array; with_task adds each one's task_id. */
+static cJSON *delivery_rows(sqlite3_stmt *s, int with_task)
 {
     cJSON *arr = cJSON_CreateArray();
-    sqlite3_stmt *s = store__q(st, "SELECT d.event_id, d.at, d.http_status, d.latency_ms, d.error,"
-                                   " o.event FROM deliveries d JOIN outbox o ON o.id=d.outbox_id"
-                                   " WHERE d.task_id=? ORDER BY d.id");
-    if (!s)
-        return arr;
-    sqlite3_bind_int64(s, 1, taskid);
     while (sqlite3_step(s) == SQLITE_ROW) {
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "event_id", (const char *)sqlite3_column_text(s, 0));
         cJSON_AddStringToObject(d, "event", (const char *)sqlite3_column_text(s, 5));
+        if (with_task)
+            cJSON_AddNumberToObject(d, "task_id", (double)sqlite3_column_int64(s, 6));
         store_json_time(d, "at", sqlite3_column_int64(s, 1));
         if (sqlite3_column_type(s, 2) == SQLITE_NULL)
             cJSON_AddNullToObject(d, "http_status");
@@ -179,6 +177,31 @@ cJSON *store_deliveries(store *st, int64_t taskid)
     }
     sqlite3_reset(s);
     return arr;
+}
+
+cJSON *store_deliveries(store *st, int64_t taskid)
+{
+    sqlite3_stmt *s = store__q(st, "SELECT d.event_id, d.at, d.http_status, d.latency_ms, d.error,"
+                                   " o.event, d.task_id FROM deliveries d"
+                                   " JOIN outbox o ON o.id=d.outbox_id"
+                                   " WHERE d.task_id=? ORDER BY d.id");
+    if (!s)
+        return cJSON_CreateArray();
+    sqlite3_bind_int64(s, 1, taskid);
+    return delivery_rows(s, 0);
+}
+
+cJSON *store_account_deliveries(store *st, int64_t acct, int limit)
+{
+    sqlite3_stmt *s = store__q(st, "SELECT d.event_id, d.at, d.http_status, d.latency_ms, d.error,"
+                                   " o.event, d.task_id FROM deliveries d"
+                                   " JOIN outbox o ON o.id=d.outbox_id"
+                                   " WHERE o.account_id=? ORDER BY d.id DESC LIMIT ?");
+    if (!s)
+        return cJSON_CreateArray();
+    sqlite3_bind_int64(s, 1, acct);
+    sqlite3_bind_int(s, 2, limit);
+    return delivery_rows(s, 1);
 }
 
 cJSON *store_outbox_counts(store *st)

@@ -48,6 +48,12 @@ char *webhook_envelope(const char *event, int64_t created_ms, const char *data_j
 int webhook_send(const char *url, const char *const *secrets, size_t nsecrets, const char *event_id,
                  const char *body, long *status, char **reply, int64_t *latency_ms, char *err);
 
+/* Sends the account's endpoint a signed "ping" event now (`portier webhook
+ * test`, the dashboard's Send test event) and says what came back:
+ * {"url", "event_id", "http_status", "latency_ms", "reply", "ok"[, "error"]}
+ * (new); *ok is 1 for a 2xx. a->webhook_url must be set. */
+cJSON *webhook_ping(const account *a, const char *secret, int *ok);
+
 /* The retry delays in seconds: PORTIER_WEBHOOK_RETRY_SCHEDULE ("0,5,300")
  * or the default (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). */
 size_t webhook_schedule(int64_t *delays, size_t max);
