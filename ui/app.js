@@ -260,12 +260,12 @@
     const outs = t.outputs && typeof t.outputs === 'object' ? Object.entries(t.outputs) : [];
     $('#task').innerHTML =
       '<h1>' + esc(t.title) + ' ' + badge(t.status) + '</h1><div id="act"></div>' +
-      '<div class="card">' + fieldList([
+      '<h2>Notes</h2><div class="card notes-full" id="notes">' + (t.notes ? esc(t.notes) : '<span class="muted">None yet.</span>') + '</div><div id="failure"></div>' +
+      '<h2>Details</h2><div class="card">' + fieldList([
         ['Task', '#' + t.task_number + ' (id ' + t.id + ')'], ['Type', typeOf(t)], ['SOP', t.handler],
         ['Created', when(t.createdAt)], ['Started', when(t.startedAt)],
         ['Completed', when(t.completedAt)], ['Failed', when(t.failedAt)], ['Duration', taskDur(t)],
         ['Instructions', t.instructions]]) + '</div>' +
-      '<h2>Notes</h2><div class="card notes-full" id="notes">' + (t.notes ? esc(t.notes) : '<span class="muted">None yet.</span>') + '</div>' +
       (outs.length ? '<h2>Outputs</h2><div class="card" id="outputs">' +
         fieldList(outs.map(([k, val]) => [k, typeof val === 'string' ? val : JSON.stringify(val)])) + '</div>' : '') +
       '<h2>Who acted</h2><div class="card" id="actions">' + (acts.length ? '<ul>' + acts.map(a =>
@@ -362,11 +362,10 @@
         ' ' + dur(stepMs(s)) + '</b>').join(', ') : '') +
       (traj.html_url ? ' · <a href="' + esc(traj.html_url) + '" download>trajectory.html</a> (for offline use)' : '');
     box.appendChild(legend);
-    if (failed.length) {
-      const h = document.createElement('h3');
-      h.textContent = 'The step that failed';
-      box.appendChild(h);
-      box.appendChild(stepList(failed, t));
+    const fail = $('#failure');
+    if (failed.length && fail) { /* what failed and why comes first, under the notes */
+      fail.innerHTML = '<h2>The step that failed</h2>';
+      fail.appendChild(stepList(failed, t));
     }
     const h = document.createElement('h3');
     h.textContent = 'Every step';

@@ -374,6 +374,23 @@ static void test_sign_in_tasks_account(void **state)
     wait_for(&t, "(document.getElementById('actions') || {}).textContent.includes("
                  "'API key redelivered the webhook')", "true", T);
 
+    /* a task the portal turns down: its own words on the page */
+    task = ts_post_json(&s,
+                        "{\"type\":\"check_eligibility\",\"data\":\"member_id: 999999999\\n"
+                        "DOB: 1980-01-01\"}",
+                        200);
+    long long nf = ts_num(task, "id");
+    cJSON_Delete(task);
+    cJSON_Delete(ts_wait_status(&s, nf, "failed", 120000));
+    snprintf(js, sizeof(js), "location.hash = '#/tasks/%lld'", nf);
+    run(&t, js);
+    wait_for(&t, "(document.querySelector('h1 .badge') || {}).textContent", "\"Failed\"", T);
+    wait_for(&t,
+             "document.getElementById('notes').textContent.includes('No member found with that "
+             "member ID and date of birth.')",
+             "true", T);
+    screens(&t, "task-failed");
+
     /* the account: SOPs, the webhook, its deliveries, a test event */
     run(&t, "document.getElementById('nav-account').click()");
     wait_for(&t, "!!document.getElementById('test-event')", "true", T);
@@ -397,6 +414,54 @@ static void test_sign_in_tasks_account(void **state)
     wait_for(&t, "fetch('/session').then(r => r.json()).then(j => !!j.signed_in)", "false", T);
     tab_close(&t, 2); /* the wrong key and the missing token */
     finish(&s);
+}
+
+/* An SOP whose step cannot succeed (a button the portal does not have),
+ * installed for submit_appeal beside the ask SOP's login.sop. */
+static long long post_broken_task(const ts_server *s)
+{
+    char path[800];
+    const char *sop = "sop submit_appeal \"Broken\"\nsummary \"A button that is not there\"\n"
+                      "input member_id required\nuse login\nclick link \"Claims\"\n"
+                      "click button \"Submit everything\" timeout 2s\n"
+                      "finish completed \"done\"\n";
+    snprintf(path, sizeof(path), "%s/sop/broken.sop", s->dir);
+    assert_int_equal(pt_write_file(path, sop, strlen(sop), 0600), 0);
+    char *out = NULL;
+    const char *args[] = {"account", "set-sop", "demo", "submit_appeal", path, NULL};
+    assert_int_equal(ts_cli(s, args, NULL, &out), 0);
+    free(out);
+    cJSON *t = ts_post_json(s, "{\"type\":\"submit_appeal\",\"data\":\"member_id: 300059049\"}",
+                            200);
+    long long id = ts_num(t, "id");
+    cJSON_Delete(t);
+    cJSON_Delete(ts_wait_status(s, id, "failed", 120000));
+    return id;
+}
+
+static void check_failed_step(const ts_server *s, tab *t)
+{
+    long long id = post_broken_task(s);
+    char js[256];
+    snprintf(js, sizeof(js), "location.hash = '#/tasks/%lld'", id);
+    run(t, js);
+    wait_for(t, "(document.querySelector('h1 .badge') || {}).textContent", "\"Failed\"", T);
+    /* the first list of steps is the failed one, before every step */
+    wait_for(t, "document.querySelectorAll('ol.steps').length", "2", T);
+    wait_for(t,
+             "[...document.querySelector('ol.steps').children].every(li => "
+             "li.classList.contains('failed'))",
+             "true", T);
+    wait_for(t,
+             "document.querySelector('ol.steps .err').textContent.includes('no element matches "
+             "button \"Submit everything\"')",
+             "true", T);
+    wait_for(t, "/broken\\.sop:6/.test(document.querySelector('ol.steps code').textContent)",
+             "true", T);
+    wait_for(t, "!!document.querySelector('ol.steps img.shot')", "true", T);
+    run(t, "document.querySelector('ol.steps details.domsnap').open = true");
+    wait_for(t, "/<body/i.test(document.querySelector('ol.steps pre.dom').textContent)", "true", T);
+    screens(t, "task-failed-step");
 }
 
 /* A member of staff answers and approves from the page; both show who did
@@ -465,6 +530,9 @@ static void test_question_review_accounts(void **state)
              "true", T);
     wait_for(&t, "document.getElementById('actions').textContent.includes('Maria Lopez approved')",
              "true", T);
+
+    /* a step that fails: shown first, with its error and the page's DOM */
+    check_failed_step(&s, &t);
 
     /* account B: its own key, its own session, none of A's tasks */
     const char *create[] = {"account", "create", "clinic-b", NULL};

@@ -104,6 +104,11 @@ await check('/tasks/{id}/webhook/redeliver', 'POST', `/tasks/${id}/webhook/redel
 await check('/tasks/{id}/trajectory', 'GET', `/tasks/${id}/trajectory`);
 await check('/tasks/{id}/trajectory/{file}', 'GET', `/tasks/${id}/trajectory/nothing.png`);
 await check('/tasks/{id}', 'PUT', `/tasks/${id}`);
+await check('/session', 'GET', '/session', { auth: false });
+await check('/session', 'POST', '/session');
+await check('/session', 'POST', '/session', { auth: false });
+await check('/session/end', 'POST', '/session/end', { auth: false });
+await check('/dashboard/account', 'GET', '/dashboard/account', { auth: false });
 await check('/healthz', 'GET', '/healthz', { auth: false });
 await check('/metrics', 'GET', '/metrics', { auth: false });
 console.log(`${checked} answers checked against ${specPath}, ${failures} mismatches`);
