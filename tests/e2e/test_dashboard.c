@@ -18,6 +18,7 @@
 #include "util/timeutil.h"
 
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +282,56 @@ static void check_headers(const ts_server *s)
     tc_response_free(&r);
 }
 
+/* A request with only the session cookie (no key): its status. */
+static long with_cookie(const ts_server *s, const char *cookie, const char *path)
+{
+    tc_client *c = tc_new();
+    char h[160], url[512];
+    snprintf(h, sizeof(h), "Cookie: %s", cookie);
+    tc_header(c, h);
+    snprintf(url, sizeof(url), "%s%s", s->base, path);
+    tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
+    long status = r.status;
+    tc_response_free(&r);
+    tc_free(c);
+    return status;
+}
+
+/* Moves every session's clock back by ms (column: seen_at or created_at). */
+static void age_sessions(const ts_server *s, const char *column, long long ms)
+{
+    sqlite3 *db = NULL;
+    char sql[160];
+    snprintf(sql, sizeof(sql), "UPDATE web_sessions SET %s = %s - %lld", column, column, ms);
+    assert_int_equal(sqlite3_open(s->db, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A session ends after 30 minutes without a request, and after 12 hours
+ * however busy: then its cookie opens nothing. */
+static void check_expiry(const ts_server *s)
+{
+    static const struct {
+        const char *column;
+        long long back_ms;
+    } cases[] = {{"seen_at", 31 * 60 * 1000LL}, {"created_at", 13 * 3600 * 1000LL}};
+    for (size_t i = 0; i < 2; i++) {
+        tc_response r = ts_api(s, s->key, "POST", "/session", NULL, NULL, 0);
+        assert_int_equal(r.status, 200);
+        char *set = tc_response_header(&r, "set-cookie");
+        tc_response_free(&r);
+        assert_non_null(set);
+        set[strcspn(set, ";")] = '\0';
+        assert_int_equal(with_cookie(s, set, "/tasks"), 200);
+        age_sessions(s, cases[i].column, cases[i].back_ms);
+        assert_int_equal(with_cookie(s, set, "/tasks"), 401);
+        assert_int_equal(with_cookie(s, set, "/dashboard/account"), 401);
+        free(set);
+    }
+}
+
 /* trajectory.html (opened with the session): a click on a step highlights
  * that step, not the row above it. */
 static void check_trajectory_html(tab *t, const ts_server *s, long long id)
@@ -302,6 +353,7 @@ static void test_sign_in_tasks_account(void **state)
     ts_server s;
     start(&s, "dash-main");
     check_headers(&s);
+    check_expiry(&s);
     tab t;
     tab_open(&t);
     char url[256];
@@ -309,6 +361,8 @@ static void test_sign_in_tasks_account(void **state)
     go(&t, url);
     wait_for(&t, "document.getElementById('signin').hidden", "false", T);
     wait_for(&t, "document.activeElement.id", "\"key\"", T);
+    /* signed out, the page shows no navigation (nor Sign out) at all */
+    wait_for(&t, "getComputedStyle(document.getElementById('nav')).display", "\"none\"", T);
     wait_for(&t, "document.querySelector('label[for=key]').textContent", "\"API key\"", T);
     /* a wrong key: refused, with a message (the one failed request) */
     sign_in(&t, "pk_not_a_key");
@@ -317,6 +371,7 @@ static void test_sign_in_tasks_account(void **state)
     screens(&t, "sign-in-refused");
     sign_in(&t, s.key);
     wait_for(&t, "document.getElementById('nav').hidden", "false", T);
+    wait_for(&t, "getComputedStyle(document.getElementById('signin')).display", "\"none\"", T);
     wait_for(&t, "document.cookie", "\"\"", T); /* HttpOnly: the script never sees it */
     run(&t, "window.notReloaded = 1");
 
