@@ -111,8 +111,10 @@ static void clear_cookie(http_request *r)
                     DASHBOARD_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
 }
 
-/* The live session of r's cookie: 1 and *ws (seen now), 0 none or ended
- * (then forgotten). */
+/* The live session of r's cookie: 1 and *ws, 0 none or ended (then
+ * forgotten). A request counts as the person's activity (it keeps the
+ * session from idling out) unless the page marks it as its own background
+ * refresh: a tab left open does not stay signed in. */
 static int live_session(store *st, http_request *r, web_session *ws, char hash[65])
 {
     if (!cookie_hash(r, hash))
@@ -125,7 +127,7 @@ static int live_session(store *st, http_request *r, web_session *ws, char hash[6
         store_session_end(st, hash);
         return 0;
     }
-    if (now - ws->seen_at > TOUCH_MS)
+    if (now - ws->seen_at > TOUCH_MS && !http_header(r, DASHBOARD_BACKGROUND_HEADER))
         store_session_touch(st, hash, now);
     return 1;
 }

@@ -16,6 +16,8 @@
 
 #define DASHBOARD_COOKIE "portier_session"
 #define DASHBOARD_CSRF_HEADER "x-csrf-token"
+/* on the page's own periodic refreshes: they are not a person's activity */
+#define DASHBOARD_BACKGROUND_HEADER "x-portier-background"
 
 /* What a dashboard request works with, borrowed for the call. */
 typedef struct dashboard_env {

@@ -158,7 +158,7 @@ static int start_http(service *s, char *err)
                        .max_file = s->o.max_file,
                        .spool_dir = s->spool_dir};
     static const char *const custom[] = {"idempotency-key", "webhook-id", "webhook-timestamp",
-                                         "webhook-signature", "x-csrf-token", NULL};
+                                         "webhook-signature", "x-csrf-token", "x-portier-background", NULL};
     ho.custom_headers = custom;
     return http_start(&ho, api_handle, &s->api, &s->http, err);
 }

@@ -24,8 +24,11 @@
 
   /* ---- Talking to the server ---------------------------------------- */
 
-  async function api(method, path, body) {
+  /* bg: a refresh of the page's own, not something the person did (it does
+   * not keep the session from ending after 30 minutes idle) */
+  async function api(method, path, body, bg) {
     const headers = {};
+    if (bg) headers['X-Portier-Background'] = '1';
     if (method !== 'GET') headers['X-CSRF-Token'] = S ? S.csrf : '';
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const r = await fetch(path, {
@@ -134,12 +137,14 @@
     else listPage(gen);
   }
 
-  /* Runs fn now and every POLL_MS while the page is the same one. */
+  /* Runs fn now and every POLL_MS while the page is the same one; fn(bg)
+   * is told whether it is a background refresh (every run but the first). */
   function poll(g, fn) {
+    let bg = false;
     const tick = async () => {
       if (g !== gen) return;
       let again = true;
-      try { again = (await fn()) !== false; flash(''); } catch (e) {
+      try { again = (await fn(bg)) !== false; bg = true; flash(''); } catch (e) {
         if (S) flash(e.message);
       }
       if (g === gen && S && again) timer = setTimeout(tick, POLL_MS);
@@ -167,12 +172,12 @@
       '<th scope="col">Notes</th></tr></thead><tbody id="rows"></tbody></table></div>' +
       '<p id="list-empty" class="muted" hidden>No tasks match.</p>';
     let last = '';
-    const refresh = async () => {
+    const refresh = async bg => {
       const f = filters(), q = (f.status ? '&status=' + f.status : '') + (f.type ? '&type=' + f.type : '');
       const [all, wait, review] = await Promise.all([
-        api('GET', '/tasks?limit=100' + q),
-        api('GET', '/tasks?limit=100&status=waiting_for_input' + (f.type ? '&type=' + f.type : '')),
-        api('GET', '/tasks?limit=100&status=pending_review' + (f.type ? '&type=' + f.type : ''))
+        api('GET', '/tasks?limit=100' + q, undefined, bg),
+        api('GET', '/tasks?limit=100&status=waiting_for_input' + (f.type ? '&type=' + f.type : ''), undefined, bg),
+        api('GET', '/tasks?limit=100&status=pending_review' + (f.type ? '&type=' + f.type : ''), undefined, bg)
       ]);
       if (g !== gen) return false;
       const needs = wait.data.concat(review.data).sort((a, b) => b.id - a.id);
@@ -231,16 +236,16 @@
     v.innerHTML = '<p><a href="#/tasks">← All tasks</a></p><div id="task"><p class="muted">Loading…</p></div>' +
       '<section id="traj"></section><section id="deliv"></section>';
     let last = '';
-    poll(g, async () => {
-      const t = await api('GET', '/tasks/' + id);
+    poll(g, async bg => {
+      const t = await api('GET', '/tasks/' + id, undefined, bg);
       if (g !== gen) return false;
       const sig = t.status + t.updatedAt;
       if (sig !== last) {
         last = sig;
         const [traj, del, acts] = await Promise.all([
-          api('GET', '/tasks/' + id + '/trajectory').catch(() => null),
-          api('GET', '/tasks/' + id + '/deliveries').catch(() => null),
-          api('GET', '/dashboard/tasks/' + id + '/actions').catch(() => null)
+          api('GET', '/tasks/' + id + '/trajectory', undefined, bg).catch(() => null),
+          api('GET', '/tasks/' + id + '/deliveries', undefined, bg).catch(() => null),
+          api('GET', '/dashboard/tasks/' + id + '/actions', undefined, bg).catch(() => null)
         ]);
         if (g !== gen) return false;
         renderTask(t, acts ? acts.data : []);

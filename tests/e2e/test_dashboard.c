@@ -282,13 +282,16 @@ static void check_headers(const ts_server *s)
     tc_response_free(&r);
 }
 
-/* A request with only the session cookie (no key): its status. */
-static long with_cookie(const ts_server *s, const char *cookie, const char *path)
+/* A request with only the session cookie (no key), marked as the page's
+ * background refresh or not: its status. */
+static long cookie_get(const ts_server *s, const char *cookie, const char *path, int bg)
 {
     tc_client *c = tc_new();
     char h[160], url[512];
     snprintf(h, sizeof(h), "Cookie: %s", cookie);
     tc_header(c, h);
+    if (bg)
+        tc_header(c, "X-Portier-Background: 1");
     snprintf(url, sizeof(url), "%s%s", s->base, path);
     tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
     long status = r.status;
@@ -311,6 +314,37 @@ static void age_sessions(const ts_server *s, const char *column, long long ms)
 
 /* A session ends after 30 minutes without a request, and after 12 hours
  * however busy: then its cookie opens nothing. */
+static long with_cookie(const ts_server *s, const char *cookie, const char *path)
+{
+    return cookie_get(s, cookie, path, 0);
+}
+
+/* A new session's cookie ("portier_session=..."; new string). */
+static char *new_session(const ts_server *s)
+{
+    tc_response r = ts_api(s, s->key, "POST", "/session", NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    char *set = tc_response_header(&r, "set-cookie");
+    tc_response_free(&r);
+    assert_non_null(set);
+    set[strcspn(set, ";")] = '\0';
+    return set;
+}
+
+/* The page's own refreshes do not keep a session alive; a person's
+ * requests do. */
+static void check_idle(const ts_server *s)
+{
+    for (int bg = 1; bg >= 0; bg--) {
+        char *c = new_session(s);
+        age_sessions(s, "seen_at", 29 * 60 * 1000LL);
+        assert_int_equal(cookie_get(s, c, "/tasks", bg), 200);
+        age_sessions(s, "seen_at", 2 * 60 * 1000LL);
+        assert_int_equal(with_cookie(s, c, "/tasks"), bg ? 401 : 200);
+        free(c);
+    }
+}
+
 static void check_expiry(const ts_server *s)
 {
     static const struct {
@@ -318,12 +352,7 @@ static void check_expiry(const ts_server *s)
         long long back_ms;
     } cases[] = {{"seen_at", 31 * 60 * 1000LL}, {"created_at", 13 * 3600 * 1000LL}};
     for (size_t i = 0; i < 2; i++) {
-        tc_response r = ts_api(s, s->key, "POST", "/session", NULL, NULL, 0);
-        assert_int_equal(r.status, 200);
-        char *set = tc_response_header(&r, "set-cookie");
-        tc_response_free(&r);
-        assert_non_null(set);
-        set[strcspn(set, ";")] = '\0';
+        char *set = new_session(s);
         assert_int_equal(with_cookie(s, set, "/tasks"), 200);
         age_sessions(s, cases[i].column, cases[i].back_ms);
         assert_int_equal(with_cookie(s, set, "/tasks"), 401);
@@ -354,6 +383,7 @@ static void test_sign_in_tasks_account(void **state)
     start(&s, "dash-main");
     check_headers(&s);
     check_expiry(&s);
+    check_idle(&s);
     tab t;
     tab_open(&t);
     char url[256];
