@@ -2,7 +2,7 @@
 # Runs Portier's benchmarks beside their peers, in the same run, on the same
 # Chromium, and prints the figures side by side. Not part of `make test`:
 # timings on a shared 2-core machine are for reading, not for asserting.
-#   bench/run.sh [cdp|claim|claims|trajectory|stalls|api] [N]
+#   bench/run.sh [cdp|claim|claims|trajectory|stalls|api|ui] [N]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -280,6 +280,29 @@ const kept = rows.find((r) => r.stored_tasks !== undefined);
 if (kept) console.log(`durability: ${posted} tasks answered 200, ${kept.stored_tasks} in the store after kill -9 and restart: ${kept.stored_tasks >= posted ? 'none lost' : 'LOST SOME'}`);
 const best = Math.max(...rows.filter((r) => r.what.startsWith('POST')).map((r) => r.rps));
 console.log(`POST /tasks: ${best} req/s (target 5,000): ${best >= 5000 ? 'met' : 'NOT met'}`);
+JS
+  ;;
+ui)
+  # The dashboard's task list rendering N tasks (default 1,000) in the
+  # test browser, signed in to `serve --demo` on free ports.
+  n=${2:-1000}
+  out="$here/out/ui.jsonl"
+  work=$(mktemp -d)
+  "$root/build/portier" serve --demo --db "$work/bench.db" --listen 127.0.0.1:0 \
+    --portal-listen 127.0.0.1:0 > "$work/banner" 2> "$work/log" &
+  serve_pid=$!
+  trap 'kill $serve_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+  for _ in $(seq 100); do
+    grep -q PORTIER_WEBHOOK_SECRET "$work/banner" && break
+    sleep 0.1
+  done
+  base=$(sed -n 's/^export API_BASE=//p' "$work/banner")
+  key=$(sed -n 's/^export PORTIER_API_KEY=//p' "$work/banner")
+  echo "bench/ui: the dashboard's task list, $n tasks rendered, in headless Chromium" >&2
+  "$root/build/bench/bench_ui" "$base" "$key" "$n" | tee "$out"
+  node - "$out" <<'JS'
+const r = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
+console.log(`${r.rendered} of ${r.tasks} tasks rendered: median ${r.median_ms} ms, p95 ${r.p95_ms} ms, max ${r.max_ms} ms over ${r.runs} runs (target < 200 ms: ${r.median_ms < 200 ? 'met' : 'NOT met'}); a bare table of the same text: ${r.bare_table_ms} ms (the floor on this machine now); page loaded in ${r.page_load_ms} ms`);
 JS
   ;;
 *)

@@ -37,6 +37,8 @@ static int account_usage(const char *why)
             "       portier account set-session NAME on|off   (keep signed-in browser sessions)\n"
             "       portier account set-events NAME task_finished[,task_waiting]\n"
             "       portier account rotate-key NAME\n"
+            "       portier account add-user NAME USER      (prints USER's dashboard key)\n"
+            "       portier account remove-user NAME USER   (the key and its sessions end)\n"
             "       portier account rotate-webhook-secret NAME [--grace-hours H]\n"
             "  every command takes --db FILE (default portier.db)\n",
             why);
@@ -217,6 +219,54 @@ static int cmd_rotate_key(account_cmd *c)
     return 0;
 }
 
+/* A user's name is shown on every task they act on: printable, short. */
+static int user_name_ok(const char *n)
+{
+    size_t len = strlen(n);
+    if (!len || len > 48)
+        return 0;
+    for (const char *p = n; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+static int cmd_add_user(account_cmd *c)
+{
+    const char *name = c->pos[2];
+    char key[64], err[PT_ERR_MAX];
+    if (!user_name_ok(name)) {
+        fprintf(stderr, "portier account: a user's name is 1 to 48 printable characters\n");
+        return 2;
+    }
+    if (keys_add_user(c->st, c->a.id, name, key, err) < 0) {
+        fprintf(stderr, "portier account: %s\n", err);
+        return 1;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "account", c->a.name);
+    cJSON_AddStringToObject(o, "user", name);
+    cJSON_AddStringToObject(o, "dashboard_key", key);
+    cJSON_AddStringToObject(o, "note", "shown once: give it to this person only");
+    cli_print_json(o);
+    OPENSSL_cleanse(key, sizeof(key));
+    return 0;
+}
+
+static int cmd_remove_user(account_cmd *c)
+{
+    int rc = store_user_remove(c->st, c->a.id, c->pos[2]);
+    if (rc == 0)
+        fprintf(stderr, "portier account: '%s' has no user named '%s'\n", c->a.name, c->pos[2]);
+    if (rc != 1)
+        return 1;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "account", c->a.name);
+    cJSON_AddStringToObject(o, "removed", c->pos[2]);
+    cli_print_json(o);
+    return 0;
+}
+
 static int cmd_rotate_webhook_secret(account_cmd *c)
 {
     char *fresh = NULL;
@@ -252,6 +302,8 @@ static const struct {
     {"set-session", 2, 1, cmd_set_session},
     {"set-events", 2, 1, cmd_set_events},
     {"rotate-key", 1, 1, cmd_rotate_key},
+    {"add-user", 2, 1, cmd_add_user},
+    {"remove-user", 2, 1, cmd_remove_user},
     {"rotate-webhook-secret", 1, 1, cmd_rotate_webhook_secret},
 };
 
@@ -338,34 +390,8 @@ int cli_account(int argc, char **argv)
 /* Sends the signed ping and prints what came back; the exit status. */
 static int ping(const account *a, const char *secret)
 {
-    char eid[40] = "evt_", err[PT_ERR_MAX] = "";
-    pt_random_hex(eid + 4, 32);
-    char data[256];
-    snprintf(data, sizeof(data), "{\"accountId\":%lld,\"message\":\"ping from portier\"}",
-             (long long)a->id);
-    char *body = webhook_envelope("ping", pt_wall_ms(), data, secret);
-    const char *secrets[1] = {secret};
-    long status = 0;
-    char *reply = NULL;
-    int64_t latency = 0;
-    int sent = webhook_send(a->webhook_url, secrets, 1, eid, body ? body : "{}", &status, &reply,
-                            &latency, err);
-    int ok = sent == 0 && status >= 200 && status < 300;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "url", a->webhook_url);
-    cJSON_AddStringToObject(o, "event_id", eid);
-    if (status)
-        cJSON_AddNumberToObject(o, "http_status", status);
-    else
-        cJSON_AddNullToObject(o, "http_status");
-    cJSON_AddNumberToObject(o, "latency_ms", (double)latency);
-    cJSON_AddStringToObject(o, "reply", reply ? reply : "");
-    if (sent < 0)
-        cJSON_AddStringToObject(o, "error", err);
-    cJSON_AddBoolToObject(o, "ok", ok);
-    cli_print_json(o);
-    free(body);
-    free(reply);
+    int ok = 0;
+    cli_print_json(webhook_ping(a, secret, &ok));
     return ok ? 0 : 1;
 }
 

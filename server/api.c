@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "server/api.h"
+#include "server/dashboard.h"
 #include "agent/vars.h"
 #include "util/buf.h"
 #include "util/crypto.h"
@@ -33,8 +34,9 @@
 typedef struct api_call {
     api_env *e;
     store *st;
-    const account *a; /* NULL outside /tasks */
-    task *t;          /* NULL outside /tasks/{id} */
+    const account *a;  /* NULL outside /tasks */
+    task *t;           /* NULL outside /tasks/{id} */
+    const char *actor; /* who acts: "API key", or a dashboard user's name */
 } api_call;
 
 static void reply_obj(http_request *r, int status, cJSON *o)
@@ -78,14 +80,18 @@ static cJSON *json_body(http_request *r, int required)
     return o;
 }
 
-/* The caller's account from the request's headers alone (a valid Bearer
- * key; nothing of the body), so that api_admit can turn a stranger away
- * before the body is read; or the 401 (503) answered (-1). On success a is
- * the caller's to free. The one place a request is authenticated: another
- * credential (a session cookie) is added here. */
-static int authenticate(store *st, http_request *r, account *a)
+/* The caller's account and who they are (actor) from the request's
+ * headers alone (a valid Bearer key, or the dashboard's session cookie,
+ * which dashboard.c checks with its CSRF token; nothing of the body), so
+ * that api_admit can turn a stranger away before the body is read; or the
+ * 401 (503) answered (-1). On success a is the caller's to free. The one
+ * place a request is authenticated. */
+static int authenticate(store *st, http_request *r, account *a, char actor[64])
 {
     const char *h = http_header(r, "authorization");
+    if (!h && http_cookie(r, DASHBOARD_COOKIE))
+        return dashboard_authenticate(st, r, a, actor);
+    snprintf(actor, 64, "API key");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
         http_add_header(r, "WWW-Authenticate", "Bearer");
         http_reply_error(r, 401, "unauthorized",
@@ -753,6 +759,7 @@ static void answer_input(http_request *r, void *ud)
     if (!(answers = read_answers(r, b, t, &mine)))
         goto out;
     keep_answers(st, t, answers);
+    store_action_add(st, t->id, c->actor, "answered");
     task_ctx cx = {st, e->moved, e->ud};
     if (workers_answer(e->workers, &cx, t->id, mine) == PT_FOUND)
         ; /* the holding worker goes on */
@@ -796,6 +803,7 @@ static void review_task(http_request *r, void *ud)
     }
     int approve = !strcmp(decision, "approve");
     store_task_set_review(st, t->id, approve, comment);
+    store_action_add(st, t->id, c->actor, approve ? "approved" : "rejected");
     char notes[2048];
     snprintf(notes, sizeof(notes), "%s in review%s%s", approve ? "Approved" : "Rejected",
              comment && *comment ? ": " : ".", comment && *comment ? comment : "");
@@ -825,6 +833,7 @@ static void cancel_task(http_request *r, void *ud)
         return;
     }
     store_task_request_cancel(st, t->id);
+    store_action_add(st, t->id, c->actor, "cancelled");
     int held = 0, running = workers_cancel(e->workers, t->id, &held) == PT_FOUND;
     const char *notes = t->committed ? "Cancelled by the client after the commit point: the "
                                        "portal may already have the submission."
@@ -868,6 +877,8 @@ static void trajectory(const api_call *c, http_request *r, const char *file)
     }
     char *data = NULL;
     size_t len = 0;
+    /* screenshots and DOM snapshots may show PHI: never kept in a cache */
+    http_add_header(r, "Cache-Control", "no-store");
     if (file) {
         if (!safe_name(file)) {
             http_reply_error(r, 404, "not_found", "no such trajectory file");
@@ -885,11 +896,16 @@ static void trajectory(const api_call *c, http_request *r, const char *file)
                          : dot && !strcmp(dot, ".html") ? "text/html; charset=utf-8"
                          : dot && !strcmp(dot, ".json") ? "application/json"
                                                         : "application/octet-stream");
+        /* trajectory.html runs its own inline script; a portal's DOM
+         * (failure-dom.html) never runs anything */
         if (dot && !strcmp(dot, ".html"))
             http_add_header(r, "Content-Security-Policy",
-                            "default-src 'none'; img-src data:; "
-                            "style-src 'unsafe-inline'; "
-                            "script-src 'unsafe-inline'");
+                            strcmp(file, "trajectory.html")
+                                ? "sandbox; default-src 'none'; img-src data:; "
+                                  "style-src 'unsafe-inline'"
+                                : "default-src 'none'; img-src data:; "
+                                  "style-src 'unsafe-inline'; "
+                                  "script-src 'unsafe-inline'");
         http_write(r, data, len);
         goto out;
     }
@@ -963,6 +979,7 @@ static void redeliver(http_request *r, void *ud)
         return;
     }
     store_outbox_requeue(st, row.id);
+    store_action_add(st, t->id, c->actor, "redelivered the webhook");
     webhooks_kick(e->hooks);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "event_id", row.event_id);
@@ -1407,7 +1424,8 @@ int api_admit(http_request *r, void *ud)
         return -1;
     }
     account a;
-    if (authenticate(st, r, &a) < 0)
+    char actor[64];
+    if (authenticate(st, r, &a, actor) < 0)
         return -1;
     account_free(&a);
     return 0;
@@ -1422,15 +1440,22 @@ void api_handle(http_request *r, void *ud)
     api_env *e = ud;
     e->requests++;
     const char *path = http_path(r);
-    api_call c = {e, thread_store(e), NULL, NULL};
+    api_call c = {e, thread_store(e), NULL, NULL, NULL};
     if (!c.st) {
         http_reply_error(r, 503, "unavailable", "the store is not available");
         return;
     }
+    if (dashboard_owns(path)) {
+        dashboard_env d = {c.st, e->keys, e->sops};
+        dashboard_handle(&d, r);
+        return;
+    }
     account a;
     task t;
+    char actor[64];
+    c.actor = actor;
     if (needs_key(path)) {
-        if (authenticate(c.st, r, &a) < 0)
+        if (authenticate(c.st, r, &a, actor) < 0)
             return;
         c.a = &a;
         if (!strncmp(path, "/tasks/", 7)) {

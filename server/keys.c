@@ -529,6 +529,15 @@ int keys_rotate_api_key(store *st, int64_t id, char key[64])
     return store_account_set_key(st, id, hash);
 }
 
+int keys_add_user(store *st, int64_t acct, const char *name, char key[64], char *err)
+{
+    char hash[65];
+    new_api_key(key, hash);
+    memcpy(key, "pu_", 3); /* a person's key, told apart from the account's at a glance */
+    keys_api_key_hash(key, hash);
+    return store_user_add(st, acct, name, hash, err);
+}
+
 /* ---- Webhook secrets ----------------------------------------------------- */
 
 char *keys_webhook_secret(const keys *k, const account *a)

@@ -96,6 +96,10 @@ int keys_create_account(const keys *k, store *st, const char *name, const char *
                         char *err);
 /* A new API key for the account (the old one stops working). */
 int keys_rotate_api_key(store *st, int64_t id, char key[64]);
+/* A member of staff's personal dashboard key ("pu_" + 48 hex digits, into
+ * key; only its hash is stored) for a new user of the account. 0, or -1
+ * with err. */
+int keys_add_user(store *st, int64_t acct, const char *name, char key[64], char *err);
 
 /* ---- Webhook secrets ----------------------------------------------------- */
 

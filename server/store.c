@@ -96,6 +96,17 @@ static const char *const migrations[] = {
     "ALTER TABLE deliveries ADD COLUMN attempt INTEGER;"
     "ALTER TABLE deliveries ADD COLUMN url TEXT;"
     "ALTER TABLE deliveries ADD COLUMN reply TEXT;",
+    /* 6: the dashboard: members of staff with personal keys, signed-in
+     * browser sessions, and who answered, decided, cancelled or redelivered */
+    "CREATE TABLE users(id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    "  name TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL,"
+    "  UNIQUE(account_id, name));"
+    "CREATE TABLE web_sessions(id_hash TEXT PRIMARY KEY, account_id INTEGER NOT NULL,"
+    "  user_id INTEGER, actor TEXT NOT NULL, csrf TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  seen_at INTEGER NOT NULL);"
+    "CREATE TABLE actions(id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, at INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL, action TEXT NOT NULL);"
+    "CREATE INDEX actions_by_task ON actions(task_id);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

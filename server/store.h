@@ -132,6 +132,9 @@ int store_sop_add(store *st, int64_t acct, const char *type, const char *bundle_
 /* The newest version for that type: 1 found (*bundle malloc'd), 0 none. */
 int store_sop_current(store *st, int64_t acct, const char *type, int *version, char **bundle);
 int store_sop_get(store *st, int64_t acct, const char *type, int version, char **bundle);
+/* The newest version of each of the account's task types, by type:
+ * [{"type", "version"}]. */
+cJSON *store_sop_list(store *st, int64_t acct);
 
 /* ---- Tasks ---------------------------------------------------------------
  * The store keeps a task's status as the name server/task.c gives it; what
@@ -329,5 +332,37 @@ cJSON *store_deliveries(store *st, int64_t taskid);
 cJSON *store_account_attempts(store *st, int64_t acct, int max);
 /* Counts by state into a JSON object, and attempts/failures in all. */
 cJSON *store_outbox_counts(store *st);
+
+/* ---- Members of staff and their dashboard sessions ------------------------
+ * A user is one person of an account with a personal key (only its hash is
+ * kept, like an API key's); a web session is a signed-in browser, kept by
+ * the hash of its cookie. What a session may do and when it ends is
+ * server/dashboard.c's. */
+
+/* Adds a user: 0, or -1 with err (the name is taken, or a store error). */
+int store_user_add(store *st, int64_t acct, const char *name, const char *key_hash, char *err);
+/* Removes a user and ends their sessions: 1 removed, 0 no such user, -1. */
+int store_user_remove(store *st, int64_t acct, const char *name);
+/* The user a key hash is, with their account: 1 found, 0 not, -1 error. */
+int store_user_by_key(store *st, const char *key_hash, int64_t *acct, int64_t *user,
+                      char name[64]);
+
+typedef struct web_session {
+    int64_t account_id, user_id; /* user_id 0: signed in with the API key */
+    char actor[64];              /* who its moves are recorded as */
+    char csrf[65];
+    int64_t created_at, seen_at;
+} web_session;
+
+int store_session_add(store *st, const char *id_hash, const web_session *ws);
+/* 1 and *ws, 0 none, -1 error. */
+int store_session_get(store *st, const char *id_hash, web_session *ws);
+int store_session_touch(store *st, const char *id_hash, int64_t now);
+int store_session_end(store *st, const char *id_hash);
+
+/* Records that actor did action ("answered", "approved", ...) to a task. */
+int store_action_add(store *st, int64_t taskid, const char *actor, const char *action);
+/* The task's actions, oldest first: [{"at", "actor", "action"}]. */
+cJSON *store_actions(store *st, int64_t taskid);
 
 #endif

@@ -336,3 +336,21 @@ int store_sop_get(store *st, int64_t acct, const char *type, int version, char *
     sqlite3_reset(s);
     return found ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
+
+cJSON *store_sop_list(store *st, int64_t acct)
+{
+    cJSON *arr = cJSON_CreateArray();
+    sqlite3_stmt *s = store__q(st, "SELECT type, max(version) FROM sops WHERE account_id=?"
+                                   " GROUP BY type ORDER BY type");
+    if (!s)
+        return arr;
+    sqlite3_bind_int64(s, 1, acct);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", (const char *)sqlite3_column_text(s, 0));
+        cJSON_AddNumberToObject(o, "version", sqlite3_column_int(s, 1));
+        cJSON_AddItemToArray(arr, o);
+    }
+    sqlite3_reset(s);
+    return arr;
+}

@@ -866,3 +866,37 @@ cJSON *webhook_events_json(unsigned mask)
             cJSON_AddItemToArray(arr, cJSON_CreateString(event_names[i].name));
     return arr;
 }
+
+cJSON *webhook_ping(const account *a, const char *secret, int *ok_out)
+{
+    char eid[40] = "evt_", err[PT_ERR_MAX] = "";
+    pt_random_hex(eid + 4, 32);
+    char data[256];
+    snprintf(data, sizeof(data), "{\"accountId\":%lld,\"message\":\"ping from portier\"}",
+             (long long)a->id);
+    char *body = webhook_envelope("ping", pt_wall_ms(), data, secret);
+    const char *secrets[1] = {secret};
+    long status = 0;
+    char *reply = NULL;
+    int64_t latency = 0;
+    int sent = webhook_send(a->webhook_url, secrets, 1, eid, body ? body : "{}", &status, &reply,
+                            &latency, err);
+    int ok = sent == 0 && status >= 200 && status < 300;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "url", a->webhook_url);
+    cJSON_AddStringToObject(o, "event_id", eid);
+    if (status)
+        cJSON_AddNumberToObject(o, "http_status", status);
+    else
+        cJSON_AddNullToObject(o, "http_status");
+    cJSON_AddNumberToObject(o, "latency_ms", (double)latency);
+    cJSON_AddStringToObject(o, "reply", reply ? reply : "");
+    if (sent < 0)
+        cJSON_AddStringToObject(o, "error", err);
+    cJSON_AddBoolToObject(o, "ok", ok);
+    free(body);
+    free(reply);
+    *ok_out = ok;
+    return o;
+}
+

@@ -67,6 +67,11 @@ int webhook_events_parse(const char *list, unsigned *mask, char *err);
 cJSON *webhook_events_json(unsigned mask);
 /* The names clients may ask for, for messages. */
 #define WEBHOOK_EVENT_NAMES "task_finished, task_waiting"
+/* Sends the account's endpoint a signed "ping" event now (`portier webhook
+ * test`, the dashboard's Send test event) and says what came back:
+ * {"url", "event_id", "http_status", "latency_ms", "reply", "ok"[, "error"]}
+ * (new); *ok is 1 for a 2xx. a->webhook_url must be set. */
+cJSON *webhook_ping(const account *a, const char *secret, int *ok);
 
 /* The retry delays in seconds: PORTIER_WEBHOOK_RETRY_SCHEDULE ("0,5,300")
  * or the default (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). */

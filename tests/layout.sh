@@ -9,7 +9,9 @@
 #  - a file under agent/ names a DevTools protocol method or event
 #    (cdp/ owns the protocol),
 #  - a task status is spelled as a string outside server/task.c and the
-#    store's schema (server/task.h owns the task's life).
+#    store's schema (server/task.h owns the task's life),
+#  - the dashboard's page (ui/) loads anything from another origin (a CDN,
+#    a font): it is served by Portier alone, and its CSP would block it.
 # Usage: tests/layout.sh [ROOT]
 set -u
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -80,6 +82,16 @@ if [ -f server/task.c ]; then
   if [ -n "$hits" ]; then
     echo "$hits"
     bad "a task status is spelled outside server/task.c (above): use enum task_status"
+  fi
+fi
+
+# ui/ is served by Portier itself: no URL of another origin in it (an SVG's
+# xmlns names a namespace, not a place to load from).
+if [ -d ui ]; then
+  hits=$(grep -nE "(https?:)?//[a-z0-9.-]+\.[a-z]{2,}" ui/* | grep -v 'xmlns="http://www.w3.org/2000/svg"' || true)
+  if [ -n "$hits" ]; then
+    echo "$hits"
+    bad "ui/ loads from another origin (above): serve it from ui/ instead"
   fi
 fi
 

@@ -20,9 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char quickstart[] =
-    "{\n\"type\": \"submit_claim\",\n\"data\": \"member_id: 300059049\\npatient: Louise "
-    "Golicic\\nDOB: 1949-12-23\\nplace_of_service: home\\nservice_date: 2025-03-25\"\n}";
+static const char quickstart[] = TS_QUICKSTART;
 
 /* The reference's fields, in its order, with their JSON types (and
  * trajectory_id where the webhook example has it), then the client's side:
@@ -514,61 +512,6 @@ static void test_errors_and_idempotency(void **state)
     ts_finish(&s);
 }
 
-/* An SOP that asks a question and asks for review, installed with
- * `account set-sop` (it `use`s the sandbox login, stored with it). */
-static void install_ask_sop(ts_server *s)
-{
-    char dir[700], path[800], login[4200], *text = NULL;
-    snprintf(dir, sizeof(dir), "%s/sop", s->dir);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    pt_home_path("sops/sandbox/login.sop", login, sizeof(login));
-    assert_int_equal(pt_read_file(login, 1u << 20, &text, NULL), 0);
-    snprintf(path, sizeof(path), "%s/login.sop", dir);
-    pt_write_file(path, text, strlen(text), 0600);
-    free(text);
-    const char *sop =
-        "sop check_eligibility \"Eligibility, with a question and a review\"\n"
-        "summary \"SOP: ask which NPI, check eligibility, and have a person review it.\"\n"
-        "input payer default \"Sandbox Health PPO\"\n"
-        "input member_id required /^\\d{9}$/\n"
-        "input dob required date\n"
-        "use login\n"
-        "ask npi \"Which rendering NPI should be used?\"\n"
-        "click link \"Eligibility & Benefits\"\n"
-        "in frame \"#app-frame\"\n"
-        "  choose label \"Payer\" with payer\n"
-        "  fill label \"Member ID\" with member_id\n"
-        "  fill label \"Date of birth\" with dob\n"
-        "  fill label \"Provider NPI\" with npi\n"
-        "  review \"About to check eligibility for NPI {{npi}}\"\n"
-        "  click button \"Check eligibility\"\n"
-        "  wait for \"#result\" timeout 30s\n"
-        "  extract plan from \"#r-plan\"\n"
-        "end\n"
-        "finish completed \"Checked: {{plan}}\"\n";
-    snprintf(path, sizeof(path), "%s/ask.sop", dir);
-    pt_write_file(path, sop, strlen(sop), 0600);
-    char *out = NULL;
-    const char *args[] = {"account", "set-sop", "demo", "check_eligibility", path, NULL};
-    assert_int_equal(ts_cli(s, args, NULL, &out), 0);
-    assert_non_null(strstr(out, "check_eligibility_2"));
-    free(out);
-}
-
-static long long post_ask_task(ts_server *s)
-{
-    cJSON *t = ts_post_json(s,
-                            "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
-                            "dob: 12/23/1949\"}",
-                            200);
-    assert_string_equal(ts_str(t, "handler"), "check_eligibility_2");
-    assert_string_equal(ts_str(t, "instructions"),
-                        "SOP: ask which NPI, check eligibility, and have a person review it.");
-    long long id = ts_num(t, "id");
-    cJSON_Delete(t);
-    return id;
-}
-
 static long long trajectory_id(ts_server *s, long long id)
 {
     char path[96];
@@ -600,8 +543,8 @@ static void test_ask_and_review_held(void **state)
     (void)state;
     ts_server s;
     ts_start_demo(&s, "api-ask", NULL);
-    install_ask_sop(&s);
-    long long id = post_ask_task(&s);
+    ts_install_ask_sop(&s);
+    long long id = ts_post_ask_task(&s);
     cJSON *t = ts_wait_status(&s, id, "waiting_for_input", 90000);
     cJSON_Delete(t);
     send(&s, id, "input", "{\"value\":\"1234567893\"}", 200);
@@ -617,7 +560,7 @@ static void test_ask_and_review_held(void **state)
     assert_int_equal(trajectory_id(&s, id), 1);
 
     /* a rejected review ends failed with the reviewer's comment */
-    id = post_ask_task(&s);
+    id = ts_post_ask_task(&s);
     cJSON_Delete(ts_wait_status(&s, id, "waiting_for_input", 90000));
     send(&s, id, "input", "{\"name\":\"npi\",\"value\":\"1234567893\"}", 200);
     cJSON_Delete(ts_wait_status(&s, id, "pending_review", 90000));
@@ -638,8 +581,8 @@ static void test_ask_and_review_after_hold(void **state)
     ts_server s;
     const char *extra[] = {"--hold-seconds", "1", NULL};
     ts_start_demo(&s, "api-hold", extra);
-    install_ask_sop(&s);
-    long long id = post_ask_task(&s);
+    ts_install_ask_sop(&s);
+    long long id = ts_post_ask_task(&s);
     cJSON_Delete(ts_wait_status(&s, id, "waiting_for_input", 90000));
     pt_sleep_ms(2500); /* past the hold */
     send(&s, id, "input", "{\"value\":\"1234567893\"}", 200);
@@ -758,10 +701,10 @@ static void test_waits_park(void **state)
     assert_non_null(strstr(ts_str(cJSON_GetObjectItem(w, "data"), "notes"), copay));
     cJSON_Delete(w);
 
-    install_ask_sop(&s);
+    ts_install_ask_sop(&s);
     long long ids[5];
     for (int i = 0; i < 5; i++) {
-        ids[i] = post_ask_task(&s);
+        ids[i] = ts_post_ask_task(&s);
         t = ts_wait_status(&s, ids[i], "waiting_for_input", 90000);
         assert_question(t);
         cJSON_Delete(t);
@@ -818,10 +761,10 @@ static void test_max_parked(void **state)
     ts_server s;
     const char *extra[] = {"--workers", "1", "--max-parked", "1", NULL};
     ts_start_demo(&s, "api-max-parked", extra);
-    install_ask_sop(&s);
-    long long a = post_ask_task(&s);
+    ts_install_ask_sop(&s);
+    long long a = ts_post_ask_task(&s);
     cJSON_Delete(ts_wait_status(&s, a, "waiting_for_input", 90000));
-    long long b = post_ask_task(&s);
+    long long b = ts_post_ask_task(&s);
     cJSON_Delete(ts_wait_status(&s, b, "waiting_for_input", 90000));
     long long ta = trajectory_id(&s, a), tb = trajectory_id(&s, b);
     int parked = 0;

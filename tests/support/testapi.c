@@ -10,6 +10,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -219,3 +220,59 @@ void ts_check_webhook_bodies(const ts_receiver *r)
              PORTIER_SOURCE_DIR, PORTIER_SOURCE_DIR, r->log);
     assert_int_equal(system(cmd), 0);
 }
+
+/* An SOP that asks a question and asks for review, installed with
+ * `account set-sop` (it `use`s the sandbox login, stored with it). */
+void ts_install_ask_sop(const ts_server *s)
+{
+    char dir[700], path[800], login[4200], *text = NULL;
+    snprintf(dir, sizeof(dir), "%s/sop", s->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    pt_home_path("sops/sandbox/login.sop", login, sizeof(login));
+    assert_int_equal(pt_read_file(login, 1u << 20, &text, NULL), 0);
+    snprintf(path, sizeof(path), "%s/login.sop", dir);
+    pt_write_file(path, text, strlen(text), 0600);
+    free(text);
+    const char *sop =
+        "sop check_eligibility \"Eligibility, with a question and a review\"\n"
+        "summary \"SOP: ask which NPI, check eligibility, and have a person review it.\"\n"
+        "input payer default \"Sandbox Health PPO\"\n"
+        "input member_id required /^\\d{9}$/\n"
+        "input dob required date\n"
+        "use login\n"
+        "ask npi \"Which rendering NPI should be used?\"\n"
+        "click link \"Eligibility & Benefits\"\n"
+        "in frame \"#app-frame\"\n"
+        "  choose label \"Payer\" with payer\n"
+        "  fill label \"Member ID\" with member_id\n"
+        "  fill label \"Date of birth\" with dob\n"
+        "  fill label \"Provider NPI\" with npi\n"
+        "  review \"About to check eligibility for NPI {{npi}}\"\n"
+        "  click button \"Check eligibility\"\n"
+        "  wait for \"#result\" timeout 30s\n"
+        "  extract plan from \"#r-plan\"\n"
+        "end\n"
+        "finish completed \"Checked: {{plan}}\"\n";
+    snprintf(path, sizeof(path), "%s/ask.sop", dir);
+    pt_write_file(path, sop, strlen(sop), 0600);
+    char *out = NULL;
+    const char *args[] = {"account", "set-sop", "demo", "check_eligibility", path, NULL};
+    assert_int_equal(ts_cli(s, args, NULL, &out), 0);
+    assert_non_null(strstr(out, "check_eligibility_2"));
+    free(out);
+}
+
+long long ts_post_ask_task(const ts_server *s)
+{
+    cJSON *t = ts_post_json(s,
+                            "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\\n"
+                            "dob: 12/23/1949\"}",
+                            200);
+    assert_string_equal(ts_str(t, "handler"), "check_eligibility_2");
+    assert_string_equal(ts_str(t, "instructions"),
+                        "SOP: ask which NPI, check eligibility, and have a person review it.");
+    long long id = ts_num(t, "id");
+    cJSON_Delete(t);
+    return id;
+}
+

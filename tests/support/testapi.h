@@ -13,6 +13,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* The reference quickstart's request body (a claim for the sandbox). */
+#define TS_QUICKSTART                                                                              \
+    "{\n\"type\": \"submit_claim\",\n\"data\": \"member_id: 300059049\\npatient: Louise "           \
+    "Golicic\\nDOB: 1949-12-23\\nplace_of_service: home\\nservice_date: 2025-03-25\"\n}"
+
 /* A request to s's API with key (NULL: none); body of len bytes (0: strlen). */
 tc_response ts_api(const ts_server *s, const char *key, const char *method, const char *path,
                    const char *ctype, const char *body, size_t len);
@@ -32,6 +37,11 @@ long long ts_num(const cJSON *o, const char *k);
 cJSON *ts_wait_status(const ts_server *s, long long id, const char *want, int timeout_ms);
 /* `serve --demo` with the sandbox on a free port, plus extra args. */
 void ts_start_demo(ts_server *s, const char *name, const char *const *extra);
+/* Installs, with `account set-sop`, a check_eligibility SOP for the demo
+ * account that asks for an NPI (`ask npi`) and then for review. */
+void ts_install_ask_sop(const ts_server *s);
+/* Posts a task for it (asserting it took the new SOP); its id. */
+long long ts_post_ask_task(const ts_server *s);
 /* SIGTERM; asserts exit 0 and no Chromium of the server's left; cleans up. */
 void ts_finish(ts_server *s);
 
