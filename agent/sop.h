@@ -142,6 +142,8 @@ typedef struct sop_input {
     char *default_value;
     sop_map_entry *map; /* value map: home=12 office=11 */
     size_t nmap;
+    char **aliases; /* alias icd10 icd: other task data keys for it (normalised) */
+    size_t naliases;
     int line, col;
 } sop_input;
 
@@ -153,6 +155,8 @@ typedef struct sop {
     int timeout_ms; /* per-step default; 15000 unless `timeout` says */
     sop_input *inputs;
     size_t ninputs;
+    char **ignored; /* ignore K...: task data keys the SOP does not use (normalised) */
+    size_t nignored;
     sop_block steps; /* `use`d files' steps are spliced in where used */
     char **files;    /* every file read: this one and those it `use`s */
     size_t nfiles;
@@ -168,6 +172,16 @@ sop *sop_parse_file(const char *path, sop_diags *diags);
  * `use` is an error). */
 sop *sop_parse_text(const char *file_name, const char *text, const char *dir, sop_diags *diags);
 void sop_free(sop *s);
+
+/* A task data key as the SOP compares it: trimmed, lower case, spaces,
+ * dashes and dots as one underscore ("Member ID" -> member_id). */
+void sop_key_normalize(const char *in, size_t len, char *out, size_t outsz);
+/* The closest of words to w when it is close enough to be a likely typo,
+ * else NULL (borrowed from words). */
+const char *sop_suggest(const char *w, const char *const *words, size_t n);
+/* The input that task data key `key` (normalised) names, by its name or an
+ * alias, or NULL; 1 in *ignored when an `ignore` line lists it. */
+const sop_input *sop_input_for_key(const sop *s, const char *key, int *ignored);
 
 /* Names of steps, for suggestions and the docs. */
 const char *sop_step_name(sop_step_kind k);

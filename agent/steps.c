@@ -230,8 +230,10 @@ static int step_choose(run *R, const sop_step *st)
         }
         cdp_handle_release(o.el);
         if (run_wait_over(&w)) {
-            run_fail(R, st, "no option \"%s\" appeared in the list for %d s", value,
-                     (timeout + 999) / 1000);
+            /* the SOP's template, not the value: task data may be PHI */
+            run_fail(R, st, "no option with the text of %s%s%s appeared in the list for %d s",
+                     st->value.is_var ? "{{" : "\"", st->value.text ? st->value.text : "",
+                     st->value.is_var ? "}}" : "\"", (timeout + 999) / 1000);
             goto out;
         }
         run_wait_change(R, &w, WAIT_CAP_MS, NULL);
