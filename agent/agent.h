@@ -101,4 +101,8 @@ typedef struct agent_result {
 int agent_run(const sop *s, const agent_options *o, agent_result *r);
 void agent_result_free(agent_result *r);
 
+/* Whether text passes condition c's text test (contains, is, matches; case
+ * ignored unless c->exact; `is` trims and collapses spaces): 1 or 0. */
+int cond_text_holds(const sop_cond *c, const char *text);
+
 #endif

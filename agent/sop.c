@@ -587,6 +587,33 @@ static void cond_free(sop_cond *c)
     free(c);
 }
 
+/* The rest of a text condition, from its word on: contains "x", is "x",
+ * matches /re/, each with `exactly` (before or after the text) when case
+ * counts. */
+static int parse_text_test(parser *p, sop_cond *c)
+{
+    tok *k = next(p);
+    c->op = is_word(k, "matches") ? SOP_TEXT_MATCHES : is_word(k, "is") ? SOP_TEXT_IS
+                                                                           : SOP_TEXT_CONTAINS;
+    c->exact = accept_word(p, "exactly");
+    tok *s = next(p);
+    int want = c->op == SOP_TEXT_MATCHES ? T_REGEX : T_STRING;
+    if (!s || (int)s->kind != want) {
+        err(p, s ? s->col : end_col(p), "%s needs %s", k->text,
+            want == T_REGEX ? "a /pattern/, as in matches /^active$/"
+                            : "a \"quoted\" text");
+        return -1;
+    }
+    if (want == T_REGEX) {
+        c->regex = strdup(s->text);
+        check_regex(p, s);
+    } else
+        c->text = strdup(s->text);
+    if (accept_word(p, "exactly"))
+        c->exact = 1;
+    return 0;
+}
+
 static sop_cond *parse_cond1(parser *p, const char *what)
 {
     tok *t = peek(p);
@@ -613,13 +640,13 @@ static sop_cond *parse_cond1(parser *p, const char *what)
         return c;
     }
     if (accept_word(p, "page")) {
-        tok *k = next(p), *s = next(p);
-        if (!k || strcmp(k->text ? k->text : "", "contains") || !s || s->kind != T_STRING) {
-            err(p, k ? k->col : end_col(p), "write page contains \"text\"");
+        c->kind = SOP_COND_PAGE_TEXT;
+        if (!is_word(peek(p), "contains")) {
+            err(p, peek(p) ? peek(p)->col : end_col(p), "write page contains \"text\"");
             goto fail;
         }
-        c->kind = SOP_COND_PAGE_TEXT;
-        c->text = strdup(s->text);
+        if (parse_text_test(p, c) < 0)
+            goto fail;
         return c;
     }
     if (accept_word(p, "url")) {
@@ -640,14 +667,11 @@ static sop_cond *parse_cond1(parser *p, const char *what)
         c->kind = SOP_COND_VISIBLE;
         if (parse_locator(p, &c->loc, what) < 0)
             goto fail;
-        if (accept_word(p, "contains")) {
-            tok *s = next(p);
-            if (!s || s->kind != T_STRING) {
-                err(p, s ? s->col : end_col(p), "contains needs a \"quoted\" text");
-                goto fail;
-            }
+        tok *k = peek(p);
+        if (is_word(k, "contains") || is_word(k, "is") || is_word(k, "matches")) {
             c->kind = SOP_COND_TEXT;
-            c->text = strdup(s->text);
+            if (parse_text_test(p, c) < 0)
+                goto fail;
         }
         return c;
     }

@@ -58,8 +58,8 @@ typedef struct sop_value {
 typedef enum sop_cond_kind {
     SOP_COND_VISIBLE,   /* visible LOC (a bare LOC means the same) */
     SOP_COND_HIDDEN,    /* hidden LOC */
-    SOP_COND_TEXT,      /* text LOC contains "x": the element's text */
-    SOP_COND_PAGE_TEXT, /* text "x": anywhere in the frame */
+    SOP_COND_TEXT,      /* LOC contains|is "x", LOC matches /re/: the element's text */
+    SOP_COND_PAGE_TEXT, /* page contains "x": anywhere in the frame */
     SOP_COND_URL,       /* url /regex/ or url "substring" */
     SOP_COND_VAR,       /* NAME: set and not empty */
     SOP_COND_VAR_IS,    /* NAME is "x" */
@@ -67,12 +67,21 @@ typedef enum sop_cond_kind {
     SOP_COND_OR,
 } sop_cond_kind;
 
+/* How a text condition compares: LOC contains / is / matches, page contains. */
+typedef enum sop_text_op {
+    SOP_TEXT_CONTAINS, /* a substring */
+    SOP_TEXT_IS,       /* the whole text, spaces trimmed and collapsed */
+    SOP_TEXT_MATCHES,  /* the pattern in regex */
+} sop_text_op;
+
 typedef struct sop_cond {
     sop_cond_kind kind;
+    sop_text_op op; /* TEXT, PAGE_TEXT */
+    int exact;      /* `exactly`: case counts (by default it does not) */
     sop_locator loc;
     char *text;             /* contains text, url substring, or the variable's name */
     char *value;            /* VAR_IS: the value compared with */
-    char *regex;            /* url matches /regex/ */
+    char *regex;            /* url matches /regex/, LOC matches /regex/ */
     struct sop_cond *a, *b; /* NOT: a; OR: a or b */
     int line, col;
 } sop_cond;
