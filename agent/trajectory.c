@@ -110,6 +110,22 @@ void traj_drop(run *R, cJSON *e)
     R->r->steps_run--;
 }
 
+/* The failing frame's HTML for failure-dom.html, masked, opened by a
+ * comment with the failure (and its nearest candidates): a new string. */
+static char *failure_page(run *R, const char *html)
+{
+    char *notes = strdup(R->r->notes ? R->r->notes : "");
+    for (char *p = notes; p && (p = strstr(p, "--")) != NULL;)
+        p[1] = '=';  /* "--" may not appear in a comment */
+    char *page = NULL;
+    if (!notes || asprintf(&page, "<!-- portier: %s -->\n%s", notes, html) < 0)
+        page = NULL;
+    free(notes);
+    char *masked = vars_mask(page ? page : html, R->o->secrets);
+    free(page);
+    return masked;
+}
+
 void traj_end(run *R, cJSON *e, int failed, int changed)
 {
     char ts[25];
@@ -130,7 +146,7 @@ void traj_end(run *R, cJSON *e, int failed, int changed)
             if (cdp_session_eval(s, ctx, "document.documentElement.outerHTML", &html, 5000, err) ==
                     0 &&
                 cJSON_IsString(html)) {
-                char *masked = vars_mask(html->valuestring, R->o->secrets);
+                char *masked = failure_page(R, html->valuestring);
                 snprintf(path, sizeof(path), "%s/failure-dom.html", R->o->trajectory_dir);
                 if (masked && pt_write_file(path, masked, strlen(masked), 0600) == 0)
                     cJSON_AddStringToObject(e, "dom", "failure-dom.html");
