@@ -119,11 +119,12 @@
       const before = Array.from(box.querySelectorAll('label')).filter(
         (l) => l.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING);
       const l = before[before.length - 1];
-      if (l) return !l.control && !l.htmlFor && looseControl(l) === el ? l : null;
+      if (l) return !l.control && !l.hasAttribute('for') && looseControl(l) === el ? l : null;
     }
     return null;
   };
-  const controlOrLoose = (l) => controlOfLabel(l) || looseControl(l);
+  /* a label whose for= names a missing id is broken, not loose */
+  const controlOrLoose = (l) => controlOfLabel(l) || (l.hasAttribute('for') ? null : looseControl(l));
 
   /* A locator that matched nothing: the elements whose label, name, role
    * or text come closest to what it asked for, each as an SOP locator. Only

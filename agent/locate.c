@@ -27,6 +27,27 @@ void loc_text(const sop_locator *l, char *out, size_t outsz)
         snprintf(out, outsz, "%s\"%s\"", kinds[l->kind], l->value);
 }
 
+/* Waits (record mode only) until the document at depth has had no mutation
+ * and no event for SETTLE_QUIET_MS, at most SETTLE_MAX tries: a page's
+ * script may still be building what later steps look for. */
+#define SETTLE_QUIET_MS 150
+#define SETTLE_MAX 8
+static void settle(run *R, int depth)
+{
+    char err[ERR_SIZE];
+    for (int i = 0; i < SETTLE_MAX; i++) {
+        cJSON *args = cJSON_CreateArray();
+        cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateNumber(SETTLE_QUIET_MS)));
+        dom_out o;
+        if (dom_call(R, depth, NULL, "change", args, 1, &o, 3000, err))
+            return;
+        int changed = cJSON_IsTrue(o.value);
+        cJSON_Delete(o.value);
+        if (!changed)
+            return;
+    }
+}
+
 /* Hands the document at depth to the snapshot hook (record mode), once per
  * step. */
 static void snapshot(run *R, int depth)
@@ -36,6 +57,7 @@ static void snapshot(run *R, int depth)
     if (!R->o->snapshot || !R->cur || R->snapped == R->cur)
         return;
     R->snapped = R->cur;
+    settle(R, depth);
     if (cdp_page_eval(R->page, run_frame(R, depth),
                       "[location.href, '<!DOCTYPE html>' + document.documentElement.outerHTML]", &v,
                       5000, err) == 0 &&

@@ -14,6 +14,7 @@
 #include "util/fsutil.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <pcre2.h>
 #include <pthread.h>
@@ -57,6 +58,61 @@ void sop_diags_print(const sop_diags *d, void *out_file)
         fprintf(out, "%s:%d:%d: %s: %s\n", d->items[i].file, d->items[i].line, d->items[i].col,
                 d->items[i].warning ? "warning" : "error",
                 d->items[i].message ? d->items[i].message : "?");
+}
+
+void sop_diags_add(sop_diags *d, const char *file, int line, int col, int warning, const char *fmt,
+                   ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    diag(d, file, line, col, warning, "%s", msg);
+}
+
+/* The suggestion a message carries: "did you mean 'x'?" gives x, "write:
+ * LINE" gives LINE (the first, when several). A new string, or NULL. */
+static char *suggestion_of(const char *msg)
+{
+    const char *p = msg ? strstr(msg, "did you mean ") : NULL;
+    if (p) {
+        p += 13;
+        size_t skip = *p == '\'' ? 1 : 0, n = strcspn(p + skip, "'?)");
+        return strndup(p + skip, n);
+    }
+    p = msg ? strstr(msg, "write: ") : NULL;
+    if (p) {
+        p += 7;
+        const char *e = strstr(p, "); ");
+        return strndup(p, e ? (size_t)(e - p) : strcspn(p, ")"));
+    }
+    return NULL;
+}
+
+void sop_diags_print_json(const sop_diags *d, void *out_file)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; arr && i < d->n; i++) {
+        const sop_diag *g = &d->items[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", g->file);
+        cJSON_AddNumberToObject(o, "line", g->line);
+        cJSON_AddNumberToObject(o, "column", g->col);
+        cJSON_AddStringToObject(o, "severity", g->warning ? "warning" : "error");
+        cJSON_AddStringToObject(o, "message", g->message ? g->message : "?");
+        char *sug = suggestion_of(g->message);
+        if (sug)
+            cJSON_AddStringToObject(o, "suggestion", sug);
+        else
+            cJSON_AddNullToObject(o, "suggestion");
+        free(sug);
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+    fprintf(out_file, "%s\n", text ? text : "[]");
+    free(text);
+    cJSON_Delete(arr);
 }
 
 size_t sop_diags_errors(const sop_diags *d)

@@ -27,6 +27,13 @@ typedef struct sop_diags {
 
 /* Writes each as "FILE:LINE:COL: error|warning: message\n" to out. */
 void sop_diags_print(const sop_diags *d, void *out_file);
+/* Writes all of them as one JSON array to out: objects with file, line,
+ * column, severity ("error"|"warning"), message and suggestion (the
+ * did-you-mean or the line to write, else null); [] when there are none. */
+void sop_diags_print_json(const sop_diags *d, void *out_file);
+/* Appends one (file and the formatted message are copied). */
+void sop_diags_add(sop_diags *d, const char *file, int line, int col, int warning, const char *fmt,
+                   ...) __attribute__((format(printf, 6, 7)));
 size_t sop_diags_errors(const sop_diags *d);
 void sop_diags_free(sop_diags *d);
 

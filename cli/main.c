@@ -5,6 +5,7 @@
  * the sandbox portal for `serve --demo`); everything else stays in its lane.
  */
 #include "cli/cli.h"
+#include "agent/sop.h"
 #include "util/log.h"
 
 #include <pthread.h>
@@ -72,6 +73,17 @@ void cli_stop_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+void cli_unknown_option(const char *opt, const char *const *known, size_t n, char *why,
+                        size_t whysz)
+{
+    const char *near = sop_suggest(opt, known, n);
+    if (opt[0] != '-')
+        snprintf(why, whysz, "unexpected argument '%s'", opt);
+    else
+        snprintf(why, whysz, "unknown option '%s'%s%s%s", opt, near ? " (did you mean " : "",
+                 near ? near : "", near ? "?)" : "");
 }
 
 int cli_host_port(const char *v, char *host, size_t hostsz, int *port)
