@@ -23,7 +23,7 @@
 
 static int run_usage(const char *why)
 {
-    fprintf(stderr,
+    fprintf(strcmp(why, "help") ? stderr : stdout,
             "portier run: %s\n"
             "usage: portier run SOP --data FILE|- --portal URL [--secrets FILE] [--file PATH]...\n"
             "                   [--input NAME=VALUE]... [--trajectory DIR] [--approve]\n"
@@ -92,7 +92,12 @@ static int run_option(run_args *ra, const char *a, const char *v)
         snprintf(name, sizeof(name), "%.*s", (int)(eq - v), v);
         vars_set(ra->answers, name, eq + 1, 0);
     } else {
-        return run_usage("unknown option");
+        static const char *const known[] = {
+            "--data",   "--portal", "--secrets",         "--file",  "--trajectory", "--browser",
+            "--record", "--replay", "--replay-fallback", "--input", "--approve",    "--help"};
+        char why[256];
+        cli_unknown_option(a, known, sizeof(known) / sizeof(known[0]), why, sizeof(why));
+        return run_usage(why);
     }
     return -1;
 }
@@ -116,8 +121,11 @@ static int parse_run_args(int argc, char **argv, run_args *ra)
             ra->sop_path = a;
             continue;
         }
-        if (!v)
-            return run_usage("an option needs a value");
+        if (!v) {
+            char why[256];
+            snprintf(why, sizeof(why), "%s needs a value", a);
+            return run_usage(why);
+        }
         i++;
         int rc = run_option(ra, a, v);
         if (rc >= 0)

@@ -24,6 +24,7 @@ static const struct {
      "serve [--listen 127.0.0.1:8080] [--db portier.db] [--workers N] [--browser ws://...]\n"
      "                 [--demo] [--webhook-url URL] [--hold-seconds S] [--max-body BYTES]\n"
      "                 [--max-file BYTES] [--max-queue N] [--portal-listen HOST:PORT]\n"
+     "                 [--session-max-age 20m] [--session-idle 5m]\n"
      "      Serve the task API (docs/openapi.yaml); --demo also runs the sandbox portal.",
      1},
     {"account", cli_account,
@@ -46,10 +47,12 @@ static const struct {
     {"run", cli_run,
      "run SOP --data FILE|- --portal URL [--secrets FILE] [--file PATH]... [--input N=V]...\n"
      "                 [--trajectory DIR] [--approve] [--browser ws://...]\n"
+     "                 [--record DIR | --replay DIR [--replay-fallback network]]\n"
      "      Run one task; the outcome as JSON on stdout (exit 0, 10, 11, 12, 13; 2: bad input)."},
     {"lint", cli_lint,
-     "lint SOP...\n"
-     "      Check SOP files (docs/sop.md): every problem as FILE:LINE:COL: message."},
+     "lint SOP... [--against RECORDING_DIR] [--format text|json]\n"
+     "      Check SOP files (docs/sop.md): every problem as FILE:LINE:COL: message;\n"
+     "      --against also checks each locator in a recording's documents."},
 };
 
 static void usage(FILE *out)
