@@ -292,14 +292,75 @@ static void where(const sop_step *st, char *out, size_t n)
 
 /* ---- Recording ----------------------------------------------------------- */
 
-static cJSON *har_headers(const cJSON *h, const subst *t, size_t n)
+/* Cookie values never reach the disk: each becomes COOKIE_PLACEHOLDER, the
+ * names and a Set-Cookie's attributes stay. */
+#define COOKIE_PLACEHOLDER "{{cookie}}"
+
+/* One "name=value" pair (len bytes at p) with its value replaced, into b;
+ * its name into cookies (a HAR cookie object), when given. */
+static void mask_pair(pt_buf *b, const char *p, size_t len, cJSON *cookies)
+{
+    while (len && (*p == ' ' || *p == '\t'))
+        p++, len--;
+    const char *eq = memchr(p, '=', len);
+    size_t nl = eq ? (size_t)(eq - p) : len;
+    pt_buf_appendf(b, "%.*s=%s", (int)nl, p, COOKIE_PLACEHOLDER);
+    if (cookies) {
+        cJSON *o = cJSON_CreateObject();
+        char *name = strndup(p, nl);
+        cJSON_AddStringToObject(o, "name", name ? name : "");
+        cJSON_AddStringToObject(o, "value", COOKIE_PLACEHOLDER);
+        free(name);
+        cJSON_AddItemToArray(cookies, o);
+    }
+}
+
+/* A Cookie header ("a=1; b=2") or Set-Cookie lines ("sid=x; Path=/", one
+ * per line) with every value masked: a new string. */
+static char *mask_cookies(const char *v, int set_cookie, cJSON *cookies)
+{
+    pt_buf b;
+    pt_buf_init(&b, 1 << 20);
+    pt_buf_append(&b, "", 0);
+    const char *sep = set_cookie ? "\n" : ";";
+    for (const char *p = v; *p;) {
+        size_t len = strcspn(p, sep);
+        if (set_cookie) { /* the first pair is the cookie; its attributes stay */
+            size_t pl = strcspn(p, ";\n");
+            mask_pair(&b, p, pl, cookies);
+            pt_buf_append(&b, p + pl, len - pl);
+        } else if (len)
+            mask_pair(&b, p, len, cookies);
+        p += len;
+        if (*p) {
+            pt_buf_append(&b, set_cookie ? "\n" : "; ", set_cookie ? 1 : 2);
+            p++;
+        }
+    }
+    return pt_buf_take(&b);
+}
+
+/* The value of header `name` as the HAR keeps it: cookies masked, then
+ * secrets and inputs replaced. A new string. */
+static char *har_value(const char *name, const char *v, const subst *t, size_t n,
+                       cJSON *cookies)
+{
+    int is_cookie = name && !strcasecmp(name, "cookie"),
+        is_set = name && !strcasecmp(name, "set-cookie");
+    char *masked = v && (is_cookie || is_set) ? mask_cookies(v, is_set, cookies) : NULL;
+    char *out = redact(t, n, masked ? masked : v);
+    free(masked);
+    return out;
+}
+
+static cJSON *har_headers(const cJSON *h, const subst *t, size_t n, cJSON *cookies)
 {
     cJSON *arr = cJSON_CreateArray();
     if (cJSON_IsArray(h)) {
         const cJSON *x;
         cJSON_ArrayForEach(x, h)
         {
-            char *v = redact(t, n, pt_json_str(x, "value"));
+            char *v = har_value(pt_json_str(x, "name"), pt_json_str(x, "value"), t, n, cookies);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "name",
                                     pt_json_str(x, "name") ? pt_json_str(x, "name") : "");
@@ -309,7 +370,7 @@ static cJSON *har_headers(const cJSON *h, const subst *t, size_t n)
         }
     } else if (cJSON_IsObject(h)) { /* request headers come as an object */
         for (const cJSON *x = h->child; x; x = x->next) {
-            char *v = redact(t, n, cJSON_GetStringValue(x));
+            char *v = har_value(x->string, cJSON_GetStringValue(x), t, n, cookies);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "name", x->string);
             cJSON_AddStringToObject(o, "value", v ? v : "");
@@ -391,8 +452,8 @@ static void record_paused(cdp_session *s, const cdp_request *req, void *ud)
     cJSON_AddStringToObject(rq, "method", method ? method : "GET");
     cJSON_AddStringToObject(rq, "url", url ? url : "");
     cJSON_AddStringToObject(rq, "httpVersion", "HTTP/1.1");
-    cJSON_AddItemToObject(rq, "cookies", cJSON_CreateArray());
-    cJSON *rqh = har_headers(req->headers, t, nt);
+    cJSON *rqc = cJSON_AddArrayToObject(rq, "cookies");
+    cJSON *rqh = har_headers(req->headers, t, nt, rqc);
     cJSON_AddItemToObject(rq, "headers", rqh);
     cJSON_AddItemToObject(rq, "queryString", query_string(url ? url : ""));
     const char *post = req->post_data;
@@ -411,8 +472,8 @@ static void record_paused(cdp_session *s, const cdp_request *req, void *ud)
     cJSON_AddNumberToObject(rs, "status", req->status);
     cJSON_AddStringToObject(rs, "statusText", req->status_text ? req->status_text : "");
     cJSON_AddStringToObject(rs, "httpVersion", "HTTP/1.1");
-    cJSON_AddItemToObject(rs, "cookies", cJSON_CreateArray());
-    cJSON *rsh = har_headers(req->response_headers, t, nt);
+    cJSON *rsc = cJSON_AddArrayToObject(rs, "cookies");
+    cJSON *rsh = har_headers(req->response_headers, t, nt, rsc);
     cJSON_AddItemToObject(rs, "headers", rsh);
     const char *ctype = header_value(rsh, "content-type");
     char mime[128] = "";

@@ -16,6 +16,7 @@
 #include "util/timeutil.h"
 
 #include <cjson/cJSON.h>
+#include <strings.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,6 +273,41 @@ static void appeal_in_the_cross_site_frame(void **state)
     sandbox_stop(sb);
 }
 
+/* What the trajectory shows an author: frames by their `in frame`
+ * locator, values (secrets masked), extracted values, the branch an `if`
+ * took, the gap before each step. */
+static void check_trajectory_display(const char *text)
+{
+    cJSON *t = cJSON_Parse(text);
+    assert_non_null(t);
+    int in_frame = 0, branches = 0, extracted = 0, gaps = 0, n = 0, member = 0, password = 0;
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(t, "steps"))
+    {
+        const char *frame = field(s, "frame"), *action = field(s, "action");
+        const char *value = cJSON_GetStringValue(cJSON_GetObjectItem(s, "value"));
+        assert_non_null(frame);
+        in_frame += !strcmp(frame, "\"#app-frame\"");
+        if (strcmp(frame, "top") && strcmp(frame, "\"#app-frame\""))
+            fail_msg("a frame shown as %s", frame);
+        branches += cJSON_IsBool(cJSON_GetObjectItem(s, "taken"));
+        extracted += cJSON_GetObjectItem(cJSON_GetObjectItem(s, "extracted"), "reference") != NULL;
+        gaps += cJSON_IsNumber(cJSON_GetObjectItem(s, "gap_ms"));
+        n++;
+        if (strstr(action, "label \"Member ID\"") && value)
+            member += !strcmp(value, "300059049");
+        if (strstr(action, "label \"Password\"") && value)
+            password += !strcmp(value, "***");
+    }
+    assert_true(in_frame > 0);
+    assert_true(branches >= 4);
+    assert_int_equal(extracted, 1);
+    assert_int_equal(gaps, n - 1);
+    assert_int_equal(member, 1);
+    assert_int_equal(password, 1);
+    cJSON_Delete(t);
+}
+
 static void session_warning_mid_form_is_handled(void **state)
 {
     (void)state;
@@ -291,6 +327,7 @@ static void session_warning_mid_form_is_handled(void **state)
     /* the handler ran: its click is in the trajectory, marked as one */
     assert_non_null(strstr(text, "click button \\\"Stay signed in\\\""));
     assert_non_null(strstr(text, "\"handler\":"));
+    check_trajectory_display(text);
     free(text);
     cJSON *log = submissions(sb);
     only(log, "claim");
@@ -347,14 +384,18 @@ static void missing_element_fails_with_its_line(void **state)
                               "click link \"Claims\"\n"
                               "click button \"Submit everything\" timeout 2s\n"
                               "finish completed \"{{member_id}}\"\n";
+    char data[4200];
+    snprintf(data, sizeof(data), "%s/data.txt", dir); /* only the keys the SOP takes */
+    pt_write_file(data, "member_id: 300059049\n", 21, 0600);
     snprintf(path, sizeof(path), "%s/broken.sop", dir);
     pt_write_file(path, text_of_sop, strlen(text_of_sop), 0600);
-    result r = run_sop(sb, path, "sops/sandbox/examples/submit_claim.txt", NULL);
+    result r = run_sop(sb, path, data, NULL);
     expect_status(&r, 11, "failed");
-    assert_string_equal(field(r.json, "notes"),
-                        "broken.sop:6: click button \"Submit everything\" timeout 2s: button "
-                        "\"Submit everything\": no element matches button \"Submit everything\" "
-                        "for 2 s");
+    const char *want = "broken.sop:6: click button \"Submit everything\" timeout 2s: button "
+                       "\"Submit everything\": no element matches button \"Submit everything\" "
+                       "for 2 s";
+    if (strncmp(field(r.json, "notes"), want, strlen(want)))
+        fail_msg("notes: %s", field(r.json, "notes"));
     result_free(&r);
     pt_rmtree(dir);
     free(dir);
@@ -520,7 +561,83 @@ static void tasks_run_at_once_on_one_browser(void **state)
     sandbox_stop(sb);
 }
 
+/* Every pair of a Cookie or Set-Cookie header in har_text carries the
+ * placeholder, never a value; returns how many pairs named `name`. */
+static int cookie_pairs(const char *value, int set_cookie, const char *name)
+{
+    int named = 0;
+    char *copy = strdup(value), *save = NULL;
+    for (char *p = strtok_r(copy, set_cookie ? "\n" : ";", &save); p;
+         p = strtok_r(NULL, set_cookie ? "\n" : ";", &save)) {
+        p += strspn(p, " ");
+        char *eq = strchr(p, '=');
+        assert_non_null(eq);
+        size_t vl = strcspn(eq + 1, ";");
+        if (vl != strlen("{{cookie}}") || strncmp(eq + 1, "{{cookie}}", vl))
+            fail_msg("a cookie value reached the HAR (its name: %.*s)", (int)(eq - p), p);
+        named += !strncmp(p, name, strlen(name)) && p[strlen(name)] == '=';
+    }
+    free(copy);
+    return named;
+}
+
+/* A recording keeps Set-Cookie and Cookie headers with every value replaced
+ * by a placeholder, and lists the cookies by name. */
+static void recording_keeps_no_cookie_value(void **state)
+{
+    (void)state;
+    sandbox *sb = portal(SANDBOX_MFA_TOTP, 0);
+    char *dir = pt_mkdtemp("portier-rec");
+    char rec[4200], har[4300];
+    snprintf(rec, sizeof(rec), "%s/rec", dir);
+    const char *extra[] = {"--record", rec, NULL};
+    result r = run_sop(sb, "sops/sandbox/check_eligibility.sop",
+                       "sops/sandbox/examples/check_eligibility.txt", extra);
+    if (r.status != 0)
+        fail_msg("exit %d: %s", r.status, r.err);
+    result_free(&r);
+    snprintf(har, sizeof(har), "%s/session.har", rec);
+    char *text = NULL;
+    assert_int_equal(pt_read_file(har, 64u << 20, &text, NULL), 0);
+    cJSON *h = cJSON_Parse(text);
+    assert_non_null(h);
+    int set = 0, sent = 0, listed = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(cJSON_GetObjectItem(h, "log"), "entries"))
+    {
+        const char *sides[] = {"request", "response"};
+        for (int k = 0; k < 2; k++) {
+            const cJSON *side = cJSON_GetObjectItem(e, sides[k]), *x;
+            cJSON_ArrayForEach(x, cJSON_GetObjectItem(side, "headers"))
+            {
+                const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(x, "name"));
+                const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(x, "value"));
+                if (n && v && !strcasecmp(n, "set-cookie"))
+                    set += cookie_pairs(v, 1, "sb_session");
+                else if (n && v && !strcasecmp(n, "cookie"))
+                    sent += cookie_pairs(v, 0, "sb_session");
+            }
+            cJSON_ArrayForEach(x, cJSON_GetObjectItem(side, "cookies"))
+            {
+                assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(x, "value")),
+                                    "{{cookie}}");
+                listed++;
+            }
+        }
+    }
+    fprintf(stderr, "HAR: %d Set-Cookie and %d Cookie pairs of sb_session, %d cookies listed\n",
+            set, sent, listed);
+    assert_true(sent > 0);
+    assert_true(listed >= sent);
+    cJSON_Delete(h);
+    free(text);
+    pt_rmtree(dir);
+    free(dir);
+    sandbox_stop(sb);
+}
+
 PT_TESTS("agent", cmocka_unit_test(tasks_run_at_once_on_one_browser),
+         cmocka_unit_test(recording_keeps_no_cookie_value),
          cmocka_unit_test(claim_completes_with_exactly_the_task_data),
          cmocka_unit_test(eligibility_outcomes),
          cmocka_unit_test(prior_authorization_approved_and_pended),
