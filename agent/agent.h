@@ -93,6 +93,8 @@ typedef struct agent_result {
     char *ask_prompt;
     int steps_run;
     int session_reused; /* a kept session was still signed in: sign-in skipped */
+    int unreachable;    /* failed because the portal could not be reached (no
+                           connection, no such host): nothing was done there */
 } agent_result;
 
 /* Runs s to its end. Returns 0 when a status was reached (whatever it is),

@@ -4,7 +4,8 @@
  * stdout carries only the outcome, one JSON object; progress and
  * diagnostics go to stderr. Exit: 0 completed, 10 completed_with_issues,
  * 11 failed, 12 stopped waiting for input, 13 stopped pending review,
- * 2 usage, data or SOP errors (nothing was run).
+ * 14 failed because the portal could not be reached (no connection, no such
+ * host), 2 usage, data or SOP errors (nothing was run).
  */
 #include "cli/cli.h"
 #include "agent/agent.h"
@@ -274,7 +275,7 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "portier run: %s\n", err);
     print_outcome(&r, ra.traj);
     PT_INFO("run", "%s: %s after %d steps", s->name ? s->name : ra.sop_path, r.status, r.steps_run);
-    status = exit_code(r.status);
+    status = r.unreachable ? 14 : exit_code(r.status);
     agent_result_free(&r);
 out:
     cdp_close(b);

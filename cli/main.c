@@ -48,7 +48,8 @@ static const struct {
      "run SOP --data FILE|- --portal URL [--secrets FILE] [--file PATH]... [--input N=V]...\n"
      "                 [--trajectory DIR] [--approve] [--browser ws://...]\n"
      "                 [--record DIR | --replay DIR [--replay-fallback network]]\n"
-     "      Run one task; the outcome as JSON on stdout (exit 0, 10, 11, 12, 13; 2: bad input)."},
+     "      Run one task; the outcome as JSON on stdout (exit 0, 10, 11, 12, 13; 14: portal\n"
+     "      unreachable; 2: bad input)."},
     {"lint", cli_lint,
      "lint SOP... [--against RECORDING_DIR] [--format text|json]\n"
      "      Check SOP files (docs/sop.md): every problem as FILE:LINE:COL: message;\n"

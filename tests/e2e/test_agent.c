@@ -45,7 +45,15 @@ static void home_path(const char *rel, char *out, size_t n)
 }
 
 /* portier run SOP --data DATA --portal URL --secrets ... [extra...] */
+static result run_sop_at(const char *url, const char *sop_file, const char *data,
+                         const char *const *extra);
 static result run_sop(sandbox *sb, const char *sop_file, const char *data, const char *const *extra)
+{
+    return run_sop_at(sandbox_url(sb), sop_file, data, extra);
+}
+
+static result run_sop_at(const char *url, const char *sop_file, const char *data,
+                         const char *const *extra)
 {
     char sop_path[4096], data_path[4096], secrets[4096];
     if (sop_file[0] == '/')
@@ -65,7 +73,7 @@ static result run_sop(sandbox *sb, const char *sop_file, const char *data, const
     argv[n++] = "--data";
     argv[n++] = data_path;
     argv[n++] = "--portal";
-    argv[n++] = (char *)sandbox_url(sb);
+    argv[n++] = (char *)url;
     argv[n++] = "--secrets";
     argv[n++] = secrets;
     for (int i = 0; extra && extra[i] && n < 38; i++)
@@ -636,8 +644,26 @@ static void recording_keeps_no_cookie_value(void **state)
     sandbox_stop(sb);
 }
 
+/* A portal that cannot be reached is not a business failure: exit 14, and
+ * the notes say so. */
+static void unreachable_portal_has_its_own_exit(void **state)
+{
+    (void)state;
+    sandbox *sb = portal(SANDBOX_MFA_TOTP, 0);
+    char url[256];
+    snprintf(url, sizeof(url), "%s", sandbox_url(sb));
+    sandbox_stop(sb); /* its port now refuses connections */
+    result r = run_sop_at(url, "sops/sandbox/check_eligibility.sop",
+                          "sops/sandbox/examples/check_eligibility.txt", NULL);
+    expect_status(&r, 14, "failed");
+    assert_non_null(strstr(field(r.json, "notes"), "the portal could not be reached: "));
+    assert_non_null(strstr(field(r.json, "notes"), "ERR_CONNECTION_REFUSED"));
+    result_free(&r);
+}
+
 PT_TESTS("agent", cmocka_unit_test(tasks_run_at_once_on_one_browser),
          cmocka_unit_test(recording_keeps_no_cookie_value),
+         cmocka_unit_test(unreachable_portal_has_its_own_exit),
          cmocka_unit_test(claim_completes_with_exactly_the_task_data),
          cmocka_unit_test(eligibility_outcomes),
          cmocka_unit_test(prior_authorization_approved_and_pended),
