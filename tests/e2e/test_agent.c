@@ -661,9 +661,136 @@ static void unreachable_portal_has_its_own_exit(void **state)
     result_free(&r);
 }
 
+/* portier lint SOP --against DIR --format json: its exit status, and the
+ * number of errors in the array it printed (at error_line when > 0). */
+static int lint_against(const char *sop_path, const char *dir, int *errors, int error_line)
+{
+    const char *argv[] = {getenv("PORTIER_BIN"), "lint", sop_path, "--against", dir,
+                          "--format", "json", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = tp_run((char *const *)argv, NULL, &out, &err, 0);
+    cJSON *arr = cJSON_Parse(out);
+    if (!cJSON_IsArray(arr))
+        fail_msg("lint printed no JSON array: %s / %s", out, err);
+    *errors = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, arr)
+    {
+        if (strcmp(field(x, "severity"), "error"))
+            continue;
+        (*errors)++;
+        if (error_line <= 0)
+            fprintf(stderr, "false error: %s:%d: %s\n", field(x, "file"),
+                    cJSON_GetObjectItem(x, "line")->valueint, field(x, "message"));
+        else if (cJSON_GetObjectItem(x, "line")->valueint != error_line)
+            fail_msg("an error at line %d, want %d: %s", cJSON_GetObjectItem(x, "line")->valueint,
+                     error_line, field(x, "message"));
+    }
+    cJSON_Delete(arr);
+    free(out);
+    free(err);
+    return rc;
+}
+
+/* sops/sandbox/TYPE.sop and login.sop copied into dir with two comment
+ * lines on top and the first `fill label "X"` made `fill label "X Zz"`:
+ * the copy's path; *line: the broken line there. */
+static void broken_copy(const char *type, const char *dir, char *out, size_t outsz, int *line)
+{
+    const char *names[] = {type, "login"};
+    for (int k = 0; k < 2; k++) {
+        char rel[256], src[4200], *text = NULL;
+        snprintf(rel, sizeof(rel), "sops/sandbox/%s.sop", names[k]);
+        home_path(rel, src, sizeof(src));
+        assert_int_equal(pt_read_file(src, 1 << 20, &text, NULL), 0);
+        snprintf(out, outsz, "%s/%s.sop", dir, names[k]);
+        if (k == 1) {
+            pt_write_file(out, text, strlen(text), 0600);
+            free(text);
+            continue;
+        }
+        char *hit = strstr(text, "fill label \"");
+        assert_non_null(hit);
+        char *close = strchr(hit + 12, '"');
+        *line = 3;
+        for (char *p = text; p < hit; p++)
+            *line += *p == '\n';
+        char *copy = NULL;
+        assert_true(asprintf(&copy, "# moved\n# moved\n%.*s Zz%s", (int)(close - text), text,
+                             close) > 0);
+        pt_write_file(out, copy, strlen(copy), 0600);
+        free(copy);
+        free(text);
+    }
+    snprintf(out, outsz, "%s/%s.sop", dir, type);
+}
+
+/* Three fresh recordings of a bundled SOP: lint --against gives no error on
+ * any, and always reports a broken locator on a line that moved. */
+static void lint_against_fresh_recordings(const char *type, const char *attachment)
+{
+    char *dir = pt_mkdtemp("portier-lint-rec");
+    char sop_rel[256], data_rel[256], pdf[4200], sop_path[4200], broken[4300];
+    snprintf(sop_rel, sizeof(sop_rel), "sops/sandbox/%s.sop", type);
+    snprintf(data_rel, sizeof(data_rel), "sops/sandbox/examples/%s.txt", type);
+    home_path(sop_rel, sop_path, sizeof(sop_path));
+    if (attachment)
+        home_path(attachment, pdf, sizeof(pdf));
+    int line = 0, errors = 0;
+    broken_copy(type, dir, broken, sizeof(broken), &line);
+    for (int i = 0; i < 3; i++) {
+        char rec[4300];
+        snprintf(rec, sizeof(rec), "%s/rec%d", dir, i);
+        sandbox *sb = portal(SANDBOX_MFA_TOTP, 0);
+        const char *extra[] = {"--record", rec, attachment ? "--file" : NULL, pdf, NULL};
+        result r = run_sop(sb, sop_rel, data_rel, extra);
+        if (r.status != 0 && r.status != 10)
+            fail_msg("recording %d of %s: exit %d: %s", i, type, r.status, r.err);
+        result_free(&r);
+        sandbox_stop(sb);
+        assert_int_equal(lint_against(sop_path, rec, &errors, 0), 0);
+        assert_int_equal(errors, 0);
+        assert_int_equal(lint_against(broken, rec, &errors, line), 1);
+        assert_int_equal(errors, 1);
+    }
+    pt_rmtree(dir);
+    free(dir);
+}
+
+static void lint_against_fresh_claims(void **state)
+{
+    (void)state;
+    lint_against_fresh_recordings("submit_claim", NULL);
+}
+
+static void lint_against_fresh_eligibility(void **state)
+{
+    (void)state;
+    lint_against_fresh_recordings("check_eligibility", NULL);
+}
+
+static void lint_against_fresh_prior_authorizations(void **state)
+{
+    (void)state;
+    lint_against_fresh_recordings("submit_prior_authorization",
+                                  "sops/sandbox/examples/submit_prior_authorization/"
+                                  "clinical-notes.pdf");
+}
+
+static void lint_against_fresh_appeals(void **state)
+{
+    (void)state;
+    lint_against_fresh_recordings("submit_appeal",
+                                  "sops/sandbox/examples/submit_appeal/appeal-letter.pdf");
+}
+
 PT_TESTS("agent", cmocka_unit_test(tasks_run_at_once_on_one_browser),
          cmocka_unit_test(recording_keeps_no_cookie_value),
          cmocka_unit_test(unreachable_portal_has_its_own_exit),
+         cmocka_unit_test(lint_against_fresh_claims),
+         cmocka_unit_test(lint_against_fresh_eligibility),
+         cmocka_unit_test(lint_against_fresh_prior_authorizations),
+         cmocka_unit_test(lint_against_fresh_appeals),
          cmocka_unit_test(claim_completes_with_exactly_the_task_data),
          cmocka_unit_test(eligibility_outcomes),
          cmocka_unit_test(prior_authorization_approved_and_pended),
