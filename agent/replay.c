@@ -846,6 +846,35 @@ void rr_attach(rr *r, agent_options *o)
     o->rr_ud = r;
 }
 
+/* HAR pages: each document loaded starts one (named by its URL), and the
+ * entries from there on name it in `pageref`. Page timings are not known
+ * from the interception: -1, as HAR allows. */
+static void har_pages(cJSON *pages, cJSON *entries)
+{
+    char id[32] = "";
+    cJSON *e;
+    int n = 0;
+    cJSON_ArrayForEach(e, entries)
+    {
+        const char *type = pt_json_str(e, "_resourceType");
+        if (type && !strcmp(type, "Document")) {
+            snprintf(id, sizeof(id), "page_%d", ++n);
+            cJSON *pg = cJSON_CreateObject();
+            const char *at = pt_json_str(e, "startedDateTime");
+            cJSON_AddStringToObject(pg, "startedDateTime", at ? at : "");
+            cJSON_AddStringToObject(pg, "id", id);
+            const char *url = pt_json_str(cJSON_GetObjectItem(e, "request"), "url");
+            cJSON_AddStringToObject(pg, "title", url ? url : "");
+            cJSON *pt = cJSON_AddObjectToObject(pg, "pageTimings");
+            cJSON_AddNumberToObject(pt, "onContentLoad", -1);
+            cJSON_AddNumberToObject(pt, "onLoad", -1);
+            cJSON_AddItemToArray(pages, pg);
+        }
+        if (*id)
+            cJSON_AddStringToObject(e, "pageref", id);
+    }
+}
+
 int rr_finish(rr *r, char *err)
 {
     if (!r->recording) {
@@ -859,8 +888,9 @@ int rr_finish(rr *r, char *err)
     cJSON *creator = cJSON_AddObjectToObject(log, "creator");
     cJSON_AddStringToObject(creator, "name", "portier");
     cJSON_AddStringToObject(creator, "version", PORTIER_VERSION);
-    cJSON_AddItemToObject(log, "pages", cJSON_CreateArray());
+    cJSON *pages = cJSON_AddArrayToObject(log, "pages");
     pthread_mutex_lock(&r->mu);
+    har_pages(pages, r->entries);
     cJSON_AddItemToObject(log, "entries", r->entries);
     r->entries = NULL;
     cJSON *meta = cJSON_AddObjectToObject(log, "_portier");

@@ -637,6 +637,15 @@ static void recording_keeps_no_cookie_value(void **state)
             set, sent, listed);
     assert_true(sent > 0);
     assert_true(listed >= sent);
+    /* pages: one per document, and the entries name theirs */
+    const cJSON *log = cJSON_GetObjectItem(h, "log");
+    int pages = cJSON_GetArraySize(cJSON_GetObjectItem(log, "pages")), refs = 0;
+    assert_true(pages >= 2);
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(log, "entries"))
+    {
+        refs += cJSON_IsString(cJSON_GetObjectItem(e, "pageref"));
+    }
+    assert_true(refs > pages);
     cJSON_Delete(h);
     free(text);
     pt_rmtree(dir);
