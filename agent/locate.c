@@ -165,8 +165,8 @@ static void nearest(run *R, const sop_step *st, const sop_locator *loc, char *ou
             continue;
         suggest_line(st, loc, line, sug, sizeof(sug));
         size_t used = strlen(out);
-        snprintf(out + used, outsz - used, "%s%s (%s; write: %s)", i++ ? "; " : "; nearest: ",
-                 line, by ? by : "", sug);
+        snprintf(out + used, outsz - used, "%s%s (%s; write: %s)", i++ ? "; " : "; nearest: ", line,
+                 by ? by : "", sug);
     }
     cJSON_Delete(o.value);
 }

@@ -342,8 +342,7 @@ static char *mask_cookies(const char *v, int set_cookie, cJSON *cookies)
 
 /* The value of header `name` as the HAR keeps it: cookies masked, then
  * secrets and inputs replaced. A new string. */
-static char *har_value(const char *name, const char *v, const subst *t, size_t n,
-                       cJSON *cookies)
+static char *har_value(const char *name, const char *v, const subst *t, size_t n, cJSON *cookies)
 {
     int is_cookie = name && !strcasecmp(name, "cookie"),
         is_set = name && !strcasecmp(name, "set-cookie");
@@ -1112,13 +1111,15 @@ static int count_locator(xmlDocPtr doc, const sop_locator *loc)
         pt_buf_appendf(&b, " or @placeholder=");
         xp_literal(&b, v);
         /* a loose label (tied to no control): the widget that follows it */
-        pt_buf_appendf(&b, "] | //label[not(@for) and not(.//input or .//select or .//textarea) and "
-                           "normalize-space(translate(., '*:', ''))=");
+        pt_buf_appendf(&b,
+                       "] | //label[not(@for) and not(.//input or .//select or .//textarea) and "
+                       "normalize-space(translate(., '*:', ''))=");
         xp_literal(&b, v);
-        pt_buf_appendf(&b, "]/following::*[(self::input and not(@type='hidden')) or self::select or "
-                           "self::textarea or self::label or @role='combobox' or @role='textbox' or "
-                           "@role='listbox' or @role='searchbox' or @role='spinbutton' or "
-                           "@aria-haspopup][1][not(self::label)])%s",
+        pt_buf_appendf(&b,
+                       "]/following::*[(self::input and not(@type='hidden')) or self::select or "
+                       "self::textarea or self::label or @role='combobox' or @role='textbox' or "
+                       "@role='listbox' or @role='searchbox' or @role='spinbutton' or "
+                       "@aria-haspopup][1][not(self::label)])%s",
                        visible_xp);
         break;
     }
@@ -1180,7 +1181,7 @@ typedef struct lint_ctx {
     sop_diags *d;
     int problems;
     int checked;
-    int offset; /* how far the lines moved: of the last step matched by its text */
+    int offset;              /* how far the lines moved: of the last step matched by its text */
     const char *offset_file; /* in this file */
 } lint_ctx;
 
@@ -1256,11 +1257,11 @@ static void lint_locator(lint_ctx *L, const sop_step *st)
     int n = doc ? count_locator(doc, &st->loc) : -2;
     if (strstr(st->loc.value, "{{")) {
         sop_diags_add(L->d, st->file, st->line, col, 1,
-                      "%s %s \"%s\": not checked: its value comes from the task (a template)",
-                      step, kind, st->loc.value);
+                      "%s %s \"%s\": not checked: its value comes from the task (a template)", step,
+                      kind, st->loc.value);
     } else if (n < 0) {
-        sop_diags_add(L->d, st->file, st->line, col, 1, "%s %s \"%s\": not checked: %s", step,
-                      kind, st->loc.value,
+        sop_diags_add(L->d, st->file, st->line, col, 1, "%s %s \"%s\": not checked: %s", step, kind,
+                      st->loc.value,
                       n == -2 ? "its recorded document cannot be read"
                               : "this locator cannot be evaluated offline");
     } else {

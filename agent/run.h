@@ -187,7 +187,6 @@ int loc_frame(run *R, int depth, const sop_locator *loc, char **frame_id, char *
 /* Whether c holds in the frame at depth: 1, 0, or -1 with err. */
 int cond_holds(run *R, const sop_cond *c, int depth, char *err);
 
-
 /* ---- keys.c: keystrokes --------------------------------------------------- */
 
 /* Presses the named key (Enter, Tab, ... or one character). */

@@ -649,15 +649,15 @@ static void cond_free(sop_cond *c)
 static int parse_text_test(parser *p, sop_cond *c)
 {
     tok *k = next(p);
-    c->op = is_word(k, "matches") ? SOP_TEXT_MATCHES : is_word(k, "is") ? SOP_TEXT_IS
-                                                                           : SOP_TEXT_CONTAINS;
+    c->op = is_word(k, "matches") ? SOP_TEXT_MATCHES
+            : is_word(k, "is")    ? SOP_TEXT_IS
+                                  : SOP_TEXT_CONTAINS;
     c->exact = accept_word(p, "exactly");
     tok *s = next(p);
     int want = c->op == SOP_TEXT_MATCHES ? T_REGEX : T_STRING;
     if (!s || (int)s->kind != want) {
         err(p, s ? s->col : end_col(p), "%s needs %s", k->text,
-            want == T_REGEX ? "a /pattern/, as in matches /^active$/"
-                            : "a \"quoted\" text");
+            want == T_REGEX ? "a /pattern/, as in matches /^active$/" : "a \"quoted\" text");
         return -1;
     }
     if (want == T_REGEX) {
@@ -923,8 +923,8 @@ static int input_option_word(const tok *t)
 static void parse_alias(parser *p, sop_input *in, const tok *at)
 {
     size_t before = in->naliases;
-    for (tok *t; (t = peek(p)) && (t->kind == T_WORD || t->kind == T_STRING) &&
-                 !input_option_word(t);) {
+    for (tok *t;
+         (t = peek(p)) && (t->kind == T_WORD || t->kind == T_STRING) && !input_option_word(t);) {
         p->ti++;
         push_key(&in->aliases, &in->naliases, t->text);
     }
@@ -1119,9 +1119,8 @@ static const struct directive {
     const char *word;
     void (*parse)(parser *p, sop_block *b);
 } directives[] = {
-    {"sop", dir_sop},         {"summary", dir_summary}, {"input", dir_input},
-    {"timeout", dir_timeout}, {"use", dir_use},         {"session", dir_session},
-    {"ignore", dir_ignore},
+    {"sop", dir_sop}, {"summary", dir_summary}, {"input", dir_input},   {"timeout", dir_timeout},
+    {"use", dir_use}, {"session", dir_session}, {"ignore", dir_ignore},
 };
 
 /* Each step kind's parser reads the rest of its line into st (w: the word

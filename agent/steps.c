@@ -449,10 +449,11 @@ static int step_goto(run *R, const sop_step *st)
     int timeout = st->timeout_ms ? st->timeout_ms : 30000;
     if (cdp_page_navigate(R->page, url, CDP_WAIT_LOAD, timeout, err)) {
         /* no connection at all: a portal down, not a business failure */
-        static const char *const gone[] = {
-            "ERR_CONNECTION_REFUSED", "ERR_NAME_NOT_RESOLVED",  "ERR_CONNECTION_TIMED_OUT",
-            "ERR_ADDRESS_UNREACHABLE", "ERR_INTERNET_DISCONNECTED", "ERR_CONNECTION_RESET",
-            "ERR_CONNECTION_CLOSED", "ERR_TIMED_OUT", "ERR_NAME_RESOLUTION_FAILED"};
+        static const char *const gone[] = {"ERR_CONNECTION_REFUSED",    "ERR_NAME_NOT_RESOLVED",
+                                           "ERR_CONNECTION_TIMED_OUT",  "ERR_ADDRESS_UNREACHABLE",
+                                           "ERR_INTERNET_DISCONNECTED", "ERR_CONNECTION_RESET",
+                                           "ERR_CONNECTION_CLOSED",     "ERR_TIMED_OUT",
+                                           "ERR_NAME_RESOLUTION_FAILED"};
         for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
             R->r->unreachable |= strstr(err, gone[i]) != NULL;
         char *m = vars_mask(err, R->o->secrets);

@@ -189,7 +189,7 @@ static char *failure_page(run *R, const char *html)
 {
     char *notes = strdup(R->r->notes ? R->r->notes : "");
     for (char *p = notes; p && (p = strstr(p, "--")) != NULL;)
-        p[1] = '=';  /* "--" may not appear in a comment */
+        p[1] = '='; /* "--" may not appear in a comment */
     char *page = NULL;
     if (!notes || asprintf(&page, "<!-- portier: %s -->\n%s", notes, html) < 0)
         page = NULL;

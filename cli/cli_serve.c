@@ -208,9 +208,9 @@ static const char *serve_bad_option(const char *a, char *why, size_t whysz)
         {"--session-idle", "a duration of 1 s or more, such as 300, 5m"},
     };
     static const char *const known[] = {
-        "--listen",       "--portal-listen", "--db",          "--browser",          "--webhook-url",
-        "--workers",      "--hold-seconds",  "--max-queue",   "--max-body",         "--max-file",
-        "--session-max-age", "--session-idle", "--demo",      "--help"};
+        "--listen",          "--portal-listen", "--db",        "--browser",  "--webhook-url",
+        "--workers",         "--hold-seconds",  "--max-queue", "--max-body", "--max-file",
+        "--session-max-age", "--session-idle",  "--demo",      "--help"};
     for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++)
         if (!strcmp(a, wants[i][0])) {
             snprintf(why, whysz, "%s takes %s", a, wants[i][1]);

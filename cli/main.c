@@ -64,12 +64,14 @@ static void usage(FILE *out)
             PORTIER_VERSION);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %s\n", commands[i].usage);
-    fprintf(out, "\n  --help       this text\n  --version    the version\n\n"
-                 "environment: PORTIER_CHROMIUM (browser binary), PORTIER_LOG "
-                 "(debug|info|warn|error),\n             PORTIER_LOG_FORMAT (json: a JSON object per line), "
-                 "PORTIER_HOME (bundled files),\n             "
-                 "PORTIER_MASTER_KEY (64 hex digits),\n"
-                 "             PORTIER_WEBHOOK_RETRY_SCHEDULE (seconds, comma-separated)\n");
+    fprintf(
+        out,
+        "\n  --help       this text\n  --version    the version\n\n"
+        "environment: PORTIER_CHROMIUM (browser binary), PORTIER_LOG "
+        "(debug|info|warn|error),\n             PORTIER_LOG_FORMAT (json: a JSON object per line), "
+        "PORTIER_HOME (bundled files),\n             "
+        "PORTIER_MASTER_KEY (64 hex digits),\n"
+        "             PORTIER_WEBHOOK_RETRY_SCHEDULE (seconds, comma-separated)\n");
 }
 
 void cli_stop_signals(sigset_t *set)

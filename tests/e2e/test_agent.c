@@ -674,8 +674,8 @@ static void unreachable_portal_has_its_own_exit(void **state)
  * number of errors in the array it printed (at error_line when > 0). */
 static int lint_against(const char *sop_path, const char *dir, int *errors, int error_line)
 {
-    const char *argv[] = {getenv("PORTIER_BIN"), "lint", sop_path, "--against", dir,
-                          "--format", "json", NULL};
+    const char *argv[] = {
+        getenv("PORTIER_BIN"), "lint", sop_path, "--against", dir, "--format", "json", NULL};
     char *out = NULL, *err = NULL;
     int rc = tp_run((char *const *)argv, NULL, &out, &err, 0);
     cJSON *arr = cJSON_Parse(out);
@@ -725,8 +725,8 @@ static void broken_copy(const char *type, const char *dir, char *out, size_t out
         for (char *p = text; p < hit; p++)
             *line += *p == '\n';
         char *copy = NULL;
-        assert_true(asprintf(&copy, "# moved\n# moved\n%.*s Zz%s", (int)(close - text), text,
-                             close) > 0);
+        assert_true(
+            asprintf(&copy, "# moved\n# moved\n%.*s Zz%s", (int)(close - text), text, close) > 0);
         pt_write_file(out, copy, strlen(copy), 0600);
         free(copy);
         free(text);
@@ -754,7 +754,7 @@ static void lint_against_fresh_recordings(const char *type, const char *attachme
         const char *extra[] = {"--record", rec, attachment ? "--file" : NULL, pdf, NULL};
         result r = run_sop(sb, sop_rel, data_rel, extra);
         if (r.status != 0 && r.status != 10)
-            fail_msg("recording %d of %s: exit %d: %s", i, type, r.status, r.err);
+            fail_msg("recording %d of %s: exit %d: %s\n%s", i, type, r.status, r.out, r.err);
         result_free(&r);
         sandbox_stop(sb);
         assert_int_equal(lint_against(sop_path, rec, &errors, 0), 0);

@@ -246,16 +246,17 @@ static void loose_labels_and_nearest_candidates(void **state)
     th_route(srv, "/", "text/html", loose_page, -1, 0);
     port = th_port(srv);
     agent_result r;
-    run_sop("sop loose \"Loose\"\nsummary \"loose labels\"\n"
-            "goto \"{{portal}}/\"\n"
-            "choose label \"Payer\" with \"Blue Plan\"\n"
-            "fill label \"Plan type\" with \"HMO\"\n"
-            "fill label \"Member number\" with \"77\"\n"
-            "wait for \"#state\" contains \"HMO\"\n"
-            "expect combobox \"Payer\" else \"the combobox is named by its loose label\"\n"
-            "expect hidden label \"Orphan\" else \"a label followed by another label names nothing\"\n"
-            "extract state from \"#state\"\n",
-            NULL, 0, &r);
+    run_sop(
+        "sop loose \"Loose\"\nsummary \"loose labels\"\n"
+        "goto \"{{portal}}/\"\n"
+        "choose label \"Payer\" with \"Blue Plan\"\n"
+        "fill label \"Plan type\" with \"HMO\"\n"
+        "fill label \"Member number\" with \"77\"\n"
+        "wait for \"#state\" contains \"HMO\"\n"
+        "expect combobox \"Payer\" else \"the combobox is named by its loose label\"\n"
+        "expect hidden label \"Orphan\" else \"a label followed by another label names nothing\"\n"
+        "extract state from \"#state\"\n",
+        NULL, 0, &r);
     if (strcmp(r.status, "completed") != 0)
         fail_msg("%s: %s", r.status, r.notes);
     cJSON *st = cJSON_Parse(vars_get(r.outputs, "state"));

@@ -577,8 +577,8 @@ static void test_lint_against_moved_lines_json(void **state)
                             ? cJSON_GetStringValue(cJSON_GetObjectItem(x, "message"))
                             : NULL);
         assert_non_null(cJSON_GetObjectItem(x, "suggestion"));
-        assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(x, "file")),
-                               "submit_claim.sop"));
+        assert_non_null(
+            strstr(cJSON_GetStringValue(cJSON_GetObjectItem(x, "file")), "submit_claim.sop"));
     }
     assert_int_equal(errors, 1);
     cJSON_Delete(arr);
@@ -593,6 +593,5 @@ PT_TESTS("replay", cmocka_unit_test(test_replay_submit_claim),
          cmocka_unit_test(test_replay_prior_authorization), cmocka_unit_test(test_replay_appeal),
          cmocka_unit_test(test_renamed_id_fails_at_its_line),
          cmocka_unit_test(test_missing_request_named),
-         cmocka_unit_test(test_no_secrets_or_inputs_recorded),
-         cmocka_unit_test(test_har_structure),
+         cmocka_unit_test(test_no_secrets_or_inputs_recorded), cmocka_unit_test(test_har_structure),
          cmocka_unit_test(test_lint_against_moved_lines_json));

@@ -436,8 +436,10 @@ static void text_conditions(void **state)
     sop_free(s);
     expect_lint(HEAD "if \"#s\" matches \"x\"\n  commit\nend\n",
                 "3:17: error: matches needs a /pattern/");
-    expect_lint(HEAD "if \"#s\" is /x/\n  commit\nend\n", "3:12: error: is needs a \"quoted\" text");
-    expect_lint(HEAD "if \"#s\" matches /(/\n  commit\nend\n", "3:19: error: bad pattern: missing closing parenthesis");
+    expect_lint(HEAD "if \"#s\" is /x/\n  commit\nend\n",
+                "3:12: error: is needs a \"quoted\" text");
+    expect_lint(HEAD "if \"#s\" matches /(/\n  commit\nend\n",
+                "3:19: error: bad pattern: missing closing parenthesis");
 }
 
 PT_TESTS("sop", cmocka_unit_test(bundled_sops_parse), cmocka_unit_test(claim_sop_tree),
