@@ -109,6 +109,8 @@ typedef struct agent_result {
     char *ask_prompt;
     int steps_run;
     int session_reused; /* a kept session was still signed in: sign-in skipped */
+    int unreachable;    /* failed because the portal could not be reached (no
+                           connection, no such host): nothing was done there */
 } agent_result;
 
 /* Runs s to its end. Returns 0 when a status was reached (whatever it is),
@@ -116,5 +118,9 @@ typedef struct agent_result {
  * free it with agent_result_free. */
 int agent_run(const sop *s, const agent_options *o, agent_result *r);
 void agent_result_free(agent_result *r);
+
+/* Whether text passes condition c's text test (contains, is, matches; case
+ * ignored unless c->exact; `is` trims and collapses spaces): 1 or 0. */
+int cond_text_holds(const sop_cond *c, const char *text);
 
 #endif

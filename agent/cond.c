@@ -11,9 +11,63 @@
 #include "agent/run.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <ctype.h>
 #include <pcre2.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+static int regex_holds(const char *pattern, int caseless, const char *s)
+{
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | (caseless ? PCRE2_CASELESS : 0), &code, &off, NULL);
+    if (!re)
+        return 0;
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    int hit = pcre2_match(re, (PCRE2_SPTR)s, PCRE2_ZERO_TERMINATED, 0, 0, md, NULL) >= 0;
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    return hit;
+}
+
+/* text with its spaces trimmed and each run of them as one space: a new
+ * string, or NULL. */
+static char *collapse_spaces(const char *text)
+{
+    char *out = malloc(strlen(text) + 1);
+    size_t n = 0;
+    for (const char *p = text; out && *p; p++) {
+        if (isspace((unsigned char)*p)) {
+            if (n && out[n - 1] != ' ')
+                out[n++] = ' ';
+        } else
+            out[n++] = *p;
+    }
+    if (!out)
+        return NULL;
+    if (n && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+    return out;
+}
+
+int cond_text_holds(const sop_cond *c, const char *text)
+{
+    if (!text)
+        return 0;
+    if (c->op == SOP_TEXT_MATCHES)
+        return c->regex && regex_holds(c->regex, !c->exact, text);
+    const char *want = c->text ? c->text : "";
+    if (c->op == SOP_TEXT_CONTAINS)
+        return (c->exact ? strstr(text, want) : strcasestr(text, want)) != NULL;
+    char *a = collapse_spaces(text), *b = collapse_spaces(want);
+    int hit = a && b && !(c->exact ? strcmp(a, b) : strcasecmp(a, b));
+    free(a);
+    free(b);
+    return hit;
+}
 
 int cond_holds(run *R, const sop_cond *c, int depth, char *err)
 {
@@ -67,7 +121,7 @@ int cond_holds(run *R, const sop_cond *c, int depth, char *err)
             return rc < 0 ? -1 : 0;
         cJSON *t = dom_on(e, "text", NULL, err);
         cdp_handle_release(e);
-        int hit = cJSON_IsString(t) && strstr(t->valuestring, c->text) != NULL;
+        int hit = cJSON_IsString(t) && cond_text_holds(c, t->valuestring);
         cJSON_Delete(t);
         return hit;
     }
@@ -79,20 +133,11 @@ int cond_holds(run *R, const sop_cond *c, int depth, char *err)
         if (rc)
             return rc == CDP_ETIMEOUT ? 0 : -1;
         const char *s = cJSON_IsString(o.value) ? o.value->valuestring : "";
-        int hit = 0;
-        if (c->regex) {
-            int code;
-            PCRE2_SIZE off;
-            pcre2_code *re = pcre2_compile((PCRE2_SPTR)c->regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
-                                           &code, &off, NULL);
-            if (re) {
-                pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-                hit = pcre2_match(re, (PCRE2_SPTR)s, PCRE2_ZERO_TERMINATED, 0, 0, md, NULL) >= 0;
-                pcre2_match_data_free(md);
-                pcre2_code_free(re);
-            }
-        } else
-            hit = strstr(s, c->text) != NULL;
+        int hit;
+        if (c->kind == SOP_COND_PAGE_TEXT)
+            hit = cond_text_holds(c, s);
+        else /* an address: case counts */
+            hit = c->regex ? regex_holds(c->regex, 0, s) : strstr(s, c->text) != NULL;
         cJSON_Delete(o.value);
         return hit;
     }

@@ -39,6 +39,10 @@
       const l = document.querySelector('label[for="' + CSS.escape(el.id) + '"]');
       if (l) return norm(l.textContent);
     }
+    if (el.matches && el.matches(WIDGETS)) {
+      const l = looseLabelOf(el);
+      if (l) return norm(l.textContent).replace(/\s*[*:]+$/, '');
+    }
     const tag = el.tagName.toLowerCase();
     if (tag === 'input' && /^(button|submit|reset)$/i.test(el.type)) return norm(el.value || el.type);
     if (tag === 'img') return norm(el.alt);
@@ -91,6 +95,89 @@
     return l.querySelector('input,select,textarea,[contenteditable=""],[contenteditable=true],[role=combobox],[role=textbox]');
   };
 
+  /* Loose labels (ours, beyond the accessible-name rules): a <label> tied
+   * to no control names the nearest form control or ARIA widget that
+   * follows it in its container, up to three levels up, with no other label
+   * in between. */
+  const WIDGETS = 'input:not([type=hidden]),select,textarea,[contenteditable=""],[contenteditable=true],' +
+    '[role=combobox],[role=textbox],[role=listbox],[role=searchbox],[role=spinbutton],[role=slider],' +
+    '[role=checkbox],[role=radio],[role=switch],[role=radiogroup],button[aria-haspopup],[aria-haspopup=listbox]';
+  const looseControl = (l) => {
+    let box = l.parentElement;
+    for (let up = 0; box && up < 3; up++, box = box.parentElement) {
+      for (const e of box.querySelectorAll(WIDGETS + ',label')) {
+        if (e === l || !(l.compareDocumentPosition(e) & Node.DOCUMENT_POSITION_FOLLOWING) || l.contains(e)) continue;
+        if (e.tagName === 'LABEL') return null; /* another label comes first: it is that one's */
+        if (e.closest('label') && e.closest('label') !== l) return null;
+        return e;
+      }
+    }
+    return null;
+  };
+  const looseLabelOf = (el) => {
+    let box = el.parentElement;
+    for (let up = 0; box && up < 3; up++, box = box.parentElement) {
+      const before = Array.from(box.querySelectorAll('label')).filter(
+        (l) => l.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING);
+      const l = before[before.length - 1];
+      if (l) return !l.control && !l.hasAttribute('for') && looseControl(l) === el ? l : null;
+    }
+    return null;
+  };
+  /* a label whose for= names a missing id is broken, not loose */
+  const controlOrLoose = (l) => controlOfLabel(l) || (l.hasAttribute('for') ? null : looseControl(l));
+
+  /* A locator that matched nothing: the elements whose label, name, role
+   * or text come closest to what it asked for, each as an SOP locator. Only
+   * names close to the SOP's own text are returned (page text far from it
+   * may be a patient's). */
+  const similarity = (a, b) => {
+    a = a.toLowerCase(); b = b.toLowerCase();
+    if (!a || !b || a.length > 80 || b.length > 80) return 0;
+    if (a === b) return 1;
+    if (a.includes(b) || b.includes(a)) return 0.9 * Math.min(a.length, b.length) / Math.max(a.length, b.length) + 0.1;
+    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      let prev = row[0]; row[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const cur = row[j];
+        row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+        prev = cur;
+      }
+    }
+    return 1 - row[b.length] / Math.max(a.length, b.length);
+  };
+  const SOP_ROLES = ['button', 'link', 'checkbox', 'radio', 'textbox', 'combobox', 'heading', 'tab',
+    'option', 'menuitem', 'listbox', 'dialog', 'row', 'cell', 'img', 'searchbox'];
+  const quote = (t) => '"' + t.replace(/"/g, "'") + '"';
+  const candidates = (loc) => {
+    const want = norm(loc.value);
+    const out = [];
+    const add = (el, by, name, line) => {
+      const score = similarity(name, want);
+      if (score >= 0.5 && !out.some((o) => o.line === line)) out.push({ by, name, line, score, describe: describe(el) });
+    };
+    for (const l of document.querySelectorAll('label')) {
+      if (!visible(l)) continue;
+      const t = norm(l.textContent).replace(/\s*[*:]+$/, '');
+      if (t) add(l, controlOrLoose(l) ? 'label' : 'label (tied to no control)', t, 'label ' + quote(t));
+    }
+    for (const el of document.querySelectorAll('a[href],button,input,select,textarea,[role],[contenteditable]')) {
+      if (!visible(el) && el.type !== 'checkbox' && el.type !== 'radio') continue;
+      const r = roleOf(el), n = accName(el);
+      if (!r || !n) continue;
+      add(el, 'role ' + r, n, (SOP_ROLES.includes(r) ? r : 'role ' + r) + ' ' + quote(n));
+      if (el.id && similarity(el.id, want) >= 0.5) add(el, 'id', el.id, quote('#' + el.id));
+    }
+    if (loc.kind === 'text' || loc.kind === 'role') {
+      for (const el of document.querySelectorAll('button,a,h1,h2,h3,h4,th,legend,summary,[role=tab],[role=heading]')) {
+        const t = norm(el.innerText || el.textContent);
+        if (visible(el) && t.length <= 60) add(el, 'text', t, 'text ' + quote(t));
+      }
+    }
+    return out.sort((x, y) => y.score - x.score).slice(0, 3);
+  };
+
   const find = (loc) => {
     const kind = loc.kind, v = loc.value;
     let els = [];
@@ -108,7 +195,7 @@
     } else if (kind === 'label') {
       const labels = Array.from(document.querySelectorAll('label')).filter(visible);
       const want = (l) => norm(l.textContent).replace(/\s*[*:]+$/, '');
-      const fromLabels = byName(labels, v, want).map(controlOfLabel).filter(Boolean);
+      const fromLabels = byName(labels, v, want).map(controlOrLoose).filter(Boolean);
       const aria = byName(Array.from(document.querySelectorAll('[aria-label],[aria-labelledby]')).filter(visible), v, accName);
       els = fromLabels.length ? fromLabels : aria;
       if (!els.length) {
@@ -183,6 +270,7 @@
   };
 
   switch (op) {
+  case 'candidates': return candidates(a);
   case 'count': {
     const els = find(a);
     return { count: els.length, visible: els.filter(visible).length };

@@ -27,6 +27,27 @@ void loc_text(const sop_locator *l, char *out, size_t outsz)
         snprintf(out, outsz, "%s\"%s\"", kinds[l->kind], l->value);
 }
 
+/* Waits (record mode only) until the document at depth has had no mutation
+ * and no event for SETTLE_QUIET_MS, at most SETTLE_MAX tries: a page's
+ * script may still be building what later steps look for. */
+#define SETTLE_QUIET_MS 150
+#define SETTLE_MAX 8
+static void settle(run *R, int depth)
+{
+    char err[ERR_SIZE];
+    for (int i = 0; i < SETTLE_MAX; i++) {
+        cJSON *args = cJSON_CreateArray();
+        cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateNumber(SETTLE_QUIET_MS)));
+        dom_out o;
+        if (dom_call(R, depth, NULL, "change", args, 1, &o, 3000, err))
+            return;
+        int changed = cJSON_IsTrue(o.value);
+        cJSON_Delete(o.value);
+        if (!changed)
+            return;
+    }
+}
+
 /* Hands the document at depth to the snapshot hook (record mode), once per
  * step. */
 static void snapshot(run *R, int depth)
@@ -36,6 +57,7 @@ static void snapshot(run *R, int depth)
     if (!R->o->snapshot || !R->cur || R->snapped == R->cur)
         return;
     R->snapped = R->cur;
+    settle(R, depth);
     if (cdp_page_eval(R->page, run_frame(R, depth),
                       "[location.href, '<!DOCTYPE html>' + document.documentElement.outerHTML]", &v,
                       5000, err) == 0 &&
@@ -94,6 +116,59 @@ int loc_find(run *R, const sop_locator *loc, cdp_handle **e, int *count, char *e
     *e = o.el;
     snapshot(R, R->depth);
     return 0;
+}
+
+/* st's line with its locator replaced by `line` (a candidate's locator),
+ * into out: the SOP change to suggest. */
+static void suggest_line(const sop_step *st, const sop_locator *loc, const char *line, char *out,
+                         size_t outsz)
+{
+    /* source starts at the step's word (column st->col of its line) */
+    const char *src = st->source ? st->source : "";
+    size_t n = strlen(src), a = loc->col >= st->col ? (size_t)(loc->col - st->col) : n;
+    const char *q = a < n ? strchr(src + a, '"') : NULL;
+    const char *e = q ? q + 1 : NULL;
+    while (e && *e && *e != '"')
+        e += e[0] == '\\' && e[1] ? 2 : 1;
+    if (!e || *e != '"' || loc->line != st->line) { /* not on the step's line */
+        snprintf(out, outsz, "%s", line);
+        return;
+    }
+    snprintf(out, outsz, "%.*s%s%s", (int)a, src, line, e + 1);
+}
+
+/* "; nearest: ..." for a locator that matched nothing: the page's elements
+ * whose label, name, role or text come closest, each with the SOP line
+ * that would use it. Empty when there are none, or when the locator is a
+ * template (its value may be task data). */
+static void nearest(run *R, const sop_step *st, const sop_locator *loc, char *out, size_t outsz)
+{
+    char err[ERR_SIZE];
+    *out = '\0';
+    if (!loc->value || strstr(loc->value, "{{"))
+        return;
+    cJSON *lj = dom_locator(R, loc, err);
+    if (!lj)
+        return;
+    cJSON *args = cJSON_CreateArray();
+    cJSON_AddItemToArray(args, cdp_arg(lj));
+    dom_out o;
+    if (dom_call(R, R->depth, NULL, "candidates", args, 1, &o, 3000, err))
+        return;
+    const cJSON *c;
+    size_t i = 0;
+    cJSON_ArrayForEach(c, o.value)
+    {
+        const char *line = pt_json_str(c, "line"), *by = pt_json_str(c, "by");
+        char sug[1024];
+        if (!line)
+            continue;
+        suggest_line(st, loc, line, sug, sizeof(sug));
+        size_t used = strlen(out);
+        snprintf(out + used, outsz - used, "%s%s (%s; write: %s)", i++ ? "; " : "; nearest: ", line,
+                 by ? by : "", sug);
+    }
+    cJSON_Delete(o.value);
 }
 
 /* Carries the point (*x, *y) in the current frame's viewport outwards
@@ -193,7 +268,10 @@ int loc_actionable(run *R, const sop_step *st, const sop_locator *loc, int need_
             cdp_handle_release(e);
         }
         if (run_wait_over(&w)) {
-            run_fail(R, st, "%s: %s for %d s", lt, why, (timeout + 999) / 1000);
+            char near[2048] = "";
+            if (missing)
+                nearest(R, st, loc, near, sizeof(near));
+            run_fail(R, st, "%s: %s for %d s%s", lt, why, (timeout + 999) / 1000, near);
             return -1;
         }
         /* moving: the look itself took two animation frames, look again;
@@ -220,7 +298,10 @@ int loc_present(run *R, const sop_step *st, cdp_handle **e)
             return -1;
         }
         if (run_wait_over(&w)) {
-            run_fail(R, st, "no element matches %s for %d s", lt, (timeout + 999) / 1000);
+            char near[2048] = "";
+            if (rc == 1)
+                nearest(R, st, &st->loc, near, sizeof(near));
+            run_fail(R, st, "no element matches %s for %d s%s", lt, (timeout + 999) / 1000, near);
             return -1;
         }
         if (run_handlers(R) < 0 || R->stop)

@@ -292,14 +292,74 @@ static void where(const sop_step *st, char *out, size_t n)
 
 /* ---- Recording ----------------------------------------------------------- */
 
-static cJSON *har_headers(const cJSON *h, const subst *t, size_t n)
+/* Cookie values never reach the disk: each becomes COOKIE_PLACEHOLDER, the
+ * names and a Set-Cookie's attributes stay. */
+#define COOKIE_PLACEHOLDER "{{cookie}}"
+
+/* One "name=value" pair (len bytes at p) with its value replaced, into b;
+ * its name into cookies (a HAR cookie object), when given. */
+static void mask_pair(pt_buf *b, const char *p, size_t len, cJSON *cookies)
+{
+    while (len && (*p == ' ' || *p == '\t'))
+        p++, len--;
+    const char *eq = memchr(p, '=', len);
+    size_t nl = eq ? (size_t)(eq - p) : len;
+    pt_buf_appendf(b, "%.*s=%s", (int)nl, p, COOKIE_PLACEHOLDER);
+    if (cookies) {
+        cJSON *o = cJSON_CreateObject();
+        char *name = strndup(p, nl);
+        cJSON_AddStringToObject(o, "name", name ? name : "");
+        cJSON_AddStringToObject(o, "value", COOKIE_PLACEHOLDER);
+        free(name);
+        cJSON_AddItemToArray(cookies, o);
+    }
+}
+
+/* A Cookie header ("a=1; b=2") or Set-Cookie lines ("sid=x; Path=/", one
+ * per line) with every value masked: a new string. */
+static char *mask_cookies(const char *v, int set_cookie, cJSON *cookies)
+{
+    pt_buf b;
+    pt_buf_init(&b, 1 << 20);
+    pt_buf_append(&b, "", 0);
+    const char *sep = set_cookie ? "\n" : ";";
+    for (const char *p = v; *p;) {
+        size_t len = strcspn(p, sep);
+        if (set_cookie) { /* the first pair is the cookie; its attributes stay */
+            size_t pl = strcspn(p, ";\n");
+            mask_pair(&b, p, pl, cookies);
+            pt_buf_append(&b, p + pl, len - pl);
+        } else if (len)
+            mask_pair(&b, p, len, cookies);
+        p += len;
+        if (*p) {
+            pt_buf_append(&b, set_cookie ? "\n" : "; ", set_cookie ? 1 : 2);
+            p++;
+        }
+    }
+    return pt_buf_take(&b);
+}
+
+/* The value of header `name` as the HAR keeps it: cookies masked, then
+ * secrets and inputs replaced. A new string. */
+static char *har_value(const char *name, const char *v, const subst *t, size_t n, cJSON *cookies)
+{
+    int is_cookie = name && !strcasecmp(name, "cookie"),
+        is_set = name && !strcasecmp(name, "set-cookie");
+    char *masked = v && (is_cookie || is_set) ? mask_cookies(v, is_set, cookies) : NULL;
+    char *out = redact(t, n, masked ? masked : v);
+    free(masked);
+    return out;
+}
+
+static cJSON *har_headers(const cJSON *h, const subst *t, size_t n, cJSON *cookies)
 {
     cJSON *arr = cJSON_CreateArray();
     if (cJSON_IsArray(h)) {
         const cJSON *x;
         cJSON_ArrayForEach(x, h)
         {
-            char *v = redact(t, n, pt_json_str(x, "value"));
+            char *v = har_value(pt_json_str(x, "name"), pt_json_str(x, "value"), t, n, cookies);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "name",
                                     pt_json_str(x, "name") ? pt_json_str(x, "name") : "");
@@ -309,7 +369,7 @@ static cJSON *har_headers(const cJSON *h, const subst *t, size_t n)
         }
     } else if (cJSON_IsObject(h)) { /* request headers come as an object */
         for (const cJSON *x = h->child; x; x = x->next) {
-            char *v = redact(t, n, cJSON_GetStringValue(x));
+            char *v = har_value(x->string, cJSON_GetStringValue(x), t, n, cookies);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "name", x->string);
             cJSON_AddStringToObject(o, "value", v ? v : "");
@@ -391,8 +451,8 @@ static void record_paused(cdp_session *s, const cdp_request *req, void *ud)
     cJSON_AddStringToObject(rq, "method", method ? method : "GET");
     cJSON_AddStringToObject(rq, "url", url ? url : "");
     cJSON_AddStringToObject(rq, "httpVersion", "HTTP/1.1");
-    cJSON_AddItemToObject(rq, "cookies", cJSON_CreateArray());
-    cJSON *rqh = har_headers(req->headers, t, nt);
+    cJSON *rqc = cJSON_AddArrayToObject(rq, "cookies");
+    cJSON *rqh = har_headers(req->headers, t, nt, rqc);
     cJSON_AddItemToObject(rq, "headers", rqh);
     cJSON_AddItemToObject(rq, "queryString", query_string(url ? url : ""));
     const char *post = req->post_data;
@@ -411,8 +471,8 @@ static void record_paused(cdp_session *s, const cdp_request *req, void *ud)
     cJSON_AddNumberToObject(rs, "status", req->status);
     cJSON_AddStringToObject(rs, "statusText", req->status_text ? req->status_text : "");
     cJSON_AddStringToObject(rs, "httpVersion", "HTTP/1.1");
-    cJSON_AddItemToObject(rs, "cookies", cJSON_CreateArray());
-    cJSON *rsh = har_headers(req->response_headers, t, nt);
+    cJSON *rsc = cJSON_AddArrayToObject(rs, "cookies");
+    cJSON *rsh = har_headers(req->response_headers, t, nt, rsc);
     cJSON_AddItemToObject(rs, "headers", rsh);
     const char *ctype = header_value(rsh, "content-type");
     char mime[128] = "";
@@ -545,6 +605,7 @@ static void hook_snapshot(void *ud, const sop_step *st, const char *url, const c
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "file", b ? b + 1 : st->file);
         cJSON_AddNumberToObject(o, "line", st->line);
+        cJSON_AddStringToObject(o, "source", st->source ? st->source : "");
         cJSON_AddStringToObject(o, "step", sop_step_name(st->kind));
         cJSON_AddStringToObject(o, "url", curl);
         cJSON_AddStringToObject(o, "dom", rel);
@@ -784,6 +845,35 @@ void rr_attach(rr *r, agent_options *o)
     o->rr_ud = r;
 }
 
+/* HAR pages: each document loaded starts one (named by its URL), and the
+ * entries from there on name it in `pageref`. Page timings are not known
+ * from the interception: -1, as HAR allows. */
+static void har_pages(cJSON *pages, cJSON *entries)
+{
+    char id[32] = "";
+    cJSON *e;
+    int n = 0;
+    cJSON_ArrayForEach(e, entries)
+    {
+        const char *type = pt_json_str(e, "_resourceType");
+        if (type && !strcmp(type, "Document")) {
+            snprintf(id, sizeof(id), "page_%d", ++n);
+            cJSON *pg = cJSON_CreateObject();
+            const char *at = pt_json_str(e, "startedDateTime");
+            cJSON_AddStringToObject(pg, "startedDateTime", at ? at : "");
+            cJSON_AddStringToObject(pg, "id", id);
+            const char *url = pt_json_str(cJSON_GetObjectItem(e, "request"), "url");
+            cJSON_AddStringToObject(pg, "title", url ? url : "");
+            cJSON *pt = cJSON_AddObjectToObject(pg, "pageTimings");
+            cJSON_AddNumberToObject(pt, "onContentLoad", -1);
+            cJSON_AddNumberToObject(pt, "onLoad", -1);
+            cJSON_AddItemToArray(pages, pg);
+        }
+        if (*id)
+            cJSON_AddStringToObject(e, "pageref", id);
+    }
+}
+
 int rr_finish(rr *r, char *err)
 {
     if (!r->recording) {
@@ -797,8 +887,9 @@ int rr_finish(rr *r, char *err)
     cJSON *creator = cJSON_AddObjectToObject(log, "creator");
     cJSON_AddStringToObject(creator, "name", "portier");
     cJSON_AddStringToObject(creator, "version", PORTIER_VERSION);
-    cJSON_AddItemToObject(log, "pages", cJSON_CreateArray());
+    cJSON *pages = cJSON_AddArrayToObject(log, "pages");
     pthread_mutex_lock(&r->mu);
+    har_pages(pages, r->entries);
     cJSON_AddItemToObject(log, "entries", r->entries);
     r->entries = NULL;
     cJSON *meta = cJSON_AddObjectToObject(log, "_portier");
@@ -1010,7 +1101,7 @@ static int count_locator(xmlDocPtr doc, const sop_locator *loc)
         /* the fields of labels with that text (for= or inside), else
          * aria-label or placeholder */
         pt_buf_appendf(&b,
-                       "//*[self::input or self::select or self::textarea or @role='combobox'"
+                       "(//*[self::input or self::select or self::textarea or @role='combobox'"
                        " or @role='textbox'][@id=//label[normalize-space(translate(., '*:', ''))=");
         xp_literal(&b, v);
         pt_buf_appendf(&b, "]/@for or ancestor::label[normalize-space(translate(., '*:', ''))=");
@@ -1019,7 +1110,17 @@ static int count_locator(xmlDocPtr doc, const sop_locator *loc)
         xp_literal(&b, v);
         pt_buf_appendf(&b, " or @placeholder=");
         xp_literal(&b, v);
-        pt_buf_appendf(&b, "]%s", visible_xp);
+        /* a loose label (tied to no control): the widget that follows it */
+        pt_buf_appendf(&b,
+                       "] | //label[not(@for) and not(.//input or .//select or .//textarea) and "
+                       "normalize-space(translate(., '*:', ''))=");
+        xp_literal(&b, v);
+        pt_buf_appendf(&b,
+                       "]/following::*[(self::input and not(@type='hidden')) or self::select or "
+                       "self::textarea or self::label or @role='combobox' or @role='textbox' or "
+                       "@role='listbox' or @role='searchbox' or @role='spinbutton' or "
+                       "@aria-haspopup][1][not(self::label)])%s",
+                       visible_xp);
         break;
     }
     case SOP_LOC_ROLE: {
@@ -1077,67 +1178,126 @@ static const char *loc_kind_name(const sop_locator *loc)
 typedef struct lint_ctx {
     const char *dir;
     cJSON *steps;
-    FILE *out;
+    sop_diags *d;
     int problems;
     int checked;
+    int offset;              /* how far the lines moved: of the last step matched by its text */
+    const char *offset_file; /* in this file */
 } lint_ctx;
+
+/* The recorded step that st is: the same file and line with the same text,
+ * else the same text (the lines moved since the recording; the nearest
+ * line among several), else the same file and line if the recording has
+ * no text for it. NULL: it did not act in the recording. */
+static cJSON *recorded_step(lint_ctx *L, const sop_step *st)
+{
+    const char *b = strrchr(st->file, '/');
+    const char *file = b ? b + 1 : st->file, *src = st->source ? st->source : "";
+    cJSON *x, *by_line = NULL, *by_text = NULL;
+    int best = 1 << 30;
+    cJSON_ArrayForEach(x, L->steps)
+    {
+        const char *f = pt_json_str(x, "file"), *xs = pt_json_str(x, "source");
+        cJSON *line = cJSON_GetObjectItem(x, "line");
+        if (!f || strcmp(f, file) || !cJSON_IsNumber(line))
+            continue;
+        int same_text = xs && !strcmp(xs, src);
+        if (line->valueint == st->line && (same_text || !xs))
+            by_line = by_line ? by_line : x;
+        int dist = abs(line->valueint - st->line);
+        if (same_text && dist < best) {
+            best = dist;
+            by_text = x;
+        }
+    }
+    cJSON *hit = by_line ? by_line : by_text;
+    if (hit) {
+        L->offset = st->line - cJSON_GetObjectItem(hit, "line")->valueint;
+        L->offset_file = st->file;
+        return hit;
+    }
+    /* an edited line: where the step matched before it in this file puts
+     * it, if the recorded step there begins the same (step and locator
+     * kind: "fill label ") */
+    if (!L->offset_file || strcmp(L->offset_file, st->file))
+        return NULL;
+    size_t head = strcspn(src, "\"");
+    cJSON_ArrayForEach(x, L->steps)
+    {
+        const char *f = pt_json_str(x, "file"), *xs = pt_json_str(x, "source");
+        cJSON *line = cJSON_GetObjectItem(x, "line");
+        if (f && !strcmp(f, file) && xs && !strncmp(xs, src, head) && xs[head] == '"' &&
+            cJSON_IsNumber(line) && line->valueint == st->line - L->offset)
+            return x;
+    }
+    return NULL;
+}
+
+/* Checks st's locator in the document its step acted in; a step that
+ * cannot be checked is a warning that says why. */
+static void lint_locator(lint_ctx *L, const sop_step *st)
+{
+    int col = st->loc.col ? st->loc.col : st->col;
+    const char *kind = loc_kind_name(&st->loc), *step = sop_step_name(st->kind);
+    cJSON *snap = recorded_step(L, st);
+    const char *rel = snap ? pt_json_str(snap, "dom") : NULL;
+    if (!rel) {
+        sop_diags_add(L->d, st->file, st->line, col, 1,
+                      "%s %s \"%s\": not checked: the step did not act in this recording "
+                      "(a branch not taken, or a step added since)",
+                      step, kind, st->loc.value);
+        return;
+    }
+    char *html = read_body_file(L->dir, rel);
+    const char *url = pt_json_str(snap, "url") ? pt_json_str(snap, "url") : "?";
+    htmlDocPtr doc = html ? htmlReadMemory(html, (int)strlen(html), url, "UTF-8",
+                                           HTML_PARSE_RECOVER | HTML_PARSE_NOERROR |
+                                               HTML_PARSE_NOWARNING | HTML_PARSE_NONET)
+                          : NULL;
+    int n = doc ? count_locator(doc, &st->loc) : -2;
+    if (strstr(st->loc.value, "{{")) {
+        sop_diags_add(L->d, st->file, st->line, col, 1,
+                      "%s %s \"%s\": not checked: its value comes from the task (a template)", step,
+                      kind, st->loc.value);
+    } else if (n < 0) {
+        sop_diags_add(L->d, st->file, st->line, col, 1, "%s %s \"%s\": not checked: %s", step, kind,
+                      st->loc.value,
+                      n == -2 ? "its recorded document cannot be read"
+                              : "this locator cannot be evaluated offline");
+    } else {
+        L->checked++;
+        if (n == 0) {
+            L->problems++;
+            sop_diags_add(L->d, st->file, st->line, col, 0, "%s %s \"%s\": no match in %s", step,
+                          kind, st->loc.value, url);
+        } else if ((st->loc.nth == 0 && n > 1) || st->loc.nth > n) {
+            L->problems++;
+            sop_diags_add(L->d, st->file, st->line, col, 0, "%s %s \"%s\": %d matches in %s%s",
+                          step, kind, st->loc.value, n, url,
+                          st->loc.nth ? "" : " (say which with first, last or nth N)");
+        }
+    }
+    xmlFreeDoc(doc);
+    free(html);
+}
 
 static void lint_step(lint_ctx *L, const sop_step *st)
 {
-    if (st->has_loc) {
-        const char *b = strrchr(st->file, '/');
-        const char *file = b ? b + 1 : st->file;
-        cJSON *x, *snap = NULL;
-        cJSON_ArrayForEach(x, L->steps)
-        {
-            const char *f = pt_json_str(x, "file");
-            cJSON *line = cJSON_GetObjectItem(x, "line");
-            if (f && !strcmp(f, file) && cJSON_IsNumber(line) && line->valueint == st->line) {
-                snap = x;
-                break;
-            }
-        }
-        const char *rel = snap ? pt_json_str(snap, "dom") : NULL;
-        char *html = rel ? read_body_file(L->dir, rel) : NULL;
-        if (html) {
-            htmlDocPtr doc = htmlReadMemory(
-                html, (int)strlen(html), pt_json_str(snap, "url"), "UTF-8",
-                HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
-            int n = doc ? count_locator(doc, &st->loc) : -1;
-            if (n >= 0) {
-                L->checked++;
-                int bad = n == 0 || (st->loc.nth == 0 && n > 1) || (st->loc.nth > n);
-                if (bad) {
-                    L->problems++;
-                    if (n == 0)
-                        fprintf(L->out, "%s:%d:%d: %s %s \"%s\": no match in %s\n", st->file,
-                                st->line, st->loc.col ? st->loc.col : st->col,
-                                sop_step_name(st->kind), loc_kind_name(&st->loc), st->loc.value,
-                                pt_json_str(snap, "url"));
-                    else
-                        fprintf(L->out, "%s:%d:%d: %s %s \"%s\": %d matches in %s\n", st->file,
-                                st->line, st->loc.col ? st->loc.col : st->col,
-                                sop_step_name(st->kind), loc_kind_name(&st->loc), st->loc.value, n,
-                                pt_json_str(snap, "url"));
-                }
-            }
-            xmlFreeDoc(doc);
-        }
-        free(html);
-    }
+    if (st->has_loc && st->loc.value)
+        lint_locator(L, st);
     for (size_t i = 0; i < st->body.n; i++)
         lint_step(L, &st->body.steps[i]);
     for (size_t i = 0; i < st->otherwise.n; i++)
         lint_step(L, &st->otherwise.steps[i]);
 }
 
-int rr_lint_against(const sop *s, const char *dir, FILE *out, char *err)
+int rr_lint_against(const sop *s, const char *dir, sop_diags *d, char *err)
 {
     char path[4200], *text = NULL;
     snprintf(path, sizeof(path), "%s/steps.json", dir);
     if (pt_read_file(path, 64u << 20, &text, NULL) < 0)
         return pt_errf(err, "no recording in %s (no steps.json)", dir);
-    lint_ctx L = {dir, cJSON_Parse(text), out, 0, 0};
+    lint_ctx L = {dir, cJSON_Parse(text), d, 0, 0, 0, NULL};
     free(text);
     if (!cJSON_IsArray(L.steps)) {
         cJSON_Delete(L.steps);

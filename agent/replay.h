@@ -44,10 +44,12 @@ int rr_finish(rr *r, char *err);
 void rr_free(rr *r);
 
 /* Checks every locator of s against the documents recorded in dir, in the
- * document where its step acted: each that matches no element, or several
- * (when exactly one is wanted), is printed to out as
- * FILE:LINE:COL: STEP KIND "VALUE": no match in <URL>. Returns the number
- * of problems, or -1 with err. */
-int rr_lint_against(const sop *s, const char *dir, FILE *out, char *err);
+ * document where its step acted (found by its file and line and its text,
+ * so that moved lines still match): each that matches no element, or
+ * several when exactly one is wanted, is an error in d; each that could not
+ * be checked (its step did not act in the recording, its document cannot
+ * be read) is a warning saying why. Returns the number of errors, or -1
+ * with err. */
+int rr_lint_against(const sop *s, const char *dir, sop_diags *d, char *err);
 
 #endif

@@ -14,6 +14,7 @@
 #include "util/fsutil.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <pcre2.h>
 #include <pthread.h>
@@ -57,6 +58,61 @@ void sop_diags_print(const sop_diags *d, void *out_file)
         fprintf(out, "%s:%d:%d: %s: %s\n", d->items[i].file, d->items[i].line, d->items[i].col,
                 d->items[i].warning ? "warning" : "error",
                 d->items[i].message ? d->items[i].message : "?");
+}
+
+void sop_diags_add(sop_diags *d, const char *file, int line, int col, int warning, const char *fmt,
+                   ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    diag(d, file, line, col, warning, "%s", msg);
+}
+
+/* The suggestion a message carries: "did you mean 'x'?" gives x, "write:
+ * LINE" gives LINE (the first, when several). A new string, or NULL. */
+static char *suggestion_of(const char *msg)
+{
+    const char *p = msg ? strstr(msg, "did you mean ") : NULL;
+    if (p) {
+        p += 13;
+        size_t skip = *p == '\'' ? 1 : 0, n = strcspn(p + skip, "'?)");
+        return strndup(p + skip, n);
+    }
+    p = msg ? strstr(msg, "write: ") : NULL;
+    if (p) {
+        p += 7;
+        const char *e = strstr(p, "); ");
+        return strndup(p, e ? (size_t)(e - p) : strcspn(p, ")"));
+    }
+    return NULL;
+}
+
+void sop_diags_print_json(const sop_diags *d, void *out_file)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; arr && i < d->n; i++) {
+        const sop_diag *g = &d->items[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", g->file);
+        cJSON_AddNumberToObject(o, "line", g->line);
+        cJSON_AddNumberToObject(o, "column", g->col);
+        cJSON_AddStringToObject(o, "severity", g->warning ? "warning" : "error");
+        cJSON_AddStringToObject(o, "message", g->message ? g->message : "?");
+        char *sug = suggestion_of(g->message);
+        if (sug)
+            cJSON_AddStringToObject(o, "suggestion", sug);
+        else
+            cJSON_AddNullToObject(o, "suggestion");
+        free(sug);
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+    fprintf(out_file, "%s\n", text ? text : "[]");
+    free(text);
+    cJSON_Delete(arr);
 }
 
 size_t sop_diags_errors(const sop_diags *d)
@@ -116,6 +172,49 @@ static const char *suggest(const char *w, const char *const *words, size_t n)
     }
     size_t len = strlen(w);
     return best && bd <= (len <= 4 ? 1 : 2) ? best : NULL;
+}
+
+const char *sop_suggest(const char *w, const char *const *words, size_t n)
+{
+    return suggest(w, words, n);
+}
+
+void sop_key_normalize(const char *in, size_t len, char *out, size_t outsz)
+{
+    size_t n = 0;
+    while (len && isspace((unsigned char)*in))
+        in++, len--;
+    while (len && isspace((unsigned char)in[len - 1]))
+        len--;
+    for (size_t i = 0; i < len && n + 1 < outsz; i++) {
+        char c = in[i];
+        if (isspace((unsigned char)c) || c == '-' || c == '.')
+            c = '_';
+        else
+            c = (char)tolower((unsigned char)c);
+        if (c == '_' && n && out[n - 1] == '_')
+            continue;
+        out[n++] = c;
+    }
+    if (outsz)
+        out[n] = '\0';
+}
+
+const sop_input *sop_input_for_key(const sop *s, const char *key, int *ignored)
+{
+    if (ignored)
+        *ignored = 0;
+    for (size_t i = 0; i < s->ninputs; i++) {
+        if (!strcmp(s->inputs[i].name, key))
+            return &s->inputs[i];
+        for (size_t k = 0; k < s->inputs[i].naliases; k++)
+            if (!strcmp(s->inputs[i].aliases[k], key))
+                return &s->inputs[i];
+    }
+    for (size_t i = 0; ignored && i < s->nignored; i++)
+        if (!strcmp(s->ignored[i], key))
+            *ignored = 1;
+    return NULL;
 }
 
 /* ---- Lexer --------------------------------------------------------------- */
@@ -544,6 +643,33 @@ static void cond_free(sop_cond *c)
     free(c);
 }
 
+/* The rest of a text condition, from its word on: contains "x", is "x",
+ * matches /re/, each with `exactly` (before or after the text) when case
+ * counts. */
+static int parse_text_test(parser *p, sop_cond *c)
+{
+    tok *k = next(p);
+    c->op = is_word(k, "matches") ? SOP_TEXT_MATCHES
+            : is_word(k, "is")    ? SOP_TEXT_IS
+                                  : SOP_TEXT_CONTAINS;
+    c->exact = accept_word(p, "exactly");
+    tok *s = next(p);
+    int want = c->op == SOP_TEXT_MATCHES ? T_REGEX : T_STRING;
+    if (!s || (int)s->kind != want) {
+        err(p, s ? s->col : end_col(p), "%s needs %s", k->text,
+            want == T_REGEX ? "a /pattern/, as in matches /^active$/" : "a \"quoted\" text");
+        return -1;
+    }
+    if (want == T_REGEX) {
+        c->regex = strdup(s->text);
+        check_regex(p, s);
+    } else
+        c->text = strdup(s->text);
+    if (accept_word(p, "exactly"))
+        c->exact = 1;
+    return 0;
+}
+
 static sop_cond *parse_cond1(parser *p, const char *what)
 {
     tok *t = peek(p);
@@ -570,13 +696,13 @@ static sop_cond *parse_cond1(parser *p, const char *what)
         return c;
     }
     if (accept_word(p, "page")) {
-        tok *k = next(p), *s = next(p);
-        if (!k || strcmp(k->text ? k->text : "", "contains") || !s || s->kind != T_STRING) {
-            err(p, k ? k->col : end_col(p), "write page contains \"text\"");
+        c->kind = SOP_COND_PAGE_TEXT;
+        if (!is_word(peek(p), "contains")) {
+            err(p, peek(p) ? peek(p)->col : end_col(p), "write page contains \"text\"");
             goto fail;
         }
-        c->kind = SOP_COND_PAGE_TEXT;
-        c->text = strdup(s->text);
+        if (parse_text_test(p, c) < 0)
+            goto fail;
         return c;
     }
     if (accept_word(p, "url")) {
@@ -597,14 +723,11 @@ static sop_cond *parse_cond1(parser *p, const char *what)
         c->kind = SOP_COND_VISIBLE;
         if (parse_locator(p, &c->loc, what) < 0)
             goto fail;
-        if (accept_word(p, "contains")) {
-            tok *s = next(p);
-            if (!s || s->kind != T_STRING) {
-                err(p, s ? s->col : end_col(p), "contains needs a \"quoted\" text");
-                goto fail;
-            }
+        tok *k = peek(p);
+        if (is_word(k, "contains") || is_word(k, "is") || is_word(k, "matches")) {
             c->kind = SOP_COND_TEXT;
-            c->text = strdup(s->text);
+            if (parse_text_test(p, c) < 0)
+                goto fail;
         }
         return c;
     }
@@ -774,6 +897,58 @@ static void parse_block(parser *p, sop_block *b, const char *opener, int open_li
                         int *saw_else);
 static int parse_use(parser *p, tok *name, sop_block *into);
 
+/* Appends a task data key, normalised, to a list (alias or ignore). */
+static void push_key(char ***list, size_t *n, const char *key)
+{
+    char norm[128];
+    sop_key_normalize(key, strlen(key), norm, sizeof(norm));
+    char **l = realloc(*list, (*n + 1) * sizeof(*l));
+    if (!l)
+        return;
+    *list = l;
+    if ((l[*n] = strdup(norm)) != NULL)
+        (*n)++;
+}
+
+static int input_option_word(const tok *t)
+{
+    static const char *const opts[] = {"required", "optional", "date", "default", "map", "alias"};
+    for (size_t i = 0; t->kind == T_WORD && i < sizeof(opts) / sizeof(*opts); i++)
+        if (!strcmp(t->text, opts[i]))
+            return 1;
+    return 0;
+}
+
+/* input NAME ... alias A B "Other Name": keys a client may send for it. */
+static void parse_alias(parser *p, sop_input *in, const tok *at)
+{
+    size_t before = in->naliases;
+    for (tok *t;
+         (t = peek(p)) && (t->kind == T_WORD || t->kind == T_STRING) && !input_option_word(t);) {
+        p->ti++;
+        push_key(&in->aliases, &in->naliases, t->text);
+    }
+    if (in->naliases == before)
+        err(p, at->col, "alias needs the other names of the input, as in alias icd10 icd");
+}
+
+/* ignore K...: task data keys the SOP deliberately leaves unused. */
+static void dir_ignore(parser *p, sop_block *b)
+{
+    (void)b;
+    int col = peek(p) ? peek(p)->col : end_col(p);
+    size_t before = p->s->nignored;
+    for (tok *t; (t = next(p));) {
+        if (t->kind != T_WORD && t->kind != T_STRING) {
+            err(p, t->col, "ignore takes task data keys, as in ignore notes \"Office ID\"");
+            return;
+        }
+        push_key(&p->s->ignored, &p->s->nignored, t->text);
+    }
+    if (p->s->nignored == before)
+        err(p, col, "ignore needs the task data keys to leave unused, as in ignore notes");
+}
+
 static void parse_input(parser *p)
 {
     tok *name = next(p);
@@ -808,6 +983,8 @@ static void parse_input(parser *p)
             }
             free(in.default_value);
             in.default_value = strdup(v->text);
+        } else if (is_word(t, "alias")) {
+            parse_alias(p, &in, t);
         } else if (is_word(t, "map")) {
             tok *pair;
             while ((pair = peek(p)) && pair->kind == T_PAIR) {
@@ -823,8 +1000,9 @@ static void parse_input(parser *p)
             if (!in.nmap)
                 err(p, t->col, "map needs pairs, as in map home=12 office=11");
         } else {
-            static const char *const opts[] = {"required", "optional", "date", "default", "map"};
-            const char *s = t->kind == T_WORD ? suggest(t->text, opts, 5) : NULL;
+            static const char *const opts[] = {"required", "optional", "date",
+                                               "default",  "map",      "alias"};
+            const char *s = t->kind == T_WORD ? suggest(t->text, opts, 6) : NULL;
             err(p, t->col, "input %s: unknown option '%s'%s%s%s", in.name, t->text ? t->text : "?",
                 s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
         }
@@ -974,6 +1152,7 @@ static const struct directive {
 } directives[] = {
     {"sop", dir_sop}, {"summary", dir_summary}, {"input", dir_input}, {"timeout", dir_timeout},
     {"use", dir_use}, {"session", dir_session}, {"files", dir_files},
+    {"ignore", dir_ignore},
 };
 
 /* Each step kind's parser reads the rest of its line into st (w: the word
@@ -1526,8 +1705,41 @@ static void check_block(checker *c, const sop_block *b)
     }
 }
 
+/* Every task data key names one input at most: an alias that is another
+ * input's name or alias, or an ignored key that an input takes, is an error. */
+static void check_keys(sop *s, sop_diags *d)
+{
+    for (size_t i = 0; i < s->ninputs; i++) {
+        const sop_input *in = &s->inputs[i];
+        for (size_t k = 0; k < in->naliases; k++) {
+            const sop_input *o = NULL;
+            for (size_t j = 0; j < s->ninputs && !o; j++) {
+                if (j == i)
+                    continue;
+                if (!strcmp(s->inputs[j].name, in->aliases[k]))
+                    o = &s->inputs[j];
+                for (size_t m = 0; m < s->inputs[j].naliases && !o; m++)
+                    if (j < i && !strcmp(s->inputs[j].aliases[m], in->aliases[k]))
+                        o = &s->inputs[j];
+            }
+            if (o)
+                diag(d, s->file, in->line, in->col, 0,
+                     "input %s: alias %s already names input %s (line %d)", in->name,
+                     in->aliases[k], o->name, o->line);
+        }
+    }
+    for (size_t i = 0; i < s->nignored; i++) {
+        const sop_input *in = sop_input_for_key(s, s->ignored[i], NULL);
+        if (in)
+            diag(d, s->file, in->line, in->col, 0,
+                 "ignore %s: input %s takes that key; remove it from the ignore line",
+                 s->ignored[i], in->name);
+    }
+}
+
 static void check_tree(sop *s, sop_diags *d)
 {
+    check_keys(s, d);
     checker c = {s, d, {0}, {0}};
     add(&c.defined, "portal");
     for (size_t i = 0; i < s->ninputs; i++)
@@ -1577,6 +1789,9 @@ static void input_free(sop_input *in)
         free(in->map[i].to);
     }
     free(in->map);
+    for (size_t i = 0; i < in->naliases; i++)
+        free(in->aliases[i]);
+    free(in->aliases);
 }
 
 void sop_free(sop *s)
@@ -1590,6 +1805,9 @@ void sop_free(sop *s)
     for (size_t i = 0; i < s->ninputs; i++)
         input_free(&s->inputs[i]);
     free(s->inputs);
+    for (size_t i = 0; i < s->nignored; i++)
+        free(s->ignored[i]);
+    free(s->ignored);
     block_free(&s->steps);
     for (size_t i = 0; i < s->nfiles; i++)
         free(s->files[i]);

@@ -27,6 +27,13 @@ typedef struct sop_diags {
 
 /* Writes each as "FILE:LINE:COL: error|warning: message\n" to out. */
 void sop_diags_print(const sop_diags *d, void *out_file);
+/* Writes all of them as one JSON array to out: objects with file, line,
+ * column, severity ("error"|"warning"), message and suggestion (the
+ * did-you-mean or the line to write, else null); [] when there are none. */
+void sop_diags_print_json(const sop_diags *d, void *out_file);
+/* Appends one (file and the formatted message are copied). */
+void sop_diags_add(sop_diags *d, const char *file, int line, int col, int warning, const char *fmt,
+                   ...) __attribute__((format(printf, 6, 7)));
 size_t sop_diags_errors(const sop_diags *d);
 void sop_diags_free(sop_diags *d);
 
@@ -58,8 +65,8 @@ typedef struct sop_value {
 typedef enum sop_cond_kind {
     SOP_COND_VISIBLE,   /* visible LOC (a bare LOC means the same) */
     SOP_COND_HIDDEN,    /* hidden LOC */
-    SOP_COND_TEXT,      /* text LOC contains "x": the element's text */
-    SOP_COND_PAGE_TEXT, /* text "x": anywhere in the frame */
+    SOP_COND_TEXT,      /* LOC contains|is "x", LOC matches /re/: the element's text */
+    SOP_COND_PAGE_TEXT, /* page contains "x": anywhere in the frame */
     SOP_COND_URL,       /* url /regex/ or url "substring" */
     SOP_COND_VAR,       /* NAME: set and not empty */
     SOP_COND_VAR_IS,    /* NAME is "x" */
@@ -67,12 +74,21 @@ typedef enum sop_cond_kind {
     SOP_COND_OR,
 } sop_cond_kind;
 
+/* How a text condition compares: LOC contains / is / matches, page contains. */
+typedef enum sop_text_op {
+    SOP_TEXT_CONTAINS, /* a substring */
+    SOP_TEXT_IS,       /* the whole text, spaces trimmed and collapsed */
+    SOP_TEXT_MATCHES,  /* the pattern in regex */
+} sop_text_op;
+
 typedef struct sop_cond {
     sop_cond_kind kind;
+    sop_text_op op; /* TEXT, PAGE_TEXT */
+    int exact;      /* `exactly`: case counts (by default it does not) */
     sop_locator loc;
     char *text;             /* contains text, url substring, or the variable's name */
     char *value;            /* VAR_IS: the value compared with */
-    char *regex;            /* url matches /regex/ */
+    char *regex;            /* url matches /regex/, LOC matches /regex/ */
     struct sop_cond *a, *b; /* NOT: a; OR: a or b */
     int line, col;
 } sop_cond;
@@ -143,6 +159,8 @@ typedef struct sop_input {
     char *default_value;
     sop_map_entry *map; /* value map: home=12 office=11 */
     size_t nmap;
+    char **aliases; /* alias icd10 icd: other task data keys for it (normalised) */
+    size_t naliases;
     int line, col;
 } sop_input;
 
@@ -154,6 +172,8 @@ typedef struct sop {
     int timeout_ms; /* per-step default; 15000 unless `timeout` says */
     sop_input *inputs;
     size_t ninputs;
+    char **ignored; /* ignore K...: task data keys the SOP does not use (normalised) */
+    size_t nignored;
     sop_block steps; /* `use`d files' steps are spliced in where used */
     char **files;    /* every file read: this one and those it `use`s */
     size_t nfiles;
@@ -174,6 +194,16 @@ sop *sop_parse_file(const char *path, sop_diags *diags);
  * `use` is an error). */
 sop *sop_parse_text(const char *file_name, const char *text, const char *dir, sop_diags *diags);
 void sop_free(sop *s);
+
+/* A task data key as the SOP compares it: trimmed, lower case, spaces,
+ * dashes and dots as one underscore ("Member ID" -> member_id). */
+void sop_key_normalize(const char *in, size_t len, char *out, size_t outsz);
+/* The closest of words to w when it is close enough to be a likely typo,
+ * else NULL (borrowed from words). */
+const char *sop_suggest(const char *w, const char *const *words, size_t n);
+/* The input that task data key `key` (normalised) names, by its name or an
+ * alias, or NULL; 1 in *ignored when an `ignore` line lists it. */
+const sop_input *sop_input_for_key(const sop *s, const char *key, int *ignored);
 
 /* Names of steps, for suggestions and the docs. */
 const char *sop_step_name(sop_step_kind k);

@@ -231,8 +231,10 @@ static int step_choose(run *R, const sop_step *st)
         }
         cdp_handle_release(o.el);
         if (run_wait_over(&w)) {
-            run_fail(R, st, "no option \"%s\" appeared in the list for %d s", value,
-                     (timeout + 999) / 1000);
+            /* the SOP's template, not the value: task data may be PHI */
+            run_fail(R, st, "no option with the text of %s%s%s appeared in the list for %d s",
+                     st->value.is_var ? "{{" : "\"", st->value.text ? st->value.text : "",
+                     st->value.is_var ? "}}" : "\"", (timeout + 999) / 1000);
             goto out;
         }
         run_wait_change(R, &w, WAIT_CAP_MS, NULL);
@@ -447,8 +449,17 @@ static int step_goto(run *R, const sop_step *st)
     int rc = 0;
     int timeout = st->timeout_ms ? st->timeout_ms : 30000;
     if (cdp_page_navigate(R->page, url, CDP_WAIT_LOAD, timeout, err)) {
+        /* no connection at all: a portal down, not a business failure */
+        static const char *const gone[] = {"ERR_CONNECTION_REFUSED",    "ERR_NAME_NOT_RESOLVED",
+                                           "ERR_CONNECTION_TIMED_OUT",  "ERR_ADDRESS_UNREACHABLE",
+                                           "ERR_INTERNET_DISCONNECTED", "ERR_CONNECTION_RESET",
+                                           "ERR_CONNECTION_CLOSED",     "ERR_TIMED_OUT",
+                                           "ERR_NAME_RESOLUTION_FAILED"};
+        for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+            R->r->unreachable |= strstr(err, gone[i]) != NULL;
         char *m = vars_mask(err, R->o->secrets);
-        run_fail(R, st, "%s", m ? m : err);
+        run_fail(R, st, "%s%s", R->r->unreachable ? "the portal could not be reached: " : "",
+                 m ? m : err);
         free(m);
         rc = -1;
     }

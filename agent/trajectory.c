@@ -233,6 +233,77 @@ static void shot(run *R, cJSON *entry, int wait)
         shot_collect(R);
 }
 
+/* The frame a step ran in, as the SOP names it: the `in frame` locators
+ * from the top down ("top" for the page itself); its CDP id beside it. */
+static void traj_frame(run *R, cJSON *e)
+{
+    char path[1024] = "top", lt[256];
+    for (int d = 1; d <= R->depth; d++) {
+        if (!R->stack[d].iframe)
+            continue;
+        loc_text(R->stack[d].iframe, lt, sizeof(lt));
+        snprintf(path + (d == 1 ? 0 : strlen(path)), sizeof(path) - (d == 1 ? 0 : strlen(path)),
+                 "%s%s", d == 1 ? "" : " > ", lt);
+    }
+    char *masked = vars_mask(path, R->o->secrets);
+    cJSON_AddStringToObject(e, "frame", masked ? masked : path);
+    free(masked);
+    if (R->depth && R->stack[R->depth].frame_id)
+        cJSON_AddStringToObject(e, "frame_id", R->stack[R->depth].frame_id);
+}
+
+/* How long since the step before it ended (ms): a long wait shows. */
+static void traj_gap(run *R, cJSON *e)
+{
+    int n = cJSON_GetArraySize(R->traj_steps);
+    const cJSON *last = n ? cJSON_GetArrayItem(R->traj_steps, n - 1) : NULL;
+    const cJSON *ended = cJSON_GetObjectItemCaseSensitive(last, "ended_ms");
+    if (cJSON_IsNumber(ended))
+        cJSON_AddNumberToObject(e, "gap_ms", (double)(pt_wall_ms() - (int64_t)ended->valuedouble));
+}
+
+/* Whether template or variable `text` uses a value an `ask` in b gives. */
+static int uses_answer(const sop_block *b, const char *text, int is_var)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const sop_step *x = &b->steps[i];
+        if (x->kind == SOP_ASK && x->name) {
+            char ref[160];
+            snprintf(ref, sizeof(ref), "{{%s}}", x->name);
+            if (is_var ? !strcmp(text, x->name) : strstr(text, ref) != NULL)
+                return 1;
+        }
+        if (uses_answer(&x->body, text, is_var) || uses_answer(&x->otherwise, text, is_var))
+            return 1;
+    }
+    return 0;
+}
+
+/* What the step types, picks or visits, for a person: secrets, one-time
+ * codes and answers to `ask` masked. */
+static void traj_value(run *R, const sop_step *st, cJSON *e)
+{
+    if (st->kind == SOP_EXTRACT && st->name)
+        cJSON_AddStringToObject(e, "variable", st->name);
+    if (!st->value.text || st->kind == SOP_ASK || st->kind == SOP_FINISH)
+        return;
+    char err[ERR_SIZE], *v = NULL;
+    if (uses_answer(&R->s->steps, st->value.text, st->value.is_var)) {
+        cJSON_AddStringToObject(e, "value", "***");
+        return;
+    }
+    if (st->value.is_var) {
+        const char *x = vars_get(R->v, st->value.text);
+        v = strdup(vars_get(R->o->answers, st->value.text) ? "***" : x ? x : "");
+    } else
+        v = vars_expand(st->value.text, R->v, R->o->secrets, NULL, NULL, 1, err);
+    char *m = v ? vars_mask(v, R->o->secrets) : NULL;
+    if (m)
+        cJSON_AddStringToObject(e, "value", m);
+    free(m);
+    free(v);
+}
+
 cJSON *traj_begin(run *R, const sop_step *st)
 {
     R->index++;
@@ -253,8 +324,10 @@ cJSON *traj_begin(run *R, const sop_step *st)
         loc_text(&st->loc, lt, sizeof(lt));
         cJSON_AddStringToObject(e, "locator", lt);
     }
-    cJSON_AddStringToObject(e, "frame", R->depth ? R->stack[R->depth].frame_id : "top");
+    traj_frame(R, e);
     cJSON_AddStringToObject(e, "started_at", ts);
+    traj_gap(R, e);
+    traj_value(R, st, e);
     if (R->in_handler)
         cJSON_AddBoolToObject(e, "handler", 1);
     return e;
@@ -267,12 +340,37 @@ void traj_drop(run *R, cJSON *e)
     R->r->steps_run--;
 }
 
+/* The failing frame's HTML for failure-dom.html, masked, opened by a
+ * comment with the failure (and its nearest candidates): a new string. */
+static char *failure_page(run *R, const char *html)
+{
+    char *notes = strdup(R->r->notes ? R->r->notes : "");
+    for (char *p = notes; p && (p = strstr(p, "--")) != NULL;)
+        p[1] = '='; /* "--" may not appear in a comment */
+    char *page = NULL;
+    if (!notes || asprintf(&page, "<!-- portier: %s -->\n%s", notes, html) < 0)
+        page = NULL;
+    free(notes);
+    char *masked = masked_text(R, page ? page : html);
+    free(page);
+    return masked;
+}
+
 void traj_end(run *R, cJSON *e, int failed, int changed)
 {
     char ts[25];
     pt_iso8601(pt_wall_ms(), ts);
     cJSON_AddStringToObject(e, "ended_at", ts);
+    cJSON_AddNumberToObject(e, "ended_ms", (double)pt_wall_ms());
     cJSON_AddStringToObject(e, "outcome", failed ? "failed" : "ok");
+    const char *var = pt_json_str(e, "variable");
+    const char *got = var && !failed ? vars_get(R->v, var) : NULL;
+    if (got) {
+        char *m = vars_mask(got, R->o->secrets);
+        cJSON *x = cJSON_AddObjectToObject(e, "extracted");
+        cJSON_AddStringToObject(x, var, m ? m : "");
+        free(m);
+    }
     if (failed && R->r->notes)
         cJSON_AddStringToObject(e, "error", R->r->notes);
     if (changed || failed)
@@ -287,7 +385,7 @@ void traj_end(run *R, cJSON *e, int failed, int changed)
             if (cdp_session_eval(s, ctx, "document.documentElement.outerHTML", &html, 5000, err) ==
                     0 &&
                 cJSON_IsString(html)) {
-                char *masked = masked_text(R, html->valuestring);
+                char *masked = failure_page(R, html->valuestring);
                 if (masked && traj_put(R, "failure-dom.html", masked, strlen(masked)) == 0)
                     cJSON_AddStringToObject(e, "dom", "failure-dom.html");
                 free(masked);
@@ -315,13 +413,24 @@ static const char traj_html_tail[] =
     ";const L=document.getElementById('list'),V=document.getElementById('view');"
     "const "
     "esc=s=>String(s==null?'':s).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));"
+    "const row=(k,v)=>v==null||v===''?'':'<tr><th>'+k+'</th><td>'+esc(v)+'</td></tr>';"
+    "const gap=s=>s.gap_ms>=1000?' (+'+(s.gap_ms/1000).toFixed(1)+' s)':'';"
     "function show(i){const s=T.steps[i];L.querySelectorAll('.s').forEach((e,j)=>"
     "e.classList.toggle('sel',j===i));V.innerHTML='<h3>'+esc(s.file)+':'+s.line+' '+esc(s.action)+"
-    "'</h3><p>'+esc(s.outcome)+(s.error?': '+esc(s.error):'')+'</p><p>'+esc(s.started_at)+' - '+"
-    "esc(s.ended_at)+'</p>'+(s.screenshot?'<img src=\"'+s.screenshot+'\">':'')}"
-    "L.innerHTML='<div class=h><b>'+esc(T.sop)+'</b>: '+esc(T.status)+'<br>'+esc(T.notes)+'</div>';"
+    "'</h3><p>'+esc(s.outcome)+(s.error?': '+esc(s.error):'')+'</p><table>'+row('frame',s.frame)+"
+    "row('value',s.value)+row('extracted',s.extracted&&JSON.stringify(s.extracted))+"
+    "row('branch',s.taken==null?null:s.taken?'then (the condition held)':'else (it did not)')+"
+    "row('waited before',s.gap_ms==null?null:s.gap_ms+' ms')+row('session',s.session)+"
+    "row('time',s.started_at+' - '+s.ended_at)+'</table>'+(s.dom?'<p><a href=\"'+s.dom+"
+    "'\">the failing frame\\'s DOM ('+esc(s.dom)+')</a></p>':'')+"
+    "(s.screenshot?'<img src=\"'+s.screenshot+'\">':'')}"
+    "L.innerHTML='<div class=h><b>'+esc(T.sop)+'</b>: '+esc(T.status)+'<br>'+esc(T.notes)+"
+    "(T.dialogs||[]).map(d=>'<br>dialog '+esc(d.type)+': '+esc(d.message)+(d.accepted?' (accepted)'"
+    ":' (dismissed)')).join('')+'</div>';"
     "T.steps.forEach((s,i)=>{const d=document.createElement('div');d.className='s '+s.outcome;"
-    "d.textContent=s.index+'. '+s.file+':'+s.line+'  '+s.action;d.onclick=()=>show(i);"
+    "d.textContent=s.index+'. '+s.file+':'+s.line+'  '+s.action+(s.frame&&s.frame!=='top'?'  ['+"
+    "s.frame+']':'')+(s.taken==null?'':s.taken?'  -> then':'  -> else')+gap(s);"
+    "d.onclick=()=>show(i);"
     "L.appendChild(d)});if(T.steps.length)show(T.steps.length-1);</script></body></html>";
 
 void traj_write(run *R)

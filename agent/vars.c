@@ -122,26 +122,8 @@ static void addf(char *errs, size_t errsz, const char *fmt, ...)
     }
 }
 
-/* "Member ID" -> member_id, "DOB" -> dob. */
-static void normalize_key(const char *in, size_t len, char *out, size_t outsz)
-{
-    size_t n = 0;
-    while (len && isspace((unsigned char)*in))
-        in++, len--;
-    while (len && isspace((unsigned char)in[len - 1]))
-        len--;
-    for (size_t i = 0; i < len && n + 1 < outsz; i++) {
-        char c = in[i];
-        if (isspace((unsigned char)c) || c == '-' || c == '.')
-            c = '_';
-        else
-            c = (char)tolower((unsigned char)c);
-        if (c == '_' && n && out[n - 1] == '_')
-            continue;
-        out[n++] = c;
-    }
-    out[n] = '\0';
-}
+/* "Member ID" -> member_id, "DOB" -> dob: the SOP's own rule. */
+#define normalize_key sop_key_normalize
 
 int vars_parse_data(vars *out, const char *data, char *errs, size_t errsz)
 {
@@ -298,8 +280,121 @@ static int matches(const char *pattern, const char *value, char *why, size_t why
     pcre2_match_data_free(md);
     pcre2_code_free(re);
     if (rc < 0)
-        snprintf(why, whysz, "does not match /%s/", pattern);
+        snprintf(why, whysz, "expected a value that matches /%s/", pattern);
     return rc >= 0;
+}
+
+/* The value task data gives input `in`, by its name or an alias; NULL when
+ * none (an empty value is none). Two keys for one input is a problem. */
+static const char *given_value(const sop_input *in, const vars *data, char *errs, size_t errsz,
+                               int *problems)
+{
+    const char *v = vars_get(data, in->name), *as = in->name;
+    for (size_t k = 0; k < in->naliases; k++) {
+        const char *a = vars_get(data, in->aliases[k]);
+        if (!a || !*a)
+            continue;
+        if (v && *v) {
+            addf(errs, errsz, "%s: given twice, as %s and as %s", in->name, as, in->aliases[k]);
+            (*problems)++;
+            return NULL;
+        }
+        v = a;
+        as = in->aliases[k];
+    }
+    return v && *v ? v : NULL;
+}
+
+/* Maps v through the input's value map into out; -1 when no entry fits
+ * (the value is not repeated: it may be PHI). */
+static int map_value(const sop_input *in, const char *v, char *out, size_t outsz, char *errs,
+                     size_t errsz)
+{
+    char key[128];
+    normalize_key(v, strlen(v), key, sizeof(key));
+    for (size_t k = 0; k < in->nmap; k++)
+        if (!strcmp(in->map[k].from, key) || !strcmp(in->map[k].to, v)) {
+            snprintf(out, outsz, "%s", in->map[k].to);
+            return 0;
+        }
+    char choices[512] = "";
+    for (size_t k = 0; k < in->nmap; k++)
+        snprintf(choices + strlen(choices), sizeof(choices) - strlen(choices), "%s%s",
+                 k ? ", " : "", in->map[k].from);
+    addf(errs, errsz, "%s: expected one of %s (or the value one of them maps to)", in->name,
+         choices);
+    return -1;
+}
+
+/* One input's value from data, overrides or its default, checked and
+ * normalised into out. Returns the number of problems. */
+static int bind_one(const sop_input *in, const vars *data, const vars *overrides, vars *out,
+                    char *errs, size_t errsz)
+{
+    int problems = 0;
+    const char *v = given_value(in, data, errs, errsz, &problems);
+    if (problems)
+        return problems;
+    if (!v)
+        v = vars_get(overrides, in->name);
+    if (!v)
+        v = in->default_value;
+    if (!v) {
+        if (in->required)
+            addf(errs, errsz, "%s: required, and the task data has none", in->name);
+        return in->required;
+    }
+    char mapped[512];
+    snprintf(mapped, sizeof(mapped), "%s", v);
+    if (in->nmap && map_value(in, v, mapped, sizeof(mapped), errs, errsz) < 0)
+        return 1;
+    int is_date = in->type == SOP_IN_DATE;
+    if (is_date) {
+        char iso[11];
+        if (vars_normalize_date(mapped, iso) < 0) {
+            addf(errs, errsz, "%s: expected a date, such as 1949-12-23 or 12/23/1949", in->name);
+            return 1;
+        }
+        snprintf(mapped, sizeof(mapped), "%s", iso);
+    }
+    char why[256];
+    if (in->pattern && !matches(in->pattern, mapped, why, sizeof(why))) {
+        /* the value itself is PHI: name the field and the rule, not it */
+        addf(errs, errsz, "%s: %s", in->name, why);
+        return 1;
+    }
+    vars_set(out, in->name, mapped, is_date);
+    return 0;
+}
+
+/* Task data keys that no input takes and no `ignore` line lists: each is a
+ * problem, named with what the SOP could say about it. */
+static int unknown_keys(const sop *s, const vars *data, char *errs, size_t errsz)
+{
+    int problems = 0;
+    const char **names = calloc(s->ninputs + 1, sizeof(*names));
+    for (size_t i = 0; names && i < s->ninputs; i++)
+        names[i] = s->inputs[i].name;
+    for (size_t i = 0; i < vars_count(data); i++) {
+        const char *key = vars_name(data, i);
+        int ignored = 0;
+        if (sop_input_for_key(s, key, &ignored) || ignored)
+            continue;
+        const char *near = names ? sop_suggest(key, names, s->ninputs) : NULL;
+        if (near)
+            addf(errs, errsz,
+                 "%s: no input of the SOP takes this key (did you mean %s? the SOP can say "
+                 "`input %s alias %s`, or `ignore %s`)",
+                 key, near, near, key, key);
+        else
+            addf(errs, errsz,
+                 "%s: no input of the SOP takes this key (declare it, add `alias %s` to an "
+                 "input, or `ignore %s`)",
+                 key, key, key);
+        problems++;
+    }
+    free(names);
+    return problems;
 }
 
 int vars_bind_inputs(const sop *s, const vars *data, const vars *overrides, vars *out, char *errs,
@@ -308,63 +403,9 @@ int vars_bind_inputs(const sop *s, const vars *data, const vars *overrides, vars
     int problems = 0;
     if (errs && errsz)
         errs[0] = '\0';
-    for (size_t i = 0; i < s->ninputs; i++) {
-        const sop_input *in = &s->inputs[i];
-        const char *v = vars_get(data, in->name);
-        if (v && !*v)
-            v = NULL;
-        if (!v)
-            v = vars_get(overrides, in->name);
-        if (!v)
-            v = in->default_value;
-        if (!v) {
-            if (in->required) {
-                addf(errs, errsz, "%s: required, and the task data has none", in->name);
-                problems++;
-            }
-            continue;
-        }
-        char mapped[512];
-        snprintf(mapped, sizeof(mapped), "%s", v);
-        if (in->nmap) {
-            char key[128];
-            normalize_key(v, strlen(v), key, sizeof(key));
-            int hit = 0;
-            for (size_t k = 0; k < in->nmap && !hit; k++)
-                if (!strcmp(in->map[k].from, key) || !strcmp(in->map[k].to, v)) {
-                    snprintf(mapped, sizeof(mapped), "%s", in->map[k].to);
-                    hit = 1;
-                }
-            if (!hit) {
-                char choices[256] = "";
-                for (size_t k = 0; k < in->nmap; k++)
-                    snprintf(choices + strlen(choices), sizeof(choices) - strlen(choices), "%s%s",
-                             k ? ", " : "", in->map[k].from);
-                addf(errs, errsz, "%s: '%s' is not one of %s", in->name, v, choices);
-                problems++;
-                continue;
-            }
-        }
-        int is_date = in->type == SOP_IN_DATE;
-        if (is_date) {
-            char iso[11];
-            if (vars_normalize_date(mapped, iso) < 0) {
-                addf(errs, errsz, "%s: '%s' is not a date", in->name, v);
-                problems++;
-                continue;
-            }
-            snprintf(mapped, sizeof(mapped), "%s", iso);
-        }
-        char why[256];
-        if (in->pattern && !matches(in->pattern, mapped, why, sizeof(why))) {
-            /* the value itself is PHI: name the field and the rule, not it */
-            addf(errs, errsz, "%s: %s", in->name, why);
-            problems++;
-            continue;
-        }
-        vars_set(out, in->name, mapped, is_date);
-    }
-    return problems;
+    for (size_t i = 0; i < s->ninputs; i++)
+        problems += bind_one(&s->inputs[i], data, overrides, out, errs, errsz);
+    return problems + unknown_keys(s, data, errs, errsz);
 }
 
 int vars_bind_data(const sop *s, const char *data, const vars *overrides, vars *out, char *errs,

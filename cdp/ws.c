@@ -230,18 +230,17 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* libwebsockets' own lines: debug only, in Portier's format. */
 static void lws_log(int level, const char *line)
 {
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        n--;
-    pt_log(level == LLL_ERR ? PT_LOG_ERROR : PT_LOG_WARN, "lws", "%.*s", (int)n, line);
+    (void)level;
+    pt_log_foreign("lws", line);
 }
 
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
 static void init_lws_log(void)
 {
-    lws_set_log_level(LLL_ERR, lws_log);
+    lws_set_log_level(pt_log_enabled(PT_LOG_DEBUG) ? LLL_ERR | LLL_WARN : 0, lws_log);
 }
 
 /* Splits ws://host:port/path. Returns 0 or -1. */

@@ -39,5 +39,9 @@ int cli_open_db(const char *db, store **st, keys **k, char *err);
 char *cli_read_stdin(size_t cap, int truncate, int trim);
 /* Prints o as indented JSON on stdout and deletes it. */
 void cli_print_json(cJSON *o);
+/* "unknown option '--worker' (did you mean --workers?)" into why, the
+ * suggestion from the command's options `known` (n of them). */
+void cli_unknown_option(const char *opt, const char *const *known, size_t n, char *why,
+                        size_t whysz);
 
 #endif

@@ -22,7 +22,7 @@
 
 static int account_usage(const char *why)
 {
-    fprintf(stderr,
+    fprintf(strcmp(why, "help") ? stderr : stdout,
             "portier account: %s\n"
             "usage: portier account create NAME [--portal URL] [--webhook-url URL]\n"
             "                                   [--allow-private-webhooks]\n"
@@ -322,8 +322,11 @@ static int parse_account_args(int argc, char **argv, account_cmd *c, const char 
             continue;
         }
         if (!strncmp(a, "--", 2)) {
-            if (!v)
-                return -account_usage("an option needs a value");
+            if (!v) {
+                char why[256];
+                snprintf(why, sizeof(why), "%s needs a value", a);
+                return -account_usage(why);
+            }
             i++;
             if (!strcmp(a, "--db"))
                 c->db = v;
@@ -333,8 +336,13 @@ static int parse_account_args(int argc, char **argv, account_cmd *c, const char 
                 c->hook = v;
             else if (!strcmp(a, "--grace-hours"))
                 c->grace_hours = atof(v);
-            else
-                return -account_usage("unknown option");
+            else {
+                static const char *const known[] = {"--db", "--portal", "--webhook-url",
+                                                    "--grace-hours", "--help"};
+                char why[256];
+                cli_unknown_option(a, known, 5, why, sizeof(why));
+                return -account_usage(why);
+            }
             continue;
         }
         if (*npos == 4)
@@ -363,6 +371,10 @@ int cli_account(int argc, char **argv)
     if (npos - 1 != commands[known].nargs)
         return account_usage("wrong number of arguments");
     char err[PT_ERR_MAX];
+    if (!strcmp(pos[0], "list") && access(c.db, F_OK) != 0) { /* read-only: create nothing */
+        fprintf(stderr, "portier account: no database at %s (see --db)\n", c.db);
+        return 1;
+    }
     const char *url = !strcmp(pos[0], "set-webhook") ? pos[2]
                       : !strcmp(pos[0], "create")    ? c.hook
                                                      : NULL;
@@ -400,6 +412,11 @@ int cli_webhook(int argc, char **argv)
     const char *db = "portier.db", *name = NULL;
     int test = 0;
     for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) {
+            printf("usage: portier webhook test NAME [--db FILE]\n"
+                   "  sends a signed ping to the account's webhook endpoint\n");
+            return 0;
+        }
         if (!strcmp(argv[i], "--db") && i + 1 < argc)
             db = argv[++i];
         else if (!strcmp(argv[i], "test") && !test)
@@ -416,6 +433,10 @@ int cli_webhook(int argc, char **argv)
     char err[PT_ERR_MAX];
     store *st = NULL;
     keys *k = NULL;
+    if (access(db, F_OK) != 0) { /* a test changes nothing: create nothing */
+        fprintf(stderr, "portier webhook: no database at %s (see --db)\n", db);
+        return 1;
+    }
     if (cli_open_db(db, &st, &k, err) < 0) {
         fprintf(stderr, "portier webhook: %s\n", err);
         return 1;

@@ -18,7 +18,7 @@
 
 static int browse_usage(const char *why)
 {
-    fprintf(stderr,
+    fprintf(strcmp(why, "help") ? stderr : stdout,
             "portier browse: %s\n"
             "usage: portier browse URL [--eval JS] [--screenshot FILE] [--full-page]\n"
             "                      [--wait load|idle] [--timeout MS] [--browser ws://...]\n",

@@ -16,7 +16,7 @@
 static int portal_usage(const char *why)
 {
     fprintf(
-        stderr,
+        strcmp(why, "help") ? stderr : stdout,
         "portier portal: %s\n"
         "usage: portier portal [--listen 127.0.0.1:8081] [--latency-ms N] [--mfa totp|sms|none]\n"
         "                      [--session-warning-after N] [--session-warning-seconds S]\n"

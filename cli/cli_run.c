@@ -4,7 +4,8 @@
  * stdout carries only the outcome, one JSON object; progress and
  * diagnostics go to stderr. Exit: 0 completed, 10 completed_with_issues,
  * 11 failed, 12 stopped waiting for input, 13 stopped pending review,
- * 2 usage, data or SOP errors (nothing was run).
+ * 14 failed because the portal could not be reached (no connection, no such
+ * host), 2 usage, data or SOP errors (nothing was run).
  */
 #include "cli/cli.h"
 #include "agent/agent.h"
@@ -23,7 +24,7 @@
 
 static int run_usage(const char *why)
 {
-    fprintf(stderr,
+    fprintf(strcmp(why, "help") ? stderr : stdout,
             "portier run: %s\n"
             "usage: portier run SOP --data FILE|- --portal URL [--secrets FILE] [--file PATH]...\n"
             "                   [--input NAME=VALUE]... [--trajectory DIR] [--approve]\n"
@@ -92,7 +93,12 @@ static int run_option(run_args *ra, const char *a, const char *v)
         snprintf(name, sizeof(name), "%.*s", (int)(eq - v), v);
         vars_set(ra->answers, name, eq + 1, 0);
     } else {
-        return run_usage("unknown option");
+        static const char *const known[] = {
+            "--data",   "--portal", "--secrets",         "--file",  "--trajectory", "--browser",
+            "--record", "--replay", "--replay-fallback", "--input", "--approve",    "--help"};
+        char why[256];
+        cli_unknown_option(a, known, sizeof(known) / sizeof(known[0]), why, sizeof(why));
+        return run_usage(why);
     }
     return -1;
 }
@@ -116,8 +122,11 @@ static int parse_run_args(int argc, char **argv, run_args *ra)
             ra->sop_path = a;
             continue;
         }
-        if (!v)
-            return run_usage("an option needs a value");
+        if (!v) {
+            char why[256];
+            snprintf(why, sizeof(why), "%s needs a value", a);
+            return run_usage(why);
+        }
         i++;
         int rc = run_option(ra, a, v);
         if (rc >= 0)
@@ -266,7 +275,7 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "portier run: %s\n", err);
     print_outcome(&r, ra.traj);
     PT_INFO("run", "%s: %s after %d steps", s->name ? s->name : ra.sop_path, r.status, r.steps_run);
-    status = exit_code(r.status);
+    status = r.unreachable ? 14 : exit_code(r.status);
     agent_result_free(&r);
 out:
     cdp_close(b);

@@ -25,7 +25,7 @@
 
 static int serve_usage(const char *why)
 {
-    fprintf(stderr,
+    fprintf(strcmp(why, "help") ? stderr : stdout,
             "portier serve: %s\n"
             "usage: portier serve [--listen 127.0.0.1:8080] [--db portier.db] [--workers N]\n"
             "                     [--browser ws://...] [--demo] [--webhook-url URL]\n"
@@ -200,6 +200,41 @@ typedef struct serve_args {
     const char *hook;
 } serve_args;
 
+/* What option a wants, or that it is unknown: why, filled. */
+static const char *serve_bad_option(const char *a, char *why, size_t whysz)
+{
+    static const char *const wants[][2] = {
+        {"--workers", "a number of workers from 0 to 64"},
+        {"--hold-seconds", "seconds, 1 or more"},
+        {"--max-queue", "a number of tasks, 1 or more"},
+        {"--max-body", "bytes, 1024 or more"},
+        {"--max-file", "bytes, 1 or more"},
+        {"--session-max-age", "a duration such as 90, 90s, 20m or 2h (0: keep no session)"},
+        {"--session-idle", "a duration of 1 s or more, such as 300, 5m"},
+        {"--max-parked", "a number of parked tasks from 0 to 256"},
+        {"--header-timeout", "seconds from 1 to 3600"},
+        {"--min-body-rate", "bytes per second, 1 or more"},
+        {"--max-conns-per-ip", "a number of connections from 1 to 100000"},
+        {"--browsers", "a number of browsers from 1 to 64"},
+        {"--max-attempts", "a number of runs from 1 to 100"},
+        {"--retain-days", "days from 0 to 36500 (0: purged once final)"},
+        {"--master-key-file", "the path of a file holding 64 hex digits"},
+    };
+    static const char *const known[] = {
+        "--listen",          "--portal-listen", "--db",        "--browser",  "--webhook-url",
+        "--workers",         "--hold-seconds",  "--max-queue", "--max-body", "--max-file",
+        "--session-max-age", "--session-idle",  "--demo",      "--help", "--max-parked",
+        "--header-timeout", "--min-body-rate", "--max-conns-per-ip", "--browsers",
+        "--max-attempts", "--retain-days", "--master-key-file", "--allow-private-webhooks"};
+    for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++)
+        if (!strcmp(a, wants[i][0])) {
+            snprintf(why, whysz, "%s takes %s", a, wants[i][1]);
+            return why;
+        }
+    cli_unknown_option(a, known, sizeof(known) / sizeof(known[0]), why, whysz);
+    return why;
+}
+
 /* Reads the command line: -1 to go on, else the exit status. */
 static int parse_serve_args(int argc, char **argv, serve_args *sa)
 {
@@ -218,11 +253,15 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             o->allow_private_webhooks = 1;
             continue;
         }
-        if (!v)
-            return serve_usage(strncmp(a, "--", 2) ? "unexpected argument"
-                                                   : "an option needs a value");
+        if (!v) {
+            char why[256];
+            snprintf(why, sizeof(why), "%s %s", a,
+                     strncmp(a, "--", 2) ? "is not an option" : "needs a value");
+            return serve_usage(why);
+        }
         i++;
         long long n = number(v);
+        char why[256];
         if (!strcmp(a, "--listen")) {
             if (cli_host_port(v, sa->host, sizeof(sa->host), &o->port) < 0)
                 return serve_usage("--listen takes HOST:PORT (port 0: any free port)");
@@ -268,7 +307,7 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             setenv("PORTIER_MASTER_KEY_FILE", v, 1); /* the demo's set-up reads it too */
         }
         else
-            return serve_usage("unknown option, or a value out of range");
+            return serve_usage(serve_bad_option(a, why, sizeof(why)));
     }
     o->host = sa->host;
     return -1;

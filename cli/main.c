@@ -5,6 +5,7 @@
  * the sandbox portal for `serve --demo`); everything else stays in its lane.
  */
 #include "cli/cli.h"
+#include "agent/sop.h"
 #include "util/log.h"
 
 #include <pthread.h>
@@ -23,8 +24,10 @@ static const struct {
      "serve [--listen 127.0.0.1:8080] [--db portier.db] [--workers N] [--browser ws://...]\n"
      "                 [--demo] [--webhook-url URL] [--hold-seconds S] [--max-body BYTES]\n"
      "                 [--max-file BYTES] [--max-queue N] [--portal-listen HOST:PORT]\n"
+     "                 [--session-max-age 20m] [--session-idle 5m]\n"
      "                 [--header-timeout S] [--min-body-rate BYTES] [--max-conns-per-ip N]\n"
-     "                 [--allow-private-webhooks]\n"
+     "                 [--allow-private-webhooks] [--browsers N] [--max-attempts N]\n"
+     "                 [--max-parked N] [--retain-days 30] [--master-key-file FILE]\n"
      "      Serve the task API (docs/openapi.yaml); --demo also runs the sandbox portal.",
      1},
     {"account", cli_account,
@@ -47,10 +50,13 @@ static const struct {
     {"run", cli_run,
      "run SOP --data FILE|- --portal URL [--secrets FILE] [--file PATH]... [--input N=V]...\n"
      "                 [--trajectory DIR] [--approve] [--browser ws://...]\n"
-     "      Run one task; the outcome as JSON on stdout (exit 0, 10, 11, 12, 13; 2: bad input)."},
+     "                 [--record DIR | --replay DIR [--replay-fallback network]]\n"
+     "      Run one task; the outcome as JSON on stdout (exit 0, 10, 11, 12, 13; 14: portal\n"
+     "      unreachable; 2: bad input)."},
     {"lint", cli_lint,
-     "lint SOP...\n"
-     "      Check SOP files (docs/sop.md): every problem as FILE:LINE:COL: message."},
+     "lint SOP... [--against RECORDING_DIR] [--format text|json]\n"
+     "      Check SOP files (docs/sop.md): every problem as FILE:LINE:COL: message;\n"
+     "      --against also checks each locator in a recording's documents."},
 };
 
 static void usage(FILE *out)
@@ -61,11 +67,14 @@ static void usage(FILE *out)
             PORTIER_VERSION);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %s\n", commands[i].usage);
-    fprintf(out, "\n  --help       this text\n  --version    the version\n\n"
-                 "environment: PORTIER_CHROMIUM (browser binary), PORTIER_LOG "
-                 "(debug|info|warn|error),\n             PORTIER_HOME (bundled files), "
-                 "PORTIER_MASTER_KEY (64 hex digits),\n"
-                 "             PORTIER_WEBHOOK_RETRY_SCHEDULE (seconds, comma-separated)\n");
+    fprintf(
+        out,
+        "\n  --help       this text\n  --version    the version\n\n"
+        "environment: PORTIER_CHROMIUM (browser binary), PORTIER_LOG "
+        "(debug|info|warn|error),\n             PORTIER_LOG_FORMAT (json: a JSON object per line), "
+        "PORTIER_HOME (bundled files),\n             "
+        "PORTIER_MASTER_KEY (64 hex digits),\n"
+        "             PORTIER_WEBHOOK_RETRY_SCHEDULE (seconds, comma-separated)\n");
 }
 
 void cli_stop_signals(sigset_t *set)
@@ -74,6 +83,17 @@ void cli_stop_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+void cli_unknown_option(const char *opt, const char *const *known, size_t n, char *why,
+                        size_t whysz)
+{
+    const char *near = sop_suggest(opt, known, n);
+    if (opt[0] != '-')
+        snprintf(why, whysz, "unexpected argument '%s'", opt);
+    else
+        snprintf(why, whysz, "unknown option '%s'%s%s%s", opt, near ? " (did you mean " : "",
+                 near ? near : "", near ? "?)" : "");
 }
 
 int cli_host_port(const char *v, char *host, size_t hostsz, int *port)

@@ -928,12 +928,11 @@ static void *service_main(void *arg)
     return NULL;
 }
 
+/* libwebsockets' own lines: debug only, in Portier's format. */
 static void lws_log(int level, const char *line)
 {
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        n--;
-    pt_log(level == LLL_ERR ? PT_LOG_ERROR : PT_LOG_WARN, "http", "%.*s", (int)n, line);
+    (void)level;
+    pt_log_foreign("http", line);
 }
 
 /* Either handler or rt answers every request. */
@@ -965,7 +964,7 @@ static int start(const http_options *opts, http_handler handler, const http_rout
     s->ud = ud;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
-    lws_set_log_level(LLL_ERR, lws_log);
+    lws_set_log_level(pt_log_enabled(PT_LOG_DEBUG) ? LLL_ERR | LLL_WARN : 0, lws_log);
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));

@@ -27,9 +27,12 @@ static struct mask_scope *scopes = &process_scope; /* every open scope */
 static _Thread_local struct mask_scope *mine;      /* this thread's, if open */
 
 static const char *const names[] = {"debug", "info", "warn", "error", "off"};
+static int json_lines; /* PORTIER_LOG_FORMAT=json: one JSON object per line */
 
 void pt_log_init(void)
 {
+    const char *f = getenv("PORTIER_LOG_FORMAT");
+    json_lines = f && !strcasecmp(f, "json");
     const char *v = getenv("PORTIER_LOG");
     if (!v)
         return;
@@ -136,6 +139,21 @@ static void apply_masks(char *line)
         }
 }
 
+/* s as a JSON string. */
+static void json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
 void pt_log(enum pt_log_level level, const char *module, const char *fmt, ...)
 {
     if (!pt_log_enabled(level))
@@ -148,6 +166,21 @@ void pt_log(enum pt_log_level level, const char *module, const char *fmt, ...)
     pt_iso8601(pt_wall_ms(), ts);
     pthread_mutex_lock(&lock);
     apply_masks(msg);
-    fprintf(stderr, "%s %-5s %s: %s\n", ts, names[level], module, msg);
+    if (json_lines) {
+        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":", ts, names[level]);
+        json_string(stderr, module);
+        fputs(",\"msg\":", stderr);
+        json_string(stderr, msg);
+        fputs("}\n", stderr);
+    } else
+        fprintf(stderr, "%s %-5s %s: %s\n", ts, names[level], module, msg);
     pthread_mutex_unlock(&lock);
+}
+
+void pt_log_foreign(const char *module, const char *line)
+{
+    size_t n = line ? strlen(line) : 0;
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    pt_log(PT_LOG_DEBUG, module, "%.*s", (int)n, line ? line : "");
 }

@@ -44,6 +44,10 @@ void pt_log_scope_close(void);
 /* Forgets every registered value of every scope. */
 void pt_log_mask_clear(void);
 
+/* A line from a library's own log (libwebsockets): at debug only, in
+ * Portier's format, its trailing line break dropped. */
+void pt_log_foreign(const char *module, const char *line);
+
 #define PT_DEBUG(mod, ...) pt_log(PT_LOG_DEBUG, mod, __VA_ARGS__)
 #define PT_INFO(mod, ...) pt_log(PT_LOG_INFO, mod, __VA_ARGS__)
 #define PT_WARN(mod, ...) pt_log(PT_LOG_WARN, mod, __VA_ARGS__)

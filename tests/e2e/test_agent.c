@@ -16,6 +16,7 @@
 #include "util/timeutil.h"
 
 #include <cjson/cJSON.h>
+#include <strings.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,15 @@ static void home_path(const char *rel, char *out, size_t n)
 }
 
 /* portier run SOP --data DATA --portal URL --secrets ... [extra...] */
+static result run_sop_at(const char *url, const char *sop_file, const char *data,
+                         const char *const *extra);
 static result run_sop(sandbox *sb, const char *sop_file, const char *data, const char *const *extra)
+{
+    return run_sop_at(sandbox_url(sb), sop_file, data, extra);
+}
+
+static result run_sop_at(const char *url, const char *sop_file, const char *data,
+                         const char *const *extra)
 {
     char sop_path[4096], data_path[4096], secrets[4096];
     if (sop_file[0] == '/')
@@ -64,7 +73,7 @@ static result run_sop(sandbox *sb, const char *sop_file, const char *data, const
     argv[n++] = "--data";
     argv[n++] = data_path;
     argv[n++] = "--portal";
-    argv[n++] = (char *)sandbox_url(sb);
+    argv[n++] = (char *)url;
     argv[n++] = "--secrets";
     argv[n++] = secrets;
     for (int i = 0; extra && extra[i] && n < 38; i++)
@@ -272,6 +281,41 @@ static void appeal_in_the_cross_site_frame(void **state)
     sandbox_stop(sb);
 }
 
+/* What the trajectory shows an author: frames by their `in frame`
+ * locator, values (secrets masked), extracted values, the branch an `if`
+ * took, the gap before each step. */
+static void check_trajectory_display(const char *text)
+{
+    cJSON *t = cJSON_Parse(text);
+    assert_non_null(t);
+    int in_frame = 0, branches = 0, extracted = 0, gaps = 0, n = 0, member = 0, password = 0;
+    const cJSON *s;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(t, "steps"))
+    {
+        const char *frame = field(s, "frame"), *action = field(s, "action");
+        const char *value = cJSON_GetStringValue(cJSON_GetObjectItem(s, "value"));
+        assert_non_null(frame);
+        in_frame += !strcmp(frame, "\"#app-frame\"");
+        if (strcmp(frame, "top") && strcmp(frame, "\"#app-frame\""))
+            fail_msg("a frame shown as %s", frame);
+        branches += cJSON_IsBool(cJSON_GetObjectItem(s, "taken"));
+        extracted += cJSON_GetObjectItem(cJSON_GetObjectItem(s, "extracted"), "reference") != NULL;
+        gaps += cJSON_IsNumber(cJSON_GetObjectItem(s, "gap_ms"));
+        n++;
+        if (strstr(action, "label \"Member ID\"") && value)
+            member += !strcmp(value, "300059049");
+        if (strstr(action, "label \"Password\"") && value)
+            password += !strcmp(value, "***");
+    }
+    assert_true(in_frame > 0);
+    assert_true(branches >= 4);
+    assert_int_equal(extracted, 1);
+    assert_int_equal(gaps, n - 1);
+    assert_int_equal(member, 1);
+    assert_int_equal(password, 1);
+    cJSON_Delete(t);
+}
+
 static void session_warning_mid_form_is_handled(void **state)
 {
     (void)state;
@@ -291,6 +335,7 @@ static void session_warning_mid_form_is_handled(void **state)
     /* the handler ran: its click is in the trajectory, marked as one */
     assert_non_null(strstr(text, "click button \\\"Stay signed in\\\""));
     assert_non_null(strstr(text, "\"handler\":"));
+    check_trajectory_display(text);
     free(text);
     cJSON *log = submissions(sb);
     only(log, "claim");
@@ -347,14 +392,18 @@ static void missing_element_fails_with_its_line(void **state)
                               "click link \"Claims\"\n"
                               "click button \"Submit everything\" timeout 2s\n"
                               "finish completed \"{{member_id}}\"\n";
+    char data[4200];
+    snprintf(data, sizeof(data), "%s/data.txt", dir); /* only the keys the SOP takes */
+    pt_write_file(data, "member_id: 300059049\n", 21, 0600);
     snprintf(path, sizeof(path), "%s/broken.sop", dir);
     pt_write_file(path, text_of_sop, strlen(text_of_sop), 0600);
-    result r = run_sop(sb, path, "sops/sandbox/examples/submit_claim.txt", NULL);
+    result r = run_sop(sb, path, data, NULL);
     expect_status(&r, 11, "failed");
-    assert_string_equal(field(r.json, "notes"),
-                        "broken.sop:6: click button \"Submit everything\" timeout 2s: button "
-                        "\"Submit everything\": no element matches button \"Submit everything\" "
-                        "for 2 s");
+    const char *want = "broken.sop:6: click button \"Submit everything\" timeout 2s: button "
+                       "\"Submit everything\": no element matches button \"Submit everything\" "
+                       "for 2 s";
+    if (strncmp(field(r.json, "notes"), want, strlen(want)))
+        fail_msg("notes: %s", field(r.json, "notes"));
     result_free(&r);
     pt_rmtree(dir);
     free(dir);
@@ -432,14 +481,19 @@ static void bad_task_data_is_reported_at_once(void **state)
     char path[4200];
     snprintf(path, sizeof(path), "%s/bad.txt", dir);
     const char *data = "member_id: 12345\npatient: Louise Golicic\nDOB: 1949-13-45\n"
-                       "place_of_service: moon\n";
+                       "place_of_service: moon\nicd10: Q77.7\n";
     pt_write_file(path, data, strlen(data), 0600);
     result r = run_sop(sb, "sops/sandbox/submit_claim.sop", path, NULL);
     assert_int_equal(r.status, 2);
     assert_string_equal(r.out, "");
-    assert_non_null(strstr(r.err, "member_id: does not match /^\\d{9}$/"));
-    assert_non_null(strstr(r.err, "dob: '1949-13-45' is not a date"));
-    assert_non_null(strstr(r.err, "place_of_service: 'moon' is not one of home, office"));
+    assert_non_null(strstr(r.err, "member_id: expected a value that matches /^\\d{9}$/"));
+    assert_non_null(strstr(r.err, "dob: expected a date"));
+    assert_non_null(strstr(r.err, "place_of_service: expected one of home, office"));
+    assert_null(strstr(r.err, "1949-13-45"));
+    assert_null(strstr(r.err, "moon"));
+    assert_null(strstr(r.err, "12345"));
+    assert_non_null(strstr(r.err, "icd10: no input of the SOP takes this key"));
+    assert_null(strstr(r.err, "Q77.7"));
     assert_non_null(strstr(r.err, "service_date: required"));
     /* nothing reached the portal */
     cJSON *log = submissions(sb);
@@ -515,7 +569,237 @@ static void tasks_run_at_once_on_one_browser(void **state)
     sandbox_stop(sb);
 }
 
+/* Every pair of a Cookie or Set-Cookie header in har_text carries the
+ * placeholder, never a value; returns how many pairs named `name`. */
+static int cookie_pairs(const char *value, int set_cookie, const char *name)
+{
+    int named = 0;
+    char *copy = strdup(value), *save = NULL;
+    for (char *p = strtok_r(copy, set_cookie ? "\n" : ";", &save); p;
+         p = strtok_r(NULL, set_cookie ? "\n" : ";", &save)) {
+        p += strspn(p, " ");
+        char *eq = strchr(p, '=');
+        assert_non_null(eq);
+        size_t vl = strcspn(eq + 1, ";");
+        if (vl != strlen("{{cookie}}") || strncmp(eq + 1, "{{cookie}}", vl))
+            fail_msg("a cookie value reached the HAR (its name: %.*s)", (int)(eq - p), p);
+        named += !strncmp(p, name, strlen(name)) && p[strlen(name)] == '=';
+    }
+    free(copy);
+    return named;
+}
+
+/* A recording keeps Set-Cookie and Cookie headers with every value replaced
+ * by a placeholder, and lists the cookies by name. */
+static void recording_keeps_no_cookie_value(void **state)
+{
+    (void)state;
+    sandbox *sb = portal(SANDBOX_MFA_TOTP, 0);
+    char *dir = pt_mkdtemp("portier-rec");
+    char rec[4200], har[4300];
+    snprintf(rec, sizeof(rec), "%s/rec", dir);
+    const char *extra[] = {"--record", rec, NULL};
+    result r = run_sop(sb, "sops/sandbox/check_eligibility.sop",
+                       "sops/sandbox/examples/check_eligibility.txt", extra);
+    if (r.status != 0)
+        fail_msg("exit %d: %s", r.status, r.err);
+    result_free(&r);
+    snprintf(har, sizeof(har), "%s/session.har", rec);
+    char *text = NULL;
+    assert_int_equal(pt_read_file(har, 64u << 20, &text, NULL), 0);
+    cJSON *h = cJSON_Parse(text);
+    assert_non_null(h);
+    int set = 0, sent = 0, listed = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(cJSON_GetObjectItem(h, "log"), "entries"))
+    {
+        const char *sides[] = {"request", "response"};
+        for (int k = 0; k < 2; k++) {
+            const cJSON *side = cJSON_GetObjectItem(e, sides[k]), *x;
+            cJSON_ArrayForEach(x, cJSON_GetObjectItem(side, "headers"))
+            {
+                const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(x, "name"));
+                const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(x, "value"));
+                if (n && v && !strcasecmp(n, "set-cookie"))
+                    set += cookie_pairs(v, 1, "sb_session");
+                else if (n && v && !strcasecmp(n, "cookie"))
+                    sent += cookie_pairs(v, 0, "sb_session");
+            }
+            cJSON_ArrayForEach(x, cJSON_GetObjectItem(side, "cookies"))
+            {
+                assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(x, "value")),
+                                    "{{cookie}}");
+                listed++;
+            }
+        }
+    }
+    fprintf(stderr, "HAR: %d Set-Cookie and %d Cookie pairs of sb_session, %d cookies listed\n",
+            set, sent, listed);
+    assert_true(sent > 0);
+    assert_true(listed >= sent);
+    /* pages: one per document, and the entries name theirs */
+    const cJSON *log = cJSON_GetObjectItem(h, "log");
+    int pages = cJSON_GetArraySize(cJSON_GetObjectItem(log, "pages")), refs = 0;
+    assert_true(pages >= 2);
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(log, "entries"))
+    {
+        refs += cJSON_IsString(cJSON_GetObjectItem(e, "pageref"));
+    }
+    assert_true(refs > pages);
+    cJSON_Delete(h);
+    free(text);
+    pt_rmtree(dir);
+    free(dir);
+    sandbox_stop(sb);
+}
+
+/* A portal that cannot be reached is not a business failure: exit 14, and
+ * the notes say so. */
+static void unreachable_portal_has_its_own_exit(void **state)
+{
+    (void)state;
+    sandbox *sb = portal(SANDBOX_MFA_TOTP, 0);
+    char url[256];
+    snprintf(url, sizeof(url), "%s", sandbox_url(sb));
+    sandbox_stop(sb); /* its port now refuses connections */
+    result r = run_sop_at(url, "sops/sandbox/check_eligibility.sop",
+                          "sops/sandbox/examples/check_eligibility.txt", NULL);
+    expect_status(&r, 14, "failed");
+    assert_non_null(strstr(field(r.json, "notes"), "the portal could not be reached: "));
+    assert_non_null(strstr(field(r.json, "notes"), "ERR_CONNECTION_REFUSED"));
+    result_free(&r);
+}
+
+/* portier lint SOP --against DIR --format json: its exit status, and the
+ * number of errors in the array it printed (at error_line when > 0). */
+static int lint_against(const char *sop_path, const char *dir, int *errors, int error_line)
+{
+    const char *argv[] = {
+        getenv("PORTIER_BIN"), "lint", sop_path, "--against", dir, "--format", "json", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = tp_run((char *const *)argv, NULL, &out, &err, 0);
+    cJSON *arr = cJSON_Parse(out);
+    if (!cJSON_IsArray(arr))
+        fail_msg("lint printed no JSON array: %s / %s", out, err);
+    *errors = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, arr)
+    {
+        if (strcmp(field(x, "severity"), "error"))
+            continue;
+        (*errors)++;
+        if (error_line <= 0)
+            fprintf(stderr, "false error: %s:%d: %s\n", field(x, "file"),
+                    cJSON_GetObjectItem(x, "line")->valueint, field(x, "message"));
+        else if (cJSON_GetObjectItem(x, "line")->valueint != error_line)
+            fail_msg("an error at line %d, want %d: %s", cJSON_GetObjectItem(x, "line")->valueint,
+                     error_line, field(x, "message"));
+    }
+    cJSON_Delete(arr);
+    free(out);
+    free(err);
+    return rc;
+}
+
+/* sops/sandbox/TYPE.sop and login.sop copied into dir with two comment
+ * lines on top and the first `fill label "X"` made `fill label "X Zz"`:
+ * the copy's path; *line: the broken line there. */
+static void broken_copy(const char *type, const char *dir, char *out, size_t outsz, int *line)
+{
+    const char *names[] = {type, "login"};
+    for (int k = 0; k < 2; k++) {
+        char rel[256], src[4200], *text = NULL;
+        snprintf(rel, sizeof(rel), "sops/sandbox/%s.sop", names[k]);
+        home_path(rel, src, sizeof(src));
+        assert_int_equal(pt_read_file(src, 1 << 20, &text, NULL), 0);
+        snprintf(out, outsz, "%s/%s.sop", dir, names[k]);
+        if (k == 1) {
+            pt_write_file(out, text, strlen(text), 0600);
+            free(text);
+            continue;
+        }
+        char *hit = strstr(text, "fill label \"");
+        assert_non_null(hit);
+        char *close = strchr(hit + 12, '"');
+        *line = 3;
+        for (char *p = text; p < hit; p++)
+            *line += *p == '\n';
+        char *copy = NULL;
+        assert_true(
+            asprintf(&copy, "# moved\n# moved\n%.*s Zz%s", (int)(close - text), text, close) > 0);
+        pt_write_file(out, copy, strlen(copy), 0600);
+        free(copy);
+        free(text);
+    }
+    snprintf(out, outsz, "%s/%s.sop", dir, type);
+}
+
+/* Three fresh recordings of a bundled SOP: lint --against gives no error on
+ * any, and always reports a broken locator on a line that moved. */
+static void lint_against_fresh_recordings(const char *type, const char *attachment)
+{
+    char *dir = pt_mkdtemp("portier-lint-rec");
+    char sop_rel[256], data_rel[256], pdf[4200], sop_path[4200], broken[4300];
+    snprintf(sop_rel, sizeof(sop_rel), "sops/sandbox/%s.sop", type);
+    snprintf(data_rel, sizeof(data_rel), "sops/sandbox/examples/%s.txt", type);
+    home_path(sop_rel, sop_path, sizeof(sop_path));
+    if (attachment)
+        home_path(attachment, pdf, sizeof(pdf));
+    int line = 0, errors = 0;
+    broken_copy(type, dir, broken, sizeof(broken), &line);
+    for (int i = 0; i < 3; i++) {
+        char rec[4300];
+        snprintf(rec, sizeof(rec), "%s/rec%d", dir, i);
+        sandbox *sb = portal(SANDBOX_MFA_TOTP, 0);
+        const char *extra[] = {"--record", rec, attachment ? "--file" : NULL, pdf, NULL};
+        result r = run_sop(sb, sop_rel, data_rel, extra);
+        if (r.status != 0 && r.status != 10)
+            fail_msg("recording %d of %s: exit %d: %s\n%s", i, type, r.status, r.out, r.err);
+        result_free(&r);
+        sandbox_stop(sb);
+        assert_int_equal(lint_against(sop_path, rec, &errors, 0), 0);
+        assert_int_equal(errors, 0);
+        assert_int_equal(lint_against(broken, rec, &errors, line), 1);
+        assert_int_equal(errors, 1);
+    }
+    pt_rmtree(dir);
+    free(dir);
+}
+
+static void lint_against_fresh_claims(void **state)
+{
+    (void)state;
+    lint_against_fresh_recordings("submit_claim", NULL);
+}
+
+static void lint_against_fresh_eligibility(void **state)
+{
+    (void)state;
+    lint_against_fresh_recordings("check_eligibility", NULL);
+}
+
+static void lint_against_fresh_prior_authorizations(void **state)
+{
+    (void)state;
+    lint_against_fresh_recordings("submit_prior_authorization",
+                                  "sops/sandbox/examples/submit_prior_authorization/"
+                                  "clinical-notes.pdf");
+}
+
+static void lint_against_fresh_appeals(void **state)
+{
+    (void)state;
+    lint_against_fresh_recordings("submit_appeal",
+                                  "sops/sandbox/examples/submit_appeal/appeal-letter.pdf");
+}
+
 PT_TESTS("agent", cmocka_unit_test(tasks_run_at_once_on_one_browser),
+         cmocka_unit_test(recording_keeps_no_cookie_value),
+         cmocka_unit_test(unreachable_portal_has_its_own_exit),
+         cmocka_unit_test(lint_against_fresh_claims),
+         cmocka_unit_test(lint_against_fresh_eligibility),
+         cmocka_unit_test(lint_against_fresh_prior_authorizations),
+         cmocka_unit_test(lint_against_fresh_appeals),
          cmocka_unit_test(claim_completes_with_exactly_the_task_data),
          cmocka_unit_test(eligibility_outcomes),
          cmocka_unit_test(prior_authorization_approved_and_pended),

@@ -212,5 +212,80 @@ static void strict_and_blocked_and_missing(void **state)
     th_stop(srv);
 }
 
+/* Loose labels: a <label> tied to no control, built three ways, names the
+ * control or widget that follows it in its container. */
+static const char loose_page[] =
+    "<!doctype html><title>loose</title><body>"
+    "<div class=row><label>Payer</label><div id=payer role=combobox tabindex=0 "
+    "style='border:1px solid;width:200px'>Choose</div></div>"
+    "<ul id=payers role=listbox hidden><li role=option>Acme Health</li>"
+    "<li role=option>Blue Plan</li></ul>"
+    "<section><div><label>Plan type *</label></div><div><span><input id=pt></span></div></section>"
+    "<p><label>Orphan</label><label for=mid>Member number</label><input id=mid></p>"
+    "<button type=button>Submit claim</button>"
+    "<pre id=state></pre><script>"
+    "const payer = document.getElementById('payer'), payers = document.getElementById('payers');"
+    "payer.addEventListener('click', () => { payers.hidden = false; });"
+    "payers.querySelectorAll('li').forEach(li => li.addEventListener('click', () => {"
+    "  payer.textContent = li.textContent; payers.hidden = true; }));"
+    "setInterval(() => { document.getElementById('state').textContent = JSON.stringify({"
+    "  payer: payer.textContent, pt: document.getElementById('pt').value,"
+    "  mid: document.getElementById('mid').value}); }, 50);"
+    "</script>";
+
+static void assert_in(const char *text, const char *want)
+{
+    if (!text || !strstr(text, want))
+        fail_msg("want \"%s\" in: %s", want, text ? text : "(null)");
+}
+
+static void loose_labels_and_nearest_candidates(void **state)
+{
+    (void)state;
+    th_server *srv = th_start();
+    th_route(srv, "/", "text/html", loose_page, -1, 0);
+    port = th_port(srv);
+    agent_result r;
+    run_sop(
+        "sop loose \"Loose\"\nsummary \"loose labels\"\n"
+        "goto \"{{portal}}/\"\n"
+        "choose label \"Payer\" with \"Blue Plan\"\n"
+        "fill label \"Plan type\" with \"HMO\"\n"
+        "fill label \"Member number\" with \"77\"\n"
+        "wait for \"#state\" contains \"HMO\"\n"
+        "expect combobox \"Payer\" else \"the combobox is named by its loose label\"\n"
+        "expect hidden label \"Orphan\" else \"a label followed by another label names nothing\"\n"
+        "extract state from \"#state\"\n",
+        NULL, 0, &r);
+    if (strcmp(r.status, "completed") != 0)
+        fail_msg("%s: %s", r.status, r.notes);
+    cJSON *st = cJSON_Parse(vars_get(r.outputs, "state"));
+    assert_non_null(st);
+    assert_string_equal(str(st, "payer"), "Blue Plan");
+    assert_string_equal(str(st, "pt"), "HMO");
+    assert_string_equal(str(st, "mid"), "77");
+    cJSON_Delete(st);
+    agent_result_free(&r);
+    /* a miss names the closest elements, each with the line to write */
+    run_sop("sop loose \"Loose\"\nsummary \"loose labels\"\n"
+            "goto \"{{portal}}/\"\n"
+            "  click button \"Sumbit claim\" timeout 1s\n",
+            NULL, 0, &r);
+    assert_string_equal(r.status, "failed");
+    assert_in(r.notes, "no element matches button \"Sumbit claim\"");
+    assert_in(r.notes, "nearest: button \"Submit claim\"");
+    assert_in(r.notes, "write: click button \"Submit claim\" timeout 1s");
+    agent_result_free(&r);
+    run_sop("sop loose \"Loose\"\nsummary \"loose labels\"\n"
+            "goto \"{{portal}}/\"\n"
+            "fill label \"Payers\" with \"x\" timeout 1s\n",
+            NULL, 0, &r);
+    assert_string_equal(r.status, "failed");
+    assert_in(r.notes, "label \"Payer\" (label; write: fill label \"Payer\" with");
+    agent_result_free(&r);
+    th_stop(srv);
+}
+
 PT_TESTS("agent_fields", cmocka_unit_test(every_kind_of_field),
-         cmocka_unit_test(strict_and_blocked_and_missing));
+         cmocka_unit_test(strict_and_blocked_and_missing),
+         cmocka_unit_test(loose_labels_and_nearest_candidates));

@@ -365,6 +365,21 @@ static void test_errors_and_idempotency(void **state)
     assert_true(saw_member && saw_dob && saw_patient);
     cJSON_Delete(o);
     tc_response_free(&r);
+    /* a key no input takes is named, and its value is not repeated */
+    r = ts_api(&s, s.key, "POST", "/tasks", "application/json",
+               "{\"type\":\"submit_claim\",\"data\":\"member_id: 300059049\\npatient: Louise "
+               "Golicic\\nDOB: 1949-12-23\\nplace_of_service: home\\nservice_date: "
+               "2025-03-25\\nicd10: Q77.7\"}",
+               0);
+    assert_int_equal(r.status, 422);
+    o = cJSON_Parse(r.body);
+    assert_string_equal(ts_str(o, "error"), "invalid_data");
+    fields = cJSON_GetObjectItem(o, "fields");
+    assert_int_equal(cJSON_GetArraySize(fields), 1);
+    assert_string_equal(ts_str(cJSON_GetArrayItem(fields, 0), "field"), "icd10");
+    assert_null(strstr(r.body, "Q77.7"));
+    cJSON_Delete(o);
+    tc_response_free(&r);
     /* over the body limit; over the per-file limit */
     char *big = malloc(70000);
     memset(big, 'x', 70000);

@@ -93,6 +93,49 @@ static void help_and_version(void **state)
     run_free(&r);
 }
 
+/* Every subcommand's --help goes to stdout with exit 0; option errors name
+ * the option and what it wants; a read-only command creates no file. */
+static void every_help_and_option_error(void **state)
+{
+    (void)state;
+    const char *cmds[] = {"serve", "account", "webhook", "browse", "portal", "run", "lint"};
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        run r = portier((const char *[]){cmds[i], "--help", NULL}, 0);
+        if (r.status != 0 || !strstr(r.out, "usage: portier"))
+            fail_msg("%s --help: exit %d, stdout %s", cmds[i], r.status, r.out);
+        run_free(&r);
+    }
+    run r = portier((const char *[]){"--help", NULL}, 0);
+    assert_non_null(strstr(r.out, "--record DIR"));
+    assert_non_null(strstr(r.out, "--replay DIR"));
+    assert_non_null(strstr(r.out, "--against"));
+    assert_non_null(strstr(r.out, "--format text|json"));
+    run_free(&r);
+    r = portier((const char *[]){"serve", "--worker", "4", NULL}, 0);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "unknown option '--worker' (did you mean --workers?)"));
+    run_free(&r);
+    r = portier((const char *[]){"serve", "--workers", "99", NULL}, 0);
+    assert_non_null(strstr(r.err, "--workers takes a number of workers from 0 to 64"));
+    run_free(&r);
+    r = portier((const char *[]){"run", "x.sop", "--dta", "d", NULL}, 0);
+    assert_non_null(strstr(r.err, "unknown option '--dta' (did you mean --data?)"));
+    run_free(&r);
+    r = portier((const char *[]){"lint", "x.sop", "--format", "yaml", NULL}, 0);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--format takes text or json"));
+    run_free(&r);
+    char db[] = "/tmp/portier-typo-XXXXXX";
+    assert_non_null(mkdtemp(db));
+    char path[64];
+    snprintf(path, sizeof(path), "%s/typo.db", db);
+    r = portier((const char *[]){"account", "list", "--db", path, NULL}, 0);
+    assert_int_equal(r.status, 1);
+    assert_int_equal(access(path, F_OK), -1);
+    run_free(&r);
+    rmdir(db);
+}
+
 static void browse_prints_json_and_saves_png(void **state)
 {
     (void)state;
@@ -234,7 +277,8 @@ static void portal_serves_until_stopped(void **state)
 
 PT_TESTS("cli_browse", cmocka_unit_test(portal_serves_until_stopped),
          cmocka_unit_test(browse_stops_on_sigterm_during_startup),
-         cmocka_unit_test(help_and_version), cmocka_unit_test(browse_prints_json_and_saves_png),
+         cmocka_unit_test(help_and_version), cmocka_unit_test(every_help_and_option_error),
+         cmocka_unit_test(browse_prints_json_and_saves_png),
          cmocka_unit_test(browse_uses_a_running_browser),
          cmocka_unit_test(browse_errors_say_what_and_where),
          cmocka_unit_test(browse_stops_cleanly_on_sigterm));

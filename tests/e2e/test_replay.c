@@ -459,10 +459,139 @@ static void test_har_structure(void **state)
     }
 }
 
+/* Adds to a recording's steps.json the text of each step's line, as a
+ * recording made now writes it. */
+static void add_sources(const char *dir, const sop_block *b, cJSON *steps)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const sop_step *st = &b->steps[i];
+        const char *base = strrchr(st->file, '/');
+        cJSON *x;
+        cJSON_ArrayForEach(x, steps)
+        {
+            cJSON *f = cJSON_GetObjectItem(x, "file"), *l = cJSON_GetObjectItem(x, "line");
+            if (cJSON_IsString(f) && !strcmp(f->valuestring, base ? base + 1 : st->file) &&
+                cJSON_IsNumber(l) && l->valueint == st->line && !cJSON_GetObjectItem(x, "source"))
+                cJSON_AddStringToObject(x, "source", st->source);
+        }
+        add_sources(dir, &st->body, steps);
+        add_sources(dir, &st->otherwise, steps);
+    }
+}
+
+/* A copy of submit_claim.sop (and login.sop) in a new folder with three
+ * comment lines on top, and `from` replaced by `to`: its path. */
+static char *moved_sop(const char *from, const char *to, char *folder_out)
+{
+    char *folder = pt_mkdtemp("moved-sop");
+    const char *names[] = {"submit_claim.sop", "login.sop"};
+    for (int k = 0; k < 2; k++) {
+        char src[4200], dst[4400], rel[256], *text = NULL;
+        snprintf(rel, sizeof(rel), "sops/sandbox/%s", names[k]);
+        home(rel, src, sizeof(src));
+        assert_int_equal(pt_read_file(src, 1u << 20, &text, NULL), 0);
+        char *hit = k == 0 ? strstr(text, from) : NULL;
+        char *out = NULL;
+        if (k == 0)
+            assert_true(asprintf(&out, "# moved\n# moved\n# moved\n%.*s%s%s", (int)(hit - text),
+                                 text, to, hit + strlen(from)) > 0);
+        snprintf(dst, sizeof(dst), "%s/%s", folder, names[k]);
+        pt_write_file(dst, out ? out : text, strlen(out ? out : text), 0600);
+        free(out);
+        free(text);
+    }
+    snprintf(folder_out, 4200, "%s", folder);
+    char *path = NULL;
+    assert_true(asprintf(&path, "%s/submit_claim.sop", folder) > 0);
+    free(folder);
+    return path;
+}
+
+static int lint_json(const char *sopf, const char *dir, cJSON **arr)
+{
+    char *out = NULL, *err = NULL;
+    const char *argv[] = {bin(), "lint", sopf, "--against", dir, "--format", "json", NULL};
+    int rc = tp_run((char *const *)argv, NULL, &out, &err, 0);
+    *arr = cJSON_Parse(out);
+    if (!cJSON_IsArray(*arr))
+        fail_msg("lint --format json printed no array: %s", out);
+    assert_non_null(strstr(err, "1 file: ")); /* the summary stays on stderr */
+    free(out);
+    free(err);
+    return rc;
+}
+
+/* Steps are matched to the recording by their text when their lines moved:
+ * a clean SOP stays clean, a broken locator on a moved line is reported,
+ * as JSON objects with file, line, column, severity, message, suggestion;
+ * steps that did not act in the recording are warnings, not silence. */
+static void test_lint_against_moved_lines_json(void **state)
+{
+    (void)state;
+    char *dir = edited_copy("submit_claim", "id=\"member_id\"", "id=\"member_id\"");
+    char sp[4200], smap[4400], *text = NULL;
+    home("sops/sandbox/submit_claim.sop", sp, sizeof(sp));
+    sop_diags d = {0};
+    sop *s = sop_parse_file(sp, &d);
+    sop_diags_free(&d);
+    assert_non_null(s);
+    snprintf(smap, sizeof(smap), "%s/steps.json", dir);
+    assert_int_equal(pt_read_file(smap, 64u << 20, &text, NULL), 0);
+    cJSON *steps = cJSON_Parse(text);
+    free(text);
+    add_sources(dir, &s->steps, steps);
+    text = cJSON_Print(steps);
+    pt_write_file(smap, text, strlen(text), 0600);
+    free(text);
+    cJSON_Delete(steps);
+    sop_free(s);
+
+    char folder[4200];
+    int line = line_of("submit_claim", "fill label \"Member ID\"");
+    char *clean = moved_sop("fill label \"Member ID\"", "fill label \"Member ID\"", folder);
+    cJSON *arr = NULL;
+    assert_int_equal(lint_json(clean, dir, &arr), 0);
+    const cJSON *x;
+    cJSON_ArrayForEach(x, arr)
+    {
+        if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(x, "severity")), "warning"))
+            fail_msg("a moved, clean SOP gave an error: %s",
+                     cJSON_GetStringValue(cJSON_GetObjectItem(x, "message")));
+    }
+    cJSON_Delete(arr);
+    free(clean);
+    pt_rmtree(folder);
+
+    char *broken = moved_sop("fill label \"Member ID\"", "fill label \"Member Number\"", folder);
+    assert_int_equal(lint_json(broken, dir, &arr), 1);
+    int errors = 0;
+    cJSON_ArrayForEach(x, arr)
+    {
+        if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(x, "severity")), "error"))
+            continue;
+        errors++;
+        assert_int_equal(cJSON_GetObjectItem(x, "line")->valueint, line + 3);
+        assert_true(cJSON_IsNumber(cJSON_GetObjectItem(x, "column")));
+        assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(x, "message")),
+                               "label \"Member Number\": not checked") == NULL
+                            ? cJSON_GetStringValue(cJSON_GetObjectItem(x, "message"))
+                            : NULL);
+        assert_non_null(cJSON_GetObjectItem(x, "suggestion"));
+        assert_non_null(
+            strstr(cJSON_GetStringValue(cJSON_GetObjectItem(x, "file")), "submit_claim.sop"));
+    }
+    assert_int_equal(errors, 1);
+    cJSON_Delete(arr);
+    free(broken);
+    pt_rmtree(folder);
+    pt_rmtree(dir);
+    free(dir);
+}
+
 PT_TESTS("replay", cmocka_unit_test(test_replay_submit_claim),
          cmocka_unit_test(test_replay_check_eligibility),
          cmocka_unit_test(test_replay_prior_authorization), cmocka_unit_test(test_replay_appeal),
          cmocka_unit_test(test_renamed_id_fails_at_its_line),
          cmocka_unit_test(test_missing_request_named),
-         cmocka_unit_test(test_no_secrets_or_inputs_recorded),
-         cmocka_unit_test(test_har_structure));
+         cmocka_unit_test(test_no_secrets_or_inputs_recorded), cmocka_unit_test(test_har_structure),
+         cmocka_unit_test(test_lint_against_moved_lines_json));

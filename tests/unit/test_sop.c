@@ -3,6 +3,7 @@
  * parse into the tree they mean, and every error says where, exactly.
  */
 #include "tests/support/testmain.h"
+#include "agent/agent.h"
 #include "agent/sop.h"
 #include "util/fsutil.h"
 
@@ -438,10 +439,64 @@ static void files_header(void **state)
     expect_lint(HEAD "filez required 1\n", "did you mean 'files'?");
 }
 
+/* The first step's condition of an SOP whose only step is `if COND`. */
+static sop *if_sop(const char *cond)
+{
+    char text[512];
+    snprintf(text, sizeof(text), HEAD "if %s\n  commit\nend\n", cond);
+    sop_diags d = {0};
+    sop *s = sop_parse_text("t.sop", text, NULL, &d);
+    if (!s)
+        sop_diags_print(&d, stderr);
+    sop_diags_free(&d);
+    assert_non_null(s);
+    return s;
+}
+
+static int text_holds(const char *cond, const char *text)
+{
+    sop *s = if_sop(cond);
+    int r = cond_text_holds(s->steps.steps[0].cond, text);
+    sop_free(s);
+    return r;
+}
+
+/* contains, is and matches ignore case unless `exactly`; is takes the whole
+ * text, so "Inactive" is not "active". */
+static void text_conditions(void **state)
+{
+    (void)state;
+    assert_true(text_holds("\"#s\" contains \"active\"", "Status: ACTIVE"));
+    assert_true(text_holds("\"#s\" contains \"active\"", "Inactive")); /* why is exists */
+    assert_false(text_holds("\"#s\" contains exactly \"Active\"", "Inactive"));
+    assert_true(text_holds("\"#s\" contains \"Active\" exactly", "Active"));
+    assert_true(text_holds("\"#s\" is \"active\"", "  Active \n"));
+    assert_false(text_holds("\"#s\" is \"active\"", "Inactive"));
+    assert_true(text_holds("\"#s\" is \"in  network\"", "In\n network"));
+    assert_false(text_holds("\"#s\" is exactly \"active\"", "Active"));
+    assert_true(text_holds("label \"Status\" matches /^act/", "Active"));
+    assert_false(text_holds("label \"Status\" matches /^act/", "Inactive"));
+    assert_false(text_holds("label \"Status\" matches exactly /^act/", "Active"));
+    assert_true(text_holds("page contains \"welcome\"", "WELCOME back"));
+    assert_false(text_holds("page contains exactly \"welcome\"", "WELCOME back"));
+    sop *s = if_sop("\"#s\" matches /a+/ or \"#t\" is \"x\"");
+    assert_int_equal(s->steps.steps[0].cond->a->kind, SOP_COND_TEXT);
+    assert_int_equal(s->steps.steps[0].cond->a->op, SOP_TEXT_MATCHES);
+    assert_int_equal(s->steps.steps[0].cond->b->op, SOP_TEXT_IS);
+    sop_free(s);
+    expect_lint(HEAD "if \"#s\" matches \"x\"\n  commit\nend\n",
+                "3:17: error: matches needs a /pattern/");
+    expect_lint(HEAD "if \"#s\" is /x/\n  commit\nend\n",
+                "3:12: error: is needs a \"quoted\" text");
+    expect_lint(HEAD "if \"#s\" matches /(/\n  commit\nend\n",
+                "3:19: error: bad pattern: missing closing parenthesis");
+}
+
 PT_TESTS("sop", cmocka_unit_test(bundled_sops_parse), cmocka_unit_test(claim_sop_tree),
          cmocka_unit_test(sensitive_fills),
          cmocka_unit_test(unknown_steps_get_suggestions), cmocka_unit_test(syntax_errors_say_where),
          cmocka_unit_test(blocks_must_close), cmocka_unit_test(variables_are_checked),
          cmocka_unit_test(unreachable_steps), cmocka_unit_test(every_error_is_reported),
          cmocka_unit_test(locators_and_conditions), cmocka_unit_test(use_needs_a_folder_and_a_file),
-         cmocka_unit_test(session_lines), cmocka_unit_test(files_header));
+         cmocka_unit_test(session_lines), cmocka_unit_test(files_header),
+         cmocka_unit_test(text_conditions));

@@ -321,9 +321,46 @@ static void sha256_and_random(void **state)
     assert_false(pt_equal_ct("same", "sane", 4));
 }
 
+static void log_json_and_foreign(void *ud)
+{
+    (void)ud;
+    pt_log_mask("hunter2-secret");
+    PT_WARN("api", "a \"quoted\" hunter2-secret\tand a tab");
+    pt_log_foreign("lws", "[2026/12/02 04:00:00:0000] E: raw library line\n");
+}
+
+/* PORTIER_LOG_FORMAT=json: one JSON object per line, masked; a library's
+ * own lines only at debug. */
+static void log_as_json_lines_and_foreign_at_debug(void **state)
+{
+    (void)state;
+    setenv("PORTIER_LOG_FORMAT", "json", 1);
+    setenv("PORTIER_LOG", "info", 1);
+    pt_log_init();
+    char *text = capture_log(log_json_and_foreign, NULL);
+    assert_non_null(strstr(text, "\"level\":\"warn\",\"module\":\"api\","
+                                 "\"msg\":\"a \\\"quoted\\\" ***\\u0009and a tab\"}\n"));
+    assert_int_equal(text[0], '{');
+    assert_null(strstr(text, "raw library line")); /* not at info */
+    assert_null(strstr(text, "hunter2"));
+    free(text);
+    setenv("PORTIER_LOG", "debug", 1);
+    pt_log_init();
+    text = capture_log(log_json_and_foreign, NULL);
+    assert_non_null(strstr(text, "\"level\":\"debug\",\"module\":\"lws\",\"msg\":\"[2026/12/02 "
+                                 "04:00:00:0000] E: raw library line\"}\n"));
+    free(text);
+    unsetenv("PORTIER_LOG_FORMAT");
+    unsetenv("PORTIER_LOG");
+    pt_log_init();
+    pt_log_set_level(PT_LOG_INFO);
+    pt_log_mask_clear();
+}
+
 PT_TESTS("util", cmocka_unit_test(totp_matches_rfc6238), cmocka_unit_test(sha256_and_random),
          cmocka_unit_test(base64_round_trips), cmocka_unit_test(base64_rejects_garbage),
          cmocka_unit_test(buffer_respects_cap), cmocka_unit_test(time_formats_as_the_api_does),
          cmocka_unit_test(time_parses_iso8601), cmocka_unit_test(log_masks_registered_values),
          cmocka_unit_test(log_masks_are_scoped_to_a_run),
-         cmocka_unit_test(log_mask_scope_is_capped), cmocka_unit_test(files_and_trees));
+         cmocka_unit_test(log_mask_scope_is_capped), cmocka_unit_test(files_and_trees),
+         cmocka_unit_test(log_as_json_lines_and_foreign_at_debug));

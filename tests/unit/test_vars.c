@@ -123,13 +123,15 @@ static void inputs_bind_with_defaults_maps_and_dates(void **state)
     vars_parse_data(data, "member_id: 30005904X\nDOB: 1949-02-30\nplace_of_service: moon\n", errs,
                     sizeof(errs));
     assert_int_equal(vars_bind_inputs(s, data, NULL, out, errs, sizeof(errs)), 5);
-    assert_non_null(strstr(errs, "member_id: does not match /^\\d{9}$/\n"));
+    assert_non_null(strstr(errs, "member_id: expected a value that matches /^\\d{9}$/\n"));
     assert_non_null(strstr(errs, "patient: required, and the task data has none\n"));
-    assert_non_null(strstr(errs, "dob: '1949-02-30' is not a date\n"));
-    assert_non_null(
-        strstr(errs, "place_of_service: 'moon' is not one of home, office, telehealth"));
+    assert_non_null(strstr(errs, "dob: expected a date"));
+    assert_non_null(strstr(errs, "place_of_service: expected one of home, office, telehealth"));
     assert_non_null(strstr(errs, "service_date: required"));
+    /* what was sent is never repeated: it may be PHI */
     assert_null(strstr(errs, "30005904X"));
+    assert_null(strstr(errs, "1949-02-30"));
+    assert_null(strstr(errs, "moon"));
     vars_free(data);
     vars_free(over);
     vars_free(out);
@@ -198,7 +200,81 @@ static void secrets_file(void **state)
     free(dir);
 }
 
+static sop *parse_sop(const char *text)
+{
+    sop_diags d = {0};
+    sop *s = sop_parse_text("t.sop", text, NULL, &d);
+    if (!s)
+        sop_diags_print(&d, stderr);
+    sop_diags_free(&d);
+    assert_non_null(s);
+    return s;
+}
+
+/* A key no input takes is an error, named, its value never repeated,
+ * unless an alias or an ignore line says what it is. */
+static void unknown_keys_are_errors_unless_aliased_or_ignored(void **state)
+{
+    (void)state;
+    const char *text = "sop t \"T\"\nsummary \"s\"\n"
+                       "input diagnosis optional alias icd10 \"ICD Code\"\n"
+                       "input member_id required\n"
+                       "ignore office_note\n"
+                       "goto \"{{portal}}/{{diagnosis}}/{{member_id}}\"\n";
+    sop *s = parse_sop(text);
+    char errs[2048];
+    vars *data = vars_new(), *out = vars_new();
+    vars_parse_data(data, "member id: 300059049\nICD-Code: I10\nOffice Note: call back\n", errs,
+                    sizeof(errs));
+    assert_int_equal(vars_bind_inputs(s, data, NULL, out, errs, sizeof(errs)), 0);
+    assert_string_equal(vars_get(out, "diagnosis"), "I10");
+    assert_null(vars_get(out, "office_note"));
+    vars_free(data);
+    vars_free(out);
+    /* an unknown key, one close to an input, and an input given twice */
+    data = vars_new();
+    out = vars_new();
+    vars_parse_data(data, "member_id: 1\nmember_idd: 2\nicd10: I10\ndiagnosis: E11\nfoo: Zq9\n",
+                    errs, sizeof(errs));
+    assert_int_equal(vars_bind_inputs(s, data, NULL, out, errs, sizeof(errs)), 3);
+    assert_non_null(strstr(errs, "diagnosis: given twice, as diagnosis and as icd10\n"));
+    assert_non_null(strstr(errs, "member_idd: no input of the SOP takes this key (did you mean "
+                                 "member_id?"));
+    assert_non_null(strstr(errs, "foo: no input of the SOP takes this key"));
+    assert_null(strstr(errs, "Zq9"));
+    assert_null(strstr(errs, "I10"));
+    assert_null(strstr(errs, "E11"));
+    vars_free(data);
+    vars_free(out);
+    sop_free(s);
+}
+
+/* Aliases and ignore lines that make a key ambiguous are lint errors. */
+static void ambiguous_keys_are_lint_errors(void **state)
+{
+    (void)state;
+    const char *text = "sop t \"T\"\nsummary \"s\"\n"
+                       "input a optional alias b\n"
+                       "input b optional\n"
+                       "input c optional alias d\n"
+                       "ignore d\n"
+                       "ignore\n"
+                       "goto \"{{portal}}/{{a}}{{b}}{{c}}\"\n";
+    sop_diags d = {0};
+    assert_null(sop_parse_text("t.sop", text, NULL, &d));
+    char all[4096] = "";
+    for (size_t i = 0; i < d.n; i++)
+        snprintf(all + strlen(all), sizeof(all) - strlen(all), "%d:%d %s\n", d.items[i].line,
+                 d.items[i].col, d.items[i].message);
+    assert_non_null(strstr(all, "3:7 input a: alias b already names input b (line 4)"));
+    assert_non_null(strstr(all, "5:7 ignore d: input c takes that key"));
+    assert_non_null(strstr(all, "7:7 ignore needs the task data keys"));
+    sop_diags_free(&d);
+}
+
 PT_TESTS("vars", cmocka_unit_test(data_as_lines), cmocka_unit_test(data_as_json),
          cmocka_unit_test(dates_in_the_forms_people_write),
          cmocka_unit_test(inputs_bind_with_defaults_maps_and_dates),
-         cmocka_unit_test(templates_and_masking), cmocka_unit_test(secrets_file));
+         cmocka_unit_test(templates_and_masking), cmocka_unit_test(secrets_file),
+         cmocka_unit_test(unknown_keys_are_errors_unless_aliased_or_ignored),
+         cmocka_unit_test(ambiguous_keys_are_lint_errors));
