@@ -171,8 +171,6 @@ static void kv_free(kvlist *l)
     l->n = 0;
 }
 
-static void reply_now(http_request *r);
-
 static void req_free(http_request *r)
 {
     if (!r)
@@ -286,21 +284,30 @@ static int form_end(void *ud, char *err)
 
 static const mp_callbacks form_callbacks = {form_begin, form_data, form_end};
 
-/* The request cannot be taken and its reply is filled: send it now, and
- * close the connection (the rest of the body is never read). */
-static void refused(http_request *r)
+static int write_response(struct lws *wsi, http_request *r);
+static void conn_phase(struct lws *wsi, enum conn_phase phase);
+
+/* The request cannot be taken and its reply is filled: it is written now,
+ * and the caller returns the -1 to lws, which closes the connection once
+ * what it holds of the reply is out. The rest of the body is never read
+ * (waiting for it, or for a writable socket, would leave lws reading a
+ * body nobody wants: a client that half-closed then keeps it spinning). */
+static int refused(http_request *r)
 {
     r->too_big = 1;
     pt_buf_free(&r->body);
     http_add_header(r, "Connection", "close");
-    reply_now(r);
+    conn_phase(r->wsi, C_BUSY);
+    while (write_response(r->wsi, r) == 0)
+        ; /* a refusal is small: this is one or two writes */
+    return -1;
 }
 
-/* The request cannot be taken: answer now with that error, and close the
- * connection (the rest of the body is never read). */
-static void refuse(http_request *r, int status, const char *code, const char *fmt, ...)
+/* The request cannot be taken: the error is answered now and the
+ * connection closes (refused). -1, for the callback to return. */
+static int refuse(http_request *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void refuse(http_request *r, int status, const char *code, const char *fmt, ...)
+static int refuse(http_request *r, int status, const char *code, const char *fmt, ...)
 {
     char msg[PT_ERR_MAX];
     va_list ap;
@@ -308,7 +315,7 @@ static void refuse(http_request *r, int status, const char *code, const char *fm
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     http_reply_error(r, status, code, "%s", msg);
-    refused(r);
+    return refused(r);
 }
 
 /* ---- Reading the request (service thread) ------------------------------ */
@@ -411,8 +418,6 @@ static http_request *read_request(http_server *s, struct lws *wsi, const char *u
 
 /* ---- Hand-offs ---------------------------------------------------------- */
 
-static void conn_phase(struct lws *wsi, enum conn_phase phase);
-
 static void enqueue(http_server *s, http_request *r)
 {
     conn_phase(r->wsi, C_BUSY);
@@ -426,14 +431,6 @@ static void enqueue(http_server *s, http_request *r)
     s->queue_tail = r;
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
-}
-
-/* A response made on the service thread itself (413 and the like). */
-static void reply_now(http_request *r)
-{
-    conn_phase(r->wsi, C_BUSY);
-    r->state = READY;
-    lws_callback_on_writable(r->wsi);
 }
 
 static void *worker_main(void *arg)
@@ -476,6 +473,11 @@ static void *worker_main(void *arg)
 static int write_response(struct lws *wsi, http_request *r)
 {
     if (!r->headers_sent) {
+        /* one request per connection: lws 4.1 spins on a pipelined request
+         * whose body is cut short by the client's close (its buffered-input
+         * path never sees the end), so none is ever read */
+        if (!kv_get(&r->out_headers, "connection"))
+            http_add_header(r, "Connection", "close");
         size_t hsize = 4096;
         for (size_t i = 0; i < r->out_headers.n; i++)
             hsize +=
@@ -643,11 +645,9 @@ static int on_request(http_server *s, pss *ps, struct lws *wsi, const char *uri)
     ps->req = r;
     r->state = READING;
     if (check_request(s, wsi, r) < 0)
-        return 0;
-    if (s->opts.admit && s->opts.admit(r, s->ud) != 0) {
-        refused(r);
-        return 0;
-    }
+        return -1;
+    if (s->opts.admit && s->opts.admit(r, s->ud) != 0)
+        return refused(r);
     size_t clen = r->clen;
     const char *ct = kv_get(&r->headers, "content-type");
     if (s->opts.spool_dir && ct && http_type_is(r, "multipart/form-data")) {
@@ -657,14 +657,10 @@ static int on_request(http_server *s, pss *ps, struct lws *wsi, const char *uri)
                          .max_total_bytes = s->opts.max_body};
         r->is_form = 1;
         r->mp = mp_new(ct, &lim, &form_callbacks, r, err);
-        if (!r->mp) {
-            refuse(r, 400, "malformed_multipart", "%s", err);
-            return 0;
-        }
-        if (clen == 0) {
-            refuse(r, 400, "malformed_multipart", "the multipart body is empty");
-            return 0;
-        }
+        if (!r->mp)
+            return refuse(r, 400, "malformed_multipart", "%s", err);
+        if (clen == 0)
+            return refuse(r, 400, "malformed_multipart", "the multipart body is empty");
     }
     if (clen > 0)
         return 0; /* the body follows, whatever the method */
@@ -672,31 +668,30 @@ static int on_request(http_server *s, pss *ps, struct lws *wsi, const char *uri)
     return 0;
 }
 
-/* The next bytes of the body: to the multipart parser, or held (capped). */
-static void on_body(http_server *s, http_request *r, const char *in, size_t len)
+/* The next bytes of the body: to the multipart parser, or held (capped).
+ * -1: refused (close). */
+static int on_body(http_server *s, http_request *r, const char *in, size_t len)
 {
     if (r->mp) {
         char err[PT_ERR_MAX] = "";
         int rc = mp_feed(r->mp, in, len, err);
         if (rc == PT_ELIMIT)
-            refuse(r, 413, "payload_too_large", "%s", err);
-        else if (rc < 0)
-            refuse(r, 400, "malformed_multipart", "%s", err);
-        return;
+            return refuse(r, 413, "payload_too_large", "%s", err);
+        return rc < 0 ? refuse(r, 400, "malformed_multipart", "%s", err) : 0;
     }
     if (pt_buf_append(&r->body, in, len) < 0)
-        refuse(r, 413, "payload_too_large", "request body is over the %zu-byte limit",
-               s->opts.max_body);
+        return refuse(r, 413, "payload_too_large", "request body is over the %zu-byte limit",
+                      s->opts.max_body);
+    return 0;
 }
 
-static void on_body_done(http_server *s, http_request *r)
+static int on_body_done(http_server *s, http_request *r)
 {
     char err[PT_ERR_MAX];
-    if (r->mp && mp_finish(r->mp, err) < 0) {
-        refuse(r, 400, "malformed_multipart", "%s", err);
-        return;
-    }
+    if (r->mp && mp_finish(r->mp, err) < 0)
+        return refuse(r, 400, "malformed_multipart", "%s", err);
     enqueue(s, r);
+    return 0;
 }
 
 /* Writes what it can of the response; once it is all out, frees the
@@ -709,7 +704,6 @@ static int on_writable(http_server *s, pss *ps, struct lws *wsi)
         return -1;
     if (rc == 0)
         return 0;
-    int close_it = r->too_big;
     ps->req = NULL;
     pthread_mutex_lock(&s->mu);
     for (http_request **pp = &s->ready; *pp; pp = &(*pp)->next)
@@ -719,10 +713,7 @@ static int on_writable(http_server *s, pss *ps, struct lws *wsi)
         }
     pthread_mutex_unlock(&s->mu);
     req_free(r);
-    if (close_it || lws_http_transaction_completed(wsi))
-        return -1;
-    conn_phase(wsi, C_HEAD); /* keep-alive: the next head has its deadline too */
-    return 0;
+    return -1; /* Connection: close (write_response) */
 }
 
 /* ---- Connections: the per-address cap and the deadlines (service thread) */
@@ -842,10 +833,9 @@ static int conn_tick(http_server *s, struct lws *wsi, pss *ps)
         if (c->window_bytes < s->opts.min_body_rate * BODY_WINDOW_MS / 1000) {
             if (!r || r->too_big || r->state != READING)
                 return -1;
-            refuse(r, 408, "request_timeout",
-                   "the body arrived slower than %zu bytes a second (over %d ms)",
-                   s->opts.min_body_rate, BODY_WINDOW_MS);
-            c->phase = C_BUSY;
+            return refuse(r, 408, "request_timeout",
+                          "the body arrived slower than %zu bytes a second (over %d ms)",
+                          s->opts.min_body_rate, BODY_WINDOW_MS);
         }
         c->since = now;
         c->window_bytes = 0;
@@ -885,14 +875,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_request(s, ps, wsi, in);
     case LWS_CALLBACK_HTTP_BODY:
         conn_body(wsi, len);
-        if (r && !r->too_big && r->state == READING)
-            on_body(s, r, in, len);
-        return 0;
+        return r && !r->too_big && r->state == READING ? on_body(s, r, in, len) : 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         conn_phase(wsi, C_BUSY);
-        if (r && !r->too_big && r->state == READING)
-            on_body_done(s, r);
-        return 0;
+        return r && !r->too_big && r->state == READING ? on_body_done(s, r) : 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return r && r->state == READY ? on_writable(s, ps, wsi) : 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:

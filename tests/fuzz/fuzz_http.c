@@ -143,7 +143,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
     size_t len;
     char *req = with_key(data, size, &len);
-    exchange(req, len, 3000);
+    exchange(req, len, 300); /* a cut-short request may get no answer: no waiting for it */
     free(req);
     static const char healthz[] = "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
     long got = 0;
