@@ -129,8 +129,10 @@ static void defaults(service_options *o)
         o->hold_seconds = 300;
     if (!o->max_attempts)
         o->max_attempts = TASK_MAX_ATTEMPTS;
-    if (!o->browsers) /* a crash interrupts only the runs in that browser */
-        o->browsers = o->workers > 0 ? o->workers : 1;
+    /* a crash interrupts only the runs in that browser, but each browser
+     * costs about 125 MB: two at most by default (README, "How tasks run") */
+    if (!o->browsers)
+        o->browsers = o->workers >= 2 ? 2 : 1;
     if (!o->max_parked)
         o->max_parked = 8;
     if (o->max_parked < 0)

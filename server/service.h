@@ -18,7 +18,7 @@ typedef struct service_options {
     const char *db_path;    /* the SQLite file; its data folder is DB.d/ */
     const char *browser_ws; /* NULL: launch Debian's chromium */
     int workers;            /* tasks at once; 0: 2; < 0: none (API only) */
-    int browsers;           /* launched browsers the workers share; 0: one per worker */
+    int browsers;           /* launched browsers the workers share; 0: 2 (1 with one worker) */
     int max_attempts;       /* runs of a task interruptions allow; 0: 3 */
         int hold_seconds;       /* a waiting task keeps its session this long; 0: 300 */
     int max_parked;         /* waiting tasks that keep their session; 0: 8; < 0: none */
