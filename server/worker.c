@@ -371,6 +371,16 @@ static void settle(workers *w, task_run *tr, const task *t, const agent_result *
 {
     task_ctx *cx = &tr->cx;
     int64_t id = t->id;
+    /* an answer that came once this run's hold had run out started a new
+     * run of the task while this one was ending: the task is that run's */
+    task now;
+    int ours = store_task_get(cx->st, 0, id, &now) == 1 && now.attempts == t->attempts + 1;
+    task_free(&now);
+    if (!ours) {
+        PT_INFO("task", "task %lld: a newer run has it; this run's end moves nothing",
+                (long long)id);
+        return;
+    }
     pthread_mutex_lock(&w->mu);
     int stopping = w->stopping, cancel = tr->sl->cancel;
     pthread_mutex_unlock(&w->mu);
