@@ -63,6 +63,7 @@ static const http_route portal_routes[] = {
     {"GET", "/apps/eligibility", sb_page_app},
     {"GET", "/apps/claims", sb_page_app},
     {"GET", "/apps/authorizations", sb_page_app},
+    {"GET", "/apps/plans", sb_page_app},
     {"POST", "/api/login", sb_api_login},
     {"GET", "/api/mfa", sb_api_mfa_info},
     {"POST", "/api/mfa", sb_api_mfa},
