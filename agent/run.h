@@ -191,7 +191,7 @@ int cond_holds(run *R, const sop_cond *c, int depth, char *err);
 
 /* Presses the named key (Enter, Tab, ... or one character). */
 int keys_press(run *R, const char *name, char *err);
-/* Types text key by key. */
+/* Types text key by key (each UTF-8 character a key down and up). */
 int keys_type(run *R, const char *text, char *err);
 /* The keys that put value into a native date, time or datetime-local
  * input: its date part (if with_date) in the browser's field order, then

@@ -46,6 +46,9 @@ typedef struct sop_locator {
     char *value; /* selector, text, label or accessible name (a template) */
     int nth;     /* 0: exactly one must match; n > 0: the nth; -1: the last */
     int line, col;
+    struct sop_locator *within; /* ... in LOCATOR: only matches inside one of its matches */
+    int field; /* set by the steps that type or pick: a custom element's host stands for
+                  the focusable control inside it (not parsed) */
 } sop_locator;
 
 /* Where a value comes from: a variable, or a string with {{...}} in it. */
@@ -65,6 +68,9 @@ typedef enum sop_cond_kind {
     SOP_COND_VAR_IS,    /* NAME is "x" */
     SOP_COND_NOT,
     SOP_COND_OR,
+    SOP_COND_AND,    /* a and b (binds tighter than or) */
+    SOP_COND_PATH,   /* path contains "x": the URL's path, not its query or fragment */
+    SOP_COND_DIALOG, /* dialog contains "x": the last native dialog's message */
 } sop_cond_kind;
 
 typedef struct sop_cond {
@@ -73,7 +79,8 @@ typedef struct sop_cond {
     char *text;             /* contains text, url substring, or the variable's name */
     char *value;            /* VAR_IS: the value compared with */
     char *regex;            /* url matches /regex/ */
-    struct sop_cond *a, *b; /* NOT: a; OR: a or b */
+    struct sop_cond *a, *b; /* NOT: a; OR: a or b; AND: a and b */
+    sop_locator *frame;     /* COND in frame LOC: looked at inside that frame */
     int line, col;
 } sop_cond;
 
@@ -100,6 +107,8 @@ typedef enum sop_step_kind {
     SOP_COMMIT,
     SOP_FINISH,
     SOP_USE, /* a used file that declares `session`: its steps are the body */
+    SOP_REPEAT,    /* repeat until COND max N: the body, until COND holds */
+    SOP_ON_DIALOG, /* on dialog accept|dismiss: how native dialogs are answered */
 } sop_step_kind;
 
 typedef struct sop_step sop_step;
@@ -120,12 +129,15 @@ struct sop_step {
                             the session URL (a template) */
     char *name;          /* extract/ask: the variable; finish: the status */
     char *regex;         /* extract: the pattern */
+    int from_page;       /* extract NAME from page /re/: the frame's text, no element */
     char *attribute;     /* extract: an attribute, "value" for a field's value */
     char *file_name;     /* upload: one task file by name; NULL: all of them */
     sop_cond *cond;      /* if / whenever / wait / expect; use: signed in if */
     sop_block body;      /* if / whenever / in frame; use: the used file's steps */
     sop_block otherwise; /* if ... else */
     int timeout_ms;      /* 0: the SOP's default */
+    int max_rounds;      /* repeat: how many times the body may run */
+    int dismiss;         /* on dialog: 1 dismiss, 0 accept */
 };
 
 typedef enum sop_input_type { SOP_IN_TEXT, SOP_IN_DATE } sop_input_type;
