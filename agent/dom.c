@@ -71,6 +71,8 @@ cJSON *dom_locator(run *R, const sop_locator *l, char *err)
     cJSON_AddNumberToObject(o, "nth", l->nth);
     if (l->field)
         cJSON_AddBoolToObject(o, "field", 1);
+    if (l->file)
+        cJSON_AddBoolToObject(o, "file", 1);
     free(value);
     if (l->within) {
         cJSON *w = dom_locator(R, l->within, err);

@@ -109,6 +109,16 @@
     const inner = el.shadowRoot ? deepElements(el.shadowRoot).find((e) => e.matches(FIELD)) : el.querySelector(FIELD);
     return inner || el;
   };
+  /* For upload: the file inputs among the matches (a label may name a drop
+   * zone and its input both); else each match's file input inside it;
+   * else the matches (drop zones with no input: files are dropped). */
+  const isFile = (e) => e.tagName === 'INPUT' && e.type === 'file';
+  const fileTargets = (els) => {
+    const inputs = els.filter(isFile);
+    if (inputs.length) return inputs;
+    return Array.from(new Set(els.map((e) => (e.shadowRoot && deepElements(e.shadowRoot).find(isFile)) ||
+      e.querySelector('input[type=file]') || e)));
+  };
   /* A custom element that shows something but gives no way in: its shadow
    * root is closed (or it draws everything itself). */
   const closedHost = (el) => !!el && el.tagName.includes('-') && !el.shadowRoot && !el.firstElementChild;
@@ -249,7 +259,8 @@
       const labels = deepQueryAll('label').filter(visible);
       const want = (l) => norm(l.textContent).replace(/\s*[*:]+$/, '');
       const fromLabels = byName(labels, v, want).map(controlOfLabel).filter(Boolean);
-      const aria = byName(deepQueryAll('[aria-label],[aria-labelledby]').filter(visible), v, accName);
+      /* a hidden file input behind its drop zone counts for upload */
+      const aria = byName(deepQueryAll('[aria-label],[aria-labelledby]').filter((e) => visible(e) || (loc.file && isFile(e))), v, accName);
       els = fromLabels.length ? fromLabels : aria;
       if (!els.length) {
         els = byName(deepQueryAll('input[placeholder],textarea[placeholder]').filter(visible),
@@ -267,6 +278,7 @@
   const pick = (loc) => {
     let els = find(loc);
     if (loc.field) els = Array.from(new Set(els.map(fieldOf)));
+    if (loc.file) els = fileTargets(els);
     if (loc.nth > 0) return { els, el: els[loc.nth - 1] || null };
     if (loc.nth < 0) return { els, el: els[els.length - 1] || null };
     return { els, el: els.length === 1 ? els[0] : null };

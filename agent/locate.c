@@ -81,6 +81,24 @@ int loc_frame(run *R, int depth, const sop_locator *loc, char **frame_id, char *
     return 0;
 }
 
+int loc_frames_gone(run *R, char *why, size_t whysz)
+{
+    char err[ERR_SIZE], lt[512];
+    for (int d = 1; d <= R->depth; d++) {
+        dom_out fo;
+        if (resolve(R, d - 1, R->stack[d].iframe, &fo, 3000, err))
+            return 0; /* between documents: the next look tells */
+        if (fo.el || fo.count > 1) {
+            cdp_handle_release(fo.el);
+            continue;
+        }
+        loc_text(R->stack[d].iframe, lt, sizeof(lt));
+        snprintf(why, whysz, "its frame %s went away (the page no longer has it)", lt);
+        return 1;
+    }
+    return 0;
+}
+
 int loc_find(run *R, const sop_locator *loc, cdp_handle **e, int *count, char *err)
 {
     dom_out o;
@@ -210,6 +228,8 @@ int loc_present(run *R, const sop_step *st, cdp_handle **e)
     waiting w;
     run_wait_begin(R, &w, st, timeout, "an element");
     for (;;) {
+        if (R->stop)
+            return -1;
         int count = 0;
         int rc = loc_find(R, &st->loc, e, &count, err);
         if (rc == 0)

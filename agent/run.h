@@ -165,6 +165,10 @@ char *dom_text_in_frame(const char *selector, void *ud);
 
 /* ---- locate.c: finding and judging elements ------------------------------ */
 
+/* 1 when a frame the run is inside (R->stack) is no longer on its parent's
+ * page, with why; else 0 (also when it cannot be told now). */
+int loc_frames_gone(run *R, char *why, size_t whysz);
+
 /* A readable form of a locator, for messages: label "Member ID". */
 void loc_text(const sop_locator *l, char *out, size_t outsz);
 /* Resolves loc in the current frame, strictly. 0 with *e set, or 1 with

@@ -49,6 +49,7 @@ typedef struct sop_locator {
     struct sop_locator *within; /* ... in LOCATOR: only matches inside one of its matches */
     int field; /* set by the steps that type or pick: a custom element's host stands for
                   the focusable control inside it (not parsed) */
+    int file;  /* set by upload: file inputs first, then one inside, then drop zones */
 } sop_locator;
 
 /* Where a value comes from: a variable, or a string with {{...}} in it. */

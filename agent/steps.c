@@ -235,6 +235,8 @@ static int step_choose(run *R, const sop_step *st)
     waiting w;
     run_wait_begin(R, &w, st, timeout, "an option in the list");
     for (;;) {
+        if (R->stop)
+            goto out;
         cJSON *args = cJSON_CreateArray();
         cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateString(value)));
         dom_out o;
@@ -328,6 +330,8 @@ static int check(run *R, const sop_step *st, int want)
         waiting w;
         run_wait_begin(R, &w, st, 2000, "the box to change");
         for (;;) {
+            if (R->stop)
+                break;
             cJSON_Delete(c);
             c = dom_on(e, "checked", NULL, err);
             if (cJSON_IsBool(c) && cJSON_IsTrue(c) == want) {
@@ -346,10 +350,25 @@ static int check(run *R, const sop_step *st, int want)
     return rc;
 }
 
+/* A drop zone with no file input: the files are dropped onto it, once a
+ * person could drop there. */
+static int drop_files(run *R, const sop_step *st, const char *const *files, size_t n)
+{
+    char err[ERR_SIZE];
+    cdp_handle *z = NULL;
+    double x, y;
+    if (loc_actionable(R, st, &st->loc, 1, 0, &z, &x, &y) < 0)
+        return -1;
+    int rc = cdp_input_drop_files(R->page, x, y, files, n, err);
+    if (rc)
+        run_fail(R, st, "%s", err);
+    cdp_handle_release(z);
+    return rc;
+}
+
 static int step_upload(run *R, const sop_step *st)
 {
-    char err[ERR_SIZE], lt[512];
-    loc_text(&st->loc, lt, sizeof(lt));
+    char err[ERR_SIZE];
     char **files = calloc(R->o->nfiles ? R->o->nfiles : 1, sizeof(*files));
     size_t n = 0;
     cdp_handle *e = NULL;
@@ -375,13 +394,15 @@ static int step_upload(run *R, const sop_step *st)
         goto out;
     }
     /* file inputs are often hidden behind a styled button: no hit test */
-    if (loc_present(R, st, &e) < 0)
+    sop_step file_step = *st; /* the same step, its locator preferring file inputs */
+    file_step.loc.file = 1;
+    if (loc_present(R, &file_step, &e) < 0)
         goto out;
     cJSON *is = dom_on(e, "isFile", NULL, err);
     int ok = cJSON_IsTrue(is);
     cJSON_Delete(is);
     if (!ok)
-        run_fail(R, st, "%s is not a file input", lt);
+        rc = drop_files(R, &file_step, (const char *const *)files, n);
     else if (cdp_handle_set_files(e, (const char *const *)files, n, err))
         run_fail(R, st, "%s", err);
     else
@@ -464,6 +485,8 @@ static char *extract_text(run *R, const sop_step *st)
     waiting w;
     run_wait_begin(R, &w, st, timeout, "text to extract");
     for (;;) {
+        if (R->stop)
+            return NULL;
         char *t = extract_look(R, st, why, sizeof(why));
         if (t)
             return t;
