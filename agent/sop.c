@@ -442,9 +442,18 @@ static int parse_within(parser *p, sop_locator *loc, const char *what)
     tok *in = peek(p);
     if (!is_word(in, "in"))
         return 0;
-    /* `in` followed by something that is not an element: not ours */
-    if (p->ti + 1 >= cur_line(p)->n || !starts_locator(&cur_line(p)->toks[p->ti + 1]))
+    /* `in frame` (a condition's) and a bare `in`: not ours */
+    tok *k = p->ti + 1 < cur_line(p)->n ? &cur_line(p)->toks[p->ti + 1] : NULL;
+    if (!k || is_word(k, "frame"))
         return 0;
+    if (!starts_locator(k)) {
+        const char *g =
+            k->kind == T_WORD ? suggest(k->text, role_words, sizeof(role_words) / sizeof(role_words[0]))
+                              : NULL;
+        err(p, k->col, "'%s' is not a kind of element%s%s%s", k->text ? k->text : "?",
+            g ? " (did you mean '" : "", g ? g : "", g ? "'?)" : "");
+        return -1;
+    }
     p->ti++;
     sop_locator *w = calloc(1, sizeof(*w));
     if (!w)
@@ -510,6 +519,7 @@ static int parse_locator(parser *p, sop_locator *loc, const char *what)
         return -1;
     }
     loc->value = strdup(t->text);
+    loc->value_col = t->col;
     check_template(p, t->text, t->col);
     /* which one, when several match */
     tok *m = peek(p);
@@ -1642,7 +1652,7 @@ static void use_template(checker *c, const char *file, int line, int col, const 
 static void check_loc(checker *c, const char *file, const sop_locator *l)
 {
     for (; l && l->value; l = l->within)
-        use_template(c, file, l->line, l->col, l->value);
+        use_template(c, file, l->line, l->value_col ? l->value_col : l->col, l->value);
 }
 
 static void check_value(checker *c, const char *file, const sop_value *v)

@@ -46,6 +46,7 @@ typedef struct sop_locator {
     char *value; /* selector, text, label or accessible name (a template) */
     int nth;     /* 0: exactly one must match; n > 0: the nth; -1: the last */
     int line, col;
+    int value_col;              /* where its "value" begins on the line */
     struct sop_locator *within; /* ... in LOCATOR: only matches inside one of its matches */
     int field; /* set by the steps that type or pick: a custom element's host stands for
                   the focusable control inside it (not parsed) */
