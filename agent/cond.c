@@ -143,7 +143,9 @@ int cond_holds(run *R, const sop_cond *c, int depth, char *err)
             return rc < 0 ? -1 : 0;
         cJSON *t = dom_on(e, "text", NULL, err);
         cdp_handle_release(e);
-        int hit = cJSON_IsString(t) && strstr(t->valuestring, c->text) != NULL;
+        char *want = vars_expand(c->text, R->v, R->o->secrets, NULL, NULL, 0, err);
+        int hit = want && cJSON_IsString(t) && strstr(t->valuestring, want) != NULL;
+        free(want);
         cJSON_Delete(t);
         return hit;
     }
@@ -167,8 +169,11 @@ int cond_holds(run *R, const sop_cond *c, int depth, char *err)
                 pcre2_match_data_free(md);
                 pcre2_code_free(re);
             }
-        } else
-            hit = strstr(s, c->text) != NULL;
+        } else {
+            char *want = vars_expand(c->text, R->v, R->o->secrets, NULL, NULL, 0, err);
+            hit = want && strstr(s, want) != NULL;
+            free(want);
+        }
         cJSON_Delete(o.value);
         return hit;
     }

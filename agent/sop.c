@@ -1673,7 +1673,7 @@ static void check_cond(checker *c, const char *file, const sop_cond *k)
         use_var(c, file, k->line, k->col, k->text);
     check_loc(c, file, &k->loc);
     check_loc(c, file, k->frame);
-    if (k->kind == SOP_COND_PATH || k->kind == SOP_COND_DIALOG)
+    if (k->text && k->kind != SOP_COND_VAR && k->kind != SOP_COND_VAR_IS)
         use_template(c, file, k->line, k->col, k->text);
     check_cond(c, file, k->a);
     check_cond(c, file, k->b);

@@ -127,6 +127,7 @@ void sb_api_eligibility(http_request *r, void *ud);
 void sb_api_claim(http_request *r, void *ud);
 void sb_api_authorization(http_request *r, void *ud);
 void sb_api_appeal(http_request *r, void *ud);
+void sb_api_plan_appeal(http_request *r, void *ud);
 
 /* harness.c */
 void sb_harness_submissions(http_request *r, void *ud);

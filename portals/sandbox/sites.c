@@ -73,6 +73,7 @@ static const http_route portal_routes[] = {
     {"POST", "/api/eligibility", sb_api_eligibility},
     {"POST", "/api/claims", sb_api_claim},
     {"POST", "/api/authorizations", sb_api_authorization},
+    {"POST", "/api/plan-appeals", sb_api_plan_appeal},
 };
 
 /* The appeals service, addressed as localhost (another site). */

@@ -38,8 +38,8 @@ static void bundled_sops_parse(void **state)
 {
     (void)state;
     const char *names[] = {"login", "submit_claim", "check_eligibility",
-                           "submit_prior_authorization", "submit_appeal"};
-    for (size_t i = 0; i < 5; i++)
+                           "submit_prior_authorization", "submit_appeal", "appeal_plan"};
+    for (size_t i = 0; i < 6; i++)
         sop_free(parse_bundled(names[i]));
 }
 
