@@ -27,9 +27,19 @@ void loc_text(const sop_locator *l, char *out, size_t outsz)
         snprintf(out, outsz, "%s\"%s\"", kinds[l->kind], l->value);
 }
 
+/* The document's URL and HTML, open shadow roots included (as declarative
+ * <template shadowrootmode> where the browser can write them). */
+#define SNAPSHOT_JS                                                                          \
+    "(() => { const d = document.documentElement, roots = [];"                              \
+    "  const walk = (n) => { for (const e of n.querySelectorAll('*'))"                      \
+    "    if (e.shadowRoot) { roots.push(e.shadowRoot); walk(e.shadowRoot); } }; walk(d);"     \
+    "  const html = roots.length && d.getHTML ? d.getHTML({shadowRoots: roots}) : d.outerHTML;" \
+    "  return [location.href, '<!DOCTYPE html>' + (d.getHTML && roots.length"               \
+    "    ? '<html>' + html + '</html>' : html)]; })()"
+
 /* Hands the document at depth to the snapshot hook (record mode), once per
  * step. */
-static void snapshot(run *R, int depth)
+void loc_snapshot(run *R, int depth)
 {
     char err[ERR_SIZE];
     cJSON *v = NULL;
@@ -37,7 +47,7 @@ static void snapshot(run *R, int depth)
         return;
     R->snapped = R->cur;
     if (cdp_page_eval(R->page, run_frame(R, depth),
-                      "[location.href, '<!DOCTYPE html>' + document.documentElement.outerHTML]", &v,
+                      SNAPSHOT_JS, &v,
                       5000, err) == 0 &&
         cJSON_GetArraySize(v) == 2) {
         const char *url = cJSON_GetStringValue(cJSON_GetArrayItem(v, 0));
@@ -71,7 +81,7 @@ int loc_frame(run *R, int depth, const sop_locator *loc, char **frame_id, char *
         pt_errf(err, o.count > 1 ? "matches %d elements" : "no frame element matches", o.count);
         return -1;
     }
-    snapshot(R, depth);
+    loc_snapshot(R, depth);
     rc = cdp_handle_content_frame(o.el, frame_id, 15000, err);
     cdp_handle_release(o.el);
     if (rc < 0)
@@ -110,7 +120,7 @@ int loc_find(run *R, const sop_locator *loc, cdp_handle **e, int *count, char *e
         return 1;
     }
     *e = o.el;
-    snapshot(R, R->depth);
+    loc_snapshot(R, R->depth);
     return 0;
 }
 

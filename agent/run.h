@@ -165,6 +165,9 @@ char *dom_text_in_frame(const char *selector, void *ud);
 
 /* ---- locate.c: finding and judging elements ------------------------------ */
 
+/* Hands the document at depth to the record mode's snapshot hook, once per
+ * step (for steps that look without resolving one element). */
+void loc_snapshot(run *R, int depth);
 /* 1 when a frame the run is inside (R->stack) is no longer on its parent's
  * page, with why; else 0 (also when it cannot be told now). */
 int loc_frames_gone(run *R, char *why, size_t whysz);

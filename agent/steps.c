@@ -468,6 +468,8 @@ static char *extract_look(run *R, const sop_step *st, char *why, size_t whysz)
                  lt);
     }
     cJSON_Delete(o.value);
+    if (text)
+        loc_snapshot(R, R->depth);
     char *m = text ? regex_pick(st->regex, text) : NULL;
     if (text && !m)
         snprintf(why, whysz, "/%s/ is not in the text of %s", st->regex,
