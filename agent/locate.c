@@ -29,12 +29,12 @@ void loc_text(const sop_locator *l, char *out, size_t outsz)
 
 /* The document's URL and HTML, open shadow roots included (as declarative
  * <template shadowrootmode> where the browser can write them). */
-#define SNAPSHOT_JS                                                                          \
-    "(() => { const d = document.documentElement, roots = [];"                              \
-    "  const walk = (n) => { for (const e of n.querySelectorAll('*'))"                      \
-    "    if (e.shadowRoot) { roots.push(e.shadowRoot); walk(e.shadowRoot); } }; walk(d);"     \
-    "  const html = roots.length && d.getHTML ? d.getHTML({shadowRoots: roots}) : d.outerHTML;" \
-    "  return [location.href, '<!DOCTYPE html>' + (d.getHTML && roots.length"               \
+#define SNAPSHOT_JS                                                                                \
+    "(() => { const d = document.documentElement, roots = [];"                                     \
+    "  const walk = (n) => { for (const e of n.querySelectorAll('*'))"                             \
+    "    if (e.shadowRoot) { roots.push(e.shadowRoot); walk(e.shadowRoot); } }; walk(d);"          \
+    "  const html = roots.length && d.getHTML ? d.getHTML({shadowRoots: roots}) : d.outerHTML;"    \
+    "  return [location.href, '<!DOCTYPE html>' + (d.getHTML && roots.length"                      \
     "    ? '<html>' + html + '</html>' : html)]; })()"
 
 /* Hands the document at depth to the snapshot hook (record mode), once per
@@ -46,9 +46,7 @@ void loc_snapshot(run *R, int depth)
     if (!R->o->snapshot || !R->cur || R->snapped == R->cur)
         return;
     R->snapped = R->cur;
-    if (cdp_page_eval(R->page, run_frame(R, depth),
-                      SNAPSHOT_JS, &v,
-                      5000, err) == 0 &&
+    if (cdp_page_eval(R->page, run_frame(R, depth), SNAPSHOT_JS, &v, 5000, err) == 0 &&
         cJSON_GetArraySize(v) == 2) {
         const char *url = cJSON_GetStringValue(cJSON_GetArrayItem(v, 0));
         const char *html = cJSON_GetStringValue(cJSON_GetArrayItem(v, 1));

@@ -447,9 +447,9 @@ static int parse_within(parser *p, sop_locator *loc, const char *what)
     if (!k || is_word(k, "frame"))
         return 0;
     if (!starts_locator(k)) {
-        const char *g =
-            k->kind == T_WORD ? suggest(k->text, role_words, sizeof(role_words) / sizeof(role_words[0]))
-                              : NULL;
+        const char *g = k->kind == T_WORD ? suggest(k->text, role_words,
+                                                    sizeof(role_words) / sizeof(role_words[0]))
+                                          : NULL;
         err(p, k->col, "'%s' is not a kind of element%s%s%s", k->text ? k->text : "?",
             g ? " (did you mean '" : "", g ? g : "", g ? "'?)" : "");
         return -1;
@@ -822,9 +822,9 @@ static const char *const step_names[] = {
 
 /* Everything that may begin a line, for "did you mean". */
 static const char *const line_words[] = {
-    "goto",     "click",   "fill",       "type",    "press",  "select", "choose", "check",
-    "uncheck",  "upload",  "wait",       "extract", "expect", "if",     "else",   "end",
-    "whenever", "in",      "screenshot", "ask",     "review", "commit", "finish", "use",
+    "goto",     "click",   "fill",       "type",    "press",   "select", "choose", "check",
+    "uncheck",  "upload",  "wait",       "extract", "expect",  "if",     "else",   "end",
+    "whenever", "in",      "screenshot", "ask",     "review",  "commit", "finish", "use",
     "sop",      "summary", "input",      "timeout", "session", "repeat", "on"};
 
 static int block_keeps_session(const sop_block *b)
@@ -1087,10 +1087,9 @@ static void st_locator_with(parser *p, sop_step *st, const char *w)
  * a key's name is a typo the linter can catch. */
 static void check_press_key(parser *p, const tok *k)
 {
-    static const char *const keys[] = {"Enter",     "Tab",       "Escape",     "Backspace",
-                                       "Delete",    "ArrowUp",   "ArrowDown",  "ArrowLeft",
-                                       "ArrowRight", "Home",     "End",        "PageUp",
-                                       "PageDown",  "Space"};
+    static const char *const keys[] = {"Enter",   "Tab",       "Escape",    "Backspace",  "Delete",
+                                       "ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home",
+                                       "End",     "PageUp",    "PageDown",  "Space"};
     const unsigned char *t = (const unsigned char *)k->text;
     size_t one = t[0] >= 0xF0 ? 4 : t[0] >= 0xE0 ? 3 : t[0] >= 0xC0 ? 2 : 1;
     if (!t[0]) {

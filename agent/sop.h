@@ -108,7 +108,7 @@ typedef enum sop_step_kind {
     SOP_REVIEW,
     SOP_COMMIT,
     SOP_FINISH,
-    SOP_USE, /* a used file that declares `session`: its steps are the body */
+    SOP_USE,       /* a used file that declares `session`: its steps are the body */
     SOP_REPEAT,    /* repeat until COND max N: the body, until COND holds */
     SOP_ON_DIALOG, /* on dialog accept|dismiss: how native dialogs are answered */
 } sop_step_kind;

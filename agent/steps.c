@@ -192,8 +192,8 @@ static int step_fill(run *R, const sop_step *st)
     const char *got = cJSON_IsString(now) ? now->valuestring : "";
     char want_dt[32];
     snprintf(want_dt, sizeof(want_dt), "%s%s%s", is_time ? "" : iso, is_dt ? "T" : "", hhmm);
-    int ok = !strcmp(type, "date") || is_time || is_dt ? !strcmp(got, want_dt)
-                                                        : field_took(got, value);
+    int ok =
+        !strcmp(type, "date") || is_time || is_dt ? !strcmp(got, want_dt) : field_took(got, value);
     cJSON_Delete(now);
     if (!ok) {
         run_fail(R, st,
@@ -463,8 +463,9 @@ static char *extract_look(run *R, const sop_step *st, char *why, size_t whysz)
     char *text = cJSON_IsString(o.value) ? strdup(o.value->valuestring) : NULL;
     if (!text && !st->from_page) {
         loc_text(&st->loc, lt, sizeof(lt));
-        snprintf(why, whysz, cJSON_IsFalse(o.value) ? "no element %s matches is visible"
-                                                    : "no element matches %s",
+        snprintf(why, whysz,
+                 cJSON_IsFalse(o.value) ? "no element %s matches is visible"
+                                        : "no element matches %s",
                  lt);
     }
     cJSON_Delete(o.value);

@@ -530,8 +530,8 @@ static void plan_appeal_signs_in_again_and_files_once(void **state)
         fail_msg("sandbox: %s", err);
     home_path("sops/sandbox/examples/submit_appeal/appeal-letter.pdf", pdf, sizeof(pdf));
     const char *extra[] = {"--file", pdf, NULL};
-    result r = run_sop(sb, "sops/sandbox/appeal_plan.sop", "sops/sandbox/examples/appeal_plan.txt",
-                       extra);
+    result r =
+        run_sop(sb, "sops/sandbox/appeal_plan.sop", "sops/sandbox/examples/appeal_plan.txt", extra);
     expect_status(&r, 0, "completed");
     assert_non_null(strstr(field(r.json, "notes"), "Appeal filed: PLA-"));
     assert_non_null(strstr(field(r.json, "notes"), "(plan Active)"));

@@ -107,9 +107,11 @@ static const char pages_page[] =
     "  document.getElementById('page').textContent = 'Page ' + (page + 1) + ' of 4'; };"
     "document.getElementById('next').onclick = () => { page++; show(); };"
     "document.getElementById('file').onclick = () => { document.getElementById('out').textContent ="
-    "  confirm('File this appeal? It cannot be withdrawn.') ? 'filed (' + (++filed) + ')' : 'not filed'; };"
+    "  confirm('File this appeal? It cannot be withdrawn.') ? 'filed (' + (++filed) + ')' : 'not "
+    "filed'; };"
     "const list = (files) => { for (const f of files)"
-    "  document.getElementById('got').appendChild(document.createElement('li')).textContent = f.name; };"
+    "  document.getElementById('got').appendChild(document.createElement('li')).textContent = "
+    "f.name; };"
     "document.getElementById('docs').onchange = (e) => list(e.target.files);"
     "const zone = document.getElementById('zone');"
     "zone.addEventListener('dragover', (e) => e.preventDefault());"
@@ -372,17 +374,18 @@ static void repeat_pages_until_found(void **state)
     (void)state;
     th_server *srv = serve();
     agent_result r;
-    run_sop(HEAD "goto \"{{portal}}/pages?return=/claims/confirmation\"\n"
-                 "expect url contains \"/claims/confirmation\" else \"url contains sees the query\"\n"
-                 "expect not path contains \"/claims/confirmation\" and path contains \"/pages\" "
-                 "else \"path contains saw the query\"\n"
-                 "repeat until visible row \"1234567893\" max 5\n"
-                 "  click button \"Next page\"\n"
-                 "end\n"
-                 "click button \"Select\" in row \"1234567893\"\n"
-                 "wait for \"#out\" contains \"Picked\"\n"
-                 "extract page from \"#page\"\n"
-                 "extract out from \"#out\"\n",
+    run_sop(HEAD
+            "goto \"{{portal}}/pages?return=/claims/confirmation\"\n"
+            "expect url contains \"/claims/confirmation\" else \"url contains sees the query\"\n"
+            "expect not path contains \"/claims/confirmation\" and path contains \"/pages\" "
+            "else \"path contains saw the query\"\n"
+            "repeat until visible row \"1234567893\" max 5\n"
+            "  click button \"Next page\"\n"
+            "end\n"
+            "click button \"Select\" in row \"1234567893\"\n"
+            "wait for \"#out\" contains \"Picked\"\n"
+            "extract page from \"#page\"\n"
+            "extract out from \"#out\"\n",
             NULL, &r);
     if (strcmp(r.status, "completed") != 0)
         fail_msg("%s: %s", r.status, r.notes);

@@ -37,8 +37,9 @@ static const sop_input *input(const sop *s, const char *name)
 static void bundled_sops_parse(void **state)
 {
     (void)state;
-    const char *names[] = {"login", "submit_claim", "check_eligibility",
-                           "submit_prior_authorization", "submit_appeal", "appeal_plan"};
+    const char *names[] = {
+        "login",         "submit_claim", "check_eligibility", "submit_prior_authorization",
+        "submit_appeal", "appeal_plan"};
     for (size_t i = 0; i < 6; i++)
         sop_free(parse_bundled(names[i]));
 }
@@ -404,9 +405,10 @@ static sop *parse_ok(const char *text)
 static void repeat_until_max(void **state)
 {
     (void)state;
-    sop *s = parse_ok(HEAD "repeat until visible row \"1234567893\" or page contains \"None\" max 5\n"
-                           "  click button \"Next page\"\n"
-                           "end\n");
+    sop *s =
+        parse_ok(HEAD "repeat until visible row \"1234567893\" or page contains \"None\" max 5\n"
+                      "  click button \"Next page\"\n"
+                      "end\n");
     const sop_step *st = s->steps.steps;
     assert_int_equal(st[0].kind, SOP_REPEAT);
     assert_int_equal(st[0].max_rounds, 5);
@@ -448,7 +450,8 @@ static void and_path_dialog_in_frame(void **state)
     assert_int_equal(s->steps.steps[2].cond->kind, SOP_COND_VISIBLE);
     assert_string_equal(s->steps.steps[2].cond->loc.role, "dialog");
     sop_free(s);
-    expect_lint(HEAD "wait for path contains 12\n", "3:24: error: contains needs a \"quoted\" text");
+    expect_lint(HEAD "wait for path contains 12\n",
+                "3:24: error: contains needs a \"quoted\" text");
     expect_lint(HEAD "wait for visible \"#a\" and\n", "3:26: error: wait for needs a condition");
     expect_lint(HEAD "wait for path contains \"/{{nope}}\"\n", "error: nope is not defined");
 }
@@ -463,7 +466,8 @@ static void on_dialog(void **state)
     assert_int_equal(s->steps.steps[2].dismiss, 0);
     sop_free(s);
     expect_lint(HEAD "on dialog close\n", "3:11: error: on dialog takes accept or dismiss");
-    expect_lint(HEAD "on alert accept\n", "3:4: error: write on dialog accept, or on dialog dismiss");
+    expect_lint(HEAD "on alert accept\n",
+                "3:4: error: write on dialog accept, or on dialog dismiss");
 }
 
 /* LOCATOR in LOCATOR, nested; extract from page /re/; templates in a
@@ -471,11 +475,12 @@ static void on_dialog(void **state)
 static void scopes_and_extract_from_page(void **state)
 {
     (void)state;
-    sop *s = parse_ok(HEAD "input plan required\n"
-                           "extract status from cell \"Status\" in row \"{{plan}}\" in css \"#plans\"\n"
-                           "click button \"Select\" first in row \"1234567893\"\n"
-                           "extract ref from page /Tracking ID (APL-\\d+)/\n"
-                           "in frame \"#f\"\n  click \"#a\"\nend\n");
+    sop *s =
+        parse_ok(HEAD "input plan required\n"
+                      "extract status from cell \"Status\" in row \"{{plan}}\" in css \"#plans\"\n"
+                      "click button \"Select\" first in row \"1234567893\"\n"
+                      "extract ref from page /Tracking ID (APL-\\d+)/\n"
+                      "in frame \"#f\"\n  click \"#a\"\nend\n");
     const sop_step *st = s->steps.steps;
     assert_string_equal(st[0].loc.role, "cell");
     assert_non_null(st[0].loc.within);
