@@ -9,10 +9,12 @@
 #define _GNU_SOURCE
 #include "agent/agent.h"
 #include "agent/run.h"
+#include "util/err.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
 #include <pcre2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -53,13 +55,14 @@ static char *collapse_spaces(const char *text)
     return out;
 }
 
-int cond_text_holds(const sop_cond *c, const char *text)
+/* c's comparison of text with want (c->text with its templates expanded). */
+static int text_holds(const sop_cond *c, const char *want, const char *text)
 {
     if (!text)
         return 0;
     if (c->op == SOP_TEXT_MATCHES)
         return c->regex && regex_holds(c->regex, !c->exact, text);
-    const char *want = c->text ? c->text : "";
+    want = want ? want : "";
     if (c->op == SOP_TEXT_CONTAINS)
         return (c->exact ? strstr(text, want) : strcasestr(text, want)) != NULL;
     char *a = collapse_spaces(text), *b = collapse_spaces(want);
@@ -69,9 +72,88 @@ int cond_text_holds(const sop_cond *c, const char *text)
     return hit;
 }
 
+int cond_text_holds(const sop_cond *c, const char *text)
+{
+    return text_holds(c, c->text, text);
+}
+
+/* The path of a URL: after scheme://host[:port], before ? and #. */
+static void url_path(const char *url, char *out, size_t outsz)
+{
+    const char *p = strstr(url, "://");
+    p = p ? strchr(p + 3, '/') : url;
+    if (!p)
+        p = "/";
+    size_t n = strcspn(p, "?#");
+    snprintf(out, outsz, "%.*s", (int)(n < outsz ? n : outsz - 1), p);
+}
+
+/* path contains "x" */
+static int path_holds(run *R, const sop_cond *c, int depth, char *err)
+{
+    dom_out o;
+    int rc = dom_call(R, depth, NULL, "url", NULL, 1, &o, 3000, err);
+    if (rc)
+        return rc == CDP_ETIMEOUT ? 0 : -1;
+    char path[4096];
+    url_path(cJSON_IsString(o.value) ? o.value->valuestring : "", path, sizeof(path));
+    cJSON_Delete(o.value);
+    char *want = vars_expand(c->text, R->v, R->o->secrets, NULL, NULL, 0, err);
+    if (!want)
+        return -1;
+    int hit = strstr(path, want) != NULL;
+    free(want);
+    return hit;
+}
+
+/* dialog contains "x": the message of the last native dialog the page
+ * opened (alert, confirm, prompt, beforeunload). */
+static int dialog_holds(run *R, const sop_cond *c, char *err)
+{
+    cdp_dialog *d = NULL;
+    size_t n = 0;
+    if (cdp_page_dialogs(R->page, &d, &n) < 0)
+        return pt_errf(err, "the page's dialogs cannot be read");
+    char *want = vars_expand(c->text, R->v, R->o->secrets, NULL, NULL, 0, err);
+    const char *msg = n ? d[n - 1].message : NULL;
+    int hit = want && msg && (c->exact ? strstr(msg, want) : strcasestr(msg, want)) != NULL;
+    free(want);
+    cdp_dialogs_free(d, n);
+    return hit;
+}
+
+/* COND in frame LOC: the frame that LOC names in the frame at depth, entered
+ * for this look only. Not there (yet): the condition does not hold. */
+static int in_frame_holds(run *R, const sop_cond *c, int depth, char *err)
+{
+    char *fid = NULL;
+    if (depth + 1 >= MAX_FRAMES)
+        return pt_errf(err, "frames nested more than %d deep", MAX_FRAMES - 1);
+    if (loc_frame(R, depth, c->frame, &fid, err) != 0)
+        return 0;
+    framectx saved = R->stack[depth + 1];
+    R->stack[depth + 1] = (framectx){fid, c->frame};
+    sop_cond here = *c;
+    here.frame = NULL;
+    int h = cond_holds(R, &here, depth + 1, err);
+    R->stack[depth + 1] = saved;
+    free(fid);
+    return h;
+}
+
 int cond_holds(run *R, const sop_cond *c, int depth, char *err)
 {
+    if (c->frame)
+        return in_frame_holds(R, c, depth, err);
     switch (c->kind) {
+    case SOP_COND_AND: {
+        int r = cond_holds(R, c->a, depth, err);
+        return r <= 0 ? r : cond_holds(R, c->b, depth, err);
+    }
+    case SOP_COND_PATH:
+        return path_holds(R, c, depth, err);
+    case SOP_COND_DIALOG:
+        return dialog_holds(R, c, err);
     case SOP_COND_NOT: {
         int r = cond_holds(R, c->a, depth, err);
         return r < 0 ? r : !r;
@@ -121,7 +203,9 @@ int cond_holds(run *R, const sop_cond *c, int depth, char *err)
             return rc < 0 ? -1 : 0;
         cJSON *t = dom_on(e, "text", NULL, err);
         cdp_handle_release(e);
-        int hit = cJSON_IsString(t) && cond_text_holds(c, t->valuestring);
+        char *want = vars_expand(c->text, R->v, R->o->secrets, NULL, NULL, 0, err);
+        int hit = want && cJSON_IsString(t) && text_holds(c, want, t->valuestring);
+        free(want);
         cJSON_Delete(t);
         return hit;
     }
@@ -133,11 +217,17 @@ int cond_holds(run *R, const sop_cond *c, int depth, char *err)
         if (rc)
             return rc == CDP_ETIMEOUT ? 0 : -1;
         const char *s = cJSON_IsString(o.value) ? o.value->valuestring : "";
-        int hit;
-        if (c->kind == SOP_COND_PAGE_TEXT)
-            hit = cond_text_holds(c, s);
-        else /* an address: case counts */
-            hit = c->regex ? regex_holds(c->regex, 0, s) : strstr(s, c->text) != NULL;
+        int hit = 0;
+        if (c->kind != SOP_COND_PAGE_TEXT && c->regex) /* an address: case counts */
+            hit = regex_holds(c->regex, 0, s);
+        else {
+            char *want = vars_expand(c->text, R->v, R->o->secrets, NULL, NULL, 0, err);
+            if (c->kind == SOP_COND_PAGE_TEXT)
+                hit = want && text_holds(c, want, s);
+            else
+                hit = want && strstr(s, want) != NULL;
+            free(want);
+        }
         cJSON_Delete(o.value);
         return hit;
     }

@@ -79,7 +79,19 @@ cJSON *dom_locator(run *R, const sop_locator *l, char *err)
     if (l->role)
         cJSON_AddStringToObject(o, "role", l->role);
     cJSON_AddNumberToObject(o, "nth", l->nth);
+    if (l->field)
+        cJSON_AddBoolToObject(o, "field", 1);
+    if (l->file)
+        cJSON_AddBoolToObject(o, "file", 1);
     free(value);
+    if (l->within) {
+        cJSON *w = dom_locator(R, l->within, err);
+        if (!w) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+        cJSON_AddItemToObject(o, "within", w);
+    }
     return o;
 }
 

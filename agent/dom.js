@@ -26,17 +26,118 @@
     else if (el.classList && el.classList.length) d += '.' + Array.from(el.classList).slice(0, 2).join('.');
     return d;
   };
-  const textOf = (id) => { const e = document.getElementById(id); return e ? norm(e.textContent) : ''; };
+  /* ---- Shadow DOM: open shadow roots are searched like the light tree,
+   * the way Playwright's locators pierce them. Self-contained: the rest of
+   * this file calls only these. */
+  /* Every element under root, in document order, each open shadow root's
+   * tree right after its host. */
+  const deepElements = (root) => {
+    const out = [];
+    const visit = (n) => {
+      for (let c = n.firstElementChild; c; c = c.nextElementSibling) {
+        out.push(c);
+        if (c.shadowRoot) visit(c.shadowRoot);
+        visit(c);
+      }
+    };
+    if (root) visit(root);
+    return out;
+  };
+  const hasShadow = () => !!document.documentElement && deepElements(document.documentElement).some((e) => e.shadowRoot);
+  /* The parent, or the host when e is at the top of a shadow tree. */
+  const deepParent = (e) => e.parentElement || (e.parentNode && e.parentNode.host) || null;
+  const deepContains = (a, b) => { for (let e = b; e; e = deepParent(e)) if (e === a) return true; return false; };
+  /* Splits at top-level occurrences of sep (a comma, or descendant
+   * whitespace), outside brackets, parentheses and quotes. */
+  const splitSelector = (sel, comma) => {
+    const parts = [];
+    let depth = 0, quote = '', cur = '';
+    for (let i = 0; i < sel.length; i++) {
+      const ch = sel[i];
+      if (quote) { if (ch === '\\') { cur += ch + (sel[++i] || ''); continue; } if (ch === quote) quote = ''; cur += ch; continue; }
+      if (ch === '"' || ch === "'") quote = ch;
+      else if (ch === '[' || ch === '(') depth++;
+      else if (ch === ']' || ch === ')') depth--;
+      if (!depth && comma && ch === ',') { parts.push(cur.trim()); cur = ''; continue; }
+      if (!depth && !comma && /\s/.test(ch)) {
+        /* whitespace around >, + or ~ is part of a compound group */
+        const rest = sel.slice(i).trimStart(), before = cur.trimEnd();
+        if (/^[>+~]/.test(rest) || /[>+~]$/.test(before)) { cur += ' '; continue; }
+        if (cur.trim()) parts.push(cur.trim());
+        cur = '';
+        continue;
+      }
+      cur += ch;
+    }
+    if (cur.trim()) parts.push(cur.trim());
+    return parts;
+  };
+  /* querySelectorAll across open shadow roots: each descendant step may
+   * cross into a shadow tree (a > b, a + b stay within one tree). */
+  const deepQueryAll = (sel, root) => {
+    root = root || document;
+    if (!hasShadow()) return Array.from(root.querySelectorAll(sel));
+    const all = deepElements(root.nodeType === 9 ? root.documentElement : root);
+    if (root.nodeType === 9) all.unshift(root.documentElement);
+    const hits = new Set();
+    for (const one of splitSelector(sel, true)) {
+      const steps = splitSelector(one, false);
+      const last = steps.pop();
+      for (const el of all) {
+        if (!el.matches(last)) continue;
+        let e = deepParent(el), i = steps.length - 1;
+        while (i >= 0 && e) { if (e.matches(steps[i])) i--; e = deepParent(e); }
+        if (i < 0) hits.add(el);
+      }
+    }
+    return all.filter((e) => hits.has(e));
+  };
+  /* elementFromPoint down through open shadow roots. */
+  const deepElementFromPoint = (x, y) => {
+    let el = document.elementFromPoint(x, y);
+    while (el && el.shadowRoot) {
+      const inner = el.shadowRoot.elementFromPoint(x, y);
+      if (!inner || inner === el) break;
+      el = inner;
+    }
+    return el;
+  };
+  const FIELD = 'input:not([type=hidden]),select,textarea,[contenteditable=""],[contenteditable=true],' +
+    '[role=textbox],[role=combobox],[role=checkbox],[role=radio],[role=searchbox]';
+  /* A custom element's host stands for the focusable control inside it. */
+  const fieldOf = (el) => {
+    if (!el || el.matches(FIELD) || !el.tagName.includes('-')) return el;
+    const inner = el.shadowRoot ? deepElements(el.shadowRoot).find((e) => e.matches(FIELD)) : el.querySelector(FIELD);
+    return inner || el;
+  };
+  /* For upload: the file inputs among the matches (a label may name a drop
+   * zone and its input both); else each match's file input inside it;
+   * else the matches (drop zones with no input: files are dropped). */
+  const isFile = (e) => e.tagName === 'INPUT' && e.type === 'file';
+  const fileTargets = (els) => {
+    const inputs = els.filter(isFile);
+    if (inputs.length) return inputs;
+    return Array.from(new Set(els.map((e) => (e.shadowRoot && deepElements(e.shadowRoot).find(isFile)) ||
+      e.querySelector('input[type=file]') || e)));
+  };
+  /* A custom element that shows something but gives no way in: its shadow
+   * root is closed (or it draws everything itself). */
+  const closedHost = (el) => !!el && el.tagName.includes('-') && !el.shadowRoot && !el.firstElementChild;
+  const textOf = (id, from) => {
+    const root = from && from.getRootNode ? from.getRootNode() : document;
+    const e = root.getElementById ? root.getElementById(id) : document.getElementById(id);
+    return e ? norm(e.textContent) : '';
+  };
 
   /* The accessible name, close enough to the spec for portal markup. */
   const accName = (el) => {
     const lb = el.getAttribute && el.getAttribute('aria-labelledby');
-    if (lb) return norm(lb.split(/\s+/).map(textOf).join(' '));
+    if (lb) return norm(lb.split(/\s+/).map((id) => textOf(id, el)).join(' '));
     const al = el.getAttribute && el.getAttribute('aria-label');
     if (al) return norm(al);
     if (el.labels && el.labels.length) return norm(Array.from(el.labels).map((l) => l.textContent).join(' '));
     if (el.id) {
-      const l = document.querySelector('label[for="' + CSS.escape(el.id) + '"]');
+      const l = (el.getRootNode().querySelector ? el.getRootNode() : document).querySelector('label[for="' + CSS.escape(el.id) + '"]');
       if (l) return norm(l.textContent);
     }
     if (el.matches && el.matches(WIDGETS)) {
@@ -65,6 +166,13 @@
     if (tag === 'tr') return 'row';
     if (el.isContentEditable && !(el.parentElement && el.parentElement.isContentEditable)) return 'textbox';
     if (tag === 'td') return 'cell';
+    if (tag === 'th') {
+      const scope = (el.getAttribute('scope') || '').toLowerCase();
+      const tr = el.parentElement;
+      if (scope === 'row' || (scope !== 'col' && tr && tr.querySelector(':scope > td') &&
+          !(tr.parentElement && tr.parentElement.tagName === 'THEAD'))) return 'rowheader';
+      return 'columnheader';
+    }
     if (tag === 'input') {
       if (/^(button|submit|reset|image)$/.test(type)) return 'button';
       if (type === 'checkbox') return 'checkbox';
@@ -91,7 +199,7 @@
 
   const controlOfLabel = (l) => {
     if (l.control) return l.control;
-    if (l.htmlFor) return document.getElementById(l.htmlFor);
+    if (l.htmlFor) return l.getRootNode().getElementById ? l.getRootNode().getElementById(l.htmlFor) : null;
     return l.querySelector('input,select,textarea,[contenteditable=""],[contenteditable=true],[role=combobox],[role=textbox]');
   };
 
@@ -178,44 +286,119 @@
     return out.sort((x, y) => y.score - x.score).slice(0, 3);
   };
 
+  /* ---- Tables and scopes: a row by one of its cells' text (or its text),
+   * a cell by its column's header (or its own text), and `... in LOCATOR`. */
+  const cellsOf = (tr) => Array.from(tr.children).filter((c) => /^(TD|TH)$/.test(c.tagName) ||
+    /^(cell|gridcell|rowheader|columnheader)$/.test(c.getAttribute('role') || ''));
+  const textIn = (e) => norm(e.innerText || e.textContent);
+  const rowsByName = (rows, v) => {
+    const want = norm(v).toLowerCase();
+    for (const t of [(n) => n === norm(v), (n) => n.toLowerCase() === want]) {
+      const hit = rows.filter((r) => cellsOf(r).some((c) => t(textIn(c))));
+      if (hit.length) return hit;
+    }
+    return byName(rows, v, textIn);
+  };
+  const headerOf = (cell) => {
+    const tr = cell.parentElement;
+    const table = tr && tr.closest('table,[role=table],[role=grid],[role=treegrid]');
+    if (!table) return '';
+    const isHead = (r) => cellsOf(r).length && cellsOf(r).every((c) => c.tagName === 'TH' || c.getAttribute('role') === 'columnheader');
+    const head = (table.tHead && table.tHead.rows.length && table.tHead.rows[table.tHead.rows.length - 1]) ||
+      Array.from(table.querySelectorAll('tr,[role=row]')).find(isHead);
+    if (!head || head === tr) return '';
+    let idx = 0;
+    for (const c of cellsOf(tr)) { if (c === cell) break; idx += c.colSpan || 1; }
+    let j = 0;
+    for (const h of cellsOf(head)) {
+      const span = h.colSpan || 1;
+      if (idx >= j && idx < j + span) return textIn(h);
+      j += span;
+    }
+    return '';
+  };
+  const cellsByName = (v) => {
+    const cells = deepQueryAll('td,th,[role=cell],[role=gridcell],[role=rowheader]').filter(visible);
+    const byHead = byName(cells.filter((c) => headerOf(c)), v, headerOf);
+    return byHead.length ? byHead : byName(cells, v, textIn);
+  };
+  const inScope = (loc) => {
+    let scopes = find(loc.within);
+    if (loc.within.nth) scopes = [loc.within.nth > 0 ? scopes[loc.within.nth - 1] : scopes[scopes.length - 1]].filter(Boolean);
+    return find(Object.assign({}, loc, { within: null })).filter((e) => scopes.some((sc) => sc !== e && deepContains(sc, e)));
+  };
+
   const find = (loc) => {
+    if (loc.within) return inScope(loc);
     const kind = loc.kind, v = loc.value;
     let els = [];
     if (kind === 'css') {
-      els = Array.from(document.querySelectorAll(v));
+      els = deepQueryAll(v);
     } else if (kind === 'xpath') {
       const r = document.evaluate(v, document, null, XPathResult.ORDERED_NODE_SNAPSHOT_TYPE, null);
       for (let i = 0; i < r.snapshotLength; i++) if (r.snapshotItem(i).nodeType === 1) els.push(r.snapshotItem(i));
     } else if (kind === 'text') {
       /* the innermost visible elements whose text is the text */
-      const all = Array.from(document.body ? document.body.querySelectorAll('*') : []).filter(
+      const all = deepElements(document.body).filter(
         (e) => !['SCRIPT', 'STYLE', 'NOSCRIPT'].includes(e.tagName) && visible(e));
       const hits = byName(all, v, (e) => norm(e.innerText || e.textContent));
-      els = hits.filter((e) => !hits.some((o) => o !== e && e.contains(o)));
+      els = hits.filter((e) => !hits.some((o) => o !== e && deepContains(e, o)));
     } else if (kind === 'label') {
-      const labels = Array.from(document.querySelectorAll('label')).filter(visible);
+      const labels = deepQueryAll('label').filter(visible);
       const want = (l) => norm(l.textContent).replace(/\s*[*:]+$/, '');
       const fromLabels = byName(labels, v, want).map(controlOrLoose).filter(Boolean);
-      const aria = byName(Array.from(document.querySelectorAll('[aria-label],[aria-labelledby]')).filter(visible), v, accName);
+      /* a hidden file input behind its drop zone counts for upload */
+      const aria = byName(deepQueryAll('[aria-label],[aria-labelledby]').filter((e) => visible(e) || (loc.file && isFile(e))), v, accName);
       els = fromLabels.length ? fromLabels : aria;
       if (!els.length) {
-        els = byName(Array.from(document.querySelectorAll('input[placeholder],textarea[placeholder]')).filter(visible),
+        els = byName(deepQueryAll('input[placeholder],textarea[placeholder]').filter(visible),
           v, (e) => norm(e.placeholder));
       }
       els = Array.from(new Set(els));
     } else if (kind === 'role') {
-      const all = Array.from(document.querySelectorAll('*')).filter((e) => roleOf(e) === loc.role);
+      const all = deepElements(document.documentElement).filter((e) => roleOf(e) === loc.role);
       const shown = all.filter((e) => visible(e) || (e.type === 'checkbox' || e.type === 'radio'));
-      els = byName(shown, v, accName);
+      els = loc.role === 'row' ? rowsByName(shown, v) : loc.role === 'cell' ? cellsByName(v) : byName(shown, v, accName);
     }
     return els;
   };
 
   const pick = (loc) => {
-    const els = find(loc);
+    let els = find(loc);
+    if (loc.field) els = Array.from(new Set(els.map(fieldOf)));
+    if (loc.file) els = fileTargets(els);
     if (loc.nth > 0) return { els, el: els[loc.nth - 1] || null };
     if (loc.nth < 0) return { els, el: els[els.length - 1] || null };
     return { els, el: els.length === 1 ? els[0] : null };
+  };
+
+  /* A locator as {{text ...}} writes it: css "...", xpath "...", text "...",
+   * label "...", [role] NAME "..." (or '...'), after first, last or nth N;
+   * anything else is a CSS selector. */
+  const parseLoc = (src) => {
+    const one = /^(?:(first|last|nth\s+(\d+))\s+)?(?:role\s+)?([a-z]+)\s+(["'])((?:(?!\4)[^\\]|\\.)*)\4(?:\s+(first|last|nth\s+(\d+)))?/s;
+    const m = one.exec(String(src).trim());
+    if (!m) return { kind: 'css', value: String(src).trim(), nth: 0 };
+    const kind = ['css', 'xpath', 'text', 'label'].includes(m[3]) ? m[3] : 'role';
+    const which = m[1] || m[6], num = m[2] || m[7];
+    const nth = which === 'first' ? 1 : which === 'last' ? -1 : num ? Number(num) : 0;
+    const loc = { kind, role: kind === 'role' ? m[3] : undefined, value: m[5].replace(/\\(.)/g, '$1'), nth };
+    const rest = String(src).trim().slice(m[0].length);
+    const within = /^\s+in\s+(.+)$/s.exec(rest);
+    if (within) loc.within = parseLoc(within[1]);
+    else if (rest.trim()) return { kind: 'css', value: String(src).trim(), nth: 0 };
+    return loc;
+  };
+  /* The text of the locator's nth match, or of its first visible match
+   * with any text: null when nothing matches, false when no match is
+   * visible, "" when the visible ones are empty. */
+  const firstText = (loc) => {
+    const els = find(loc);
+    if (!els.length) return null;
+    const textOfEl = (e) => norm(e.innerText || e.textContent);
+    if (loc.nth) { const e = loc.nth > 0 ? els[loc.nth - 1] : els[els.length - 1]; return e ? textOfEl(e) : null; }
+    const e = els.find((x) => visible(x) && textOfEl(x));
+    return e ? textOfEl(e) : els.some(visible) ? '' : false;
   };
 
   /* Two animation frames, for "stable". */
@@ -297,9 +480,9 @@
       return { ok: false, why: 'still moving', moving: true };
     const x = r2.left + Math.min(r2.width / 2, b && b.left ? 8 : r2.width / 2);
     const y = r2.top + r2.height / 2;
-    const hit = document.elementFromPoint(x, y);
-    if (!hit || !(hit === el || el.contains(hit) || (el.control && (hit === el.control)) ||
-        (a.labels && Array.from(a.labels).some((l) => l === hit || l.contains(hit))))) {
+    const hit = deepElementFromPoint(x, y);
+    if (!hit || !(hit === el || deepContains(el, hit) || (el.control && (hit === el.control)) ||
+        (a.labels && Array.from(a.labels).some((l) => l === hit || deepContains(l, hit))))) {
       let cover = hit;
       while (cover && cover.parentElement && cover.parentElement !== document.body &&
              getComputedStyle(cover).position === 'static') cover = cover.parentElement;
@@ -313,7 +496,7 @@
     const st = getComputedStyle(a);
     const x = r.left + a.clientLeft + parseFloat(st.paddingLeft) + b;
     const y = r.top + a.clientTop + parseFloat(st.paddingTop) + c;
-    const hit = document.elementFromPoint(x, y);
+    const hit = deepElementFromPoint(x, y);
     if (hit !== a) {
       let cover = hit;
       while (cover && cover.parentElement && cover.parentElement !== document.body &&
@@ -329,7 +512,7 @@
       tag, type: (el.type || '').toLowerCase(), editable: el.isContentEditable,
       placeholder: el.getAttribute('placeholder') || '', value: 'value' in el ? String(el.value) : norm(el.textContent),
       checked: !!el.checked, role: roleOf(el), describe: describe(el),
-      focused: document.activeElement === el,
+      focused: document.activeElement === el, closed: closedHost(el),
       options: tag === 'select' ? Array.from(el.options).map((o) => norm(o.label || o.textContent)) : [],
     };
   }
@@ -361,9 +544,9 @@
   }
   case 'option': {
     /* the visible option of an open custom list whose text is the text */
-    const all = Array.from(document.querySelectorAll('[role=option],[role=menuitem],li,.option,[class*="option"]')).filter(visible);
+    const all = deepQueryAll('[role=option],[role=menuitem],li,.option,[class*="option"]').filter(visible);
     const hits = byName(all, a, (e) => norm(e.textContent));
-    const inner = hits.filter((e) => !hits.some((o) => o !== e && e.contains(o)));
+    const inner = hits.filter((e) => !hits.some((o) => o !== e && deepContains(e, o)));
     if (inner.length < 1) return 0; /* a count, as `resolve` gives */
     return inner[0];
   }
@@ -380,7 +563,14 @@
   case 'value': return 'value' in a ? String(a.value) : norm(a.textContent);
   case 'checked': return !!a.checked;
   case 'isFile': return a.tagName === 'INPUT' && a.type === 'file';
-  case 'pageText': return document.body ? document.body.innerText : '';
+  case 'pageText': {
+    /* innerText stops at shadow hosts: add each open shadow tree's text */
+    let t = document.body ? document.body.innerText : '';
+    for (const h of deepElements(document.body).filter((e) => e.shadowRoot))
+      for (let c = h.shadowRoot.firstElementChild; c; c = c.nextElementSibling)
+        if (!['STYLE', 'SCRIPT'].includes(c.tagName)) t += '\n' + (c.innerText || '');
+    return t;
+  }
   case 'url': return location.href;
   case 'change': return new Promise((resolve) => {
     /* Settles true on the first thing in this document that may change
@@ -413,10 +603,8 @@
     for (const t of wevs) window.addEventListener(t, onEv, true);
     timer = setTimeout(() => end(false), a);
   });
-  case 'textOf': {
-    const el = document.querySelector(a);
-    return el ? norm(el.innerText || el.textContent) : null;
-  }
+  case 'textOf': { const t = firstText(parseLoc(a)); return t === false ? '' : t; }
+  case 'firstText': return firstText(a);
   case 'sensitiveMark': case 'sensitiveMask': case 'sensitiveUnmask': return sensitive(op, a);
   default: throw new Error('dom.js: unknown op ' + op);
   }

@@ -15,9 +15,60 @@
 #include <string.h>
 #include <strings.h>
 
+/* The US-layout virtual key code of a printable ASCII character, so that a
+ * page sees the key a person would press ('.' is VK_OEM_PERIOD, not 46,
+ * which is Delete); 0 for other characters (the text still arrives). */
+static int char_key_code(unsigned char c)
+{
+    static const char *const oem[] = {";:", "=+", ",<", "-_", ".>", "/?", "`~"};
+    static const char *const oem2[] = {"[{", "\\|", "]}", "'\""};
+    static const char shifted_digits[] = ")!@#$%^&*(";
+    if (c >= 'a' && c <= 'z')
+        return c - 32;
+    if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ' ')
+        return c;
+    for (int i = 0; i < 10; i++)
+        if (c == (unsigned char)shifted_digits[i])
+            return '0' + i;
+    for (int i = 0; i < 7; i++)
+        if (strchr(oem[i], c))
+            return 186 + i;
+    for (int i = 0; i < 4; i++)
+        if (strchr(oem2[i], c))
+            return 219 + i;
+    return 0;
+}
+
+/* Length of the UTF-8 character at s (1 for a stray byte). */
+static size_t utf8_len(const char *s)
+{
+    unsigned char c = (unsigned char)*s;
+    size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    for (size_t i = 1; i < n; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            return 1;
+    return n;
+}
+
+/* One character typed as a key down and up. */
+static int press_char(run *R, const char *c, size_t len, char *err)
+{
+    cdp_key k;
+    memset(&k, 0, sizeof(k));
+    memcpy(k.key, c, len);
+    memcpy(k.text, c, len);
+    k.key_code = char_key_code((unsigned char)c[0]);
+    if (len == 1 && c[0] == ' ')
+        snprintf(k.code, sizeof(k.code), "Space");
+    return cdp_input_press(R->page, &k, err);
+}
+
 int keys_press(run *R, const char *name, char *err)
 {
     cdp_key k;
+    size_t len = name[0] ? utf8_len(name) : 0;
+    if (len && !name[len] && len < sizeof(k.text))
+        return press_char(R, name, len, err);
     if (cdp_key_named(name, &k) == PT_FOUND)
         return cdp_input_press(R->page, &k, err);
     return pt_errf(err,
@@ -28,11 +79,12 @@ int keys_press(run *R, const char *name, char *err)
 
 int keys_type(run *R, const char *text, char *err)
 {
-    for (const char *c = text; *c; c++) {
-        char one[2] = {*c, 0};
-        int rc = keys_press(R, one, err);
+    for (const char *c = text; *c;) {
+        size_t len = utf8_len(c);
+        int rc = press_char(R, c, len, err);
         if (rc)
             return rc;
+        c += len;
     }
     return 0;
 }

@@ -48,9 +48,19 @@ static void settle(run *R, int depth)
     }
 }
 
+/* The document's URL and HTML, open shadow roots included (as declarative
+ * <template shadowrootmode> where the browser can write them). */
+#define SNAPSHOT_JS                                                                                \
+    "(() => { const d = document.documentElement, roots = [];"                                     \
+    "  const walk = (n) => { for (const e of n.querySelectorAll('*'))"                             \
+    "    if (e.shadowRoot) { roots.push(e.shadowRoot); walk(e.shadowRoot); } }; walk(d);"          \
+    "  const html = roots.length && d.getHTML ? d.getHTML({shadowRoots: roots}) : d.outerHTML;"    \
+    "  return [location.href, '<!DOCTYPE html>' + (d.getHTML && roots.length"                      \
+    "    ? '<html>' + html + '</html>' : html)]; })()"
+
 /* Hands the document at depth to the snapshot hook (record mode), once per
  * step. */
-static void snapshot(run *R, int depth)
+void loc_snapshot(run *R, int depth)
 {
     char err[ERR_SIZE];
     cJSON *v = NULL;
@@ -58,9 +68,7 @@ static void snapshot(run *R, int depth)
         return;
     R->snapped = R->cur;
     settle(R, depth);
-    if (cdp_page_eval(R->page, run_frame(R, depth),
-                      "[location.href, '<!DOCTYPE html>' + document.documentElement.outerHTML]", &v,
-                      5000, err) == 0 &&
+    if (cdp_page_eval(R->page, run_frame(R, depth), SNAPSHOT_JS, &v, 5000, err) == 0 &&
         cJSON_GetArraySize(v) == 2) {
         const char *url = cJSON_GetStringValue(cJSON_GetArrayItem(v, 0));
         const char *html = cJSON_GetStringValue(cJSON_GetArrayItem(v, 1));
@@ -93,13 +101,31 @@ int loc_frame(run *R, int depth, const sop_locator *loc, char **frame_id, char *
         pt_errf(err, o.count > 1 ? "matches %d elements" : "no frame element matches", o.count);
         return -1;
     }
-    snapshot(R, depth);
+    loc_snapshot(R, depth);
     rc = cdp_handle_content_frame(o.el, frame_id, 15000, err);
     cdp_handle_release(o.el);
     if (rc < 0)
         return rc;
     if (rc == PT_NONE)
         return pt_errf(err, "the element is not a frame (an <iframe> or <frame>)");
+    return 0;
+}
+
+int loc_frames_gone(run *R, char *why, size_t whysz)
+{
+    char err[ERR_SIZE], lt[512];
+    for (int d = 1; d <= R->depth; d++) {
+        dom_out fo;
+        if (resolve(R, d - 1, R->stack[d].iframe, &fo, 3000, err))
+            return 0; /* between documents: the next look tells */
+        if (fo.el || fo.count > 1) {
+            cdp_handle_release(fo.el);
+            continue;
+        }
+        loc_text(R->stack[d].iframe, lt, sizeof(lt));
+        snprintf(why, whysz, "its frame %s went away (the page no longer has it)", lt);
+        return 1;
+    }
     return 0;
 }
 
@@ -114,7 +140,7 @@ int loc_find(run *R, const sop_locator *loc, cdp_handle **e, int *count, char *e
         return 1;
     }
     *e = o.el;
-    snapshot(R, R->depth);
+    loc_snapshot(R, R->depth);
     return 0;
 }
 
@@ -288,6 +314,8 @@ int loc_present(run *R, const sop_step *st, cdp_handle **e)
     waiting w;
     run_wait_begin(R, &w, st, timeout, "an element");
     for (;;) {
+        if (R->stop)
+            return -1;
         int count = 0;
         int rc = loc_find(R, &st->loc, e, &count, err);
         if (rc == 0)

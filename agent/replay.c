@@ -1071,6 +1071,8 @@ static int count_xpath(xmlDocPtr doc, const char *xp, int *n)
 /* How many elements loc finds in doc; -1 if it cannot be told offline. */
 static int count_locator(xmlDocPtr doc, const sop_locator *loc)
 {
+    if (loc->within)
+        return -1; /* a scope: told at run time */
     const char *v = loc->value;
     if (!v || strstr(v, "{{"))
         return -1;
@@ -1108,7 +1110,9 @@ static int count_locator(xmlDocPtr doc, const sop_locator *loc)
         xp_literal(&b, v);
         pt_buf_appendf(&b, "] or @aria-label=");
         xp_literal(&b, v);
-        pt_buf_appendf(&b, " or @placeholder=");
+        pt_buf_appendf(&b, " or @aria-labelledby=//*[normalize-space(.)=");
+        xp_literal(&b, v);
+        pt_buf_appendf(&b, "]/@id or @placeholder=");
         xp_literal(&b, v);
         /* a loose label (tied to no control): the widget that follows it */
         pt_buf_appendf(&b,
@@ -1155,6 +1159,11 @@ static int count_locator(xmlDocPtr doc, const sop_locator *loc)
     if (b.len && count_xpath(doc, b.data, &n) < 0)
         n = -1;
     pt_buf_free(&b);
+    /* labels and ids are per shadow tree: a miss in a snapshot with shadow
+     * roots (<template shadowrootmode>) is told at run time */
+    int shadow = 0;
+    if (n == 0 && count_xpath(doc, "//template[@shadowrootmode]", &shadow) == 0 && shadow > 0)
+        n = -1;
     return n;
 }
 

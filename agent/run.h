@@ -174,6 +174,13 @@ char *dom_text_in_frame(const char *selector, void *ud);
 
 /* ---- locate.c: finding and judging elements ------------------------------ */
 
+/* Hands the document at depth to the record mode's snapshot hook, once per
+ * step (for steps that look without resolving one element). */
+void loc_snapshot(run *R, int depth);
+/* 1 when a frame the run is inside (R->stack) is no longer on its parent's
+ * page, with why; else 0 (also when it cannot be told now). */
+int loc_frames_gone(run *R, char *why, size_t whysz);
+
 /* A readable form of a locator, for messages: label "Member ID". */
 void loc_text(const sop_locator *l, char *out, size_t outsz);
 /* Resolves loc in the current frame, strictly. 0 with *e set, or 1 with
@@ -200,7 +207,7 @@ int cond_holds(run *R, const sop_cond *c, int depth, char *err);
 
 /* Presses the named key (Enter, Tab, ... or one character). */
 int keys_press(run *R, const char *name, char *err);
-/* Types text key by key. */
+/* Types text key by key (each UTF-8 character a key down and up). */
 int keys_type(run *R, const char *text, char *err);
 /* The keys that put value into a native date, time or datetime-local
  * input: its date part (if with_date) in the browser's field order, then

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_SOP_BYTES (1u << 20)
 #define MAX_USE_DEPTH 8
@@ -531,6 +532,39 @@ static int starts_locator(tok *t)
            !strcmp(t->text, "label") || !strcmp(t->text, "role") || role_word(t->text);
 }
 
+static int parse_locator(parser *p, sop_locator *loc, const char *what);
+
+/* `LOCATOR in LOCATOR`: the scope (a row, a form, a dialog) the element is
+ * looked for in; scopes nest (cell "Status" in row "Gold" in css "#plans"). */
+static int parse_within(parser *p, sop_locator *loc, const char *what)
+{
+    tok *in = peek(p);
+    if (!is_word(in, "in"))
+        return 0;
+    /* `in frame` (a condition's) and a bare `in`: not ours */
+    tok *k = p->ti + 1 < cur_line(p)->n ? &cur_line(p)->toks[p->ti + 1] : NULL;
+    if (!k || is_word(k, "frame"))
+        return 0;
+    if (!starts_locator(k)) {
+        const char *g = k->kind == T_WORD ? suggest(k->text, role_words,
+                                                    sizeof(role_words) / sizeof(role_words[0]))
+                                          : NULL;
+        err(p, k->col, "'%s' is not a kind of element%s%s%s", k->text ? k->text : "?",
+            g ? " (did you mean '" : "", g ? g : "", g ? "'?)" : "");
+        return -1;
+    }
+    p->ti++;
+    sop_locator *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -1;
+    if (parse_locator(p, w, what) < 0) {
+        free(w);
+        return -1;
+    }
+    loc->within = w;
+    return 0;
+}
+
 static int parse_locator(parser *p, sop_locator *loc, const char *what)
 {
     tok *t = next(p);
@@ -584,6 +618,7 @@ static int parse_locator(parser *p, sop_locator *loc, const char *what)
         return -1;
     }
     loc->value = strdup(t->text);
+    loc->value_col = t->col;
     check_template(p, t->text, t->col);
     /* which one, when several match */
     tok *m = peek(p);
@@ -602,13 +637,17 @@ static int parse_locator(parser *p, sop_locator *loc, const char *what)
         }
         loc->nth = atoi(n->text);
     }
-    return 0;
+    return parse_within(p, loc, what);
 }
 
 static void locator_free(sop_locator *l)
 {
     free(l->role);
     free(l->value);
+    if (l->within) {
+        locator_free(l->within);
+        free(l->within);
+    }
     memset(l, 0, sizeof(*l));
 }
 
@@ -635,6 +674,10 @@ static void cond_free(sop_cond *c)
     if (!c)
         return;
     locator_free(&c->loc);
+    if (c->frame) {
+        locator_free(c->frame);
+        free(c->frame);
+    }
     free(c->text);
     free(c->regex);
     free(c->value);
@@ -670,6 +713,29 @@ static int parse_text_test(parser *p, sop_cond *c)
     return 0;
 }
 
+/* `path contains "x"` and `dialog contains "x"` (the word, then contains:
+ * `dialog "Name"` stays a locator). 1 when the line says one (read into c,
+ * or an error reported: *bad), else 0. */
+static int parse_cond_more(parser *p, sop_cond *c, int *bad)
+{
+    tok *t = peek(p);
+    lexline *l = cur_line(p);
+    if (!(is_word(t, "path") || is_word(t, "dialog")) || p->ti + 1 >= l->n ||
+        !is_word(&l->toks[p->ti + 1], "contains"))
+        return 0;
+    c->kind = is_word(t, "path") ? SOP_COND_PATH : SOP_COND_DIALOG;
+    p->ti += 2;
+    tok *s = next(p);
+    if (!s || s->kind != T_STRING) {
+        err(p, s ? s->col : end_col(p), "contains needs a \"quoted\" text");
+        *bad = 1;
+        return 1;
+    }
+    c->text = strdup(s->text);
+    check_template(p, s->text, s->col);
+    return 1;
+}
+
 static sop_cond *parse_cond1(parser *p, const char *what)
 {
     tok *t = peek(p);
@@ -689,6 +755,9 @@ static sop_cond *parse_cond1(parser *p, const char *what)
             goto fail;
         return c;
     }
+    int bad = 0;
+    if (parse_cond_more(p, c, &bad))
+        return bad ? (cond_free(c), NULL) : c;
     if (accept_word(p, "visible") || accept_word(p, "hidden")) {
         c->kind = strcmp(t->text, "hidden") == 0 ? SOP_COND_HIDDEN : SOP_COND_VISIBLE;
         if (parse_locator(p, &c->loc, what) < 0)
@@ -752,13 +821,54 @@ fail:
     return NULL;
 }
 
-static sop_cond *parse_cond(parser *p, const char *what)
+/* COND in frame LOCATOR: the condition is looked at inside that frame
+ * (one wait can watch the top page and a frame together). -1 on error. */
+static int parse_cond_frame(parser *p, sop_cond *c)
+{
+    lexline *l = cur_line(p);
+    if (!is_word(peek(p), "in") || p->ti + 1 >= l->n || !is_word(&l->toks[p->ti + 1], "frame"))
+        return 0;
+    p->ti += 2;
+    if (!(c->frame = calloc(1, sizeof(*c->frame))))
+        return -1;
+    return parse_locator(p, c->frame, "in frame");
+}
+
+/* Conditions joined by `and`, each perhaps `in frame LOCATOR`. */
+static sop_cond *parse_cond_and(parser *p, const char *what)
 {
     sop_cond *c = parse_cond1(p, what);
-    while (c && is_word(peek(p), "or")) {
+    if (c && parse_cond_frame(p, c) < 0) {
+        cond_free(c);
+        return NULL;
+    }
+    while (c && is_word(peek(p), "and")) {
         p->ti++;
         sop_cond *o = calloc(1, sizeof(*o));
         sop_cond *b = parse_cond1(p, what);
+        if (b && parse_cond_frame(p, b) < 0) {
+            cond_free(b);
+            b = NULL;
+        }
+        if (!o || !b) {
+            free(o);
+            cond_free(b);
+            cond_free(c);
+            return NULL;
+        }
+        *o = (sop_cond){.kind = SOP_COND_AND, .a = c, .b = b, .line = c->line, .col = c->col};
+        c = o;
+    }
+    return c;
+}
+
+static sop_cond *parse_cond(parser *p, const char *what)
+{
+    sop_cond *c = parse_cond_and(p, what);
+    while (c && is_word(peek(p), "or")) {
+        p->ti++;
+        sop_cond *o = calloc(1, sizeof(*o));
+        sop_cond *b = parse_cond_and(p, what);
         if (!o || !b) {
             free(o);
             cond_free(b);
@@ -829,6 +939,8 @@ static const char *const step_names[] = {
     [SOP_COMMIT] = "commit",
     [SOP_FINISH] = "finish",
     [SOP_USE] = "use",
+    [SOP_REPEAT] = "repeat",
+    [SOP_ON_DIALOG] = "on",
 };
 
 /* Everything that may begin a line, for "did you mean". */
@@ -836,7 +948,7 @@ static const char *const line_words[] = {
     "goto",     "click",   "fill",       "type",    "press",   "select", "choose", "check",
     "uncheck",  "upload",  "wait",       "extract", "expect",  "if",     "else",   "end",
     "whenever", "in",      "screenshot", "ask",     "review",  "commit", "finish", "use",
-    "sop",      "summary", "input",      "timeout", "session", "files"};
+    "sop",      "summary", "input",      "timeout", "session", "files",  "repeat", "on"};
 
 static int block_keeps_session(const sop_block *b)
 {
@@ -1182,14 +1294,43 @@ static void st_locator_with(parser *p, sop_step *st, const char *w)
         st->sensitive = accept_word(p, "sensitive"); /* masked in screenshots */
 }
 
+/* press "Key": a named key, one character, or a template whose value is
+ * typed character by character. A literal of several characters that is not
+ * a key's name is a typo the linter can catch. */
+static void check_press_key(parser *p, const tok *k)
+{
+    static const char *const keys[] = {"Enter",   "Tab",       "Escape",    "Backspace",  "Delete",
+                                       "ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home",
+                                       "End",     "PageUp",    "PageDown",  "Space"};
+    const unsigned char *t = (const unsigned char *)k->text;
+    size_t one = t[0] >= 0xF0 ? 4 : t[0] >= 0xE0 ? 3 : t[0] >= 0xC0 ? 2 : 1;
+    if (!t[0]) {
+        err(p, k->col, "press needs a key, not an empty string");
+        return;
+    }
+    if (strstr(k->text, "{{") || strlen(k->text) == one)
+        return;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (!strcasecmp(k->text, keys[i]))
+            return;
+    const char *g = suggest(k->text, keys, sizeof(keys) / sizeof(keys[0]));
+    err(p, k->col,
+        "unknown key \"%s\"%s%s%s (a key's name such as Enter or Tab, one character, or "
+        "a \"{{template}}\" to type)",
+        k->text, g ? " (did you mean '" : "", g ? g : "", g ? "'?)" : "");
+}
+
 static void st_press(parser *p, sop_step *st, const char *w)
 {
     (void)w;
     tok *k = next(p);
-    if (!k || k->kind != T_STRING)
+    if (!k || k->kind != T_STRING) {
         err(p, k ? k->col : end_col(p), "press needs a \"Key\", as in press \"Enter\"");
-    else
-        st->value = (sop_value){0, strdup(k->text), st->line, k->col};
+        return;
+    }
+    st->value = (sop_value){0, strdup(k->text), st->line, k->col};
+    check_template(p, k->text, k->col);
+    check_press_key(p, k);
 }
 
 static void st_upload(parser *p, sop_step *st, const char *w)
@@ -1235,6 +1376,24 @@ static void st_expect(parser *p, sop_step *st, const char *w)
     parse_value(p, &st->value, "expect ... else");
 }
 
+/* `extract NAME from page /re/`: 1 when the line says page (read), else 0. */
+static int parse_extract_page(parser *p, sop_step *st)
+{
+    tok *t = peek(p);
+    if (!is_word(t, "page"))
+        return 0;
+    p->ti++;
+    tok *re = next(p);
+    if (!re || re->kind != T_REGEX) {
+        err(p, re ? re->col : end_col(p), "write extract NAME from page /regex/");
+        return 1;
+    }
+    st->from_page = 1;
+    st->regex = strdup(re->text);
+    check_regex(p, re);
+    return 1;
+}
+
 static void st_extract(parser *p, sop_step *st, const char *w)
 {
     (void)w;
@@ -1249,6 +1408,8 @@ static void st_extract(parser *p, sop_step *st, const char *w)
         err(p, peek(p) ? peek(p)->col : end_col(p), "write extract NAME from ELEMENT");
         return;
     }
+    if (parse_extract_page(p, st))
+        return;
     if (!(st->has_loc = parse_locator(p, &st->loc, "extract") == 0))
         return;
     if (accept_word(p, "attribute")) {
@@ -1334,6 +1495,45 @@ static void st_finish(parser *p, sop_step *st, const char *w)
         parse_value(p, &st->value, "finish");
 }
 
+/* repeat until CONDITION max N ... end */
+static void st_repeat(parser *p, sop_step *st, const char *w)
+{
+    (void)w;
+    if (!accept_word(p, "until")) {
+        err(p, peek(p) ? peek(p)->col : end_col(p), "write repeat until CONDITION max N");
+        return;
+    }
+    if (!(st->cond = parse_cond(p, "repeat until")))
+        return;
+    tok *m = peek(p);
+    if (!is_word(m, "max")) {
+        err(p, m ? m->col : end_col(p),
+            "repeat until needs a bound: repeat until CONDITION max N (N rounds at most)");
+        return;
+    }
+    p->ti++;
+    tok *n = next(p);
+    if (!n || n->kind != T_NUMBER || atoi(n->text) < 1 || atoi(n->text) > 1000)
+        err(p, n ? n->col : end_col(p), "max needs a number of rounds from 1 to 1000");
+    else
+        st->max_rounds = atoi(n->text);
+}
+
+/* on dialog accept | on dialog dismiss */
+static void st_on_dialog(parser *p, sop_step *st, const char *w)
+{
+    (void)w;
+    if (!accept_word(p, "dialog")) {
+        err(p, peek(p) ? peek(p)->col : end_col(p), "write on dialog accept, or on dialog dismiss");
+        return;
+    }
+    tok *a = next(p);
+    if (is_word(a, "accept") || is_word(a, "dismiss"))
+        st->dismiss = is_word(a, "dismiss");
+    else
+        err(p, a ? a->col : end_col(p), "on dialog takes accept or dismiss");
+}
+
 static void (*const step_parsers[])(parser *p, sop_step *st, const char *w) = {
     [SOP_GOTO] = st_value,
     [SOP_CLICK] = st_locator,
@@ -1356,11 +1556,14 @@ static void (*const step_parsers[])(parser *p, sop_step *st, const char *w) = {
     [SOP_REVIEW] = st_value,
     [SOP_COMMIT] = st_nothing,
     [SOP_FINISH] = st_finish,
+    [SOP_USE] = st_nothing,
+    [SOP_REPEAT] = st_repeat,
+    [SOP_ON_DIALOG] = st_on_dialog,
 };
 
 static int opens_block(sop_step_kind k)
 {
-    return k == SOP_IF || k == SOP_WHENEVER || k == SOP_IN_FRAME;
+    return k == SOP_IF || k == SOP_WHENEVER || k == SOP_IN_FRAME || k == SOP_REPEAT;
 }
 
 /* The body (and an if's else) of the block step b->steps[index], up to and
@@ -1393,8 +1596,8 @@ static int parse_step(parser *p, sop_block *b, lexline *l, tok *t)
 {
     const char *w = t->text;
     int kind = -1;
-    for (int k = 0; k <= SOP_FINISH; k++)
-        if (!strcmp(w, step_names[k]))
+    for (int k = 0; k < (int)(sizeof(step_names) / sizeof(step_names[0])); k++)
+        if (k != SOP_USE && !strcmp(w, step_names[k]))
             kind = k;
     if (kind < 0) {
         const char *s = suggest(w, line_words, sizeof(line_words) / sizeof(line_words[0]));
@@ -1656,6 +1859,13 @@ static void use_template(checker *c, const char *file, int line, int col, const 
     }
 }
 
+/* A locator's templates, and its scope's (`... in LOCATOR`). */
+static void check_loc(checker *c, const char *file, const sop_locator *l)
+{
+    for (; l && l->value; l = l->within)
+        use_template(c, file, l->line, l->value_col ? l->value_col : l->col, l->value);
+}
+
 static void check_value(checker *c, const char *file, const sop_value *v)
 {
     if (!v->text)
@@ -1672,8 +1882,10 @@ static void check_cond(checker *c, const char *file, const sop_cond *k)
         return;
     if (k->kind == SOP_COND_VAR || k->kind == SOP_COND_VAR_IS)
         use_var(c, file, k->line, k->col, k->text);
-    if (k->loc.value)
-        use_template(c, file, k->loc.line, k->loc.col, k->loc.value);
+    check_loc(c, file, &k->loc);
+    check_loc(c, file, k->frame);
+    if (k->text && k->kind != SOP_COND_VAR && k->kind != SOP_COND_VAR_IS)
+        use_template(c, file, k->line, k->col, k->text);
     check_cond(c, file, k->a);
     check_cond(c, file, k->b);
 }
@@ -1689,8 +1901,8 @@ static void check_block(checker *c, const sop_block *b)
                  finished_at);
             break; /* one report per block */
         }
-        if (st->has_loc && st->loc.value)
-            use_template(c, st->file, st->loc.line, st->loc.col, st->loc.value);
+        if (st->has_loc)
+            check_loc(c, st->file, &st->loc);
         check_cond(c, st->file, st->cond);
         if (st->kind != SOP_ASK)
             check_value(c, st->file, &st->value);

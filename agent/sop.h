@@ -53,6 +53,11 @@ typedef struct sop_locator {
     char *value; /* selector, text, label or accessible name (a template) */
     int nth;     /* 0: exactly one must match; n > 0: the nth; -1: the last */
     int line, col;
+    int value_col;              /* where its "value" begins on the line */
+    struct sop_locator *within; /* ... in LOCATOR: only matches inside one of its matches */
+    int field; /* set by the steps that type or pick: a custom element's host stands for
+                  the focusable control inside it (not parsed) */
+    int file;  /* set by upload: file inputs first, then one inside, then drop zones */
 } sop_locator;
 
 /* Where a value comes from: a variable, or a string with {{...}} in it. */
@@ -72,6 +77,9 @@ typedef enum sop_cond_kind {
     SOP_COND_VAR_IS,    /* NAME is "x" */
     SOP_COND_NOT,
     SOP_COND_OR,
+    SOP_COND_AND,    /* a and b (binds tighter than or) */
+    SOP_COND_PATH,   /* path contains "x": the URL's path, not its query or fragment */
+    SOP_COND_DIALOG, /* dialog contains "x": the last native dialog's message */
 } sop_cond_kind;
 
 /* How a text condition compares: LOC contains / is / matches, page contains. */
@@ -89,7 +97,8 @@ typedef struct sop_cond {
     char *text;             /* contains text, url substring, or the variable's name */
     char *value;            /* VAR_IS: the value compared with */
     char *regex;            /* url matches /regex/, LOC matches /regex/ */
-    struct sop_cond *a, *b; /* NOT: a; OR: a or b */
+    struct sop_cond *a, *b; /* NOT: a; OR: a or b; AND: a and b */
+    sop_locator *frame;     /* COND in frame LOC: looked at inside that frame */
     int line, col;
 } sop_cond;
 
@@ -115,7 +124,9 @@ typedef enum sop_step_kind {
     SOP_REVIEW,
     SOP_COMMIT,
     SOP_FINISH,
-    SOP_USE, /* a used file that declares `session`: its steps are the body */
+    SOP_USE,       /* a used file that declares `session`: its steps are the body */
+    SOP_REPEAT,    /* repeat until COND max N: the body, until COND holds */
+    SOP_ON_DIALOG, /* on dialog accept|dismiss: how native dialogs are answered */
 } sop_step_kind;
 
 typedef struct sop_step sop_step;
@@ -136,6 +147,7 @@ struct sop_step {
                             the session URL (a template) */
     char *name;          /* extract/ask: the variable; finish: the status */
     char *regex;         /* extract: the pattern */
+    int from_page;       /* extract NAME from page /re/: the frame's text, no element */
     char *attribute;     /* extract: an attribute, "value" for a field's value */
     char *file_name;     /* upload: one task file by name; NULL: all of them */
     sop_cond *cond;      /* if / whenever / wait / expect; use: signed in if */
@@ -143,6 +155,8 @@ struct sop_step {
     sop_block otherwise; /* if ... else */
     int timeout_ms;      /* 0: the SOP's default */
     int sensitive;       /* fill/type ... sensitive: masked in screenshots */
+    int max_rounds;      /* repeat: how many times the body may run */
+    int dismiss;         /* on dialog: 1 dismiss, 0 accept */
 };
 
 typedef enum sop_input_type { SOP_IN_TEXT, SOP_IN_DATE } sop_input_type;

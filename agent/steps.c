@@ -48,6 +48,29 @@ static char *value_of(run *R, const sop_step *st, int *is_date)
 
 /* ---- Conditions ---------------------------------------------------------- */
 
+/* The step's locator for a step that types or picks: a custom element's
+ * host stands for the focusable control inside its (open) shadow root.
+ * Borrows st's strings. */
+static sop_locator field_loc(const sop_step *st)
+{
+    sop_locator l = st->loc;
+    l.field = 1;
+    return l;
+}
+
+/* Why an element is not a field: a custom element with no way in says so. */
+static void fail_not_field(run *R, const sop_step *st, const cJSON *info, const char *what)
+{
+    const char *d = pt_json_str(info, "describe") ? pt_json_str(info, "describe") : "the element";
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "closed")))
+        run_fail(R, st,
+                 "%s is a custom element with a closed shadow root: no step can reach the "
+                 "field inside it",
+                 d);
+    else
+        run_fail(R, st, "%s is not %s", d, what);
+}
+
 /* The step's value (expanded, *is_date when a date) and the element it
  * goes into, once actionable (see loc_actionable). 0, or -1 when the step
  * failed, with nothing left to free. */
@@ -57,7 +80,8 @@ static int value_and_element(run *R, const sop_step *st, int need_hit, int left,
     *e = NULL;
     if (!(*value = value_of(R, st, is_date)))
         return -1;
-    if (loc_actionable(R, st, &st->loc, need_hit, left, e, x, y) == 0)
+    sop_locator field = field_loc(st);
+    if (loc_actionable(R, st, &field, need_hit, left, e, x, y) == 0)
         return 0;
     free(*value);
     *value = NULL;
@@ -80,6 +104,13 @@ static int only_digits_equal(const char *a, const char *b)
     }
 }
 
+/* Does a field showing got hold want? (a mask may reformat: compare the
+ * digits then) */
+static int field_took(const char *got, const char *want)
+{
+    return !strcmp(got, want) || (only_digits_equal(got, want) && strpbrk(want, "0123456789"));
+}
+
 static int step_fill(run *R, const sop_step *st)
 {
     char err[ERR_SIZE];
@@ -98,10 +129,9 @@ static int step_fill(run *R, const sop_step *st)
     const char *tag = pt_json_str(info, "tag") ? pt_json_str(info, "tag") : "";
     int editable = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "editable"));
     if (strcmp(tag, "input") && strcmp(tag, "textarea") && !editable) {
-        run_fail(R, st,
-                 "%s is not a field one can type in (use choose for custom dropdowns, "
-                 "select for <select>)",
-                 pt_json_str(info, "describe") ? pt_json_str(info, "describe") : tag);
+        fail_not_field(R, st, info,
+                       "a field one can type in (use choose for custom dropdowns, select for "
+                       "<select>)");
         cJSON_Delete(info);
         goto out;
     }
@@ -163,10 +193,8 @@ static int step_fill(run *R, const sop_step *st)
     const char *got = cJSON_IsString(now) ? now->valuestring : "";
     char want_dt[32];
     snprintf(want_dt, sizeof(want_dt), "%s%s%s", is_time ? "" : iso, is_dt ? "T" : "", hhmm);
-    int ok = !strcmp(type, "date") || is_time || is_dt
-                 ? !strcmp(got, want_dt)
-                 : !strcmp(got, value) ||
-                       (only_digits_equal(got, value) && strpbrk(value, "0123456789"));
+    int ok =
+        !strcmp(type, "date") || is_time || is_dt ? !strcmp(got, want_dt) : field_took(got, value);
     cJSON_Delete(now);
     if (!ok) {
         run_fail(R, st,
@@ -208,6 +236,8 @@ static int step_choose(run *R, const sop_step *st)
     waiting w;
     run_wait_begin(R, &w, st, timeout, "an option in the list");
     for (;;) {
+        if (R->stop)
+            goto out;
         cJSON *args = cJSON_CreateArray();
         cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateString(value)));
         dom_out o;
@@ -290,7 +320,8 @@ static int check(run *R, const sop_step *st, int want)
     char err[ERR_SIZE];
     cdp_handle *e = NULL;
     double x, y;
-    if (loc_actionable(R, st, &st->loc, 1, 0, &e, &x, &y) < 0)
+    sop_locator field = field_loc(st);
+    if (loc_actionable(R, st, &field, 1, 0, &e, &x, &y) < 0)
         return -1;
     int rc = -1;
     cJSON *c = dom_on(e, "checked", NULL, err);
@@ -302,6 +333,8 @@ static int check(run *R, const sop_step *st, int want)
         waiting w;
         run_wait_begin(R, &w, st, 2000, "the box to change");
         for (;;) {
+            if (R->stop)
+                break;
             cJSON_Delete(c);
             c = dom_on(e, "checked", NULL, err);
             if (cJSON_IsBool(c) && cJSON_IsTrue(c) == want) {
@@ -320,10 +353,25 @@ static int check(run *R, const sop_step *st, int want)
     return rc;
 }
 
+/* A drop zone with no file input: the files are dropped onto it, once a
+ * person could drop there. */
+static int drop_files(run *R, const sop_step *st, const char *const *files, size_t n)
+{
+    char err[ERR_SIZE];
+    cdp_handle *z = NULL;
+    double x, y;
+    if (loc_actionable(R, st, &st->loc, 1, 0, &z, &x, &y) < 0)
+        return -1;
+    int rc = cdp_input_drop_files(R->page, x, y, files, n, err);
+    if (rc)
+        run_fail(R, st, "%s", err);
+    cdp_handle_release(z);
+    return rc;
+}
+
 static int step_upload(run *R, const sop_step *st)
 {
-    char err[ERR_SIZE], lt[512];
-    loc_text(&st->loc, lt, sizeof(lt));
+    char err[ERR_SIZE];
     char **files = calloc(R->o->nfiles ? R->o->nfiles : 1, sizeof(*files));
     size_t n = 0;
     cdp_handle *e = NULL;
@@ -349,13 +397,15 @@ static int step_upload(run *R, const sop_step *st)
         goto out;
     }
     /* file inputs are often hidden behind a styled button: no hit test */
-    if (loc_present(R, st, &e) < 0)
+    sop_step file_step = *st; /* the same step, its locator preferring file inputs */
+    file_step.loc.file = 1;
+    if (loc_present(R, &file_step, &e) < 0)
         goto out;
     cJSON *is = dom_on(e, "isFile", NULL, err);
     int ok = cJSON_IsTrue(is);
     cJSON_Delete(is);
     if (!ok)
-        run_fail(R, st, "%s is not a file input", lt);
+        rc = drop_files(R, &file_step, (const char *const *)files, n);
     else if (cdp_handle_set_files(e, (const char *const *)files, n, err))
         run_fail(R, st, "%s", err);
     else
@@ -368,13 +418,102 @@ out:
     return rc;
 }
 
-static int step_extract(run *R, const sop_step *st)
+/* The part of text the step's /regex/ picks (its first group, if any), or
+ * all of it without one: a new string, or NULL when it does not match. */
+static char *regex_pick(const char *regex, const char *text)
+{
+    int code;
+    PCRE2_SIZE off;
+    char *m = NULL;
+    if (!regex)
+        return strdup(text);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &off, NULL);
+    pcre2_match_data *md = re ? pcre2_match_data_create_from_pattern(re, NULL) : NULL;
+    int n = md ? pcre2_match(re, (PCRE2_SPTR)text, PCRE2_ZERO_TERMINATED, 0, 0, md, NULL) : -1;
+    if (n >= 0) {
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        int g = n > 1 ? 1 : 0;
+        m = strndup(text + ov[2 * g], ov[2 * g + 1] - ov[2 * g]);
+    }
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    return m;
+}
+
+/* One look for an extract that reads text: the first visible, non-empty
+ * match of its locator, or the page's text. A new string, or NULL when not
+ * there yet (*why says what is missing). */
+static char *extract_look(run *R, const sop_step *st, char *why, size_t whysz)
 {
     char err[ERR_SIZE], lt[512];
-    loc_text(&st->loc, lt, sizeof(lt));
+    cJSON *args = cJSON_CreateArray();
+    if (!st->from_page) {
+        cJSON *lj = dom_locator(R, &st->loc, err);
+        if (!lj) {
+            cJSON_Delete(args);
+            snprintf(why, whysz, "%s", err);
+            return NULL;
+        }
+        cJSON_AddItemToArray(args, cdp_arg(lj));
+    }
+    dom_out o;
+    if (dom_call(R, R->depth, NULL, st->from_page ? "pageText" : "firstText", args, 1, &o, 3000,
+                 err)) {
+        snprintf(why, whysz, "%s", err);
+        return NULL;
+    }
+    char *text = cJSON_IsString(o.value) ? strdup(o.value->valuestring) : NULL;
+    if (!text && !st->from_page) {
+        loc_text(&st->loc, lt, sizeof(lt));
+        snprintf(why, whysz,
+                 cJSON_IsFalse(o.value) ? "no element %s matches is visible"
+                                        : "no element matches %s",
+                 lt);
+    }
+    cJSON_Delete(o.value);
+    if (text)
+        loc_snapshot(R, R->depth);
+    char *m = text ? regex_pick(st->regex, text) : NULL;
+    if (text && !m)
+        snprintf(why, whysz, "/%s/ is not in the text of %s", st->regex,
+                 st->from_page ? "the page" : (loc_text(&st->loc, lt, sizeof(lt)), lt));
+    free(text);
+    return m;
+}
+
+/* The text an extract reads, waiting for it: a new string, or NULL when
+ * the step failed. */
+static char *extract_text(run *R, const sop_step *st)
+{
+    char why[ERR_SIZE] = "";
+    int timeout = run_timeout(R, st);
+    waiting w;
+    run_wait_begin(R, &w, st, timeout, "text to extract");
+    for (;;) {
+        if (R->stop)
+            return NULL;
+        char *t = extract_look(R, st, why, sizeof(why));
+        if (t)
+            return t;
+        if (run_wait_over(&w)) {
+            run_fail(R, st, "%s for %d s", why, (timeout + 999) / 1000);
+            return NULL;
+        }
+        if (run_handlers(R) < 0 || R->stop)
+            return NULL;
+        run_wait_change(R, &w, WAIT_CAP_MS, NULL);
+    }
+}
+
+/* An attribute, a field's value or the nth match's text: the one element
+ * the locator names. A new string, or NULL when the step failed. */
+static char *extract_one(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE], lt[512];
     cdp_handle *e = NULL;
     if (loc_present(R, st, &e) < 0)
-        return -1;
+        return NULL;
     cJSON *extra = NULL;
     const char *op = "text";
     if (st->attribute && !strcmp(st->attribute, "value"))
@@ -386,30 +525,21 @@ static int step_extract(run *R, const sop_step *st)
     }
     cJSON *v = dom_on(e, op, extra, err);
     cdp_handle_release(e);
-    char *text = strdup(cJSON_IsString(v) ? v->valuestring : "");
+    char *text = regex_pick(st->regex, cJSON_IsString(v) ? v->valuestring : "");
     cJSON_Delete(v);
-    if (st->regex) {
-        int code;
-        PCRE2_SIZE off;
-        pcre2_code *re = pcre2_compile((PCRE2_SPTR)st->regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
-                                       &code, &off, NULL);
-        pcre2_match_data *md = re ? pcre2_match_data_create_from_pattern(re, NULL) : NULL;
-        int n = md ? pcre2_match(re, (PCRE2_SPTR)text, PCRE2_ZERO_TERMINATED, 0, 0, md, NULL) : -1;
-        if (n < 0) {
-            run_fail(R, st, "/%s/ is not in the text of %s", st->regex, lt);
-            pcre2_match_data_free(md);
-            pcre2_code_free(re);
-            free(text);
-            return -1;
-        }
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-        int g = n > 1 ? 1 : 0; /* the first group if there is one */
-        char *m = strndup(text + ov[2 * g], ov[2 * g + 1] - ov[2 * g]);
-        free(text);
-        text = m;
-        pcre2_match_data_free(md);
-        pcre2_code_free(re);
+    if (!text) {
+        loc_text(&st->loc, lt, sizeof(lt));
+        run_fail(R, st, "/%s/ is not in the text of %s", st->regex, lt);
     }
+    return text;
+}
+
+static int step_extract(run *R, const sop_step *st)
+{
+    char *text = st->from_page || (!st->attribute && !st->loc.nth) ? extract_text(R, st)
+                                                                   : extract_one(R, st);
+    if (!text)
+        return -1;
     vars_set(R->v, st->name, text, 0);
     vars_set(R->r->outputs, st->name, text, 0);
     free(text);
@@ -482,27 +612,92 @@ static int step_click(run *R, const sop_step *st)
     return rc;
 }
 
-static int step_type(run *R, const sop_step *st)
+/* What a text field shows now (a new string; "" when unreadable). */
+static char *field_value(const cdp_handle *e)
 {
     char err[ERR_SIZE];
-    char *value;
+    cJSON *v = dom_on(e, "value", NULL, err);
+    char *s = strdup(cJSON_IsString(v) ? v->valuestring : "");
+    cJSON_Delete(v);
+    return s;
+}
+
+/* Did typing text into e (which showed before) arrive? 0, or -1 when the
+ * step failed. */
+static int typed_arrived(run *R, const sop_step *st, const cdp_handle *e, const char *before,
+                         const char *text)
+{
+    char *got = field_value(e), *want = NULL;
+    int ok = asprintf(&want, "%s%s", before, text) >= 0 &&
+             (field_took(got, want) || field_took(got, text));
+    free(want);
+    free(got);
+    if (ok)
+        return 0;
+    run_fail(R, st,
+             "typed, but the field does not show it (it ignored the keys, a mask or a script "
+             "changed it, or the click did not reach it)");
+    return -1;
+}
+
+/* type: key by key into the field, then read it back as fill does (a
+ * field that ignores keys, or a click that missed it, fails the step). */
+static int step_type(run *R, const sop_step *st)
+{
+    char err[ERR_SIZE], formatted[32], iso[11];
+    int is_date = 0, rc = -1;
+    char *value, *before = NULL;
     cdp_handle *e;
     double x, y;
-    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y))
+    if (value_and_element(R, st, 1, 0, &value, &is_date, &e, &x, &y))
         return -1;
+    cJSON *info = dom_on(e, "info", NULL, err);
+    const char *tag = pt_json_str(info, "tag") ? pt_json_str(info, "tag") : "";
+    const char *type = pt_json_str(info, "type") ? pt_json_str(info, "type") : "";
+    /* native date and time inputs show a value in another form: fill them */
+    int native_dt = !strcmp(type, "date") || !strcmp(type, "time") ||
+                    !strcmp(type, "datetime-local") || !strcmp(type, "month") ||
+                    !strcmp(type, "week");
+    int readable = (!strcmp(tag, "input") && !native_dt) || !strcmp(tag, "textarea") ||
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "editable"));
+    const char *text = value;
+    if (is_date && readable && vars_normalize_date(value, iso) == 0) {
+        const char *ph = pt_json_str(info, "placeholder");
+        keys_date_for_field(iso, ph ? ph : "", formatted, sizeof(formatted));
+        text = formatted;
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "closed"))) {
+        fail_not_field(R, st, info, "a field");
+        goto out;
+    }
     traj_guard(R, st, e, value);
-    int rc = cdp_input_click(R->page, x, y, err);
-    if (rc || (rc = keys_type(R, value, err)))
+    before = readable ? field_value(e) : NULL;
+    if ((rc = cdp_input_click(R->page, x, y, err)) || (rc = keys_type(R, text, err)))
         run_fail(R, st, "%s", err);
+    else if (readable)
+        rc = typed_arrived(R, st, e, before, text);
+out:
+    cJSON_Delete(info);
+    free(before);
     cdp_handle_release(e);
     free(value);
     return rc;
 }
 
+/* press "Key" presses that key (or types that one character); a template's
+ * value is typed character by character. */
 static int step_press(run *R, const sop_step *st)
 {
     char err[ERR_SIZE];
-    int rc = keys_press(R, st->value.text, err);
+    int rc;
+    if (strstr(st->value.text, "{{")) {
+        char *text = value_of(R, st, NULL);
+        if (!text)
+            return -1;
+        rc = keys_type(R, text, err);
+        free(text);
+    } else
+        rc = keys_press(R, st->value.text, err);
     if (rc)
         run_fail(R, st, "%s", err);
     return rc;
@@ -541,6 +736,45 @@ static void step_if(run *R, const sop_step *st, cJSON *traj)
     cJSON_AddBoolToObject(traj, "taken", h);
     traj_end(R, traj, 0, 0);
     run_block(R, h ? &st->body : &st->otherwise);
+}
+
+/* repeat until COND max N: the body runs while COND does not hold, N
+ * times at most; still not so after N rounds fails the step. The body's
+ * steps wait for what they change, so COND is looked at once per round,
+ * after a first change (or the usual cap) for the page to show it. */
+static void step_repeat(run *R, const sop_step *st, cJSON *traj)
+{
+    char err[ERR_SIZE];
+    traj_end(R, traj, 0, 0);
+    for (int round = 0;; round++) {
+        int h = cond_holds(R, st->cond, R->depth, err);
+        if (h < 0) {
+            run_fail(R, st, "%s", err);
+            return;
+        }
+        if (h > 0 || R->stop)
+            return;
+        if (round == st->max_rounds) {
+            run_fail(R, st, "still not so after %d round%s", st->max_rounds,
+                     st->max_rounds == 1 ? "" : "s");
+            return;
+        }
+        run_block(R, &st->body);
+        if (R->stop)
+            return;
+        waiting w;
+        run_wait_begin(R, &w, st, WAIT_CAP_MS, "the page after a round");
+        run_wait_change(R, &w, WAIT_CAP_MS, NULL);
+    }
+}
+
+/* on dialog accept|dismiss: how the page answers native dialogs (alert,
+ * confirm, prompt, beforeunload) from this step on; each answer is in the
+ * trajectory's dialogs. */
+static int step_on_dialog(run *R, const sop_step *st)
+{
+    cdp_page_set_dialog_answer(R->page, !st->dismiss, NULL);
+    return 0;
 }
 
 /* Opens a kept session's URL and tells whether it is still signed in: 1, 0
@@ -739,6 +973,8 @@ static const step_kind table[] = {
     [SOP_COMMIT] = {step_commit, NULL, 0},
     [SOP_FINISH] = {step_finish, NULL, 1},
     [SOP_USE] = {NULL, step_use, 0},
+    [SOP_REPEAT] = {NULL, step_repeat, 0},
+    [SOP_ON_DIALOG] = {step_on_dialog, NULL, 0},
 };
 
 const step_kind *step_kind_of(sop_step_kind kind)

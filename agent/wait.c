@@ -10,12 +10,17 @@
  * or after a cap, so that `whenever` handlers, cancelling and changes
  * nothing reports (a CSS animation, another frame) still get their turn.
  *
+ * A wait inside a frame that has gone away (the page navigated, or removed
+ * the iframe) ends there: the run fails with that reason instead of
+ * running out its timeout.
+ *
  * It owns the cap, the mark of when the last look began and the debug line
  * of a long wait. It must never look at the page itself, except through
- * dom.js's `change`.
+ * dom.js's `change` and locate.c's check of the frames it waits in.
  */
 #include "agent/agent.h"
 #include "agent/run.h"
+#include "util/err.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -61,4 +66,7 @@ void run_wait_change(run *R, waiting *w, int cap_ms, const sop_locator *missing)
     if (cap > 0 && dom_wait_change(R, w->seen, cap, missing) < 0)
         pt_sleep_ms(cap); /* nothing to wait on: the next look says why */
     w->seen = cdp_page_changes(R->page);
+    char why[ERR_SIZE];
+    if (R->depth > 0 && !R->stop && loc_frames_gone(R, why, sizeof(why)))
+        run_fail(R, w->st, "%s", why);
 }

@@ -337,6 +337,11 @@ int cdp_input_mouse(cdp_page *p, enum cdp_mouse_event type, double x, double y, 
                     char *err);
 /* Moves to (x, y), presses and releases the left button there. */
 int cdp_input_click(cdp_page *p, double x, double y, char *err);
+/* Drags the files at paths (absolute) from outside the page and drops them
+ * at (x, y), as a person drops files from their desktop: dragenter,
+ * dragover and drop with the files in dataTransfer. */
+int cdp_input_drop_files(cdp_page *p, double x, double y, const char *const *paths, size_t n,
+                         char *err);
 
 enum { CDP_MOD_ALT = 1, CDP_MOD_CTRL = 2, CDP_MOD_META = 4, CDP_MOD_SHIFT = 8 };
 

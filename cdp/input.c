@@ -47,6 +47,28 @@ int cdp_input_click(cdp_page *p, double x, double y, char *err)
     return rc;
 }
 
+int cdp_input_drop_files(cdp_page *p, double x, double y, const char *const *paths, size_t n,
+                         char *err)
+{
+    static const char *const types[] = {"dragEnter", "dragOver", "drop"};
+    int rc = 0;
+    for (size_t t = 0; t < 3 && !rc; t++) {
+        cJSON *m = cJSON_CreateObject(), *data = cJSON_CreateObject();
+        cJSON *files = cJSON_AddArrayToObject(data, "files");
+        for (size_t i = 0; i < n; i++)
+            cJSON_AddItemToArray(files, cJSON_CreateString(paths[i]));
+        cJSON_AddArrayToObject(data, "items");
+        cJSON_AddNumberToObject(data, "dragOperationsMask", 1); /* copy */
+        cJSON_AddStringToObject(m, "type", types[t]);
+        cJSON_AddNumberToObject(m, "x", x);
+        cJSON_AddNumberToObject(m, "y", y);
+        cJSON_AddItemToObject(m, "data", data);
+        cdp__page_fence(p);
+        rc = cdp_call(cdp_page_session(p), "Input.dispatchDragEvent", m, NULL, CALL_TIMEOUT, err);
+    }
+    return rc;
+}
+
 static const struct named_key {
     const char *name, *code, *text;
     int vk;

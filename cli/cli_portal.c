@@ -20,6 +20,7 @@ static int portal_usage(const char *why)
         "portier portal: %s\n"
         "usage: portier portal [--listen 127.0.0.1:8081] [--latency-ms N] [--mfa totp|sms|none]\n"
         "                      [--session-warning-after N] [--session-warning-seconds S]\n"
+        "                      [--expire-after N]\n"
         "                      [--data DIR]\n",
         why);
     return 2;
@@ -70,6 +71,9 @@ int cli_portal(int argc, char **argv)
         } else if (strcmp(a, "--session-warning-seconds") == 0) {
             if ((o.session_warning_seconds = number(v)) <= 0)
                 return portal_usage("--session-warning-seconds takes seconds > 0");
+        } else if (strcmp(a, "--expire-after") == 0) {
+            if ((o.expire_after = number(v)) < 0)
+                return portal_usage("--expire-after takes a number of page loads");
         } else if (strcmp(a, "--data") == 0) {
             o.data_dir = v;
         } else {

@@ -606,6 +606,29 @@ static void appeal(sb_call *c, http_request *r)
     sb_reply_obj(r, 200, outcome);
 }
 
+/* Plans & Providers' "File appeal": a member's plan decision, appealed. */
+static void plan_appeal(sb_call *c, http_request *r)
+{
+    verdict v = {0};
+    const char *member_id = pt_json_str(c->body, "member_id"), *plan = pt_json_str(c->body, "plan");
+    if (blank(member_id))
+        field_error(&v, "member_id", "Enter the member ID.");
+    if (blank(plan))
+        field_error(&v, "plan", "Select a plan first.");
+    if (v.errors) {
+        reply_invalid(r, &v);
+        return;
+    }
+    cJSON *outcome = cJSON_CreateObject();
+    cJSON_AddStringToObject(outcome, "status", "received");
+    int64_t id = record(c->sb, "plan_appeal", c->s.user, c->body, outcome, NULL);
+    char ref[32];
+    reference("PLA", id, ref);
+    cJSON_AddStringToObject(outcome, "reference", ref);
+    set_outcome(c->sb, id, outcome);
+    sb_reply_obj(r, 200, outcome);
+}
+
 /* ---- Routes -------------------------------------------------------------- */
 
 void sb_api_eligibility(http_request *r, void *ud)
@@ -621,6 +644,11 @@ void sb_api_claim(http_request *r, void *ud)
 void sb_api_authorization(http_request *r, void *ud)
 {
     sb_call_run(r, ud, SB_SIGNED_IN, authorization);
+}
+
+void sb_api_plan_appeal(http_request *r, void *ud)
+{
+    sb_call_run(r, ud, SB_SIGNED_IN, plan_appeal);
 }
 
 void sb_api_appeal(http_request *r, void *ud)

@@ -37,7 +37,8 @@ struct sandbox {
     char *data_dir;
     int own_data_dir;
     char www[4096];
-    sqlite3 *db; /* serialized mode: shared by the HTTP workers */
+    sqlite3 *db;    /* serialized mode: shared by the HTTP workers */
+    int page_loads; /* pages served to a signed-in session, for --expire-after (atomic) */
 };
 
 /* ---- Test users (session.c) --------------------------------------------- */
@@ -72,8 +73,10 @@ int sb_exec(sandbox *sb, const char *sql, const char *a, int64_t n);
 int sb_session_of(sandbox *sb, enum site site, http_request *r, session *s);
 /* 1 if the session is live: past MFA and not ended. */
 int sb_signed_in(const session *s);
-/* Counts a page view; shows the timeout warning after the configured views. */
-void sb_count_view(sandbox *sb, session *s);
+/* Counts a page view; shows the timeout warning after the configured views.
+ * 1 when this load is the one --expire-after names: the session has ended
+ * (the page sends the user to sign in again), else 0. */
+int sb_count_view(sandbox *sb, session *s);
 /* Every session the store holds, oldest first, by calling fn (which may not
  * keep s). */
 void sb_each_session(sandbox *sb, void (*fn)(const session *s, void *ud), void *ud);
@@ -124,6 +127,7 @@ void sb_api_eligibility(http_request *r, void *ud);
 void sb_api_claim(http_request *r, void *ud);
 void sb_api_authorization(http_request *r, void *ud);
 void sb_api_appeal(http_request *r, void *ud);
+void sb_api_plan_appeal(http_request *r, void *ud);
 
 /* harness.c */
 void sb_harness_submissions(http_request *r, void *ud);

@@ -82,8 +82,14 @@ void sb_page_app(http_request *r, void *ud)
         redirect(r, found && s.ended ? "/login?expired=1" : "/login");
         return;
     }
-    sb_count_view(sc->sb, &s);
     const char *path = http_path(r);
+    if (sb_count_view(sc->sb, &s)) {
+        /* --expire-after: signing in again comes back here */
+        char to[160];
+        snprintf(to, sizeof(to), "/login?expired=1&return=%s", path);
+        redirect(r, to);
+        return;
+    }
     char rel[64];
     snprintf(rel, sizeof(rel), "%s.html", strcmp(path, "/home") == 0 ? "home" : path + 1);
     serve_file(sc->sb, r, rel);

@@ -25,6 +25,8 @@ typedef struct sandbox_options {
     sandbox_mfa mfa;             /* default TOTP */
     int session_warning_after;   /* page views before the timeout warning; 0: never */
     int session_warning_seconds; /* how long the warning waits before signing out; 0: 60 */
+    int expire_after;            /* the Nth page load (of any session) ends its session, once:
+                                    sign-in again returns to that page; 0: never */
     const char *data_dir;        /* NULL: a fresh temporary folder, removed at stop */
 } sandbox_options;
 

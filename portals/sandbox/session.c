@@ -153,8 +153,14 @@ void sb_each_session(sandbox *sb, void (*fn)(const session *s, void *ud), void *
     sqlite3_finalize(st);
 }
 
-void sb_count_view(sandbox *sb, session *s)
+int sb_count_view(sandbox *sb, session *s)
 {
+    if (sb->o.expire_after > 0 &&
+        __atomic_add_fetch(&sb->page_loads, 1, __ATOMIC_SEQ_CST) == sb->o.expire_after) {
+        sb_exec(sb, "UPDATE sessions SET ended=1 WHERE id=?", s->id, 0);
+        s->ended = 1;
+        return 1;
+    }
     s->views++;
     sb_exec(sb, "UPDATE sessions SET views=views+1 WHERE id=?", s->id, 0);
     if (sb->o.session_warning_after > 0 && !s->warned_at &&
@@ -162,6 +168,7 @@ void sb_count_view(sandbox *sb, session *s)
         s->warned_at = pt_wall_ms() / 1000;
         sb_exec(sb, "UPDATE sessions SET warned_at=?2 WHERE id=?1", s->id, s->warned_at);
     }
+    return 0;
 }
 
 /* ---- Backend calls ------------------------------------------------------- */

@@ -63,6 +63,7 @@ static const http_route portal_routes[] = {
     {"GET", "/apps/eligibility", sb_page_app},
     {"GET", "/apps/claims", sb_page_app},
     {"GET", "/apps/authorizations", sb_page_app},
+    {"GET", "/apps/plans", sb_page_app},
     {"POST", "/api/login", sb_api_login},
     {"GET", "/api/mfa", sb_api_mfa_info},
     {"POST", "/api/mfa", sb_api_mfa},
@@ -72,6 +73,7 @@ static const http_route portal_routes[] = {
     {"POST", "/api/eligibility", sb_api_eligibility},
     {"POST", "/api/claims", sb_api_claim},
     {"POST", "/api/authorizations", sb_api_authorization},
+    {"POST", "/api/plan-appeals", sb_api_plan_appeal},
 };
 
 /* The appeals service, addressed as localhost (another site). */

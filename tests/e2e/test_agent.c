@@ -793,6 +793,36 @@ static void lint_against_fresh_appeals(void **state)
                                   "sops/sandbox/examples/submit_appeal/appeal-letter.pdf");
 }
 
+/* The Plans & Providers app (shadow-DOM fields, a keystroke-only date, a
+ * typeahead, a plans table, a paginated search, a drop zone, a confirm()),
+ * with the session ended on the second page load (--expire-after 2): the
+ * SOP's `whenever` signs in again, the portal returns to the app, and the
+ * appeal is filed exactly once. */
+static void plan_appeal_signs_in_again_and_files_once(void **state)
+{
+    (void)state;
+    sandbox_options o = {.expire_after = 2};
+    sandbox *sb = NULL;
+    char err[512], pdf[4096];
+    if (sandbox_start(&o, &sb, err))
+        fail_msg("sandbox: %s", err);
+    home_path("sops/sandbox/examples/submit_appeal/appeal-letter.pdf", pdf, sizeof(pdf));
+    const char *extra[] = {"--file", pdf, NULL};
+    result r =
+        run_sop(sb, "sops/sandbox/appeal_plan.sop", "sops/sandbox/examples/appeal_plan.txt", extra);
+    expect_status(&r, 0, "completed");
+    assert_non_null(strstr(field(r.json, "notes"), "Appeal filed: PLA-"));
+    assert_non_null(strstr(field(r.json, "notes"), "(plan Active)"));
+    assert_non_null(strstr(r.err, "handler at line 18 fires")); /* the re-sign-in */
+    cJSON *log = submissions(sb);
+    assert_int_equal(cJSON_GetArraySize(log), 1);
+    cJSON *a = only(log, "plan_appeal");
+    assert_fields(a, (const char *const[]){"member_id", "300059049", "plan", "Gold PPO 500", NULL});
+    cJSON_Delete(log);
+    result_free(&r);
+    sandbox_stop(sb);
+}
+
 PT_TESTS("agent", cmocka_unit_test(tasks_run_at_once_on_one_browser),
          cmocka_unit_test(recording_keeps_no_cookie_value),
          cmocka_unit_test(unreachable_portal_has_its_own_exit),
@@ -804,6 +834,7 @@ PT_TESTS("agent", cmocka_unit_test(tasks_run_at_once_on_one_browser),
          cmocka_unit_test(eligibility_outcomes),
          cmocka_unit_test(prior_authorization_approved_and_pended),
          cmocka_unit_test(appeal_in_the_cross_site_frame),
+         cmocka_unit_test(plan_appeal_signs_in_again_and_files_once),
          cmocka_unit_test(session_warning_mid_form_is_handled),
          cmocka_unit_test(sms_code_stops_then_resumes),
          cmocka_unit_test(missing_element_fails_with_its_line),

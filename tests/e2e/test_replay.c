@@ -44,12 +44,13 @@ static int replay(const char *type, const char *dir, char **out, char **errout)
     const char *argv[16] = {bin(),       "run",   sopf,       "--data", data,
                             "--secrets", secrets, "--replay", dir};
     int n = 9;
-    if (!strcmp(type, "submit_appeal"))
+    if (!strcmp(type, "submit_appeal") || !strcmp(type, "appeal_plan"))
         home("sops/sandbox/examples/submit_appeal/appeal-letter.pdf", file, sizeof(file));
     if (!strcmp(type, "submit_prior_authorization"))
         home("sops/sandbox/examples/submit_prior_authorization/clinical-notes.pdf", file,
              sizeof(file));
-    if (!strcmp(type, "submit_appeal") || !strcmp(type, "submit_prior_authorization")) {
+    if (!strcmp(type, "submit_appeal") || !strcmp(type, "submit_prior_authorization") ||
+        !strcmp(type, "appeal_plan")) {
         argv[n++] = "--file";
         argv[n++] = file;
     }
@@ -104,6 +105,14 @@ static void test_replay_appeal(void **state)
 {
     (void)state;
     replay_fixture("submit_appeal");
+}
+
+/* Shadow-DOM fields, a typeahead, a table, pages, a drop zone and a
+ * confirm(), all from the recording. */
+static void test_replay_plan_appeal(void **state)
+{
+    (void)state;
+    replay_fixture("appeal_plan");
 }
 
 /* Copies a fixture into a fresh folder, replacing `from` with `to` in every
@@ -591,6 +600,7 @@ static void test_lint_against_moved_lines_json(void **state)
 PT_TESTS("replay", cmocka_unit_test(test_replay_submit_claim),
          cmocka_unit_test(test_replay_check_eligibility),
          cmocka_unit_test(test_replay_prior_authorization), cmocka_unit_test(test_replay_appeal),
+         cmocka_unit_test(test_replay_plan_appeal),
          cmocka_unit_test(test_renamed_id_fails_at_its_line),
          cmocka_unit_test(test_missing_request_named),
          cmocka_unit_test(test_no_secrets_or_inputs_recorded), cmocka_unit_test(test_har_structure),

@@ -693,6 +693,53 @@ static void expire_ends_one_users_sessions(void **state)
     sandbox_stop(sb);
 }
 
+/* --expire-after 3: the third page load ends the session and sends the user
+ * to sign in again with the page to return to; a new session is not ended
+ * again, and the plan appeal is logged once per filing. */
+static void expire_after_n_page_loads(void **state)
+{
+    (void)state;
+    sandbox_options o = {.expire_after = 3};
+    sandbox *sb = NULL;
+    char err[512];
+    if (sandbox_start(&o, &sb, err))
+        fail_msg("sandbox_start: %s", err);
+    const char *u = sandbox_url(sb);
+    tc_client *c = signed_in(sb);
+    for (int i = 0; i < 2; i++) {
+        tc_response r = call(c, u, "GET", i ? "/apps/plans" : "/home", NULL);
+        assert_int_equal(r.status, 200);
+        tc_response_free(&r);
+    }
+    tc_response r = call(c, u, "GET", "/apps/plans", NULL); /* load 3 */
+    assert_int_equal(r.status, 302);
+    char *loc = tc_response_header(&r, "location");
+    assert_string_equal(loc, "/login?expired=1&return=/apps/plans");
+    free(loc);
+    tc_response_free(&r);
+    cJSON *x = expect(c, u, "POST", "/api/plan-appeals",
+                      "{\"member_id\":\"300059049\",\"plan\":\"Gold PPO 500\"}", 401);
+    cJSON_Delete(x);
+    tc_free(c);
+    c = signed_in(sb);
+    for (int i = 0; i < 3; i++) {
+        r = call(c, u, "GET", "/apps/plans", NULL);
+        assert_int_equal(r.status, 200);
+        tc_response_free(&r);
+    }
+    x = expect(c, u, "POST", "/api/plan-appeals", "{\"member_id\":\"300059049\"}", 422);
+    cJSON_Delete(x);
+    x = expect(c, u, "POST", "/api/plan-appeals",
+               "{\"member_id\":\"300059049\",\"plan\":\"Gold PPO 500\"}", 200);
+    assert_non_null(strstr(field(x, "reference"), "PLA-"));
+    cJSON_Delete(x);
+    x = expect(c, u, "GET", "/__sandbox/submissions", NULL, 200);
+    assert_int_equal(cJSON_GetArraySize(x), 1);
+    cJSON_Delete(x);
+    tc_free(c);
+    sandbox_stop(sb);
+}
+
 PT_TESTS("sandbox_http", cmocka_unit_test(sign_in_with_totp),
          cmocka_unit_test(sms_code_is_resent_within_ten_minutes),
          cmocka_unit_test(quickstart_claim_is_accepted_and_logged),
@@ -703,4 +750,5 @@ PT_TESTS("sandbox_http", cmocka_unit_test(sign_in_with_totp),
          cmocka_unit_test(latency_applies_to_backend_calls),
          cmocka_unit_test(sandboxes_run_side_by_side),
          cmocka_unit_test(two_users_signins_and_sessions),
-         cmocka_unit_test(expire_ends_one_users_sessions));
+         cmocka_unit_test(expire_ends_one_users_sessions),
+         cmocka_unit_test(expire_after_n_page_loads));

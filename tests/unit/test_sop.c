@@ -38,9 +38,10 @@ static const sop_input *input(const sop *s, const char *name)
 static void bundled_sops_parse(void **state)
 {
     (void)state;
-    const char *names[] = {"login", "submit_claim", "check_eligibility",
-                           "submit_prior_authorization", "submit_appeal"};
-    for (size_t i = 0; i < 5; i++)
+    const char *names[] = {
+        "login",         "submit_claim", "check_eligibility", "submit_prior_authorization",
+        "submit_appeal", "appeal_plan"};
+    for (size_t i = 0; i < 6; i++)
         sop_free(parse_bundled(names[i]));
 }
 
@@ -492,6 +493,134 @@ static void text_conditions(void **state)
                 "3:19: error: bad pattern: missing closing parenthesis");
 }
 
+static sop *parse_ok(const char *text)
+{
+    sop_diags d = {0};
+    sop *s = sop_parse_text("t.sop", text, NULL, &d);
+    if (!s || d.n) {
+        sop_diags_print(&d, stderr);
+        fail_msg("does not parse clean");
+    }
+    sop_diags_free(&d);
+    return s;
+}
+
+/* repeat until COND max N ... end: the bound is required, the body closes. */
+static void repeat_until_max(void **state)
+{
+    (void)state;
+    sop *s =
+        parse_ok(HEAD "repeat until visible row \"1234567893\" or page contains \"None\" max 5\n"
+                      "  click button \"Next page\"\n"
+                      "end\n");
+    const sop_step *st = s->steps.steps;
+    assert_int_equal(st[0].kind, SOP_REPEAT);
+    assert_int_equal(st[0].max_rounds, 5);
+    assert_int_equal(st[0].cond->kind, SOP_COND_OR);
+    assert_int_equal(st[0].cond->a->loc.kind, SOP_LOC_ROLE);
+    assert_string_equal(st[0].cond->a->loc.role, "row");
+    assert_int_equal(st[0].body.n, 1);
+    sop_free(s);
+    expect_lint(HEAD "repeat until visible \"#a\"\n  click \"#n\"\nend\n",
+                "3:26: error: repeat until needs a bound: repeat until CONDITION max N");
+    expect_lint(HEAD "repeat until visible \"#a\" max 0\n  click \"#n\"\nend\n",
+                "3:31: error: max needs a number of rounds from 1 to 1000");
+    expect_lint(HEAD "repeat visible \"#a\" max 2\nend\n",
+                "3:8: error: write repeat until CONDITION max N");
+    expect_lint(HEAD "repeat until visible \"#a\" max 2\n  click \"#n\"\n",
+                "3:1: error: repeat opened here has no end");
+}
+
+/* and binds tighter than or; path and dialog contains; COND in frame. */
+static void and_path_dialog_in_frame(void **state)
+{
+    (void)state;
+    sop *s = parse_ok(HEAD "wait for url contains \"/a\" or path contains \"/b\" and "
+                           "visible \"#x\" in frame css \"iframe[title=Sign]\"\n"
+                           "expect dialog contains \"File this\" else \"no dialog\"\n"
+                           "if visible dialog \"Session\"\n  click button \"Stay\"\nend\n");
+    const sop_cond *c = s->steps.steps[0].cond;
+    assert_int_equal(c->kind, SOP_COND_OR);
+    assert_int_equal(c->a->kind, SOP_COND_URL);
+    assert_int_equal(c->b->kind, SOP_COND_AND);
+    assert_int_equal(c->b->a->kind, SOP_COND_PATH);
+    assert_string_equal(c->b->a->text, "/b");
+    assert_int_equal(c->b->b->kind, SOP_COND_VISIBLE);
+    assert_non_null(c->b->b->frame);
+    assert_string_equal(c->b->b->frame->value, "iframe[title=Sign]");
+    assert_int_equal(s->steps.steps[1].cond->kind, SOP_COND_DIALOG);
+    assert_string_equal(s->steps.steps[1].cond->text, "File this");
+    /* dialog "Name" stays a locator */
+    assert_int_equal(s->steps.steps[2].cond->kind, SOP_COND_VISIBLE);
+    assert_string_equal(s->steps.steps[2].cond->loc.role, "dialog");
+    sop_free(s);
+    expect_lint(HEAD "wait for path contains 12\n",
+                "3:24: error: contains needs a \"quoted\" text");
+    expect_lint(HEAD "wait for visible \"#a\" and\n", "3:26: error: wait for needs a condition");
+    expect_lint(HEAD "wait for path contains \"/{{nope}}\"\n", "error: nope is not defined");
+}
+
+/* on dialog accept|dismiss */
+static void on_dialog(void **state)
+{
+    (void)state;
+    sop *s = parse_ok(HEAD "on dialog dismiss\nclick \"#a\"\non dialog accept\n");
+    assert_int_equal(s->steps.steps[0].kind, SOP_ON_DIALOG);
+    assert_int_equal(s->steps.steps[0].dismiss, 1);
+    assert_int_equal(s->steps.steps[2].dismiss, 0);
+    sop_free(s);
+    expect_lint(HEAD "on dialog close\n", "3:11: error: on dialog takes accept or dismiss");
+    expect_lint(HEAD "on alert accept\n",
+                "3:4: error: write on dialog accept, or on dialog dismiss");
+}
+
+/* LOCATOR in LOCATOR, nested; extract from page /re/; templates in a
+ * scope are checked. */
+static void scopes_and_extract_from_page(void **state)
+{
+    (void)state;
+    sop *s =
+        parse_ok(HEAD "input plan required\n"
+                      "extract status from cell \"Status\" in row \"{{plan}}\" in css \"#plans\"\n"
+                      "click button \"Select\" first in row \"1234567893\"\n"
+                      "extract ref from page /Tracking ID (APL-\\d+)/\n"
+                      "in frame \"#f\"\n  click \"#a\"\nend\n");
+    const sop_step *st = s->steps.steps;
+    assert_string_equal(st[0].loc.role, "cell");
+    assert_non_null(st[0].loc.within);
+    assert_string_equal(st[0].loc.within->role, "row");
+    assert_string_equal(st[0].loc.within->value, "{{plan}}");
+    assert_int_equal(st[0].loc.within->within->kind, SOP_LOC_CSS);
+    assert_int_equal(st[1].loc.nth, 1);
+    assert_string_equal(st[1].loc.within->value, "1234567893");
+    assert_int_equal(st[2].from_page, 1);
+    assert_int_equal(st[2].has_loc, 0);
+    assert_string_equal(st[2].regex, "Tracking ID (APL-\\d+)");
+    assert_int_equal(st[3].kind, SOP_IN_FRAME);
+    sop_free(s);
+    expect_lint(HEAD "click button \"Select\" in row \"{{plna}}\"\n",
+                "3:31: error: plna is not defined");
+    expect_lint(HEAD "extract x from page \"Tracking\"\n",
+                "3:21: error: write extract NAME from page /regex/");
+    expect_lint(HEAD "click button \"A\" in rwo \"x\"\n", "3:21: error: 'rwo' is not a kind");
+}
+
+/* press: a key's name, one character, or a template; a typo is caught. */
+static void press_keys_are_checked(void **state)
+{
+    (void)state;
+    sop *s = parse_ok(HEAD "input member_id required\npress \".\"\npress \"{{member_id}}\"\n"
+                           "press \"enter\"\npress \"\xc3\xa9\"\n");
+    assert_string_equal(s->steps.steps[0].value.text, ".");
+    assert_string_equal(s->steps.steps[1].value.text, "{{member_id}}");
+    sop_free(s);
+    expect_lint(HEAD "press \"Entr\"\n",
+                "3:7: error: unknown key \"Entr\" (did you mean 'Enter'?)");
+    expect_lint(HEAD "press \"abc\"\n", "3:7: error: unknown key \"abc\" (a key's name");
+    expect_lint(HEAD "press \"{{membr}}\"\n", "3:8: error: membr is not defined");
+    expect_lint(HEAD "press \"\"\n", "3:7: error: press needs a key, not an empty string");
+}
+
 PT_TESTS("sop", cmocka_unit_test(bundled_sops_parse), cmocka_unit_test(claim_sop_tree),
          cmocka_unit_test(sensitive_fills),
          cmocka_unit_test(unknown_steps_get_suggestions), cmocka_unit_test(syntax_errors_say_where),
@@ -499,4 +628,7 @@ PT_TESTS("sop", cmocka_unit_test(bundled_sops_parse), cmocka_unit_test(claim_sop
          cmocka_unit_test(unreachable_steps), cmocka_unit_test(every_error_is_reported),
          cmocka_unit_test(locators_and_conditions), cmocka_unit_test(use_needs_a_folder_and_a_file),
          cmocka_unit_test(session_lines), cmocka_unit_test(files_header),
-         cmocka_unit_test(text_conditions));
+         cmocka_unit_test(text_conditions),
+         cmocka_unit_test(repeat_until_max),
+         cmocka_unit_test(and_path_dialog_in_frame), cmocka_unit_test(on_dialog),
+         cmocka_unit_test(scopes_and_extract_from_page), cmocka_unit_test(press_keys_are_checked));

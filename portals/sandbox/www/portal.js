@@ -30,6 +30,16 @@
     return { status: r.status, body: data };
   };
 
+  /* Where signing in goes: the page a session expired on (--expire-after
+   * sends /login?return=PATH), kept for the MFA step, or the backend's next. */
+  const ret = params.get('return');
+  if (ret && /^\/[a-z]/.test(ret)) sessionStorage.setItem('sb_return', ret);
+  S.afterSignIn = function (next) {
+    const back = sessionStorage.getItem('sb_return');
+    if (back && next === '/home') { sessionStorage.removeItem('sb_return'); location.href = back; return; }
+    location.href = next;
+  };
+
   /* Cookie/consent banner on first visit: it covers the bottom of the page
    * until answered. */
   S.consent = function () {
