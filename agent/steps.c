@@ -52,12 +52,14 @@ static char *value_of(run *R, const sop_step *st, int *is_date)
  * goes into, once actionable (see loc_actionable). 0, or -1 when the step
  * failed, with nothing left to free. */
 static int value_and_element(run *R, const sop_step *st, int need_hit, int left, char **value,
-                             int *is_date, cdp_handle **e, double *x, double *y)
+                             int *is_date, cdp_handle **e, double *x, double *y, cJSON **info)
 {
     *e = NULL;
+    if (info)
+        *info = NULL;
     if (!(*value = value_of(R, st, is_date)))
         return -1;
-    if (loc_actionable(R, st, &st->loc, need_hit, left, e, x, y) == 0)
+    if (loc_actionable_info(R, st, &st->loc, need_hit, left, e, x, y, info) == 0)
         return 0;
     free(*value);
     *value = NULL;
@@ -89,9 +91,9 @@ static int step_fill(run *R, const sop_step *st)
     double x, y;
     int rc = -1;
     /* date inputs are typed segment by segment from the first: click left */
-    if (value_and_element(R, st, 1, 1, &value, &is_date, &e, &x, &y))
+    cJSON *info;
+    if (value_and_element(R, st, 1, 1, &value, &is_date, &e, &x, &y, &info))
         return -1;
-    cJSON *info = dom_on(e, "info", NULL, err);
     char type[32]; /* copied: info is freed before the read-back below */
     snprintf(type, sizeof(type), "%s", pt_json_str(info, "type") ? pt_json_str(info, "type") : "");
     const char *tag = pt_json_str(info, "tag") ? pt_json_str(info, "tag") : "";
@@ -115,8 +117,11 @@ static int step_fill(run *R, const sop_step *st)
         /* inserted text is ignored by native date and time inputs: type the
          * digits segment by segment in the browser's own order */
         char digits[32];
-        if (keys_datetime(R, value, is_time ? 0 : 1, is_time || is_dt, iso, hhmm, digits,
-                          sizeof(digits), err) < 0) {
+        R->field = info;
+        int k = keys_datetime(R, value, is_time ? 0 : 1, is_time || is_dt, iso, hhmm, digits,
+                              sizeof(digits), err);
+        R->field = NULL;
+        if (k < 0) {
             run_fail(R, st, "%s", err);
             cJSON_Delete(info);
             goto out;
@@ -187,7 +192,7 @@ static int step_choose(run *R, const sop_step *st)
     cdp_handle *e;
     double x, y;
     int rc = -1;
-    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y))
+    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y, NULL))
         return -1;
     if (cdp_input_click(R->page, x, y, err)) {
         run_fail(R, st, "%s", err);
@@ -249,9 +254,9 @@ static int step_select(run *R, const sop_step *st)
     cdp_handle *e;
     double x, y;
     int rc = -1;
-    if (value_and_element(R, st, 0, 0, &value, NULL, &e, &x, &y))
+    cJSON *info;
+    if (value_and_element(R, st, 0, 0, &value, NULL, &e, &x, &y, &info))
         return -1;
-    cJSON *info = dom_on(e, "info", NULL, err);
     if (!info || strcmp(pt_json_str(info, "tag") ? pt_json_str(info, "tag") : "", "select") != 0) {
         run_fail(R, st, "%s is not a <select> (use choose for custom dropdowns)",
                  info && pt_json_str(info, "describe") ? pt_json_str(info, "describe")
@@ -287,11 +292,13 @@ static int check(run *R, const sop_step *st, int want)
     char err[ERR_SIZE];
     cdp_handle *e = NULL;
     double x, y;
-    if (loc_actionable(R, st, &st->loc, 1, 0, &e, &x, &y) < 0)
+    cJSON *info, *c = NULL;
+    if (loc_actionable_info(R, st, &st->loc, 1, 0, &e, &x, &y, &info) < 0)
         return -1;
     int rc = -1;
-    cJSON *c = dom_on(e, "checked", NULL, err);
-    if (cJSON_IsBool(c) && cJSON_IsTrue(c) == want) {
+    int was = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "checked"));
+    cJSON_Delete(info);
+    if (was == want) {
         rc = 0; /* already so */
     } else if (cdp_input_click(R->page, x, y, err)) {
         run_fail(R, st, "%s", err);
@@ -476,7 +483,7 @@ static int step_type(run *R, const sop_step *st)
     char *value;
     cdp_handle *e;
     double x, y;
-    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y))
+    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y, NULL))
         return -1;
     int rc = cdp_input_click(R->page, x, y, err);
     if (rc || (rc = keys_type(R, value, err)))

@@ -21,8 +21,7 @@ static const char *const mouse_types[] = {
     [CDP_MOUSE_RELEASE] = "mouseReleased",
 };
 
-int cdp_input_mouse(cdp_page *p, enum cdp_mouse_event type, double x, double y, int clicks,
-                    char *err)
+static cJSON *mouse_params(enum cdp_mouse_event type, double x, double y, int clicks)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "type", mouse_types[type]);
@@ -33,18 +32,48 @@ int cdp_input_mouse(cdp_page *p, enum cdp_mouse_event type, double x, double y, 
         cJSON_AddNumberToObject(m, "clickCount", clicks);
         cJSON_AddNumberToObject(m, "buttons", type == CDP_MOUSE_PRESS ? 1 : 0);
     }
+    return m;
+}
+
+/* Sends the n events of one gesture (a click, a key press) back to back and
+ * waits for all their replies: one round trip. Chromium takes a session's
+ * input in the order it was sent, each event dispatched to the page before
+ * the next, as a person's would be. Takes params[]. 0, or the first error. */
+static int send_gesture(cdp_page *p, const char *method, cJSON **params, int n, char *err)
+{
+    cdp_pending *calls[4] = {0};
+    int rc = 0;
     cdp__page_fence(p);
-    return cdp_call(cdp_page_session(p), "Input.dispatchMouseEvent", m, NULL, CALL_TIMEOUT, err);
+    cdp__count_round_trip();
+    for (int i = 0; i < n; i++) {
+        if (rc)
+            cJSON_Delete(params[i]);
+        else
+            rc = cdp__call_begin(cdp_page_session(p), method, params[i], &calls[i], err);
+    }
+    for (int i = 0; i < n; i++) {
+        char e[CDP_ERR_MAX];
+        int r = calls[i] ? cdp__call_finish(calls[i], NULL, rc ? 0 : CALL_TIMEOUT, e) : 0;
+        if (r && !rc) {
+            pt_errf(err, "%s", e);
+            rc = r;
+        }
+    }
+    return rc;
+}
+
+int cdp_input_mouse(cdp_page *p, enum cdp_mouse_event type, double x, double y, int clicks,
+                    char *err)
+{
+    cJSON *m = mouse_params(type, x, y, clicks);
+    return send_gesture(p, "Input.dispatchMouseEvent", &m, 1, err);
 }
 
 int cdp_input_click(cdp_page *p, double x, double y, char *err)
 {
-    int rc = cdp_input_mouse(p, CDP_MOUSE_MOVE, x, y, 0, err);
-    if (!rc)
-        rc = cdp_input_mouse(p, CDP_MOUSE_PRESS, x, y, 1, err);
-    if (!rc)
-        rc = cdp_input_mouse(p, CDP_MOUSE_RELEASE, x, y, 1, err);
-    return rc;
+    cJSON *m[3] = {mouse_params(CDP_MOUSE_MOVE, x, y, 0), mouse_params(CDP_MOUSE_PRESS, x, y, 1),
+                   mouse_params(CDP_MOUSE_RELEASE, x, y, 1)};
+    return send_gesture(p, "Input.dispatchMouseEvent", m, 3, err);
 }
 
 static const struct named_key {
@@ -87,7 +116,7 @@ int cdp_key_named(const char *name, cdp_key *k)
     return PT_FOUND;
 }
 
-int cdp_input_key(cdp_page *p, enum cdp_key_event type, const cdp_key *k, char *err)
+static cJSON *key_params(enum cdp_key_event type, const cdp_key *k)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "type", type == CDP_KEY_DOWN ? "keyDown" : "keyUp");
@@ -101,14 +130,19 @@ int cdp_input_key(cdp_page *p, enum cdp_key_event type, const cdp_key *k, char *
     cJSON_AddNumberToObject(m, "windowsVirtualKeyCode", k->key_code);
     if (k->modifiers)
         cJSON_AddNumberToObject(m, "modifiers", k->modifiers);
-    cdp__page_fence(p);
-    return cdp_call(cdp_page_session(p), "Input.dispatchKeyEvent", m, NULL, CALL_TIMEOUT, err);
+    return m;
+}
+
+int cdp_input_key(cdp_page *p, enum cdp_key_event type, const cdp_key *k, char *err)
+{
+    cJSON *m = key_params(type, k);
+    return send_gesture(p, "Input.dispatchKeyEvent", &m, 1, err);
 }
 
 int cdp_input_press(cdp_page *p, const cdp_key *k, char *err)
 {
-    int rc = cdp_input_key(p, CDP_KEY_DOWN, k, err);
-    return rc ? rc : cdp_input_key(p, CDP_KEY_UP, k, err);
+    cJSON *m[2] = {key_params(CDP_KEY_DOWN, k), key_params(CDP_KEY_UP, k)};
+    return send_gesture(p, "Input.dispatchKeyEvent", m, 2, err);
 }
 
 int cdp_input_insert_text(cdp_page *p, const char *text, char *err)
@@ -116,5 +150,5 @@ int cdp_input_insert_text(cdp_page *p, const char *text, char *err)
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "text", text);
     cdp__page_fence(p);
-    return cdp_call(cdp_page_session(p), "Input.insertText", m, NULL, CALL_TIMEOUT, err);
+    return cdp__call(cdp_page_session(p), "Input.insertText", m, NULL, CALL_TIMEOUT, err);
 }
