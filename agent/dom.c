@@ -37,7 +37,7 @@ int dom_call(run *R, int depth, const cdp_handle *on, const char *op, cJSON *arg
         out->el = v.handle;
         return 0;
     }
-    /* `resolve` and `option` give how many matched when not exactly one */
+    /* `resolve` gives how many matched when not exactly one */
     out->el = v.handle;
     if (!v.handle && cJSON_IsNumber(v.value))
         out->count = v.value->valueint;

@@ -264,16 +264,6 @@
     const f = document.activeElement;
     return f ? { tag: f.tagName.toLowerCase(), type: (f.type || '').toLowerCase(), editable: f.isContentEditable, value: 'value' in f ? String(f.value) : '' } : null;
   }
-  case 'selectAll': {
-    const el = a;
-    if (typeof el.select === 'function' && !/^(date|time|datetime-local|month|week)$/.test(el.type)) el.select();
-    else if (el.isContentEditable) {
-      const range = document.createRange();
-      range.selectNodeContents(el);
-      const s = getSelection(); s.removeAllRanges(); s.addRange(range);
-    }
-    return true;
-  }
   case 'selectOption': {
     const el = a, want = norm(b);
     const opts = Array.from(el.options);
@@ -286,14 +276,15 @@
     el.dispatchEvent(new Event('change', { bubbles: true }));
     return { ok: true, value: el.value };
   }
-  case 'option': {
-    /* the visible option of an open custom list whose text is the text */
+  case 'option': return (async () => {
+    /* the visible option of an open custom list whose text is the text,
+     * judged as `actionable` does */
     const all = Array.from(document.querySelectorAll('[role=option],[role=menuitem],li,.option,[class*="option"]')).filter(visible);
     const hits = byName(all, a, (e) => norm(e.textContent));
     const inner = hits.filter((e) => !hits.some((o) => o !== e && e.contains(o)));
-    if (inner.length < 1) return 0; /* a count, as `resolve` gives */
-    return inner[0];
-  }
+    if (inner.length < 1) return { count: 0 };
+    return Object.assign({ count: 1 }, await actionable(inner[0]));
+  })();
   case 'hourCycle': return hourCycle();
   case 'dateOrder': return dateOrder();
   case 'text': return norm(a.innerText || a.textContent);

@@ -199,8 +199,11 @@ int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc, int 
             snprintf(why, sizeof(why), "%s", err);
         } else if ((j = judge(R, o.value, need_hit, x, y, &count, why, sizeof(why))) == 0) {
             *out = o.el;
-            if (info)
-                *info = cJSON_DetachItemFromObjectCaseSensitive(o.value, "info");
+            if (info && (*info = cJSON_DetachItemFromObjectCaseSensitive(o.value, "info"))) {
+                /* from the frame's viewport to the top page's */
+                cJSON_AddNumberToObject(*info, "frameDx", *x - dom_num(o.value, "x"));
+                cJSON_AddNumberToObject(*info, "frameDy", *y - dom_num(o.value, "y"));
+            }
             cJSON_Delete(o.value);
             return 0;
         } else if (j == 1) {

@@ -141,8 +141,8 @@ const step_kind *step_kind_of(sop_step_kind kind);
 typedef struct dom_out {
     cJSON *value;   /* by value: the value (the caller frees) */
     cdp_handle *el; /* by reference: the element (the caller releases) */
-    int count;      /* by reference: how many matched when `resolve` or
-                       `option` found no single element, else -1 */
+    int count;      /* by reference: how many matched when `resolve` found
+                       no single element, else -1 */
 } dom_out;
 
 /* Calls dom(op, args...) in the frame at depth, or with `on` in that
@@ -181,7 +181,8 @@ int loc_find(run *R, const sop_locator *loc, cdp_handle **e, int *count, char *e
 int loc_actionable(run *R, const sop_step *st, const sop_locator *loc, int need_hit, int left,
                    cdp_handle **out, double *x, double *y);
 /* loc_actionable, and what dom.js `info` says of the element, seen in the
- * same look: *info new (the caller frees), with *out. */
+ * same look, with frameDx and frameDy (what takes a point in its frame's
+ * viewport to the top page's): *info new (the caller frees), with *out. */
 int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc, int need_hit,
                         int left, cdp_handle **out, double *x, double *y, cJSON **info);
 /* Waits until st's locator matches exactly one element, attached but not

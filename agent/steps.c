@@ -146,12 +146,7 @@ static int step_fill(run *R, const sop_step *st)
                 formatted, sizeof(formatted));
             text = formatted;
         }
-        cJSON_Delete(dom_on(e, "selectAll", NULL, err));
-        if (!*text)
-            rc = keys_press(R, "Delete", err);
-        else
-            rc = cdp_input_insert_text(R->page, text, err);
-        if (rc) {
+        if ((rc = cdp_input_replace(R->page, text, err))) {
             run_fail(R, st, "%s", err);
             cJSON_Delete(info);
             goto out;
@@ -192,8 +187,13 @@ static int step_choose(run *R, const sop_step *st)
     cdp_handle *e;
     double x, y;
     int rc = -1;
-    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y, NULL))
+    cJSON *info;
+    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y, &info))
         return -1;
+    /* the list's points are in this frame's viewport; the combobox was
+     * hit-tested through the frames, so shift them by the same offset */
+    double dx = dom_num(info, "frameDx"), dy = dom_num(info, "frameDy");
+    cJSON_Delete(info);
     if (cdp_input_click(R->page, x, y, err)) {
         run_fail(R, st, "%s", err);
         goto out;
@@ -215,25 +215,16 @@ static int step_choose(run *R, const sop_step *st)
         cJSON *args = cJSON_CreateArray();
         cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateString(value)));
         dom_out o;
-        if (dom_call(R, R->depth, NULL, "option", args, 0, &o, 3000, err) == 0 && o.el) {
-            cJSON *a = dom_on(o.el, "actionable", NULL, err);
-            if (a && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "ok"))) {
-                /* the option's point is in this frame's viewport; the
-                 * combobox was hit-tested through the frames already, so
-                 * shift by the same offset */
-                cJSON *ea = dom_on(e, "actionable", NULL, err);
-                double dx = x - dom_num(ea, "x"), dy = y - dom_num(ea, "y");
-                cJSON_Delete(ea);
-                rc = cdp_input_click(R->page, dom_num(a, "x") + dx, dom_num(a, "y") + dy, err);
-                cJSON_Delete(a);
-                cdp_handle_release(o.el);
-                if (rc)
-                    run_fail(R, st, "%s", err);
-                goto out;
-            }
-            cJSON_Delete(a);
+        if (dom_call(R, R->depth, NULL, "option", args, 1, &o, 3000, err) == 0 &&
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o.value, "ok"))) {
+            rc = cdp_input_click(R->page, dom_num(o.value, "x") + dx, dom_num(o.value, "y") + dy,
+                                 err);
+            cJSON_Delete(o.value);
+            if (rc)
+                run_fail(R, st, "%s", err);
+            goto out;
         }
-        cdp_handle_release(o.el);
+        cJSON_Delete(o.value);
         if (run_wait_over(&w)) {
             run_fail(R, st, "no option \"%s\" appeared in the list for %d s", value,
                      (timeout + 999) / 1000);

@@ -367,6 +367,11 @@ int cdp_input_key(cdp_page *p, enum cdp_key_event type, const cdp_key *k, char *
 int cdp_input_press(cdp_page *p, const cdp_key *k, char *err);
 /* Inserts text where the focus is, as an IME would (no key events). */
 int cdp_input_insert_text(cdp_page *p, const char *text, char *err);
+/* What the focused field holds replaced, as a person would: Ctrl+A, then
+ * text inserted (or, for "", Delete), in order, waited for together. (Not
+ * sent with the click that focuses the field: a field in another process's
+ * frame takes keys only once the browser knows it has the focus.) */
+int cdp_input_replace(cdp_page *p, const char *text, char *err);
 
 /* ---- Network interception (intercept.c) ---------------------------------
  * On the page and on every frame of it, out-of-process ones included
