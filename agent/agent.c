@@ -84,7 +84,7 @@ static void step(run *R, const sop_step *st)
         handler *n = realloc(R->handlers, (R->nhandlers + 1) * sizeof(*n));
         if (n) {
             R->handlers = n;
-            R->handlers[R->nhandlers++] = (handler){st, R->depth, 0, 0};
+            R->handlers[R->nhandlers++] = (handler){st, R->depth, 0, 0, 0, -1};
         }
         return;
     }
@@ -98,8 +98,16 @@ static void step(run *R, const sop_step *st)
         k->block(R, st, t);
         return;
     }
+    int64_t t0 = pt_mono_ms();
+    unsigned long c0 = cdp_calls_here();
     int rc = k->fn ? k->fn(R, st) : 0;
     traj_end(R, t, rc != 0 && !strcmp(R->r->status, "failed"), k->changes);
+    if (pt_log_enabled(PT_LOG_DEBUG)) {
+        const char *base = strrchr(st->file, '/');
+        PT_DEBUG("agent", "%s:%d: %s: %lld ms, %lu protocol calls", base ? base + 1 : st->file,
+                 st->line, sop_step_name(st->kind), (long long)(pt_mono_ms() - t0),
+                 cdp_calls_here() - c0);
+    }
 }
 
 /* The host asked the run to stop: it ends failed, saying so. */
@@ -143,20 +151,49 @@ void run_block(run *R, const sop_block *b)
     R->nhandlers = handlers_before;
 }
 
-/* Runs every `whenever` whose condition holds now. -1 if one failed. */
+/* Whether handler i's condition holds now, looked at in one call with the
+ * other due handlers of its frame (up to 16; their answers kept in their
+ * `holds`: 1, 0, or -1 for not looked at yet). */
+static int handler_holds(run *R, size_t i)
+{
+    handler *hs = R->handlers;
+    if (hs[i].holds >= 0)
+        return hs[i].holds;
+    const sop_cond *cs[16] = {0};
+    size_t idx[16], n = 0;
+    for (size_t j = i; j < R->nhandlers && n < 16; j++)
+        if (hs[j].due && hs[j].holds < 0 && hs[j].depth == hs[i].depth) {
+            cs[n] = hs[j].st->cond;
+            idx[n++] = j;
+        }
+    int got[16] = {0};
+    char err[ERR_SIZE];
+    cond_holds_many(R, cs, n, hs[i].depth, got, err);
+    for (size_t k = 0; k < n; k++)
+        hs[idx[k]].holds = got[k] == 1;
+    return hs[i].holds;
+}
+
+/* Runs every `whenever` whose condition holds now. -1 if one failed. A
+ * look right after another, with no call to the page in between, would see
+ * what the last one saw: it is skipped. */
 int run_handlers(run *R)
 {
     if (R->in_handler || R->stop)
         return 0;
     if (check_cancel(R))
         return -1;
-    for (size_t i = 0; i < R->nhandlers; i++) {
+    if (!R->nhandlers || cdp_calls_here() == R->handlers_looked)
+        return 0;
+    size_t n = R->nhandlers;
+    for (size_t i = 0; i < n; i++) {
+        R->handlers[i].due = pt_mono_ms() - R->handlers[i].last >= 500;
+        R->handlers[i].holds = -1;
+    }
+    for (size_t i = 0; i < n && i < R->nhandlers; i++) {
+        if (!R->handlers[i].due || !handler_holds(R, i))
+            continue;
         handler *h = &R->handlers[i];
-        if (pt_mono_ms() - h->last < 500)
-            continue;
-        char err[ERR_SIZE];
-        if (cond_holds(R, h->st->cond, h->depth, err) != 1)
-            continue;
         if (++h->fired > 50) {
             run_fail(R, h->st, "this handler fired 50 times and its condition still holds");
             return -1;
@@ -173,9 +210,13 @@ int run_handlers(run *R)
         h->last = pt_mono_ms();
         if (R->stop)
             return -1;
+        for (size_t j = i + 1; j < n && j < R->nhandlers; j++)
+            R->handlers[j].holds = -1; /* the page changed: look again */
     }
+    R->handlers_looked = cdp_calls_here();
     return 0;
 }
+
 /* ---- Entry --------------------------------------------------------------- */
 
 void agent_result_free(agent_result *r)
@@ -221,7 +262,11 @@ int agent_run(const sop *s, const agent_options *o, agent_result *r)
         r->notes = strdup(err);
         goto done;
     }
+    unsigned long calls0 = cdp_calls_here();
+    int64_t t0 = pt_mono_ms();
     run_block(&R, &s->steps);
+    PT_DEBUG("agent", "run: %lld ms, %lu protocol calls", (long long)(pt_mono_ms() - t0),
+             cdp_calls_here() - calls0);
     if (!R.stop) {
         /* an SOP that ends without `finish` completed what it says */
         snprintf(r->status, sizeof(r->status), "completed");

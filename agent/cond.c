@@ -141,26 +141,27 @@ static int in_frame_holds(run *R, const sop_cond *c, int depth, char *err)
     return h;
 }
 
-int cond_holds(run *R, const sop_cond *c, int depth, char *err)
+/* c, leaf by leaf: a call for each leaf that reads the page. */
+static int cond_read(run *R, const sop_cond *c, int depth, char *err)
 {
     if (c->frame)
         return in_frame_holds(R, c, depth, err);
     switch (c->kind) {
     case SOP_COND_AND: {
-        int r = cond_holds(R, c->a, depth, err);
-        return r <= 0 ? r : cond_holds(R, c->b, depth, err);
+        int r = cond_read(R, c->a, depth, err);
+        return r <= 0 ? r : cond_read(R, c->b, depth, err);
     }
     case SOP_COND_PATH:
         return path_holds(R, c, depth, err);
     case SOP_COND_DIALOG:
         return dialog_holds(R, c, err);
     case SOP_COND_NOT: {
-        int r = cond_holds(R, c->a, depth, err);
+        int r = cond_read(R, c->a, depth, err);
         return r < 0 ? r : !r;
     }
     case SOP_COND_OR: {
-        int r = cond_holds(R, c->a, depth, err);
-        return r != 0 ? r : cond_holds(R, c->b, depth, err);
+        int r = cond_read(R, c->a, depth, err);
+        return r != 0 ? r : cond_read(R, c->b, depth, err);
     }
     case SOP_COND_VAR: {
         const char *v = vars_get(R->v, c->text);
@@ -234,3 +235,125 @@ int cond_holds(run *R, const sop_cond *c, int depth, char *err)
     }
     return 0;
 }
+
+/* c on a frame with no document yet: no leaf that reads the page holds
+ * (as cond_read says of each). */
+static int cond_blank(run *R, const sop_cond *c)
+{
+    char err[ERR_SIZE];
+    switch (c->kind) {
+    case SOP_COND_NOT:
+        return !cond_blank(R, c->a);
+    case SOP_COND_OR:
+        return cond_blank(R, c->a) || cond_blank(R, c->b);
+    case SOP_COND_AND:
+        return cond_blank(R, c->a) && cond_blank(R, c->b);
+    case SOP_COND_VAR:
+    case SOP_COND_VAR_IS:
+    case SOP_COND_DIALOG: /* the page's dialogs, not its document */
+        return cond_read(R, c, 0, err) > 0;
+    default:
+        return 0;
+    }
+}
+
+/* c as dom.js `holds` takes it, variables and templates decided here;
+ * NULL when it cannot go there (a regex: PCRE2 is not the page's RegExp; a
+ * frame, a path or a dialog: read one by one) or on error. *page: whether
+ * it reads the page at all. */
+static cJSON *cond_json(run *R, const sop_cond *c, int *page, char *err)
+{
+    static const char *const kinds[] = {
+        [SOP_COND_VISIBLE] = "visible", [SOP_COND_HIDDEN] = "hidden", [SOP_COND_TEXT] = "text",
+        [SOP_COND_PAGE_TEXT] = "pageText", [SOP_COND_URL] = "url"};
+    if (c->frame)
+        return NULL;
+    cJSON *o = cJSON_CreateObject(), *a = NULL, *b = NULL;
+    switch (c->kind) {
+    case SOP_COND_VAR:
+    case SOP_COND_VAR_IS:
+        cJSON_AddStringToObject(o, "k", "const");
+        cJSON_AddBoolToObject(o, "v", cond_read(R, c, 0, err) > 0);
+        return o;
+    case SOP_COND_NOT:
+    case SOP_COND_OR:
+    case SOP_COND_AND:
+        cJSON_AddStringToObject(o, "k", c->kind == SOP_COND_NOT  ? "not"
+                                        : c->kind == SOP_COND_OR ? "or"
+                                                                 : "and");
+        if (!(a = cond_json(R, c->a, page, err)) ||
+            (c->kind != SOP_COND_NOT && !(b = cond_json(R, c->b, page, err))))
+            break;
+        cJSON_AddItemToObject(o, "a", a);
+        if (b)
+            cJSON_AddItemToObject(o, "b", b);
+        return o;
+    case SOP_COND_PATH:
+    case SOP_COND_DIALOG:
+        break;
+    default: {
+        if (c->regex)
+            break;
+        *page = 1;
+        cJSON_AddStringToObject(o, "k", kinds[c->kind]);
+        cJSON_AddStringToObject(o, "op", c->op == SOP_TEXT_IS ? "is" : "contains");
+        cJSON_AddBoolToObject(o, "exact", c->exact);
+        char *want = c->text ? vars_expand(c->text, R->v, R->o->secrets, NULL, NULL, 0, err) : NULL;
+        if (c->text && !want)
+            break;
+        if (want)
+            cJSON_AddStringToObject(o, "text", want);
+        free(want);
+        if (c->kind == SOP_COND_PAGE_TEXT || c->kind == SOP_COND_URL)
+            return o;
+        if (!(a = dom_locator(R, &c->loc, err)))
+            break;
+        cJSON_AddItemToObject(o, "loc", a);
+        return o;
+    }
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    cJSON_Delete(o);
+    return NULL;
+}
+
+int cond_holds_many(run *R, const sop_cond *const *cs, size_t n, int depth, int *out, char *err)
+{
+    cJSON *list = cJSON_CreateArray();
+    int page = 0, batch = 1;
+    for (size_t i = 0; i < n && batch; i++) {
+        cJSON *j = cond_json(R, cs[i], &page, err);
+        if (j)
+            cJSON_AddItemToArray(list, j);
+        batch = j != NULL;
+    }
+    dom_out o = {0};
+    int rc = -1;
+    if (batch && page) {
+        cJSON *args = cJSON_CreateArray();
+        cJSON_AddItemToArray(args, cdp_arg(list));
+        list = NULL;
+        rc = dom_call(R, depth, NULL, "conds", args, 1, &o, 3000, err);
+        batch = rc == 0 && cJSON_GetArraySize(o.value) == (int)n;
+    } else
+        batch = 0;
+    /* not in one look (only variables, a regex, a script error): one by
+     * one, each saying why it could not be read; no document to read yet:
+     * what the page would show is not there */
+    for (size_t i = 0; i < n; i++)
+        out[i] = batch               ? cJSON_IsTrue(cJSON_GetArrayItem(o.value, (int)i))
+                 : rc == CDP_ETIMEOUT ? cond_blank(R, cs[i])
+                                      : cond_read(R, cs[i], depth, err);
+    cJSON_Delete(list);
+    cJSON_Delete(o.value);
+    return 0;
+}
+
+int cond_holds(run *R, const sop_cond *c, int depth, char *err)
+{
+    int h;
+    cond_holds_many(R, &c, 1, depth, &h, err);
+    return h;
+}
+

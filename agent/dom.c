@@ -25,7 +25,7 @@ int dom_call(run *R, int depth, const cdp_handle *on, const char *op, cJSON *arg
     while (args && (a = cJSON_DetachItemFromArray(args, 0)))
         cJSON_AddItemToArray(list, a);
     cJSON_Delete(args);
-    unsigned flags = by_value ? 0 : CDP_RETURN_HANDLE;
+    unsigned flags = by_value == DOM_BOTH ? CDP_RETURN_BOTH : by_value ? 0 : CDP_RETURN_HANDLE;
     cdp_value v;
     int rc =
         on ? cdp_handle_call(on, dom_js, list, flags, &v, timeout_ms, err)
@@ -34,9 +34,10 @@ int dom_call(run *R, int depth, const cdp_handle *on, const char *op, cJSON *arg
         return rc;
     if (by_value) {
         out->value = v.value;
+        out->el = v.handle;
         return 0;
     }
-    /* `resolve` and `option` give how many matched when not exactly one */
+    /* `resolve` gives how many matched when not exactly one */
     out->el = v.handle;
     if (!v.handle && cJSON_IsNumber(v.value))
         out->count = v.value->valueint;

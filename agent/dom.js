@@ -11,6 +11,8 @@
  */
 (function dom(op, a, b, c) {
   'use strict';
+  /* an element `look` found comes back wrapped with what was seen of it */
+  if (a && typeof a === 'object' && Object.prototype.hasOwnProperty.call(a, 'lookedAt')) a = a.lookedAt;
   const norm = (s) => String(s == null ? '' : s).replace(/\s+/g, ' ').trim();
   const visible = (el) => {
     if (!el || !el.isConnected) return false;
@@ -401,8 +403,10 @@
     return e ? textOfEl(e) : els.some(visible) ? '' : false;
   };
 
-  /* Two animation frames, for "stable". */
-  const frames2 = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  /* The next animation frame: a box that is the same in two consecutive
+   * frames is "stable" (CSS animations and transitions are updated, and
+   * earlier rAF callbacks have run, before this one). */
+  const nextFrame = () => new Promise((r) => requestAnimationFrame(r));
 
   /* For radios and checkboxes hidden behind a styled label, act on the
    * label a person would click. */
@@ -452,6 +456,110 @@
     return st.saved.size;
   };
 
+  const coverOf = (hit) => {
+    let cover = hit;
+    while (cover && cover.parentElement && cover.parentElement !== document.body &&
+           getComputedStyle(cover).position === 'static') cover = cover.parentElement;
+    return describe(cover);
+  };
+
+  /* Could a person act on el now: visible, enabled, still, and the point
+   * to act at not covered (opt.left: near its left edge). */
+  const actionable = async (el0, opt) => {
+    const el = target(el0);
+    if (!el.isConnected) return { ok: false, why: 'detached from the page' };
+    if (!visible(el)) return { ok: false, why: 'not visible' };
+    if (el.disabled || el.getAttribute('aria-disabled') === 'true') return { ok: false, why: 'disabled' };
+    let r = el.getBoundingClientRect();
+    if (r.top < 0 || r.left < 0 || r.bottom > innerHeight || r.right > innerWidth) {
+      el.scrollIntoView({ block: 'center', inline: 'center' });
+      r = el.getBoundingClientRect();
+    }
+    await nextFrame();
+    const r2 = el.getBoundingClientRect();
+    if (r.x !== r2.x || r.y !== r2.y || r.width !== r2.width || r.height !== r2.height)
+      return { ok: false, why: 'still moving', moving: true };
+    const x = r2.left + Math.min(r2.width / 2, opt && opt.left ? 8 : r2.width / 2);
+    const y = r2.top + r2.height / 2;
+    const hit = deepElementFromPoint(x, y);
+    if (!hit || !(hit === el || deepContains(el, hit) || (el.control && (hit === el.control)) ||
+        (el0.labels && Array.from(el0.labels).some((l) => l === hit || deepContains(l, hit)))))
+      return { ok: false, why: 'covered by ' + coverOf(hit) };
+    return { ok: true, x, y };
+  };
+
+  /* fr: an iframe element; (x, y): a point in its viewport, hit-tested in
+   * this document. */
+  const hitFrame = (fr, x0, y0) => {
+    const r = fr.getBoundingClientRect();
+    const st = getComputedStyle(fr);
+    const x = r.left + fr.clientLeft + parseFloat(st.paddingLeft) + x0;
+    const y = r.top + fr.clientTop + parseFloat(st.paddingTop) + y0;
+    const hit = deepElementFromPoint(x, y);
+    if (hit !== fr) return { ok: false, x, y, why: 'covered by ' + coverOf(hit) + ' on the page around the frame' };
+    return { ok: true, x, y };
+  };
+
+  const dateOrder = () => {
+    const parts = new Intl.DateTimeFormat(navigator.language).formatToParts(new Date(2001, 10, 22));
+    return parts.filter((p) => ['day', 'month', 'year'].includes(p.type)).map((p) => p.type[0]).join('');
+  };
+  const hourCycle = () => {
+    const o = new Intl.DateTimeFormat(navigator.language, { hour: 'numeric' }).resolvedOptions();
+    return o.hourCycle || (o.hour12 ? 'h12' : 'h23');
+  };
+
+  const info = (el) => {
+    const tag = el.tagName.toLowerCase();
+    /* a native date or time input is typed in the browser's own order */
+    const dt = tag === 'input' && /^(date|time|datetime-local)$/i.test(el.type);
+    return {
+      dateOrder: dt ? dateOrder() : '', hourCycle: dt ? hourCycle() : '',
+      tag, type: (el.type || '').toLowerCase(), editable: el.isContentEditable,
+      placeholder: el.getAttribute('placeholder') || '', value: 'value' in el ? String(el.value) : norm(el.textContent),
+      checked: !!el.checked, role: roleOf(el), describe: describe(el),
+      focused: document.activeElement === el, closed: closedHost(el),
+      options: tag === 'select' ? Array.from(el.options).map((o) => norm(o.label || o.textContent)) : [],
+    };
+  };
+
+  /* The page's text: innerText stops at shadow hosts, so each open shadow
+   * tree's text is added. */
+  const pageText = () => {
+    let t = document.body ? document.body.innerText : '';
+    for (const h of deepElements(document.body).filter((e) => e.shadowRoot))
+      for (let c = h.shadowRoot.firstElementChild; c; c = c.nextElementSibling)
+        if (!['STYLE', 'SCRIPT'].includes(c.tagName)) t += '\n' + (c.innerText || '');
+    return t;
+  };
+  /* A text condition's test (cond.c's text_holds): contains, or is (spaces
+   * trimmed and collapsed); case ignored unless exact. */
+  const textTest = (k, s) => {
+    const fold = (x) => (k.exact ? x : x.toLowerCase());
+    if (k.op === 'is') return fold(String(s).replace(/\s+/g, ' ').trim()) === fold(k.text.replace(/\s+/g, ' ').trim());
+    return fold(String(s)).includes(fold(k.text));
+  };
+  /* A condition (cond.c's tree, variables and templates already decided) now. */
+  const holds = (k) => {
+    switch (k.k) {
+    case 'const': return !!k.v;
+    case 'not': return !holds(k.a);
+    case 'or': return holds(k.a) || holds(k.b);
+    case 'and': return holds(k.a) && holds(k.b);
+    case 'url': return location.href.includes(k.text);
+    case 'pageText': return textTest(k, pageText());
+    case 'visible': case 'hidden': case 'text': {
+      const els = find(k.loc);
+      const shown = els.filter(visible).length;
+      if (k.k !== 'text') return k.k === 'visible' ? shown > 0 : shown === 0;
+      if (!shown) return false;
+      const el = pick(Object.assign({}, k.loc, { nth: k.loc.nth || 1 })).el;
+      return !!el && textTest(k, el.innerText || el.textContent);
+    }
+    default: throw new Error('dom.js: unknown condition ' + k.k);
+    }
+  };
+
   switch (op) {
   case 'candidates': return candidates(a);
   case 'count': {
@@ -464,71 +572,26 @@
     if (!el) return els.length;
     return el;
   }
-  case 'actionable': return (async () => {
-    const el = target(a);
-    if (!el.isConnected) return { ok: false, why: 'detached from the page' };
-    if (!visible(el)) return { ok: false, why: 'not visible' };
-    if (el.disabled || el.getAttribute('aria-disabled') === 'true') return { ok: false, why: 'disabled' };
-    let r = el.getBoundingClientRect();
-    if (r.top < 0 || r.left < 0 || r.bottom > innerHeight || r.right > innerWidth) {
-      el.scrollIntoView({ block: 'center', inline: 'center' });
-      r = el.getBoundingClientRect();
-    }
-    await frames2();
-    const r2 = el.getBoundingClientRect();
-    if (r.x !== r2.x || r.y !== r2.y || r.width !== r2.width || r.height !== r2.height)
-      return { ok: false, why: 'still moving', moving: true };
-    const x = r2.left + Math.min(r2.width / 2, b && b.left ? 8 : r2.width / 2);
-    const y = r2.top + r2.height / 2;
-    const hit = deepElementFromPoint(x, y);
-    if (!hit || !(hit === el || deepContains(el, hit) || (el.control && (hit === el.control)) ||
-        (a.labels && Array.from(a.labels).some((l) => l === hit || deepContains(l, hit))))) {
-      let cover = hit;
-      while (cover && cover.parentElement && cover.parentElement !== document.body &&
-             getComputedStyle(cover).position === 'static') cover = cover.parentElement;
-      return { ok: false, why: 'covered by ' + describe(cover) };
-    }
-    return { ok: true, x, y };
+  case 'actionable': return actionable(a, b);
+  case 'look': return (async () => {
+    /* resolve, judge and describe in one call: b as for actionable */
+    const { els, el } = pick(a);
+    if (!el) return { count: els.length };
+    const w = Object.assign({ count: 1 }, await actionable(el, b), { info: info(el) });
+    Object.defineProperty(w, 'lookedAt', { value: el });
+    return w;
   })();
-  case 'hitFrame': {
-    /* a: the iframe element; (b, c): a point in its viewport */
-    const r = a.getBoundingClientRect();
-    const st = getComputedStyle(a);
-    const x = r.left + a.clientLeft + parseFloat(st.paddingLeft) + b;
-    const y = r.top + a.clientTop + parseFloat(st.paddingTop) + c;
-    const hit = deepElementFromPoint(x, y);
-    if (hit !== a) {
-      let cover = hit;
-      while (cover && cover.parentElement && cover.parentElement !== document.body &&
-             getComputedStyle(cover).position === 'static') cover = cover.parentElement;
-      return { ok: false, x, y, why: 'covered by ' + describe(cover) + ' on the page around the frame' };
-    }
-    return { ok: true, x, y };
+  case 'hitFrame': return hitFrame(a, b, c);
+  case 'hitFrameAt': {
+    /* a: the locator of the iframe in this document */
+    const { el } = pick(a);
+    return el ? hitFrame(el, b, c) : { ok: false, why: 'its frame is gone' };
   }
-  case 'info': {
-    const el = a;
-    const tag = el.tagName.toLowerCase();
-    return {
-      tag, type: (el.type || '').toLowerCase(), editable: el.isContentEditable,
-      placeholder: el.getAttribute('placeholder') || '', value: 'value' in el ? String(el.value) : norm(el.textContent),
-      checked: !!el.checked, role: roleOf(el), describe: describe(el),
-      focused: document.activeElement === el, closed: closedHost(el),
-      options: tag === 'select' ? Array.from(el.options).map((o) => norm(o.label || o.textContent)) : [],
-    };
-  }
+  case 'info': return info(a);
+  case 'conds': return a.map(holds);
   case 'focused': {
     const f = document.activeElement;
     return f ? { tag: f.tagName.toLowerCase(), type: (f.type || '').toLowerCase(), editable: f.isContentEditable, value: 'value' in f ? String(f.value) : '' } : null;
-  }
-  case 'selectAll': {
-    const el = a;
-    if (typeof el.select === 'function' && !/^(date|time|datetime-local|month|week)$/.test(el.type)) el.select();
-    else if (el.isContentEditable) {
-      const range = document.createRange();
-      range.selectNodeContents(el);
-      const s = getSelection(); s.removeAllRanges(); s.addRange(range);
-    }
-    return true;
   }
   case 'selectOption': {
     const el = a, want = norm(b);
@@ -542,35 +605,23 @@
     el.dispatchEvent(new Event('change', { bubbles: true }));
     return { ok: true, value: el.value };
   }
-  case 'option': {
-    /* the visible option of an open custom list whose text is the text */
+  case 'option': return (async () => {
+    /* the visible option of an open custom list whose text is the text,
+     * judged as `actionable` does */
     const all = deepQueryAll('[role=option],[role=menuitem],li,.option,[class*="option"]').filter(visible);
     const hits = byName(all, a, (e) => norm(e.textContent));
     const inner = hits.filter((e) => !hits.some((o) => o !== e && deepContains(e, o)));
-    if (inner.length < 1) return 0; /* a count, as `resolve` gives */
-    return inner[0];
-  }
-  case 'hourCycle': {
-    const o = new Intl.DateTimeFormat(navigator.language, { hour: 'numeric' }).resolvedOptions();
-    return o.hourCycle || (o.hour12 ? 'h12' : 'h23');
-  }
-  case 'dateOrder': {
-    const parts = new Intl.DateTimeFormat(navigator.language).formatToParts(new Date(2001, 10, 22));
-    return parts.filter((p) => ['day', 'month', 'year'].includes(p.type)).map((p) => p.type[0]).join('');
-  }
+    if (inner.length < 1) return { count: 0 };
+    return Object.assign({ count: 1 }, await actionable(inner[0]));
+  })();
+  case 'hourCycle': return hourCycle();
+  case 'dateOrder': return dateOrder();
   case 'text': return norm(a.innerText || a.textContent);
   case 'attr': return a.getAttribute(b);
   case 'value': return 'value' in a ? String(a.value) : norm(a.textContent);
   case 'checked': return !!a.checked;
   case 'isFile': return a.tagName === 'INPUT' && a.type === 'file';
-  case 'pageText': {
-    /* innerText stops at shadow hosts: add each open shadow tree's text */
-    let t = document.body ? document.body.innerText : '';
-    for (const h of deepElements(document.body).filter((e) => e.shadowRoot))
-      for (let c = h.shadowRoot.firstElementChild; c; c = c.nextElementSibling)
-        if (!['STYLE', 'SCRIPT'].includes(c.tagName)) t += '\n' + (c.innerText || '');
-    return t;
-  }
+  case 'pageText': return pageText();
   case 'url': return location.href;
   case 'change': return new Promise((resolve) => {
     /* Settles true on the first thing in this document that may change

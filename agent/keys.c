@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 #include "agent/run.h"
 #include "util/err.h"
+#include "util/json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -103,6 +104,21 @@ void keys_date_for_field(const char *iso, const char *placeholder, char *out, si
         snprintf(out, outsz, "%.2s/%.2s/%.4s", m, d, y);
 }
 
+/* dom.js's dateOrder or hourCycle: from the look at the field when it
+ * said (R->field), else asked now; out keeps its default when neither. */
+static void locale_of(run *R, const char *op, char *out, size_t outsz, char *err)
+{
+    const char *seen = pt_json_str(R->field, op);
+    if (seen && *seen) {
+        snprintf(out, outsz, "%s", seen);
+        return;
+    }
+    dom_out o;
+    if (dom_call(R, R->depth, NULL, op, NULL, 1, &o, 3000, err) == 0 && cJSON_IsString(o.value))
+        snprintf(out, outsz, "%s", o.value->valuestring);
+    cJSON_Delete(o.value);
+}
+
 /* The keys that put value into a native date, time or datetime-local
  * input: its date part (if with_date) in the browser's field order, then
  * its time part (if with_time) as the locale's clock shows it (02:30 PM is
@@ -127,12 +143,8 @@ int keys_datetime(run *R, const char *value, int with_date, int with_time, char 
     if (with_date) {
         if (vars_normalize_date(date_part, iso) < 0)
             return pt_errf(err, "the field is a date, and the value is not one");
-        dom_out o;
         char order[8] = "mdy";
-        if (dom_call(R, R->depth, NULL, "dateOrder", NULL, 1, &o, 3000, err) == 0 &&
-            cJSON_IsString(o.value))
-            snprintf(order, sizeof(order), "%s", o.value->valuestring);
-        cJSON_Delete(o.value);
+        locale_of(R, "dateOrder", order, sizeof(order), err);
         for (const char *c = order; *c && n + 4 < kbsz; c++) {
             const char *part = *c == 'y' ? iso : *c == 'm' ? iso + 5 : iso + 8;
             size_t len = *c == 'y' ? 4 : 2;
@@ -149,12 +161,9 @@ int keys_datetime(run *R, const char *value, int with_date, int with_time, char 
         if ((ampm[0] == 'p' || ampm[0] == 'P') && h < 12)
             h += 12;
         snprintf(hhmm, 8, "%02d:%02d", h % 100, m % 100);
-        dom_out o;
-        int h12 = 1;
-        if (dom_call(R, R->depth, NULL, "hourCycle", NULL, 1, &o, 3000, err) == 0 &&
-            cJSON_IsString(o.value))
-            h12 = !strcmp(o.value->valuestring, "h12") || !strcmp(o.value->valuestring, "h11");
-        cJSON_Delete(o.value);
+        char cycle[8] = "h12";
+        locale_of(R, "hourCycle", cycle, sizeof(cycle), err);
+        int h12 = !strcmp(cycle, "h12") || !strcmp(cycle, "h11");
         char t[16];
         if (h12)
             snprintf(t, sizeof(t), "%02d%02d%c", h % 12 == 0 ? 12 : h % 12, m, h < 12 ? 'A' : 'P');

@@ -204,19 +204,25 @@ static int hit_through_frames(run *R, double *x, double *y, char *why, size_t wh
 {
     char err[ERR_SIZE];
     for (int d = R->depth; d > 0; d--) {
-        dom_out fo;
-        if (resolve(R, d - 1, R->stack[d].iframe, &fo, 3000, err) || !fo.el) {
+        cJSON *lj = dom_locator(R, R->stack[d].iframe, err);
+        if (!lj) {
+            snprintf(why, whysz, "%s", err);
+            return -1;
+        }
+        /* the frame element found and the point hit-tested, in one call */
+        cJSON *args = cJSON_CreateArray();
+        cJSON_AddItemToArray(args, cdp_arg(lj));
+        cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateNumber(*x)));
+        cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateNumber(*y)));
+        dom_out o;
+        if (dom_call(R, d - 1, NULL, "hitFrameAt", args, 1, &o, 3000, err)) {
             snprintf(why, whysz, "its frame is gone");
             return -1;
         }
-        cJSON *pt = cJSON_CreateArray();
-        cJSON_AddItemToArray(pt, cdp_arg(cJSON_CreateNumber(*x)));
-        cJSON_AddItemToArray(pt, cdp_arg(cJSON_CreateNumber(*y)));
-        cJSON *h = dom_on(fo.el, "hitFrame", pt, err);
-        cdp_handle_release(fo.el);
-        if (!h || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "ok"))) {
+        cJSON *h = o.value;
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "ok"))) {
             snprintf(why, whysz, "%s",
-                     h && pt_json_str(h, "why") ? pt_json_str(h, "why") : "its frame is hidden");
+                     pt_json_str(h, "why") ? pt_json_str(h, "why") : "its frame is hidden");
             cJSON_Delete(h);
             return -1;
         }
@@ -227,72 +233,93 @@ static int hit_through_frames(run *R, double *x, double *y, char *why, size_t wh
     return 0;
 }
 
-/* Is e actionable now? 0 with the point to act at, or with why: -1 (not
- * here), -2 (still moving), -3 (in the way on the page around its frame). */
-static int judge(run *R, const cdp_handle *e, int need_hit, int left, double *x, double *y,
-                 char *why, size_t whysz)
+/* One look at loc in the current frame: found (exactly one), judged and
+ * described in a single call. 0 with the element and what was seen of it
+ * (o->value: count, ok, why, moving, x, y, info), or < 0 with err. */
+static int look(run *R, const sop_locator *loc, int left, dom_out *o, char *err)
 {
-    char err[ERR_SIZE];
-    cJSON *extra = cJSON_CreateArray();
+    cJSON *lj = dom_locator(R, loc, err);
+    if (!lj) {
+        memset(o, 0, sizeof(*o));
+        return -1;
+    }
     cJSON *opt = cJSON_CreateObject();
     cJSON_AddBoolToObject(opt, "left", left);
-    cJSON_AddItemToArray(extra, cdp_arg(opt));
-    cJSON *a = dom_on(e, "actionable", extra, err);
-    int rc = -1;
-    if (!a) {
-        snprintf(why, whysz, "%s", err);
-    } else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "ok"))) {
-        snprintf(why, whysz, "%s",
-                 pt_json_str(a, "why") ? pt_json_str(a, "why") : "not actionable");
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "moving")))
-            rc = -2;
-    } else {
-        *x = dom_num(a, "x");
-        *y = dom_num(a, "y");
-        /* without a hit test the point is still in the frame's viewport:
-         * fine, it is not used then */
-        rc = need_hit && hit_through_frames(R, x, y, why, whysz) ? -3 : 0;
-    }
-    cJSON_Delete(a);
-    return rc;
+    cJSON *args = cJSON_CreateArray();
+    cJSON_AddItemToArray(args, cdp_arg(lj));
+    cJSON_AddItemToArray(args, cdp_arg(opt));
+    return dom_call(R, R->depth, NULL, "look", args, DOM_BOTH, o, 3000, err);
 }
 
-int loc_actionable(run *R, const sop_step *st, const sop_locator *loc, int need_hit, int left,
-                   cdp_handle **out, double *x, double *y)
+/* What a look says: 0 actionable at (*x, *y), hit-tested through the
+ * frames with need_hit; 1 not exactly one element (*count); or why not:
+ * -1 (not here), -2 (still moving), -3 (in the way on the page around its
+ * frame). */
+static int judge(run *R, const cJSON *seen, int need_hit, double *x, double *y, int *count,
+                 char *why, size_t whysz)
+{
+    *count = (int)dom_num(seen, "count");
+    if (*count != 1)
+        return 1;
+    loc_snapshot(R, R->depth);
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(seen, "ok"))) {
+        snprintf(why, whysz, "%s",
+                 pt_json_str(seen, "why") ? pt_json_str(seen, "why") : "not actionable");
+        return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(seen, "moving")) ? -2 : -1;
+    }
+    *x = dom_num(seen, "x");
+    *y = dom_num(seen, "y");
+    /* without a hit test the point is still in the frame's viewport: fine,
+     * it is not used then */
+    return need_hit && hit_through_frames(R, x, y, why, whysz) ? -3 : 0;
+}
+
+int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc, int need_hit,
+                        int left, cdp_handle **out, double *x, double *y, cJSON **info)
 {
     int timeout = run_timeout(R, st);
     waiting w;
     char why[ERR_SIZE] = "", err[ERR_SIZE], lt[512];
     loc_text(loc, lt, sizeof(lt));
     *out = NULL;
+    if (info)
+        *info = NULL;
     run_wait_begin(R, &w, st, timeout, "an element to act on");
     for (;;) {
         if (run_handlers(R) < 0 || R->stop)
             return -1;
-        cdp_handle *e = NULL;
         int count = 0, j = 0;
         const sop_locator *missing = NULL;
-        int rc = loc_find(R, loc, &e, &count, err);
+        dom_out o;
+        int rc = look(R, loc, left, &o, err);
         if (rc < 0) {
             if (rc == CDP_EGONE || rc == CDP_EDETACHED) {
                 run_fail(R, st, "%s", err);
                 return -1;
             }
             snprintf(why, sizeof(why), "%s", err);
-        } else if (rc == 1) {
+        } else if ((j = judge(R, o.value, need_hit, x, y, &count, why, sizeof(why))) == 0) {
+            *out = o.el;
+            if (info && (*info = cJSON_DetachItemFromObjectCaseSensitive(o.value, "info"))) {
+                /* from the frame's viewport to the top page's */
+                cJSON_AddNumberToObject(*info, "frameDx", *x - dom_num(o.value, "x"));
+                cJSON_AddNumberToObject(*info, "frameDy", *y - dom_num(o.value, "y"));
+            }
+            cJSON_Delete(o.value);
+            return 0;
+        } else if (j == 1) {
             if (count > 1 && !loc->nth) {
                 run_fail(R, st, "%s matches %d elements; say which with first, last or nth N", lt,
                          count);
+                cdp_handle_release(o.el);
+                cJSON_Delete(o.value);
                 return -1;
             }
             snprintf(why, sizeof(why), "no element matches %s", lt);
             missing = loc;
-        } else if ((j = judge(R, e, need_hit, left, x, y, why, sizeof(why))) == 0) {
-            *out = e;
-            return 0;
-        } else {
-            cdp_handle_release(e);
         }
+        cdp_handle_release(o.el);
+        cJSON_Delete(o.value);
         if (run_wait_over(&w)) {
             char near[2048] = "";
             if (missing)
@@ -300,10 +327,16 @@ int loc_actionable(run *R, const sop_step *st, const sop_locator *loc, int need_
             run_fail(R, st, "%s: %s for %d s%s", lt, why, (timeout + 999) / 1000, near);
             return -1;
         }
-        /* moving: the look itself took two animation frames, look again;
-         * in the way around the frame: a document this wait does not see */
+        /* moving: the look itself took an animation frame, look again; in
+         * the way around the frame: a document this wait does not see */
         run_wait_change(R, &w, j == -2 ? 0 : j == -3 ? WAIT_FAR_MS : WAIT_CAP_MS, missing);
     }
+}
+
+int loc_actionable(run *R, const sop_step *st, const sop_locator *loc, int need_hit, int left,
+                   cdp_handle **out, double *x, double *y)
+{
+    return loc_actionable_info(R, st, loc, need_hit, left, out, x, y, NULL);
 }
 
 int loc_present(run *R, const sop_step *st, cdp_handle **e)

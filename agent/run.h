@@ -55,6 +55,7 @@ typedef struct handler {
     int depth;    /* frame stack depth where it was declared */
     int64_t last; /* when it last ran */
     int fired;
+    int due, holds; /* in run_handlers: due for a look; held (-1: not looked) */
 } handler;
 
 typedef struct run {
@@ -70,6 +71,8 @@ typedef struct run {
     handler *handlers;
     size_t nhandlers;
     int in_handler;
+    unsigned long handlers_looked; /* cdp_calls_here() after the last look */
+    const cJSON *field; /* step_fill: what the look saw of its field (borrowed) */
     int stop; /* a status was reached */
     cJSON *traj_steps;
     cdp_capture *shot; /* the screenshot in flight (trajectory.c) */
@@ -144,12 +147,14 @@ const step_kind *step_kind_of(sop_step_kind kind);
 typedef struct dom_out {
     cJSON *value;   /* by value: the value (the caller frees) */
     cdp_handle *el; /* by reference: the element (the caller releases) */
-    int count;      /* by reference: how many matched when `resolve` or
-                       `option` found no single element, else -1 */
+    int count;      /* by reference: how many matched when `resolve` found
+                       no single element, else -1 */
 } dom_out;
 
 /* Calls dom(op, args...) in the frame at depth, or with `on` in that
- * element's frame (args may hold handles). Takes args. */
+ * element's frame (args may hold handles). Takes args. by_value: 1 by
+ * value, 0 by reference, DOM_BOTH an object by reference and its value. */
+#define DOM_BOTH 2
 int dom_call(run *R, int depth, const cdp_handle *on, const char *op, cJSON *args, int by_value,
              dom_out *out, int timeout_ms, char *err);
 /* dom(op) in the frame frame_id (NULL: the top frame), by value: a new
@@ -191,6 +196,11 @@ int loc_find(run *R, const sop_locator *loc, cdp_handle **e, int *count, char *e
  * need_hit; left: near its left edge). -1 when the step failed. */
 int loc_actionable(run *R, const sop_step *st, const sop_locator *loc, int need_hit, int left,
                    cdp_handle **out, double *x, double *y);
+/* loc_actionable, and what dom.js `info` says of the element, seen in the
+ * same look, with frameDx and frameDy (what takes a point in its frame's
+ * viewport to the top page's): *info new (the caller frees), with *out. */
+int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc, int need_hit,
+                        int left, cdp_handle **out, double *x, double *y, cJSON **info);
 /* Waits until st's locator matches exactly one element, attached but not
  * necessarily visible. -1 when the step failed. */
 int loc_present(run *R, const sop_step *st, cdp_handle **e);
@@ -202,6 +212,9 @@ int loc_frame(run *R, int depth, const sop_locator *loc, char **frame_id, char *
 
 /* Whether c holds in the frame at depth: 1, 0, or -1 with err. */
 int cond_holds(run *R, const sop_cond *c, int depth, char *err);
+/* Whether each of cs[0..n) holds in the frame at depth, in one look at the
+ * page when it can (else one by one): out[i] as cond_holds gives. 0. */
+int cond_holds_many(run *R, const sop_cond *const *cs, size_t n, int depth, int *out, char *err);
 
 /* ---- keys.c: keystrokes --------------------------------------------------- */
 

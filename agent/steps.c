@@ -75,13 +75,15 @@ static void fail_not_field(run *R, const sop_step *st, const cJSON *info, const 
  * goes into, once actionable (see loc_actionable). 0, or -1 when the step
  * failed, with nothing left to free. */
 static int value_and_element(run *R, const sop_step *st, int need_hit, int left, char **value,
-                             int *is_date, cdp_handle **e, double *x, double *y)
+                             int *is_date, cdp_handle **e, double *x, double *y, cJSON **info)
 {
     *e = NULL;
+    if (info)
+        *info = NULL;
     if (!(*value = value_of(R, st, is_date)))
         return -1;
     sop_locator field = field_loc(st);
-    if (loc_actionable(R, st, &field, need_hit, left, e, x, y) == 0)
+    if (loc_actionable_info(R, st, &field, need_hit, left, e, x, y, info) == 0)
         return 0;
     free(*value);
     *value = NULL;
@@ -120,10 +122,10 @@ static int step_fill(run *R, const sop_step *st)
     double x, y;
     int rc = -1;
     /* date inputs are typed segment by segment from the first: click left */
-    if (value_and_element(R, st, 1, 1, &value, &is_date, &e, &x, &y))
+    cJSON *info;
+    if (value_and_element(R, st, 1, 1, &value, &is_date, &e, &x, &y, &info))
         return -1;
     traj_guard(R, st, e, value);
-    cJSON *info = dom_on(e, "info", NULL, err);
     char type[32]; /* copied: info is freed before the read-back below */
     snprintf(type, sizeof(type), "%s", pt_json_str(info, "type") ? pt_json_str(info, "type") : "");
     const char *tag = pt_json_str(info, "tag") ? pt_json_str(info, "tag") : "";
@@ -146,8 +148,11 @@ static int step_fill(run *R, const sop_step *st)
         /* inserted text is ignored by native date and time inputs: type the
          * digits segment by segment in the browser's own order */
         char digits[32];
-        if (keys_datetime(R, value, is_time ? 0 : 1, is_time || is_dt, iso, hhmm, digits,
-                          sizeof(digits), err) < 0) {
+        R->field = info;
+        int k = keys_datetime(R, value, is_time ? 0 : 1, is_time || is_dt, iso, hhmm, digits,
+                              sizeof(digits), err);
+        R->field = NULL;
+        if (k < 0) {
             run_fail(R, st, "%s", err);
             cJSON_Delete(info);
             goto out;
@@ -172,12 +177,7 @@ static int step_fill(run *R, const sop_step *st)
                 formatted, sizeof(formatted));
             text = formatted;
         }
-        cJSON_Delete(dom_on(e, "selectAll", NULL, err));
-        if (!*text)
-            rc = keys_press(R, "Delete", err);
-        else
-            rc = cdp_input_insert_text(R->page, text, err);
-        if (rc) {
+        if ((rc = cdp_input_replace(R->page, text, err))) {
             run_fail(R, st, "%s", err);
             cJSON_Delete(info);
             goto out;
@@ -216,8 +216,13 @@ static int step_choose(run *R, const sop_step *st)
     cdp_handle *e;
     double x, y;
     int rc = -1;
-    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y))
+    cJSON *info;
+    if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y, &info))
         return -1;
+    /* the list's points are in this frame's viewport; the combobox was
+     * hit-tested through the frames, so shift them by the same offset */
+    double dx = dom_num(info, "frameDx"), dy = dom_num(info, "frameDy");
+    cJSON_Delete(info);
     if (cdp_input_click(R->page, x, y, err)) {
         run_fail(R, st, "%s", err);
         goto out;
@@ -241,25 +246,16 @@ static int step_choose(run *R, const sop_step *st)
         cJSON *args = cJSON_CreateArray();
         cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateString(value)));
         dom_out o;
-        if (dom_call(R, R->depth, NULL, "option", args, 0, &o, 3000, err) == 0 && o.el) {
-            cJSON *a = dom_on(o.el, "actionable", NULL, err);
-            if (a && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "ok"))) {
-                /* the option's point is in this frame's viewport; the
-                 * combobox was hit-tested through the frames already, so
-                 * shift by the same offset */
-                cJSON *ea = dom_on(e, "actionable", NULL, err);
-                double dx = x - dom_num(ea, "x"), dy = y - dom_num(ea, "y");
-                cJSON_Delete(ea);
-                rc = cdp_input_click(R->page, dom_num(a, "x") + dx, dom_num(a, "y") + dy, err);
-                cJSON_Delete(a);
-                cdp_handle_release(o.el);
-                if (rc)
-                    run_fail(R, st, "%s", err);
-                goto out;
-            }
-            cJSON_Delete(a);
+        if (dom_call(R, R->depth, NULL, "option", args, 1, &o, 3000, err) == 0 &&
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o.value, "ok"))) {
+            rc = cdp_input_click(R->page, dom_num(o.value, "x") + dx, dom_num(o.value, "y") + dy,
+                                 err);
+            cJSON_Delete(o.value);
+            if (rc)
+                run_fail(R, st, "%s", err);
+            goto out;
         }
-        cdp_handle_release(o.el);
+        cJSON_Delete(o.value);
         if (run_wait_over(&w)) {
             /* the SOP's template, not the value: task data may be PHI */
             run_fail(R, st, "no option with the text of %s%s%s appeared in the list for %d s",
@@ -282,9 +278,9 @@ static int step_select(run *R, const sop_step *st)
     cdp_handle *e;
     double x, y;
     int rc = -1;
-    if (value_and_element(R, st, 0, 0, &value, NULL, &e, &x, &y))
+    cJSON *info;
+    if (value_and_element(R, st, 0, 0, &value, NULL, &e, &x, &y, &info))
         return -1;
-    cJSON *info = dom_on(e, "info", NULL, err);
     if (!info || strcmp(pt_json_str(info, "tag") ? pt_json_str(info, "tag") : "", "select") != 0) {
         run_fail(R, st, "%s is not a <select> (use choose for custom dropdowns)",
                  info && pt_json_str(info, "describe") ? pt_json_str(info, "describe")
@@ -320,12 +316,14 @@ static int check(run *R, const sop_step *st, int want)
     char err[ERR_SIZE];
     cdp_handle *e = NULL;
     double x, y;
+    cJSON *info, *c = NULL;
     sop_locator field = field_loc(st);
-    if (loc_actionable(R, st, &field, 1, 0, &e, &x, &y) < 0)
+    if (loc_actionable_info(R, st, &field, 1, 0, &e, &x, &y, &info) < 0)
         return -1;
     int rc = -1;
-    cJSON *c = dom_on(e, "checked", NULL, err);
-    if (cJSON_IsBool(c) && cJSON_IsTrue(c) == want) {
+    int was = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "checked"));
+    cJSON_Delete(info);
+    if (was == want) {
         rc = 0; /* already so */
     } else if (cdp_input_click(R->page, x, y, err)) {
         run_fail(R, st, "%s", err);
@@ -649,9 +647,9 @@ static int step_type(run *R, const sop_step *st)
     char *value, *before = NULL;
     cdp_handle *e;
     double x, y;
-    if (value_and_element(R, st, 1, 0, &value, &is_date, &e, &x, &y))
+    cJSON *info;
+    if (value_and_element(R, st, 1, 0, &value, &is_date, &e, &x, &y, &info))
         return -1;
-    cJSON *info = dom_on(e, "info", NULL, err);
     const char *tag = pt_json_str(info, "tag") ? pt_json_str(info, "tag") : "";
     const char *type = pt_json_str(info, "type") ? pt_json_str(info, "type") : "";
     /* native date and time inputs show a value in another form: fill them */

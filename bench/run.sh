@@ -193,6 +193,8 @@ const r = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
 console.log(`portier run, submit_claim, ${r.runs} each (ok ${r.ok_without} without, ${r.ok_with} with)`);
 console.log(`  without --trajectory: median ${r.median_without_s} s  [${r.without_s.join(' ')}]`);
 console.log(`  with --trajectory:    median ${r.median_with_s} s  [${r.with_s.join(' ')}]  (${r.trajectory_files} files, ${r.trajectory_kb} KB a run)`);
+console.log(`  the run's steps alone (no browser start): median ${r.steps_median_without_s ?? '-'} s without, ${r.steps_median_with_s ?? '-'} s with`);
+console.log(`  protocol round trips a claim (deterministic): ${r.round_trips_without ?? '-'} without, ${r.round_trips_with ?? '-'} with`);
 const cost = (r.ratio - 1) * 100;
 console.log(`with/without ${r.ratio.toFixed(2)}x: a trajectory costs ${cost.toFixed(1)}% of a task's time (target < 15%): ${cost < 15 ? 'met' : 'NOT met'}`);
 JS

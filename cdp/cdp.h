@@ -108,6 +108,11 @@ cdp_session *cdp_browser_session(cdp_browser *b);
 int cdp_call(cdp_session *s, const char *method, cJSON *params, cJSON **result, int timeout_ms,
              char *err);
 
+/* How many round trips (calls that waited for a reply) page.c, handle.c
+ * and input.c made on the calling thread so far: what a step or a run costs
+ * in protocol calls, for PORTIER_LOG=debug and the bench. */
+unsigned long cdp_calls_here(void);
+
 /* Sends without waiting; the reply is dropped. Takes ownership of params.
  * Safe from listeners. Returns 0 or CDP_EGONE/CDP_EDETACHED. */
 int cdp_send(cdp_session *s, const char *method, cJSON *params);
@@ -284,12 +289,17 @@ typedef struct cdp_handle cdp_handle;
 /* What a function called in the page gave back. */
 typedef struct cdp_value {
     cJSON *value;       /* by value: the value (null for undefined); with
-                           CDP_RETURN_HANDLE: a primitive's value, else NULL */
-    cdp_handle *handle; /* with CDP_RETURN_HANDLE: the object, else NULL */
+                           CDP_RETURN_HANDLE: a primitive's value, else NULL;
+                           with CDP_RETURN_BOTH: the value, always */
+    cdp_handle *handle; /* with CDP_RETURN_HANDLE or _BOTH: the object, else
+                           NULL */
 } cdp_value;
 
 enum {
     CDP_RETURN_HANDLE = 1, /* return an object as a handle, not by value */
+    CDP_RETURN_BOTH = 2,   /* an object as a handle and, in the same reply, its
+                              JSON-like value (own enumerable properties, four
+                              levels deep; DOM nodes and functions as null) */
 };
 
 /* Arguments for cdp_page_call and cdp_handle_call: a cJSON array whose
@@ -365,6 +375,11 @@ int cdp_input_key(cdp_page *p, enum cdp_key_event type, const cdp_key *k, char *
 int cdp_input_press(cdp_page *p, const cdp_key *k, char *err);
 /* Inserts text where the focus is, as an IME would (no key events). */
 int cdp_input_insert_text(cdp_page *p, const char *text, char *err);
+/* What the focused field holds replaced, as a person would: Ctrl+A, then
+ * text inserted (or, for "", Delete), in order, waited for together. (Not
+ * sent with the click that focuses the field: a field in another process's
+ * frame takes keys only once the browser knows it has the focus.) */
+int cdp_input_replace(cdp_page *p, const char *text, char *err);
 
 /* ---- Network interception (intercept.c) ---------------------------------
  * On the page and on every frame of it, out-of-process ones included

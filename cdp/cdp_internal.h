@@ -182,6 +182,14 @@ int cdp__call_finish(cdp_pending *p, cJSON **result, int timeout_ms, char *err);
  * was when the capture began. */
 void cdp__page_fence(cdp_page *p);
 
+/* cdp_call, counted for cdp_calls_here (handle.c): page.c, handle.c and
+ * input.c make their round trips through it or count them. */
+int cdp__call(cdp_session *s, const char *method, cJSON *params, cJSON **result, int timeout_ms,
+              char *err);
+/* Counts one round trip made otherwise (calls sent back to back, then
+ * waited for together). */
+void cdp__count_round_trip(void);
+
 /* handle.c */
 struct cdp_handle {
     cdp_session *s; /* a reference: the session of the object's frame */

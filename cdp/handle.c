@@ -17,6 +17,26 @@
 
 #define CALL_TIMEOUT 15000
 
+/* Round trips made on this thread: a worker makes its run's calls itself. */
+static _Thread_local unsigned long calls_here;
+
+void cdp__count_round_trip(void)
+{
+    calls_here++;
+}
+
+int cdp__call(cdp_session *s, const char *method, cJSON *params, cJSON **result, int timeout_ms,
+              char *err)
+{
+    calls_here++;
+    return cdp_call(s, method, params, result, timeout_ms, err);
+}
+
+unsigned long cdp_calls_here(void)
+{
+    return calls_here;
+}
+
 cdp_handle *cdp__handle_new(cdp_session *s, const char *object_id)
 {
     cdp_handle *h = calloc(1, sizeof(*h));
@@ -54,12 +74,46 @@ cJSON *cdp_arg_handle(const cdp_handle *h)
     return a;
 }
 
+/* A value as deep serialization gives it ({type, value}, WebDriver BiDi's
+ * shape) as plain JSON: objects and maps as objects, arrays and sets as
+ * arrays, anything else that is not a primitive as null. A new item. */
+static cJSON *from_deep(const cJSON *d, int depth)
+{
+    const char *type = pt_json_str(d, "type");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(d, "value");
+    if (!type || depth > 8)
+        return cJSON_CreateNull();
+    if (!strcmp(type, "string"))
+        return cJSON_CreateString(cJSON_IsString(v) ? v->valuestring : "");
+    if (!strcmp(type, "boolean"))
+        return cJSON_CreateBool(cJSON_IsTrue(v));
+    if (!strcmp(type, "number")) /* NaN, -0 and the infinities come as strings */
+        return cJSON_IsNumber(v) ? cJSON_CreateNumber(v->valuedouble) : cJSON_CreateNull();
+    int is_obj = !strcmp(type, "object") || !strcmp(type, "map");
+    if (!is_obj && strcmp(type, "array") && strcmp(type, "set"))
+        return cJSON_CreateNull();
+    cJSON *out = is_obj ? cJSON_CreateObject() : cJSON_CreateArray();
+    const cJSON *item;
+    cJSON_ArrayForEach(item, v)
+    {
+        if (!is_obj) {
+            cJSON_AddItemToArray(out, from_deep(item, depth + 1));
+            continue;
+        }
+        const cJSON *k = cJSON_GetArrayItem(item, 0); /* [key, value] */
+        if (cJSON_IsString(k))
+            cJSON_AddItemToObject(out, k->valuestring,
+                                  from_deep(cJSON_GetArrayItem(item, 1), depth + 1));
+    }
+    return out;
+}
+
 /* Runtime.callFunctionOn in s: on object `oid` when not NULL, else in
  * context ctx. Takes args. */
 static int call_function(cdp_session *s, int ctx, const char *oid, const char *fn, cJSON *args,
                          unsigned flags, cdp_value *out, int timeout_ms, char *err)
 {
-    int by_value = !(flags & CDP_RETURN_HANDLE);
+    int by_value = !(flags & (CDP_RETURN_HANDLE | CDP_RETURN_BOTH));
     cJSON *p = cJSON_CreateObject(), *res = NULL;
     cJSON_AddStringToObject(p, "functionDeclaration", fn);
     cJSON_AddItemToObject(p, "arguments", args ? args : cJSON_CreateArray());
@@ -69,8 +123,13 @@ static int call_function(cdp_session *s, int ctx, const char *oid, const char *f
         cJSON_AddNumberToObject(p, "executionContextId", ctx);
     cJSON_AddBoolToObject(p, "returnByValue", by_value);
     cJSON_AddBoolToObject(p, "awaitPromise", 1);
+    if (flags & CDP_RETURN_BOTH) {
+        cJSON *so = cJSON_AddObjectToObject(p, "serializationOptions");
+        cJSON_AddStringToObject(so, "serialization", "deep");
+        cJSON_AddNumberToObject(so, "maxDepth", 4);
+    }
     int rc =
-        cdp_call(s, "Runtime.callFunctionOn", p, &res, timeout_ms > 0 ? timeout_ms : 15000, err);
+        cdp__call(s, "Runtime.callFunctionOn", p, &res, timeout_ms > 0 ? timeout_ms : 15000, err);
     if (rc)
         return rc;
     cJSON *ex = cJSON_GetObjectItemCaseSensitive(res, "exceptionDetails");
@@ -83,10 +142,15 @@ static int call_function(cdp_session *s, int ctx, const char *oid, const char *f
     }
     cJSON *result = cJSON_GetObjectItemCaseSensitive(res, "result");
     const char *object_id = pt_json_str(result, "objectId");
+    if (flags & CDP_RETURN_BOTH)
+        out->value = from_deep(cJSON_GetObjectItemCaseSensitive(result, "deepSerializedValue"), 0);
     if (!by_value && object_id) {
-        if (!(out->handle = cdp__handle_new(s, object_id)))
+        if (!(out->handle = cdp__handle_new(s, object_id))) {
             rc = pt_errf(err, "out of memory");
-    } else {
+            cJSON_Delete(out->value);
+            out->value = NULL;
+        }
+    } else if (!out->value) {
         out->value = cJSON_DetachItemFromObjectCaseSensitive(result, "value");
         if (by_value && !out->value)
             out->value = cJSON_CreateNull();
@@ -123,7 +187,7 @@ int cdp_handle_content_frame(const cdp_handle *h, char **frame_id, int timeout_m
     *frame_id = NULL;
     cJSON *p = cJSON_CreateObject(), *node = NULL;
     cJSON_AddStringToObject(p, "objectId", h->oid);
-    int rc = cdp_call(h->s, "DOM.describeNode", p, &node, timeout_ms, err);
+    int rc = cdp__call(h->s, "DOM.describeNode", p, &node, timeout_ms, err);
     if (rc)
         return rc;
     const char *fid = pt_json_str(cJSON_GetObjectItemCaseSensitive(node, "node"), "frameId");
@@ -140,7 +204,7 @@ int cdp_handle_set_files(const cdp_handle *h, const char *const *paths, size_t n
     for (size_t i = 0; i < n; i++)
         cJSON_AddItemToArray(files, cJSON_CreateString(paths[i]));
     cJSON_AddStringToObject(p, "objectId", h->oid);
-    return cdp_call(h->s, "DOM.setFileInputFiles", p, NULL, CALL_TIMEOUT, err);
+    return cdp__call(h->s, "DOM.setFileInputFiles", p, NULL, CALL_TIMEOUT, err);
 }
 
 int cdp_session_eval(cdp_session *s, int context_id, const char *expr, cJSON **value,
@@ -151,7 +215,7 @@ int cdp_session_eval(cdp_session *s, int context_id, const char *expr, cJSON **v
     cJSON_AddStringToObject(p, "expression", expr);
     cJSON_AddNumberToObject(p, "contextId", context_id);
     cJSON_AddBoolToObject(p, "returnByValue", 1);
-    int rc = cdp_call(s, "Runtime.evaluate", p, &res, timeout_ms, err);
+    int rc = cdp__call(s, "Runtime.evaluate", p, &res, timeout_ms, err);
     if (rc)
         return rc;
     const cJSON *exc = cJSON_GetObjectItemCaseSensitive(res, "exceptionDetails");

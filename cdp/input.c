@@ -21,8 +21,7 @@ static const char *const mouse_types[] = {
     [CDP_MOUSE_RELEASE] = "mouseReleased",
 };
 
-int cdp_input_mouse(cdp_page *p, enum cdp_mouse_event type, double x, double y, int clicks,
-                    char *err)
+static cJSON *mouse_params(enum cdp_mouse_event type, double x, double y, int clicks)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "type", mouse_types[type]);
@@ -33,18 +32,54 @@ int cdp_input_mouse(cdp_page *p, enum cdp_mouse_event type, double x, double y, 
         cJSON_AddNumberToObject(m, "clickCount", clicks);
         cJSON_AddNumberToObject(m, "buttons", type == CDP_MOUSE_PRESS ? 1 : 0);
     }
+    return m;
+}
+
+/* Sends the n events of one gesture (a click, a key press) back to back and
+ * waits for all their replies: one round trip. Chromium takes a session's
+ * input in the order it was sent, each event dispatched to the page before
+ * the next, as a person's would be. methods[i] with params[i] (taken). 0,
+ * or the first error. */
+#define GESTURE_MAX 8
+static int send_gesture(cdp_page *p, const char *const *methods, cJSON **params, int n, char *err)
+{
+    cdp_pending *calls[GESTURE_MAX] = {0};
+    int rc = 0;
     cdp__page_fence(p);
-    return cdp_call(cdp_page_session(p), "Input.dispatchMouseEvent", m, NULL, CALL_TIMEOUT, err);
+    cdp__count_round_trip();
+    for (int i = 0; i < n; i++) {
+        if (rc || i >= GESTURE_MAX)
+            cJSON_Delete(params[i]);
+        else
+            rc = cdp__call_begin(cdp_page_session(p), methods[i], params[i], &calls[i], err);
+    }
+    for (int i = 0; i < n && i < GESTURE_MAX; i++) {
+        char e[CDP_ERR_MAX];
+        int r = calls[i] ? cdp__call_finish(calls[i], NULL, rc ? 0 : CALL_TIMEOUT, e) : 0;
+        if (r && !rc) {
+            pt_errf(err, "%s", e);
+            rc = r;
+        }
+    }
+    return rc;
+}
+
+static const char MOUSE[] = "Input.dispatchMouseEvent", KEY[] = "Input.dispatchKeyEvent";
+
+int cdp_input_mouse(cdp_page *p, enum cdp_mouse_event type, double x, double y, int clicks,
+                    char *err)
+{
+    cJSON *m = mouse_params(type, x, y, clicks);
+    const char *const methods[] = {MOUSE};
+    return send_gesture(p, methods, &m, 1, err);
 }
 
 int cdp_input_click(cdp_page *p, double x, double y, char *err)
 {
-    int rc = cdp_input_mouse(p, CDP_MOUSE_MOVE, x, y, 0, err);
-    if (!rc)
-        rc = cdp_input_mouse(p, CDP_MOUSE_PRESS, x, y, 1, err);
-    if (!rc)
-        rc = cdp_input_mouse(p, CDP_MOUSE_RELEASE, x, y, 1, err);
-    return rc;
+    cJSON *m[3] = {mouse_params(CDP_MOUSE_MOVE, x, y, 0), mouse_params(CDP_MOUSE_PRESS, x, y, 1),
+                   mouse_params(CDP_MOUSE_RELEASE, x, y, 1)};
+    const char *const methods[] = {MOUSE, MOUSE, MOUSE};
+    return send_gesture(p, methods, m, 3, err);
 }
 
 int cdp_input_drop_files(cdp_page *p, double x, double y, const char *const *paths, size_t n,
@@ -109,7 +144,7 @@ int cdp_key_named(const char *name, cdp_key *k)
     return PT_FOUND;
 }
 
-int cdp_input_key(cdp_page *p, enum cdp_key_event type, const cdp_key *k, char *err)
+static cJSON *key_params(enum cdp_key_event type, const cdp_key *k)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "type", type == CDP_KEY_DOWN ? "keyDown" : "keyUp");
@@ -123,14 +158,44 @@ int cdp_input_key(cdp_page *p, enum cdp_key_event type, const cdp_key *k, char *
     cJSON_AddNumberToObject(m, "windowsVirtualKeyCode", k->key_code);
     if (k->modifiers)
         cJSON_AddNumberToObject(m, "modifiers", k->modifiers);
-    cdp__page_fence(p);
-    return cdp_call(cdp_page_session(p), "Input.dispatchKeyEvent", m, NULL, CALL_TIMEOUT, err);
+    return m;
+}
+
+int cdp_input_key(cdp_page *p, enum cdp_key_event type, const cdp_key *k, char *err)
+{
+    cJSON *m = key_params(type, k);
+    const char *const methods[] = {KEY};
+    return send_gesture(p, methods, &m, 1, err);
 }
 
 int cdp_input_press(cdp_page *p, const cdp_key *k, char *err)
 {
-    int rc = cdp_input_key(p, CDP_KEY_DOWN, k, err);
-    return rc ? rc : cdp_input_key(p, CDP_KEY_UP, k, err);
+    cJSON *m[2] = {key_params(CDP_KEY_DOWN, k), key_params(CDP_KEY_UP, k)};
+    const char *const methods[] = {KEY, KEY};
+    return send_gesture(p, methods, m, 2, err);
+}
+
+int cdp_input_replace(cdp_page *p, const char *text, char *err)
+{
+    /* Ctrl+A, with the editing command named, as Chromium's own shortcut
+     * would run it */
+    cdp_key a = {.key = "a", .code = "KeyA", .key_code = 65, .modifiers = CDP_MOD_CTRL};
+    cdp_key del;
+    cdp_key_named("Delete", &del);
+    cJSON *sel = key_params(CDP_KEY_DOWN, &a);
+    cJSON_ReplaceItemInObjectCaseSensitive(sel, "type", cJSON_CreateString("rawKeyDown"));
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(sel, "commands"), cJSON_CreateString("selectAll"));
+    cJSON *m[4] = {sel, key_params(CDP_KEY_UP, &a)};
+    const char *methods[4] = {KEY, KEY, KEY, KEY};
+    if (*text) {
+        m[2] = cJSON_CreateObject();
+        cJSON_AddStringToObject(m[2], "text", text);
+        methods[2] = "Input.insertText";
+    } else {
+        m[2] = key_params(CDP_KEY_DOWN, &del);
+        m[3] = key_params(CDP_KEY_UP, &del);
+    }
+    return send_gesture(p, methods, m, *text ? 3 : 4, err);
 }
 
 int cdp_input_insert_text(cdp_page *p, const char *text, char *err)
@@ -138,5 +203,5 @@ int cdp_input_insert_text(cdp_page *p, const char *text, char *err)
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "text", text);
     cdp__page_fence(p);
-    return cdp_call(cdp_page_session(p), "Input.insertText", m, NULL, CALL_TIMEOUT, err);
+    return cdp__call(cdp_page_session(p), "Input.insertText", m, NULL, CALL_TIMEOUT, err);
 }

@@ -488,7 +488,7 @@ int cdp_context_create(cdp_browser *b, char **id, char *err)
 {
     cJSON *res = NULL;
     *id = NULL;
-    int rc = cdp_call(cdp_browser_session(b), "Target.createBrowserContext", NULL, &res,
+    int rc = cdp__call(cdp_browser_session(b), "Target.createBrowserContext", NULL, &res,
                       CALL_TIMEOUT, err);
     if (rc)
         return rc;
@@ -504,13 +504,13 @@ int cdp_context_dispose(cdp_browser *b, const char *id, char *err)
 {
     cJSON *params = cJSON_CreateObject();
     cJSON_AddStringToObject(params, "browserContextId", id);
-    return cdp_call(cdp_browser_session(b), "Target.disposeBrowserContext", params, NULL,
+    return cdp__call(cdp_browser_session(b), "Target.disposeBrowserContext", params, NULL,
                     CALL_TIMEOUT, err);
 }
 
 static int call_simple(cdp_session *s, const char *method, cJSON *params, char *err)
 {
-    return cdp_call(s, method, params, NULL, CALL_TIMEOUT, err);
+    return cdp__call(s, method, params, NULL, CALL_TIMEOUT, err);
 }
 
 int cdp_page_open(cdp_browser *b, const char *context_id, cdp_page **out, char *err)
@@ -530,7 +530,7 @@ int cdp_page_open(cdp_browser *b, const char *context_id, cdp_page **out, char *
     cJSON_AddStringToObject(params, "url", "about:blank");
     if (context_id)
         cJSON_AddStringToObject(params, "browserContextId", context_id);
-    if ((rc = cdp_call(root, "Target.createTarget", params, &res, CALL_TIMEOUT, err)))
+    if ((rc = cdp__call(root, "Target.createTarget", params, &res, CALL_TIMEOUT, err)))
         goto fail;
     p->target_id = pt_json_str(res, "targetId") ? strdup(pt_json_str(res, "targetId")) : NULL;
     cJSON_Delete(res);
@@ -543,7 +543,7 @@ int cdp_page_open(cdp_browser *b, const char *context_id, cdp_page **out, char *
     params = cJSON_CreateObject();
     cJSON_AddStringToObject(params, "targetId", p->target_id);
     cJSON_AddBoolToObject(params, "flatten", 1);
-    if ((rc = cdp_call(root, "Target.attachToTarget", params, &res, CALL_TIMEOUT, err)))
+    if ((rc = cdp__call(root, "Target.attachToTarget", params, &res, CALL_TIMEOUT, err)))
         goto fail;
     const char *sid = pt_json_str(res, "sessionId");
     cdp_session *s = sid ? cdp__session_attach(b, sid, p->target_id, "page") : NULL;
@@ -621,7 +621,7 @@ void cdp_page_close(cdp_page *p)
     if (p->target_id && !cdp_browser_gone(p->b, NULL)) {
         cJSON *params = cJSON_CreateObject();
         cJSON_AddStringToObject(params, "targetId", p->target_id);
-        cdp_call(cdp_browser_session(p->b), "Target.closeTarget", params, NULL, 5000, NULL);
+        cdp__call(cdp_browser_session(p->b), "Target.closeTarget", params, NULL, 5000, NULL);
     }
     for (size_t i = 0; i < p->nsubs; i++)
         cdp_session_unref(p->subs[i].s);
@@ -692,7 +692,7 @@ int cdp_page_navigate(cdp_page *p, const char *url, unsigned flags, int timeout_
     cJSON_AddStringToObject(params, "url", url);
     int64_t start = pt_mono_ms();
     cdp__page_fence(p);
-    int rc = cdp_call(p->s, "Page.navigate", params, &res, timeout_ms, err);
+    int rc = cdp__call(p->s, "Page.navigate", params, &res, timeout_ms, err);
     if (rc)
         return rc;
     const char *error_text = pt_json_str(res, "errorText");
@@ -921,7 +921,7 @@ static int evaluate(cdp_page *p, const char *frame_id, const char *expr, int by_
         cJSON_AddBoolToObject(params, "awaitPromise", 1);
         cJSON_AddBoolToObject(params, "userGesture", 1);
         left = (int)(until - pt_mono_ms());
-        rc = cdp_call(s, "Runtime.evaluate", params, &res, left > 0 ? left : 1, e);
+        rc = cdp__call(s, "Runtime.evaluate", params, &res, left > 0 ? left : 1, e);
         if (rc == CDP_ECONTEXT && pt_mono_ms() < until) {
             /* the document changed under us: forget that context, retry */
             cdp__lock(p->b);
@@ -1060,7 +1060,7 @@ static cJSON *capture_params(cdp_page *p, int full_page, int quality, int timeou
     if (!full_page)
         return params;
     cJSON *metrics = NULL;
-    if (cdp_call(p->s, "Page.getLayoutMetrics", NULL, &metrics, timeout_ms, err)) {
+    if (cdp__call(p->s, "Page.getLayoutMetrics", NULL, &metrics, timeout_ms, err)) {
         cJSON_Delete(params);
         return NULL;
     }
@@ -1359,7 +1359,7 @@ int cdp_page_intercept(cdp_page *p, int response_stage, cdp_intercept_fn fn, voi
     int rc = 0;
     for (size_t i = 0; ss && i < n; i++) {
         if (!rc)
-            rc = cdp_call(ss[i], "Fetch.enable", cJSON_Duplicate(params, 1), NULL, CALL_TIMEOUT,
+            rc = cdp__call(ss[i], "Fetch.enable", cJSON_Duplicate(params, 1), NULL, CALL_TIMEOUT,
                           err);
         cdp_session_unref(ss[i]);
     }

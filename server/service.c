@@ -15,6 +15,7 @@
 #include "util/timeutil.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,11 @@ int service_start(const service_options *o, service **out, char *err)
         return pt_errc(err, PT_ENOMEM, "out of memory");
     s->o = *o;
     defaults(&s->o);
+    /* Every thread that allocates would get a malloc arena of its own, and
+     * with heap trimming off (cli_serve) each keeps its high-water mark:
+     * measured with 4 workers, four arenas of about 3 MB each. Two arenas
+     * share that space; a lock is nothing beside a page's round trips. */
+    mallopt(M_ARENA_MAX, 2);
     if (make_folders(s, err) < 0)
         goto fail;
     if (!(s->main_store = store_open(o->db_path, 1, err)) ||

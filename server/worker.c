@@ -27,6 +27,7 @@
 #include "util/timeutil.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -587,6 +588,10 @@ static void *worker_main(void *arg)
         pt_log_scope_open();
         run_task(w, sl, &cx, id);
         pt_log_scope_close();
+        /* a task's transient buffers (screenshots, the trajectory's inline
+         * HTML: megabytes) would stay in this thread's malloc arena, since
+         * serve turns heap trimming off for the API's sake: give them back */
+        malloc_trim(0);
         pthread_mutex_lock(&w->mu);
         give_token(w, sl);
         sl->task_id = 0;

@@ -24,7 +24,11 @@ function run(traj) {
   const dir = path.join(work, `traj-${k}`);
   if (traj) args.push('--trajectory', dir);
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(portier, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  // at debug, the run says how long its steps took and how many protocol
+  // round trips they made: a count the shared machine's noise leaves alone
+  const env = { ...process.env, PORTIER_LOG: 'debug' };
+  const r = spawnSync(portier, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const m = /agent: run: (\d+) ms, (\d+) protocol calls/.exec(r.stderr || '');
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) {
     process.stderr.write(`bench/trajectory: run ${k}${traj ? ' with trajectory' : ''} exit ${r.status}: ${r.stdout}${r.stderr}`);
@@ -39,7 +43,7 @@ function run(traj) {
     };
     walk(dir);
   }
-  return { s, ok: r.status === 0, files, bytes };
+  return { s, ok: r.status === 0, files, bytes, steps_ms: m ? Number(m[1]) : null, trips: m ? Number(m[2]) : null };
 }
 
 run(false); // warm-up: Chromium and the disk cache
@@ -48,7 +52,11 @@ for (let i = 0; i < n; i++) {
   a.push(run(false));
   b.push(run(true));
 }
-const med = (xs) => { const s = xs.map((x) => x.s).sort((p, q) => p - q); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const med = (xs, k = 's') => {
+  const s = xs.map((x) => x[k]).filter((v) => v != null).sort((p, q) => p - q);
+  if (!s.length) return null;
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 const ma = med(a), mb = med(b);
 console.log(JSON.stringify({
   runs: n,
@@ -58,4 +66,8 @@ console.log(JSON.stringify({
   without_s: a.map((x) => +x.s.toFixed(3)), with_s: b.map((x) => +x.s.toFixed(3)),
   trajectory_files: Math.round(b.reduce((t, x) => t + x.files, 0) / n),
   trajectory_kb: Math.round(b.reduce((t, x) => t + x.bytes, 0) / n / 1024),
+  // the run's own steps (no browser start), and its protocol round trips
+  steps_median_without_s: med(a, 'steps_ms') == null ? null : +(med(a, 'steps_ms') / 1000).toFixed(3),
+  steps_median_with_s: med(b, 'steps_ms') == null ? null : +(med(b, 'steps_ms') / 1000).toFixed(3),
+  round_trips_without: med(a, 'trips'), round_trips_with: med(b, 'trips'),
 }));
