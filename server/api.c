@@ -1068,6 +1068,11 @@ static void webhook_put(http_request *r, void *ud)
                          "url must be an http:// or https:// URL of at most 2048 characters");
         goto out;
     }
+    char err[PT_ERR_MAX];
+    if (u && webhook_url_check(u, c->e->allow_private_webhooks, err) < 0) {
+        http_reply_error(r, 400, "invalid_request", "url: %s", err);
+        goto out;
+    }
     if (ev && read_events(r, ev, &mask) < 0)
         goto out;
     const char *now = u ? u : c->a->webhook_url;

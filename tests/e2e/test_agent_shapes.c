@@ -421,7 +421,7 @@ static void dialogs_dismissed_then_accepted(void **state)
                  "click button \"File\"\n"
                  "wait for \"#out\" contains \"filed (1)\"\n"
                  "extract out from \"#out\"\n"
-                 "expect not dialog contains \"Withdraw\" else \"dialog contains is not a "
+                 "expect not dialog contains \"Withdrawal\" else \"dialog contains is not a "
                  "substring test\"\n",
             NULL, &r);
     if (strcmp(r.status, "completed") != 0)
