@@ -589,6 +589,13 @@
   }
   case 'info': return info(a);
   case 'conds': return a.map(holds);
+  case 'hasFocus': {
+    /* a: has it the keyboard (this document focused, a the deepest active
+     * element through open shadow roots)? */
+    let f = document.activeElement;
+    while (f && f.shadowRoot && f.shadowRoot.activeElement) f = f.shadowRoot.activeElement;
+    return document.hasFocus() && f === a;
+  }
   case 'focused': {
     const f = document.activeElement;
     return f ? { tag: f.tagName.toLowerCase(), type: (f.type || '').toLowerCase(), editable: f.isContentEditable, value: 'value' in f ? String(f.value) : '' } : null;

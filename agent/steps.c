@@ -113,6 +113,30 @@ static int field_took(const char *got, const char *want)
     return !strcmp(got, want) || (only_digits_equal(got, want) && strpbrk(want, "0123456789"));
 }
 
+/* Clicks e at (x, y) for the keys that follow. A click that moves the
+ * focus into another frame (an out-of-process one above all) is sometimes
+ * not taken while that frame settles: as a person would, click again when
+ * the field did not get the keyboard. A field that never shows it (a
+ * custom control that keeps the focus elsewhere) is typed into all the
+ * same, and its read-back judges the step. */
+static int click_to_type(run *R, const cdp_handle *e, double x, double y, char *err)
+{
+    for (int click = 0; click < 2; click++) {
+        if (cdp_input_click(R->page, x, y, err))
+            return -1;
+        for (int i = 0; i < 5; i++) {
+            char ferr[ERR_SIZE];
+            cJSON *f = dom_on(e, "hasFocus", NULL, ferr);
+            int has = cJSON_IsTrue(f);
+            cJSON_Delete(f);
+            if (has || R->stop)
+                return 0;
+            pt_sleep_ms(10 * (i + 1));
+        }
+    }
+    return 0;
+}
+
 static int step_fill(run *R, const sop_step *st)
 {
     char err[ERR_SIZE];
@@ -137,7 +161,7 @@ static int step_fill(run *R, const sop_step *st)
         cJSON_Delete(info);
         goto out;
     }
-    if (cdp_input_click(R->page, x, y, err)) {
+    if (click_to_type(R, e, x, y, err)) {
         run_fail(R, st, "%s", err);
         cJSON_Delete(info);
         goto out;
@@ -670,7 +694,7 @@ static int step_type(run *R, const sop_step *st)
     }
     traj_guard(R, st, e, value);
     before = readable ? field_value(e) : NULL;
-    if ((rc = cdp_input_click(R->page, x, y, err)) || (rc = keys_type(R, text, err)))
+    if ((rc = click_to_type(R, e, x, y, err)) || (rc = keys_type(R, text, err)))
         run_fail(R, st, "%s", err);
     else if (readable)
         rc = typed_arrived(R, st, e, before, text);
