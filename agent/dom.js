@@ -554,7 +554,9 @@
       if (k.k !== 'text') return k.k === 'visible' ? shown > 0 : shown === 0;
       if (!shown) return false;
       const el = pick(Object.assign({}, k.loc, { nth: k.loc.nth || 1 })).el;
-      return !!el && textTest(k, el.innerText || el.textContent);
+      /* the element's text as op `text` gives it (cond_read's path):
+       * spaces collapsed, so the lines of a list read as one line */
+      return !!el && textTest(k, norm(el.innerText || el.textContent));
     }
     default: throw new Error('dom.js: unknown condition ' + k.k);
     }

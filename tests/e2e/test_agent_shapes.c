@@ -431,6 +431,29 @@ static void dialogs_dismissed_then_accepted(void **state)
     th_stop(srv);
 }
 
+/* Bug: a text condition read in one look (dom.js `holds`) took the
+ * element's innerText as it came, tabs and newlines between its cells and
+ * lines, so "contains" with spaces failed where the one-by-one read (op
+ * `text`, spaces collapsed) held. Both read alike: a path condition sends
+ * the expect below one by one. */
+static void text_conditions_read_alike_in_one_look_and_one_by_one(void **state)
+{
+    (void)state;
+    th_server *srv = serve();
+    agent_result r;
+    run_sop(HEAD "goto \"{{portal}}/pages\"\n"
+                 "wait for \"#res\" contains \"1538200011 Adams\" timeout 3s\n"
+                 "expect \"#res\" contains \"Name 1538200011\" else \"one look: lines not "
+                 "collapsed\"\n"
+                 "expect \"#res\" contains \"Name 1538200011\" and not path contains \"/nowhere\" "
+                 "else \"one by one: lines not collapsed\"\n",
+            NULL, &r);
+    if (strcmp(r.status, "completed") != 0)
+        fail_msg("%s: %s", r.status, r.notes);
+    agent_result_free(&r);
+    th_stop(srv);
+}
+
 /* upload by a label that names a drop zone and its hidden input sets the
  * input; a drop zone with no input gets the files dropped on it. */
 static void upload_prefers_the_input_and_drops_on_a_zone(void **state)
@@ -474,4 +497,5 @@ PT_TESTS("agent_shapes", cmocka_unit_test(locators_pierce_open_shadow_roots),
          cmocka_unit_test(frame_that_goes_away_ends_the_wait),
          cmocka_unit_test(repeat_pages_until_found),
          cmocka_unit_test(dialogs_dismissed_then_accepted),
+         cmocka_unit_test(text_conditions_read_alike_in_one_look_and_one_by_one),
          cmocka_unit_test(upload_prefers_the_input_and_drops_on_a_zone));
