@@ -38,7 +38,8 @@
  * sensitiveMark) as it is filled. Every screenshot from then on is taken
  * with the marked fields masked (sensitiveMask before the capture,
  * sensitiveUnmask once it is answered), and the values themselves are
- * masked in the failure DOM. */
+ * masked in the failure DOM and in every text of the trajectory
+ * (mask_json). */
 
 /* Whether a template names a secret, a one-time code or an answer. */
 static int template_sensitive(const run *R, const char *t)
@@ -144,23 +145,40 @@ static char *masked_text(const run *R, const char *text)
     return b;
 }
 
-/* Masks the sensitive values in the texts of every step (an entry begins
- * before its step marks its value: `fill ... with "X" sensitive`). */
-static void mask_steps(const run *R, cJSON *steps)
+/* Keys whose strings the trajectory makes from its own words (a step's
+ * kind, an outcome, a time, a file it wrote): no page or SOP text, and
+ * read back by name, so they are left as they are. */
+static int own_key(const char *key)
 {
-    static const char *const keys[] = {"action", "error", "locator"};
-    cJSON *st;
-    if (!R->hidden)
-        return;
-    cJSON_ArrayForEach(st, steps)
+    static const char *const own[] = {"file",       "step",     "variable",   "outcome",
+                                      "started_at", "ended_at", "screenshot", "dom",
+                                      "frame_id",   "status",   "type"};
+    for (size_t i = 0; key && i < sizeof(own) / sizeof(own[0]); i++)
+        if (!strcmp(key, own[i]))
+            return 1;
+    return 0;
+}
+
+/* Masks the secrets and the sensitive values in every string of `node`
+ * (an entry or the whole trajectory), at any depth: the one place the
+ * trajectory's texts are masked, so a field added later is masked too.
+ * Called as an entry begins and ends (a one-time code is recognised only
+ * near its time) and once more as the trajectory is written (a value can
+ * become sensitive after an entry that shows it: `fill ... sensitive`). */
+static void mask_json(const run *R, cJSON *node)
+{
+    cJSON *c;
+    cJSON_ArrayForEach(c, node)
     {
-        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-            const char *text = pt_json_str(st, keys[i]);
-            char *m = text ? masked_text(R, text) : NULL;
-            if (m)
-                cJSON_ReplaceItemInObjectCaseSensitive(st, keys[i], cJSON_CreateString(m));
+        if (own_key(c->string))
+            continue;
+        if (cJSON_IsString(c)) {
+            char *m = masked_text(R, c->valuestring);
+            if (m && strcmp(m, c->valuestring))
+                cJSON_SetValuestring(c, m);
             free(m);
-        }
+        } else
+            mask_json(R, c);
     }
 }
 
@@ -245,9 +263,7 @@ static void traj_frame(run *R, cJSON *e)
         snprintf(path + (d == 1 ? 0 : strlen(path)), sizeof(path) - (d == 1 ? 0 : strlen(path)),
                  "%s%s", d == 1 ? "" : " > ", lt);
     }
-    char *masked = vars_mask(path, R->o->secrets);
-    cJSON_AddStringToObject(e, "frame", masked ? masked : path);
-    free(masked);
+    cJSON_AddStringToObject(e, "frame", path);
     if (R->depth && R->stack[R->depth].frame_id)
         cJSON_AddStringToObject(e, "frame_id", R->stack[R->depth].frame_id);
 }
@@ -279,8 +295,9 @@ static int uses_answer(const sop_block *b, const char *text, int is_var)
     return 0;
 }
 
-/* What the step types, picks or visits, for a person: secrets, one-time
- * codes and answers to `ask` masked. */
+/* What the step types, picks or visits, for a person: an answer to `ask`
+ * as "***" (secrets and sensitive values are masked with the rest of the
+ * entry). */
 static void traj_value(run *R, const sop_step *st, cJSON *e)
 {
     if (st->kind == SOP_EXTRACT && st->name)
@@ -297,10 +314,8 @@ static void traj_value(run *R, const sop_step *st, cJSON *e)
         v = strdup(vars_get(R->o->answers, st->value.text) ? "***" : x ? x : "");
     } else
         v = vars_expand(st->value.text, R->v, R->o->secrets, NULL, NULL, 1, err);
-    char *m = v ? vars_mask(v, R->o->secrets) : NULL;
-    if (m)
-        cJSON_AddStringToObject(e, "value", m);
-    free(m);
+    if (v)
+        cJSON_AddStringToObject(e, "value", v);
     free(v);
 }
 
@@ -315,9 +330,7 @@ cJSON *traj_begin(run *R, const sop_step *st)
     const char *base = strrchr(st->file, '/');
     cJSON_AddStringToObject(e, "file", base ? base + 1 : st->file);
     cJSON_AddNumberToObject(e, "line", st->line);
-    char *src = vars_mask(st->source, R->o->secrets);
-    cJSON_AddStringToObject(e, "action", src ? src : "");
-    free(src);
+    cJSON_AddStringToObject(e, "action", st->source ? st->source : "");
     cJSON_AddStringToObject(e, "step", sop_step_name(st->kind));
     if (st->has_loc) {
         char lt[512];
@@ -330,6 +343,7 @@ cJSON *traj_begin(run *R, const sop_step *st)
     traj_value(R, st, e);
     if (R->in_handler)
         cJSON_AddBoolToObject(e, "handler", 1);
+    mask_json(R, e);
     return e;
 }
 
@@ -365,14 +379,11 @@ void traj_end(run *R, cJSON *e, int failed, int changed)
     cJSON_AddStringToObject(e, "outcome", failed ? "failed" : "ok");
     const char *var = pt_json_str(e, "variable");
     const char *got = var && !failed ? vars_get(R->v, var) : NULL;
-    if (got) {
-        char *m = vars_mask(got, R->o->secrets);
-        cJSON *x = cJSON_AddObjectToObject(e, "extracted");
-        cJSON_AddStringToObject(x, var, m ? m : "");
-        free(m);
-    }
+    if (got)
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(e, "extracted"), var, got);
     if (failed && R->r->notes)
         cJSON_AddStringToObject(e, "error", R->r->notes);
+    mask_json(R, e);
     if (changed || failed)
         shot(R, e, failed);
     if (failed && R->o->trajectory_dir) {
@@ -441,10 +452,7 @@ void traj_write(run *R)
     cJSON *t = cJSON_CreateObject();
     cJSON_AddStringToObject(t, "sop", R->s->name ? R->s->name : "");
     cJSON_AddStringToObject(t, "status", R->r->status);
-    char *notes = masked_text(R, R->r->notes ? R->r->notes : "");
-    cJSON_AddStringToObject(t, "notes", notes ? notes : "");
-    free(notes);
-    mask_steps(R, R->traj_steps);
+    cJSON_AddStringToObject(t, "notes", R->r->notes ? R->r->notes : "");
     cJSON_AddBoolToObject(t, "committed", R->r->committed);
     cJSON_AddItemToObject(t, "steps", R->traj_steps);
     R->traj_steps = NULL;
@@ -454,14 +462,13 @@ void traj_write(run *R)
     if (cdp_page_dialogs(R->page, &d, &nd) == 0)
         for (size_t i = 0; i < nd; i++) {
             cJSON *x = cJSON_CreateObject();
-            char *m = vars_mask(d[i].message, R->o->secrets);
             cJSON_AddStringToObject(x, "type", d[i].type);
-            cJSON_AddStringToObject(x, "message", m ? m : "");
+            cJSON_AddStringToObject(x, "message", d[i].message ? d[i].message : "");
             cJSON_AddBoolToObject(x, "accepted", d[i].accepted);
-            free(m);
             cJSON_AddItemToArray(dl, x);
         }
     cdp_dialogs_free(d, nd);
+    mask_json(R, t);
     char *json = cJSON_Print(t);
     /* the HTML carries its screenshots inline, so it is one file a person
      * can open or send; trajectory.json names the images beside it */
