@@ -166,7 +166,7 @@ static int step_fill(run *R, const sop_step *st)
         cJSON_Delete(info);
         goto out;
     }
-    char iso[11], hhmm[8] = "";
+    char iso[11] = "", hhmm[8] = "";
     int is_time = !strcmp(type, "time"), is_dt = !strcmp(type, "datetime-local");
     if (!strcmp(type, "date") || is_time || is_dt) {
         /* inserted text is ignored by native date and time inputs: type the
