@@ -174,7 +174,8 @@ static int handler_holds(run *R, size_t i)
     return hs[i].holds;
 }
 
-/* Runs every `whenever` whose condition holds now. -1 if one failed. A
+/* Runs every `whenever` whose condition holds now: how many fired, or -1
+ * if one failed. A
  * look right after another, with no call to the page in between, would see
  * what the last one saw: it is skipped. */
 int run_handlers(run *R)
@@ -186,6 +187,7 @@ int run_handlers(run *R)
     if (!R->nhandlers || cdp_calls_here() == R->handlers_looked)
         return 0;
     size_t n = R->nhandlers;
+    int fired = 0;
     for (size_t i = 0; i < n; i++) {
         R->handlers[i].due = pt_mono_ms() - R->handlers[i].last >= 500;
         R->handlers[i].holds = -1;
@@ -199,6 +201,7 @@ int run_handlers(run *R)
             return -1;
         }
         PT_INFO("agent", "handler at line %d fires", h->st->line);
+        fired++;
         R->in_handler = 1;
         int saved = R->depth;
         R->depth = h->depth;
@@ -214,7 +217,7 @@ int run_handlers(run *R)
             R->handlers[j].holds = -1; /* the page changed: look again */
     }
     R->handlers_looked = cdp_calls_here();
-    return 0;
+    return fired;
 }
 
 /* ---- Entry --------------------------------------------------------------- */

@@ -456,6 +456,31 @@
     return st.saved.size;
   };
 
+  /* Where the next press landed: armHit(el) listens (capture phase, on
+   * this window, ahead of the page's own handlers on its elements) for the
+   * next mousedown; hitResult says whether it reached el, and disarms.
+   * null: no press reached this document at all (something in another
+   * document took it, such as a dialog the top page put up over the
+   * frame). The guard lives on the window: dom.js is injected per call. */
+  const hitKey = Symbol.for('portier.hit');
+  const hitResult = () => {
+    const g = window[hitKey];
+    if (!g) return null;
+    window.removeEventListener('mousedown', g.on, true);
+    delete window[hitKey];
+    return g.hit;
+  };
+  const armHit = (el) => {
+    hitResult();
+    const g = { hit: null };
+    g.on = (ev) => {
+      g.hit = deepContains(el, ev.composedPath()[0]);
+      window.removeEventListener('mousedown', g.on, true);
+    };
+    window[hitKey] = g;
+    window.addEventListener('mousedown', g.on, true);
+  };
+
   const coverOf = (hit) => {
     let cover = hit;
     while (cover && cover.parentElement && cover.parentElement !== document.body &&
@@ -621,8 +646,11 @@
     const hits = byName(all, a, (e) => norm(e.textContent));
     const inner = hits.filter((e) => !hits.some((o) => o !== e && deepContains(e, o)));
     if (inner.length < 1) return { count: 0 };
-    return Object.assign({ count: 1 }, await actionable(inner[0]));
+    const r = Object.assign({ count: 1 }, await actionable(inner[0]));
+    if (r.ok) armHit(inner[0]);
+    return r;
   })();
+  case 'hitResult': return hitResult();
   case 'hourCycle': return hourCycle();
   case 'dateOrder': return dateOrder();
   case 'text': return norm(a.innerText || a.textContent);

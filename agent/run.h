@@ -43,6 +43,8 @@
 #define WAIT_FAR_MS 100 /* what is in the way is in another frame's document */
 #define WAIT_BOX_MS 50  /* a checkbox just clicked */
 #define MAX_FRAMES 8
+/* the most steps one picture is of (a form's fields, then the picture) */
+#define MAX_SHOT_ENTRIES 32
 #define ERR_SIZE 1024
 
 typedef struct framectx {
@@ -76,7 +78,10 @@ typedef struct run {
     int stop; /* a status was reached */
     cJSON *traj_steps;
     cdp_capture *shot; /* the screenshot in flight (trajectory.c) */
-    cJSON *shot_entry; /* its step's entry, in traj_steps */
+    /* the entries (in traj_steps) the picture in flight, or the next one,
+     * is of: a form's fields share the picture taken after the last */
+    cJSON *shot_entries[MAX_SHOT_ENTRIES];
+    int nshot_entries, ndeferred; /* ndeferred: of them, still to capture */
     int shot_index;
     int index;
     const sop_step *cur;
@@ -121,8 +126,8 @@ void run_used(run *R, const sop_block *b);
 /* Only declares b's `whenever` handlers (a used file whose steps a kept
  * session skips still watches for what it watches for). */
 void run_used_handlers(run *R, const sop_block *b);
-/* Runs every `whenever` whose condition holds now. -1 if one failed or
- * the run stopped. */
+/* Runs every `whenever` whose condition holds now: how many fired, or -1
+ * if one failed or the run stopped. */
 int run_handlers(run *R);
 
 /* ---- steps.c: the step table -------------------------------------------- */
@@ -133,10 +138,17 @@ typedef int (*step_fn)(run *R, const sop_step *st);
 /* A step with a body (if, in frame): it closes its trajectory entry traj
  * itself, before the body runs. */
 typedef void (*step_block_fn)(run *R, const sop_step *st, cJSON *traj);
+/* What a step does to the page, for its picture in the trajectory. */
+enum {
+    STEP_LOOKS = 0,   /* nothing: no picture */
+    STEP_CHANGES = 1, /* the page may look different after it: a picture */
+    STEP_FIELD = 2,   /* sets a field: its picture may be the one taken after
+                         the form's last field (trajectory.c) */
+};
 typedef struct step_kind {
     step_fn fn;          /* or: */
     step_block_fn block; /* (neither for `whenever`: the loop registers it) */
-    int changes;         /* the page may look different after it: screenshot */
+    int changes;         /* STEP_*: what it does to the page, for the picture */
 } step_kind;
 /* The table's row for kind. Borrowed, static. */
 const step_kind *step_kind_of(sop_step_kind kind);

@@ -233,7 +233,24 @@ out:
     return rc;
 }
 
-static int step_choose(run *R, const sop_step *st)
+/* Whether the press on the option landed on it: 1 yes, 0 something else
+ * took it (a dialog that came up over the list between the look and the
+ * press), -1 cannot tell (then it is taken as landed). */
+static int option_was_hit(run *R)
+{
+    char err[ERR_SIZE];
+    dom_out h;
+    if (dom_call(R, R->depth, NULL, "hitResult", NULL, 1, &h, 3000, err) != 0)
+        return -1;
+    int rc = cJSON_IsTrue(h.value) ? 1 : 0;
+    cJSON_Delete(h.value);
+    return rc;
+}
+
+/* One try at choose: 0 chosen, -1 failed (run_fail said why), 1 the press
+ * on the option went elsewhere, or a handler dealt with what covered the
+ * list (nothing was chosen: try again). */
+static int choose_once(run *R, const sop_step *st)
 {
     char err[ERR_SIZE];
     char *value;
@@ -277,9 +294,19 @@ static int step_choose(run *R, const sop_step *st)
             cJSON_Delete(o.value);
             if (rc)
                 run_fail(R, st, "%s", err);
+            else if (option_was_hit(R) == 0)
+                rc = 1;
             goto out;
         }
         cJSON_Delete(o.value);
+        /* a `whenever` dialog may have come up over the list, or taken the
+         * press that was to open it: once it is dealt with, the list is
+         * opened again */
+        int fired = run_handlers(R);
+        if (fired != 0) {
+            rc = fired < 0 ? -1 : 1;
+            goto out;
+        }
         if (run_wait_over(&w)) {
             /* the SOP's template, not the value: task data may be PHI */
             run_fail(R, st, "no option with the text of %s%s%s appeared in the list for %d s",
@@ -293,6 +320,27 @@ out:
     cdp_handle_release(e);
     free(value);
     return rc;
+}
+
+/* A custom dropdown: open it, then press the option. A press that
+ * something else took (a `whenever` dialog that came up over the list)
+ * chose nothing: the handlers get their turn and it is tried again. */
+static int step_choose(run *R, const sop_step *st)
+{
+    for (int tries = 1;; tries++) {
+        int rc = choose_once(R, st);
+        if (rc <= 0)
+            return rc;
+        if (tries == 3) {
+            run_fail(R, st, "the press on the option landed on something else, %d times: "
+                            "something covers the list as it opens", tries);
+            return -1;
+        }
+        PT_DEBUG("agent", "%s:%d: nothing was chosen (the list was covered); again", st->file,
+                 st->line);
+        if (run_handlers(R) < 0 || R->stop)
+            return -1;
+    }
 }
 
 static int step_select(run *R, const sop_step *st)
@@ -973,35 +1021,35 @@ static int step_finish(run *R, const sop_step *st)
  * (then the trajectory takes a screenshot; `finish`: the page as it was
  * left, what a person looks at first). */
 static const step_kind table[] = {
-    [SOP_GOTO] = {step_goto, NULL, 1},
-    [SOP_CLICK] = {step_click, NULL, 1},
-    [SOP_FILL] = {step_fill, NULL, 1},
-    [SOP_TYPE] = {step_type, NULL, 1},
-    [SOP_PRESS] = {step_press, NULL, 1},
-    [SOP_SELECT] = {step_select, NULL, 1},
-    [SOP_CHOOSE] = {step_choose, NULL, 1},
-    [SOP_CHECK] = {step_check, NULL, 1},
-    [SOP_UNCHECK] = {step_uncheck, NULL, 1},
-    [SOP_UPLOAD] = {step_upload, NULL, 1},
-    [SOP_WAIT] = {step_wait, NULL, 0},
-    [SOP_EXTRACT] = {step_extract, NULL, 0},
-    [SOP_EXPECT] = {step_expect, NULL, 0},
-    [SOP_IF] = {NULL, step_if, 0},
-    [SOP_WHENEVER] = {NULL, NULL, 0},
-    [SOP_IN_FRAME] = {NULL, step_in_frame, 0},
-    [SOP_SCREENSHOT] = {step_screenshot, NULL, 1},
-    [SOP_ASK] = {step_ask, NULL, 0},
-    [SOP_REVIEW] = {step_review, NULL, 0},
-    [SOP_COMMIT] = {step_commit, NULL, 0},
-    [SOP_FINISH] = {step_finish, NULL, 1},
-    [SOP_USE] = {NULL, step_use, 0},
-    [SOP_REPEAT] = {NULL, step_repeat, 0},
-    [SOP_ON_DIALOG] = {step_on_dialog, NULL, 0},
+    [SOP_GOTO] = {step_goto, NULL, STEP_CHANGES},
+    [SOP_CLICK] = {step_click, NULL, STEP_CHANGES},
+    [SOP_FILL] = {step_fill, NULL, STEP_FIELD},
+    [SOP_TYPE] = {step_type, NULL, STEP_FIELD},
+    [SOP_PRESS] = {step_press, NULL, STEP_CHANGES},
+    [SOP_SELECT] = {step_select, NULL, STEP_FIELD},
+    [SOP_CHOOSE] = {step_choose, NULL, STEP_FIELD},
+    [SOP_CHECK] = {step_check, NULL, STEP_FIELD},
+    [SOP_UNCHECK] = {step_uncheck, NULL, STEP_FIELD},
+    [SOP_UPLOAD] = {step_upload, NULL, STEP_FIELD},
+    [SOP_WAIT] = {step_wait, NULL, STEP_LOOKS},
+    [SOP_EXTRACT] = {step_extract, NULL, STEP_LOOKS},
+    [SOP_EXPECT] = {step_expect, NULL, STEP_LOOKS},
+    [SOP_IF] = {NULL, step_if, STEP_LOOKS},
+    [SOP_WHENEVER] = {NULL, NULL, STEP_LOOKS},
+    [SOP_IN_FRAME] = {NULL, step_in_frame, STEP_LOOKS},
+    [SOP_SCREENSHOT] = {step_screenshot, NULL, STEP_CHANGES},
+    [SOP_ASK] = {step_ask, NULL, STEP_LOOKS},
+    [SOP_REVIEW] = {step_review, NULL, STEP_LOOKS},
+    [SOP_COMMIT] = {step_commit, NULL, STEP_LOOKS},
+    [SOP_FINISH] = {step_finish, NULL, STEP_CHANGES},
+    [SOP_USE] = {NULL, step_use, STEP_LOOKS},
+    [SOP_REPEAT] = {NULL, step_repeat, STEP_LOOKS},
+    [SOP_ON_DIALOG] = {step_on_dialog, NULL, STEP_LOOKS},
 };
 
 const step_kind *step_kind_of(sop_step_kind kind)
 {
-    static const step_kind none = {NULL, NULL, 0};
+    static const step_kind none = {NULL, NULL, STEP_LOOKS};
     if ((size_t)kind >= sizeof(table) / sizeof(table[0]))
         return &none;
     return &table[kind];

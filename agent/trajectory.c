@@ -205,7 +205,8 @@ static int traj_get(run *R, const char *name, size_t max, char **data, size_t *l
     return pt_read_file(path, max, data, len);
 }
 
-/* Ends the screenshot in flight: its file in its entry, or why not. */
+/* Ends the screenshot in flight: its file in the entries it is of, or
+ * why not. A step it was taken after says so (screenshot_after). */
 static void shot_collect(run *R)
 {
     if (!R->shot)
@@ -218,37 +219,82 @@ static void shot_collect(run *R)
     mask_fields(R, 0);
     if (!rc) {
         snprintf(name, sizeof(name), "step-%03d.jpg", R->shot_index);
-        if (traj_put(R, name, img, len) == 0)
-            cJSON_AddStringToObject(R->shot_entry, "screenshot", name);
-        else
+        if (traj_put(R, name, img, len) != 0)
             rc = pt_errf(err, "cannot write %s", name);
     }
-    if (rc) {
+    if (rc)
         PT_DEBUG("agent", "step %d: no screenshot: %s", R->shot_index, err);
-        cJSON_AddStringToObject(R->shot_entry, "screenshot_error", err);
+    for (int i = 0; i < R->nshot_entries; i++) {
+        cJSON *e = R->shot_entries[i];
+        cJSON_AddStringToObject(e, rc ? "screenshot_error" : "screenshot", rc ? err : name);
+        const cJSON *ix = cJSON_GetObjectItemCaseSensitive(e, "index");
+        if (!rc && cJSON_IsNumber(ix) && ix->valueint != R->shot_index)
+            cJSON_AddNumberToObject(e, "screenshot_after", R->shot_index);
     }
     free(img);
-    R->shot_entry = NULL;
+    R->nshot_entries = 0;
 }
 
-/* Starts the screenshot of entry (step R->index); wait: collect it now. */
-static void shot(run *R, cJSON *entry, int wait)
+/* Starts the screenshot of the deferred entries (the last of them is step
+ * R->shot_index); wait: collect it now. */
+static void shot_take(run *R, int wait)
 {
-    if (!R->o->trajectory_dir)
-        return;
-    shot_collect(R);
     char err[ERR_SIZE];
     mask_fields(R, 1);
     if (cdp_page_capture_begin(R->page, 0, SHOT_QUALITY, SHOT_TIMEOUT_MS, &R->shot, err)) {
         mask_fields(R, 0);
-        PT_DEBUG("agent", "step %d: no screenshot: %s", R->index, err);
-        cJSON_AddStringToObject(entry, "screenshot_error", err);
+        PT_DEBUG("agent", "step %d: no screenshot: %s", R->shot_index, err);
+        for (int i = 0; i < R->nshot_entries; i++)
+            cJSON_AddStringToObject(R->shot_entries[i], "screenshot_error", err);
+        R->nshot_entries = R->ndeferred = 0;
         return;
     }
-    R->shot_entry = entry;
-    R->shot_index = R->index;
+    R->ndeferred = 0;
     if (wait)
         shot_collect(R);
+}
+
+/* Entry e (step R->index) is to have a picture. A form's fields
+ * (STEP_FIELD) share one: the picture is deferred until a step that is
+ * not a field or a read begins (traj_begin), so a claim's nine fields cost
+ * one capture, not nine, and every value typed is in it. Anything else
+ * (a click, a navigation, a failure: wait) is captured now, with the
+ * deferred entries. The capture runs off the critical path: the picture
+ * is collected when the next one is due or the trajectory is written. */
+static void shot(run *R, cJSON *entry, int kind, int wait)
+{
+    if (!R->o->trajectory_dir)
+        return;
+    if (!R->ndeferred)
+        shot_collect(R); /* the one in flight, before its entries are reused */
+    if (R->nshot_entries == MAX_SHOT_ENTRIES)
+        shot_take(R, 0), shot_collect(R);
+    R->shot_entries[R->nshot_entries++] = entry;
+    R->ndeferred++;
+    R->shot_index = R->index;
+    if (kind != STEP_FIELD || wait)
+        shot_take(R, wait);
+}
+
+/* Takes the picture the deferred fields wait for, before step st acts. */
+static void shot_flush(run *R, const sop_step *st)
+{
+    if (!R->ndeferred)
+        return;
+    switch (st->kind) {
+    case SOP_EXTRACT:
+    case SOP_EXPECT:
+    case SOP_IF:
+    case SOP_IN_FRAME:
+    case SOP_COMMIT:
+    case SOP_ON_DIALOG:
+    case SOP_WHENEVER:
+        return; /* reads, or no page at all: the form is as it was */
+    default:
+        if (step_kind_of(st->kind)->changes == STEP_FIELD)
+            return;
+        shot_take(R, 0);
+    }
 }
 
 /* The frame a step ran in, as the SOP names it: the `in frame` locators
@@ -321,6 +367,7 @@ static void traj_value(run *R, const sop_step *st, cJSON *e)
 
 cJSON *traj_begin(run *R, const sop_step *st)
 {
+    shot_flush(R, st);
     R->index++;
     R->r->steps_run++;
     cJSON *e = cJSON_CreateObject();
@@ -385,7 +432,7 @@ void traj_end(run *R, cJSON *e, int failed, int changed)
         cJSON_AddStringToObject(e, "error", R->r->notes);
     mask_json(R, e);
     if (changed || failed)
-        shot(R, e, failed);
+        shot(R, e, changed, failed);
     if (failed && R->o->trajectory_dir) {
         /* the failing frame's DOM, for a person to look at */
         char err[ERR_SIZE];
@@ -434,7 +481,8 @@ static const char traj_html_tail[] =
     "row('waited before',s.gap_ms==null?null:s.gap_ms+' ms')+row('session',s.session)+"
     "row('time',s.started_at+' - '+s.ended_at)+'</table>'+(s.dom?'<p><a href=\"'+s.dom+"
     "'\">the failing frame\\'s DOM ('+esc(s.dom)+')</a></p>':'')+"
-    "(s.screenshot?'<img src=\"'+s.screenshot+'\">':'')}"
+    "(s.screenshot?(s.screenshot_after?'<p>the picture after step '+s.screenshot_after+"
+    "', which shows this one too</p>':'')+'<img src=\"'+s.screenshot+'\">':'')}"
     "L.innerHTML='<div class=h><b>'+esc(T.sop)+'</b>: '+esc(T.status)+'<br>'+esc(T.notes)+"
     "(T.dialogs||[]).map(d=>'<br>dialog '+esc(d.type)+': '+esc(d.message)+(d.accepted?' (accepted)'"
     ":' (dismissed)')).join('')+'</div>';"
@@ -448,6 +496,8 @@ void traj_write(run *R)
 {
     if (!R->o->trajectory_dir)
         return;
+    if (R->ndeferred)
+        shot_take(R, 1);
     shot_collect(R);
     cJSON *t = cJSON_CreateObject();
     cJSON_AddStringToObject(t, "sop", R->s->name ? R->s->name : "");

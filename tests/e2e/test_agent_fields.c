@@ -252,7 +252,7 @@ static void loose_labels_and_nearest_candidates(void **state)
         "choose label \"Payer\" with \"Blue Plan\"\n"
         "fill label \"Plan type\" with \"HMO\"\n"
         "fill label \"Member number\" with \"77\"\n"
-        "wait for \"#state\" contains \"HMO\"\n"
+        "wait for \"#state\" contains \"HMO\" and \"#state\" contains \"77\"\n"
         "expect combobox \"Payer\" else \"the combobox is named by its loose label\"\n"
         "expect hidden label \"Orphan\" else \"a label followed by another label names nothing\"\n"
         "extract state from \"#state\"\n",

@@ -9,6 +9,10 @@
  * to B; page B has a button whose script goes back to A a moment after the
  * click, so the navigation starts after the step has ended and its capture
  * is already on its way.
+ *
+ * And a form: its fields share the one picture taken after the last of
+ * them (a capture per field held each next field's keystrokes for it),
+ * while the click that submits it has its own.
  */
 #define _GNU_SOURCE
 #include "tests/support/testmain.h"
@@ -51,27 +55,51 @@ static const char *str(const cJSON *o, const char *k)
     return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
 }
 
+static const char page_form[] =
+    "<!doctype html><title>Form</title><h1>Claim</h1><form onsubmit=\"event.preventDefault();"
+    "document.body.innerHTML='<h1>Sent</h1>'\">"
+    "<label>Patient <input name=p></label><label>Member <input name=m></label>"
+    "<label>Plan <select name=s><option>Gold<option>Silver</select></label>"
+    "<label><input type=checkbox name=c> I attest</label><button>Send</button></form>";
+
 /* Writes the SOP: goto A, then CLICKS clicks, each one navigating. */
-static void write_sop(const char *path)
+static void write_nav_sop(FILE *f)
 {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
     fprintf(f, "sop click_back_and_forth \"Navigate by click, again and again\"\n"
                "timeout 5s\n\n"
                "goto \"{{portal}}/a.html\"\n");
     for (int i = 0; i < CLICKS / 2; i++)
         fprintf(f, "click link \"To B\"\nclick button \"Later to A\"\n");
     fprintf(f, "wait for \"h1\"\n");
-    fclose(f);
 }
 
-static cJSON *run_with_trajectory(const char *dir, const char *portal)
+/* The form: four fields (an `if` and a `commit` among them: they read, so
+ * the fields still share a picture), then the click that sends it. */
+static void write_form_sop(FILE *f)
+{
+    fprintf(f, "sop form \"Fill a form\"\n\n"
+               "goto \"{{portal}}/form.html\"\n"
+               "fill label \"Patient\" with \"Ann Example\"\n"
+               "fill label \"Member\" with \"123456789\"\n"
+               "if page contains \"Claim\"\n"
+               "  select label \"Plan\" with \"Silver\"\n"
+               "end\n"
+               "commit\n"
+               "check label \"I attest\"\n"
+               "click button \"Send\"\n"
+               "wait for page contains \"Sent\"\n");
+}
+
+static cJSON *run_with_trajectory(const char *dir, const char *portal, void (*write)(FILE *))
 {
     char sop[4200], data[4200], traj[4200];
     snprintf(sop, sizeof(sop), "%s/nav.sop", dir);
     snprintf(data, sizeof(data), "%s/data.txt", dir);
     snprintf(traj, sizeof(traj), "%s/traj", dir);
-    write_sop(sop);
+    FILE *f = fopen(sop, "w");
+    assert_non_null(f);
+    write(f);
+    fclose(f);
     assert_int_equal(pt_write_file(data, "", 0, 0600), 0);
     char *argv[] = {getenv("PORTIER_BIN"), "run",          sop,  "--data", data, "--portal",
                     (char *)portal,        "--trajectory", traj, NULL};
@@ -107,7 +135,7 @@ static void fifty_navigating_clicks_never_wait_out_a_timeout(void **state)
     snprintf(portal, sizeof(portal), "http://127.0.0.1:%d", th_port(srv));
     assert_non_null(mkdtemp(dir));
 
-    cJSON *t = run_with_trajectory(dir, portal);
+    cJSON *t = run_with_trajectory(dir, portal, write_nav_sop);
     assert_string_equal(str(t, "status"), "completed");
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(t, "steps");
     int n = cJSON_GetArraySize(steps), clicks = 0, pictures = 0, errors = 0, waited_out = 0;
@@ -147,4 +175,73 @@ static void fifty_navigating_clicks_never_wait_out_a_timeout(void **state)
     th_stop(srv);
 }
 
-PT_TESTS("trajectory", cmocka_unit_test(fifty_navigating_clicks_never_wait_out_a_timeout));
+static int step_index(const cJSON *st)
+{
+    const cJSON *i = cJSON_GetObjectItemCaseSensitive(st, "index");
+    return cJSON_IsNumber(i) ? i->valueint : -1;
+}
+
+static void a_forms_fields_share_the_picture_after_the_last(void **state)
+{
+    (void)state;
+    th_server *srv = th_start();
+    assert_non_null(srv);
+    th_route(srv, "/form.html", "text/html", page_form, -1, 0);
+    char portal[64], dir[] = "/tmp/portier-traj-XXXXXX";
+    snprintf(portal, sizeof(portal), "http://127.0.0.1:%d", th_port(srv));
+    assert_non_null(mkdtemp(dir));
+
+    cJSON *t = run_with_trajectory(dir, portal, write_form_sop);
+    assert_string_equal(str(t, "status"), "completed");
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(t, "steps"), *st;
+    const cJSON *fields[4], *click = NULL, *go = NULL;
+    int nf = 0;
+    cJSON_ArrayForEach(st, steps)
+    {
+        const char *kind = str(st, "step");
+        assert_null(str(st, "screenshot_error"));
+        if (!strcmp(kind, "fill") || !strcmp(kind, "select") || !strcmp(kind, "check")) {
+            assert_true(nf < 4);
+            fields[nf++] = st;
+        } else if (!strcmp(kind, "click"))
+            click = st;
+        else if (!strcmp(kind, "goto"))
+            go = st;
+        else if (strcmp(kind, "if") && strcmp(kind, "commit") && strcmp(kind, "wait"))
+            fail_msg("unexpected step %s", kind);
+    }
+    assert_int_equal(nf, 4);
+    assert_non_null(click);
+    assert_non_null(go);
+    /* every field has a picture: the one taken after the last field */
+    const char *shared = str(fields[3], "screenshot");
+    assert_non_null(shared);
+    assert_null(cJSON_GetObjectItemCaseSensitive(fields[3], "screenshot_after"));
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(str(fields[i], "screenshot"));
+        assert_string_equal(str(fields[i], "screenshot"), shared);
+        const cJSON *after = cJSON_GetObjectItemCaseSensitive(fields[i], "screenshot_after");
+        assert_true(cJSON_IsNumber(after));
+        assert_int_equal(after->valueint, step_index(fields[3]));
+    }
+    /* the goto and the click have pictures of their own */
+    assert_non_null(str(go, "screenshot"));
+    assert_non_null(str(click, "screenshot"));
+    assert_string_not_equal(str(go, "screenshot"), shared);
+    assert_string_not_equal(str(click, "screenshot"), shared);
+    const char *names[] = {str(go, "screenshot"), shared, str(click, "screenshot")};
+    for (int i = 0; i < 3; i++) {
+        char path[4400], *img = NULL;
+        size_t len = 0;
+        snprintf(path, sizeof(path), "%s/traj/%s", dir, names[i]);
+        assert_true(pt_read_file(path, 8u << 20, &img, &len) >= 0);
+        assert_true(len > 3 && (unsigned char)img[0] == 0xff && (unsigned char)img[1] == 0xd8);
+        free(img);
+    }
+    cJSON_Delete(t);
+    pt_rmtree(dir);
+    th_stop(srv);
+}
+
+PT_TESTS("trajectory", cmocka_unit_test(fifty_navigating_clicks_never_wait_out_a_timeout),
+         cmocka_unit_test(a_forms_fields_share_the_picture_after_the_last));
