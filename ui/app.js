@@ -292,7 +292,7 @@
         '<p class="error" id="act-error" role="alert"></p></form>';
     } else if (t.status === 'pending_review') {
       h += '<form id="review-form" class="card act"><h2>Review</h2><p id="review">' +
-        esc(t.review || t.notes || 'The SOP asks a person to confirm this task before it goes on.') + '</p>' +
+        esc((t.review && t.review.prompt) || t.notes || 'The SOP asks a person to confirm this task before it goes on.') + '</p>' +
         '<label for="comment">Comment (optional)</label><textarea id="comment"></textarea><div class="row">' +
         '<button type="button" id="approve">Approve</button>' +
         '<button type="button" id="reject" class="danger">Reject</button></div>' +
