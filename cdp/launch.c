@@ -215,9 +215,25 @@ static const char **make_argv(const char *exe, const char *udflag, const cdp_lau
     return argv;
 }
 
+/* What the browser is never given of our environment: its renderers run
+ * the portals' scripts, and a renderer exploit or a crash dump would have
+ * the service's master key (PORTIER_MASTER_KEY) or an API key. */
+static int secret_env(const char *kv)
+{
+    static const char *const names[] = {"PORTIER_MASTER_KEY", "PORTIER_API_KEY",
+                                        "PORTIER_WEBHOOK_SECRET"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t n = strlen(names[i]);
+        if (!strncmp(kv, names[i], n) && (kv[n] == '=' || kv[n] == '_'))
+            return 1; /* PORTIER_MASTER_KEY_FILE too: where it is, no less */
+    }
+    return 0;
+}
+
 /* Step 3: our environment with TMPDIR in the browser's folder, so that
  * Chromium's own temporary files (with --disable-dev-shm-usage, its shared
- * memory too) go when it goes. The array and *tmpenv are the caller's. */
+ * memory too) go when it goes, and without our secrets (secret_env). The
+ * array and *tmpenv are the caller's. */
 static char **make_envp(const char *tmpdir, char **tmpenv)
 {
     extern char **environ;
@@ -232,7 +248,7 @@ static char **make_envp(const char *tmpdir, char **tmpenv)
     }
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)
-        if (strncmp(environ[i], "TMPDIR=", 7) != 0)
+        if (strncmp(environ[i], "TMPDIR=", 7) != 0 && !secret_env(environ[i]))
             envp[k++] = environ[i];
     envp[k++] = *tmpenv;
     envp[k] = NULL;

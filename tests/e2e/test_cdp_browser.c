@@ -526,9 +526,32 @@ static void no_browser_survives_a_killed_owner(void **state)
 /* A launched browser is driven over its pipe: while a page is open, no
  * process of its group listens on TCP (a browser of the test's own with
  * --remote-debugging-port shows that the count sees such a port). */
+/* Whether /proc/PID/environ holds an entry that starts with prefix: 1, 0,
+ * or -1 when it cannot be read. */
+static int environ_has(int pid, const char *prefix)
+{
+    char path[64], buf[65536];
+    snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+        if (!strncmp(buf + i, prefix, strlen(prefix)))
+            return 1;
+    return 0;
+}
+
 static void launched_browser_opens_no_port(void **state)
 {
     (void)state;
+    /* and is not given the service's secrets: the master key reaches
+     * neither the browser nor any renderer of a portal's page */
+    setenv("PORTIER_MASTER_KEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+           1);
+    setenv("PORTIER_API_KEY", "pk_test_never_in_the_browser", 1);
     th_server *s = th_start();
     th_route(s, "/", "text/html", "<title>open</title><p>a page", -1, 0);
     cdp_browser *b = launch();
@@ -542,6 +565,11 @@ static void launched_browser_opens_no_port(void **state)
     int listening = tp_listening_sockets(pid);
     print_message("listening TCP sockets of the launched browser: %d\n", listening);
     assert_int_equal(listening, 0);
+    assert_int_equal(environ_has(pid, "PORTIER_MASTER_KEY="), 0);
+    assert_int_equal(environ_has(pid, "PORTIER_API_KEY="), 0);
+    assert_int_equal(environ_has(pid, "TMPDIR="), 1); /* what it is given, it has */
+    unsetenv("PORTIER_MASTER_KEY");
+    unsetenv("PORTIER_API_KEY");
 
     char *tmp = pt_mkdtemp("cdp-remote");
     char url[512];
