@@ -296,13 +296,22 @@ static void request_hash(const create_in *in, char out[65])
         }
         unsigned long long size = f->size;
         EVP_DigestUpdate(md, &size, sizeof(size));
-        FILE *fp = fopen(f->path, "rb");
-        char buf[16384];
-        size_t got;
-        while (fp && (got = fread(buf, 1, sizeof(buf), fp)) > 0)
-            EVP_DigestUpdate(md, buf, got);
-        if (fp)
-            fclose(fp);
+        /* the bytes as they were sent: the spool is enciphered under a key
+         * of its own request, so its file differs for the same upload */
+        char *bytes = NULL;
+        size_t got = 0;
+        if (f->read && f->read(f->src, &bytes, &got) == 0) {
+            EVP_DigestUpdate(md, bytes, got);
+            OPENSSL_cleanse(bytes, got);
+        } else if (!f->read) {
+            FILE *fp = fopen(f->path, "rb");
+            char buf[16384];
+            while (fp && (got = fread(buf, 1, sizeof(buf), fp)) > 0)
+                EVP_DigestUpdate(md, buf, got);
+            if (fp)
+                fclose(fp);
+        }
+        free(bytes);
     }
     EVP_DigestFinal_ex(md, d, &len);
     EVP_MD_CTX_free(md);
