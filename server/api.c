@@ -770,15 +770,29 @@ static void answer_input(http_request *r, void *ud)
     keep_answers(st, t, answers);
     store_action_add(st, t->id, c->actor, "answered");
     task_ctx cx = {st, e->moved, e->ud};
+    int moved = PT_FOUND;
     if (workers_answer(e->workers, &cx, t->id, mine) == PT_FOUND)
         ; /* the holding worker goes on */
     else if (t->committed)
-        task_escalate(&cx, t->id,
-                      "The answer came after the run had stopped, past its commit point; the "
-                      "portal may have a partial submission. Check it, then approve or reject.",
-                      "answered too late");
+        moved = task_escalate_waiting(
+            &cx, t->id,
+            "The answer came after the run had stopped, past its commit point; the "
+            "portal may have a partial submission. Check it, then approve or reject.",
+            "answered too late");
     else
-        task_requeue(&cx, t->id, TASK_WAITING_FOR_INPUT, "answered; runs again from the start");
+        moved = task_requeue(&cx, t->id, TASK_WAITING_FOR_INPUT,
+                             "answered; runs again from the start");
+    if (moved != PT_FOUND) {
+        /* another answer came first and its run goes on: this one is late
+         * (a committed run must not be sent to review under its feet) */
+        task now;
+        if (store_task_get(st, 0, t->id, &now) == 1) {
+            conflict(r, &now, task_status_name(TASK_WAITING_FOR_INPUT));
+            task_free(&now);
+        } else
+            conflict(r, t, task_status_name(TASK_WAITING_FOR_INPUT));
+        goto out;
+    }
     PT_INFO("api", "task %lld answered", (long long)t->id);
     reply_fresh(st, r, t->id);
 out:

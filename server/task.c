@@ -275,6 +275,11 @@ int task_escalate(task_ctx *cx, int64_t id, const char *notes, const char *event
                      notes, event_note);
 }
 
+int task_escalate_waiting(task_ctx *cx, int64_t id, const char *notes, const char *event_note)
+{
+    return move_told(cx, id, BIT(TASK_WAITING_FOR_INPUT), TASK_PENDING_REVIEW, notes, event_note);
+}
+
 int task_answer(task_ctx *cx, int64_t id)
 {
     return move_told(cx, id, BIT(TASK_WAITING_FOR_INPUT), TASK_RUNNING, NULL, "answered");

@@ -25,6 +25,7 @@
  *   waiting_for_input -> running                     task_answer     (the holding worker goes on)
  *   pending_review -> running                        task_approve    (the holding worker goes on)
  *   waiting_for_input | running -> pending_review    task_escalate   (input too late, past commit)
+ *   waiting_for_input -> pending_review              task_escalate_waiting (an answer too late)
  *   waiting_for_input | pending_review -> pending    task_requeue    (runs again from the start)
  *   pending_review -> failed                         task_reject
  *   pending_review -> completed_with_issues          task_accept     (approved past commit)
@@ -120,6 +121,9 @@ int task_hold_for_review(task_ctx *cx, int64_t id, const char *notes, const char
 /* waiting_for_input | running -> pending_review: input came too late for a
  * task past its commit point; a person checks the portal. */
 int task_escalate(task_ctx *cx, int64_t id, const char *notes, const char *event_note);
+/* The same from waiting_for_input only (an answer that came too late: a
+ * run that another answer resumed meanwhile is left alone). */
+int task_escalate_waiting(task_ctx *cx, int64_t id, const char *notes, const char *event_note);
 /* waiting_for_input -> running: the holding worker got the answer. */
 int task_answer(task_ctx *cx, int64_t id);
 /* pending_review -> running: the holding worker got the approval. */
