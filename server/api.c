@@ -926,7 +926,7 @@ static void trajectory(const api_call *c, http_request *r, const char *file)
                             strcmp(file, "trajectory.html")
                                 ? "sandbox; default-src 'none'; img-src data:; "
                                   "style-src 'unsafe-inline'"
-                                : "default-src 'none'; img-src data:; "
+                                : "sandbox allow-scripts; default-src 'none'; img-src data:; "
                                   "style-src 'unsafe-inline'; "
                                   "script-src 'unsafe-inline'");
         http_write(r, data, len);
@@ -1467,6 +1467,8 @@ void api_handle(http_request *r, void *ud)
 {
     api_env *e = ud;
     e->requests++;
+    /* a reply is what its type says, never sniffed into HTML */
+    http_add_header(r, "X-Content-Type-Options", "nosniff");
     const char *path = http_path(r);
     api_call c = {e, thread_store(e), NULL, NULL, NULL};
     if (!c.st) {

@@ -61,7 +61,6 @@ int dashboard_owns(const char *path)
 
 static void common_headers(http_request *r)
 {
-    http_add_header(r, "X-Content-Type-Options", "nosniff");
     http_add_header(r, "Referrer-Policy", "no-referrer");
     http_add_header(r, "X-Frame-Options", "DENY");
 }

@@ -374,7 +374,14 @@ int webhook_send(const char *url, const char *const *secrets, size_t nsecrets, c
 static int special_v4(uint32_t a)
 {
     return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xa9fe ||
-           (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8 || (a >> 22) == 0x191 || (a >> 28) >= 0xe;
+           (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8 || (a >> 22) == 0x191 || (a >> 28) >= 0xe ||
+           (a >> 8) == 0xc00000 /* 192.0.0.0/24, protocol assignments */ ||
+           (a >> 17) == (0xc612 >> 1) /* 198.18.0.0/15, benchmarking */;
+}
+
+static uint32_t v4_at(const unsigned char *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
 /* Not a public unicast address, IPv4 or IPv6 (v4-mapped ones as IPv4). */
@@ -386,9 +393,11 @@ static int special_address(const struct sockaddr *sa)
         return 1;
     const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
     const unsigned char *b = a->s6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a))
-        return special_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
-                          b[15]);
+    static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b};
+    if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a) || !memcmp(b, nat64, 12))
+        return special_v4(v4_at(b + 12)); /* NAT64 (64:ff9b::/96) reaches it too */
+    if (b[0] == 0x20 && b[1] == 0x02)
+        return special_v4(v4_at(b + 2)); /* 6to4 (2002::/16): the IPv4 it wraps */
     return IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
            IN6_IS_ADDR_SITELOCAL(a) || IN6_IS_ADDR_MULTICAST(a) || (b[0] & 0xfe) == 0xfc;
 }

@@ -486,7 +486,9 @@ static void test_webhook_urls_are_checked(void **state)
         "http://192.168.1.1/",    "http://[::1]/",
         "http://[fe80::1]/",      "http://[::ffff:127.0.0.1]/",
         "http://0.0.0.0/",        "not a url",
-        "https://[fd00::5]/x",
+        "https://[fd00::5]/x",    "http://198.18.0.1/",
+        "http://192.0.0.8/",      "http://[64:ff9b::a00:1]/",
+        "http://[2002:7f00:1::]/",
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         const char *set[] = {"account", "set-webhook", "acme", refused[i], NULL};
