@@ -233,9 +233,10 @@ static void sign_in(const dashboard_env *d, http_request *r)
         http_reply_error(r, 503, "unavailable", "the store is not available");
         return;
     }
-    snprintf(cookie, sizeof(cookie),
-             DASHBOARD_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld", token,
-             MAX_AGE_MS / 1000);
+    /* a browser-session cookie: on a shared workstation it goes when the
+     * browser closes; the 12 h limit is the server's (live_session) */
+    snprintf(cookie, sizeof(cookie), DASHBOARD_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict",
+             token);
     http_add_header(r, "Set-Cookie", cookie);
     PT_INFO("dashboard", "account %lld signed in (%s)", (long long)ws.account_id,
             ws.user_id ? "personal key" : "API key");

@@ -254,7 +254,7 @@ static void check_headers(const ts_server *s)
     assert_non_null(c);
     assert_non_null(strstr(c, "HttpOnly"));
     assert_non_null(strstr(c, "SameSite=Strict"));
-    assert_non_null(strstr(c, "Max-Age=43200"));
+    assert_null(strstr(c, "Max-Age")); /* gone when the browser closes */
     free(c);
     tc_response_free(&r);
     r = ts_api(s, NULL, "GET", "/", NULL, NULL, 0);
