@@ -89,8 +89,18 @@ static cJSON *json_body(http_request *r, int required)
 static int authenticate(store *st, http_request *r, account *a, char actor[64])
 {
     const char *h = http_header(r, "authorization");
-    if (!h && http_cookie(r, DASHBOARD_COOKIE))
+    if (!h && http_cookie(r, DASHBOARD_COOKIE)) {
+        /* the webhook endpoint decides where every event (PHI) goes: it is
+         * the API key's, not a dashboard session's (a staff member's key,
+         * or a session that outlived a leaked key, must not move it) */
+        if (!strcmp(http_path(r), "/webhook") || !strncmp(http_path(r), "/webhook/", 9)) {
+            http_reply_error(r, 403, "forbidden",
+                             "the webhook endpoint is managed with the account's API key, not a "
+                             "dashboard session");
+            return -1;
+        }
         return dashboard_authenticate(st, r, a, actor);
+    }
     snprintf(actor, 64, "API key");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
         http_add_header(r, "WWW-Authenticate", "Bearer");

@@ -354,6 +354,9 @@ static void check_expiry(const ts_server *s)
     for (size_t i = 0; i < 2; i++) {
         char *set = new_session(s);
         assert_int_equal(with_cookie(s, set, "/tasks"), 200);
+        /* where the account's events (PHI) go is set with the API key: a
+         * session, even a staff member's, cannot read or move it */
+        assert_int_equal(with_cookie(s, set, "/webhook"), 403);
         age_sessions(s, cases[i].column, cases[i].back_ms);
         assert_int_equal(with_cookie(s, set, "/tasks"), 401);
         assert_int_equal(with_cookie(s, set, "/dashboard/account"), 401);
