@@ -281,9 +281,10 @@ done:
     for (int d = 1; d < MAX_FRAMES; d++)
         free(R.stack[d].frame_id);
     free(R.handlers);
-    if (o->session)
-        session_leave(o->session);
-    else
+    if (o->session) {
+        if (!o->session_once)
+            session_leave(o->session);
+    } else
         cdp_page_close(R.page);
     if (ctx && !cdp_browser_gone(o->browser, NULL))
         cdp_context_dispose(o->browser, ctx, NULL);

@@ -52,6 +52,9 @@ typedef struct agent_options {
     cdp_browser *browser;     /* borrowed; a fresh context is made in it */
     agent_session *session;   /* borrowed; non-NULL: run in it instead (same
                                  browser), and keep it for the next run */
+    int session_once;         /* session is a fresh context made ahead of the
+                                 run, closed after it: it is not left on a
+                                 neutral page for a next run */
     const char *portal;       /* the portal's base URL: {{portal}} */
     const vars *inputs;       /* bound inputs (vars_bind_inputs) */
     const vars *secrets;      /* {{secret.X}}, {{totp.X}} */

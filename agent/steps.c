@@ -872,7 +872,7 @@ static int session_live(run *R, const sop_step *st)
  * URL shows the portal still signed in; otherwise they run as written. */
 static void step_use(run *R, const sop_step *st, cJSON *traj)
 {
-    agent_session *ks = R->o->session;
+    agent_session *ks = R->o->session_once ? NULL : R->o->session;
     if (!ks) { /* one run, one context: the file is just its steps */
         traj_drop(R, traj);
         run_used(R, &st->body);

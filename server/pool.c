@@ -19,6 +19,8 @@ struct slot {
     int users;
     int broken; /* it died: relaunch once users is 0 */
     int starting;
+    agent_session *spare; /* a fresh context, ready (pool_spare_take) */
+    int warming;          /* the warmer is making one (it counts as a user) */
 };
 
 struct pool {
@@ -41,7 +43,13 @@ struct pool {
     int per_account;
     int64_t max_age_ms, idle_ms;
     int parked; /* runs asleep in a hold with their context (server/worker.c) */
+
+    pthread_t warmer; /* makes the slots' spare contexts */
+    pthread_cond_t want_spare;
+    int warmer_started;
 };
+
+static void *warm_main(void *arg);
 
 /* Takes the kept sessions that `drop` selects out of the list (under mu);
  * the caller closes them after unlocking (closing is protocol calls). */
@@ -103,6 +111,8 @@ pool *pool_new(const char *browser_ws, int browsers)
     }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->browser_free, NULL);
+    pthread_cond_init(&p->want_spare, NULL);
+    p->warmer_started = pthread_create(&p->warmer, NULL, warm_main, p) == 0;
     return p;
 }
 
@@ -110,6 +120,14 @@ void pool_free(pool *p)
 {
     if (!p)
         return;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->want_spare);
+    pthread_mutex_unlock(&p->mu);
+    if (p->warmer_started)
+        pthread_join(p->warmer, NULL);
+    for (int i = 0; i < p->nslots; i++)
+        agent_session_close(p->slots[i].spare);
     for (size_t i = 0; i < p->nkept; i++)
         agent_session_close(p->kept[i].s);
     free(p->kept);
@@ -117,6 +135,7 @@ void pool_free(pool *p)
         cdp_close(p->slots[i].b);
     free(p->slots);
     pthread_cond_destroy(&p->browser_free);
+    pthread_cond_destroy(&p->want_spare);
     pthread_mutex_destroy(&p->mu);
     free(p->browser_ws);
     free(p);
@@ -164,7 +183,9 @@ static struct slot *choose(pool *p, int64_t account)
 static int start_slot(pool *p, struct slot *sl, char *err)
 {
     cdp_browser *old = sl->b;
+    agent_session *spare = sl->spare;
     sl->b = NULL;
+    sl->spare = NULL;
     sl->broken = 0;
     sl->starting = 1;
     agent_session **v = old ? calloc(p->nkept ? p->nkept : 1, sizeof(*v)) : NULL;
@@ -172,6 +193,7 @@ static int start_slot(pool *p, struct slot *sl, char *err)
     pthread_mutex_unlock(&p->mu);
     if (old)
         PT_WARN("service", "a browser is gone; starting a new one");
+    agent_session_close(spare);
     close_all(v, n);
     free(v);
     cdp_close(old);
@@ -182,6 +204,7 @@ static int start_slot(pool *p, struct slot *sl, char *err)
     sl->b = rc < 0 ? NULL : b;
     p->launches += rc == 0;
     pthread_cond_broadcast(&p->browser_free);
+    pthread_cond_signal(&p->want_spare);
     return rc;
 }
 
@@ -294,8 +317,8 @@ agent_session *pool_session_get(pool *p, cdp_browser *b, int64_t account, int *k
         }
     }
     pthread_mutex_unlock(&p->mu);
-    agent_session *s = NULL;
-    if (agent_session_open(b, &s, err))
+    agent_session *s = pool_spare_take(p, b);
+    if (!s && agent_session_open(b, &s, err))
         return NULL;
     return s;
 }
@@ -352,6 +375,86 @@ int pool_sessions(pool *p)
 {
     pthread_mutex_lock(&p->mu);
     int n = (int)p->nkept;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+/* ---- Spare contexts ---------------------------------------------------------
+ * One thread makes them: a slot whose browser runs and has no spare gets
+ * one, the warmer counting as the slot's user meanwhile (so the browser is
+ * not relaunched under it). A spare whose browser died, or that was made
+ * while the pool stopped, is closed. */
+
+/* The slot that wants a spare (under mu), or NULL. */
+static struct slot *wants_spare(pool *p)
+{
+    for (int i = 0; i < p->nslots; i++) {
+        struct slot *sl = &p->slots[i];
+        if (usable(sl) && !sl->spare && !sl->warming)
+            return sl;
+    }
+    return NULL;
+}
+
+static void *warm_main(void *arg)
+{
+    pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        struct slot *sl = NULL;
+        while (!p->stopping && !(sl = wants_spare(p)))
+            pthread_cond_wait(&p->want_spare, &p->mu);
+        if (p->stopping)
+            break;
+        cdp_browser *b = sl->b;
+        sl->warming = 1;
+        sl->users++;
+        pthread_mutex_unlock(&p->mu);
+        agent_session *s = NULL;
+        char err[PT_ERR_MAX];
+        int rc = agent_session_open(b, &s, err);
+        if (rc)
+            PT_DEBUG("service", "no spare context: %s", err);
+        pthread_mutex_lock(&p->mu);
+        sl->warming = 0;
+        sl->users--;
+        if (!rc && sl->b == b && usable(sl) && !p->stopping) {
+            sl->spare = s;
+            s = NULL;
+        }
+        pthread_cond_broadcast(&p->browser_free);
+        if (s || rc) {
+            pthread_mutex_unlock(&p->mu);
+            agent_session_close(s);
+            if (rc) /* a browser that cannot make one now is not asked in a loop */
+                pt_sleep_ms(1000);
+            pthread_mutex_lock(&p->mu);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+agent_session *pool_spare_take(pool *p, cdp_browser *b)
+{
+    pthread_mutex_lock(&p->mu);
+    struct slot *sl = slot_of_browser(p, b);
+    agent_session *s = NULL;
+    if (sl && usable(sl) && sl->spare) {
+        s = sl->spare;
+        sl->spare = NULL;
+        pthread_cond_signal(&p->want_spare);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return s;
+}
+
+int pool_spares(pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = 0;
+    for (int i = 0; i < p->nslots; i++)
+        n += p->slots[i].spare != NULL;
     pthread_mutex_unlock(&p->mu);
     return n;
 }

@@ -60,6 +60,17 @@ void pool_session_reap(pool *p);
 /* Kept sessions now, free and in use. */
 int pool_sessions(pool *p);
 
+/* Spare contexts: each running browser keeps one fresh browser context
+ * with its page open, made by the pool's own thread while runs go on, so
+ * that a run does not wait for Chromium to start a renderer (about 130 ms
+ * on a quiet machine, seconds on a loaded one). pool_spare_take gives b's
+ * (the caller has it alone; it closes it with agent_session_close, or
+ * gives it to pool_session_put), or NULL when it is not ready yet. A spare
+ * has never been used: no cookie, no storage, nothing of any task. */
+agent_session *pool_spare_take(pool *p, cdp_browser *b);
+/* Spare contexts ready now (for tests and /metrics). */
+int pool_spares(pool *p);
+
 /* A run parks (+1) with its context while it waits for a person, or stops
  * being parked (-1); the browser stays taken (pool_get) meanwhile. */
 void pool_park(pool *p, int delta);

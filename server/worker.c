@@ -517,10 +517,13 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
     task_run tr = {w, sl, *cx, id, t.committed};
     traj_sink_ctx tc = {w->env.keys, cx->st, t.account_id, id, traj};
     agent_traj_sink sink = {traj_sink_write, traj_sink_read, &tc};
-    int kept = 0;
+    int kept = 0, once = 0;
     agent_session *ks = take_session(w, b, &t, &in.a, sp, &kept);
+    if (!ks) /* a fresh context for this run: the one made ahead, if ready */
+        once = (ks = pool_spare_take(w->env.pool, b)) != NULL;
     agent_options o = {.browser = b,
                        .session = ks,
+                       .session_once = once,
                        .portal = in.a.portal,
                        .inputs = in.inputs,
                        .secrets = in.secrets,
@@ -541,7 +544,10 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
     agent_run(sp, &o, &r);
     w->busy--;
     int gone = cdp_browser_gone(b, NULL);
-    give_session(w, &tr, &t, ks, &r, gone);
+    if (once)
+        agent_session_close(ks); /* its cookies, storage and cache with it */
+    else
+        give_session(w, &tr, &t, ks, &r, gone);
     pool_put(w->env.pool, b);
     keep_outputs(cx->st, id, r.outputs, in.secrets);
     settle(w, &tr, &t, &r, gone, t0);
