@@ -6,7 +6,8 @@
  * picture, while the API still answers with all of them opened; and while
  * an upload's body arrives, its spool holds nothing readable. Also:
  * retention purges what is due and says how much; rows written before
- * sealing still read; answers go once a task is final.
+ * sealing still read; answers go once a task is final; the element
+ * fingerprints the runs leave are sealed too.
  */
 #define _GNU_SOURCE
 #include "server/keys.h"
@@ -222,6 +223,8 @@ static void test_sealed_at_rest(void **state)
         /* whole headers: three bytes occur by chance in megabytes of ciphertext */
         {"a JPEG header", "\xff\xd8\xff\xe0\x00\x10JFIF", 10},
         {"a PNG header", "\x89PNG\r\n\x1a\n", 8},
+        /* the element fingerprints the runs left, had they been kept in the clear */
+        {"a fingerprint", "\"label\":\"Member ID\"", 21},
     };
     size_t nn = sizeof(nd) / sizeof(nd[0]);
     char p[700];
@@ -232,6 +235,19 @@ static void test_sealed_at_rest(void **state)
     hits += hits_in_tree(p, "sandbox", nd, nn, &files);
     assert_int_equal(hits, 0);
     assert_true(files >= 8); /* the upload, trajectories, screenshots were looked at */
+    /* each SOP that ran left its fingerprints, sealed (a BLOB), and they open */
+    sqlite3 *raw = NULL;
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_open_v2(s.db, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(raw,
+                                        "SELECT count(*) FROM fingerprints WHERE typeof(data)='blob'"
+                                        " AND type IN ('submit_claim', 'submit_appeal')",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 2);
+    sqlite3_finalize(q);
+    sqlite3_close(raw);
     free(claim_notes);
     free(appeal_notes);
     free(pdf);
