@@ -193,7 +193,7 @@ void fp_put(cJSON *set, const char *file, int line, const char *step, cJSON *fp)
         cJSON_AddItemToArray(set, e);
 }
 
-static int holds_value(const char *s, const char *const *values, size_t n)
+int fp_holds_value(const char *s, const char *const *values, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (values[i] && strlen(values[i]) >= 3 && strcasestr(s, values[i]))
@@ -206,13 +206,13 @@ void fp_scrub(cJSON *fp, const char *const *values, size_t n)
     static const char *const texts[] = {"name", "label", "id"};
     for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
         cJSON *v = cJSON_GetObjectItemCaseSensitive(fp, texts[k]);
-        if (cJSON_IsString(v) && holds_value(v->valuestring, values, n))
+        if (cJSON_IsString(v) && fp_holds_value(v->valuestring, values, n))
             cJSON_SetValuestring(v, "");
     }
     cJSON *near = cJSON_GetObjectItemCaseSensitive(fp, "near");
     for (int i = cJSON_GetArraySize(near) - 1; i >= 0; i--) {
         cJSON *x = cJSON_GetArrayItem(near, i);
-        if (!cJSON_IsString(x) || holds_value(x->valuestring, values, n))
+        if (!cJSON_IsString(x) || fp_holds_value(x->valuestring, values, n))
             cJSON_DeleteItemFromArray(near, i);
     }
 }

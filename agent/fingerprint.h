@@ -61,6 +61,8 @@ void fp_put(cJSON *set, const char *file, int line, const char *step, cJSON *fp)
  * looked for): a page that shows the task's data back never gets it into
  * a fingerprint. */
 void fp_scrub(cJSON *fp, const char *const *values, size_t n);
+/* Whether s holds one of values[0..n) as fp_scrub looks for them. */
+int fp_holds_value(const char *s, const char *const *values, size_t n);
 
 /* ---- A folder of sets (`portier run --fingerprints DIR`) -----------------
  * DIR/NAME.json for the SOP named NAME: {"sop": NAME, "fingerprints": SET,

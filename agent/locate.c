@@ -287,11 +287,6 @@ static int judge(run *R, const cJSON *seen, int need_hit, double *x, double *y, 
     return need_hit && hit_through_frames(R, x, y, why, whysz) ? -3 : 0;
 }
 
-/* How long a locator matches nothing before healing is tried, and how
- * often it is tried again while the step still waits: a page still being
- * built must have its chance first, and each try reads the whole page. */
-#define HEAL_AFTER_MS 1000
-
 int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc0, int need_hit,
                         int left, cdp_handle **out, double *x, double *y, cJSON **info)
 {
@@ -379,30 +374,51 @@ int loc_present(run *R, const sop_step *st, cdp_handle **e)
     char err[ERR_SIZE], lt[512];
     loc_text(&st->loc, lt, sizeof(lt));
     int timeout = run_timeout(R, st);
+    /* an upload acts on what it finds: fingerprinted, and healed */
+    int acts = st->kind == SOP_UPLOAD;
+    const sop_locator *loc = &st->loc;
+    int64_t heal_at = pt_mono_ms() + HEAL_AFTER_MS;
     waiting w;
     run_wait_begin(R, &w, st, timeout, "an element");
     for (;;) {
         if (R->stop)
             return -1;
         int count = 0;
-        int rc = loc_find(R, &st->loc, e, &count, err);
-        if (rc == 0)
+        int rc = loc_find(R, loc, e, &count, err);
+        if (rc == 0) {
+            if (loc != &st->loc)
+                loc_healed(R, st, loc);
+            cJSON *fp = acts && loc_fp_on(R) ? dom_on(*e, "fingerprint", NULL, err) : NULL;
+            if (fp)
+                loc_fp_record(R, st, &st->loc, fp);
             return 0;
-        if (rc == 1 && count > 1 && !st->loc.nth) {
+        }
+        if (rc == 1 && count > 1 && !loc->nth) {
             run_fail(R, st, "%s matches %d elements; say which with first, last or nth N", lt,
                      count);
             return -1;
         }
+        if (acts && rc == 1 && loc == &st->loc && !R->r->committed && pt_mono_ms() >= heal_at) {
+            const sop_locator *h = loc_heal(R, st, &st->loc, NULL, 0);
+            heal_at = pt_mono_ms() + HEAL_AFTER_MS;
+            if (h) {
+                loc = h;
+                continue;
+            }
+        }
         if (run_wait_over(&w)) {
-            char near[2048] = "";
+            char near[2048] = "", healed[1024] = "";
             if (rc == 1)
                 nearest(R, st, &st->loc, near, sizeof(near));
-            run_fail(R, st, "no element matches %s for %d s%s", lt, (timeout + 999) / 1000, near);
+            if (rc == 1 && acts)
+                loc_heal_after_commit(R, st, &st->loc, healed, sizeof(healed));
+            run_fail(R, st, "no element matches %s for %d s%s%s", lt, (timeout + 999) / 1000,
+                     healed, near);
             return -1;
         }
         if (run_handlers(R) < 0 || R->stop)
             return -1;
-        run_wait_change(R, &w, WAIT_CAP_MS, rc == 1 ? &st->loc : NULL);
+        run_wait_change(R, &w, WAIT_CAP_MS, rc == 1 ? loc : NULL);
     }
 }
 
@@ -429,26 +445,32 @@ static int templated(const sop_locator *l)
     return 0;
 }
 
+/* The task's values and the secrets, borrowed from the run (a new array
+ * of *n; the caller frees it), or NULL: none may stay in a fingerprint or
+ * a suggestion. */
+static const char **task_values(run *R, size_t *n)
+{
+    const vars *sets[2] = {R->v, R->o->secrets};
+    size_t max = 0, k = 0;
+    for (int i = 0; i < 2; i++)
+        max += sets[i] ? vars_count(sets[i]) : 0;
+    const char **values = calloc(max ? max : 1, sizeof(*values));
+    for (int i = 0; values && i < 2; i++)
+        for (size_t j = 0; sets[i] && j < vars_count(sets[i]); j++)
+            values[k++] = vars_get(sets[i], vars_name(sets[i], j));
+    *n = k;
+    return values;
+}
+
 void loc_fp_record(run *R, const sop_step *st, const sop_locator *loc, cJSON *fp)
 {
-    if (!R->fps || templated(loc) || !st->source) {
-        cJSON_Delete(fp);
-        return;
-    }
-    /* the task's values and the secrets: none may stay in a fingerprint */
-    const vars *sets[2] = {R->v, R->o->secrets};
-    size_t n = 0, k = 0;
-    for (int i = 0; i < 2; i++)
-        n += sets[i] ? vars_count(sets[i]) : 0;
-    const char **values = calloc(n ? n : 1, sizeof(*values));
+    size_t n = 0;
+    const char **values = R->fps && !templated(loc) && st->source ? task_values(R, &n) : NULL;
     if (!values) {
         cJSON_Delete(fp);
         return;
     }
-    for (int i = 0; i < 2; i++)
-        for (size_t j = 0; sets[i] && j < vars_count(sets[i]); j++)
-            values[k++] = vars_get(sets[i], vars_name(sets[i], j));
-    fp_scrub(fp, values, k);
+    fp_scrub(fp, values, n);
     free(values);
     fp_put(R->fps, base_name(st->file), st->line, st->source, fp);
 }
@@ -460,6 +482,17 @@ static heal *heal_of(run *R, const sop_step *st)
         if (R->heals[i].st == st)
             return &R->heals[i];
     return NULL;
+}
+
+/* Whether the locator that names candidate c holds a task value: it would
+ * be the suggestion (notes, the fingerprints folder), so it is not one. */
+static int names_task_data(run *R, const cJSON *c)
+{
+    size_t n = 0;
+    const char **values = task_values(R, &n);
+    int holds = !values || fp_holds_value(pt_json_str(c, "line"), values, n);
+    free(values);
+    return holds;
 }
 
 /* The best match in the current frame for st's fingerprint: 1 with *h
@@ -492,7 +525,7 @@ static int heal_match(run *R, const sop_step *st, const sop_locator *loc, heal *
                      "its fingerprint's best match is too weak or too close to another (score "
                      "%.2f, next %.2f)",
                      best, second);
-    } else if (!cJSON_IsObject(cl) || !pt_json_str(c, "line")) {
+    } else if (!cJSON_IsObject(cl) || !pt_json_str(c, "line") || names_task_data(R, c)) {
         if (why)
             snprintf(why, whysz,
                      "its fingerprint matches an element (score %.2f) that no label, role and "

@@ -61,6 +61,10 @@ typedef struct handler {
 /* A step the run healed (locate.c): the locator that named the element
  * its fingerprint matched, in place of the one that matched nothing. */
 #define MAX_HEALS 16
+/* How long a locator matches nothing before healing is tried, and how
+ * often it is tried again while the step still waits: a page still being
+ * built must have its chance first, and each try reads the whole page. */
+#define HEAL_AFTER_MS 1000
 typedef struct heal {
     const sop_step *st;
     sop_locator loc; /* its role and value owned here */

@@ -867,14 +867,14 @@ static void step_in_frame(run *R, const sop_step *st, cJSON *traj)
     char *fid = NULL;
     /* the frame's element, or (healed) what its fingerprint matches */
     const sop_locator *loc = &st->loc;
-    int64_t heal_at = pt_mono_ms() + 1000;
+    int64_t heal_at = pt_mono_ms() + HEAL_AFTER_MS;
     cJSON *saved_entry = R->entry;
     R->entry = traj;
     while (loc_frame(R, R->depth, loc, st, &fid, err) != 0) {
         if (loc == &st->loc && !R->r->committed && pt_mono_ms() >= heal_at &&
             strstr(err, "no frame element matches")) {
             const sop_locator *h = loc_heal(R, st, &st->loc, NULL, 0);
-            heal_at = pt_mono_ms() + 1000;
+            heal_at = pt_mono_ms() + HEAL_AFTER_MS;
             if (h) {
                 loc = h;
                 continue;

@@ -156,6 +156,8 @@ static void scrub_takes_task_values_out(void **state)
     assert_null(strstr(t, "300059049"));
     assert_non_null(strstr(t, "Member plans"));
     assert_non_null(strstr(t, "\"button\"")); /* "1" is too short to look for */
+    assert_true(fp_holds_value("button \"Select LOUISE GOLICIC\"", values, 4));
+    assert_false(fp_holds_value("button \"Select\"", values, 4));
     free(t);
     cJSON_Delete(fp);
 }
