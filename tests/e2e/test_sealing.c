@@ -224,7 +224,7 @@ static void test_sealed_at_rest(void **state)
         {"a JPEG header", "\xff\xd8\xff\xe0\x00\x10JFIF", 10},
         {"a PNG header", "\x89PNG\r\n\x1a\n", 8},
         /* the element fingerprints the runs left, had they been kept in the clear */
-        {"a fingerprint", "\"label\":\"Member ID\"", 21},
+        {"a fingerprint", "\"label\":\"Member ID\"", sizeof("\"label\":\"Member ID\"") - 1},
     };
     size_t nn = sizeof(nd) / sizeof(nd[0]);
     char p[700];
