@@ -219,7 +219,7 @@ static int write_tag(pt_buf *b, const char *name, size_t nlen, const attr *as, s
     return pt_buf_append(b, self_closing ? "/>" : ">", self_closing ? 2 : 1);
 }
 
-/* Copies s[i..] up to the closing tag `close` (not included): *end where it begins. */
+/* Where the closing tag `close` after s[i] begins (n when there is none). */
 static size_t until_close(const char *s, size_t n, size_t i, const char *close)
 {
     size_t cl = strlen(close);
@@ -244,9 +244,10 @@ static int rename_html(pt_buf *b, const char *s, size_t n)
         if (j >= n)
             break;
         i = j;
-        if (!strncmp(s + i, "<!--", 4) || s[i + 1] == '!') {
-            const char *e = !strncmp(s + i, "<!--", 4) ? strstr(s + i, "-->") : strchr(s + i, '>');
-            size_t k = e ? (size_t)(e - s) + (s[i + 1] == '!' && !strncmp(s + i, "<!--", 4) ? 3 : 1) : n;
+        if (i + 1 < n && s[i + 1] == '!') { /* a comment or the doctype, as it is */
+            int comment = !strncmp(s + i, "<!--", 4);
+            const char *e = comment ? strstr(s + i, "-->") : strchr(s + i, '>');
+            size_t k = e ? (size_t)(e - s) + (comment ? 3 : 1) : n;
             if (pt_buf_append(b, s + i, k - i) < 0)
                 return -1;
             i = k;

@@ -47,8 +47,17 @@ static const char *field(const cJSON *o, const char *k)
 }
 
 /* portier run SOP (a path) --data (the bundled example) --fingerprints FP */
+static result run_traj(sandbox *sb, const char *sop, const char *example, const char *fp,
+                       const char *file, const char *traj);
 static result run(sandbox *sb, const char *sop, const char *example, const char *fp,
                   const char *file)
+{
+    return run_traj(sb, sop, example, fp, file, NULL);
+}
+
+/* run, with --trajectory traj when not NULL */
+static result run_traj(sandbox *sb, const char *sop, const char *example, const char *fp,
+                       const char *file, const char *traj)
 {
     char data[4096], secrets[4096], pdf[4096];
     home_path(example, data, sizeof(data));
@@ -70,6 +79,10 @@ static result run(sandbox *sb, const char *sop, const char *example, const char 
         home_path(file, pdf, sizeof(pdf));
         argv[n++] = "--file";
         argv[n++] = pdf;
+    }
+    if (traj) {
+        argv[n++] = "--trajectory";
+        argv[n++] = (char *)traj;
     }
     argv[n] = NULL;
     if (!argv[0])
@@ -230,7 +243,9 @@ static void bundled_sops_survive_a_redesign(void **state)
     for (size_t i = 0; i < NSOPS; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, sops[i].sop);
         int before = submitted(two, sops[i].kind);
-        result r = run(two, path, sops[i].example, fp, sops[i].file);
+        char traj[4400];
+        snprintf(traj, sizeof(traj), "%s/traj-%zu", fp, i);
+        result r = run_traj(two, path, sops[i].example, fp, sops[i].file, traj);
         if (sops[i].by_id) {
             expect_status(&r, 10, "completed_with_issues");
             const char *notes = field(r.json, "notes");
@@ -238,6 +253,23 @@ static void bundled_sops_survive_a_redesign(void **state)
             assert_non_null(strstr(notes, "\"#app-frame\" matched nothing"));
             assert_non_null(
                 strstr(notes, "Suggested change: in frame css \"iframe[title='Application']\""));
+            /* the trajectory says so at the step, and shows the frame it entered */
+            char tj[4500], *text = NULL;
+            snprintf(tj, sizeof(tj), "%s/trajectory.json", traj);
+            assert_int_equal(pt_read_file(tj, 8 << 20, &text, NULL), 0);
+            cJSON *t = cJSON_Parse(text), *st;
+            int healed = 0, inside = 0;
+            cJSON_ArrayForEach(st, cJSON_GetObjectItem(t, "steps"))
+            {
+                const cJSON *h = cJSON_GetObjectItem(st, "healed");
+                if (h && !strcmp(field(h, "new"), "in frame css \"iframe[title='Application']\""))
+                    healed++;
+                inside += !strcmp(field(st, "frame"), "\"iframe[title='Application']\"");
+            }
+            assert_int_equal(healed, 1);
+            assert_true(inside >= 3);
+            cJSON_Delete(t);
+            free(text);
         } else {
             expect_status(&r, 0, "completed");
         }
