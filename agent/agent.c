@@ -235,8 +235,9 @@ static void heal_outcome(run *R)
         snprintf(r->status, sizeof(r->status), "completed_with_issues");
     pt_buf b;
     pt_buf_init(&b, 16384);
-    pt_buf_appendf(&b, "%s%s", r->notes && *r->notes ? r->notes : "",
-                   r->notes && *r->notes ? " " : "");
+    const char *was = r->notes ? r->notes : "";
+    size_t wl = strlen(was);
+    pt_buf_appendf(&b, "%s%s", was, !wl ? "" : strchr(".!?", was[wl - 1]) ? " " : ". ");
     const cJSON *h;
     cJSON_ArrayForEach(h, r->heals)
     {
