@@ -55,7 +55,8 @@ double fp_text_similarity(const char *a, const char *b)
         row[0] = i;
         for (size_t j = 1; j <= lb; j++) {
             size_t cur = row[j];
-            size_t sub = prev + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            size_t sub =
+                prev + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
             size_t m = row[j] + 1 < row[j - 1] + 1 ? row[j] + 1 : row[j - 1] + 1;
             row[j] = m < sub ? m : sub;
             prev = cur;
@@ -76,7 +77,8 @@ static double jaccard(const cJSON *a, const cJSON *b)
     {
         if (!cJSON_IsString(x))
             continue;
-        cJSON_ArrayForEach(y, b) if (cJSON_IsString(y) && !strcasecmp(x->valuestring, y->valuestring))
+        cJSON_ArrayForEach(y,
+                           b) if (cJSON_IsString(y) && !strcasecmp(x->valuestring, y->valuestring))
         {
             both++;
             break;

@@ -287,8 +287,8 @@ static int judge(run *R, const cJSON *seen, int need_hit, double *x, double *y, 
     return need_hit && hit_through_frames(R, x, y, why, whysz) ? -3 : 0;
 }
 
-int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc0, int need_hit,
-                        int left, cdp_handle **out, double *x, double *y, cJSON **info)
+int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc0, int need_hit, int left,
+                        cdp_handle **out, double *x, double *y, cJSON **info)
 {
     int timeout = run_timeout(R, st);
     waiting w;
@@ -578,7 +578,8 @@ void loc_healed(run *R, const sop_step *st, const sop_locator *hl)
     char lt[512], sug[1024];
     loc_text(&st->loc, lt, sizeof(lt));
     suggest_line(st, &st->loc, h->line, sug, sizeof(sug));
-    PT_INFO("agent", "%s:%d: %s matched nothing; healed by its fingerprint (score %.2f, next %.2f): %s",
+    PT_INFO("agent",
+            "%s:%d: %s matched nothing; healed by its fingerprint (score %.2f, next %.2f): %s",
             base_name(st->file), st->line, lt, h->score, h->second, h->line);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "file", st->file);

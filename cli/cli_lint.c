@@ -79,8 +79,8 @@ static int parse_lint_args(int argc, char **argv, lint_args *la)
                 return lint_usage("--format takes text or json");
             continue;
         }
-        cli_unknown_option(a, (const char *const[]){"--against", "--format", "--help", "--heal"},
-                           4, why, sizeof(why));
+        cli_unknown_option(a, (const char *const[]){"--against", "--format", "--help", "--heal"}, 4,
+                           why, sizeof(why));
         return lint_usage(why);
     }
     if (la->heal && (la->against || la->json))
@@ -92,9 +92,9 @@ static int parse_lint_args(int argc, char **argv, lint_args *la)
 
 /* One SOP file's lines, and the changes to them. */
 typedef struct patch_file {
-    char *path;  /* as the runs named it */
-    char **old;  /* its lines, without newlines */
-    char **now;  /* the same lines changed (aliases old where unchanged) */
+    char *path; /* as the runs named it */
+    char **old; /* its lines, without newlines */
+    char **now; /* the same lines changed (aliases old where unchanged) */
     int n;
 } patch_file;
 
@@ -290,8 +290,7 @@ static int heal_patch(const lint_args *la)
     }
     free(files);
     fflush(stdout);
-    fprintf(stderr, "%d suggested change%s%s", changes, changes == 1 ? "" : "s",
-            stale ? "" : "\n");
+    fprintf(stderr, "%d suggested change%s%s", changes, changes == 1 ? "" : "s", stale ? "" : "\n");
     if (stale)
         fprintf(stderr, " (%d no longer fit%s: applied already, or the line changed)\n", stale,
                 stale == 1 ? "s" : "");

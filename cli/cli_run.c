@@ -99,10 +99,11 @@ static int run_option(run_args *ra, const char *a, const char *v)
         snprintf(name, sizeof(name), "%.*s", (int)(eq - v), v);
         vars_set(ra->answers, name, eq + 1, 0);
     } else {
-        static const char *const known[] = {
-            "--data",   "--portal", "--secrets",         "--file",  "--trajectory", "--browser",
-            "--record", "--replay", "--replay-fallback", "--input", "--approve",    "--help",
-            "--fingerprints"};
+        static const char *const known[] = {"--data",        "--portal",     "--secrets",
+                                            "--file",        "--trajectory", "--browser",
+                                            "--record",      "--replay",     "--replay-fallback",
+                                            "--input",       "--approve",    "--help",
+                                            "--fingerprints"};
         char why[256];
         cli_unknown_option(a, known, sizeof(known) / sizeof(known[0]), why, sizeof(why));
         return run_usage(why);

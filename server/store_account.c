@@ -384,14 +384,14 @@ int store_fingerprints_get(store *st, int64_t acct, const char *type, int versio
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-int store_fingerprints_put(store *st, int64_t acct, const char *type, int version,
-                           const char *json, int64_t now)
+int store_fingerprints_put(store *st, int64_t acct, const char *type, int version, const char *json,
+                           int64_t now)
 {
     char aad[256];
-    sqlite3_stmt *s = store__q(
-        st, "INSERT INTO fingerprints(account_id, type, sop_version, data, updated_at)"
-            " VALUES(?, ?, ?, ?, ?) ON CONFLICT(account_id, type, sop_version)"
-            " DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at");
+    sqlite3_stmt *s =
+        store__q(st, "INSERT INTO fingerprints(account_id, type, sop_version, data, updated_at)"
+                     " VALUES(?, ?, ?, ?, ?) ON CONFLICT(account_id, type, sop_version)"
+                     " DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at");
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, acct);

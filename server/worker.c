@@ -484,8 +484,8 @@ static void keep_fingerprints(store *st, const task *t, const cJSON *fps)
     if (!fps)
         return;
     char *json = cJSON_PrintUnformatted(fps);
-    if (!json || store_fingerprints_put(st, t->account_id, t->type, t->sop_version, json,
-                                        pt_wall_ms()) < 0)
+    if (!json ||
+        store_fingerprints_put(st, t->account_id, t->type, t->sop_version, json, pt_wall_ms()) < 0)
         PT_WARN("task", "task %lld: its fingerprints could not be kept", (long long)t->id);
     free(json);
 }

@@ -108,11 +108,13 @@ static int rename_css(pt_buf *b, const char *s, size_t n)
             continue;
         }
         size_t j = i;
-        while (j < n && s[j] != '{' && s[j] != '}' && !(s[j] == '/' && j + 1 < n && s[j + 1] == '*'))
+        while (j < n && s[j] != '{' && s[j] != '}' &&
+               !(s[j] == '/' && j + 1 < n && s[j + 1] == '*'))
             j++;
         if (depth == 0 && s[i + strspn(s + i, " \t\r\n")] == '@')
             at = 1;
-        int rc = depth == 0 && !at ? rename_selector(b, s + i, j - i) : pt_buf_append(b, s + i, j - i);
+        int rc =
+            depth == 0 && !at ? rename_selector(b, s + i, j - i) : pt_buf_append(b, s + i, j - i);
         if (rc < 0)
             return -1;
         i = j;
@@ -130,7 +132,8 @@ typedef struct attr {
 static int rename_value(pt_buf *b, const attr *a)
 {
     char kind = 0;
-    if ((a->nlen == 2 && !strncmp(a->name, "id", 2)) || (a->nlen == 3 && !strncmp(a->name, "for", 3)) ||
+    if ((a->nlen == 2 && !strncmp(a->name, "id", 2)) ||
+        (a->nlen == 3 && !strncmp(a->name, "for", 3)) ||
         (a->nlen == 15 && !strncmp(a->name, "aria-labelledby", 15)) ||
         (a->nlen == 16 && !strncmp(a->name, "aria-describedby", 16)) ||
         (a->nlen == 13 && !strncmp(a->name, "aria-controls", 13)))
@@ -263,9 +266,10 @@ static int rename_html(pt_buf *b, const char *s, size_t n)
         size_t nlen = ne - ns;
         if (closing) {
             /* the wrappers opened with the start tag close with it */
-            const char *pre = is_tag(name, nlen, "label") || is_tag(name, nlen, "button") ? "</span>"
-                              : is_tag(name, nlen, "main")                                 ? "</div>"
-                                                                                           : "";
+            const char *pre = is_tag(name, nlen, "label") || is_tag(name, nlen, "button")
+                                  ? "</span>"
+                              : is_tag(name, nlen, "main") ? "</div>"
+                                                           : "";
             const char *post =
                 is_tag(name, nlen, "select") || is_tag(name, nlen, "textarea") ? "</span>" : "";
             if (pt_buf_appendf(b, "%s%.*s%s", pre, (int)(te + 1 - i), s + i, post) < 0)
@@ -313,7 +317,7 @@ int sb_markup2(const char *ext, const char *src, size_t len, char **out, size_t 
     else if (ext && !strcmp(ext, ".js"))
         /* the pages' scripts compute markup 2's names when told so */
         rc = pt_buf_appendf(&b, "window.SANDBOX_MARKUP = 2;\n") < 0 ? -1
-                                                                   : pt_buf_append(&b, src, len);
+                                                                    : pt_buf_append(&b, src, len);
     else
         rc = rename_html(&b, src, len);
     if (rc < 0) {

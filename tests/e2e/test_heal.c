@@ -179,8 +179,9 @@ static char *fingerprint_files(const char *fp)
  * PHI is in text, in any case. */
 static void no_task_value_in(const char *text, const char *example)
 {
-    static const char *const phi[] = {"member_id", "patient", "dob", "claim_reference",
-                                      "explanation", "clinical_notes", "service_date"};
+    static const char *const phi[] = {"member_id",       "patient",     "dob",
+                                      "claim_reference", "explanation", "clinical_notes",
+                                      "service_date"};
     char path[4096], *data = NULL;
     home_path(example, path, sizeof(path));
     assert_int_equal(pt_read_file(path, 1 << 20, &data, NULL), 0);
@@ -279,8 +280,9 @@ static void bundled_sops_survive_a_redesign(void **state)
 
     /* the patch, applied where the SOPs are */
     char cmd[9000], *sh[] = {"/bin/sh", "-c", cmd, NULL}, *out = NULL, *err = NULL;
-    snprintf(cmd, sizeof(cmd), "cd '%s' && '%s' lint --heal '%s' > heal.patch && patch -p1 < heal.patch",
-             dir, getenv("PORTIER_BIN"), fp);
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && '%s' lint --heal '%s' > heal.patch && patch -p1 < heal.patch", dir,
+             getenv("PORTIER_BIN"), fp);
     int rc = tp_run(sh, NULL, &out, &err, 0);
     if (rc != 0)
         fail_msg("lint --heal | patch: exit %d\n%s\n%s", rc, out, err);
@@ -342,7 +344,8 @@ static void a_miss_after_commit_is_never_healed(void **state)
     expect_status(&r, 11, "failed");
     const char *notes = field(r.json, "notes");
     assert_non_null(strstr(notes, "no element matches \"#submit\""));
-    assert_non_null(strstr(notes, "not acted on after commit (write: click button \"Submit claim\")"));
+    assert_non_null(
+        strstr(notes, "not acted on after commit (write: click button \"Submit claim\")"));
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "committed")));
     assert_int_equal(submitted(two, "claim"), 0);
     result_free(&r);

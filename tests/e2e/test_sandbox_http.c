@@ -756,12 +756,12 @@ static void markup_2_changes_ids_classes_and_nesting(void **state)
     tc_response r = call(c, u, "GET", "/login", NULL);
     assert_int_equal(r.status, 200);
     const char *h = r.body;
-    assert_non_null(strstr(h, ">User ID<"));     /* the visible text */
+    assert_non_null(strstr(h, ">User ID<")); /* the visible text */
     assert_non_null(strstr(h, ">Sign in<"));
     assert_non_null(strstr(h, "name=\"user\"")); /* what the form sends */
     assert_null(strstr(h, "id=\"user\""));
     assert_null(strstr(h, "for=\"user\""));
-    assert_null(strstr(h, "user-"));              /* not a suffix either */
+    assert_null(strstr(h, "user-")); /* not a suffix either */
     assert_null(strstr(h, "class=\"card\""));
     assert_null(strstr(h, "id=\"login-error\""));
     assert_non_null(strstr(h, "<span class=\"u")); /* a wrapper around each control */

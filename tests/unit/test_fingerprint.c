@@ -25,9 +25,11 @@ static const char *markup2_fields =
     "\"type\":\"text\",\"id\":\"k1ax93b\",\"attrs\":[\"id\",\"name\",\"type\"],\"near\":[\"Payer\","
     "\"Patient\"]},"
     "{\"role\":\"textbox\",\"name\":\"Member ID\",\"label\":\"Member ID\",\"tag\":\"input\","
-    "\"type\":\"text\",\"id\":\"k0zz1qe\",\"attrs\":[\"id\",\"name\",\"type\"],\"near\":[\"Patient\","
+    "\"type\":\"text\",\"id\":\"k0zz1qe\",\"attrs\":[\"id\",\"name\",\"type\"],\"near\":["
+    "\"Patient\","
     "\"Patient name\"]},"
-    "{\"role\":\"textbox\",\"name\":\"Date of birth\",\"label\":\"Date of birth\",\"tag\":\"input\","
+    "{\"role\":\"textbox\",\"name\":\"Date of birth\",\"label\":\"Date of "
+    "birth\",\"tag\":\"input\","
     "\"type\":\"date\",\"id\":\"k2b8d0c\",\"attrs\":[\"id\",\"name\",\"type\"],\"near\":[\"Patient "
     "name\",\"Member ID\"]},"
     "{\"role\":\"button\",\"name\":\"Submit claim\",\"label\":\"\",\"tag\":\"button\",\"type\":"
@@ -67,7 +69,8 @@ static void two_lookalikes_are_ambiguous(void **state)
                             "\"attrs\":[\"id\",\"min\",\"name\",\"type\"],\"near\":[\"Line 1\"]}");
     cJSON *cands = cJSON_Parse(
         "[{\"role\":\"textbox\",\"name\":\"Units\",\"label\":\"Units\",\"tag\":\"input\",\"type\":"
-        "\"number\",\"id\":\"ka\",\"attrs\":[\"id\",\"min\",\"name\",\"type\"],\"near\":[\"Line 1\"]},"
+        "\"number\",\"id\":\"ka\",\"attrs\":[\"id\",\"min\",\"name\",\"type\"],\"near\":[\"Line "
+        "1\"]},"
         "{\"role\":\"textbox\",\"name\":\"Units\",\"label\":\"Units\",\"tag\":\"input\",\"type\":"
         "\"number\",\"id\":\"kb\",\"attrs\":[\"id\",\"min\",\"name\",\"type\"],\"near\":[\"Line "
         "2\"]}]");
@@ -126,12 +129,14 @@ static void a_set_by_text_then_line(void **state)
            cJSON_Parse(member_id_fp));
     fp_put(set, "submit_claim.sop", 30, "click button \"Submit claim\"", cJSON_CreateObject());
     assert_int_equal(cJSON_GetArraySize(set), 2);
-    const cJSON *e = fp_lookup(set, "submit_claim.sop", 29, "fill label \"Member ID\" with member_id");
+    const cJSON *e =
+        fp_lookup(set, "submit_claim.sop", 29, "fill label \"Member ID\" with member_id");
     assert_non_null(e);
     assert_int_equal(cJSON_GetObjectItem(e, "line")->valueint, 27);
     e = fp_lookup(set, "submit_claim.sop", 30, "click \"#submit\"");
     assert_non_null(e);
-    assert_string_equal(cJSON_GetObjectItem(e, "step")->valuestring, "click button \"Submit claim\"");
+    assert_string_equal(cJSON_GetObjectItem(e, "step")->valuestring,
+                        "click button \"Submit claim\"");
     assert_null(fp_lookup(set, "login.sop", 27, "fill label \"Member ID\" with member_id"));
     fp_put(set, "submit_claim.sop", 31, "fill label \"Member ID\" with member_id",
            cJSON_CreateObject());
@@ -191,6 +196,7 @@ static void a_folder_of_sets(void **state)
 
 PT_TESTS("fingerprint", cmocka_unit_test(text_similarity),
          cmocka_unit_test(the_same_field_under_a_new_id_is_decisive),
-         cmocka_unit_test(two_lookalikes_are_ambiguous), cmocka_unit_test(nothing_alike_is_too_weak),
-         cmocka_unit_test(a_frame_by_its_title), cmocka_unit_test(a_set_by_text_then_line),
-         cmocka_unit_test(scrub_takes_task_values_out), cmocka_unit_test(a_folder_of_sets));
+         cmocka_unit_test(two_lookalikes_are_ambiguous),
+         cmocka_unit_test(nothing_alike_is_too_weak), cmocka_unit_test(a_frame_by_its_title),
+         cmocka_unit_test(a_set_by_text_then_line), cmocka_unit_test(scrub_takes_task_values_out),
+         cmocka_unit_test(a_folder_of_sets));
