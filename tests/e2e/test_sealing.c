@@ -375,5 +375,56 @@ static void test_plaintext_rows_still_read(void **state)
     free(dir);
 }
 
+/* An SOP version's fingerprints: sealed for the account, opened as they
+ * were written, one set per version, the newer write replacing the older;
+ * a set sealed for one version does not open as another's. */
+static void test_fingerprints_sealed_per_version(void **state)
+{
+    (void)state;
+    char *dir = pt_mkdtemp("portier-seal"), db[600], err[512];
+    snprintf(db, sizeof(db), "%s/f.db", dir);
+    store *st = store_open(db, 1, err);
+    keys *k = keys_load(db, NULL, err);
+    assert_non_null(st);
+    assert_non_null(k);
+    keys_attach(k, st);
+    int64_t acct = 0;
+    char key[64], *whsec = NULL, *json = NULL;
+    assert_int_equal(keys_create_account(k, st, "a", NULL, NULL, &acct, key, &whsec, err), 0);
+    free(whsec);
+    assert_int_equal(store_fingerprints_get(st, acct, "submit_claim", 1, &json), 0);
+    assert_int_equal(store_fingerprints_put(st, acct, "submit_claim", 1, "[\"one\"]", 1), 0);
+    assert_int_equal(store_fingerprints_put(st, acct, "submit_claim", 1, "[\"two\"]", 2), 0);
+    assert_int_equal(store_fingerprints_put(st, acct, "submit_claim", 2, "[\"v2\"]", 3), 0);
+    assert_int_equal(store_fingerprints_get(st, acct, "submit_claim", 1, &json), 1);
+    assert_string_equal(json, "[\"two\"]");
+    free(json);
+    assert_int_equal(store_fingerprints_get(st, acct, "submit_claim", 2, &json), 1);
+    assert_string_equal(json, "[\"v2\"]");
+    free(json);
+    sqlite3 *raw;
+    assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(raw, "SELECT count(*) FROM fingerprints WHERE typeof(data)='blob'", -1, &q,
+                       NULL);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 2);
+    sqlite3_finalize(q);
+    /* version 2's sealed set moved under version 1: it does not open there */
+    assert_int_equal(sqlite3_exec(raw,
+                                  "DELETE FROM fingerprints WHERE sop_version=1;"
+                                  "UPDATE fingerprints SET sop_version=1",
+                                  0, 0, 0),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(store_fingerprints_get(st, acct, "submit_claim", 1, &json), -1);
+    assert_null(json);
+    keys_free(k);
+    store_close(st);
+    pt_rmtree(dir);
+    free(dir);
+}
+
 PT_TESTS("sealing", cmocka_unit_test(test_plaintext_rows_still_read),
+         cmocka_unit_test(test_fingerprints_sealed_per_version),
          cmocka_unit_test(test_sealed_at_rest), cmocka_unit_test(test_retention_purges));
