@@ -11,7 +11,9 @@
 #define _GNU_SOURCE
 #include "agent/agent.h"
 #include "agent/run.h"
+#include "util/buf.h"
 #include "util/err.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -100,7 +102,10 @@ static void step(run *R, const sop_step *st)
     }
     int64_t t0 = pt_mono_ms();
     unsigned long c0 = cdp_calls_here();
+    cJSON *saved_entry = R->entry;
+    R->entry = t; /* a heal says so in it */
     int rc = k->fn ? k->fn(R, st) : 0;
+    R->entry = saved_entry;
     traj_end(R, t, rc != 0 && !strcmp(R->r->status, "failed"), k->changes);
     if (pt_log_enabled(PT_LOG_DEBUG)) {
         const char *base = strrchr(st->file, '/');
@@ -222,8 +227,48 @@ int run_handlers(run *R)
 
 /* ---- Entry --------------------------------------------------------------- */
 
+/* A run that healed a step ends at best completed_with_issues, with each
+ * suggested change in its notes (docs/sop.md, "Fingerprints and healing"). */
+static void heal_outcome(run *R)
+{
+    agent_result *r = R->r;
+    if (!r->heals || !cJSON_GetArraySize(r->heals))
+        return;
+    if (!strcmp(r->status, "completed"))
+        snprintf(r->status, sizeof(r->status), "completed_with_issues");
+    pt_buf b;
+    pt_buf_init(&b, 16384);
+    const char *was = r->notes ? r->notes : "";
+    size_t wl = strlen(was);
+    pt_buf_appendf(&b, "%s%s", was, !wl ? "" : strchr(".!?", was[wl - 1]) ? " " : ". ");
+    const cJSON *h;
+    cJSON_ArrayForEach(h, r->heals)
+    {
+        const char *file = pt_json_str(h, "file") ? pt_json_str(h, "file") : "";
+        const char *base = strrchr(file, '/');
+        pt_buf_appendf(&b,
+                       "Healed %s:%d: %s matched nothing; acted on the element its fingerprint "
+                       "matched (score %.2f, next %.2f). Suggested change: %s",
+                       base ? base + 1 : file,
+                       (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(h, "line")),
+                       pt_json_str(h, "locator") ? pt_json_str(h, "locator") : "",
+                       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(h, "score")),
+                       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(h, "second")),
+                       pt_json_str(h, "new") ? pt_json_str(h, "new") : "");
+        pt_buf_appendf(&b, "%s", h->next ? " " : "");
+    }
+    char *notes = pt_buf_take(&b);
+    if (notes) {
+        free(r->notes);
+        r->notes = vars_mask(notes, R->o->secrets);
+        free(notes);
+    }
+}
+
 void agent_result_free(agent_result *r)
 {
+    cJSON_Delete(r->fingerprints);
+    cJSON_Delete(r->heals);
     free(r->notes);
     vars_free(r->outputs);
     free(r->ask_name);
@@ -241,6 +286,8 @@ int agent_run(const sop *s, const agent_options *o, agent_result *r)
     R.r = r;
     R.v = vars_new();
     R.traj_steps = cJSON_CreateArray();
+    if (o->record_fingerprints)
+        R.fps = o->fingerprints ? cJSON_Duplicate(o->fingerprints, 1) : cJSON_CreateArray();
     char err[ERR_SIZE], *ctx = NULL;
     if (o->trajectory_dir && mkdir(o->trajectory_dir, 0700) < 0 && errno != EEXIST) {
         snprintf(r->status, sizeof(r->status), "failed");
@@ -275,9 +322,20 @@ int agent_run(const sop *s, const agent_options *o, agent_result *r)
         snprintf(r->status, sizeof(r->status), "completed");
         r->notes = strdup("");
     }
+    heal_outcome(&R);
+    /* only a run that succeeded says what the page's elements look like */
+    if (R.fps && (!strcmp(r->status, "completed") || !strcmp(r->status, "completed_with_issues"))) {
+        r->fingerprints = R.fps;
+        R.fps = NULL;
+    }
     traj_write(&R);
 done:
     cJSON_Delete(R.traj_steps);
+    cJSON_Delete(R.fps);
+    for (int i = 0; i < R.nheals; i++) {
+        free(R.heals[i].loc.value);
+        free(R.heals[i].loc.role);
+    }
     for (int d = 1; d < MAX_FRAMES; d++)
         free(R.stack[d].frame_id);
     free(R.handlers);

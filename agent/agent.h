@@ -63,6 +63,12 @@ typedef struct agent_options {
     size_t nfiles;
     int approve;                /* `review` steps are approved */
     const char *trajectory_dir; /* NULL: no trajectory */
+    /* Element fingerprints (agent/fingerprint.h, docs/sop.md): the set
+     * earlier runs of this SOP left (borrowed; NULL: none), which a
+     * locator that matches nothing is healed by; record_fingerprints:
+     * this run's are merged into a copy of it, in r->fingerprints. */
+    const cJSON *fingerprints;
+    int record_fingerprints;
     const agent_traj_sink *traj_sink; /* borrowed; NULL: plain files in
                                          trajectory_dir */
 
@@ -114,6 +120,12 @@ typedef struct agent_result {
     int session_reused; /* a kept session was still signed in: sign-in skipped */
     int unreachable;    /* failed because the portal could not be reached (no
                            connection, no such host): nothing was done there */
+    cJSON *fingerprints; /* record_fingerprints and the run succeeded
+                            (completed or completed_with_issues): the set to
+                            keep for the next run; else NULL */
+    cJSON *heals;        /* the steps healed, each the SOP change to make:
+                            [{"file", "line", "col", "old", "new", "score",
+                            "second"}]; NULL when none */
 } agent_result;
 
 /* Runs s to its end. Returns 0 when a status was reached (whatever it is),

@@ -129,7 +129,7 @@ static int in_frame_holds(run *R, const sop_cond *c, int depth, char *err)
     char *fid = NULL;
     if (depth + 1 >= MAX_FRAMES)
         return pt_errf(err, "frames nested more than %d deep", MAX_FRAMES - 1);
-    if (loc_frame(R, depth, c->frame, &fid, err) != 0)
+    if (loc_frame(R, depth, c->frame, NULL, &fid, err) != 0)
         return 0;
     framectx saved = R->stack[depth + 1];
     R->stack[depth + 1] = (framectx){fid, c->frame};

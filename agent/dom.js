@@ -288,6 +288,72 @@
     return out.sort((x, y) => y.score - x.score).slice(0, 3);
   };
 
+  /* ---- Fingerprints (agent/fingerprint.h): what identifies an element
+   * apart from its locator. Only what the page gives controls and
+   * structure: role, accessible name, label text, tag, id, attribute
+   * NAMES (never a value), and the labels, legends and headings just
+   * before it in document order (never a cell's or a paragraph's text).
+   * The agent scrubs any task value out of them before keeping them. */
+  const NEAR = 'label,legend,h1,h2,h3,h4,h5,h6,[role=heading]';
+  const STATE_ATTRS = /^(value|style|checked|selected|disabled|hidden|aria-invalid|aria-expanded|aria-activedescendant|aria-checked|aria-selected|tabindex)$/;
+  const short = (t) => (t.length <= 80 ? t : '');
+  const labelOf = (el) => {
+    if (el.labels && el.labels.length) return norm(Array.from(el.labels).map((l) => l.textContent).join(' ')).replace(/\s*[*:]+$/, '');
+    const lb = el.getAttribute && el.getAttribute('aria-labelledby');
+    if (lb) return norm(lb.split(/\s+/).map((id) => textOf(id, el)).join(' '));
+    const l = el.matches && el.matches(WIDGETS) ? looseLabelOf(el) : null;
+    return l ? norm(l.textContent).replace(/\s*[*:]+$/, '') : '';
+  };
+  const fpOf = (el, near) => ({
+    role: roleOf(el), name: short(accName(el)), label: short(labelOf(el)), tag: el.tagName.toLowerCase(),
+    type: (el.getAttribute('type') || '').toLowerCase(), id: el.id || '',
+    attrs: Array.from(el.attributes).map((a) => a.name).filter((n) => !STATE_ATTRS.test(n)).sort(),
+    near: near.filter((t) => t !== labelOf(el)).slice(-3),
+  });
+  /* The fingerprints of the elements in want (a Set), each with the last
+   * labels seen before it: one walk of the document, shadow trees too. */
+  const fingerprints = (want) => {
+    const out = new Map(), recent = [];
+    for (const e of deepElements(document.documentElement)) {
+      if (want.has(e)) out.set(e, fpOf(e, recent.slice()));
+      if (e.matches(NEAR)) {
+        const t = norm(e.textContent).replace(/\s*[*:]+$/, '');
+        if (t && t.length <= 60 && recent[recent.length - 1] !== t) { recent.push(t); if (recent.length > 4) recent.shift(); }
+      }
+    }
+    return out;
+  };
+  /* The SOP locator that names el alone, from what a person sees: its
+   * label, its role and name, a frame's title. null when none does. */
+  const FIELDISH = /^(textbox|combobox|searchbox|checkbox|radio|listbox|spinbutton|slider|switch)$/;
+  const unique = (loc, el) => { try { const els = find(loc); return els.length === 1 && els[0] === el; } catch (x) { return false; } };
+  const namingLoc = (el, f) => {
+    const q = (t) => '"' + t + '"';
+    if (f.label && !/["{}]/.test(f.label) && (FIELDISH.test(f.role) || /^(input|select|textarea)$/.test(f.tag))) {
+      const loc = { kind: 'label', value: f.label, nth: 0 };
+      if (unique(loc, el) || unique(loc, fieldOf(el))) return { loc, line: 'label ' + q(f.label) };
+    }
+    if (f.role && f.name && SOP_ROLES.includes(f.role) && !/["{}]/.test(f.name)) {
+      const loc = { kind: 'role', role: f.role, value: f.name, nth: 0 };
+      if (unique(loc, el)) return { loc, line: f.role + ' ' + q(f.name) };
+    }
+    for (const a of ['title', 'name', 'aria-label']) {
+      const v = el.getAttribute(a);
+      if (!v || /["'{}\]\\]/.test(v) || v.length > 60) continue;
+      const loc = { kind: 'css', value: f.tag + '[' + a + "='" + v + "']", nth: 0 };
+      if (unique(loc, el)) return { loc, line: 'css ' + q(loc.value) };
+    }
+    return null;
+  };
+  /* Heal: every element a step could have acted on, fingerprinted, with
+   * the locator that would name it (C scores them; agent/locate.c). */
+  const CAND = 'a[href],button,input:not([type=hidden]),select,textarea,[role],[contenteditable],iframe,frame,summary';
+  const fpCandidates = () => {
+    const els = deepQueryAll(CAND).filter((e) => visible(e) || e.type === 'checkbox' || e.type === 'radio' || isFile(e)).slice(0, 400);
+    const fps = fingerprints(new Set(els));
+    return els.map((e) => { const f = fps.get(e); const n = namingLoc(e, f); if (n) { f.line = n.line; f.loc = n.loc; } return f; });
+  };
+
   /* ---- Tables and scopes: a row by one of its cells' text (or its text),
    * a cell by its column's header (or its own text), and `... in LOCATOR`. */
   const cellsOf = (tr) => Array.from(tr.children).filter((c) => /^(TD|TH)$/.test(c.tagName) ||
@@ -589,6 +655,8 @@
 
   switch (op) {
   case 'candidates': return candidates(a);
+  case 'fingerprint': return fingerprints(new Set([a])).get(a);
+  case 'fpCandidates': return fpCandidates();
   case 'count': {
     const els = find(a);
     return { count: els.length, visible: els.filter(visible).length };
@@ -605,6 +673,9 @@
     const { els, el } = pick(a);
     if (!el) return { count: els.length };
     const w = Object.assign({ count: 1 }, await actionable(el, b), { info: info(el) });
+    /* b.fp: a run that records fingerprints gets the element's here, in
+     * the same call */
+    if (b && b.fp && w.ok) w.fp = fingerprints(new Set([el])).get(el);
     Object.defineProperty(w, 'lookedAt', { value: el });
     return w;
   })();

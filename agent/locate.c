@@ -8,15 +8,19 @@
  * snapshot of the document a step resolved in (record mode). It must never
  * act on an element (no click, no key): steps.c does, with what it returns.
  */
+#define _GNU_SOURCE
 #include "agent/agent.h"
+#include "agent/fingerprint.h"
 #include "agent/run.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 #include "util/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void loc_text(const sop_locator *l, char *out, size_t outsz)
 {
@@ -91,7 +95,8 @@ static int resolve(run *R, int depth, const sop_locator *loc, dom_out *o, int ti
     return dom_call(R, depth, NULL, "resolve", args, 0, o, timeout_ms, err);
 }
 
-int loc_frame(run *R, int depth, const sop_locator *loc, char **frame_id, char *err)
+int loc_frame(run *R, int depth, const sop_locator *loc, const sop_step *st, char **frame_id,
+              char *err)
 {
     dom_out o;
     int rc = resolve(R, depth, loc, &o, 5000, err);
@@ -102,6 +107,12 @@ int loc_frame(run *R, int depth, const sop_locator *loc, char **frame_id, char *
         return -1;
     }
     loc_snapshot(R, depth);
+    if (st && loc_fp_on(R)) { /* one call more per frame entered */
+        char ferr[ERR_SIZE];
+        cJSON *fp = dom_on(o.el, "fingerprint", NULL, ferr);
+        if (fp)
+            loc_fp_record(R, st, &st->loc, fp);
+    }
     rc = cdp_handle_content_frame(o.el, frame_id, 15000, err);
     cdp_handle_release(o.el);
     if (rc < 0)
@@ -245,6 +256,8 @@ static int look(run *R, const sop_locator *loc, int left, dom_out *o, char *err)
     }
     cJSON *opt = cJSON_CreateObject();
     cJSON_AddBoolToObject(opt, "left", left);
+    if (loc_fp_on(R))
+        cJSON_AddBoolToObject(opt, "fp", 1);
     cJSON *args = cJSON_CreateArray();
     cJSON_AddItemToArray(args, cdp_arg(lj));
     cJSON_AddItemToArray(args, cdp_arg(opt));
@@ -274,12 +287,14 @@ static int judge(run *R, const cJSON *seen, int need_hit, double *x, double *y, 
     return need_hit && hit_through_frames(R, x, y, why, whysz) ? -3 : 0;
 }
 
-int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc, int need_hit,
-                        int left, cdp_handle **out, double *x, double *y, cJSON **info)
+int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc0, int need_hit, int left,
+                        cdp_handle **out, double *x, double *y, cJSON **info)
 {
     int timeout = run_timeout(R, st);
     waiting w;
     char why[ERR_SIZE] = "", err[ERR_SIZE], lt[512];
+    const sop_locator *loc = loc0; /* or, healed, what names its fingerprint's match */
+    int64_t heal_at = pt_mono_ms() + HEAL_AFTER_MS;
     loc_text(loc, lt, sizeof(lt));
     *out = NULL;
     if (info)
@@ -300,6 +315,11 @@ int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc, int 
             snprintf(why, sizeof(why), "%s", err);
         } else if ((j = judge(R, o.value, need_hit, x, y, &count, why, sizeof(why))) == 0) {
             *out = o.el;
+            cJSON *fp = cJSON_DetachItemFromObjectCaseSensitive(o.value, "fp");
+            if (loc != loc0)
+                loc_healed(R, st, loc);
+            if (fp)
+                loc_fp_record(R, st, loc0, fp);
             if (info && (*info = cJSON_DetachItemFromObjectCaseSensitive(o.value, "info"))) {
                 /* from the frame's viewport to the top page's */
                 cJSON_AddNumberToObject(*info, "frameDx", *x - dom_num(o.value, "x"));
@@ -320,11 +340,21 @@ int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc, int 
         }
         cdp_handle_release(o.el);
         cJSON_Delete(o.value);
+        if (missing && loc == loc0 && !R->r->committed && pt_mono_ms() >= heal_at) {
+            const sop_locator *h = loc_heal(R, st, loc0, NULL, 0);
+            heal_at = pt_mono_ms() + HEAL_AFTER_MS;
+            if (h) {
+                loc = h; /* look again at once, by the healed locator */
+                continue;
+            }
+        }
         if (run_wait_over(&w)) {
-            char near[2048] = "";
-            if (missing)
+            char near[2048] = "", healed[1024] = "";
+            if (missing) {
                 nearest(R, st, loc, near, sizeof(near));
-            run_fail(R, st, "%s: %s for %d s%s", lt, why, (timeout + 999) / 1000, near);
+                loc_heal_after_commit(R, st, loc0, healed, sizeof(healed));
+            }
+            run_fail(R, st, "%s: %s for %d s%s%s", lt, why, (timeout + 999) / 1000, healed, near);
             return -1;
         }
         /* moving: the look itself took an animation frame, look again; in
@@ -344,29 +374,243 @@ int loc_present(run *R, const sop_step *st, cdp_handle **e)
     char err[ERR_SIZE], lt[512];
     loc_text(&st->loc, lt, sizeof(lt));
     int timeout = run_timeout(R, st);
+    /* an upload acts on what it finds: fingerprinted, and healed */
+    int acts = st->kind == SOP_UPLOAD;
+    const sop_locator *loc = &st->loc;
+    int64_t heal_at = pt_mono_ms() + HEAL_AFTER_MS;
     waiting w;
     run_wait_begin(R, &w, st, timeout, "an element");
     for (;;) {
         if (R->stop)
             return -1;
         int count = 0;
-        int rc = loc_find(R, &st->loc, e, &count, err);
-        if (rc == 0)
+        int rc = loc_find(R, loc, e, &count, err);
+        if (rc == 0) {
+            if (loc != &st->loc)
+                loc_healed(R, st, loc);
+            cJSON *fp = acts && loc_fp_on(R) ? dom_on(*e, "fingerprint", NULL, err) : NULL;
+            if (fp)
+                loc_fp_record(R, st, &st->loc, fp);
             return 0;
-        if (rc == 1 && count > 1 && !st->loc.nth) {
+        }
+        if (rc == 1 && count > 1 && !loc->nth) {
             run_fail(R, st, "%s matches %d elements; say which with first, last or nth N", lt,
                      count);
             return -1;
         }
+        if (acts && rc == 1 && loc == &st->loc && !R->r->committed && pt_mono_ms() >= heal_at) {
+            const sop_locator *h = loc_heal(R, st, &st->loc, NULL, 0);
+            heal_at = pt_mono_ms() + HEAL_AFTER_MS;
+            if (h) {
+                loc = h;
+                continue;
+            }
+        }
         if (run_wait_over(&w)) {
-            char near[2048] = "";
+            char near[2048] = "", healed[1024] = "";
             if (rc == 1)
                 nearest(R, st, &st->loc, near, sizeof(near));
-            run_fail(R, st, "no element matches %s for %d s%s", lt, (timeout + 999) / 1000, near);
+            if (rc == 1 && acts)
+                loc_heal_after_commit(R, st, &st->loc, healed, sizeof(healed));
+            run_fail(R, st, "no element matches %s for %d s%s%s", lt, (timeout + 999) / 1000,
+                     healed, near);
             return -1;
         }
         if (run_handlers(R) < 0 || R->stop)
             return -1;
-        run_wait_change(R, &w, WAIT_CAP_MS, rc == 1 ? &st->loc : NULL);
+        run_wait_change(R, &w, WAIT_CAP_MS, rc == 1 ? loc : NULL);
     }
+}
+
+/* ---- Fingerprints and healing -------------------------------------------- */
+
+int loc_fp_on(const run *R)
+{
+    return R->fps != NULL;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
+/* Whether a locator (or its scope) is a template: its value may be task
+ * data, so it is neither fingerprinted nor healed. */
+static int templated(const sop_locator *l)
+{
+    for (; l; l = l->within)
+        if (!l->value || strstr(l->value, "{{"))
+            return 1;
+    return 0;
+}
+
+/* The task's values and the secrets, borrowed from the run (a new array
+ * of *n; the caller frees it), or NULL: none may stay in a fingerprint or
+ * a suggestion. */
+static const char **task_values(run *R, size_t *n)
+{
+    const vars *sets[2] = {R->v, R->o->secrets};
+    size_t max = 0, k = 0;
+    for (int i = 0; i < 2; i++)
+        max += sets[i] ? vars_count(sets[i]) : 0;
+    const char **values = calloc(max ? max : 1, sizeof(*values));
+    for (int i = 0; values && i < 2; i++)
+        for (size_t j = 0; sets[i] && j < vars_count(sets[i]); j++)
+            values[k++] = vars_get(sets[i], vars_name(sets[i], j));
+    *n = k;
+    return values;
+}
+
+void loc_fp_record(run *R, const sop_step *st, const sop_locator *loc, cJSON *fp)
+{
+    size_t n = 0;
+    const char **values = R->fps && !templated(loc) && st->source ? task_values(R, &n) : NULL;
+    if (!values) {
+        cJSON_Delete(fp);
+        return;
+    }
+    fp_scrub(fp, values, n);
+    free(values);
+    fp_put(R->fps, base_name(st->file), st->line, st->source, fp);
+}
+
+/* A heal already found for st, or NULL. */
+static heal *heal_of(run *R, const sop_step *st)
+{
+    for (int i = 0; i < R->nheals; i++)
+        if (R->heals[i].st == st)
+            return &R->heals[i];
+    return NULL;
+}
+
+/* Whether the locator that names candidate c holds a task value: it would
+ * be the suggestion (notes, the fingerprints folder), so it is not one. */
+static int names_task_data(run *R, const cJSON *c)
+{
+    size_t n = 0;
+    const char **values = task_values(R, &n);
+    int holds = !values || fp_holds_value(pt_json_str(c, "line"), values, n);
+    free(values);
+    return holds;
+}
+
+/* The best match in the current frame for st's fingerprint: 1 with *h
+ * filled (not yet kept) when decisive, 0 with why when not, -1 when there
+ * is nothing to heal by. */
+static int heal_match(run *R, const sop_step *st, const sop_locator *loc, heal *h, char *why,
+                      size_t whysz)
+{
+    char err[ERR_SIZE];
+    if (!R->o->fingerprints || templated(loc) || !st->source)
+        return -1;
+    const cJSON *e = fp_lookup(R->o->fingerprints, base_name(st->file), st->line, st->source);
+    const cJSON *fp = cJSON_GetObjectItemCaseSensitive(e, "fp");
+    if (!cJSON_IsObject(fp))
+        return -1;
+    dom_out o;
+    if (dom_call(R, R->depth, NULL, "fpCandidates", NULL, 1, &o, 5000, err))
+        return -1;
+    double best, second;
+    int i = fp_best(fp, o.value, &best, &second);
+    const cJSON *c = i >= 0 ? cJSON_GetArrayItem(o.value, i) : NULL;
+    const cJSON *cl = cJSON_GetObjectItemCaseSensitive(c, "loc");
+    int rc = 0;
+    if (!c) {
+        if (why)
+            snprintf(why, whysz, "no element in the page is like its fingerprint");
+    } else if (!fp_decisive(best, second)) {
+        if (why)
+            snprintf(why, whysz,
+                     "its fingerprint's best match is too weak or too close to another (score "
+                     "%.2f, next %.2f)",
+                     best, second);
+    } else if (!cJSON_IsObject(cl) || !pt_json_str(c, "line") || names_task_data(R, c)) {
+        if (why)
+            snprintf(why, whysz,
+                     "its fingerprint matches an element (score %.2f) that no label, role and "
+                     "name or title names alone",
+                     best);
+    } else {
+        static const char *const kinds[] = {"css", "xpath", "text", "label", "role"};
+        const char *k = pt_json_str(cl, "kind"), *role = pt_json_str(cl, "role");
+        memset(h, 0, sizeof(*h));
+        h->st = st;
+        for (int j = 0; j < 5; j++)
+            if (k && !strcmp(k, kinds[j]))
+                h->loc.kind = (sop_loc_kind)j;
+        h->loc.value = strdup(pt_json_str(cl, "value") ? pt_json_str(cl, "value") : "");
+        h->loc.role = role ? strdup(role) : NULL;
+        h->loc.field = loc->field;
+        h->loc.file = loc->file;
+        h->loc.line = loc->line;
+        h->loc.col = loc->col;
+        snprintf(h->line, sizeof(h->line), "%s", pt_json_str(c, "line"));
+        h->score = best;
+        h->second = second;
+        rc = 1;
+    }
+    cJSON_Delete(o.value);
+    return rc;
+}
+
+const sop_locator *loc_heal(run *R, const sop_step *st, const sop_locator *loc, char *why,
+                            size_t whysz)
+{
+    heal *have = heal_of(R, st);
+    if (have)
+        return &have->loc;
+    if (R->nheals >= MAX_HEALS)
+        return NULL;
+    heal h;
+    if (heal_match(R, st, loc, &h, why, whysz) != 1)
+        return NULL;
+    R->heals[R->nheals] = h;
+    return &R->heals[R->nheals++].loc;
+}
+
+void loc_healed(run *R, const sop_step *st, const sop_locator *hl)
+{
+    heal *h = heal_of(R, st);
+    if (!h || &h->loc != hl || h->acted)
+        return;
+    h->acted = 1;
+    char lt[512], sug[1024];
+    loc_text(&st->loc, lt, sizeof(lt));
+    suggest_line(st, &st->loc, h->line, sug, sizeof(sug));
+    PT_INFO("agent",
+            "%s:%d: %s matched nothing; healed by its fingerprint (score %.2f, next %.2f): %s",
+            base_name(st->file), st->line, lt, h->score, h->second, h->line);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "file", st->file);
+    cJSON_AddNumberToObject(j, "line", st->line);
+    cJSON_AddNumberToObject(j, "col", st->col);
+    cJSON_AddStringToObject(j, "old", st->source ? st->source : "");
+    cJSON_AddStringToObject(j, "new", sug);
+    cJSON_AddStringToObject(j, "locator", lt);
+    cJSON_AddStringToObject(j, "healed_by", h->line);
+    cJSON_AddNumberToObject(j, "score", (double)(int)(h->score * 1000) / 1000);
+    cJSON_AddNumberToObject(j, "second", (double)(int)(h->second * 1000) / 1000);
+    if (R->entry)
+        cJSON_AddItemToObject(R->entry, "healed", cJSON_Duplicate(j, 1));
+    if (!R->r->heals)
+        R->r->heals = cJSON_CreateArray();
+    cJSON_AddItemToArray(R->r->heals, j);
+}
+
+void loc_heal_after_commit(run *R, const sop_step *st, const sop_locator *loc, char *out,
+                           size_t outsz)
+{
+    heal h;
+    *out = '\0';
+    if (!R->r->committed || heal_match(R, st, loc, &h, NULL, 0) != 1)
+        return;
+    char sug[1024];
+    suggest_line(st, &st->loc, h.line, sug, sizeof(sug));
+    snprintf(out, outsz,
+             "; its fingerprint matches %s (score %.2f, next %.2f), not acted on after commit "
+             "(write: %s)",
+             h.line, h.score, h.second, sug);
+    free(h.loc.value);
+    free(h.loc.role);
 }

@@ -60,6 +60,21 @@ typedef struct handler {
     int due, holds; /* in run_handlers: due for a look; held (-1: not looked) */
 } handler;
 
+/* A step the run healed (locate.c): the locator that named the element
+ * its fingerprint matched, in place of the one that matched nothing. */
+#define MAX_HEALS 16
+/* How long a locator matches nothing before healing is tried, and how
+ * often it is tried again while the step still waits: a page still being
+ * built must have its chance first, and each try reads the whole page. */
+#define HEAL_AFTER_MS 1000
+typedef struct heal {
+    const sop_step *st;
+    sop_locator loc; /* its role and value owned here */
+    char line[512];  /* that locator as an SOP writes it */
+    double score, second;
+    int acted; /* the step acted on it (before commit) */
+} heal;
+
 typedef struct run {
     const sop *s;
     /* agent.h's types, by their struct names: agent.c includes run.h, so
@@ -92,6 +107,11 @@ typedef struct run {
     vars *hidden;                   /* values typed into sensitive fields */
     char *mask_frames[MAX_FRAMES];  /* frames with marked fields (NULL: top) */
     int nmask_frames, masked;       /* masked: a mask is on until the shot ends */
+    /* fingerprints and healing (locate.c) */
+    cJSON *entry;   /* the trajectory entry of the step running (borrowed) */
+    cJSON *fps;     /* o->record_fingerprints: the set this run leaves */
+    heal heals[MAX_HEALS];
+    int nheals;
 } run;
 
 /* ---- session.c: kept sessions ------------------------------------------- */
@@ -217,8 +237,32 @@ int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc, int 
  * necessarily visible. -1 when the step failed. */
 int loc_present(run *R, const sop_step *st, cdp_handle **e);
 /* The frame that loc's element (in the frame at depth) shows: *frame_id
- * new. 0, or non-zero with err. */
-int loc_frame(run *R, int depth, const sop_locator *loc, char **frame_id, char *err);
+ * new. 0, or non-zero with err. st: the `in frame` step whose fingerprint
+ * the element is (NULL: a condition's frame, not fingerprinted). */
+int loc_frame(run *R, int depth, const sop_locator *loc, const sop_step *st, char **frame_id,
+              char *err);
+
+/* Healing (docs/sop.md, "Fingerprints and healing"): loc, st's locator in
+ * the current frame, matched nothing; the fingerprint an earlier run that
+ * succeeded recorded for st names an element strongly and unambiguously.
+ * Returns the locator that names that element alone (the run owns it), or
+ * NULL with why (no fingerprint, too weak, ambiguous) when why is given.
+ * Before `commit` a step may act on it (then loc_healed); after, it is only
+ * the suggestion in the error. */
+const sop_locator *loc_heal(run *R, const sop_step *st, const sop_locator *loc, char *why,
+                            size_t whysz);
+/* Step st acted on h (what loc_heal gave) in place of its locator: the
+ * suggested SOP change goes into the trajectory and the run's heals. */
+void loc_healed(run *R, const sop_step *st, const sop_locator *h);
+/* Keeps fp (taken; dom.js `fingerprint`) as st's fingerprint in the run's
+ * set, scrubbed of the task's values; nothing when loc is a template. */
+void loc_fp_record(run *R, const sop_step *st, const sop_locator *loc, cJSON *fp);
+/* The run records fingerprints. */
+int loc_fp_on(const run *R);
+/* "; its fingerprint now matches ...: not acted on after commit (write:
+ * LINE)" for a locator that matched nothing after `commit`, or "". */
+void loc_heal_after_commit(run *R, const sop_step *st, const sop_locator *loc, char *out,
+                           size_t outsz);
 
 /* ---- cond.c: conditions -------------------------------------------------- */
 

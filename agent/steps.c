@@ -913,19 +913,40 @@ static void step_in_frame(run *R, const sop_step *st, cJSON *traj)
     waiting w;
     run_wait_begin(R, &w, st, run_timeout(R, st), "the frame");
     char *fid = NULL;
-    while (loc_frame(R, R->depth, &st->loc, &fid, err) != 0) {
+    /* the frame's element, or (healed) what its fingerprint matches */
+    const sop_locator *loc = &st->loc;
+    int64_t heal_at = pt_mono_ms() + HEAL_AFTER_MS;
+    cJSON *saved_entry = R->entry;
+    R->entry = traj;
+    while (loc_frame(R, R->depth, loc, st, &fid, err) != 0) {
+        if (loc == &st->loc && !R->r->committed && pt_mono_ms() >= heal_at &&
+            strstr(err, "no frame element matches")) {
+            const sop_locator *h = loc_heal(R, st, &st->loc, NULL, 0);
+            heal_at = pt_mono_ms() + HEAL_AFTER_MS;
+            if (h) {
+                loc = h;
+                continue;
+            }
+        }
         if (run_wait_over(&w) || run_handlers(R) < 0 || R->stop) {
-            if (!R->stop)
-                run_fail(R, st, "%s", err);
+            if (!R->stop) {
+                char healed[1024] = "";
+                loc_heal_after_commit(R, st, &st->loc, healed, sizeof(healed));
+                run_fail(R, st, "%s%s", err, healed);
+            }
+            R->entry = saved_entry;
             traj_end(R, traj, !strcmp(R->r->status, "failed"), 0);
             return;
         }
         run_wait_change(R, &w, WAIT_CAP_MS, NULL);
     }
+    if (loc != &st->loc)
+        loc_healed(R, st, loc);
+    R->entry = saved_entry;
     traj_end(R, traj, 0, 0);
     int saved = R->depth;
     R->depth++;
-    R->stack[R->depth] = (framectx){fid, &st->loc};
+    R->stack[R->depth] = (framectx){fid, loc};
     run_block(R, &st->body);
     free(R->stack[R->depth].frame_id);
     R->stack[R->depth].frame_id = NULL;

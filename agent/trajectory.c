@@ -479,6 +479,8 @@ static const char traj_html_tail[] =
     "row('value',s.value)+row('extracted',s.extracted&&JSON.stringify(s.extracted))+"
     "row('branch',s.taken==null?null:s.taken?'then (the condition held)':'else (it did not)')+"
     "row('waited before',s.gap_ms==null?null:s.gap_ms+' ms')+row('session',s.session)+"
+    "row('healed',s.healed&&s.healed.locator+' matched nothing; acted on '+s.healed.healed_by+"
+    "' (score '+s.healed.score+', next '+s.healed.second+'); write: '+s.healed.new)+"
     "row('time',s.started_at+' - '+s.ended_at)+'</table>'+(s.dom?'<p><a href=\"'+s.dom+"
     "'\">the failing frame\\'s DOM ('+esc(s.dom)+')</a></p>':'')+"
     "(s.screenshot?(s.screenshot_after?'<p>the picture after step '+s.screenshot_after+"
@@ -488,7 +490,8 @@ static const char traj_html_tail[] =
     ":' (dismissed)')).join('')+'</div>';"
     "T.steps.forEach((s,i)=>{const d=document.createElement('div');d.className='s '+s.outcome;"
     "d.textContent=s.index+'. '+s.file+':'+s.line+'  '+s.action+(s.frame&&s.frame!=='top'?'  ['+"
-    "s.frame+']':'')+(s.taken==null?'':s.taken?'  -> then':'  -> else')+gap(s);"
+    "s.frame+']':'')+(s.taken==null?'':s.taken?'  -> then':'  -> else')+(s.healed?'  (healed)':'')+"
+    "gap(s);"
     "d.onclick=()=>show(i);"
     "L.appendChild(d)});if(T.steps.length)show(T.steps.length-1);</script></body></html>";
 

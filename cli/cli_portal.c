@@ -20,7 +20,7 @@ static int portal_usage(const char *why)
         "portier portal: %s\n"
         "usage: portier portal [--listen 127.0.0.1:8081] [--latency-ms N] [--mfa totp|sms|none]\n"
         "                      [--session-warning-after N] [--session-warning-seconds S]\n"
-        "                      [--expire-after N]\n"
+        "                      [--expire-after N] [--markup 1|2]\n"
         "                      [--data DIR]\n",
         why);
     return 2;
@@ -74,6 +74,10 @@ int cli_portal(int argc, char **argv)
         } else if (strcmp(a, "--expire-after") == 0) {
             if ((o.expire_after = number(v)) < 0)
                 return portal_usage("--expire-after takes a number of page loads");
+        } else if (strcmp(a, "--markup") == 0) {
+            if ((o.markup = number(v)) < 1 || o.markup > 2)
+                return portal_usage("--markup takes 1 (the pages as written) or 2 (every id, "
+                                    "class and nesting changed)");
         } else if (strcmp(a, "--data") == 0) {
             o.data_dir = v;
         } else {
@@ -94,6 +98,8 @@ int cli_portal(int argc, char **argv)
     printf("sandbox portal: %s/login\n", sandbox_url(sb));
     printf("appeals site:   %s\n", sandbox_appeals_url(sb));
     printf("data:           %s\n", sandbox_data_dir(sb));
+    if (o.markup == 2)
+        printf("markup:         2 (every id, class and nesting changed)\n");
     printf("sign in as %s (see portals/sandbox/README.md); Ctrl-C stops\n", SANDBOX_USER);
     fflush(stdout);
     int sig = 0;

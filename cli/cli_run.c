@@ -7,16 +7,20 @@
  * 14 failed because the portal could not be reached (no connection, no such
  * host), 2 usage, data or SOP errors (nothing was run).
  */
+#define _GNU_SOURCE
 #include "cli/cli.h"
 #include "agent/agent.h"
+#include "agent/fingerprint.h"
 #include "agent/replay.h"
 #include "server/task.h"
 #include "util/err.h"
 #include "util/fsutil.h"
+#include "util/json.h"
 #include "util/log.h"
 
 #include <pthread.h>
 #include <signal.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +33,7 @@ static int run_usage(const char *why)
             "usage: portier run SOP --data FILE|- --portal URL [--secrets FILE] [--file PATH]...\n"
             "                   [--input NAME=VALUE]... [--trajectory DIR] [--approve]\n"
             "                   [--browser ws://...] [--record DIR | --replay DIR\n"
-            "                   [--replay-fallback network]]\n",
+            "                   [--replay-fallback network]] [--fingerprints DIR]\n",
             why);
     return 2;
 }
@@ -55,7 +59,7 @@ static int exit_code(const char *status)
 /* The command line of one run. */
 typedef struct run_args {
     const char *sop_path, *data_path, *portal, *secrets_path;
-    const char *traj, *ws, *record, *replay;
+    const char *traj, *ws, *record, *replay, *fingerprints;
     int fallback, approve;
     const char **files; /* argc + 1 slots */
     size_t nfiles;
@@ -79,6 +83,8 @@ static int run_option(run_args *ra, const char *a, const char *v)
         ra->ws = v;
     else if (!strcmp(a, "--record"))
         ra->record = v;
+    else if (!strcmp(a, "--fingerprints"))
+        ra->fingerprints = v;
     else if (!strcmp(a, "--replay"))
         ra->replay = v;
     else if (!strcmp(a, "--replay-fallback")) {
@@ -93,9 +99,11 @@ static int run_option(run_args *ra, const char *a, const char *v)
         snprintf(name, sizeof(name), "%.*s", (int)(eq - v), v);
         vars_set(ra->answers, name, eq + 1, 0);
     } else {
-        static const char *const known[] = {
-            "--data",   "--portal", "--secrets",         "--file",  "--trajectory", "--browser",
-            "--record", "--replay", "--replay-fallback", "--input", "--approve",    "--help"};
+        static const char *const known[] = {"--data",        "--portal",     "--secrets",
+                                            "--file",        "--trajectory", "--browser",
+                                            "--record",      "--replay",     "--replay-fallback",
+                                            "--input",       "--approve",    "--help",
+                                            "--fingerprints"};
         char why[256];
         cli_unknown_option(a, known, sizeof(known) / sizeof(known[0]), why, sizeof(why));
         return run_usage(why);
@@ -231,6 +239,7 @@ int cli_run(int argc, char **argv)
     sop *s = NULL;
     rr *rec = NULL;
     cdp_browser *b = NULL;
+    cJSON *fps = NULL, *suggestions = NULL; /* --fingerprints */
     char err[1024];
     int status = parse_run_args(argc, argv, &ra);
     if (status >= 0)
@@ -258,7 +267,14 @@ int cli_run(int argc, char **argv)
         status = 11;
         goto out;
     }
+    if (ra.fingerprints &&
+        fp_dir_load(ra.fingerprints, s->name, &fps, &suggestions, err, sizeof(err)) < 0) {
+        fprintf(stderr, "portier run: --fingerprints: %s\n", err);
+        goto out;
+    }
     agent_options o = {.browser = b,
+                       .fingerprints = fps,
+                       .record_fingerprints = ra.fingerprints != NULL,
                        .portal = portal,
                        .inputs = inputs,
                        .secrets = secrets,
@@ -273,11 +289,27 @@ int cli_run(int argc, char **argv)
     run_asking(s, &o, ra.answers, &r);
     if (rec && rr_finish(rec, err) < 0)
         fprintf(stderr, "portier run: %s\n", err);
+    /* only a run that succeeded leaves its fingerprints, and its heals as
+     * the suggestions `lint --heal` turns into a patch */
+    cJSON *h;
+    cJSON_ArrayForEach(h, r.heals)
+    {
+        /* the SOP file by its full path: lint --heal may run elsewhere */
+        char *full = realpath(pt_json_str(h, "file") ? pt_json_str(h, "file") : "", NULL);
+        if (full)
+            cJSON_ReplaceItemInObjectCaseSensitive(h, "file", cJSON_CreateString(full));
+        free(full);
+    }
+    if (ra.fingerprints && r.fingerprints &&
+        fp_dir_save(ra.fingerprints, s->name, r.fingerprints, r.heals, err, sizeof(err)) < 0)
+        fprintf(stderr, "portier run: --fingerprints: %s\n", err);
     print_outcome(&r, ra.traj);
     PT_INFO("run", "%s: %s after %d steps", s->name ? s->name : ra.sop_path, r.status, r.steps_run);
     status = r.unreachable ? 14 : exit_code(r.status);
     agent_result_free(&r);
 out:
+    cJSON_Delete(fps);
+    cJSON_Delete(suggestions);
     cdp_close(b);
     rr_free(rec);
     sop_free(s);

@@ -44,19 +44,23 @@ static const struct {
      1},
     {"portal", cli_portal,
      "portal [--listen 127.0.0.1:8081] [--latency-ms N] [--mfa totp|sms|none]\n"
-     "                 [--session-warning-after N] [--session-warning-seconds S] [--data DIR]\n"
+     "                 [--session-warning-after N] [--session-warning-seconds S]\n"
+     "                 [--expire-after N] [--markup 1|2] [--data DIR]\n"
      "      Serve the sandbox payer portal (portals/sandbox/README.md).",
      1},
     {"run", cli_run,
      "run SOP --data FILE|- --portal URL [--secrets FILE] [--file PATH]... [--input N=V]...\n"
      "                 [--trajectory DIR] [--approve] [--browser ws://...]\n"
      "                 [--record DIR | --replay DIR [--replay-fallback network]]\n"
+     "                 [--fingerprints DIR]\n"
      "      Run one task; the outcome as JSON on stdout (exit 0, 10, 11, 12, 13; 14: portal\n"
      "      unreachable; 2: bad input)."},
     {"lint", cli_lint,
      "lint SOP... [--against RECORDING_DIR] [--format text|json]\n"
+     "                 | --heal FINGERPRINTS_DIR [SOP...]\n"
      "      Check SOP files (docs/sop.md): every problem as FILE:LINE:COL: message;\n"
-     "      --against also checks each locator in a recording's documents."},
+     "      --against also checks each locator in a recording's documents; --heal writes\n"
+     "      the changes healed runs suggest as a patch."},
 };
 
 static void usage(FILE *out)

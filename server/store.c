@@ -107,6 +107,11 @@ static const char *const migrations[] = {
     "CREATE TABLE actions(id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, at INTEGER NOT NULL,"
     "  actor TEXT NOT NULL, action TEXT NOT NULL);"
     "CREATE INDEX actions_by_task ON actions(task_id);",
+    /* 8: element fingerprints (agent/fingerprint.h), one set per account and
+     * SOP type and version, sealed for the account like its other data */
+    "CREATE TABLE fingerprints(account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    "  type TEXT NOT NULL, sop_version INTEGER NOT NULL, data BLOB NOT NULL,"
+    "  updated_at INTEGER NOT NULL, PRIMARY KEY(account_id, type, sop_version));",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

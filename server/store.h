@@ -136,6 +136,14 @@ int store_sop_get(store *st, int64_t acct, const char *type, int version, char *
  * [{"type", "version"}]. */
 cJSON *store_sop_list(store *st, int64_t acct);
 
+/* Element fingerprints (agent/fingerprint.h) of an account's SOP type and
+ * version: the set the last successful run left, as JSON text, sealed at
+ * rest. get: 1 found (*json malloc'd), 0 none, -1 (it does not open). put:
+ * replaces it; 0 or -1. */
+int store_fingerprints_get(store *st, int64_t acct, const char *type, int version, char **json);
+int store_fingerprints_put(store *st, int64_t acct, const char *type, int version,
+                           const char *json, int64_t now);
+
 /* ---- Tasks ---------------------------------------------------------------
  * The store keeps a task's status as the name server/task.c gives it; what
  * the statuses mean and which moves are allowed is task.h's. */

@@ -477,6 +477,19 @@ static int traj_sink_read(void *ud, const char *name, size_t max, char **data, s
     return keys_read_trajectory(c->k, c->st, c->acct, c->id, c->dir, name, max, data, len);
 }
 
+/* A run that succeeded leaves its fingerprints for the next run of the
+ * same SOP version (sealed for the account). */
+static void keep_fingerprints(store *st, const task *t, const cJSON *fps)
+{
+    if (!fps)
+        return;
+    char *json = cJSON_PrintUnformatted(fps);
+    if (!json ||
+        store_fingerprints_put(st, t->account_id, t->type, t->sop_version, json, pt_wall_ms()) < 0)
+        PT_WARN("task", "task %lld: its fingerprints could not be kept", (long long)t->id);
+    free(json);
+}
+
 /* Runs task id in a browser of the pool and moves it by the outcome. */
 static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
 {
@@ -521,7 +534,16 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
     agent_session *ks = take_session(w, b, &t, &in.a, sp, &kept);
     if (!ks) /* a fresh context for this run: the one made ahead, if ready */
         once = (ks = pool_spare_take(w->env.pool, b)) != NULL;
+    /* the fingerprints the last run of this SOP version that succeeded left */
+    char *fptext = NULL;
+    if (store_fingerprints_get(cx->st, t.account_id, t.type, t.sop_version, &fptext) < 0)
+        PT_WARN("task", "task %lld: the SOP's fingerprints do not open: recording afresh",
+                (long long)id);
+    cJSON *fps = fptext ? cJSON_Parse(fptext) : NULL;
+    free(fptext);
     agent_options o = {.browser = b,
+                       .fingerprints = fps,
+                       .record_fingerprints = 1,
                        .session = ks,
                        .session_once = once,
                        .portal = in.a.portal,
@@ -550,6 +572,8 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
         give_session(w, &tr, &t, ks, &r, gone);
     pool_put(w->env.pool, b);
     keep_outputs(cx->st, id, r.outputs, in.secrets);
+    keep_fingerprints(cx->st, &t, r.fingerprints);
+    cJSON_Delete(fps);
     settle(w, &tr, &t, &r, gone, t0);
     agent_result_free(&r);
 out:

@@ -7,6 +7,8 @@
  *   pages.c    the HTML pages and static files
  *   apps.c     the apps' backends: validation, outcomes, the submissions log
  *   harness.c  the /__sandbox/ routes tests read and steer the portal by
+ *   markup.c   markup 2: the same pages with every id, class and nesting
+ *              changed, generated as they are served
  *
  * Names shared between these files carry sb_; everything else is static.
  * (No sandbox.c: it would include this header, which includes sandbox.h.)
@@ -128,6 +130,10 @@ void sb_api_claim(http_request *r, void *ud);
 void sb_api_authorization(http_request *r, void *ud);
 void sb_api_appeal(http_request *r, void *ud);
 void sb_api_plan_appeal(http_request *r, void *ud);
+
+/* markup.c: src (a file of www/, by its extension) as markup 2 serves it:
+ * *out new (the caller frees it), *outlen bytes. 0, or -1. */
+int sb_markup2(const char *ext, const char *src, size_t len, char **out, size_t *outlen);
 
 /* harness.c */
 void sb_harness_submissions(http_request *r, void *ud);

@@ -28,6 +28,18 @@ static void serve_file(sandbox *sb, http_request *r, const char *rel)
         return;
     }
     const char *ext = strrchr(rel, '.');
+    if (sb->o.markup == 2) {
+        char *m = NULL;
+        size_t mlen = 0;
+        if (sb_markup2(ext, data, len, &m, &mlen) < 0) {
+            free(data);
+            http_reply_error(r, 500, "markup", "cannot generate markup 2 of %s", http_path(r));
+            return;
+        }
+        free(data);
+        data = m;
+        len = mlen;
+    }
     http_set_type(r, ext && !strcmp(ext, ".css")  ? "text/css; charset=utf-8"
                      : ext && !strcmp(ext, ".js") ? "text/javascript; charset=utf-8"
                                                   : "text/html; charset=utf-8");

@@ -27,6 +27,8 @@ typedef struct sandbox_options {
     int session_warning_seconds; /* how long the warning waits before signing out; 0: 60 */
     int expire_after;            /* the Nth page load (of any session) ends its session, once:
                                     sign-in again returns to that page; 0: never */
+    int markup;                  /* 2: every id, class and nesting changed (markup.c);
+                                    0 or 1: the pages as written */
     const char *data_dir;        /* NULL: a fresh temporary folder, removed at stop */
 } sandbox_options;
 

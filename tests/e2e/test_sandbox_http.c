@@ -740,7 +740,56 @@ static void expire_after_n_page_loads(void **state)
     sandbox_stop(sb);
 }
 
+/* --markup 2: the same page, its texts and form field names as they are,
+ * every id and class generated anew (not a suffix), controls wrapped, the
+ * style sheet's selectors following; the script is told which markup. */
+static void markup_2_changes_ids_classes_and_nesting(void **state)
+{
+    (void)state;
+    sandbox_options o = {.markup = 2};
+    sandbox *sb = NULL;
+    char err[512];
+    if (sandbox_start(&o, &sb, err))
+        fail_msg("sandbox_start: %s", err);
+    const char *u = sandbox_url(sb);
+    tc_client *c = tc_new();
+    tc_response r = call(c, u, "GET", "/login", NULL);
+    assert_int_equal(r.status, 200);
+    const char *h = r.body;
+    assert_non_null(strstr(h, ">User ID<")); /* the visible text */
+    assert_non_null(strstr(h, ">Sign in<"));
+    assert_non_null(strstr(h, "name=\"user\"")); /* what the form sends */
+    assert_null(strstr(h, "id=\"user\""));
+    assert_null(strstr(h, "for=\"user\""));
+    assert_null(strstr(h, "user-")); /* not a suffix either */
+    assert_null(strstr(h, "class=\"card\""));
+    assert_null(strstr(h, "id=\"login-error\""));
+    assert_non_null(strstr(h, "<span class=\"u")); /* a wrapper around each control */
+    /* the label still names its input: the same generated id on both */
+    const char *f = strstr(h, "<label for=\"k");
+    assert_non_null(f);
+    char id[32];
+    assert_int_equal(sscanf(f, "<label for=\"%31[^\"]\"", id), 1);
+    char want[64];
+    snprintf(want, sizeof(want), "id=\"%s\"", id);
+    assert_non_null(strstr(h, want));
+    tc_response_free(&r);
+    r = call(c, u, "GET", "/static/portal.css", NULL);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "#consent-banner"));
+    assert_null(strstr(r.body, ".card "));
+    assert_non_null(strstr(r.body, "#0b3d6e")); /* a colour is not a selector */
+    tc_response_free(&r);
+    r = call(c, u, "GET", "/static/portal.js", NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "window.SANDBOX_MARKUP = 2;"));
+    tc_response_free(&r);
+    tc_free(c);
+    sandbox_stop(sb);
+}
+
 PT_TESTS("sandbox_http", cmocka_unit_test(sign_in_with_totp),
+         cmocka_unit_test(markup_2_changes_ids_classes_and_nesting),
          cmocka_unit_test(sms_code_is_resent_within_ten_minutes),
          cmocka_unit_test(quickstart_claim_is_accepted_and_logged),
          cmocka_unit_test(claim_validation_says_what_is_wrong),

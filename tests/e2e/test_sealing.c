@@ -6,7 +6,8 @@
  * picture, while the API still answers with all of them opened; and while
  * an upload's body arrives, its spool holds nothing readable. Also:
  * retention purges what is due and says how much; rows written before
- * sealing still read; answers go once a task is final.
+ * sealing still read; answers go once a task is final; the element
+ * fingerprints the runs leave are sealed too.
  */
 #define _GNU_SOURCE
 #include "server/keys.h"
@@ -222,6 +223,8 @@ static void test_sealed_at_rest(void **state)
         /* whole headers: three bytes occur by chance in megabytes of ciphertext */
         {"a JPEG header", "\xff\xd8\xff\xe0\x00\x10JFIF", 10},
         {"a PNG header", "\x89PNG\r\n\x1a\n", 8},
+        /* the element fingerprints the runs left, had they been kept in the clear */
+        {"a fingerprint", "\"label\":\"Member ID\"", sizeof("\"label\":\"Member ID\"") - 1},
     };
     size_t nn = sizeof(nd) / sizeof(nd[0]);
     char p[700];
@@ -232,6 +235,19 @@ static void test_sealed_at_rest(void **state)
     hits += hits_in_tree(p, "sandbox", nd, nn, &files);
     assert_int_equal(hits, 0);
     assert_true(files >= 8); /* the upload, trajectories, screenshots were looked at */
+    /* each SOP that ran left its fingerprints, sealed (a BLOB), and they open */
+    sqlite3 *raw = NULL;
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_open_v2(s.db, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(raw,
+                                        "SELECT count(*) FROM fingerprints WHERE typeof(data)='blob'"
+                                        " AND type IN ('submit_claim', 'submit_appeal')",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 2);
+    sqlite3_finalize(q);
+    sqlite3_close(raw);
     free(claim_notes);
     free(appeal_notes);
     free(pdf);
@@ -359,5 +375,56 @@ static void test_plaintext_rows_still_read(void **state)
     free(dir);
 }
 
+/* An SOP version's fingerprints: sealed for the account, opened as they
+ * were written, one set per version, the newer write replacing the older;
+ * a set sealed for one version does not open as another's. */
+static void test_fingerprints_sealed_per_version(void **state)
+{
+    (void)state;
+    char *dir = pt_mkdtemp("portier-seal"), db[600], err[512];
+    snprintf(db, sizeof(db), "%s/f.db", dir);
+    store *st = store_open(db, 1, err);
+    keys *k = keys_load(db, NULL, err);
+    assert_non_null(st);
+    assert_non_null(k);
+    keys_attach(k, st);
+    int64_t acct = 0;
+    char key[64], *whsec = NULL, *json = NULL;
+    assert_int_equal(keys_create_account(k, st, "a", NULL, NULL, &acct, key, &whsec, err), 0);
+    free(whsec);
+    assert_int_equal(store_fingerprints_get(st, acct, "submit_claim", 1, &json), 0);
+    assert_int_equal(store_fingerprints_put(st, acct, "submit_claim", 1, "[\"one\"]", 1), 0);
+    assert_int_equal(store_fingerprints_put(st, acct, "submit_claim", 1, "[\"two\"]", 2), 0);
+    assert_int_equal(store_fingerprints_put(st, acct, "submit_claim", 2, "[\"v2\"]", 3), 0);
+    assert_int_equal(store_fingerprints_get(st, acct, "submit_claim", 1, &json), 1);
+    assert_string_equal(json, "[\"two\"]");
+    free(json);
+    assert_int_equal(store_fingerprints_get(st, acct, "submit_claim", 2, &json), 1);
+    assert_string_equal(json, "[\"v2\"]");
+    free(json);
+    sqlite3 *raw;
+    assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(raw, "SELECT count(*) FROM fingerprints WHERE typeof(data)='blob'", -1, &q,
+                       NULL);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 2);
+    sqlite3_finalize(q);
+    /* version 2's sealed set moved under version 1: it does not open there */
+    assert_int_equal(sqlite3_exec(raw,
+                                  "DELETE FROM fingerprints WHERE sop_version=1;"
+                                  "UPDATE fingerprints SET sop_version=1",
+                                  0, 0, 0),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(store_fingerprints_get(st, acct, "submit_claim", 1, &json), -1);
+    assert_null(json);
+    keys_free(k);
+    store_close(st);
+    pt_rmtree(dir);
+    free(dir);
+}
+
 PT_TESTS("sealing", cmocka_unit_test(test_plaintext_rows_still_read),
+         cmocka_unit_test(test_fingerprints_sealed_per_version),
          cmocka_unit_test(test_sealed_at_rest), cmocka_unit_test(test_retention_purges));

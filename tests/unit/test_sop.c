@@ -111,14 +111,19 @@ static void claim_sop_tree(void **state)
                 saw_last |= st->body.steps[j].loc.nth == -1;
         if (st->kind == SOP_WAIT) {
             saw_wait = 1;
+            /* what a person sees, so a redesign's new ids do not break it */
             assert_int_equal(st->cond->kind, SOP_COND_OR);
-            assert_string_equal(st->cond->a->loc.value, ".confirmation");
-            assert_string_equal(st->cond->b->loc.value, "#form-error");
+            assert_int_equal(st->cond->a->kind, SOP_COND_PAGE_TEXT);
+            assert_string_equal(st->cond->a->text, "Claim reference");
+            assert_int_equal(st->cond->b->kind, SOP_COND_VISIBLE);
+            assert_int_equal(st->cond->b->loc.kind, SOP_LOC_ROLE);
+            assert_string_equal(st->cond->b->loc.role, "alert");
             assert_int_equal(st->timeout_ms, 30000);
         }
         if (st->kind == SOP_EXTRACT) {
             assert_string_equal(st->name, "reference");
-            assert_string_equal(st->regex, "[A-Z]{2,4}-\\d{4}-\\d+");
+            assert_true(st->from_page);
+            assert_string_equal(st->regex, "Claim reference ([A-Z]{2,4}-\\d{4}-\\d+)");
         }
     }
     assert_true(saw_commit && saw_last && saw_wait);

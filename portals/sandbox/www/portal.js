@@ -4,6 +4,25 @@
   'use strict';
   const S = (window.Sandbox = {});
 
+  /* Markup 2 (`portier portal --markup 2`, portals/sandbox/markup.c): every
+   * id and class has a generated name. Scripts name elements through these,
+   * which give the name the served markup uses (markup.c's, the same hash). */
+  S.markup = window.SANDBOX_MARKUP || 1;
+  const gen = (kind, name) => {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+    return kind + h.toString(36);
+  };
+  S.id = (name) => (S.markup === 2 ? gen('k', name) : name);
+  S.cls = (names) => (S.markup === 2 ? names.split(' ').map((c) => (c ? gen('u', c) : c)).join(' ') : names);
+  S.el = (name) => document.getElementById(S.id(name));
+  /* a selector's #ids and .classes (attribute selectors as they are) */
+  S.sel = (sel) => (S.markup === 2 ? sel.replace(/\[[^\]]*\]|([#.])([A-Za-z_-][\w-]*)/g,
+    (m, k, n) => (k ? k + gen(k === '#' ? 'k' : 'u', n) : m)) : sel);
+  /* an HTML string's id, for, aria-* and class attributes */
+  S.html = (html) => (S.markup === 2 ? html.replace(/\b(id|for|aria-labelledby|aria-controls|class)="([^"]*)"/g,
+    (m, a, v) => a + '="' + (a === 'class' ? S.cls(v) : v.split(' ').map((x) => (x ? S.id(x) : x)).join(' ')) + '"') : html);
+
   /* The payers the portal knows (the backend's list in sandbox.c). */
   S.PAYERS = ['Sandbox Health PPO', 'Sandbox Health HMO', 'Sandbox Medicare Advantage',
     'Sandbox Medicaid', 'Blue Sandbox Shield', 'Acme Commercial'];
@@ -45,26 +64,26 @@
   S.consent = function () {
     if (/(^|; )sb_consent=/.test(document.cookie)) return;
     const b = document.createElement('div');
-    b.id = 'consent-banner';
+    b.id = S.id('consent-banner');
     b.setAttribute('role', 'dialog');
     b.setAttribute('aria-label', 'Cookie consent');
-    b.innerHTML = '<h2>We value your privacy</h2><p>Sandbox Health uses cookies to keep you ' +
+    b.innerHTML = S.html('<h2>We value your privacy</h2><p>Sandbox Health uses cookies to keep you ' +
       'signed in, remember your preferences and measure how the portal is used. Choose ' +
       '"Accept all cookies" to allow all of them, or "Reject non-essential" to allow only ' +
       'those the portal needs to work.</p><button class="primary" type="button" id="consent-accept">' +
-      'Accept all cookies</button><button type="button" id="consent-reject">Reject non-essential</button>';
+      'Accept all cookies</button><button type="button" id="consent-reject">Reject non-essential</button>');
     document.body.appendChild(b);
     const done = (v) => {
       document.cookie = 'sb_consent=' + v + '; path=/; max-age=31536000; SameSite=Lax';
       b.remove();
     };
-    b.querySelector('#consent-accept').addEventListener('click', () => done('all'));
-    b.querySelector('#consent-reject').addEventListener('click', () => done('essential'));
+    b.querySelector(S.sel('#consent-accept')).addEventListener('click', () => done('all'));
+    b.querySelector(S.sel('#consent-reject')).addEventListener('click', () => done('essential'));
   };
 
   /* Server-side validation errors shown beside their fields. */
   S.clearErrors = function (form) {
-    form.querySelectorAll('.field-error').forEach((e) => e.remove());
+    form.querySelectorAll(S.sel('.field-error')).forEach((e) => e.remove());
     form.querySelectorAll('[aria-invalid]').forEach((e) => e.removeAttribute('aria-invalid'));
   };
   S.showErrors = function (form, errors) {
@@ -72,12 +91,12 @@
       const field = form.querySelector('[name="' + name + '"]') ||
         form.querySelector('[data-field="' + name + '"]');
       const msg = document.createElement('div');
-      msg.className = 'field-error';
+      msg.className = S.cls('field-error');
       msg.setAttribute('role', 'alert');
       msg.textContent = errors[name];
       if (field) {
         field.setAttribute('aria-invalid', 'true');
-        const holder = field.closest('.combobox') || field.closest('.radio-group') || field;
+        const holder = field.closest(S.sel('.combobox')) || field.closest(S.sel('.radio-group')) || field;
         holder.insertAdjacentElement('afterend', msg);
       } else {
         form.prepend(msg);
@@ -100,15 +119,15 @@
   /* A searchable combobox in the style of React-Select: a div that opens a
    * filtered list when clicked or typed into. No native <select>. */
   S.combobox = function (root, options, onChange) {
-    root.classList.add('combobox');
+    root.classList.add(S.cls('combobox'));
     const id = root.id || 'cb' + Math.random().toString(36).slice(2);
-    root.innerHTML = '<div class="control"><span class="placeholder">Select...</span>' +
+    root.innerHTML = S.html('<div class="control"><span class="placeholder">Select...</span>' +
       '<input type="text" role="combobox" aria-autocomplete="list" aria-expanded="false" ' +
-      'autocomplete="off"></div><div class="menu" role="listbox" hidden></div>';
-    const control = root.querySelector('.control');
-    const shown = root.querySelector('.control span');
+      'autocomplete="off"></div><div class="menu" role="listbox" hidden></div>');
+    const control = root.querySelector(S.sel('.control'));
+    const shown = root.querySelector(S.sel('.control span'));
     const input = root.querySelector('input');
-    const menu = root.querySelector('.menu');
+    const menu = root.querySelector(S.sel('.menu'));
     const labelFor = document.querySelector('label[for="' + id + '"]');
     if (labelFor) {
       input.id = id + '-input';
@@ -123,11 +142,11 @@
       const list = options.filter((o) => o.toLowerCase().includes(q));
       menu.innerHTML = '';
       if (!list.length) {
-        menu.innerHTML = '<div class="no-options">No options</div>';
+        menu.innerHTML = S.html('<div class="no-options">No options</div>');
       }
       list.forEach((o, i) => {
         const el = document.createElement('div');
-        el.className = 'option' + (i === focused ? ' focused' : '');
+        el.className = S.cls('option' + (i === focused ? ' focused' : ''));
         el.setAttribute('role', 'option');
         el.textContent = o;
         el.addEventListener('mousedown', (e) => { e.preventDefault(); pick(o); });
@@ -151,7 +170,7 @@
     const pick = (o) => {
       value = o;
       shown.textContent = o;
-      shown.className = 'value';
+      shown.className = S.cls('value');
       close();
       root.dataset.value = o;
       if (onChange) onChange(o);
@@ -192,10 +211,10 @@
 
   S.busy = function (button, on) {
     button.disabled = on;
-    let sp = button.parentNode.querySelector('.spinner');
+    let sp = button.parentNode.querySelector(S.sel('.spinner'));
     if (on && !sp) {
       sp = document.createElement('span');
-      sp.className = 'spinner';
+      sp.className = S.cls('spinner');
       sp.setAttribute('role', 'progressbar');
       sp.setAttribute('aria-label', 'Loading');
       button.insertAdjacentElement('afterend', sp);
