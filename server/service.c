@@ -104,7 +104,13 @@ static int mkdirs(const char *path)
  * never finished). */
 static int make_folders(service *s, char *err)
 {
-    snprintf(s->data_dir, sizeof(s->data_dir), "%s.d", s->o.db_path);
+    /* a PostgreSQL string names no folder: its data folder is --data-dir's */
+    if (s->o.data_dir)
+        snprintf(s->data_dir, sizeof(s->data_dir), "%s", s->o.data_dir);
+    else if (store_is_pg(s->o.db_path))
+        snprintf(s->data_dir, sizeof(s->data_dir), "portier.d");
+    else
+        snprintf(s->data_dir, sizeof(s->data_dir), "%s.d", s->o.db_path);
     if (mkdirs(s->data_dir) < 0)
         return pt_errf(err, "cannot create the data folder %s", s->data_dir);
     static const char *const subs[] = {"files", "trajectories", "sops", "spool"};
