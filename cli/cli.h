@@ -21,6 +21,7 @@ int cli_run(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_account(int argc, char **argv);
 int cli_webhook(int argc, char **argv);
+int cli_store(int argc, char **argv);
 
 /* Fills set with the signals that stop a command (SIGINT, SIGTERM) and
  * blocks them in this thread (main blocks them before any command starts;

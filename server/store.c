@@ -165,6 +165,40 @@ static int migrate(store *st, char *err)
     return exec(st, "COMMIT") < 0 ? pt_errf(err, "%s: cannot commit the migration", st->label) : 0;
 }
 
+/* Whether statement stmt (up to end) creates or alters table. */
+static int about_table(const char *stmt, const char *end, const char *table)
+{
+    static const char *const heads[] = {"CREATE TABLE ", "ALTER TABLE "};
+    while (stmt < end && (*stmt == ' ' || *stmt == '\n'))
+        stmt++;
+    for (size_t i = 0; i < 2; i++) {
+        size_t h = strlen(heads[i]), t = strlen(table);
+        if (!strncmp(stmt, heads[i], h) && !strncmp(stmt + h, table, t) &&
+            (stmt[h + t] == '(' || stmt[h + t] == ' '))
+            return 1;
+    }
+    return 0;
+}
+
+int store__sealed_column(const char *table, const char *column)
+{
+    char mark[160];
+    snprintf(mark, sizeof(mark), "%s TEXT /*sealed*/", column);
+    for (int v = 0; v < NMIGRATIONS; v++) {
+        for (const char *stmt = migrations[v]; *stmt;) {
+            const char *end = strchr(stmt, ';');
+            if (!end)
+                end = stmt + strlen(stmt);
+            if (about_table(stmt, end, table))
+                for (const char *m = strstr(stmt, mark); m && m < end; m = strstr(m + 1, mark))
+                    if (m > stmt && strchr("(, ", m[-1]))
+                        return 1;
+            stmt = *end ? end + 1 : end;
+        }
+    }
+    return 0;
+}
+
 int store_schema_version(void)
 {
     return NMIGRATIONS;

@@ -46,6 +46,14 @@ const char *store_label(const store *st);
 /* "sqlite" or "postgresql". */
 const char *store_backend(const store *st);
 
+/* Copies every table's rows of from into to (an empty store of the same
+ * schema version; a store with rows is refused), in one transaction, with
+ * to's ids going on past the copied ones. Values move as they are (sealed
+ * bytes stay sealed: use to with the same master key); a value from before
+ * sealing is sealed by to's sealer on its way to PostgreSQL. *rows: how
+ * many were copied. 0, or negative with err (then to is as it was). */
+int store_copy(store *from, store *to, int64_t *rows, char *err);
+
 int store_begin(store *st);  /* BEGIN IMMEDIATE (waits for the writer lock) */
 int store_commit(store *st); /* COMMIT, or ROLLBACK if it fails */
 void store_rollback(store *st);

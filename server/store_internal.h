@@ -24,6 +24,9 @@ struct store_sealer;
 
 #define STORE_NCACHE 64
 
+/* What a column's value is (store copy moves each as it is). */
+enum { STORE_KIND_NULL, STORE_KIND_INT, STORE_KIND_TEXT, STORE_KIND_BLOB };
+
 /* What a step returns. */
 enum { STORE_ERROR = -1, STORE_DONE = 0, STORE_ROW = 1, STORE_CONSTRAINT = 2 };
 
@@ -56,6 +59,9 @@ struct store_driver {
     int64_t (*col_int64)(store_stmt *s, int i);
     const char *(*col_text)(store_stmt *s, int i);                      /* NULL for NULL */
     const unsigned char *(*col_blob)(store_stmt *s, int i, size_t *n); /* NULL for NULL/empty */
+    int (*col_count)(store_stmt *s);               /* after a step */
+    const char *(*col_name)(store_stmt *s, int i); /* after a step */
+    int (*col_kind)(store_stmt *s, int i);         /* STORE_KIND_* of this row's value */
     int64_t (*changes)(store *st); /* rows the last statement changed */
     int (*exec)(store *st, const char *sql); /* statements without parameters; -1 (logged) */
     int (*in_tx)(store *st);                 /* inside a transaction */
@@ -70,6 +76,11 @@ struct store_driver {
      * they do on SQLite, so a read-then-write in a transaction sees no
      * other writer in between. 0 or -1 (logged). */
     int (*begin)(store *st);
+    /* store copy: a query of the names of the store's tables (one column),
+     * and what to do once a table's rows are in (PostgreSQL moves its
+     * identity sequence past the copied ids) */
+    const char *tables_sql;
+    int (*copied)(store *st, const char *table);
 };
 
 extern const store_driver store__sqlite;
@@ -164,6 +175,9 @@ int store__update_text(store *st, const char *sql, int64_t id, const char *value
 int store__update_int(store *st, const char *sql, int64_t id, int64_t value);
 /* The rows the last statement changed. */
 int64_t store__changes(store *st);
+/* Whether a migration marks table.column as holding sealed bytes (a TEXT
+ * column with the "sealed" comment, BYTEA on PostgreSQL). */
+int store__sealed_column(const char *table, const char *column);
 /* The last error's message (never a value: the engines name columns). */
 const char *store__errmsg(store *st);
 

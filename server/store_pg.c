@@ -486,6 +486,47 @@ static const unsigned char *pg_col_blob(store_stmt *s, int i, size_t *n)
     return b;
 }
 
+static char *scalar(store *st, const char *sql, int *failed);
+
+static int pg_col_count(store_stmt *s)
+{
+    return P(s)->res ? PQnfields(P(s)->res) : 0;
+}
+
+static const char *pg_col_name(store_stmt *s, int i)
+{
+    return P(s)->res ? PQfname(P(s)->res, i) : NULL;
+}
+
+static int pg_col_kind(store_stmt *s, int i)
+{
+    if (pg_col_null(s, i))
+        return STORE_KIND_NULL;
+    Oid t = PQftype(P(s)->res, i);
+    return t == OID_BYTEA ? STORE_KIND_BLOB
+           : t == OID_INT8 || t == 21 || t == 23 ? STORE_KIND_INT /* int8, int2, int4 */
+                                                : STORE_KIND_TEXT;
+}
+
+/* A table's identity sequence (the copy calls this for a table with an id
+ * column) moves past the largest copied id, so the next row does not take
+ * a copied one. */
+static int pg_copied(store *st, const char *table)
+{
+    char sql[512];
+    int failed = 0;
+    snprintf(sql, sizeof(sql), "SELECT pg_get_serial_sequence('\"%s\"', 'id')", table);
+    char *seq = scalar(st, sql, &failed);
+    if (failed || !seq) {
+        free(seq);
+        return failed ? -1 : 0; /* an id that is no identity: nothing to move */
+    }
+    snprintf(sql, sizeof(sql),
+             "SELECT setval('%s', coalesce(max(id), 0) + 1, false) FROM \"%s\"", seq, table);
+    free(seq);
+    return pg_exec(st, sql);
+}
+
 static int64_t pg_changes(store *st)
 {
     return PC(st)->changes;
@@ -621,4 +662,10 @@ const store_driver store__pg = {
     .set_schema_version = pg_set_schema_version,
     .ddl = pg_ddl,
     .begin = pg_begin,
+    .col_count = pg_col_count,
+    .col_name = pg_col_name,
+    .col_kind = pg_col_kind,
+    .tables_sql = "SELECT tablename FROM pg_tables WHERE schemaname=current_schema()"
+                  " AND tablename<>'portier_schema' ORDER BY tablename",
+    .copied = pg_copied,
 };

@@ -152,6 +152,37 @@ static const unsigned char *lite_col_blob(store_stmt *s, int i, size_t *n)
     return *n ? b : NULL;
 }
 
+static int lite_col_count(store_stmt *s)
+{
+    return sqlite3_column_count(S(s));
+}
+
+static const char *lite_col_name(store_stmt *s, int i)
+{
+    return sqlite3_column_name(S(s), i);
+}
+
+static int lite_col_kind(store_stmt *s, int i)
+{
+    switch (sqlite3_column_type(S(s), i)) {
+    case SQLITE_NULL:
+        return STORE_KIND_NULL;
+    case SQLITE_INTEGER:
+        return STORE_KIND_INT;
+    case SQLITE_BLOB:
+        return STORE_KIND_BLOB;
+    default:
+        return STORE_KIND_TEXT;
+    }
+}
+
+static int lite_copied(store *st, const char *table)
+{
+    (void)st;
+    (void)table; /* a rowid goes on from the largest one */
+    return 0;
+}
+
 static int64_t lite_changes(store *st)
 {
     return sqlite3_changes64(DB(st));
@@ -221,4 +252,10 @@ const store_driver store__sqlite = {
     .set_schema_version = lite_set_schema_version,
     .ddl = lite_ddl,
     .begin = lite_begin,
+    .col_count = lite_col_count,
+    .col_name = lite_col_name,
+    .col_kind = lite_col_kind,
+    .tables_sql = "SELECT name FROM sqlite_master WHERE type='table'"
+                  " AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    .copied = lite_copied,
 };
