@@ -3,6 +3,7 @@
 # Chromium, and prints the figures side by side. Not part of `make test`:
 # timings on a shared 2-core machine are for reading, not for asserting.
 #   bench/run.sh [cdp|claim|claims|trajectory|stalls|api|ui] [N]
+#   bench/run.sh api [SECONDS] [sqlite|pg]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -239,23 +240,44 @@ JS
   ;;
 api)
   # POST /tasks per second and latency with wrk, on the durable store (WAL,
-  # synchronous=NORMAL), beside GET /healthz on the same server (the HTTP
-  # layer's ceiling). The server runs no workers: this measures the API.
+  # synchronous=NORMAL; or, with `api SECS pg`, a PostgreSQL server of the
+  # bench's own with fsync and synchronous_commit on), beside GET /healthz
+  # on the same server (the HTTP layer's ceiling). The server runs no
+  # workers: this measures the API.
   secs=${2:-10}
+  backend=${3:-sqlite}
   out="$here/out/api.jsonl"
   : > "$out"
   work=$(mktemp -d)
-  trap 'kill $serve_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-  key=$("$root/build/portier" account create bench --db "$work/api.db" |
+  chmod 755 "$work"
+  pg_stop=:
+  trap 'kill $serve_pid 2>/dev/null; wait 2>/dev/null; $pg_stop; rm -rf "$work"' EXIT
+  db="$work/api.db"
+  dbflags=()
+  if [ "$backend" = pg ]; then
+    # initdb and postgres refuse root: as root they run as nobody
+    as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; else "$@"; fi; }
+    pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    mkdir -p "$work/pg"
+    [ "$(id -u)" = 0 ] && chown nobody:nogroup "$work/pg"
+    as_pg "$pgbin/initdb" -D "$work/pg/data" -U portier -A trust -E UTF8 --locale=C >/dev/null
+    as_pg "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
+      -o "-k $work/pg -p 5432 -c listen_addresses= -c max_connections=200" start >/dev/null
+    pg_stop="as_pg $pgbin/pg_ctl -D $work/pg/data -m fast stop"
+    db="host=$work/pg port=5432 user=portier dbname=postgres"
+    export PORTIER_MASTER_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    dbflags=(--data-dir "$work/data")
+  fi
+  key=$("$root/build/portier" account create bench --db "$db" |
         sed -n 's/.*"api_key":[[:space:]]*"\([^"]*\)".*/\1/p')
   "$root/build/portier" account set-sop bench submit_claim "$root/sops/sandbox/submit_claim.sop" \
-    --db "$work/api.db" > /dev/null
-  PORTIER_LOG=warn "$root/build/portier" serve --db "$work/api.db" --listen 127.0.0.1:18097 \
+    --db "$db" > /dev/null
+  PORTIER_LOG=warn "$root/build/portier" serve --db "$db" "${dbflags[@]}" --listen 127.0.0.1:18097 \
     --workers 0 --max-queue 100000000 > /dev/null &
   serve_pid=$!
   sleep 1
   for c in 32 64; do
-    echo "bench/api: POST /tasks, wrk -t2 -c$c -d${secs}s" >&2
+    echo "bench/api ($backend): POST /tasks, wrk -t2 -c$c -d${secs}s" >&2
     printf '{"what": "POST /tasks", "connections": %s, ' "$c" >> "$out"
     PORTIER_API_KEY=$key wrk -t2 -c$c -d${secs}s -s "$here/api/post_task.lua" \
       http://127.0.0.1:18097/tasks | tail -1 | sed 's/^{//' >> "$out"
@@ -265,7 +287,7 @@ api)
     tail -1 | sed 's/^{//' >> "$out"
   # durable: kill -9, restart, and every task that got its 200 is there
   kill -9 $serve_pid; wait $serve_pid 2>/dev/null || true
-  PORTIER_LOG=warn "$root/build/portier" serve --db "$work/api.db" --listen 127.0.0.1:18097 \
+  PORTIER_LOG=warn "$root/build/portier" serve --db "$db" "${dbflags[@]}" --listen 127.0.0.1:18097 \
     --workers 0 --max-queue 100000000 > /dev/null &
   serve_pid=$!
   sleep 1

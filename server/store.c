@@ -384,7 +384,7 @@ int store__run(store *st, store_stmt *s)
 {
     if (!s)
         return -1;
-    int rc = store__step(s);
+    int rc = st->drv->run ? st->drv->run(s) : store__step(s);
     store__reset(s);
     if (rc != STORE_DONE) {
         PT_ERROR("store", "write failed: %s", store__errmsg(st));

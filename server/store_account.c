@@ -32,14 +32,9 @@ void account_free(account *a)
     "id, name, portal, webhook_url, webhook_disabled, whsec, whsec_old, whsec_old_until, "         \
     "created_at, sessions_off, webhook_events"
 
-static int read_account(store_stmt *s, account *a)
+/* Fills *a from the statement's current row. */
+static void row_account(store_stmt *s, account *a)
 {
-    memset(a, 0, sizeof(*a));
-    int rc = store__step(s);
-    if (rc != STORE_ROW) {
-        store__reset(s);
-        return rc == STORE_DONE ? 0 : -1;
-    }
     a->id = store__col_int64(s, 0);
     a->name = store__col_text(s, 1);
     a->portal = store__col_text(s, 2);
@@ -51,6 +46,17 @@ static int read_account(store_stmt *s, account *a)
     a->created_at = store__col_int64(s, 8);
     a->sessions_off = store__col_int(s, 9);
     a->webhook_events = (unsigned)store__col_int(s, 10);
+}
+
+static int read_account(store_stmt *s, account *a)
+{
+    memset(a, 0, sizeof(*a));
+    int rc = store__step(s);
+    if (rc != STORE_ROW) {
+        store__reset(s);
+        return rc == STORE_DONE ? 0 : -1;
+    }
+    row_account(s, a);
     store__reset(s);
     return 1;
 }
@@ -89,11 +95,10 @@ int store_account_by_key(store *st, const char *key_hash, account *a)
     /* the index found it; compare once more in constant time */
     const char *stored = store__col_str(s, ACCOUNT_NCOLS);
     int same = stored && strlen(stored) == 64 && pt_equal_ct(stored, key_hash, 64);
+    if (same)
+        row_account(s, a);
     store__reset(s);
-    if (!same)
-        return 0;
-    store__bind_text(s, 1, key_hash);
-    return read_account(s, a);
+    return same;
 }
 
 int store_account_create(store *st, const char *name, const char *portal, const char *webhook_url,

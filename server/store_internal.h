@@ -54,6 +54,10 @@ struct store_driver {
     void (*bind_blob)(store_stmt *s, int i, const void *b, size_t n);
     void (*bind_null)(store_stmt *s, int i);
     int (*step)(store_stmt *s); /* STORE_ROW, STORE_DONE, STORE_CONSTRAINT, STORE_ERROR */
+    /* a step whose rows nobody reads: it may answer STORE_DONE at once and
+     * report a failure at the transaction's next waiting statement (NULL:
+     * step) */
+    int (*run)(store_stmt *s);
     int (*col_null)(store_stmt *s, int i);
     int (*col_is_blob)(store_stmt *s, int i); /* bytes rather than text */
     int64_t (*col_int64)(store_stmt *s, int i);

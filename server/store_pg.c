@@ -35,6 +35,7 @@ typedef struct pg_conn {
     unsigned next_name; /* statements are named s1, s2, ... */
     unsigned gen;       /* bumped by a reset: statements prepared before are gone */
     int64_t changes;
+    int pending; /* statements sent in a pipeline whose results are not read yet */
     char err[256];
 } pg_conn;
 
@@ -87,9 +88,15 @@ static void label_of(store *st, PGconn *c)
     st->label = strdup(buf);
 }
 
+static int flush(pg_conn *pc);
+
 static int pg_exec(store *st, const char *sql)
 {
     pg_conn *pc = PC(st);
+    if (flush(pc) < 0 && strncmp(sql, "ROLLBACK", 8)) {
+        PT_ERROR("store", "%s", pc->err);
+        return -1;
+    }
     PGresult *r = PQexec(pc->c, sql);
     ExecStatusType s = PQresultStatus(r);
     int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
@@ -309,6 +316,8 @@ static void recover(pg_conn *pc)
         PT_WARN("store", "the connection to PostgreSQL was lost and made again");
 }
 
+static int pg_step(store_stmt *s);
+
 static int pg_in_tx_conn(const pg_conn *pc)
 {
     return PQtransactionStatus(pc->c) != PQTRANS_IDLE;
@@ -356,32 +365,153 @@ static int prepare(pg_stmt *p)
     return ok ? 0 : -1;
 }
 
+/* ---- Pipelining --------------------------------------------------------
+ * Inside a transaction, a statement whose rows nobody reads (store__run: a
+ * SAVEPOINT, an INSERT, an UPDATE) is sent without waiting for its answer;
+ * the answers are read with the next statement that needs its own (one
+ * round trip for all of them), or at RELEASE / COMMIT / ROLLBACK, which
+ * always wait. A deferred statement that failed makes that next statement
+ * fail with its error, still inside the savepoint or transaction it was
+ * part of, so a caller's rollback undoes what it should. Group commit's
+ * throughput on PostgreSQL is this: a task's creation costs three round
+ * trips instead of eight. */
+
+/* The results of one sent statement (until libpq's NULL): 0, or -1 with
+ * the first error kept. keep: where its last result goes (NULL: cleared). */
+static int read_one(pg_conn *pc, PGresult **keep, int failed)
+{
+    PGresult *r;
+    while ((r = PQgetResult(pc->c)) != NULL) {
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) {
+            const char *n = PQcmdTuples(r);
+            pc->changes = n && *n ? atoll(n) : 0;
+        } else if (!failed) {
+            if (s != PGRES_PIPELINE_ABORTED)
+                keep_error(pc, r);
+            failed = 1;
+        }
+        if (keep) {
+            PQclear(*keep);
+            *keep = r;
+        } else {
+            PQclear(r);
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+/* Ends the pipeline: sync, read every pending answer (and, with last, the
+ * answer of one statement sent after them into *last). 0, or -1 if one of
+ * them failed (pc->err says why). */
+static int pipeline_end(pg_conn *pc, PGresult **last)
+{
+    int failed = PQpipelineSync(pc->c) != 1;
+    if (failed)
+        keep_error(pc, NULL);
+    for (int i = 0; i < pc->pending; i++)
+        failed = read_one(pc, NULL, failed) < 0 || failed;
+    if (last)
+        read_one(pc, last, 1); /* its own status is the caller's to judge */
+    PGresult *r;
+    while ((r = PQgetResult(pc->c)) != NULL) /* the sync's, and nothing after it */
+        PQclear(r);
+    pc->pending = 0;
+    if (PQexitPipelineMode(pc->c) != 1)
+        failed = 1;
+    return failed ? -1 : 0;
+}
+
+/* Reads every pending answer: before anything that waits for the server. */
+static int flush(pg_conn *pc)
+{
+    return pc->pending ? pipeline_end(pc, NULL) : 0;
+}
+
+static int ensure_prepared(pg_stmt *p)
+{
+    pg_conn *pc = p->pc;
+    if (p->prepared_gen == pc->gen + 1)
+        return 0;
+    if (flush(pc) < 0 || prepare(p) < 0) {
+        recover(pc);
+        return -1;
+    }
+    p->prepared_gen = pc->gen + 1;
+    return 0;
+}
+
+static int send(pg_stmt *p)
+{
+    return PQsendQueryPrepared(p->pc->c, p->name, p->nparams, (const char *const *)p->vals,
+                               p->lens, p->fmts, 0);
+}
+
 static int run(pg_stmt *p)
 {
     pg_conn *pc = p->pc;
-    if (p->prepared_gen != pc->gen + 1) {
-        if (prepare(p) < 0) {
-            recover(pc);
+    /* a rollback must not ride in a pipeline that a failure aborted: it
+     * would be skipped with the rest */
+    if (!strncmp(p->sql, "ROLLBACK", 8))
+        flush(pc);
+    if (ensure_prepared(p) < 0)
+        return STORE_ERROR;
+    int earlier_failed = 0;
+    if (pc->pending) { /* this one rides with the deferred ones: one round trip */
+        if (!send(p)) {
+            keep_error(pc, NULL);
+            pipeline_end(pc, NULL);
             return STORE_ERROR;
         }
-        p->prepared_gen = pc->gen + 1;
+        earlier_failed = pipeline_end(pc, &p->res) < 0;
+    } else {
+        p->res = PQexecPrepared(pc->c, p->name, p->nparams, (const char *const *)p->vals,
+                                p->lens, p->fmts, 0);
     }
-    p->res = PQexecPrepared(pc->c, p->name, p->nparams, (const char *const *)p->vals, p->lens,
-                            p->fmts, 0);
     ExecStatusType s = PQresultStatus(p->res);
-    if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) {
+    if (!earlier_failed && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)) {
         const char *n = PQcmdTuples(p->res);
         pc->changes = n && *n ? atoll(n) : 0;
         p->nrows = s == PGRES_TUPLES_OK ? PQntuples(p->res) : 0;
         p->row = -1;
         return STORE_DONE;
     }
-    keep_error(pc, p->res);
-    int rc = is_constraint(p->res) ? STORE_CONSTRAINT : STORE_ERROR;
+    if (!earlier_failed)
+        keep_error(pc, p->res);
+    int rc = !earlier_failed && is_constraint(p->res) ? STORE_CONSTRAINT : STORE_ERROR;
     PQclear(p->res);
     p->res = NULL;
     recover(pc);
     return rc;
+}
+
+/* Whether a statement's answer may wait (see Pipelining). */
+static int deferrable(const pg_stmt *p)
+{
+    static const char *const waits[] = {"COMMIT", "RELEASE", "ROLLBACK"};
+    for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]); i++)
+        if (!strncmp(p->sql, waits[i], strlen(waits[i])))
+            return 0;
+    return p->pc->pending || PQtransactionStatus(p->pc->c) == PQTRANS_INTRANS;
+}
+
+/* store__run's step: a statement whose rows nobody reads. */
+static int pg_run(store_stmt *s)
+{
+    pg_stmt *p = P(s);
+    if (!deferrable(p))
+        return pg_step(s);
+    if (ensure_prepared(p) < 0)
+        return STORE_ERROR;
+    if (!p->pc->pending && PQenterPipelineMode(p->pc->c) != 1)
+        return pg_step(s);
+    if (!send(p)) {
+        keep_error(p->pc, NULL);
+        pipeline_end(p->pc, NULL);
+        return STORE_ERROR;
+    }
+    p->pc->pending++;
+    return STORE_DONE;
 }
 
 static int pg_step(store_stmt *s)
@@ -529,11 +659,14 @@ static int pg_copied(store *st, const char *table)
 
 static int64_t pg_changes(store *st)
 {
+    flush(PC(st));
     return PC(st)->changes;
 }
 
 static int pg_in_tx(store *st)
 {
+    if (PC(st)->pending)
+        return 1;
     PGTransactionStatusType t = PQtransactionStatus(PC(st)->c);
     return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }
@@ -548,6 +681,9 @@ static const char *pg_errmsg(store *st)
 static char *scalar(store *st, const char *sql, int *failed)
 {
     pg_conn *pc = PC(st);
+    *failed = flush(pc) < 0;
+    if (*failed)
+        return NULL;
     PGresult *r = PQexec(pc->c, sql);
     char *v = NULL;
     *failed = PQresultStatus(r) != PGRES_TUPLES_OK;
@@ -649,6 +785,7 @@ const store_driver store__pg = {
     .bind_blob = pg_bind_blob,
     .bind_null = pg_bind_null,
     .step = pg_step,
+    .run = pg_run,
     .col_null = pg_col_null,
     .col_is_blob = pg_col_is_blob,
     .col_int64 = pg_col_int64,

@@ -70,16 +70,22 @@ static int64_t task_account(store *st, int64_t id)
     return acct;
 }
 
-/* Updates one sealed column of a task (sql binds the value as ?1, the id
- * as ?2). */
-static int update_sealed(store *st, const char *sql, int64_t id, const char *field,
-                         const char *value)
+/* Updates one sealed column of a task of account acct (0: looked up; sql
+ * binds the value as ?1, the id as ?2). */
+static int update_sealed_of(store *st, int64_t acct, const char *sql, int64_t id,
+                            const char *field, const char *value)
 {
     store_stmt *s = store__q(st, sql);
-    if (!s || bind_task(st, s, 1, task_account(st, id), id, field, value) < 0)
+    if (!s || bind_task(st, s, 1, acct ? acct : task_account(st, id), id, field, value) < 0)
         return -1;
     store__bind_int64(s, 2, id);
     return store__run(st, s);
+}
+
+static int update_sealed(store *st, const char *sql, int64_t id, const char *field,
+                         const char *value)
+{
+    return update_sealed_of(st, 0, sql, id, field, value);
 }
 
 static void row_task(store *st, store_stmt *s, task *t)
@@ -297,43 +303,47 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
                 goto fail;
         }
     }
+    /* title_fmt is ours ("Submit claim #%lld"), never a client's text: the
+     * number goes where %lld is, in the INSERT itself, so that the row and
+     * its number are one statement (one round trip on PostgreSQL). The
+     * account's counter is read here and moved on just after, inside the
+     * transaction: store_begin's writer lock keeps any other writer out in
+     * between, on SQLite and PostgreSQL alike. */
+    char pre[128], post[128], title[256];
+    const char *mark = strstr(n->title_fmt, "%lld");
+    snprintf(pre, sizeof(pre), "%.*s", mark ? (int)(mark - n->title_fmt) : 127, n->title_fmt);
+    snprintf(post, sizeof(post), "%s", mark ? mark + 4 : "");
     store_stmt *s =
-        store__q(st, "UPDATE accounts SET next_task_number=next_task_number+1 WHERE id=?"
-                     " RETURNING next_task_number-1");
+        store__q(st, "INSERT INTO tasks(account_id, task_number, type, sop_version, status, title,"
+                     " instructions, created_at, updated_at) SELECT id, next_task_number, ?2, ?3,"
+                     " ?4, ?5 || next_task_number || ?6, ?7, ?8, ?8 FROM accounts WHERE id=?1"
+                     " RETURNING id, task_number");
     if (!s)
         goto fail;
     store__bind_int64(s, 1, acct);
-    if (store__step(s) == STORE_ROW)
-        number = store__col_int64(s, 0);
-    while (store__step(s) == STORE_ROW)
-        ;
-    store__reset(s);
-    if (!number)
-        goto fail;
-    /* title_fmt is ours ("Submit claim #%lld"), never a client's text */
-    char title[256];
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    snprintf(title, sizeof(title), n->title_fmt, (long long)number);
-#pragma GCC diagnostic pop
-    s = store__q(st, "INSERT INTO tasks(account_id, task_number, type, sop_version, status, title,"
-                     " instructions, data, created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?)"
-                     " RETURNING id");
-    if (!s)
-        goto fail;
-    store__bind_int64(s, 1, acct);
-    store__bind_int64(s, 2, number);
-    store__bind_text(s, 3, n->type);
-    store__bind_int64(s, 4, n->sop_version);
-    store__bind_text(s, 5, status);
-    store__bind_text(s, 6, title);
+    store__bind_text(s, 2, n->type);
+    store__bind_int64(s, 3, n->sop_version);
+    store__bind_text(s, 4, status);
+    store__bind_text(s, 5, pre);
+    store__bind_text(s, 6, post);
     store__bind_text(s, 7, n->instructions);
-    store__bind_null(s, 8); /* sealed below, bound to the task's id */
-    store__bind_int64(s, 9, now);
-    store__bind_int64(s, 10, now);
-    if (store__insert_id(st, s, &id) < 0)
+    store__bind_int64(s, 8, now);
+    int rc = store__step(s);
+    if (rc == STORE_ROW) {
+        id = store__col_int64(s, 0);
+        number = store__col_int64(s, 1);
+    }
+    while (rc == STORE_ROW)
+        rc = store__step(s);
+    store__reset(s);
+    if (!id || !number || rc != STORE_DONE)
         goto fail;
-    if (n->data && update_sealed(st, "UPDATE tasks SET data=? WHERE id=?", id, "data", n->data) < 0)
+    snprintf(title, sizeof(title), "%s%lld%s", pre, (long long)number, post);
+    if (store__update_int(st, "UPDATE accounts SET next_task_number=?1+1 WHERE id=?2", acct,
+                          number) < 0)
+        goto fail;
+    if (n->data &&
+        update_sealed_of(st, acct, "UPDATE tasks SET data=? WHERE id=?", id, "data", n->data) < 0)
         goto fail;
     if (store_task_event_add(st, id, now, NULL, status, "created") < 0)
         goto fail;
@@ -353,7 +363,23 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
         goto fail;
     if (tx_commit(st) < 0)
         goto fail;
-    return store_task_get(st, acct, id, t) == 1 ? 0 : pt_errf(err, "store error");
+    /* the row as store_task_get would read it back, without the round trip
+     * (the writer's time is the group commit's throughput) */
+    t->id = id;
+    t->account_id = acct;
+    t->task_number = number;
+    snprintf(t->type, sizeof(t->type), "%s", n->type);
+    t->sop_version = n->sop_version;
+    snprintf(t->status, sizeof(t->status), "%s", status);
+    t->created_at = t->updated_at = now;
+    t->title = strdup(title);
+    t->instructions = strdup(n->instructions);
+    t->data = n->data ? strdup(n->data) : NULL;
+    if (!t->title || !t->instructions || (n->data && !t->data)) {
+        task_free(t);
+        return pt_errf(err, "out of memory");
+    }
+    return 0;
 fail:
     tx_rollback(st);
     if (dir[0])
