@@ -318,11 +318,6 @@ static void recover(pg_conn *pc)
 
 static int pg_step(store_stmt *s);
 
-static int pg_in_tx_conn(const pg_conn *pc)
-{
-    return PQtransactionStatus(pc->c) != PQTRANS_IDLE;
-}
-
 static int simple(pg_conn *pc, const char *sql)
 {
     PGresult *r = PQexec(pc->c, sql);
@@ -338,7 +333,9 @@ static int simple(pg_conn *pc, const char *sql)
 static int prepare(pg_stmt *p)
 {
     pg_conn *pc = p->pc;
-    int in_tx = pg_in_tx_conn(pc);
+    /* a failed transaction takes no savepoint; what it runs then (ROLLBACK
+     * TO, ROLLBACK) prepares anyway */
+    int in_tx = PQtransactionStatus(pc->c) == PQTRANS_INTRANS;
     if (in_tx && simple(pc, "SAVEPOINT store_prepare") < 0)
         return -1;
     PGresult *r = PQprepare(pc->c, p->name, p->sql, p->nparams, p->types);

@@ -310,6 +310,64 @@ static void tasks_seal_number_filter_and_purge(void **state)
     task_free(&t);
 }
 
+/* Runs SQL that differs by backend on the fixture's database. */
+static void exec_on(const fixture *f, const char *sqlite_sql, const char *pg_sql)
+{
+    if (tpg_enabled()) {
+        assert_int_equal(tpg_exec(f->db, pg_sql), 0);
+        return;
+    }
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sqlite_sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Group commit: a creation whose last write fails (its event, refused by
+ * a trigger; on PostgreSQL a write whose answer is read later) is undone
+ * alone, inside its savepoint; the others of the batch commit, and the
+ * numbers have no gap. */
+static void a_failed_creation_leaves_the_batch_whole(void **state)
+{
+    fixture *f = *state;
+    int64_t acct = an_account(f);
+    exec_on(f,
+            "CREATE TRIGGER no_second BEFORE UPDATE OF data ON tasks"
+            " WHEN NEW.instructions='refuse' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            "CREATE FUNCTION no_second() RETURNS trigger AS $$ BEGIN"
+            " IF NEW.instructions='refuse' THEN RAISE EXCEPTION 'refused'; END IF;"
+            " RETURN NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER no_second BEFORE UPDATE OF"
+            " data ON tasks FOR EACH ROW EXECUTE FUNCTION no_second()");
+    char err[PT_ERR_MAX] = "";
+    task_new n = {.account = acct, .type = "submit_claim", .sop_version = 1,
+                  .title_fmt = "Submit claim #%lld", .instructions = "do it", .data = "d",
+                  .files_dir = f->dir};
+    task t[3];
+    int rc[3];
+    assert_int_equal(store_batch_begin(f->st), 0);
+    for (int i = 0; i < 3; i++) {
+        n.instructions = i == 1 ? "refuse" : "do it";
+        rc[i] = store_task_create(f->st, &n, "pending", &t[i], err);
+    }
+    assert_int_equal(store_batch_end(f->st), 0);
+    assert_int_equal(rc[0], 0);
+    assert_int_equal(rc[1], -1);
+    assert_int_equal(rc[2], 0);
+    assert_int_equal(t[2].task_number, 2);
+    task g;
+    assert_int_equal(store_task_get(f->st, acct, t[0].id, &g), 1);
+    assert_int_equal(g.task_number, 1);
+    task_free(&g);
+    assert_int_equal(store_task_get(f->st, acct, t[2].id, &g), 1);
+    assert_int_equal(g.task_number, 2);
+    assert_string_equal(g.instructions, "do it");
+    assert_string_equal(g.data, "d");
+    task_free(&g);
+    assert_int_equal(store_task_count_status(f->st, "pending"), 2);
+    task_free(&t[0]);
+    task_free(&t[2]);
+}
+
 static void outbox_due_attempts_and_recovery(void **state)
 {
     fixture *f = *state;
@@ -390,9 +448,44 @@ static void users_and_sessions(void **state)
     cJSON_Delete(acts);
 }
 
-PT_TESTS("store",
+/* Which --db names PostgreSQL, and that its master key never comes from
+ * beside the database (there is no beside: keys_load refuses). */
+static void postgres_targets_and_their_key(void **state)
+{
+    (void)state;
+    assert_true(store_is_pg("postgres://u@h:5432/db"));
+    assert_true(store_is_pg("postgresql:///db?host=/tmp"));
+    assert_true(store_is_pg("host=/tmp port=5432 dbname=t1"));
+    assert_true(store_is_pg("dbname=portier"));
+    assert_false(store_is_pg("portier.db"));
+    assert_false(store_is_pg("/var/lib/portier/portier.db"));
+    assert_false(store_is_pg("./a=b.db"));
+    char *saved = getenv("PORTIER_MASTER_KEY") ? strdup(getenv("PORTIER_MASTER_KEY")) : NULL;
+    char *saved_file =
+        getenv("PORTIER_MASTER_KEY_FILE") ? strdup(getenv("PORTIER_MASTER_KEY_FILE")) : NULL;
+    unsetenv("PORTIER_MASTER_KEY");
+    unsetenv("PORTIER_MASTER_KEY_FILE");
+    char err[PT_ERR_MAX] = "";
+    assert_null(keys_load("host=/nonexistent dbname=portier", NULL, err));
+    assert_non_null(strstr(err, "PORTIER_MASTER_KEY"));
+    assert_non_null(strstr(err, "--master-key-file"));
+    setenv("PORTIER_MASTER_KEY", KEY, 1);
+    keys *k = keys_load("postgres://u@h/db", NULL, err);
+    assert_non_null(k);
+    assert_false(keys_beside_db(k));
+    keys_free(k);
+    if (saved)
+        setenv("PORTIER_MASTER_KEY", saved, 1);
+    if (saved_file)
+        setenv("PORTIER_MASTER_KEY_FILE", saved_file, 1);
+    free(saved);
+    free(saved_file);
+}
+
+PT_TESTS("store", cmocka_unit_test(postgres_targets_and_their_key),
          cmocka_unit_test_setup_teardown(schema_is_versioned_and_newer_is_refused, setup, teardown),
          cmocka_unit_test_setup_teardown(accounts_keys_and_upserts, setup, teardown),
          cmocka_unit_test_setup_teardown(tasks_seal_number_filter_and_purge, setup, teardown),
+         cmocka_unit_test_setup_teardown(a_failed_creation_leaves_the_batch_whole, setup, teardown),
          cmocka_unit_test_setup_teardown(outbox_due_attempts_and_recovery, setup, teardown),
          cmocka_unit_test_setup_teardown(users_and_sessions, setup, teardown));
