@@ -1,7 +1,9 @@
 /*
  * test_store_copy.c - `portier store copy`: a demo installation on SQLite,
  * with a finished claim and its delivered webhook, moved to a real
- * PostgreSQL (tests/support/testpg.h); then the copy serves the same
+ * PostgreSQL (tests/support/testpg.h), which a command that only reads
+ * leaves empty and `serve` refuses without a master key; then the copy
+ * serves the same
  * installation: the old API key works, the old task reads back with its
  * sealed notes, a new task takes the next number and a new id, and a
  * webhook signed with the copied secret verifies with the original one.
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *bin(void)
 {
@@ -80,6 +83,28 @@ static void test_copy_a_demo_installation(void **state)
     assert_int_equal(tpg_new_db(conninfo, sizeof(conninfo)), 0);
     assert_int_equal(tpg_url(conninfo, url, sizeof(url)), 0);
     char *out = NULL, *err = NULL;
+    /* a command that only reads creates nothing in an empty database */
+    const char *list[] = {"account", "list", "--db", url, NULL};
+    assert_int_equal(portier(list, &out, &err), 1);
+    assert_non_null(strstr(err, "no portier schema"));
+    free(out);
+    free(err);
+    char *has = tpg_value(conninfo, "SELECT count(*) FROM pg_tables WHERE schemaname='public'");
+    assert_string_equal(has, "0");
+    free(has);
+    /* with PostgreSQL the master key comes from outside, never from beside */
+    char nodata[700];
+    snprintf(nodata, sizeof(nodata), "%s/nodata", a.dir);
+    const char *serve[] = {"serve", "--db", url, "--listen", "127.0.0.1:0", "--data-dir", nodata,
+                           NULL};
+    assert_int_not_equal(portier(serve, &out, &err), 0);
+    assert_non_null(strstr(err, "PORTIER_MASTER_KEY"));
+    assert_int_not_equal(access(nodata, F_OK), 0); /* refused before making anything */
+    free(out);
+    free(err);
+    has = tpg_value(conninfo, "SELECT count(*) FROM pg_tables WHERE schemaname='public'");
+    assert_string_equal(has, "0");
+    free(has);
     const char *copy[] = {"store", "copy", "--from", a.db, "--to", url, NULL};
     int rc = portier(copy, &out, &err);
     if (rc != 0)
