@@ -5,13 +5,14 @@
 SHELL := /bin/bash
 JOBS := $(shell nproc 2>/dev/null || echo 2)
 
-# Debian 12 packages: toolchain, the libraries of the design, Chromium, wrk.
+# Debian 12 packages: toolchain, the libraries of the design, Chromium, wrk,
+# PostgreSQL (the tests run the store on a server of their own, and libpq).
 # Node.js and npm (the tests' independent webhook verifiers, the benchmarks'
 # peer) come from Debian only when the machine has none: these machines ship
 # their own Node 20, which Debian's npm package would conflict with.
 APT_PACKAGES := build-essential cmake pkg-config git ca-certificates curl chromium \
   libwebsockets-dev libcjson-dev libcurl4-openssl-dev libxml2-dev libpcre2-dev \
-  libsqlite3-dev libcmocka-dev libssl-dev wrk
+  libsqlite3-dev libcmocka-dev libssl-dev wrk postgresql libpq-dev
 
 .PHONY: all deps node-deps build build-asan test test-fast test-asan run bench fuzz clean
 

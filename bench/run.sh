@@ -3,6 +3,7 @@
 # Chromium, and prints the figures side by side. Not part of `make test`:
 # timings on a shared 2-core machine are for reading, not for asserting.
 #   bench/run.sh [cdp|claim|claims|trajectory|stalls|api|ui] [N]
+#   bench/run.sh api [SECONDS] [sqlite|pg]; bench/run.sh store [N]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -13,6 +14,27 @@ if [ ! -d "$here/node_modules/puppeteer-core" ]; then
   (cd "$here" && npm install --no-audit --no-fund --silent)
 fi
 mkdir -p "$here/out"
+
+# A durable PostgreSQL of the bench's own in $1/pg (fsync and
+# synchronous_commit on, its defaults), on a unix socket there: sets pg_db
+# and pg_stop, and a master key for the run (PostgreSQL needs one given).
+# initdb and postgres refuse root: as root they run as nobody.
+as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; else "$@"; fi; }
+pg_start() {
+  local dir=$1/pg pgbin
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  chmod 755 "$1"
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown nobody:nogroup "$dir"
+  as_pg "$pgbin/initdb" -D "$dir/data" -U portier -A trust -E UTF8 --locale=C >/dev/null
+  as_pg "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
+    -o "-k $dir -p 5432 -c listen_addresses= -c max_connections=200" start >/dev/null
+  pg_stop="as_pg $pgbin/pg_ctl -D $dir/data -m fast stop"
+  pg_db="host=$dir port=5432 user=portier dbname=postgres"
+  PORTIER_MASTER_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  export PORTIER_MASTER_KEY
+}
+pg_stop=:
 
 case "$which" in
 cdp)
@@ -239,23 +261,33 @@ JS
   ;;
 api)
   # POST /tasks per second and latency with wrk, on the durable store (WAL,
-  # synchronous=NORMAL), beside GET /healthz on the same server (the HTTP
-  # layer's ceiling). The server runs no workers: this measures the API.
+  # synchronous=NORMAL; or, with `api SECS pg`, a PostgreSQL server of the
+  # bench's own with fsync and synchronous_commit on), beside GET /healthz
+  # on the same server (the HTTP layer's ceiling). The server runs no
+  # workers: this measures the API.
   secs=${2:-10}
+  backend=${3:-sqlite}
   out="$here/out/api.jsonl"
   : > "$out"
   work=$(mktemp -d)
-  trap 'kill $serve_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-  key=$("$root/build/portier" account create bench --db "$work/api.db" |
+  trap 'kill $serve_pid 2>/dev/null; wait 2>/dev/null; $pg_stop; rm -rf "$work"' EXIT
+  db="$work/api.db"
+  dbflags=()
+  if [ "$backend" = pg ]; then
+    pg_start "$work"
+    db=$pg_db
+    dbflags=(--data-dir "$work/data")
+  fi
+  key=$("$root/build/portier" account create bench --db "$db" |
         sed -n 's/.*"api_key":[[:space:]]*"\([^"]*\)".*/\1/p')
   "$root/build/portier" account set-sop bench submit_claim "$root/sops/sandbox/submit_claim.sop" \
-    --db "$work/api.db" > /dev/null
-  PORTIER_LOG=warn "$root/build/portier" serve --db "$work/api.db" --listen 127.0.0.1:18097 \
+    --db "$db" > /dev/null
+  PORTIER_LOG=warn "$root/build/portier" serve --db "$db" "${dbflags[@]}" --listen 127.0.0.1:18097 \
     --workers 0 --max-queue 100000000 > /dev/null &
   serve_pid=$!
   sleep 1
   for c in 32 64; do
-    echo "bench/api: POST /tasks, wrk -t2 -c$c -d${secs}s" >&2
+    echo "bench/api ($backend): POST /tasks, wrk -t2 -c$c -d${secs}s" >&2
     printf '{"what": "POST /tasks", "connections": %s, ' "$c" >> "$out"
     PORTIER_API_KEY=$key wrk -t2 -c$c -d${secs}s -s "$here/api/post_task.lua" \
       http://127.0.0.1:18097/tasks | tail -1 | sed 's/^{//' >> "$out"
@@ -265,7 +297,7 @@ api)
     tail -1 | sed 's/^{//' >> "$out"
   # durable: kill -9, restart, and every task that got its 200 is there
   kill -9 $serve_pid; wait $serve_pid 2>/dev/null || true
-  PORTIER_LOG=warn "$root/build/portier" serve --db "$work/api.db" --listen 127.0.0.1:18097 \
+  PORTIER_LOG=warn "$root/build/portier" serve --db "$db" "${dbflags[@]}" --listen 127.0.0.1:18097 \
     --workers 0 --max-queue 100000000 > /dev/null &
   serve_pid=$!
   sleep 1
@@ -283,6 +315,20 @@ if (kept) console.log(`durability: ${posted} tasks answered 200, ${kept.stored_t
 const best = Math.max(...rows.filter((r) => r.what.startsWith('POST')).map((r) => r.rps));
 console.log(`POST /tasks: ${best} req/s (target 5,000): ${best >= 5000 ? 'met' : 'NOT met'}`);
 JS
+  ;;
+store)
+  # The store's own ceiling for task creation (no HTTP): N tasks in
+  # group-commit batches of 64, sealed, on SQLite and on PostgreSQL.
+  n=${2:-20000}
+  out="$here/out/store.jsonl"
+  : > "$out"
+  work=$(mktemp -d)
+  trap '$pg_stop >/dev/null; rm -rf "$work"' EXIT
+  echo "bench/store: $n task creations in batches of 64, SQLite then PostgreSQL" >&2
+  "$root/build/bench/bench_store" "$work/store.db" "$n" 64 >> "$out"
+  pg_start "$work"
+  "$root/build/bench/bench_store" "$pg_db" "$n" 64 >> "$out"
+  cat "$out"
   ;;
 ui)
   # The dashboard's task list rendering N tasks (default 1,000) in the

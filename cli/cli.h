@@ -21,6 +21,7 @@ int cli_run(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_account(int argc, char **argv);
 int cli_webhook(int argc, char **argv);
+int cli_store(int argc, char **argv);
 
 /* Fills set with the signals that stop a command (SIGINT, SIGTERM) and
  * blocks them in this thread (main blocks them before any command starts;
@@ -33,6 +34,9 @@ int cli_host_port(const char *v, char *host, size_t hostsz, int *port);
  * operator's commands (account, webhook, serve --demo): *st and *k are new
  * (store_close, keys_free). 0, or negative with err. */
 int cli_open_db(const char *db, store **st, keys **k, char *err);
+/* Whether db holds a store, for a command that only reads (it creates
+ * nothing); if not, says so on stderr as `who`. */
+int cli_db_exists(const char *who, const char *db);
 /* Reads stdin to its end into a new string (the caller frees it), at most
  * cap bytes: past that NULL, or with truncate the first bytes; with trim,
  * without its trailing newlines. NULL if out of memory. */

@@ -40,7 +40,9 @@ static int account_usage(const char *why)
             "       portier account add-user NAME USER      (prints USER's dashboard key)\n"
             "       portier account remove-user NAME USER   (the key and its sessions end)\n"
             "       portier account rotate-webhook-secret NAME [--grace-hours H]\n"
-            "  every command takes --db FILE (default portier.db)\n",
+            "  every command takes --db FILE (default portier.db) or a PostgreSQL\n"
+            "  connection string (postgres://USER@HOST:PORT/DB; the master key then comes\n"
+            "  from PORTIER_MASTER_KEY or --master-key-file FILE)\n",
             why);
     return 2;
 }
@@ -58,6 +60,20 @@ int cli_open_db(const char *db, store **st, keys **k, char *err)
     }
     keys_attach(*k, *st);
     return PT_OK;
+}
+
+int cli_db_exists(const char *who, const char *db)
+{
+    char err[PT_ERR_MAX];
+    int e = store_exists(db, err);
+    if (e < 0)
+        fprintf(stderr, "%s: %s\n", who, err);
+    else if (!e && store_is_pg(db))
+        fprintf(stderr, "%s: the PostgreSQL database has no portier schema yet (see --db)\n",
+                who);
+    else if (!e)
+        fprintf(stderr, "%s: no database at %s (see --db)\n", who, db);
+    return e > 0;
 }
 
 void cli_print_json(cJSON *o)
@@ -330,6 +346,8 @@ static int parse_account_args(int argc, char **argv, account_cmd *c, const char 
             i++;
             if (!strcmp(a, "--db"))
                 c->db = v;
+            else if (!strcmp(a, "--master-key-file"))
+                setenv("PORTIER_MASTER_KEY_FILE", v, 1); /* keys_load reads it */
             else if (!strcmp(a, "--portal"))
                 c->portal = v;
             else if (!strcmp(a, "--webhook-url"))
@@ -338,9 +356,10 @@ static int parse_account_args(int argc, char **argv, account_cmd *c, const char 
                 c->grace_hours = atof(v);
             else {
                 static const char *const known[] = {"--db", "--portal", "--webhook-url",
-                                                    "--grace-hours", "--help"};
+                                                    "--grace-hours", "--help",
+                                                    "--master-key-file"};
                 char why[256];
-                cli_unknown_option(a, known, 5, why, sizeof(why));
+                cli_unknown_option(a, known, 6, why, sizeof(why));
                 return -account_usage(why);
             }
             continue;
@@ -371,10 +390,8 @@ int cli_account(int argc, char **argv)
     if (npos - 1 != commands[known].nargs)
         return account_usage("wrong number of arguments");
     char err[PT_ERR_MAX];
-    if (!strcmp(pos[0], "list") && access(c.db, F_OK) != 0) { /* read-only: create nothing */
-        fprintf(stderr, "portier account: no database at %s (see --db)\n", c.db);
+    if (!strcmp(pos[0], "list") && !cli_db_exists("portier account", c.db)) /* read-only */
         return 1;
-    }
     const char *url = !strcmp(pos[0], "set-webhook") ? pos[2]
                       : !strcmp(pos[0], "create")    ? c.hook
                                                      : NULL;
@@ -388,7 +405,8 @@ int cli_account(int argc, char **argv)
     }
     int rc = 1;
     if (commands[known].needs_account && store_account_by_name(c.st, pos[1], &c.a) != 1)
-        fprintf(stderr, "portier account: no account named '%s' in %s\n", pos[1], c.db);
+        fprintf(stderr, "portier account: no account named '%s' in %s\n", pos[1],
+                store_label(c.st));
     else
         rc = commands[known].run(&c);
     account_free(&c.a);
@@ -413,12 +431,14 @@ int cli_webhook(int argc, char **argv)
     int test = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
-            printf("usage: portier webhook test NAME [--db FILE]\n"
+            printf("usage: portier webhook test NAME [--db FILE] [--master-key-file FILE]\n"
                    "  sends a signed ping to the account's webhook endpoint\n");
             return 0;
         }
         if (!strcmp(argv[i], "--db") && i + 1 < argc)
             db = argv[++i];
+        else if (!strcmp(argv[i], "--master-key-file") && i + 1 < argc)
+            setenv("PORTIER_MASTER_KEY_FILE", argv[++i], 1); /* keys_load reads it */
         else if (!strcmp(argv[i], "test") && !test)
             test = 1;
         else if (argv[i][0] != '-' && test && !name)
@@ -433,10 +453,8 @@ int cli_webhook(int argc, char **argv)
     char err[PT_ERR_MAX];
     store *st = NULL;
     keys *k = NULL;
-    if (access(db, F_OK) != 0) { /* a test changes nothing: create nothing */
-        fprintf(stderr, "portier webhook: no database at %s (see --db)\n", db);
+    if (!cli_db_exists("portier webhook", db)) /* a test changes nothing: create nothing */
         return 1;
-    }
     if (cli_open_db(db, &st, &k, err) < 0) {
         fprintf(stderr, "portier webhook: %s\n", err);
         return 1;

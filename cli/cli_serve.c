@@ -36,7 +36,12 @@ static int serve_usage(const char *why)
             "                     [--header-timeout S] [--min-body-rate BYTES]\n"
             "                     [--max-conns-per-ip N] [--allow-private-webhooks]\n"
             "                     [--browsers N] [--max-attempts N]\n"
-            "                     [--retain-days 30] [--master-key-file FILE]\n",
+            "                     [--retain-days 30] [--master-key-file FILE]\n"
+            "                     [--data-dir DIR]\n"
+            "  --db takes a SQLite file or a PostgreSQL connection string\n"
+            "  (postgres://USER@HOST:PORT/DB, or host=... dbname=...); with PostgreSQL\n"
+            "  the master key comes from PORTIER_MASTER_KEY or --master-key-file, and\n"
+            "  files live in --data-dir (default portier.d)\n",
             why);
     return 2;
 }
@@ -154,14 +159,19 @@ static int demo_sops(store *st, const keys *ks, int64_t id, char *err)
 
 /* Creates the demo account once, or finds it again with the keys kept in
  * DB.demo; points it at this run's sandbox and webhook URL. */
-static int demo_setup(const char *db, const char *portal, const char *hook, demo_keys *k, char *err)
+static int demo_setup(const char *db, const char *data_dir, const char *portal, const char *hook,
+                      demo_keys *k, char *err)
 {
     store *st = NULL;
     keys *ks = NULL;
     if (cli_open_db(db, &st, &ks, err) < 0)
         return PT_EFAIL;
     char path[4200];
-    snprintf(path, sizeof(path), "%s.demo", db);
+    /* a PostgreSQL string is no place for a file: the data folder is */
+    if (store_is_pg(db))
+        snprintf(path, sizeof(path), "%s/demo", data_dir);
+    else
+        snprintf(path, sizeof(path), "%s.demo", db);
     int rc = PT_EFAIL;
     account a = {0};
     int have = store_account_by_name(st, "demo", &a) == 1;
@@ -196,6 +206,7 @@ static void route_to_sink(const char *db, const char *url)
 typedef struct serve_args {
     service_options o;
     char host[128], phost[128];
+    char data_dir[4200];
     int pport, demo;
     const char *hook;
 } serve_args;
@@ -219,13 +230,15 @@ static const char *serve_bad_option(const char *a, char *why, size_t whysz)
         {"--max-attempts", "a number of runs from 1 to 100"},
         {"--retain-days", "days from 0 to 36500 (0: purged once final)"},
         {"--master-key-file", "the path of a file holding 64 hex digits"},
+        {"--data-dir", "the path of a folder"},
     };
     static const char *const known[] = {
         "--listen",          "--portal-listen", "--db",        "--browser",  "--webhook-url",
         "--workers",         "--hold-seconds",  "--max-queue", "--max-body", "--max-file",
         "--session-max-age", "--session-idle",  "--demo",      "--help", "--max-parked",
         "--header-timeout", "--min-body-rate", "--max-conns-per-ip", "--browsers",
-        "--max-attempts", "--retain-days", "--master-key-file", "--allow-private-webhooks"};
+        "--max-attempts", "--retain-days", "--master-key-file", "--allow-private-webhooks",
+        "--data-dir"};
     for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++)
         if (!strcmp(a, wants[i][0])) {
             snprintf(why, whysz, "%s takes %s", a, wants[i][1]);
@@ -302,6 +315,8 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             o->max_attempts = (int)n;
         else if (!strcmp(a, "--retain-days") && n >= 0 && n <= 36500)
             o->retain_ms = n ? n * 24 * 3600 * 1000 : 1; /* 0: purged once final */
+        else if (!strcmp(a, "--data-dir") && *v)
+            o->data_dir = v;
         else if (!strcmp(a, "--master-key-file") && *v) {
             o->master_key_file = v;
             setenv("PORTIER_MASTER_KEY_FILE", v, 1); /* the demo's set-up reads it too */
@@ -310,6 +325,15 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             return serve_usage(serve_bad_option(a, why, sizeof(why)));
     }
     o->host = sa->host;
+    /* the data folder: DB.d beside a SQLite file; a PostgreSQL string names
+     * no folder, so portier.d here unless --data-dir says */
+    if (o->data_dir)
+        snprintf(sa->data_dir, sizeof(sa->data_dir), "%s", o->data_dir);
+    else if (store_is_pg(o->db_path))
+        snprintf(sa->data_dir, sizeof(sa->data_dir), "portier.d");
+    else
+        snprintf(sa->data_dir, sizeof(sa->data_dir), "%s.d", o->db_path);
+    o->data_dir = sa->data_dir;
     return -1;
 }
 
@@ -340,10 +364,9 @@ int cli_serve(int argc, char **argv)
     service *s = NULL;
     int rc = 1;
     if (demo) {
-        char data[4200];
-        snprintf(data, sizeof(data), "%s.d", o.db_path);
-        mkdir(data, 0700);
-        snprintf(data, sizeof(data), "%s.d/sandbox", o.db_path);
+        char data[4300];
+        mkdir(o.data_dir, 0700);
+        snprintf(data, sizeof(data), "%s/sandbox", o.data_dir);
         mkdir(data, 0700);
         sandbox_options so = {.host = phost, .port = pport, .data_dir = data};
         if (sandbox_start(&so, &sb, err) < 0) {
@@ -354,7 +377,7 @@ int cli_serve(int argc, char **argv)
     /* the demo account points at this run's sandbox before any worker
      * starts (recovered tasks run against it) */
     demo_keys k = {0};
-    if (demo && demo_setup(o.db_path, sandbox_url(sb), hook, &k, err) < 0) {
+    if (demo && demo_setup(o.db_path, o.data_dir, sandbox_url(sb), hook, &k, err) < 0) {
         fprintf(stderr, "portier serve: the demo account: %s\n", err);
         goto out;
     }

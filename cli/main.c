@@ -28,12 +28,17 @@ static const struct {
      "                 [--header-timeout S] [--min-body-rate BYTES] [--max-conns-per-ip N]\n"
      "                 [--allow-private-webhooks] [--browsers N] [--max-attempts N]\n"
      "                 [--max-parked N] [--retain-days 30] [--master-key-file FILE]\n"
+     "                 [--data-dir DIR]   (--db: a SQLite file or a postgres:// URL)\n"
      "      Serve the task API (docs/openapi.yaml); --demo also runs the sandbox portal.",
      1},
     {"account", cli_account,
      "account create|list|set-secret|set-sop|set-default|set-webhook|set-portal|rotate-key|\n"
      "                 rotate-webhook-secret ... [--db FILE]\n"
      "      Set an account up: SOPs, portal secrets, API key, webhook (portier account --help)."},
+    {"store", cli_store,
+     "store copy --from portier.db --to postgres://USER@HOST:PORT/DB [--master-key-file FILE]\n"
+     "      Move an installation's database (every table) into an empty one.",
+     0},
     {"webhook", cli_webhook,
      "webhook test NAME [--db FILE]\n"
      "      Send a signed ping to the account's webhook endpoint and show the reply."},

@@ -133,7 +133,13 @@ keys *keys_load(const char *db_path, const char *key_path, char *err)
             rc = pt_errf(err, "PORTIER_MASTER_KEY must be 64 hex digits (32 bytes)");
     } else if (key_path && *key_path) {
         rc = read_key_file(key_path, k->master, err);
-        k->beside_db = is_beside(db_path, key_path);
+        k->beside_db = !store_is_pg(db_path) && is_beside(db_path, key_path);
+    } else if (store_is_pg(db_path)) {
+        /* nodes share one database and must share its key, which the
+         * database itself must never hold */
+        rc = pt_errf(err, "with a PostgreSQL database the master key comes from "
+                          "PORTIER_MASTER_KEY (64 hex digits) or --master-key-file FILE; "
+                          "neither is set");
     } else {
         rc = key_file(db_path, k->master, err);
         k->beside_db = 1;

@@ -22,8 +22,8 @@ typedef struct keys keys;
  * digits), else the file key_file (or, if NULL, PORTIER_MASTER_KEY_FILE),
  * else DB.key (made with mode 0600 on first use). A new handle (free with
  * keys_free), or NULL with err. A key file must hold 64 hex digits.
- * (A PostgreSQL store, when it comes, takes only the first two: with it
- * there is no "beside the database" to fall back to.) */
+ * A PostgreSQL store (store_is_pg) takes only the first two: with it there
+ * is no "beside the database" to fall back to, and no key is refused. */
 keys *keys_load(const char *db_path, const char *key_file, char *err);
 /* Whether the key came from a file in the database's own folder (or its
  * data folder): a copy or a backup of that folder carries its own key. */

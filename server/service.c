@@ -104,7 +104,13 @@ static int mkdirs(const char *path)
  * never finished). */
 static int make_folders(service *s, char *err)
 {
-    snprintf(s->data_dir, sizeof(s->data_dir), "%s.d", s->o.db_path);
+    /* a PostgreSQL string names no folder: its data folder is --data-dir's */
+    if (s->o.data_dir)
+        snprintf(s->data_dir, sizeof(s->data_dir), "%s", s->o.data_dir);
+    else if (store_is_pg(s->o.db_path))
+        snprintf(s->data_dir, sizeof(s->data_dir), "portier.d");
+    else
+        snprintf(s->data_dir, sizeof(s->data_dir), "%s.d", s->o.db_path);
     if (mkdirs(s->data_dir) < 0)
         return pt_errf(err, "cannot create the data folder %s", s->data_dir);
     static const char *const subs[] = {"files", "trajectories", "sops", "spool"};
@@ -197,10 +203,10 @@ int service_start(const service_options *o, service **out, char *err)
      * measured with 4 workers, four arenas of about 3 MB each. Two arenas
      * share that space; a lock is nothing beside a page's round trips. */
     mallopt(M_ARENA_MAX, 2);
-    if (make_folders(s, err) < 0)
-        goto fail;
-    if (!(s->main_store = store_open(o->db_path, 1, err)) ||
-        !(s->keys = keys_load(o->db_path, o->master_key_file, err)))
+    /* the key first: a PostgreSQL store without one is refused before
+     * anything is made (folders, schema) */
+    if (!(s->keys = keys_load(o->db_path, o->master_key_file, err)) || make_folders(s, err) < 0 ||
+        !(s->main_store = store_open(o->db_path, 1, err)))
         goto fail;
     keys_attach(s->keys, s->main_store);
     if (!(s->hooks = webhooks_start(o->db_path, s->keys, err)) ||

@@ -15,7 +15,8 @@
 typedef struct service service;
 
 typedef struct service_options {
-    const char *db_path;    /* the SQLite file; its data folder is DB.d/ */
+    const char *db_path;    /* the SQLite file, or a PostgreSQL connection string */
+    const char *data_dir;   /* files, trajectories, SOPs; NULL: DB.d/ (PostgreSQL: portier.d/) */
     const char *browser_ws; /* NULL: launch Debian's chromium */
     int workers;            /* tasks at once; 0: 2; < 0: none (API only) */
     int browsers;           /* launched browsers the workers share; 0: 2 (1 with one worker) */

@@ -1,13 +1,17 @@
 /*
- * store.c - the embedded SQLite store: opening a connection, the schema and
- * its migrations, the statement cache and transactions. The tables' own
- * operations are in store_account.c, store_task.c and store_outbox.c. It
- * never interprets what it stores (a task's status is task.c's, a secret
- * arrives sealed by keys.c) and never sends anything anywhere.
+ * store.c - the store's backend-neutral core: choosing the backend (SQLite
+ * for a file, PostgreSQL for a connection string), the schema and its
+ * migrations, the statement cache, sealing columns and transactions. The
+ * tables' own operations are in store_account.c, store_task.c,
+ * store_outbox.c and store_user.c; the engines' drivers in store_sqlite.c
+ * and store_pg.c. It never interprets what it stores (a task's status is
+ * task.c's, a secret arrives sealed by keys.c) and never sends anything
+ * anywhere.
  *
- * Durability: WAL with synchronous=NORMAL. A committed transaction survives
- * the process being killed (kill -9); only a power loss may take the last
- * few back, never corrupting the file.
+ * Durability: SQLite in WAL with synchronous=NORMAL (a committed
+ * transaction survives kill -9; a power loss may take the last few back,
+ * never corrupting the file); PostgreSQL with its own settings
+ * (synchronous_commit on by default: a commit is on disk when it returns).
  */
 #define _GNU_SOURCE
 #include "server/store.h"
@@ -19,15 +23,19 @@
 #include "util/timeutil.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- Schema ---------------------------------------------------------------
- * Each migration brings the schema from version i to i + 1; user_version
- * holds the version. Never edit a released migration: add one. */
+ * Each migration brings the schema from version i to i + 1; the driver
+ * keeps the version (SQLite's user_version, a table on PostgreSQL). Never
+ * change what a released migration does: add one. The text is SQLite's and
+ * runs on PostgreSQL through its driver's type mapping (store_pg.c): a
+ * TEXT column that holds sealed bytes says so with a comment, which SQLite
+ * ignores, so that PostgreSQL makes it BYTEA. */
 static const char *const migrations[] = {
     /* 1: the first schema */
     "CREATE TABLE accounts("
@@ -45,12 +53,13 @@ static const char *const migrations[] = {
     "CREATE TABLE tasks("
     "  id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts(id),"
     "  task_number INTEGER NOT NULL, type TEXT NOT NULL, sop_version INTEGER NOT NULL,"
-    "  status TEXT NOT NULL, title TEXT NOT NULL, instructions TEXT NOT NULL, data TEXT,"
-    "  notes TEXT, started_at INTEGER, completed_at INTEGER, failed_at INTEGER,"
+    "  status TEXT NOT NULL, title TEXT NOT NULL, instructions TEXT NOT NULL, data TEXT /*sealed*/,"
+    "  notes TEXT /*sealed*/, started_at INTEGER, completed_at INTEGER, failed_at INTEGER,"
     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
     "  committed INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
     "  approve INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0,"
-    "  ask_name TEXT, ask_prompt TEXT, answers TEXT, review_comment TEXT,"
+    "  ask_name TEXT, ask_prompt TEXT /*sealed*/, answers TEXT /*sealed*/,"
+    "  review_comment TEXT /*sealed*/,"
     "  trajectory_id INTEGER, UNIQUE(account_id, task_number));"
     "CREATE INDEX tasks_by_account ON tasks(account_id, id);"
     "CREATE INDEX tasks_by_status ON tasks(status, id);"
@@ -65,7 +74,8 @@ static const char *const migrations[] = {
     "CREATE TABLE trajectories(id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL,"
     "  dir TEXT NOT NULL, created_at INTEGER NOT NULL);"
     "CREATE TABLE outbox(id INTEGER PRIMARY KEY, event_id TEXT NOT NULL,"
-    "  account_id INTEGER NOT NULL, task_id INTEGER, event TEXT NOT NULL, payload TEXT NOT NULL,"
+    "  account_id INTEGER NOT NULL, task_id INTEGER, event TEXT NOT NULL,"
+    "  payload TEXT /*sealed*/ NOT NULL,"
     "  created_at INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
     "  attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL);"
     "CREATE INDEX outbox_due ON outbox(state, next_at);"
@@ -88,8 +98,8 @@ static const char *const migrations[] = {
     /* 5: what a client sees of a task (outputs, what review asks), the
      * idempotency key's request, the account's events, and attempts that
      * say which attempt, where and what came back */
-    "ALTER TABLE tasks ADD COLUMN outputs TEXT;"
-    "ALTER TABLE tasks ADD COLUMN review_prompt TEXT;"
+    "ALTER TABLE tasks ADD COLUMN outputs TEXT /*sealed*/;"
+    "ALTER TABLE tasks ADD COLUMN review_prompt TEXT /*sealed*/;"
     "ALTER TABLE idempotency ADD COLUMN request_hash TEXT;"
     "ALTER TABLE accounts ADD COLUMN webhook_events INTEGER NOT NULL DEFAULT 1;"
     "ALTER TABLE outbox ADD COLUMN round_start INTEGER NOT NULL DEFAULT 0;"
@@ -116,49 +126,87 @@ static const char *const migrations[] = {
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-static int exec(store *st, const char *sql)
+int store_is_pg(const char *target)
 {
-    char *msg = NULL;
-    int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        PT_ERROR("store", "%s", msg ? msg : sqlite3_errstr(rc));
-    sqlite3_free(msg);
-    return rc == SQLITE_OK ? 0 : -1;
+    if (!strncmp(target, "postgres://", 11) || !strncmp(target, "postgresql://", 13))
+        return 1;
+    /* libpq's key=value form: "host=... dbname=..." (a file name has no
+     * '=' before its first space or slash) */
+    size_t word = strspn(target, "abcdefghijklmnopqrstuvwxyz_");
+    return word > 0 && target[word] == '=';
 }
 
-static int user_version(store *st)
+static int exec(store *st, const char *sql)
 {
-    sqlite3_stmt *s;
-    int v = -1;
-    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
-    return v;
+    return st->drv->exec(st, sql);
 }
 
 static int migrate(store *st, char *err)
 {
-    if (exec(st, "BEGIN IMMEDIATE") < 0)
-        return pt_errf(err, "%s: cannot lock the database to migrate it", st->path);
-    int v = user_version(st);
+    if (st->drv->begin(st) < 0)
+        return pt_errf(err, "%s: cannot lock the database to migrate it", st->label);
+    int v = st->drv->schema_version(st);
+    if (v < 0) {
+        store_rollback(st);
+        return pt_errf(err, "%s: cannot read the schema's version", st->label);
+    }
     if (v > NMIGRATIONS) {
-        exec(st, "ROLLBACK");
+        store_rollback(st);
         return pt_errf(err,
                        "%s has schema version %d, newer than this portier knows (%d): "
                        "run a newer portier, or restore a backup",
-                       st->path, v, NMIGRATIONS);
+                       st->label, v, NMIGRATIONS);
     }
     for (; v < NMIGRATIONS; v++) {
-        char set[64];
-        snprintf(set, sizeof(set), "PRAGMA user_version=%d", v + 1);
-        if (exec(st, migrations[v]) < 0 || exec(st, set) < 0) {
-            exec(st, "ROLLBACK");
-            return pt_errf(err, "%s: migration %d failed", st->path, v + 1);
+        char *ddl = st->drv->ddl(migrations[v]);
+        int ok = ddl && exec(st, ddl) == 0 && st->drv->set_schema_version(st, v + 1) == 0;
+        free(ddl);
+        if (!ok) {
+            store_rollback(st);
+            return pt_errf(err, "%s: migration %d failed", st->label, v + 1);
         }
         PT_INFO("store", "schema migrated to version %d", v + 1);
     }
-    return exec(st, "COMMIT") < 0 ? pt_errf(err, "%s: cannot commit the migration", st->path) : 0;
+    return exec(st, "COMMIT") < 0 ? pt_errf(err, "%s: cannot commit the migration", st->label) : 0;
+}
+
+/* Whether statement stmt (up to end) creates or alters table. */
+static int about_table(const char *stmt, const char *end, const char *table)
+{
+    static const char *const heads[] = {"CREATE TABLE ", "ALTER TABLE "};
+    while (stmt < end && (*stmt == ' ' || *stmt == '\n'))
+        stmt++;
+    for (size_t i = 0; i < 2; i++) {
+        size_t h = strlen(heads[i]), t = strlen(table);
+        if (!strncmp(stmt, heads[i], h) && !strncmp(stmt + h, table, t) &&
+            (stmt[h + t] == '(' || stmt[h + t] == ' '))
+            return 1;
+    }
+    return 0;
+}
+
+int store__sealed_column(const char *table, const char *column)
+{
+    char mark[160];
+    snprintf(mark, sizeof(mark), "%s TEXT /*sealed*/", column);
+    for (int v = 0; v < NMIGRATIONS; v++) {
+        for (const char *stmt = migrations[v]; *stmt;) {
+            const char *end = strchr(stmt, ';');
+            if (!end)
+                end = stmt + strlen(stmt);
+            if (about_table(stmt, end, table))
+                for (const char *m = strstr(stmt, mark); m && m < end; m = strstr(m + 1, mark))
+                    if (m > stmt && strchr("(, ", m[-1]))
+                        return 1;
+            stmt = *end ? end + 1 : end;
+        }
+    }
+    return 0;
+}
+
+int store_schema_version(void)
+{
+    return NMIGRATIONS;
 }
 
 store *store_open(const char *path, int migrate_it, char *err)
@@ -169,24 +217,20 @@ store *store_open(const char *path, int migrate_it, char *err)
         pt_errf(err, "out of memory");
         return NULL;
     }
-    int rc = sqlite3_open_v2(
-        path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        pt_errf(err, "cannot open the database %s: %s", path, sqlite3_errstr(rc));
+    st->drv = store_is_pg(path) ? &store__pg : &store__sqlite;
+    if (st->drv->open(st, path, 1, err) < 0) {
         store_close(st);
         return NULL;
     }
-    chmod(path, 0600);
-    sqlite3_busy_timeout(st->db, 10000);
-    if (exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;") <
-        0) {
-        pt_errf(err, "%s is not a usable SQLite database", path);
+    if (!st->label && !(st->label = strdup(path))) {
+        pt_errf(err, "out of memory");
         store_close(st);
         return NULL;
     }
-    if (migrate_it ? migrate(st, err) < 0 : user_version(st) != NMIGRATIONS) {
+    int v = 0;
+    if (migrate_it ? migrate(st, err) < 0 : (v = st->drv->schema_version(st)) != NMIGRATIONS) {
         if (!migrate_it)
-            pt_errf(err, "%s has schema version %d; this portier needs %d", path, user_version(st),
+            pt_errf(err, "%s has schema version %d; this portier needs %d", st->label, v,
                     NMIGRATIONS);
         store_close(st);
         return NULL;
@@ -194,21 +238,49 @@ store *store_open(const char *path, int migrate_it, char *err)
     return st;
 }
 
+int store_exists(const char *path, char *err)
+{
+    if (!store_is_pg(path))
+        return access(path, F_OK) == 0 ? 1 : 0;
+    store st = {.drv = &store__pg};
+    if (st.drv->open(&st, path, 0, err) < 0)
+        return -1;
+    int v = st.drv->schema_version(&st);
+    st.drv->close(&st);
+    free(st.label);
+    if (v < 0)
+        return pt_errf(err, "cannot read the schema's version");
+    return v > 0;
+}
+
 void store_close(store *st)
 {
     if (!st)
         return;
     for (int i = 0; i < STORE_NCACHE; i++)
-        sqlite3_finalize(st->cache[i].stmt);
-    sqlite3_close(st->db);
+        if (st->cache[i].stmt)
+            st->drv->finalize(st->cache[i].stmt);
+    if (st->conn)
+        st->drv->close(st);
     free(st->sealer);
     free(st->path);
+    free(st->label);
     free(st);
 }
 
 const char *store_path(const store *st)
 {
     return st->path;
+}
+
+const char *store_label(const store *st)
+{
+    return st->label;
+}
+
+const char *store_backend(const store *st)
+{
+    return st->drv->name;
 }
 
 void store_set_sealer(store *st, const store_sealer *s)
@@ -228,11 +300,15 @@ void store__task_aad(char *aad, size_t n, int64_t taskid, const char *field)
     snprintf(aad, n, "task=%lld field=%s", (long long)taskid, field);
 }
 
-int store__bind_sealed(store *st, sqlite3_stmt *s, int i, int64_t acct, const char *aad,
+int store__bind_sealed(store *st, store_stmt *s, int i, int64_t acct, const char *aad,
                        const char *value)
 {
     if (!value || !st->sealer) {
-        store__bind_text(s, i, value);
+        /* PostgreSQL's sealed columns are BYTEA: the clear value as bytes */
+        if (value && st->drv == &store__pg)
+            store__bind_blob(s, i, value, strlen(value));
+        else
+            store__bind_text(s, i, value);
         return 0;
     }
     unsigned char *out = NULL;
@@ -241,21 +317,22 @@ int store__bind_sealed(store *st, sqlite3_stmt *s, int i, int64_t acct, const ch
         PT_ERROR("store", "cannot seal %s of account %lld", aad, (long long)acct);
         return -1;
     }
-    sqlite3_bind_blob(s, i, out, (int)n, free);
+    store__bind_blob(s, i, out, n);
+    free(out);
     return 0;
 }
 
-char *store__col_opened(store *st, sqlite3_stmt *s, int i, int64_t acct, const char *aad)
+char *store__col_opened(store *st, store_stmt *s, int i, int64_t acct, const char *aad)
 {
-    if (sqlite3_column_type(s, i) != SQLITE_BLOB)
+    if (!s->drv->col_is_blob(s, i))
         return store__col_text(s, i); /* NULL, or written before sealing */
-    const unsigned char *b = sqlite3_column_blob(s, i);
-    int n = sqlite3_column_bytes(s, i);
+    size_t n = 0;
+    const unsigned char *b = s->drv->col_blob(s, i, &n);
     char *plain = NULL;
-    if (n == 0)
-        return NULL; /* purged */
+    if (!b || n == 0)
+        return NULL; /* NULL, or purged */
     if (!st->sealer ||
-        st->sealer->open(st->sealer->ud, st, acct, aad, b, (size_t)n, &plain, NULL) < 0) {
+        st->sealer->open(st->sealer->ud, st, acct, aad, b, n, &plain, NULL) < 0) {
         PT_ERROR("store", "%s of account %lld does not open (another master key, or the "
                           "account's key was deleted)", aad, (long long)acct);
         return NULL;
@@ -263,69 +340,79 @@ char *store__col_opened(store *st, sqlite3_stmt *s, int i, int64_t acct, const c
     return plain;
 }
 
-sqlite3_stmt *store__q(store *st, const char *sql)
+store_stmt *store__q(store *st, const char *sql)
 {
     int free_slot = -1;
     for (int i = 0; i < STORE_NCACHE; i++) {
         if (st->cache[i].sql == sql) {
-            sqlite3_reset(st->cache[i].stmt);
-            sqlite3_clear_bindings(st->cache[i].stmt);
+            store__reset(st->cache[i].stmt);
+            st->drv->clear(st->cache[i].stmt);
             return st->cache[i].stmt;
         }
         if (!st->cache[i].sql && free_slot < 0)
             free_slot = i;
     }
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
-        PT_ERROR("store", "cannot prepare a statement: %s", sqlite3_errmsg(st->db));
+    store_stmt *s = st->drv->prepare(st, sql);
+    if (!s)
         return NULL;
-    }
     if (free_slot < 0) { /* full: replace one (never happens with this file's queries) */
         free_slot = 0;
-        sqlite3_finalize(st->cache[0].stmt);
+        st->drv->finalize(st->cache[0].stmt);
     }
     st->cache[free_slot].sql = sql;
     st->cache[free_slot].stmt = s;
     return s;
 }
 
-void store__bind_text(sqlite3_stmt *s, int i, const char *v)
+char *store__col_text(store_stmt *s, int i)
 {
-    if (v)
-        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(s, i);
+    const char *t = s->drv->col_text(s, i);
+    return t ? strdup(t) : NULL;
 }
 
-char *store__col_text(sqlite3_stmt *s, int i)
+unsigned char *store__col_blob(store_stmt *s, int i, size_t *len)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
-    return t ? strdup((const char *)t) : NULL;
-}
-
-unsigned char *store__col_blob(sqlite3_stmt *s, int i, size_t *len)
-{
-    const void *b = sqlite3_column_blob(s, i);
-    int n = sqlite3_column_bytes(s, i);
+    size_t n = 0;
+    const unsigned char *b = s->drv->col_blob(s, i, &n);
     *len = 0;
-    if (!b || n <= 0)
+    if (!b || !n)
         return NULL;
-    unsigned char *c = malloc((size_t)n);
+    unsigned char *c = malloc(n);
     if (c) {
-        memcpy(c, b, (size_t)n);
-        *len = (size_t)n;
+        memcpy(c, b, n);
+        *len = n;
     }
     return c;
 }
 
-int store__run(store *st, sqlite3_stmt *s)
+int store__run(store *st, store_stmt *s)
 {
     if (!s)
         return -1;
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
-        PT_ERROR("store", "write failed: %s", sqlite3_errmsg(st->db));
+    int rc = st->drv->run ? st->drv->run(s) : store__step(s);
+    store__reset(s);
+    if (rc != STORE_DONE) {
+        PT_ERROR("store", "write failed: %s", store__errmsg(st));
+        return -1;
+    }
+    return 0;
+}
+
+int store__insert_id(store *st, store_stmt *s, int64_t *id)
+{
+    *id = 0;
+    if (!s)
+        return -1;
+    int rc = store__step(s);
+    if (rc == STORE_ROW)
+        *id = store__col_int64(s, 0);
+    while (rc == STORE_ROW)
+        rc = store__step(s);
+    store__reset(s);
+    if (rc == STORE_CONSTRAINT)
+        return -2;
+    if (rc != STORE_DONE || !*id) {
+        PT_ERROR("store", "insert failed: %s", store__errmsg(st));
         return -1;
     }
     return 0;
@@ -333,27 +420,37 @@ int store__run(store *st, sqlite3_stmt *s)
 
 int store__update_text(store *st, const char *sql, int64_t id, const char *value)
 {
-    sqlite3_stmt *s = store__q(st, sql);
+    store_stmt *s = store__q(st, sql);
     if (!s)
         return -1;
     store__bind_text(s, 1, value);
-    sqlite3_bind_int64(s, 2, id);
+    store__bind_int64(s, 2, id);
     return store__run(st, s);
 }
 
 int store__update_int(store *st, const char *sql, int64_t id, int64_t value)
 {
-    sqlite3_stmt *s = store__q(st, sql);
+    store_stmt *s = store__q(st, sql);
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, value);
-    sqlite3_bind_int64(s, 2, id);
+    store__bind_int64(s, 1, value);
+    store__bind_int64(s, 2, id);
     return store__run(st, s);
+}
+
+int64_t store__changes(store *st)
+{
+    return st->drv->changes(st);
+}
+
+const char *store__errmsg(store *st)
+{
+    return st->drv->errmsg(st);
 }
 
 int store_begin(store *st)
 {
-    return store__run(st, store__q(st, "BEGIN IMMEDIATE"));
+    return st->drv->begin(st);
 }
 
 int store_commit(store *st)
@@ -366,8 +463,8 @@ int store_commit(store *st)
 
 void store_rollback(store *st)
 {
-    if (!sqlite3_get_autocommit(st->db))
-        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    if (st->drv->in_tx(st))
+        exec(st, "ROLLBACK");
 }
 
 void store_json_time(cJSON *o, const char *name, int64_t ms)

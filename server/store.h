@@ -1,11 +1,13 @@
 /*
- * store.h - the embedded store: one SQLite file in WAL mode, with versioned
- * migrations. Accounts, their SOPs, secrets and input defaults; tasks, their
+ * store.h - the store: one SQLite file in WAL mode (the default), or a
+ * PostgreSQL database (for several nodes), with the same versioned
+ * migrations and the same behaviour on both. Accounts, their SOPs, secrets and input defaults; tasks, their
  * files and every status change (events); the webhook outbox and each
  * delivery attempt.
  *
  * One connection per thread (store_open in each): SQLite in WAL mode lets
- * readers and one writer run at once. Writes that must go together (a final
+ * readers and one writer run at once; on PostgreSQL a transaction takes
+ * the same one writer lock (store_begin), reads run beside it. Writes that must go together (a final
  * status and its outbox row) are one transaction here, never two calls.
  *
  * Times are epoch milliseconds (0: null). Strings in returned structs are
@@ -20,13 +22,37 @@
 
 typedef struct store store;
 
-#define STORE_SCHEMA_VERSION 1
-
-/* Opens (creating if need be) and, with migrate, brings the schema up to
- * date; a database newer than this binary is refused with a clear error. */
+/* Whether target names a PostgreSQL database: a postgres:// or
+ * postgresql:// URL, or libpq's "host=... dbname=..." form. Anything else
+ * is a SQLite file. */
+int store_is_pg(const char *target);
+/* Opens path (a SQLite file, created if need be; or a PostgreSQL
+ * connection string: the database must exist) and, with migrate, brings
+ * the schema up to date; a database newer than this binary is refused
+ * with a clear error. */
 store *store_open(const char *path, int migrate, char *err);
 void store_close(store *st);
+/* 1 if path holds a store (a SQLite file exists; a PostgreSQL database has
+ * portier's schema), 0 if not, -1 (with err) if it cannot be asked.
+ * Creates nothing: for the commands that only read. */
+int store_exists(const char *path, char *err);
+/* The schema version this binary brings a store to. */
+int store_schema_version(void);
+/* What store_open was given (a PostgreSQL string may hold a password:
+ * never log it). */
 const char *store_path(const store *st);
+/* How messages name the store: the file, or the URL without a password. */
+const char *store_label(const store *st);
+/* "sqlite" or "postgresql". */
+const char *store_backend(const store *st);
+
+/* Copies every table's rows of from into to (an empty store of the same
+ * schema version; a store with rows is refused), in one transaction, with
+ * to's ids going on past the copied ones. Values move as they are (sealed
+ * bytes stay sealed: use to with the same master key); a value from before
+ * sealing is sealed by to's sealer on its way to PostgreSQL. *rows: how
+ * many were copied. 0, or negative with err (then to is as it was). */
+int store_copy(store *from, store *to, int64_t *rows, char *err);
 
 int store_begin(store *st);  /* BEGIN IMMEDIATE (waits for the writer lock) */
 int store_commit(store *st); /* COMMIT, or ROLLBACK if it fails */

@@ -10,7 +10,6 @@
 #include "util/err.h"
 #include "util/timeutil.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,41 +32,47 @@ void account_free(account *a)
     "id, name, portal, webhook_url, webhook_disabled, whsec, whsec_old, whsec_old_until, "         \
     "created_at, sessions_off, webhook_events"
 
-static int read_account(sqlite3_stmt *s, account *a)
+/* Fills *a from the statement's current row. */
+static void row_account(store_stmt *s, account *a)
 {
-    memset(a, 0, sizeof(*a));
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(s);
-        return rc == SQLITE_DONE ? 0 : -1;
-    }
-    a->id = sqlite3_column_int64(s, 0);
+    a->id = store__col_int64(s, 0);
     a->name = store__col_text(s, 1);
     a->portal = store__col_text(s, 2);
     a->webhook_url = store__col_text(s, 3);
-    a->webhook_disabled = sqlite3_column_int(s, 4);
+    a->webhook_disabled = store__col_int(s, 4);
     a->whsec = store__col_blob(s, 5, &a->whsec_len);
     a->whsec_old = store__col_blob(s, 6, &a->whsec_old_len);
-    a->whsec_old_until = sqlite3_column_int64(s, 7);
-    a->created_at = sqlite3_column_int64(s, 8);
-    a->sessions_off = sqlite3_column_int(s, 9);
-    a->webhook_events = (unsigned)sqlite3_column_int(s, 10);
-    sqlite3_reset(s);
+    a->whsec_old_until = store__col_int64(s, 7);
+    a->created_at = store__col_int64(s, 8);
+    a->sessions_off = store__col_int(s, 9);
+    a->webhook_events = (unsigned)store__col_int(s, 10);
+}
+
+static int read_account(store_stmt *s, account *a)
+{
+    memset(a, 0, sizeof(*a));
+    int rc = store__step(s);
+    if (rc != STORE_ROW) {
+        store__reset(s);
+        return rc == STORE_DONE ? 0 : -1;
+    }
+    row_account(s, a);
+    store__reset(s);
     return 1;
 }
 
 int store_account_by_id(store *st, int64_t id, account *a)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT " ACCOUNT_COLS " FROM accounts WHERE id=?");
+    store_stmt *s = store__q(st, "SELECT " ACCOUNT_COLS " FROM accounts WHERE id=?");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, id);
+    store__bind_int64(s, 1, id);
     return read_account(s, a);
 }
 
 int store_account_by_name(store *st, const char *name, account *a)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT " ACCOUNT_COLS " FROM accounts WHERE name=?");
+    store_stmt *s = store__q(st, "SELECT " ACCOUNT_COLS " FROM accounts WHERE name=?");
     if (!s)
         return -1;
     store__bind_text(s, 1, name);
@@ -76,76 +81,104 @@ int store_account_by_name(store *st, const char *name, account *a)
 
 int store_account_by_key(store *st, const char *key_hash, account *a)
 {
-    sqlite3_stmt *s =
+    store_stmt *s =
         store__q(st, "SELECT " ACCOUNT_COLS ", key_hash FROM accounts WHERE key_hash=?");
     if (!s)
         return -1;
     store__bind_text(s, 1, key_hash);
     memset(a, 0, sizeof(*a));
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(s);
-        return rc == SQLITE_DONE ? 0 : -1;
+    int rc = store__step(s);
+    if (rc != STORE_ROW) {
+        store__reset(s);
+        return rc == STORE_DONE ? 0 : -1;
     }
     /* the index found it; compare once more in constant time */
-    const char *stored = (const char *)sqlite3_column_text(s, ACCOUNT_NCOLS);
+    const char *stored = store__col_str(s, ACCOUNT_NCOLS);
     int same = stored && strlen(stored) == 64 && pt_equal_ct(stored, key_hash, 64);
-    sqlite3_reset(s);
-    if (!same)
-        return 0;
-    sqlite3_bind_text(s, 1, key_hash, -1, SQLITE_TRANSIENT);
-    return read_account(s, a);
+    if (same)
+        row_account(s, a);
+    store__reset(s);
+    return same;
 }
 
 int store_account_create(store *st, const char *name, const char *portal, const char *webhook_url,
                          const char *key_hash, int64_t *id, char *err)
 {
-    sqlite3_stmt *s =
+    store_stmt *s =
         store__q(st, "INSERT INTO accounts(name, key_hash, portal, webhook_url, created_at)"
-                     " VALUES(?,?,?,?,?)");
+                     " VALUES(?,?,?,?,?) RETURNING id");
     if (!s)
         return pt_errf(err, "store error");
     store__bind_text(s, 1, name);
     store__bind_text(s, 2, key_hash);
     store__bind_text(s, 3, portal);
     store__bind_text(s, 4, webhook_url);
-    sqlite3_bind_int64(s, 5, pt_wall_ms());
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc == SQLITE_CONSTRAINT)
+    store__bind_int64(s, 5, pt_wall_ms());
+    int rc = store__insert_id(st, s, id);
+    if (rc == -2)
         return pt_errf(err, "an account named '%s' already exists", name);
-    if (rc != SQLITE_DONE)
-        return pt_errf(err, "cannot create the account: %s", sqlite3_errmsg(st->db));
-    *id = sqlite3_last_insert_rowid(st->db);
+    if (rc < 0)
+        return pt_errf(err, "cannot create the account: %s", store__errmsg(st));
     return 0;
+}
+
+/* The account's task types with their newest SOP versions, as the API's
+ * handler names ("submit_claim_2 check_eligibility_1"): a new string. */
+static char *handlers(store *st, int64_t acct)
+{
+    store_stmt *s = store__q(st, "SELECT type, max(version) FROM sops WHERE account_id=?"
+                                 " GROUP BY type ORDER BY type");
+    size_t cap = 256, len = 0;
+    char *out = calloc(1, cap);
+    if (!s || !out)
+        return out;
+    store__bind_int64(s, 1, acct);
+    while (store__step(s) == STORE_ROW) {
+        const char *type = store__col_str(s, 0);
+        char one[128];
+        int n = snprintf(one, sizeof(one), "%s%s_%lld", len ? " " : "", type ? type : "",
+                         (long long)store__col_int64(s, 1));
+        if (n <= 0 || (size_t)n >= sizeof(one))
+            continue;
+        if (len + (size_t)n + 1 > cap) {
+            char *grown = realloc(out, cap * 2 + (size_t)n);
+            if (!grown)
+                break;
+            out = grown;
+            cap = cap * 2 + (size_t)n;
+        }
+        memcpy(out + len, one, (size_t)n + 1);
+        len += (size_t)n;
+    }
+    store__reset(s);
+    return out;
 }
 
 cJSON *store_account_list(store *st)
 {
     cJSON *arr = cJSON_CreateArray();
-    sqlite3_stmt *s = store__q(
-        st, "SELECT a.id, a.name, a.portal, a.webhook_url, a.webhook_disabled,"
-            " (SELECT group_concat(type || '_' || v, ' ') FROM"
-            "   (SELECT type, max(version) AS v FROM sops WHERE account_id=a.id GROUP BY type)),"
-            " a.sessions_off FROM accounts a ORDER BY a.id");
-    while (s && sqlite3_step(s) == SQLITE_ROW) {
+    store_stmt *s = store__q(st, "SELECT id, name, portal, webhook_url, webhook_disabled,"
+                                 " sessions_off FROM accounts ORDER BY id");
+    while (s && store__step(s) == STORE_ROW) {
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(s, 0));
-        cJSON_AddStringToObject(o, "name", (const char *)sqlite3_column_text(s, 1));
-        const char *portal = (const char *)sqlite3_column_text(s, 2);
-        const char *hook = (const char *)sqlite3_column_text(s, 3);
-        const char *sops = (const char *)sqlite3_column_text(s, 5);
+        int64_t id = store__col_int64(s, 0);
+        cJSON_AddNumberToObject(o, "id", (double)id);
+        cJSON_AddStringToObject(o, "name", store__col_str(s, 1));
+        const char *portal = store__col_str(s, 2);
+        const char *hook = store__col_str(s, 3);
         cJSON_AddItemToObject(o, "portal",
                               portal ? cJSON_CreateString(portal) : cJSON_CreateNull());
         cJSON_AddItemToObject(o, "webhook_url",
                               hook ? cJSON_CreateString(hook) : cJSON_CreateNull());
-        cJSON_AddBoolToObject(o, "webhook_disabled", sqlite3_column_int(s, 4));
-        cJSON_AddStringToObject(o, "handlers", sops ? sops : "");
-        cJSON_AddBoolToObject(o, "sessions", !sqlite3_column_int(s, 6));
+        cJSON_AddBoolToObject(o, "webhook_disabled", store__col_int(s, 4));
+        cJSON_AddBoolToObject(o, "sessions", !store__col_int(s, 5));
+        char *h = handlers(st, id); /* another statement: this one's row stays */
+        cJSON_AddStringToObject(o, "handlers", h ? h : "");
+        free(h);
         cJSON_AddItemToArray(arr, o);
     }
     if (s)
-        sqlite3_reset(s);
+        store__reset(s);
     return arr;
 }
 
@@ -173,10 +206,10 @@ int store_account_set_events(store *st, int64_t id, unsigned events)
 
 int store_account_disable_webhook(store *st, int64_t id)
 {
-    sqlite3_stmt *s = store__q(st, "UPDATE accounts SET webhook_disabled=1 WHERE id=?");
+    store_stmt *s = store__q(st, "UPDATE accounts SET webhook_disabled=1 WHERE id=?");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, id);
+    store__bind_int64(s, 1, id);
     return store__run(st, s);
 }
 
@@ -188,56 +221,57 @@ int store_account_set_key(store *st, int64_t id, const char *key_hash)
 int store_account_set_whsec(store *st, int64_t id, const unsigned char *sealed, size_t len,
                             const unsigned char *old, size_t oldlen, int64_t old_until)
 {
-    sqlite3_stmt *s =
+    store_stmt *s =
         store__q(st, "UPDATE accounts SET whsec=?, whsec_old=?, whsec_old_until=? WHERE id=?");
     if (!s)
         return -1;
-    sqlite3_bind_blob(s, 1, sealed, (int)len, SQLITE_TRANSIENT);
+    store__bind_blob(s, 1, sealed, len);
     if (old)
-        sqlite3_bind_blob(s, 2, old, (int)oldlen, SQLITE_TRANSIENT);
+        store__bind_blob(s, 2, old, oldlen);
     else
-        sqlite3_bind_null(s, 2);
-    sqlite3_bind_int64(s, 3, old_until);
-    sqlite3_bind_int64(s, 4, id);
+        store__bind_null(s, 2);
+    store__bind_int64(s, 3, old_until);
+    store__bind_int64(s, 4, id);
     return store__run(st, s);
 }
 
 int store_account_data_key(store *st, int64_t id, unsigned char **wrapped, size_t *len)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT data_key FROM accounts WHERE id=?");
+    store_stmt *s = store__q(st, "SELECT data_key FROM accounts WHERE id=?");
     *wrapped = NULL;
     *len = 0;
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    store__bind_int64(s, 1, id);
+    int rc = store__step(s);
+    if (rc == STORE_ROW)
         *wrapped = store__col_blob(s, 0, len);
-    sqlite3_reset(s);
-    return *wrapped ? 1 : rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+    store__reset(s);
+    return *wrapped ? 1 : rc == STORE_ROW || rc == STORE_DONE ? 0 : -1;
 }
 
 int store_account_init_data_key(store *st, int64_t id, const unsigned char *wrapped, size_t len)
 {
-    sqlite3_stmt *s =
+    store_stmt *s =
         store__q(st, "UPDATE accounts SET data_key=? WHERE id=? AND data_key IS NULL");
     if (!s)
         return -1;
-    sqlite3_bind_blob(s, 1, wrapped, (int)len, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, id);
+    store__bind_blob(s, 1, wrapped, len);
+    store__bind_int64(s, 2, id);
     return store__run(st, s);
 }
 
 int store_secret_set(store *st, int64_t acct, const char *name, const unsigned char *sealed,
                      size_t len)
 {
-    sqlite3_stmt *s =
-        store__q(st, "INSERT OR REPLACE INTO secrets(account_id, name, value) VALUES(?,?,?)");
+    store_stmt *s =
+        store__q(st, "INSERT INTO secrets(account_id, name, value) VALUES(?1,?2,?3)"
+                     " ON CONFLICT(account_id, name) DO UPDATE SET value=excluded.value");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, acct);
+    store__bind_int64(s, 1, acct);
     store__bind_text(s, 2, name);
-    sqlite3_bind_blob(s, 3, sealed, (int)len, SQLITE_TRANSIENT);
+    store__bind_blob(s, 3, sealed, len);
     return store__run(st, s);
 }
 
@@ -246,25 +280,29 @@ int store_secret_each(store *st, int64_t acct,
                                  size_t len),
                       void *ud)
 {
-    sqlite3_stmt *s =
+    store_stmt *s =
         store__q(st, "SELECT name, value FROM secrets WHERE account_id=? ORDER BY name");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, acct);
-    while (sqlite3_step(s) == SQLITE_ROW)
-        fn(ud, (const char *)sqlite3_column_text(s, 0), sqlite3_column_blob(s, 1),
-           (size_t)sqlite3_column_bytes(s, 1));
-    sqlite3_reset(s);
+    store__bind_int64(s, 1, acct);
+    while (store__step(s) == STORE_ROW) {
+        size_t n = 0;
+        unsigned char *sealed = store__col_blob(s, 1, &n);
+        fn(ud, store__col_str(s, 0), sealed, n);
+        free(sealed);
+    }
+    store__reset(s);
     return 0;
 }
 
 int store_default_set(store *st, int64_t acct, const char *input, const char *value)
 {
-    sqlite3_stmt *s = store__q(
-        st, "INSERT OR REPLACE INTO input_defaults(account_id, input, value) VALUES(?,?,?)");
+    store_stmt *s = store__q(
+        st, "INSERT INTO input_defaults(account_id, input, value) VALUES(?1,?2,?3)"
+            " ON CONFLICT(account_id, input) DO UPDATE SET value=excluded.value");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, acct);
+    store__bind_int64(s, 1, acct);
     store__bind_text(s, 2, input);
     store__bind_text(s, 3, value);
     return store__run(st, s);
@@ -273,85 +311,85 @@ int store_default_set(store *st, int64_t acct, const char *input, const char *va
 int store_default_each(store *st, int64_t acct,
                        void (*fn)(void *ud, const char *input, const char *value), void *ud)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT input, value FROM input_defaults WHERE account_id=?");
+    store_stmt *s = store__q(st, "SELECT input, value FROM input_defaults WHERE account_id=?");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, acct);
-    while (sqlite3_step(s) == SQLITE_ROW)
-        fn(ud, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1));
-    sqlite3_reset(s);
+    store__bind_int64(s, 1, acct);
+    while (store__step(s) == STORE_ROW)
+        fn(ud, store__col_str(s, 0), store__col_str(s, 1));
+    store__reset(s);
     return 0;
 }
 
 int store_sop_add(store *st, int64_t acct, const char *type, const char *bundle_json, int *version)
 {
-    sqlite3_stmt *s = store__q(st, "INSERT INTO sops(account_id, type, version, bundle, created_at)"
+    store_stmt *s = store__q(st, "INSERT INTO sops(account_id, type, version, bundle, created_at)"
                                    " SELECT ?1, ?2, coalesce(max(version), 0) + 1, ?3, ?4 FROM sops"
                                    " WHERE account_id=?1 AND type=?2 RETURNING version");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, acct);
+    store__bind_int64(s, 1, acct);
     store__bind_text(s, 2, type);
     store__bind_text(s, 3, bundle_json);
-    sqlite3_bind_int64(s, 4, pt_wall_ms());
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *version = sqlite3_column_int(s, 0);
-    while (rc == SQLITE_ROW)
-        rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? 0 : -1;
+    store__bind_int64(s, 4, pt_wall_ms());
+    int rc = store__step(s);
+    if (rc == STORE_ROW)
+        *version = store__col_int(s, 0);
+    while (rc == STORE_ROW)
+        rc = store__step(s);
+    store__reset(s);
+    return rc == STORE_DONE ? 0 : -1;
 }
 
 int store_sop_current(store *st, int64_t acct, const char *type, int *version, char **bundle)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT version, bundle FROM sops WHERE account_id=? AND type=?"
+    store_stmt *s = store__q(st, "SELECT version, bundle FROM sops WHERE account_id=? AND type=?"
                                    " ORDER BY version DESC LIMIT 1");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, acct);
+    store__bind_int64(s, 1, acct);
     store__bind_text(s, 2, type);
-    int rc = sqlite3_step(s), found = rc == SQLITE_ROW;
+    int rc = store__step(s), found = rc == STORE_ROW;
     if (found) {
-        *version = sqlite3_column_int(s, 0);
+        *version = store__col_int(s, 0);
         if (bundle)
             *bundle = store__col_text(s, 1);
     }
-    sqlite3_reset(s);
-    return found ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    store__reset(s);
+    return found ? 1 : rc == STORE_DONE ? 0 : -1;
 }
 
 int store_sop_get(store *st, int64_t acct, const char *type, int version, char **bundle)
 {
-    sqlite3_stmt *s =
+    store_stmt *s =
         store__q(st, "SELECT bundle FROM sops WHERE account_id=? AND type=? AND version=?");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, acct);
+    store__bind_int64(s, 1, acct);
     store__bind_text(s, 2, type);
-    sqlite3_bind_int(s, 3, version);
-    int rc = sqlite3_step(s), found = rc == SQLITE_ROW;
+    store__bind_int64(s, 3, version);
+    int rc = store__step(s), found = rc == STORE_ROW;
     if (found)
         *bundle = store__col_text(s, 0);
-    sqlite3_reset(s);
-    return found ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    store__reset(s);
+    return found ? 1 : rc == STORE_DONE ? 0 : -1;
 }
 
 cJSON *store_sop_list(store *st, int64_t acct)
 {
     cJSON *arr = cJSON_CreateArray();
-    sqlite3_stmt *s = store__q(st, "SELECT type, max(version) FROM sops WHERE account_id=?"
+    store_stmt *s = store__q(st, "SELECT type, max(version) FROM sops WHERE account_id=?"
                                    " GROUP BY type ORDER BY type");
     if (!s)
         return arr;
-    sqlite3_bind_int64(s, 1, acct);
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    store__bind_int64(s, 1, acct);
+    while (store__step(s) == STORE_ROW) {
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "type", (const char *)sqlite3_column_text(s, 0));
-        cJSON_AddNumberToObject(o, "version", sqlite3_column_int(s, 1));
+        cJSON_AddStringToObject(o, "type", store__col_str(s, 0));
+        cJSON_AddNumberToObject(o, "version", store__col_int(s, 1));
         cJSON_AddItemToArray(arr, o);
     }
-    sqlite3_reset(s);
+    store__reset(s);
     return arr;
 }
 

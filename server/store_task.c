@@ -12,7 +12,6 @@
 #include "util/timeutil.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +42,7 @@ void task_free(task *t)
     "not_before, interruptions, outputs, review_prompt"
 
 /* Opens a task's sealed column i (field names it in the aad). */
-static char *col_task(store *st, sqlite3_stmt *s, int i, const task *t, const char *field)
+static char *col_task(store *st, store_stmt *s, int i, const task *t, const char *field)
 {
     char aad[96];
     store__task_aad(aad, sizeof(aad), t->id, field);
@@ -51,7 +50,7 @@ static char *col_task(store *st, sqlite3_stmt *s, int i, const task *t, const ch
 }
 
 /* Binds a task's column sealed (see col_task). */
-static int bind_task(store *st, sqlite3_stmt *s, int i, int64_t acct, int64_t id, const char *field,
+static int bind_task(store *st, store_stmt *s, int i, int64_t acct, int64_t id, const char *field,
                      const char *value)
 {
     char aad[96];
@@ -62,55 +61,61 @@ static int bind_task(store *st, sqlite3_stmt *s, int i, int64_t acct, int64_t id
 /* The account a task belongs to (0 if none). */
 static int64_t task_account(store *st, int64_t id)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT account_id FROM tasks WHERE id=?");
+    store_stmt *s = store__q(st, "SELECT account_id FROM tasks WHERE id=?");
     if (!s)
         return 0;
-    sqlite3_bind_int64(s, 1, id);
-    int64_t acct = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_reset(s);
+    store__bind_int64(s, 1, id);
+    int64_t acct = store__step(s) == STORE_ROW ? store__col_int64(s, 0) : 0;
+    store__reset(s);
     return acct;
 }
 
-/* Updates one sealed column of a task (sql binds the value as ?1, the id
- * as ?2). */
-static int update_sealed(store *st, const char *sql, int64_t id, const char *field,
-                         const char *value)
+/* Updates one sealed column of a task of account acct (0: looked up; sql
+ * binds the value as ?1, the id as ?2). */
+static int update_sealed_of(store *st, int64_t acct, const char *sql, int64_t id,
+                            const char *field, const char *value)
 {
-    sqlite3_stmt *s = store__q(st, sql);
-    if (!s || bind_task(st, s, 1, task_account(st, id), id, field, value) < 0)
+    store_stmt *s = store__q(st, sql);
+    if (!s || bind_task(st, s, 1, acct ? acct : task_account(st, id), id, field, value) < 0)
         return -1;
-    sqlite3_bind_int64(s, 2, id);
+    store__bind_int64(s, 2, id);
     return store__run(st, s);
 }
 
-static void row_task(store *st, sqlite3_stmt *s, task *t)
+static int update_sealed(store *st, const char *sql, int64_t id, const char *field,
+                         const char *value)
+{
+    return update_sealed_of(st, 0, sql, id, field, value);
+}
+
+static void row_task(store *st, store_stmt *s, task *t)
 {
     memset(t, 0, sizeof(*t));
-    t->id = sqlite3_column_int64(s, 0);
-    t->account_id = sqlite3_column_int64(s, 1);
-    t->task_number = sqlite3_column_int64(s, 2);
-    snprintf(t->type, sizeof(t->type), "%s", (const char *)sqlite3_column_text(s, 3));
-    t->sop_version = sqlite3_column_int(s, 4);
-    snprintf(t->status, sizeof(t->status), "%s", (const char *)sqlite3_column_text(s, 5));
+    t->id = store__col_int64(s, 0);
+    t->account_id = store__col_int64(s, 1);
+    t->task_number = store__col_int64(s, 2);
+    snprintf(t->type, sizeof(t->type), "%s", store__col_str(s, 3));
+    t->sop_version = store__col_int(s, 4);
+    snprintf(t->status, sizeof(t->status), "%s", store__col_str(s, 5));
     t->title = store__col_text(s, 6);
     t->instructions = store__col_text(s, 7);
     t->data = col_task(st, s, 8, t, "data");
     t->notes = col_task(st, s, 9, t, "notes");
-    t->started_at = sqlite3_column_int64(s, 10);
-    t->completed_at = sqlite3_column_int64(s, 11);
-    t->failed_at = sqlite3_column_int64(s, 12);
-    t->created_at = sqlite3_column_int64(s, 13);
-    t->updated_at = sqlite3_column_int64(s, 14);
-    t->committed = sqlite3_column_int(s, 15);
-    t->attempts = sqlite3_column_int(s, 16);
-    t->approve = sqlite3_column_int(s, 17);
-    t->cancel_requested = sqlite3_column_int(s, 18);
+    t->started_at = store__col_int64(s, 10);
+    t->completed_at = store__col_int64(s, 11);
+    t->failed_at = store__col_int64(s, 12);
+    t->created_at = store__col_int64(s, 13);
+    t->updated_at = store__col_int64(s, 14);
+    t->committed = store__col_int(s, 15);
+    t->attempts = store__col_int(s, 16);
+    t->approve = store__col_int(s, 17);
+    t->cancel_requested = store__col_int(s, 18);
     t->ask_name = store__col_text(s, 19);
     t->ask_prompt = col_task(st, s, 20, t, "ask_prompt");
     t->answers = col_task(st, s, 21, t, "answers");
     t->review_comment = col_task(st, s, 22, t, "review_comment");
-    t->trajectory_id = sqlite3_column_int64(s, 23);
-    t->not_before = sqlite3_column_int64(s, 24);
+    t->trajectory_id = store__col_int64(s, 23);
+    t->not_before = store__col_int64(s, 24);
     t->interruptions = store__col_text(s, 25);
     t->outputs = col_task(st, s, 26, t, "outputs");
     t->review_prompt = col_task(st, s, 27, t, "review_prompt");
@@ -118,28 +123,28 @@ static void row_task(store *st, sqlite3_stmt *s, task *t)
 
 int store_task_get(store *st, int64_t acct, int64_t id, task *t)
 {
-    sqlite3_stmt *s =
+    store_stmt *s =
         store__q(st, "SELECT " TASK_COLS " FROM tasks WHERE id=?1 AND (?2=0 OR account_id=?2)");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, acct);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    store__bind_int64(s, 1, id);
+    store__bind_int64(s, 2, acct);
+    int rc = store__step(s);
+    if (rc == STORE_ROW)
         row_task(st, s, t);
-    sqlite3_reset(s);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    store__reset(s);
+    return rc == STORE_ROW ? 1 : rc == STORE_DONE ? 0 : -1;
 }
 
 int store_task_event_add(store *st, int64_t taskid, int64_t at, const char *from, const char *to,
                          const char *note)
 {
-    sqlite3_stmt *s = store__q(st, "INSERT INTO events(task_id, at, from_status, to_status, note)"
+    store_stmt *s = store__q(st, "INSERT INTO events(task_id, at, from_status, to_status, note)"
                                    " VALUES(?,?,?,?,?)");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, taskid);
-    sqlite3_bind_int64(s, 2, at);
+    store__bind_int64(s, 1, taskid);
+    store__bind_int64(s, 2, at);
     store__bind_text(s, 3, from);
     store__bind_text(s, 4, to);
     store__bind_text(s, 5, note);
@@ -151,22 +156,22 @@ int store_task_event_add(store *st, int64_t taskid, int64_t at, const char *from
 static int find_idempotent(store *st, int64_t acct, const char *key, int64_t now, int64_t *id,
                            char *hash)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT task_id, created_at, request_hash FROM idempotency"
+    store_stmt *s = store__q(st, "SELECT task_id, created_at, request_hash FROM idempotency"
                                    " WHERE account_id=? AND key=?");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, acct);
+    store__bind_int64(s, 1, acct);
     store__bind_text(s, 2, key);
     int found = 0;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        int64_t at = sqlite3_column_int64(s, 1);
-        *id = sqlite3_column_int64(s, 0);
+    if (store__step(s) == STORE_ROW) {
+        int64_t at = store__col_int64(s, 1);
+        *id = store__col_int64(s, 0);
         found = now - at < 24LL * 3600 * 1000 ? 1 : 2; /* 2: expired */
-        const char *h = (const char *)sqlite3_column_text(s, 2);
+        const char *h = store__col_str(s, 2);
         if (hash)
             snprintf(hash, 65, "%s", h ? h : "");
     }
-    sqlite3_reset(s);
+    store__reset(s);
     return found;
 }
 
@@ -259,16 +264,16 @@ static int add_files(store *st, int64_t id, const task_new *n, char *dir, size_t
         store_file_aad(aad, sizeof(aad), id, path);
         if (place_file(st, n->account, aad, f, path) < 0)
             return -1;
-        sqlite3_stmt *s = store__q(st, "INSERT INTO task_files(task_id, field, filename,"
+        store_stmt *s = store__q(st, "INSERT INTO task_files(task_id, field, filename,"
                                        " content_type, path, size) VALUES(?,?,?,?,?,?)");
         if (!s)
             return -1;
-        sqlite3_bind_int64(s, 1, id);
+        store__bind_int64(s, 1, id);
         store__bind_text(s, 2, f->field);
         store__bind_text(s, 3, f->filename);
         store__bind_text(s, 4, f->content_type);
         store__bind_text(s, 5, path);
-        sqlite3_bind_int64(s, 6, (sqlite3_int64)f->size);
+        store__bind_int64(s, 6, (int64_t)f->size);
         if (store__run(st, s) < 0)
             return -1;
     }
@@ -291,50 +296,54 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
             return store_task_get(st, acct, id, t) == 1 ? 1 : pt_errf(err, "store error");
         }
         if (f == 2) {
-            sqlite3_stmt *d = store__q(st, "DELETE FROM idempotency WHERE account_id=? AND key=?");
-            sqlite3_bind_int64(d, 1, acct);
+            store_stmt *d = store__q(st, "DELETE FROM idempotency WHERE account_id=? AND key=?");
+            store__bind_int64(d, 1, acct);
             store__bind_text(d, 2, idem_key);
             if (store__run(st, d) < 0)
                 goto fail;
         }
     }
-    sqlite3_stmt *s =
-        store__q(st, "UPDATE accounts SET next_task_number=next_task_number+1 WHERE id=?"
-                     " RETURNING next_task_number-1");
+    /* title_fmt is ours ("Submit claim #%lld"), never a client's text: the
+     * number goes where %lld is, in the INSERT itself, so that the row and
+     * its number are one statement (one round trip on PostgreSQL). The
+     * account's counter is read here and moved on just after, inside the
+     * transaction: store_begin's writer lock keeps any other writer out in
+     * between, on SQLite and PostgreSQL alike. */
+    char pre[128], post[128], title[256];
+    const char *mark = strstr(n->title_fmt, "%lld");
+    snprintf(pre, sizeof(pre), "%.*s", mark ? (int)(mark - n->title_fmt) : 127, n->title_fmt);
+    snprintf(post, sizeof(post), "%s", mark ? mark + 4 : "");
+    store_stmt *s =
+        store__q(st, "INSERT INTO tasks(account_id, task_number, type, sop_version, status, title,"
+                     " instructions, created_at, updated_at) SELECT id, next_task_number, ?2, ?3,"
+                     " ?4, ?5 || next_task_number || ?6, ?7, ?8, ?8 FROM accounts WHERE id=?1"
+                     " RETURNING id, task_number");
     if (!s)
         goto fail;
-    sqlite3_bind_int64(s, 1, acct);
-    if (sqlite3_step(s) == SQLITE_ROW)
-        number = sqlite3_column_int64(s, 0);
-    while (sqlite3_step(s) == SQLITE_ROW)
-        ;
-    sqlite3_reset(s);
-    if (!number)
-        goto fail;
-    /* title_fmt is ours ("Submit claim #%lld"), never a client's text */
-    char title[256];
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    snprintf(title, sizeof(title), n->title_fmt, (long long)number);
-#pragma GCC diagnostic pop
-    s = store__q(st, "INSERT INTO tasks(account_id, task_number, type, sop_version, status, title,"
-                     " instructions, data, created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?)");
-    if (!s)
-        goto fail;
-    sqlite3_bind_int64(s, 1, acct);
-    sqlite3_bind_int64(s, 2, number);
-    store__bind_text(s, 3, n->type);
-    sqlite3_bind_int(s, 4, n->sop_version);
-    store__bind_text(s, 5, status);
-    store__bind_text(s, 6, title);
+    store__bind_int64(s, 1, acct);
+    store__bind_text(s, 2, n->type);
+    store__bind_int64(s, 3, n->sop_version);
+    store__bind_text(s, 4, status);
+    store__bind_text(s, 5, pre);
+    store__bind_text(s, 6, post);
     store__bind_text(s, 7, n->instructions);
-    sqlite3_bind_null(s, 8); /* sealed below, bound to the task's id */
-    sqlite3_bind_int64(s, 9, now);
-    sqlite3_bind_int64(s, 10, now);
-    if (store__run(st, s) < 0)
+    store__bind_int64(s, 8, now);
+    int rc = store__step(s);
+    if (rc == STORE_ROW) {
+        id = store__col_int64(s, 0);
+        number = store__col_int64(s, 1);
+    }
+    while (rc == STORE_ROW)
+        rc = store__step(s);
+    store__reset(s);
+    if (!id || !number || rc != STORE_DONE)
         goto fail;
-    id = sqlite3_last_insert_rowid(st->db);
-    if (n->data && update_sealed(st, "UPDATE tasks SET data=? WHERE id=?", id, "data", n->data) < 0)
+    snprintf(title, sizeof(title), "%s%lld%s", pre, (long long)number, post);
+    if (store__update_int(st, "UPDATE accounts SET next_task_number=?1+1 WHERE id=?2", acct,
+                          number) < 0)
+        goto fail;
+    if (n->data &&
+        update_sealed_of(st, acct, "UPDATE tasks SET data=? WHERE id=?", id, "data", n->data) < 0)
         goto fail;
     if (store_task_event_add(st, id, now, NULL, status, "created") < 0)
         goto fail;
@@ -342,10 +351,10 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
         s = store__q(st,
                      "INSERT INTO idempotency(account_id, key, task_id, created_at, request_hash)"
                      " VALUES(?,?,?,?,?)");
-        sqlite3_bind_int64(s, 1, acct);
+        store__bind_int64(s, 1, acct);
         store__bind_text(s, 2, idem_key);
-        sqlite3_bind_int64(s, 3, id);
-        sqlite3_bind_int64(s, 4, now);
+        store__bind_int64(s, 3, id);
+        store__bind_int64(s, 4, now);
         store__bind_text(s, 5, n->idem_hash);
         if (store__run(st, s) < 0)
             goto fail;
@@ -354,20 +363,38 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
         goto fail;
     if (tx_commit(st) < 0)
         goto fail;
-    return store_task_get(st, acct, id, t) == 1 ? 0 : pt_errf(err, "store error");
+    /* the row as store_task_get would read it back, without the round trip
+     * (the writer's time is the group commit's throughput) */
+    t->id = id;
+    t->account_id = acct;
+    t->task_number = number;
+    snprintf(t->type, sizeof(t->type), "%s", n->type);
+    t->sop_version = n->sop_version;
+    snprintf(t->status, sizeof(t->status), "%s", status);
+    t->created_at = t->updated_at = now;
+    t->title = strdup(title);
+    t->instructions = strdup(n->instructions);
+    t->data = n->data ? strdup(n->data) : NULL;
+    if (!t->title || !t->instructions || (n->data && !t->data)) {
+        task_free(t);
+        return pt_errf(err, "out of memory");
+    }
+    return 0;
 fail:
     tx_rollback(st);
     if (dir[0])
         pt_rmtree(dir); /* with the files already moved into it */
-    return pt_errf(err, "cannot store the task: %s", sqlite3_errmsg(st->db));
+    return pt_errf(err, "cannot store the task: %s", store__errmsg(st));
 }
 
 int store_task_list(store *st, int64_t acct, const task_filter *f, task **rows, size_t *n,
                     int64_t *next)
 {
-    sqlite3_stmt *s = store__q(
+    store_stmt *s = store__q(
         st, "SELECT " TASK_COLS " FROM tasks WHERE account_id=?1"
-            " AND (?2 IS NULL OR status IN (SELECT value FROM json_each(?2)))"
+            /* ?2 is a JSON array of known status names (api.c checks them):
+             * a status is in it if its quoted name is */
+            " AND (?2 IS NULL OR ?2 LIKE '%\"' || status || '\"%')"
             " AND (?3 IS NULL OR type=?3) AND (?4=0 OR id<?4)"
             " AND (?6=0 OR created_at>?6) AND (?7=0 OR created_at<?7) ORDER BY id DESC LIMIT ?5");
     int limit = f->limit;
@@ -379,21 +406,21 @@ int store_task_list(store *st, int64_t acct, const task_filter *f, task **rows, 
         *rows = NULL;
         return -1;
     }
-    sqlite3_bind_int64(s, 1, acct);
+    store__bind_int64(s, 1, acct);
     store__bind_text(s, 2, f->statuses_json);
     store__bind_text(s, 3, f->type);
-    sqlite3_bind_int64(s, 4, f->after);
-    sqlite3_bind_int(s, 5, limit + 1);
-    sqlite3_bind_int64(s, 6, f->created_after);
-    sqlite3_bind_int64(s, 7, f->created_before);
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    store__bind_int64(s, 4, f->after);
+    store__bind_int64(s, 5, limit + 1);
+    store__bind_int64(s, 6, f->created_after);
+    store__bind_int64(s, 7, f->created_before);
+    while (store__step(s) == STORE_ROW) {
         if (*n == (size_t)limit) { /* one more row exists: the page has a next */
             *next = (*rows)[*n - 1].id;
             break;
         }
         row_task(st, s, &(*rows)[(*n)++]);
     }
-    sqlite3_reset(s);
+    store__reset(s);
     return 0;
 }
 
@@ -408,13 +435,13 @@ void store_tasks_free(task *rows, size_t n)
  * array of new strings. */
 static char **task_strings(store *st, const char *sql, int64_t taskid, size_t *n)
 {
-    sqlite3_stmt *s = store__q(st, sql);
+    store_stmt *s = store__q(st, sql);
     *n = 0;
     char **v = calloc(1, sizeof(*v));
     if (!s || !v)
         return v;
-    sqlite3_bind_int64(s, 1, taskid);
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    store__bind_int64(s, 1, taskid);
+    while (store__step(s) == STORE_ROW) {
         char **nv = realloc(v, (*n + 2) * sizeof(*v));
         if (!nv)
             break;
@@ -422,7 +449,7 @@ static char **task_strings(store *st, const char *sql, int64_t taskid, size_t *n
         v[(*n)++] = store__col_text(s, 0);
         v[*n] = NULL;
     }
-    sqlite3_reset(s);
+    store__reset(s);
     return v;
 }
 
@@ -438,18 +465,18 @@ char **store_trajectory_dirs(store *st, int64_t taskid, size_t *n)
 
 int64_t *store_task_purgeable(store *st, int64_t before, size_t max, size_t *n)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT id FROM tasks WHERE purged_at IS NULL AND updated_at<?"
+    store_stmt *s = store__q(st, "SELECT id FROM tasks WHERE purged_at IS NULL AND updated_at<?"
                                    " AND status IN ('completed', 'completed_with_issues', 'failed')"
                                    " ORDER BY id LIMIT ?");
     *n = 0;
     int64_t *v = calloc(max ? max : 1, sizeof(*v));
     if (!s || !v)
         return v;
-    sqlite3_bind_int64(s, 1, before);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
-    while (*n < max && sqlite3_step(s) == SQLITE_ROW)
-        v[(*n)++] = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
+    store__bind_int64(s, 1, before);
+    store__bind_int64(s, 2, (int64_t)max);
+    while (*n < max && store__step(s) == STORE_ROW)
+        v[(*n)++] = store__col_int64(s, 0);
+    store__reset(s);
     return v;
 }
 
@@ -460,18 +487,19 @@ int store_task_purge(store *st, int64_t id)
         " review_comment=NULL, purged_at=?2 WHERE id=?1",
         "DELETE FROM task_files WHERE task_id=?1 AND ?2>0",
         "DELETE FROM trajectories WHERE task_id=?1 AND ?2>0",
-        "UPDATE outbox SET payload=X'' WHERE task_id=?1 AND state<>'pending' AND ?2>0",
+        "UPDATE outbox SET payload=?3 WHERE task_id=?1 AND state<>'pending' AND ?2>0",
     };
     if (store_begin(st) < 0)
         return -1;
     for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
-        sqlite3_stmt *s = store__q(st, sql[i]);
+        store_stmt *s = store__q(st, sql[i]);
         if (!s) {
             store_rollback(st);
             return -1;
         }
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int64(s, 2, pt_wall_ms());
+        store__bind_int64(s, 1, id);
+        store__bind_int64(s, 2, pt_wall_ms());
+        store__bind_blob(s, 3, "", 0); /* an empty BLOB: purged (store__col_opened) */
         if (store__run(st, s) < 0) {
             store_rollback(st);
             return -1;
@@ -492,40 +520,40 @@ int store_task_set_status(store *st, int64_t id, const char *status, int64_t now
 {
     /* a final move (completed or failed stamped) drops the answers: an
      * answer is often a one-time code, of no use once the task is over */
-    sqlite3_stmt *s = store__q(st, "UPDATE tasks SET status=?2, updated_at=?3,"
-                                   " notes=CASE WHEN ?4 IS NULL THEN notes ELSE ?4 END,"
-                                   " answers=CASE WHEN ?6 OR ?7 THEN NULL ELSE answers END,"
-                                   " started_at=CASE WHEN ?5 AND started_at IS NULL"
+    store_stmt *s = store__q(st, "UPDATE tasks SET status=?2, updated_at=?3,"
+                                   " notes=coalesce(?4, notes),"
+                                   " answers=CASE WHEN ?6<>0 OR ?7<>0 THEN NULL ELSE answers END,"
+                                   " started_at=CASE WHEN ?5<>0 AND started_at IS NULL"
                                    "   THEN ?3 ELSE started_at END,"
-                                   " completed_at=CASE WHEN ?6 THEN ?3 ELSE completed_at END,"
-                                   " failed_at=CASE WHEN ?7 THEN ?3 ELSE failed_at END"
+                                   " completed_at=CASE WHEN ?6<>0 THEN ?3 ELSE completed_at END,"
+                                   " failed_at=CASE WHEN ?7<>0 THEN ?3 ELSE failed_at END"
                                    " WHERE id=?1");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, id);
+    store__bind_int64(s, 1, id);
     store__bind_text(s, 2, status);
-    sqlite3_bind_int64(s, 3, now);
+    store__bind_int64(s, 3, now);
     if (bind_task(st, s, 4, task_account(st, id), id, "notes", notes) < 0)
         return -1;
-    sqlite3_bind_int(s, 5, (stamps & STORE_STAMP_STARTED) != 0);
-    sqlite3_bind_int(s, 6, (stamps & STORE_STAMP_COMPLETED) != 0);
-    sqlite3_bind_int(s, 7, (stamps & STORE_STAMP_FAILED) != 0);
+    store__bind_int64(s, 5, (stamps & STORE_STAMP_STARTED) != 0);
+    store__bind_int64(s, 6, (stamps & STORE_STAMP_COMPLETED) != 0);
+    store__bind_int64(s, 7, (stamps & STORE_STAMP_FAILED) != 0);
     return store__run(st, s);
 }
 
 int store_task_oldest(store *st, const char *status, int64_t now, int64_t *id)
 {
-    sqlite3_stmt *s =
+    store_stmt *s =
         store__q(st, "SELECT id FROM tasks WHERE status=? AND not_before<=? ORDER BY id LIMIT 1");
     if (!s)
         return -1;
     store__bind_text(s, 1, status);
-    sqlite3_bind_int64(s, 2, now);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *id = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    return rc == SQLITE_ROW ? PT_FOUND : rc == SQLITE_DONE ? PT_NONE : -1;
+    store__bind_int64(s, 2, now);
+    int rc = store__step(s);
+    if (rc == STORE_ROW)
+        *id = store__col_int64(s, 0);
+    store__reset(s);
+    return rc == STORE_ROW ? PT_FOUND : rc == STORE_DONE ? PT_NONE : -1;
 }
 
 int store_task_mark_committed(store *st, int64_t id)
@@ -540,11 +568,11 @@ int store_task_set_attempts(store *st, int64_t id, int attempts)
 
 int store_task_set_retry(store *st, int64_t id, int64_t not_before, const char *interruptions)
 {
-    sqlite3_stmt *s = store__q(st, "UPDATE tasks SET not_before=?2, interruptions=?3 WHERE id=?1");
+    store_stmt *s = store__q(st, "UPDATE tasks SET not_before=?2, interruptions=?3 WHERE id=?1");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, not_before);
+    store__bind_int64(s, 1, id);
+    store__bind_int64(s, 2, not_before);
     store__bind_text(s, 3, interruptions);
     return store__run(st, s);
 }
@@ -556,13 +584,13 @@ int store_task_request_cancel(store *st, int64_t id)
 
 int store_task_set_ask(store *st, int64_t id, const char *name, const char *prompt)
 {
-    sqlite3_stmt *s = store__q(st, "UPDATE tasks SET ask_name=?, ask_prompt=? WHERE id=?");
+    store_stmt *s = store__q(st, "UPDATE tasks SET ask_name=?, ask_prompt=? WHERE id=?");
     if (!s)
         return -1;
     store__bind_text(s, 1, name);
     if (bind_task(st, s, 2, task_account(st, id), id, "ask_prompt", prompt) < 0)
         return -1;
-    sqlite3_bind_int64(s, 3, id);
+    store__bind_int64(s, 3, id);
     return store__run(st, s);
 }
 
@@ -584,109 +612,109 @@ int store_task_set_answers(store *st, int64_t id, const char *answers_json)
 
 int store_task_set_review(store *st, int64_t id, int approve, const char *comment)
 {
-    sqlite3_stmt *s = store__q(st, "UPDATE tasks SET review_comment=?1,"
-                                   " approve=CASE WHEN ?2 THEN 1 ELSE approve END WHERE id=?3");
+    store_stmt *s = store__q(st, "UPDATE tasks SET review_comment=?1,"
+                                   " approve=CASE WHEN ?2<>0 THEN 1 ELSE approve END WHERE id=?3");
     if (!s || bind_task(st, s, 1, task_account(st, id), id, "review_comment", comment) < 0)
         return -1;
-    sqlite3_bind_int(s, 2, approve != 0);
-    sqlite3_bind_int64(s, 3, id);
+    store__bind_int64(s, 2, approve != 0);
+    store__bind_int64(s, 3, id);
     return store__run(st, s);
 }
 
 cJSON *store_task_counts(store *st)
 {
     cJSON *o = cJSON_CreateObject();
-    sqlite3_stmt *s =
+    store_stmt *s =
         store__q(st, "SELECT status, type, count(*) FROM tasks GROUP BY status, type");
-    while (s && sqlite3_step(s) == SQLITE_ROW) {
-        const char *status = (const char *)sqlite3_column_text(s, 0);
-        const char *type = (const char *)sqlite3_column_text(s, 1);
+    while (s && store__step(s) == STORE_ROW) {
+        const char *status = store__col_str(s, 0);
+        const char *type = store__col_str(s, 1);
         cJSON *by = cJSON_GetObjectItem(o, status);
         if (!by)
             by = cJSON_AddObjectToObject(o, status);
-        cJSON_AddNumberToObject(by, type, (double)sqlite3_column_int64(s, 2));
+        cJSON_AddNumberToObject(by, type, (double)store__col_int64(s, 2));
     }
     if (s)
-        sqlite3_reset(s);
+        store__reset(s);
     return o;
 }
 
 int64_t store_task_count_status(store *st, const char *status)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT count(*) FROM tasks WHERE status=?");
+    store_stmt *s = store__q(st, "SELECT count(*) FROM tasks WHERE status=?");
     if (!s)
         return -1;
     store__bind_text(s, 1, status);
-    int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-    sqlite3_reset(s);
+    int64_t n = store__step(s) == STORE_ROW ? store__col_int64(s, 0) : -1;
+    store__reset(s);
     return n;
 }
 
 int64_t *store_task_ids(store *st, const char *status, size_t *n)
 {
-    sqlite3_stmt *s = store__q(st, "SELECT id FROM tasks WHERE status=? ORDER BY id");
+    store_stmt *s = store__q(st, "SELECT id FROM tasks WHERE status=? ORDER BY id");
     *n = 0;
     int64_t *v = NULL;
     if (!s)
         return NULL;
     store__bind_text(s, 1, status);
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    while (store__step(s) == STORE_ROW) {
         int64_t *nv = realloc(v, (*n + 1) * sizeof(*v));
         if (!nv)
             break;
         v = nv;
-        v[(*n)++] = sqlite3_column_int64(s, 0);
+        v[(*n)++] = store__col_int64(s, 0);
     }
-    sqlite3_reset(s);
+    store__reset(s);
     return v;
 }
 
 cJSON *store_task_events(store *st, int64_t id)
 {
     cJSON *arr = cJSON_CreateArray();
-    sqlite3_stmt *s = store__q(
+    store_stmt *s = store__q(
         st, "SELECT at, from_status, to_status, note FROM events WHERE task_id=? ORDER BY id");
     if (!s)
         return arr;
-    sqlite3_bind_int64(s, 1, id);
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    store__bind_int64(s, 1, id);
+    while (store__step(s) == STORE_ROW) {
         cJSON *e = cJSON_CreateObject();
-        store_json_time(e, "at", sqlite3_column_int64(s, 0));
-        const char *from = (const char *)sqlite3_column_text(s, 1);
-        const char *note = (const char *)sqlite3_column_text(s, 3);
+        store_json_time(e, "at", store__col_int64(s, 0));
+        const char *from = store__col_str(s, 1);
+        const char *note = store__col_str(s, 3);
         cJSON_AddItemToObject(e, "from", from ? cJSON_CreateString(from) : cJSON_CreateNull());
-        cJSON_AddStringToObject(e, "to", (const char *)sqlite3_column_text(s, 2));
+        cJSON_AddStringToObject(e, "to", store__col_str(s, 2));
         cJSON_AddItemToObject(e, "note", note ? cJSON_CreateString(note) : cJSON_CreateNull());
         cJSON_AddItemToArray(arr, e);
     }
-    sqlite3_reset(s);
+    store__reset(s);
     return arr;
 }
 
 int64_t store_trajectory_add(store *st, int64_t taskid, const char *dir)
 {
-    sqlite3_stmt *s =
-        store__q(st, "INSERT INTO trajectories(task_id, dir, created_at) VALUES(?,?,?)");
+    store_stmt *s = store__q(
+        st, "INSERT INTO trajectories(task_id, dir, created_at) VALUES(?,?,?) RETURNING id");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, taskid);
+    store__bind_int64(s, 1, taskid);
     store__bind_text(s, 2, dir);
-    sqlite3_bind_int64(s, 3, pt_wall_ms());
-    if (store__run(st, s) < 0)
+    store__bind_int64(s, 3, pt_wall_ms());
+    int64_t id = 0;
+    if (store__insert_id(st, s, &id) < 0)
         return -1;
-    int64_t id = sqlite3_last_insert_rowid(st->db);
     store__update_int(st, "UPDATE tasks SET trajectory_id=? WHERE id=?", taskid, id);
     return id;
 }
 
 char *store_trajectory_dir(store *st, int64_t taskid)
 {
-    sqlite3_stmt *s =
+    store_stmt *s =
         store__q(st, "SELECT dir FROM trajectories WHERE task_id=? ORDER BY id DESC LIMIT 1");
     if (!s)
         return NULL;
-    sqlite3_bind_int64(s, 1, taskid);
-    char *d = sqlite3_step(s) == SQLITE_ROW ? store__col_text(s, 0) : NULL;
-    sqlite3_reset(s);
+    store__bind_int64(s, 1, taskid);
+    char *d = store__step(s) == STORE_ROW ? store__col_text(s, 0) : NULL;
+    store__reset(s);
     return d;
 }

@@ -14,7 +14,6 @@
 
 #include <cjson/cJSON.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -968,15 +967,16 @@ static void test_commit_write_fails(void **state)
     (void)state;
     ts_server s;
     ts_start_demo(&s, "api-commitfail", NULL);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(s.db, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    assert_int_equal(sqlite3_exec(db,
-                                  "CREATE TRIGGER test_no_commit BEFORE UPDATE OF committed ON "
-                                  "tasks WHEN NEW.committed=1 BEGIN SELECT RAISE(FAIL, "
-                                  "'database or disk is full'); END;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(ts_sql(&s,
+                            "CREATE TRIGGER test_no_commit BEFORE UPDATE OF committed ON "
+                            "tasks WHEN NEW.committed=1 BEGIN SELECT RAISE(FAIL, "
+                            "'database or disk is full'); END;",
+                            "CREATE FUNCTION test_no_commit() RETURNS trigger AS $$ BEGIN "
+                            "RAISE EXCEPTION 'could not extend file: No space left on device'; "
+                            "END $$ LANGUAGE plpgsql; CREATE TRIGGER test_no_commit BEFORE "
+                            "UPDATE OF committed ON tasks FOR EACH ROW WHEN (NEW.committed=1) "
+                            "EXECUTE FUNCTION test_no_commit()"),
+                     0);
     cJSON *t = ts_post_json(&s, quickstart, 200);
     long long id = ts_num(t, "id");
     cJSON_Delete(t);
@@ -988,8 +988,8 @@ static void test_commit_write_fails(void **state)
     cJSON_Delete(t);
     assert_int_equal(portal_claims_on(&s, "2025-03-25"), 0);
 
-    assert_int_equal(sqlite3_exec(db, "DROP TRIGGER test_no_commit", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(
+        ts_sql(&s, "DROP TRIGGER test_no_commit", "DROP TRIGGER test_no_commit ON tasks"), 0);
     t = ts_post_json(&s, quickstart, 200);
     cJSON *done =
         ts_wait_status(&s, ts_num(t, "id"), "completed,completed_with_issues,failed", 90000);
@@ -1018,20 +1018,9 @@ static int browser_pids(const ts_server *s, int *pids, int cap)
 /* The task's committed flag, read from the database as it is now. */
 static int committed_in_db(const ts_server *s, long long id)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    int c = -1;
-    assert_int_equal(sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    if (sqlite3_prepare_v2(db, "SELECT committed FROM tasks WHERE id=?", -1, &q, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_int64(q, 1, id);
-        if (sqlite3_step(q) == SQLITE_ROW)
-            c = sqlite3_column_int(q, 0);
-    }
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return c;
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SELECT committed FROM tasks WHERE id=%lld", id);
+    return (int)ts_sql_int(s, sql);
 }
 
 /* Freezes every browser of the server that is running a task (SIGSTOP to
@@ -1184,10 +1173,10 @@ static void test_newer_schema_refused(void **state)
     (void)state;
     ts_server s;
     ts_init(&s, "api-schema");
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(s.db, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(ts_sql(&s, "PRAGMA user_version=99",
+                            "CREATE TABLE portier_schema(version INTEGER NOT NULL);"
+                            "INSERT INTO portier_schema VALUES(99)"),
+                     0);
     assert_int_not_equal(ts_start(&s, NULL, NULL), 0);
     char *log = ts_log(&s);
     assert_non_null(strstr(log, "newer than this portier knows"));

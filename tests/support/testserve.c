@@ -3,10 +3,13 @@
  */
 #define _GNU_SOURCE
 #include "tests/support/testserve.h"
+#include "tests/support/testpg.h"
+#include "util/crypto.h"
 #include "util/fsutil.h"
 #include "util/timeutil.h"
 
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,26 @@ void ts_init(ts_server *s, const char *name)
     snprintf(s->dir, sizeof(s->dir), "%s", d ? d : "/tmp");
     free(d);
     snprintf(s->db, sizeof(s->db), "%s/portier.db", s->dir);
+    snprintf(s->data, sizeof(s->data), "%s/portier.db.d", s->dir);
+    if (!tpg_enabled())
+        return;
+    snprintf(s->data, sizeof(s->data), "%s/portier.d", s->dir);
+    if (tpg_new_db(s->db, sizeof(s->db)) < 0) {
+        fprintf(stderr, "ts_init: no PostgreSQL database for the test\n");
+        abort();
+    }
+    /* PostgreSQL takes the master key from outside: every server and
+     * command this process starts inherits it */
+    char key[700], hex[65];
+    snprintf(key, sizeof(key), "%s/master.key", s->dir);
+    if (pt_random_hex(hex, 64) < 0 || pt_write_file(key, hex, 64, 0600) < 0)
+        abort();
+    setenv("PORTIER_MASTER_KEY_FILE", key, 1);
+}
+
+int ts_pg(const ts_server *s)
+{
+    return strncmp(s->db, "host=", 5) == 0;
 }
 
 static char *slurp(const char *path)
@@ -54,6 +77,10 @@ int ts_start(ts_server *s, const char *const *args, const char *const *env)
     snprintf(err, sizeof(err), "%s/serve-%d.err", s->dir, s->runs);
     const char *argv[64] = {bin(), "serve", "--db", s->db, "--listen", "127.0.0.1:0"};
     int n = 6;
+    if (ts_pg(s)) {
+        argv[n++] = "--data-dir";
+        argv[n++] = s->data;
+    }
     for (size_t i = 0; args && args[i] && n < 62; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -200,4 +227,43 @@ int ts_cli(const ts_server *s, const char *const *args, const char *stdin_text, 
     else
         free(b);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int ts_sql(const ts_server *s, const char *sqlite_sql, const char *pg_sql)
+{
+    if (ts_pg(s))
+        return tpg_exec(s->db, pg_sql);
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open(s->db, &db);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 10000);
+        rc = sqlite3_exec(db, sqlite_sql, NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "ts_sql: %s\n", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+long long ts_sql_int(const ts_server *s, const char *sql)
+{
+    long long v = -1;
+    if (ts_pg(s)) {
+        char *t = tpg_value(s->db, sql);
+        if (t)
+            v = atoll(t);
+        free(t);
+        return v;
+    }
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 10000);
+        if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK &&
+            sqlite3_step(q) == SQLITE_ROW)
+            v = sqlite3_column_int64(q, 0);
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
 }
