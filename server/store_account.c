@@ -404,40 +404,40 @@ int store_fingerprints_get(store *st, int64_t acct, const char *type, int versio
 {
     char aad[256];
     *json = NULL;
-    sqlite3_stmt *s = store__q(st, "SELECT data FROM fingerprints WHERE account_id=? AND type=?"
+    store_stmt *s = store__q(st, "SELECT data FROM fingerprints WHERE account_id=? AND type=?"
                                    " AND sop_version=?");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, acct);
+    store__bind_int64(s, 1, acct);
     store__bind_text(s, 2, type);
-    sqlite3_bind_int(s, 3, version);
-    int rc = sqlite3_step(s), found = rc == SQLITE_ROW;
+    store__bind_int64(s, 3, version);
+    int rc = store__step(s), found = rc == STORE_ROW;
     if (found) {
         fp_aad(aad, sizeof(aad), type, version);
         *json = store__col_opened(st, s, 0, acct, aad);
     }
-    sqlite3_reset(s);
+    store__reset(s);
     if (found)
         return *json ? 1 : -1;
-    return rc == SQLITE_DONE ? 0 : -1;
+    return rc == STORE_DONE ? 0 : -1;
 }
 
 int store_fingerprints_put(store *st, int64_t acct, const char *type, int version, const char *json,
                            int64_t now)
 {
     char aad[256];
-    sqlite3_stmt *s =
+    store_stmt *s =
         store__q(st, "INSERT INTO fingerprints(account_id, type, sop_version, data, updated_at)"
                      " VALUES(?, ?, ?, ?, ?) ON CONFLICT(account_id, type, sop_version)"
                      " DO UPDATE SET data=excluded.data, updated_at=excluded.updated_at");
     if (!s)
         return -1;
-    sqlite3_bind_int64(s, 1, acct);
+    store__bind_int64(s, 1, acct);
     store__bind_text(s, 2, type);
-    sqlite3_bind_int(s, 3, version);
+    store__bind_int64(s, 3, version);
     fp_aad(aad, sizeof(aad), type, version);
     if (store__bind_sealed(st, s, 4, acct, aad, json) < 0)
         return -1;
-    sqlite3_bind_int64(s, 5, now);
+    store__bind_int64(s, 5, now);
     return store__run(st, s);
 }
