@@ -36,7 +36,8 @@ static int serve_usage(const char *why)
             "                     [--header-timeout S] [--min-body-rate BYTES]\n"
             "                     [--max-conns-per-ip N] [--allow-private-webhooks]\n"
             "                     [--browsers N] [--max-attempts N]\n"
-            "                     [--retain-days 30] [--master-key-file FILE]\n",
+            "                     [--retain-days 30] [--master-key-file FILE]\n"
+            "                     [--node-id ID] [--lease-seconds 30] [--drain-seconds 25]\n",
             why);
     return 2;
 }
@@ -197,8 +198,23 @@ typedef struct serve_args {
     service_options o;
     char host[128], phost[128];
     int pport, demo;
+    int drain_seconds; /* -1: the default */
     const char *hook;
 } serve_args;
+
+/* A node id names the node in logs, events and /metrics labels: plain
+ * characters only. */
+static int node_id_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (!n || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+              (v[i] >= '0' && v[i] <= '9') || strchr("._:-", v[i])))
+            return 0;
+    return 1;
+}
 
 /* What option a wants, or that it is unknown: why, filled. */
 static const char *serve_bad_option(const char *a, char *why, size_t whysz)
@@ -219,13 +235,17 @@ static const char *serve_bad_option(const char *a, char *why, size_t whysz)
         {"--max-attempts", "a number of runs from 1 to 100"},
         {"--retain-days", "days from 0 to 36500 (0: purged once final)"},
         {"--master-key-file", "the path of a file holding 64 hex digits"},
+        {"--node-id", "1 to 63 letters, digits and . _ : -"},
+        {"--lease-seconds", "seconds from 3 to 3600"},
+        {"--drain-seconds", "seconds from 0 to 86400"},
     };
     static const char *const known[] = {
         "--listen",          "--portal-listen", "--db",        "--browser",  "--webhook-url",
         "--workers",         "--hold-seconds",  "--max-queue", "--max-body", "--max-file",
         "--session-max-age", "--session-idle",  "--demo",      "--help", "--max-parked",
         "--header-timeout", "--min-body-rate", "--max-conns-per-ip", "--browsers",
-        "--max-attempts", "--retain-days", "--master-key-file", "--allow-private-webhooks"};
+        "--max-attempts", "--retain-days", "--master-key-file", "--allow-private-webhooks",
+        "--node-id", "--lease-seconds", "--drain-seconds"};
     for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++)
         if (!strcmp(a, wants[i][0])) {
             snprintf(why, whysz, "%s takes %s", a, wants[i][1]);
@@ -302,6 +322,12 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             o->max_attempts = (int)n;
         else if (!strcmp(a, "--retain-days") && n >= 0 && n <= 36500)
             o->retain_ms = n ? n * 24 * 3600 * 1000 : 1; /* 0: purged once final */
+        else if (!strcmp(a, "--node-id") && node_id_ok(v))
+            o->node_id = v;
+        else if (!strcmp(a, "--lease-seconds") && n >= 3 && n <= 3600)
+            o->lease_seconds = (int)n;
+        else if (!strcmp(a, "--drain-seconds") && n >= 0 && n <= 86400)
+            sa->drain_seconds = (int)n;
         else if (!strcmp(a, "--master-key-file") && *v) {
             o->master_key_file = v;
             setenv("PORTIER_MASTER_KEY_FILE", v, 1); /* the demo's set-up reads it too */
@@ -318,7 +344,8 @@ int cli_serve(int argc, char **argv)
     serve_args sa = {.o = {.db_path = "portier.db", .port = 8080},
                      .host = "127.0.0.1",
                      .phost = "127.0.0.1",
-                     .pport = 8081};
+                     .pport = 8081,
+                     .drain_seconds = -1};
     int parsed = parse_serve_args(argc, argv, &sa);
     if (parsed >= 0)
         return parsed;
@@ -399,10 +426,14 @@ int cli_serve(int argc, char **argv)
         printf("portier: the task API at %s (docs/openapi.yaml); Ctrl-C stops\n", base);
     }
     fflush(stdout);
-    PT_INFO("serve", "listening on %s with %d workers", base, service_workers(s));
+    PT_INFO("serve", "node %s listening on %s with %d workers", service_node_id(s), base,
+            service_workers(s));
     int sig = 0;
     sigwait(&set, &sig);
+    /* a node that stops finishes what it runs first (docs/deploy.md,
+     * "Draining a node"); what cannot finish in time is handed back */
     PT_INFO("serve", "stopping (signal %d)", sig);
+    service_drain(s, (sa.drain_seconds < 0 ? 25 : sa.drain_seconds) * 1000LL);
     rc = 0;
 out:
     OPENSSL_cleanse(&k, sizeof(k));

@@ -14,12 +14,13 @@ typedef struct store store;
 typedef struct task_file_in task_file_in;
 struct store_sealer;
 
-#define STORE_NCACHE 64
+#define STORE_NCACHE 128 /* more than the store has statements: none is ever evicted */
 
 struct store {
     sqlite3 *db;
     char *path;
     int in_batch; /* store_batch_begin: task creation uses savepoints */
+    int64_t data_version; /* store_wait_changes: the last PRAGMA data_version seen */
     struct store_sealer *sealer; /* store_set_sealer (a copy); NULL: none */
     struct {
         const char *sql;

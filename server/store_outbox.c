@@ -67,21 +67,27 @@ static void row_outbox(store *st, sqlite3_stmt *s, outbox_row *o)
     "id, event_id, account_id, task_id, event, payload, created_at, attempts, next_at, "          \
     "round_start"
 
-int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, size_t per_account,
-                     outbox_row *rows, size_t max, size_t *n)
+int store_outbox_due(store *st, const char *node, int64_t now, int64_t claim_until,
+                     const int64_t *busy, size_t nbusy, size_t per_account, outbox_row *rows,
+                     size_t max, size_t *n)
 {
     /* the oldest per_account of each account's due rows, so one account's
-     * backlog cannot fill the answer */
+     * backlog cannot fill the answer; a row another node claimed (and
+     * whose claim runs) is that node's to send. PostgreSQL: the inner
+     * SELECT takes FOR UPDATE SKIP LOCKED and the UPDATE below becomes one
+     * UPDATE ... WHERE id IN (...) RETURNING. */
     sqlite3_stmt *s = store__q(
         st, "SELECT " OUTBOX_COLS " FROM (SELECT *, row_number() OVER (PARTITION BY account_id"
-            " ORDER BY next_at, id) AS rk FROM outbox WHERE state='pending' AND next_at<=?1)"
+            " ORDER BY next_at, id) AS rk FROM outbox WHERE state='pending' AND next_at<=?1"
+            " AND (claimed_by IS NULL OR claimed_by=?4 OR claim_until<?1))"
             " WHERE rk<=?3 ORDER BY next_at, id LIMIT ?2");
     *n = 0;
-    if (!s)
+    if (!s || store_begin(st) < 0)
         return -1;
     sqlite3_bind_int64(s, 1, now);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)(max + nbusy));
     sqlite3_bind_int64(s, 3, (sqlite3_int64)per_account);
+    store__bind_text(s, 4, node);
     while (*n < max && sqlite3_step(s) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(s, 0);
         int skip = 0;
@@ -91,7 +97,35 @@ int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, 
             row_outbox(st, s, &rows[(*n)++]);
     }
     sqlite3_reset(s);
-    return 0;
+    for (size_t i = 0; i < *n; i++) {
+        sqlite3_stmt *c =
+            store__q(st, "UPDATE outbox SET claimed_by=?2, claim_until=?3 WHERE id=?1");
+        if (!c)
+            goto fail;
+        sqlite3_bind_int64(c, 1, rows[i].id);
+        store__bind_text(c, 2, node);
+        sqlite3_bind_int64(c, 3, claim_until);
+        if (store__run(st, c) < 0)
+            goto fail;
+    }
+    if (store_commit(st) == 0)
+        return 0;
+fail:
+    store_rollback(st);
+    for (size_t i = 0; i < *n; i++)
+        outbox_row_free(&rows[i]);
+    *n = 0;
+    return -1;
+}
+
+int store_outbox_release(store *st, const char *node)
+{
+    sqlite3_stmt *s = store__q(st, "UPDATE outbox SET claimed_by=NULL, claim_until=0"
+                                   " WHERE claimed_by=? AND state='pending'");
+    if (!s)
+        return -1;
+    store__bind_text(s, 1, node);
+    return store__run(st, s);
 }
 
 int64_t store_outbox_next_at(store *st)
@@ -133,7 +167,8 @@ int store_outbox_attempt(store *st, int64_t id, int64_t at, int http_status, int
     if (store__run(st, s) < 0)
         goto fail;
     /* the states' names are the schema's: spelled here, in SQL, only */
-    s = store__q(st, "UPDATE outbox SET attempts=attempts+1, next_at=?3, state=CASE ?2"
+    s = store__q(st, "UPDATE outbox SET attempts=attempts+1, next_at=?3, claimed_by=NULL,"
+                     " claim_until=0, state=CASE ?2"
                      " WHEN 1 THEN 'delivered' WHEN 2 THEN 'dead' WHEN 3 THEN 'disabled'"
                      " WHEN 4 THEN 'undeliverable' ELSE 'pending' END WHERE id=?1");
     if (!s)
