@@ -13,8 +13,9 @@ typedef struct dispatch dispatch;
 
 /* Starts the writer thread with its own store connection on db_path
  * (copied), sealing under k (borrowed: it outlives the dispatch). At most
- * max_queue tasks are pending (0: no limit), counted in the database by
- * the writer's own transaction, so the limit holds for every node on it.
+ * max_queue tasks are pending (0: no limit): near the limit they are
+ * counted in the writer's own transaction, so the limit holds for every
+ * node on the database.
  * NULL with err. */
 dispatch *dispatch_start(const char *db_path, const keys *k, int max_queue, char *err);
 /* Stops the writer (no request may be waiting in dispatch_create: stop the

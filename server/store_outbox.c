@@ -67,22 +67,41 @@ static void row_outbox(store *st, sqlite3_stmt *s, outbox_row *o)
     "id, event_id, account_id, task_id, event, payload, created_at, attempts, next_at, "          \
     "round_start"
 
+/* Claims row id for node if no other node's claim runs: 1 won, 0 not. */
+static int claim_row(store *st, int64_t id, const char *node, int64_t now, int64_t claim_until)
+{
+    sqlite3_stmt *c = store__q(st, "UPDATE outbox SET claimed_by=?2, claim_until=?4 WHERE id=?1"
+                                   " AND state='pending' AND (claimed_by IS NULL OR claimed_by=?2"
+                                   " OR claim_until<?3)");
+    if (!c)
+        return -1;
+    sqlite3_bind_int64(c, 1, id);
+    store__bind_text(c, 2, node);
+    sqlite3_bind_int64(c, 3, now);
+    sqlite3_bind_int64(c, 4, claim_until);
+    if (store__run(st, c) < 0)
+        return -1;
+    return sqlite3_changes(st->db) > 0;
+}
+
 int store_outbox_due(store *st, const char *node, int64_t now, int64_t claim_until,
                      const int64_t *busy, size_t nbusy, size_t per_account, outbox_row *rows,
                      size_t max, size_t *n)
 {
     /* the oldest per_account of each account's due rows, so one account's
      * backlog cannot fill the answer; a row another node claimed (and
-     * whose claim runs) is that node's to send. PostgreSQL: the inner
-     * SELECT takes FOR UPDATE SKIP LOCKED and the UPDATE below becomes one
-     * UPDATE ... WHERE id IN (...) RETURNING. */
+     * whose claim runs) is that node's to send. Read first (no lock when
+     * nothing is due), then each row claimed by a statement that checks
+     * the claim again: of two nodes that read one row, one wins it.
+     * PostgreSQL: one UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
+     * LOCKED) RETURNING does both. */
     sqlite3_stmt *s = store__q(
         st, "SELECT " OUTBOX_COLS " FROM (SELECT *, row_number() OVER (PARTITION BY account_id"
             " ORDER BY next_at, id) AS rk FROM outbox WHERE state='pending' AND next_at<=?1"
             " AND (claimed_by IS NULL OR claimed_by=?4 OR claim_until<?1))"
             " WHERE rk<=?3 ORDER BY next_at, id LIMIT ?2");
     *n = 0;
-    if (!s || store_begin(st) < 0)
+    if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, now);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)(max + nbusy));
@@ -97,22 +116,25 @@ int store_outbox_due(store *st, const char *node, int64_t now, int64_t claim_unt
             row_outbox(st, s, &rows[(*n)++]);
     }
     sqlite3_reset(s);
-    for (size_t i = 0; i < *n; i++) {
-        sqlite3_stmt *c =
-            store__q(st, "UPDATE outbox SET claimed_by=?2, claim_until=?3 WHERE id=?1");
-        if (!c)
-            goto fail;
-        sqlite3_bind_int64(c, 1, rows[i].id);
-        store__bind_text(c, 2, node);
-        sqlite3_bind_int64(c, 3, claim_until);
-        if (store__run(st, c) < 0)
-            goto fail;
-    }
-    if (store_commit(st) == 0)
+    if (!*n)
         return 0;
-fail:
+    int rc = store_begin(st);
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++) {
+        int won = rc == 0 ? claim_row(st, rows[i].id, node, now, claim_until) : 0;
+        if (won < 0)
+            rc = -1;
+        if (won == 1 && rc == 0)
+            rows[kept++] = rows[i];
+        else
+            outbox_row_free(&rows[i]);
+    }
+    if (rc == 0 && store_commit(st) == 0) {
+        *n = kept;
+        return 0;
+    }
     store_rollback(st);
-    for (size_t i = 0; i < *n; i++)
+    for (size_t i = 0; i < kept; i++)
         outbox_row_free(&rows[i]);
     *n = 0;
     return -1;
