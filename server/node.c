@@ -219,9 +219,32 @@ static int pass(node *n, int startup, const enum task_status *which, size_t nwhi
     return taken;
 }
 
+/* Webhook events a dead node had claimed go back to the outbox at once
+ * (else they would wait for the claim to run out). 1 if any did. */
+static int free_claims(node *n)
+{
+    char ids[16][64];
+    int64_t now = pt_wall_ms();
+    size_t k = store_outbox_claimers(n->st, now, ids, 16);
+    int freed = 0;
+    for (size_t i = 0; i < k; i++) {
+        /* this node's own claims (a predecessor's under the same id too)
+         * are its deliverer's to take again */
+        task_lease l = {.until = INT64_MAX};
+        snprintf(l.node, sizeof(l.node), "%s", ids[i]);
+        if (!strcmp(ids[i], n->self.id) || !holder_dead(n, &l, now, 0))
+            continue;
+        PT_INFO("node", "webhook events claimed by node %s, which stopped, go back", ids[i]);
+        freed |= store_outbox_release(n->st, ids[i]) == 0;
+    }
+    return freed;
+}
+
 int node_take_over(node *n, int startup, void (*moved)(void *, int64_t, enum task_status),
                    void *ud)
 {
+    if (free_claims(n) && n->h)
+        webhooks_kick(n->h);
     /* a run in progress always has a lease (a task without one is from
      * before leases); a task waiting for a person has one only while a
      * worker holds its browser context */

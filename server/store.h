@@ -388,8 +388,12 @@ int store_outbox_add(store *st, int64_t acct, int64_t taskid, const char *event,
 int store_outbox_due(store *st, const char *node, int64_t now, int64_t claim_until,
                      const int64_t *busy, size_t nbusy, size_t per_account, outbox_row *rows,
                      size_t max, size_t *n);
-/* Gives back node's claims on rows still pending (it stops). */
+/* Gives back node's claims on rows still pending (it stops, or another
+ * node found it dead). */
 int store_outbox_release(store *st, const char *node);
+/* The nodes holding claims that still run at now on pending rows, at most
+ * max of them (node ids, 64 bytes each, into ids): their number. */
+size_t store_outbox_claimers(store *st, int64_t now, char (*ids)[64], size_t max);
 /* The earliest next_at of a pending row, or 0. */
 int64_t store_outbox_next_at(store *st);
 /* Records an attempt and the row's new state (next_at for pending); the

@@ -140,6 +140,22 @@ int store_outbox_due(store *st, const char *node, int64_t now, int64_t claim_unt
     return -1;
 }
 
+size_t store_outbox_claimers(store *st, int64_t now, char (*ids)[64], size_t max)
+{
+    sqlite3_stmt *s = store__q(st, "SELECT DISTINCT claimed_by FROM outbox WHERE state='pending'"
+                                   " AND claimed_by IS NOT NULL AND claim_until>=?");
+    size_t n = 0;
+    if (!s)
+        return 0;
+    sqlite3_bind_int64(s, 1, now);
+    while (n < max && sqlite3_step(s) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(s, 0);
+        snprintf(ids[n++], 64, "%s", t ? (const char *)t : "");
+    }
+    sqlite3_reset(s);
+    return n;
+}
+
 int store_outbox_release(store *st, const char *node)
 {
     sqlite3_stmt *s = store__q(st, "UPDATE outbox SET claimed_by=NULL, claim_until=0"
