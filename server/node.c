@@ -282,12 +282,19 @@ static void beat(node *n)
     int64_t ids[NODE_HELD_MAX];
     size_t k = workers_held(n->w, ids, NODE_HELD_MAX);
     task_ctx cx = {n->st, n->moved, n->ud, n->self.id, n->lease_ms};
+    int rc[NODE_HELD_MAX], cancel[NODE_HELD_MAX];
+    /* one transaction (one commit) for every renewal; acted on once it
+     * is durable */
+    if (!k || store_begin(n->st) < 0)
+        return;
+    for (size_t i = 0; i < k; i++)
+        rc[i] = store_task_lease_renew(n->st, ids[i], n->self.id, now + n->lease_ms, &cancel[i]);
+    if (store_commit(n->st) < 0)
+        return;
     for (size_t i = 0; i < k; i++) {
-        int cancel = 0;
-        int rc = store_task_lease_renew(n->st, ids[i], n->self.id, now + n->lease_ms, &cancel);
-        if (rc == PT_NONE)
+        if (rc[i] == PT_NONE)
             workers_lost(n->w, ids[i]);
-        else if (rc == PT_FOUND && cancel)
+        else if (rc[i] == PT_FOUND && cancel[i])
             cancel_here(n, &cx, ids[i]);
     }
 }
