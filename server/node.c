@@ -187,7 +187,7 @@ static int take_one(node *n, task_ctx *cx, const task_lease *l)
     }
     /* a task that waits for a person (an answer, a review) needs no node:
      * only the lease goes */
-    store_task_lease_release(n->st, l->id, n->self.id);
+    store_task_lease_release(n->st, l->id, n->self.id, 0);
     return moved;
 }
 

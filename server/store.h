@@ -309,13 +309,14 @@ int store_wait_changes(store *st, int timeout_ms);
 
 /* THE claim: moves the oldest task in status `from` whose not_before is at
  * most now to status `to`, leased to node until lease_until, in one
- * statement; the caller holds the transaction (BEGIN IMMEDIATE on SQLite:
+ * statement, the claim named run (a token: the run that releases the
+ * lease names it); the caller holds the transaction (BEGIN IMMEDIATE on SQLite:
  * the write lock makes it atomic across processes) and writes the event.
  * PT_FOUND and *id, PT_NONE (nothing to claim), or -1. On PostgreSQL the
  * subquery takes FOR UPDATE SKIP LOCKED, so nodes claim different rows
  * without waiting on each other. */
 int store_task_claim(store *st, const char *from, const char *to, const char *node, int64_t now,
-                     int64_t lease_until, int64_t *id);
+                     int64_t lease_until, int64_t run, int64_t *id);
 /* The task's lease: 1 with node (64 bytes; "" for none) and *until, 0 no
  * such task, -1 error. */
 int store_task_lease(store *st, int64_t id, char *node, int64_t *until);
@@ -328,8 +329,10 @@ int store_task_lease_renew(store *st, int64_t id, const char *node, int64_t unti
  * PT_FOUND taken, PT_NONE someone moved first, -1 error. */
 int store_task_lease_take(store *st, int64_t id, const char *was, int64_t was_until,
                           const char *node, int64_t until);
-/* Drops the lease of task id (only node's, or any with node NULL). */
-int store_task_lease_release(store *st, int64_t id, const char *node);
+/* Drops the lease of task id: only node's (any with node NULL), and only
+ * that claim's when run is not 0 (an older run of the task on the same
+ * node ending late leaves a newer claim's lease alone). */
+int store_task_lease_release(store *st, int64_t id, const char *node, int64_t run);
 /* Records the commit point only while node holds the lease: PT_FOUND, or
  * PT_NONE when it does not (another node took the task over: the run must
  * not submit), or -1. */

@@ -127,13 +127,13 @@ int store_wait_changes(store *st, int timeout_ms)
 /* ---- The claim and the leases ---------------------------------------------- */
 
 int store_task_claim(store *st, const char *from, const char *to, const char *node, int64_t now,
-                     int64_t lease_until, int64_t *id)
+                     int64_t lease_until, int64_t run, int64_t *id)
 {
     /* One statement: the row it picks is the row it moves. PostgreSQL:
      * "... ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)" in the subquery
      * (the PostgreSQL backend's version of this statement). */
     sqlite3_stmt *s = store__q(
-        st, "UPDATE tasks SET status=?2, lease_node=?3, lease_until=?4, updated_at=?5"
+        st, "UPDATE tasks SET status=?2, lease_node=?3, lease_until=?4, updated_at=?5, lease_run=?6"
             " WHERE id=(SELECT id FROM tasks WHERE status=?1 AND not_before<=?5"
             " ORDER BY id LIMIT 1) AND status=?1 RETURNING id");
     if (!s)
@@ -143,6 +143,7 @@ int store_task_claim(store *st, const char *from, const char *to, const char *no
     store__bind_text(s, 3, node);
     sqlite3_bind_int64(s, 4, lease_until);
     sqlite3_bind_int64(s, 5, now);
+    sqlite3_bind_int64(s, 6, run);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *id = sqlite3_column_int64(s, 0);
@@ -205,14 +206,16 @@ int store_task_lease_take(store *st, int64_t id, const char *was, int64_t was_un
     return store__run(st, s) < 0 ? -1 : changed(st);
 }
 
-int store_task_lease_release(store *st, int64_t id, const char *node)
+int store_task_lease_release(store *st, int64_t id, const char *node, int64_t run)
 {
-    sqlite3_stmt *s = store__q(st, "UPDATE tasks SET lease_node=NULL, lease_until=0 WHERE id=?1"
-                                   " AND lease_node IS NOT NULL AND (?2 IS NULL OR lease_node=?2)");
+    sqlite3_stmt *s = store__q(st, "UPDATE tasks SET lease_node=NULL, lease_until=0, lease_run=0"
+                                   " WHERE id=?1 AND lease_node IS NOT NULL"
+                                   " AND (?2 IS NULL OR lease_node=?2) AND (?3=0 OR lease_run=?3)");
     if (!s)
         return -1;
     sqlite3_bind_int64(s, 1, id);
     store__bind_text(s, 2, node);
+    sqlite3_bind_int64(s, 3, run);
     return store__run(st, s);
 }
 

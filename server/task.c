@@ -227,7 +227,7 @@ static int move(task_ctx *cx, int64_t id, unsigned from, enum task_status to, co
         goto fail;
     /* pending and final: no worker holds it any more */
     if ((to == TASK_PENDING || task_status_is_final(to)) &&
-        store_task_lease_release(st, id, NULL) < 0)
+        store_task_lease_release(st, id, NULL, 0) < 0)
         goto fail;
     task_free(&t);
     return store_commit(st) < 0 ? PT_EFAIL : PT_FOUND;
@@ -267,7 +267,10 @@ int task_dispatch(task_ctx *cx, int64_t *id)
     if (store_begin(st) < 0)
         return PT_EFAIL;
     int64_t lease = cx->lease_ms > 0 ? cx->lease_ms : 30000;
-    got = store_task_claim(st, from, to, cx->node, now, now + lease, id);
+    uint64_t run = 0;
+    pt_random(&run, sizeof(run));
+    cx->run = (int64_t)(run >> 1) + 1; /* positive, never 0 ("any") */
+    got = store_task_claim(st, from, to, cx->node, now, now + lease, cx->run, id);
     char note[128];
     snprintf(note, sizeof(note), "claimed by a worker%s%s", cx->node ? " of node " : "",
              cx->node ? cx->node : "");

@@ -116,6 +116,7 @@ typedef struct task_ctx {
      * one that counts). */
     const char *node;
     int64_t lease_ms; /* what task_dispatch claims is leased this long; 0: 30 s */
+    int64_t run;      /* set by task_dispatch: the claim's token (store_task_claim) */
 } task_ctx;
 
 /* (none) -> pending: a new task (store_task_create's result and return). */

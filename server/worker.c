@@ -574,8 +574,9 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
     settle(w, &tr, &t, &r, gone, t0);
     agent_result_free(&r);
 out:
-    /* the run is over: no worker of this node holds the task any more */
-    store_task_lease_release(cx->st, id, w->env.node_id);
+    /* the run is over: its claim's lease ends (a newer claim of the task,
+     * made while this run wound down, keeps its own) */
+    store_task_lease_release(cx->st, id, w->env.node_id, cx->run);
     run_inputs_free(&in);
     task_free(&t);
 }
