@@ -38,6 +38,7 @@ static int serve_usage(const char *why)
             "                     [--browsers N] [--max-attempts N]\n"
             "                     [--retain-days 30] [--master-key-file FILE]\n"
             "                     [--data-dir DIR]\n"
+            "                     [--node-id ID] [--lease-seconds 30] [--drain-seconds 25]\n"
             "  --db takes a SQLite file or a PostgreSQL connection string\n"
             "  (postgres://USER@HOST:PORT/DB, or host=... dbname=...); with PostgreSQL\n"
             "  the master key comes from PORTIER_MASTER_KEY or --master-key-file, and\n"
@@ -208,8 +209,23 @@ typedef struct serve_args {
     char host[128], phost[128];
     char data_dir[4200];
     int pport, demo;
+    int drain_seconds; /* -1: the default */
     const char *hook;
 } serve_args;
+
+/* A node id names the node in logs, events and /metrics labels: plain
+ * characters only. */
+static int node_id_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (!n || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+              (v[i] >= '0' && v[i] <= '9') || strchr("._:-", v[i])))
+            return 0;
+    return 1;
+}
 
 /* What option a wants, or that it is unknown: why, filled. */
 static const char *serve_bad_option(const char *a, char *why, size_t whysz)
@@ -231,6 +247,9 @@ static const char *serve_bad_option(const char *a, char *why, size_t whysz)
         {"--retain-days", "days from 0 to 36500 (0: purged once final)"},
         {"--master-key-file", "the path of a file holding 64 hex digits"},
         {"--data-dir", "the path of a folder"},
+        {"--node-id", "1 to 63 letters, digits and . _ : -"},
+        {"--lease-seconds", "seconds from 3 to 3600"},
+        {"--drain-seconds", "seconds from 0 to 86400"},
     };
     static const char *const known[] = {
         "--listen",          "--portal-listen", "--db",        "--browser",  "--webhook-url",
@@ -238,7 +257,8 @@ static const char *serve_bad_option(const char *a, char *why, size_t whysz)
         "--session-max-age", "--session-idle",  "--demo",      "--help", "--max-parked",
         "--header-timeout", "--min-body-rate", "--max-conns-per-ip", "--browsers",
         "--max-attempts", "--retain-days", "--master-key-file", "--allow-private-webhooks",
-        "--data-dir"};
+        "--data-dir",
+        "--node-id", "--lease-seconds", "--drain-seconds"};
     for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++)
         if (!strcmp(a, wants[i][0])) {
             snprintf(why, whysz, "%s takes %s", a, wants[i][1]);
@@ -317,6 +337,12 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
             o->retain_ms = n ? n * 24 * 3600 * 1000 : 1; /* 0: purged once final */
         else if (!strcmp(a, "--data-dir") && *v)
             o->data_dir = v;
+        else if (!strcmp(a, "--node-id") && node_id_ok(v))
+            o->node_id = v;
+        else if (!strcmp(a, "--lease-seconds") && n >= 3 && n <= 3600)
+            o->lease_seconds = (int)n;
+        else if (!strcmp(a, "--drain-seconds") && n >= 0 && n <= 86400)
+            sa->drain_seconds = (int)n;
         else if (!strcmp(a, "--master-key-file") && *v) {
             o->master_key_file = v;
             setenv("PORTIER_MASTER_KEY_FILE", v, 1); /* the demo's set-up reads it too */
@@ -342,7 +368,8 @@ int cli_serve(int argc, char **argv)
     serve_args sa = {.o = {.db_path = "portier.db", .port = 8080},
                      .host = "127.0.0.1",
                      .phost = "127.0.0.1",
-                     .pport = 8081};
+                     .pport = 8081,
+                     .drain_seconds = -1};
     int parsed = parse_serve_args(argc, argv, &sa);
     if (parsed >= 0)
         return parsed;
@@ -422,10 +449,14 @@ int cli_serve(int argc, char **argv)
         printf("portier: the task API at %s (docs/openapi.yaml); Ctrl-C stops\n", base);
     }
     fflush(stdout);
-    PT_INFO("serve", "listening on %s with %d workers", base, service_workers(s));
+    PT_INFO("serve", "node %s listening on %s with %d workers", service_node_id(s), base,
+            service_workers(s));
     int sig = 0;
     sigwait(&set, &sig);
+    /* a node that stops finishes what it runs first (docs/deploy.md,
+     * "Draining a node"); what cannot finish in time is handed back */
     PT_INFO("serve", "stopping (signal %d)", sig);
+    service_drain(s, (sa.drain_seconds < 0 ? 25 : sa.drain_seconds) * 1000LL);
     rc = 0;
 out:
     OPENSSL_cleanse(&k, sizeof(k));

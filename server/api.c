@@ -524,6 +524,11 @@ static void create_task(http_request *r, void *ud)
     task t;
     int rc = dispatch_create(e->dispatch, &n, &t, err);
     queue_release(e);
+    if (rc == PT_ELIMIT) { /* the writer's count, every node's tasks included */
+        http_add_header(r, "Retry-After", "30");
+        http_reply_error(r, 429, "queue_full", "%s; retry later", err);
+        goto out;
+    }
     if (rc < 0) {
         http_reply_error(r, 503, "unavailable", "%s", err);
         goto out;
@@ -1201,16 +1206,21 @@ static void healthz(http_request *r, void *ud)
     int ok = st && dispatch_queue_depth(e->dispatch, st) >= 0;
     worker_stats ws;
     workers_stats(e->workers, &ws);
-    cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
+    /* a draining node answers 503, so a load balancer sends it nothing
+     * new; it still serves what it is sent */
+    int draining = e->node && node_draining(e->node);
+    cJSON_AddStringToObject(o, "status", !ok ? "degraded" : draining ? "draining" : "ok");
+    if (e->node)
+        cJSON_AddStringToObject(o, "node", node_id(e->node));
     cJSON_AddStringToObject(o, "version", PORTIER_VERSION);
     cJSON_AddNumberToObject(o, "uptime_seconds", (double)((pt_wall_ms() - e->started_ms) / 1000));
     cJSON_AddNumberToObject(o, "workers", ws.workers);
     cJSON_AddStringToObject(o, "browser", pool_state(e->pool));
-    reply_obj(r, ok ? 200 : 503, o);
+    reply_obj(r, ok && !draining ? 200 : 503, o);
 }
 
 /* portier_tasks{status, type} for every status and type. */
-static void metrics_tasks(store *st, pt_buf *b)
+static void metrics_tasks(store *st, const char *l, pt_buf *b)
 {
     cJSON *counts = st ? store_task_counts(st) : NULL;
     pt_buf_appendf(b, "# HELP portier_tasks Tasks by status and type.\n"
@@ -1220,53 +1230,54 @@ static void metrics_tasks(store *st, pt_buf *b)
             const char *status = task_status_name((enum task_status)i), *type = task_type_name(k);
             cJSON *by = cJSON_GetObjectItem(counts, status);
             cJSON *n = by ? cJSON_GetObjectItem(by, type) : NULL;
-            pt_buf_appendf(b, "portier_tasks{status=\"%s\",type=\"%s\"} %lld\n", status, type,
-                           n ? (long long)n->valuedouble : 0LL);
+            pt_buf_appendf(b, "portier_tasks{%s,status=\"%s\",type=\"%s\"} %lld\n", l, status,
+                           type, n ? (long long)n->valuedouble : 0LL);
         }
     cJSON_Delete(counts);
 }
 
 /* Workers, the browser and the run-time histogram. */
-static void metrics_workers(api_env *e, store *st, pt_buf *b)
+static void metrics_workers(api_env *e, store *st, const char *l, pt_buf *b)
 {
     worker_stats ws;
     workers_stats(e->workers, &ws);
     long long pending = st ? dispatch_queue_depth(e->dispatch, st) : 0;
     pt_buf_appendf(b,
                    "# HELP portier_queue_depth Tasks waiting for a worker.\n"
-                   "# TYPE portier_queue_depth gauge\nportier_queue_depth %lld\n"
+                   "# TYPE portier_queue_depth gauge\nportier_queue_depth{%s} %lld\n"
                    "# HELP portier_workers Workers configured.\n"
-                   "# TYPE portier_workers gauge\nportier_workers %d\n"
+                   "# TYPE portier_workers gauge\nportier_workers{%s} %d\n"
                    "# HELP portier_workers_busy Workers running a task now.\n"
-                   "# TYPE portier_workers_busy gauge\nportier_workers_busy %d\n"
+                   "# TYPE portier_workers_busy gauge\nportier_workers_busy{%s} %d\n"
                    "# HELP portier_parked_sessions Waiting tasks that hold their browser "
                    "context.\n"
-                   "# TYPE portier_parked_sessions gauge\nportier_parked_sessions %d\n"
+                   "# TYPE portier_parked_sessions gauge\nportier_parked_sessions{%s} %d\n"
                    "# HELP portier_worker_utilization Busy workers over workers.\n"
-                   "# TYPE portier_worker_utilization gauge\nportier_worker_utilization %.3f\n"
+                   "# TYPE portier_worker_utilization gauge\nportier_worker_utilization{%s} %.3f\n"
                    "# HELP portier_browser_launches_total Browsers started (relaunches "
                    "included).\n"
                    "# TYPE portier_browser_launches_total counter\n"
-                   "portier_browser_launches_total %d\n"
+                   "portier_browser_launches_total{%s} %d\n"
                    "# HELP portier_http_requests_total API requests served.\n"
-                   "# TYPE portier_http_requests_total counter\nportier_http_requests_total %ld\n"
+                   "# TYPE portier_http_requests_total counter\n"
+                   "portier_http_requests_total{%s} %ld\n"
                    "# HELP portier_task_duration_seconds Time from running to a final status.\n"
                    "# TYPE portier_task_duration_seconds histogram\n",
-                   pending, ws.workers, ws.busy, pool_parked(e->pool),
-                   ws.workers ? (double)ws.busy / ws.workers : 0.0, pool_launches(e->pool),
+                   l, pending, l, ws.workers, l, ws.busy, l, pool_parked(e->pool), l,
+                   ws.workers ? (double)ws.busy / ws.workers : 0.0, l, pool_launches(e->pool), l,
                    (long)e->requests);
     for (int i = 0; i < WORKER_DURATION_BUCKETS; i++) {
         if (worker_duration_bounds[i])
-            pt_buf_appendf(b, "portier_task_duration_seconds_bucket{le=\"%g\"} %ld\n",
+            pt_buf_appendf(b, "portier_task_duration_seconds_bucket{%s,le=\"%g\"} %ld\n", l,
                            worker_duration_bounds[i] / 1000.0, ws.buckets[i]);
         else
-            pt_buf_appendf(b, "portier_task_duration_seconds_bucket{le=\"+Inf\"} %ld\n",
+            pt_buf_appendf(b, "portier_task_duration_seconds_bucket{%s,le=\"+Inf\"} %ld\n", l,
                            ws.buckets[i]);
     }
     pt_buf_appendf(b,
-                   "portier_task_duration_seconds_sum %.3f\n"
-                   "portier_task_duration_seconds_count %ld\n",
-                   ws.ms_sum / 1000.0, ws.runs);
+                   "portier_task_duration_seconds_sum{%s} %.3f\n"
+                   "portier_task_duration_seconds_count{%s} %ld\n",
+                   l, ws.ms_sum / 1000.0, l, ws.runs);
 }
 
 static void metrics(http_request *r, void *ud)
@@ -1276,15 +1287,22 @@ static void metrics(http_request *r, void *ud)
     store *st = c->st;
     pt_buf b;
     pt_buf_init(&b, 0);
-    metrics_tasks(st, &b);
-    metrics_workers(e, st, &b);
-    webhooks_metrics(e->hooks, &b);
+    /* every sample names its node; the database's counts (tasks, queue,
+     * events) are the same on every node: aggregate them with max, the
+     * node's own (workers, attempts) with sum */
+    char l[128];
+    snprintf(l, sizeof(l), "node=\"%s\"", e->node ? node_id(e->node) : "");
+    metrics_tasks(st, l, &b);
+    metrics_workers(e, st, l, &b);
+    webhooks_metrics(e->hooks, l, &b);
+    if (e->node)
+        node_metrics(e->node, st, l, &b);
     cJSON *ob = st ? store_outbox_counts(st) : NULL;
     pt_buf_appendf(&b, "# HELP portier_webhook_events Webhook events by state.\n"
                        "# TYPE portier_webhook_events gauge\n");
     for (cJSON *n = ob ? ob->child : NULL; n; n = n->next)
         if (strcmp(n->string, "attempts") && strcmp(n->string, "failures"))
-            pt_buf_appendf(&b, "portier_webhook_events{state=\"%s\"} %lld\n", n->string,
+            pt_buf_appendf(&b, "portier_webhook_events{%s,state=\"%s\"} %lld\n", l, n->string,
                            (long long)n->valuedouble);
     cJSON_Delete(ob);
     http_set_status(r, 200);

@@ -10,6 +10,7 @@
 #include "server/bundle.h"
 #include "server/dispatch.h"
 #include "server/keys.h"
+#include "server/node.h"
 #include "server/pool.h"
 #include "server/task.h"
 #include "server/webhook.h"
@@ -40,6 +41,7 @@ typedef struct api_env {
     /* told after every move a handler makes (task_ctx.moved) */
     void (*moved)(void *ud, int64_t id, enum task_status to);
     void *ud;
+    node *node; /* this node: /metrics labels, /healthz while draining */
 
     /* the handlers' own: api_init sets them */
     pthread_key_t store_key;

@@ -91,14 +91,18 @@ static int write_files(const char *dir, const cJSON *files, char *err, size_t er
     char tmark[4300];
     snprintf(tmark, sizeof(tmark), "%s/.complete", tmp);
     pt_write_file(tmark, "", 0, 0600);
-    pt_rmtree(dir);
-    if (rename(tmp, dir) < 0) {
-        pt_rmtree(tmp);
-        if (access(mark, F_OK) != 0) {
+    /* another process (a node on this host) may have put the same files
+     * there meanwhile, and may be reading them: a complete folder is never
+     * removed, only one without its mark */
+    if (rename(tmp, dir) < 0 && access(mark, F_OK) != 0) {
+        pt_rmtree(dir);
+        if (rename(tmp, dir) < 0 && access(mark, F_OK) != 0) {
+            pt_rmtree(tmp);
             snprintf(err, errsz, "cannot write the SOP files under %s", dir);
             return -1;
         }
     }
+    pt_rmtree(tmp); /* when another's won */
     return 0;
 }
 

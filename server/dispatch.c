@@ -27,6 +27,7 @@ typedef struct create_req {
 struct dispatch {
     char *db_path;
     const keys *keys;
+    int max_queue;
     pthread_t writer;
     int writer_started;
     pthread_mutex_t create_mu; /* guards create_q, create_stop, create_req.done */
@@ -42,14 +43,49 @@ struct dispatch {
     atomic_llong queued_at;
 };
 
-/* Runs one batch of creations in one transaction (a savepoint each). */
-static void create_batch(store *st, create_req *batch)
+/* Whether r may add a task to a queue of `pending`: a retry of a key
+ * already used gets its task whatever the queue holds. */
+static int has_room(dispatch *d, store *st, const create_req *r, long long pending)
 {
-    task_ctx cx = {st, NULL, NULL};
+    if (d->max_queue <= 0 || pending < d->max_queue)
+        return 1;
+    task t;
+    int replay = r->in->idem_key &&
+                 store_task_by_idempotency(st, r->in->account, r->in->idem_key, &t, NULL) == 1;
+    if (replay)
+        task_free(&t);
+    return replay;
+}
+
+/* How far below the limit the queue may look (by the count of at most
+ * 100 ms ago, dispatch_queue_depth's) for a batch to skip the exact count:
+ * more than all the nodes create in 100 ms. Counting a long queue for
+ * every batch would make POST /tasks slower the longer the queue. */
+#define QUEUE_EXACT_SLACK 1000
+
+/* Runs one batch of creations in one transaction (a savepoint each). Near
+ * the limit the queue is counted inside it: on SQLite the batch holds the
+ * write lock, so no other node adds a task between the count and the
+ * COMMIT (PostgreSQL: the backend's store_batch_begin takes a
+ * transaction-level advisory lock for the same reason). */
+static void create_batch(dispatch *d, store *st, create_req *batch)
+{
+    task_ctx cx = {st, NULL, NULL, NULL, 0};
     int ok = st && store_batch_begin(st) == 0;
+    long long nbatch = 0, pending = -1; /* -1: far from the limit, not counted */
+    for (create_req *r = batch; r; r = r->next)
+        nbatch++;
+    if (ok && d->max_queue > 0 && d->queued + nbatch + QUEUE_EXACT_SLACK >= d->max_queue)
+        pending = store_task_count_status(st, task_status_name(TASK_PENDING));
     for (create_req *r = batch; r; r = r->next) {
         char e[PT_ERR_MAX] = "";
-        r->rc = ok ? task_create(&cx, r->in, r->out, e) : pt_errf(e, "the store is not available");
+        if (!ok)
+            r->rc = pt_errf(e, "the store is not available");
+        else if (pending >= 0 && !has_room(d, st, r, pending))
+            r->rc = pt_errc(e, PT_ELIMIT, "%lld tasks are waiting to run (the limit is %d)",
+                            pending, d->max_queue);
+        else if ((r->rc = task_create(&cx, r->in, r->out, e)) == 0 && pending >= 0)
+            pending++;
         snprintf(r->err, sizeof(r->err), "%s", e);
     }
     if (ok && store_batch_end(st) < 0)
@@ -90,7 +126,7 @@ static void *writer_main(void *arg)
             rev = batch;
             batch = n;
         }
-        create_batch(st, rev);
+        create_batch(d, st, rev);
         pthread_mutex_lock(&d->create_mu);
         for (create_req *r = rev; r; r = r->next)
             r->done = 1;
@@ -104,7 +140,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-dispatch *dispatch_start(const char *db_path, const keys *k, char *err)
+dispatch *dispatch_start(const char *db_path, const keys *k, int max_queue, char *err)
 {
     dispatch *d = calloc(1, sizeof(*d));
     if (!d || !(d->db_path = strdup(db_path))) {
@@ -113,6 +149,7 @@ dispatch *dispatch_start(const char *db_path, const keys *k, char *err)
         return NULL;
     }
     d->keys = k;
+    d->max_queue = max_queue;
     pthread_mutex_init(&d->create_mu, NULL);
     pthread_cond_init(&d->create_wake, NULL);
     pthread_cond_init(&d->create_done, NULL);

@@ -26,8 +26,9 @@ struct service {
     char data_dir[4096];
     char files_dir[4200];
     char spool_dir[4200];
-    store *main_store; /* the starting thread's: migrations and recovery */
+    store *main_store; /* the starting thread's: migrations */
     keys *keys;
+    node *node;
     retention *retention;
     dispatch *dispatch;
     pool *pool;
@@ -57,35 +58,6 @@ void service_kick(service *s)
     webhooks_kick(s->hooks);
 }
 
-/* Tasks the last process left mid-run, by the same rule as a crash. */
-static void recover(service *s, store *st)
-{
-    static const enum task_status states[] = {TASK_DISPATCHING, TASK_RUNNING,
-                                              TASK_WAITING_FOR_INPUT, TASK_PENDING_REVIEW};
-    task_ctx cx = {st, moved, s};
-    for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
-        size_t n = 0;
-        int64_t *ids = store_task_ids(st, task_status_name(states[k]), &n);
-        for (size_t i = 0; i < n; i++) {
-            task t;
-            if (store_task_get(st, 0, ids[i], &t) != 1)
-                continue;
-            if (states[k] == TASK_DISPATCHING || states[k] == TASK_RUNNING) {
-                PT_WARN("service", "task %lld was %s when portier stopped; recovering",
-                        (long long)t.id, t.status);
-                task_interrupt(&cx, t.id, t.committed, t.attempts, s->o.max_attempts,
-                               "Portier stopped");
-            } else if (states[k] == TASK_WAITING_FOR_INPUT && t.committed) {
-                /* its browser context is gone and it cannot start over */
-                task_interrupt(&cx, t.id, 1, t.attempts, s->o.max_attempts,
-                               "Portier stopped while it waited");
-            }
-            task_free(&t);
-        }
-        free(ids);
-    }
-}
-
 static int mkdirs(const char *path)
 {
     char tmp[4200];
@@ -100,8 +72,7 @@ static int mkdirs(const char *path)
     return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* DB.d/ and its folders; the spool is emptied (uploads of requests that
- * never finished). */
+/* DB.d/ and its folders. */
 static int make_folders(service *s, char *err)
 {
     /* a PostgreSQL string names no folder: its data folder is --data-dir's */
@@ -120,10 +91,22 @@ static int make_folders(service *s, char *err)
         mkdirs(sub);
     }
     snprintf(s->files_dir, sizeof(s->files_dir), "%s/files", s->data_dir);
-    snprintf(s->spool_dir, sizeof(s->spool_dir), "%s/spool", s->data_dir);
+    return 0;
+}
+
+/* The node's own spool, DB.d/spool/<node id>/, emptied (uploads of
+ * requests that never finished): nodes on one host share DB.d/, and one
+ * node's start must not take another's uploads in flight. */
+static void make_spool(service *s)
+{
+    char id[64];
+    snprintf(id, sizeof(id), "%s", node_id(s->node));
+    for (char *p = id; *p; p++)
+        if (*p == '/' || *p == '.')
+            *p = '_';
+    snprintf(s->spool_dir, sizeof(s->spool_dir), "%s/spool/%s", s->data_dir, id);
     pt_rmtree(s->spool_dir);
     mkdirs(s->spool_dir);
-    return 0;
 }
 
 static void defaults(service_options *o)
@@ -152,6 +135,8 @@ static void defaults(service_options *o)
         o->session_idle = 5 * 60;
     if (!o->retain_ms)
         o->retain_ms = 30LL * 24 * 3600 * 1000;
+    if (!o->lease_seconds)
+        o->lease_seconds = 30;
 }
 
 static int start_http(service *s, char *err)
@@ -169,7 +154,8 @@ static int start_http(service *s, char *err)
                        .sops = s->sops,
                        .keys = s->keys,
                        .moved = moved,
-                       .ud = s};
+                       .ud = s,
+                       .node = s->node};
     if (api_init(&s->api) < 0)
         return pt_errf(err, "cannot start the API");
     s->api_ready = 1;
@@ -209,11 +195,20 @@ int service_start(const service_options *o, service **out, char *err)
         !(s->main_store = store_open(o->db_path, 1, err)))
         goto fail;
     keys_attach(s->keys, s->main_store);
-    if (!(s->hooks = webhooks_start(o->db_path, s->keys, err)) ||
-        !(s->dispatch = dispatch_start(o->db_path, s->keys, err)))
+    node_options no = {.db_path = o->db_path,
+                       .id = o->node_id,
+                       .lease_ms = (int64_t)s->o.lease_seconds * 1000,
+                       .max_attempts = s->o.max_attempts};
+    if (!(s->node = node_open(&no, s->keys, err)))
+        goto fail;
+    make_spool(s);
+    if (!(s->hooks = webhooks_start(o->db_path, node_id(s->node), s->keys, err)) ||
+        !(s->dispatch = dispatch_start(o->db_path, s->keys, s->o.max_queue, err)))
         goto fail;
     webhooks_allow_private(s->hooks, o->allow_private_webhooks || o->webhook_sink);
-    recover(s, s->main_store);
+    /* what a dead node left mid-run (this node's predecessor, at once if
+     * it ran on this host; another's once its lease ran out) */
+    node_take_over(s->node, 1, moved, s);
     if (s->o.retain_ms > 0 && !(s->retention = retention_start(o->db_path, s->o.retain_ms, err)))
         goto fail;
     s->pool = pool_new(o->browser_ws, s->o.browsers);
@@ -236,8 +231,12 @@ int service_start(const service_options *o, service **out, char *err)
                      .sops = s->sops,
                      .keys = s->keys,
                      .moved = moved,
-                     .ud = s};
-    if (!(s->workers = workers_start(s->o.workers, &we, err)) || start_http(s, err) < 0)
+                     .ud = s,
+                     .node_id = node_id(s->node),
+                     .lease_ms = node_lease_ms(s->node)};
+    if (!(s->workers = workers_start(s->o.workers, &we, err)) ||
+        node_run(s->node, s->workers, s->dispatch, s->hooks, moved, s, err) < 0 ||
+        start_http(s, err) < 0)
         goto fail;
     *out = s;
     return 0;
@@ -261,6 +260,29 @@ int service_workers(const service *s)
     return s->o.workers;
 }
 
+const char *service_node_id(const service *s)
+{
+    return node_id(s->node);
+}
+
+void service_drain(service *s, int64_t drain_ms)
+{
+    if (!s || !s->workers)
+        return;
+    node_drain(s->node);
+    workers_drain(s->workers);
+    PT_INFO("service", "node %s draining: no new tasks; waiting up to %lld s for its runs",
+            node_id(s->node), (long long)(drain_ms / 1000));
+    int left = workers_wait_idle(s->workers, pt_mono_ms() + drain_ms);
+    if (left) {
+        PT_WARN("service", "%d task%s still held after the drain: handing them back", left,
+                left == 1 ? "" : "s");
+        workers_hand_back(s->workers);
+    } else {
+        PT_INFO("service", "drained: every run ended");
+    }
+}
+
 void service_stop(service *s)
 {
     if (!s)
@@ -272,8 +294,11 @@ void service_stop(service *s)
     workers_stop(s->workers);
     dispatch_stop(s->dispatch);
     if (s->pool)
-        pool_stop(s->pool); /* cuts runs short: recovery at the next start decides */
+        pool_stop(s->pool); /* cuts runs short: handed back, or left to take-over */
+    node_stop(s->node); /* before the workers go: it asks them what they hold */
     workers_free(s->workers);
+    node_free(s->node); /* marked stopped: what it still leases is free now */
+    s->node = NULL;
     pool_free(s->pool);
     dispatch_free(s->dispatch);
     webhooks_stop(s->hooks);

@@ -40,6 +40,9 @@ typedef struct service_options {
     int allow_private_webhooks;
     const char *master_key_file; /* NULL: PORTIER_MASTER_KEY, else DB.key (keys.h) */
     int64_t retain_ms;      /* final tasks' data is purged after this; 0: 30 days; < 0: never */
+    /* several nodes on one database (server/node.h) */
+    const char *node_id;    /* NULL: HOST:PID */
+    int lease_seconds;      /* a running task's lease; 0: 30 */
 } service_options;
 
 /* Opens the store (migrating it), reads or creates the master key,
@@ -47,8 +50,16 @@ typedef struct service_options {
  * server. The options' strings are borrowed for the service's life.
  * 0, or negative with err. */
 int service_start(const service_options *o, service **out, char *err);
-/* Stops everything (a run in progress is left for recovery) and frees it. */
+/* Drains the node (SIGTERM): it stops claiming tasks and waits up to
+ * drain_ms for its runs (parked ones included) to end; what is still held
+ * then is handed back by the commit rule when service_stop follows. */
+void service_drain(service *s, int64_t drain_ms);
+/* Stops everything and frees it. A run in progress is cut short: handed
+ * back after service_drain, else left to take-over (this node's next
+ * start, or another node at once: the node is marked stopped). */
 void service_stop(service *s);
+/* The node's id (borrowed: it lives as long as s). */
+const char *service_node_id(const service *s);
 /* The port the API listens on. */
 int service_port(const service *s);
 /* Whether the master key came from a file beside the database

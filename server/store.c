@@ -117,6 +117,21 @@ static const char *const migrations[] = {
     "CREATE TABLE actions(id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, at INTEGER NOT NULL,"
     "  actor TEXT NOT NULL, action TEXT NOT NULL);"
     "CREATE INDEX actions_by_task ON actions(task_id);",
+    /* 7: several nodes on one database (server/node.c): each serve process
+     * is a row of nodes, beating while it lives; a task a node runs is
+     * leased to it until lease_until (wall ms), renewed by its beat, and
+     * taken over by another node only once that has run out (or the holder
+     * is known dead), and lease_run names the claim (one run of it); an outbox row being sent is claimed the same way, so
+     * that no two nodes send one event at once */
+    "CREATE TABLE nodes(id TEXT PRIMARY KEY, host TEXT NOT NULL, proc_key TEXT NOT NULL,"
+    "  pid INTEGER NOT NULL, started_at INTEGER NOT NULL, seen_at INTEGER NOT NULL,"
+    "  state TEXT NOT NULL);"
+    "ALTER TABLE tasks ADD COLUMN lease_node TEXT;"
+    "ALTER TABLE tasks ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tasks ADD COLUMN lease_run INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX tasks_by_lease ON tasks(lease_node);"
+    "ALTER TABLE outbox ADD COLUMN claimed_by TEXT;"
+    "ALTER TABLE outbox ADD COLUMN claim_until INTEGER NOT NULL DEFAULT 0;",
     /* 8: element fingerprints (agent/fingerprint.h), one set per account and
      * SOP type and version, sealed for the account like its other data */
     "CREATE TABLE fingerprints(account_id INTEGER NOT NULL REFERENCES accounts(id),"

@@ -309,6 +309,82 @@ int64_t store_trajectory_add(store *st, int64_t taskid, const char *dir);
 /* The trajectory folder of a task's newest run, malloc'd, or NULL. */
 char *store_trajectory_dir(store *st, int64_t taskid);
 
+/* ---- Nodes and leases ----------------------------------------------------
+ * Several `portier serve` processes (nodes) may work one database; what
+ * that means for a task is server/node.h's. The store keeps a row per node
+ * (its beat), the lease on each task a node runs, and the claim on each
+ * outbox row a node sends. Every write here is one statement or one
+ * transaction, so that two nodes never both win. */
+
+typedef struct store_node {
+    char id[64];
+    char host[128];     /* the host name, for people */
+    char proc_key[160]; /* boot id and pid namespace: pids compare only within one */
+    int64_t pid, started_at, seen_at;
+    char state[16]; /* "active", "draining", "stopped" */
+} store_node;
+
+/* Writes node n's row (a restart under the same id replaces it). */
+int store_node_put(store *st, const store_node *n);
+/* 1 and *n, 0 no such node, -1 error. */
+int store_node_get(store *st, const char *id, store_node *n);
+/* The node's beat: seen_at now, and its state. */
+int store_node_beat(store *st, const char *id, int64_t now, const char *state);
+/* Nodes seen at or after since (not stopped). */
+int64_t store_node_count_live(store *st, int64_t since);
+
+/* Waits up to timeout_ms for another connection (another node, or
+ * another thread of this one) to commit: 1 something changed, 0 timed out,
+ * -1 error. SQLite: a poll of PRAGMA data_version every 50 ms (cheap: it
+ * reads the WAL index, no lock). PostgreSQL: LISTEN portier_work, and the
+ * writes that make work (a new or requeued task, an outbox row) NOTIFY it
+ * in their transaction; the wait is on the connection's socket. */
+int store_wait_changes(store *st, int timeout_ms);
+
+/* THE claim: moves the oldest task in status `from` whose not_before is at
+ * most now to status `to`, leased to node until lease_until, in one
+ * statement, the claim named run (a token: the run that releases the
+ * lease names it); the caller holds the transaction (BEGIN IMMEDIATE on SQLite:
+ * the write lock makes it atomic across processes) and writes the event.
+ * PT_FOUND and *id, PT_NONE (nothing to claim), or -1. On PostgreSQL the
+ * subquery takes FOR UPDATE SKIP LOCKED, so nodes claim different rows
+ * without waiting on each other. */
+int store_task_claim(store *st, const char *from, const char *to, const char *node, int64_t now,
+                     int64_t lease_until, int64_t run, int64_t *id);
+/* The task's lease: 1 with node (64 bytes; "" for none) and *until, 0 no
+ * such task, -1 error. */
+int store_task_lease(store *st, int64_t id, char *node, int64_t *until);
+/* Renews node's lease on task id: PT_FOUND (and *cancel: the client asked
+ * to cancel it), PT_NONE when the task is no longer leased to node (taken
+ * over, or moved by someone else), or -1. */
+int store_task_lease_renew(store *st, int64_t id, const char *node, int64_t until, int *cancel);
+/* Takes the lease of task id for node until `until`, if it is still what
+ * the caller saw: held by `was` ("" or NULL: none) until was_until.
+ * PT_FOUND taken, PT_NONE someone moved first, -1 error. */
+int store_task_lease_take(store *st, int64_t id, const char *was, int64_t was_until,
+                          const char *node, int64_t until);
+/* Drops the lease of task id: only node's (any with node NULL), and only
+ * that claim's when run is not 0 (an older run of the task on the same
+ * node ending late leaves a newer claim's lease alone). */
+int store_task_lease_release(store *st, int64_t id, const char *node, int64_t run);
+/* Records the commit point only while node holds the lease: PT_FOUND, or
+ * PT_NONE when it does not (another node took the task over: the run must
+ * not submit), or -1. */
+int store_task_commit_leased(store *st, int64_t id, const char *node);
+/* A task in a status a node holds, with its lease (for take-over). */
+typedef struct task_lease {
+    int64_t id, until;
+    char status[24], node[64]; /* node "": none */
+    int committed, attempts;
+} task_lease;
+/* Tasks whose status is one of statuses (n of them) and whose lease is
+ * not node's (NULL: any lease; leased_only: only tasks with a lease),
+ * oldest first, at most max: a malloc'd array (*n). */
+task_lease *store_task_leases(store *st, const char *const *statuses, size_t nstatuses,
+                              const char *node, int leased_only, size_t max, size_t *n);
+/* Tasks leased to node now (for /metrics). */
+int64_t store_task_count_leased(store *st, const char *node);
+
 /* ---- Webhook outbox ------------------------------------------------------ */
 
 typedef struct outbox_row {
@@ -341,14 +417,24 @@ void outbox_row_free(outbox_row *o);
 /* Adds an event for a task (the final move writes it in its transaction). */
 int store_outbox_add(store *st, int64_t acct, int64_t taskid, const char *event,
                      const char *event_id, const char *payload);
-/* Due rows (state pending, next_at <= now), oldest first, at most max and
- * at most per_account of any one account (its oldest; busy ones count),
- * skipping ids in `busy`. */
-int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, size_t per_account,
-                     outbox_row *rows, size_t max, size_t *n);
+/* Claims due rows for node until claim_until: state pending, next_at <=
+ * now, not claimed by another node whose claim still runs; oldest first,
+ * at most max and at most per_account of any one account (its oldest;
+ * busy ones count), skipping ids in `busy`. One transaction: two nodes
+ * never claim one row (PostgreSQL: FOR UPDATE SKIP LOCKED). */
+int store_outbox_due(store *st, const char *node, int64_t now, int64_t claim_until,
+                     const int64_t *busy, size_t nbusy, size_t per_account, outbox_row *rows,
+                     size_t max, size_t *n);
+/* Gives back node's claims on rows still pending (it stops, or another
+ * node found it dead). */
+int store_outbox_release(store *st, const char *node);
+/* The nodes holding claims that still run at now on pending rows, at most
+ * max of them (node ids, 64 bytes each, into ids): their number. */
+size_t store_outbox_claimers(store *st, int64_t now, char (*ids)[64], size_t max);
 /* The earliest next_at of a pending row, or 0. */
 int64_t store_outbox_next_at(store *st);
-/* Records an attempt and the row's new state (next_at for pending). */
+/* Records an attempt and the row's new state (next_at for pending); the
+ * row's claim ends with it. */
 int store_outbox_attempt(store *st, int64_t id, int64_t at, int http_status, int64_t latency_ms,
                          const char *error, enum outbox_state state, int64_t next_at,
                          const outbox_attempt *rec);

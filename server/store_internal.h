@@ -22,7 +22,7 @@ typedef struct store_stmt store_stmt;
 typedef struct store_driver store_driver;
 struct store_sealer;
 
-#define STORE_NCACHE 64
+#define STORE_NCACHE 128 /* more than the store has statements: none is ever evicted */
 
 /* What a column's value is (store copy moves each as it is). */
 enum { STORE_KIND_NULL, STORE_KIND_INT, STORE_KIND_TEXT, STORE_KIND_BLOB };
@@ -80,6 +80,9 @@ struct store_driver {
      * they do on SQLite, so a read-then-write in a transaction sees no
      * other writer in between. 0 or -1 (logged). */
     int (*begin)(store *st);
+    /* store_wait_changes: 1 once another connection committed a change
+     * since the last call, 0 after timeout_ms, -1 on error */
+    int (*wait_changes)(store *st, int timeout_ms);
     /* store copy: a query of the names of the store's tables (one column),
      * and what to do once a table's rows are in (PostgreSQL moves its
      * identity sequence past the copied ids) */
@@ -96,6 +99,7 @@ struct store {
     char *path;  /* what store_open was given */
     char *label; /* how messages name it (a PostgreSQL URL without its password) */
     int in_batch; /* store_batch_begin: task creation uses savepoints */
+    int64_t data_version; /* store_wait_changes: the last PRAGMA data_version seen */
     struct store_sealer *sealer; /* store_set_sealer (a copy); NULL: none */
     struct {
         const char *sql;

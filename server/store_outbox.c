@@ -66,14 +66,38 @@ static void row_outbox(store *st, store_stmt *s, outbox_row *o)
     "id, event_id, account_id, task_id, event, payload, created_at, attempts, next_at, "          \
     "round_start"
 
-int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, size_t per_account,
-                     outbox_row *rows, size_t max, size_t *n)
+/* Claims row id for node if no other node's claim runs: 1 won, 0 not. */
+static int claim_row(store *st, int64_t id, const char *node, int64_t now, int64_t claim_until)
+{
+    store_stmt *c = store__q(st, "UPDATE outbox SET claimed_by=?2, claim_until=?4 WHERE id=?1"
+                                   " AND state='pending' AND (claimed_by IS NULL OR claimed_by=?2"
+                                   " OR claim_until<?3)");
+    if (!c)
+        return -1;
+    store__bind_int64(c, 1, id);
+    store__bind_text(c, 2, node);
+    store__bind_int64(c, 3, now);
+    store__bind_int64(c, 4, claim_until);
+    if (store__run(st, c) < 0)
+        return -1;
+    return store__changes(st) > 0;
+}
+
+int store_outbox_due(store *st, const char *node, int64_t now, int64_t claim_until,
+                     const int64_t *busy, size_t nbusy, size_t per_account, outbox_row *rows,
+                     size_t max, size_t *n)
 {
     /* the oldest per_account of each account's due rows, so one account's
-     * backlog cannot fill the answer */
+     * backlog cannot fill the answer; a row another node claimed (and
+     * whose claim runs) is that node's to send. Read first (no lock when
+     * nothing is due), then each row claimed by a statement that checks
+     * the claim again: of two nodes that read one row, one wins it.
+     * PostgreSQL: one UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
+     * LOCKED) RETURNING does both. */
     store_stmt *s = store__q(
         st, "SELECT " OUTBOX_COLS " FROM (SELECT *, row_number() OVER (PARTITION BY account_id"
-            " ORDER BY next_at, id) AS rk FROM outbox WHERE state='pending' AND next_at<=?1) AS due"
+            " ORDER BY next_at, id) AS rk FROM outbox WHERE state='pending' AND next_at<=?1"
+            " AND (claimed_by IS NULL OR claimed_by=?4 OR claim_until<?1)) AS due"
             " WHERE rk<=?3 ORDER BY next_at, id LIMIT ?2");
     *n = 0;
     if (!s)
@@ -81,6 +105,7 @@ int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, 
     store__bind_int64(s, 1, now);
     store__bind_int64(s, 2, (int64_t)(max + nbusy));
     store__bind_int64(s, 3, (int64_t)per_account);
+    store__bind_text(s, 4, node);
     while (*n < max && store__step(s) == STORE_ROW) {
         int64_t id = store__col_int64(s, 0);
         int skip = 0;
@@ -90,7 +115,54 @@ int store_outbox_due(store *st, int64_t now, const int64_t *busy, size_t nbusy, 
             row_outbox(st, s, &rows[(*n)++]);
     }
     store__reset(s);
-    return 0;
+    if (!*n)
+        return 0;
+    int rc = store_begin(st);
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++) {
+        int won = rc == 0 ? claim_row(st, rows[i].id, node, now, claim_until) : 0;
+        if (won < 0)
+            rc = -1;
+        if (won == 1 && rc == 0)
+            rows[kept++] = rows[i];
+        else
+            outbox_row_free(&rows[i]);
+    }
+    if (rc == 0 && store_commit(st) == 0) {
+        *n = kept;
+        return 0;
+    }
+    store_rollback(st);
+    for (size_t i = 0; i < kept; i++)
+        outbox_row_free(&rows[i]);
+    *n = 0;
+    return -1;
+}
+
+size_t store_outbox_claimers(store *st, int64_t now, char (*ids)[64], size_t max)
+{
+    store_stmt *s = store__q(st, "SELECT DISTINCT claimed_by FROM outbox WHERE state='pending'"
+                                   " AND claimed_by IS NOT NULL AND claim_until>=?");
+    size_t n = 0;
+    if (!s)
+        return 0;
+    store__bind_int64(s, 1, now);
+    while (n < max && store__step(s) == STORE_ROW) {
+        const char *t = store__col_str(s, 0);
+        snprintf(ids[n++], 64, "%s", t ? t : "");
+    }
+    store__reset(s);
+    return n;
+}
+
+int store_outbox_release(store *st, const char *node)
+{
+    store_stmt *s = store__q(st, "UPDATE outbox SET claimed_by=NULL, claim_until=0"
+                                   " WHERE claimed_by=? AND state='pending'");
+    if (!s)
+        return -1;
+    store__bind_text(s, 1, node);
+    return store__run(st, s);
 }
 
 int64_t store_outbox_next_at(store *st)
@@ -132,7 +204,8 @@ int store_outbox_attempt(store *st, int64_t id, int64_t at, int http_status, int
     if (store__run(st, s) < 0)
         goto fail;
     /* the states' names are the schema's: spelled here, in SQL, only */
-    s = store__q(st, "UPDATE outbox SET attempts=attempts+1, next_at=?3, state=CASE ?2"
+    s = store__q(st, "UPDATE outbox SET attempts=attempts+1, next_at=?3, claimed_by=NULL,"
+                     " claim_until=0, state=CASE ?2"
                      " WHEN 1 THEN 'delivered' WHEN 2 THEN 'dead' WHEN 3 THEN 'disabled'"
                      " WHEN 4 THEN 'undeliverable' ELSE 'pending' END WHERE id=?1");
     if (!s)

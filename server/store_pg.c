@@ -16,7 +16,9 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +38,13 @@ typedef struct pg_conn {
     unsigned gen;       /* bumped by a reset: statements prepared before are gone */
     int64_t changes;
     int pending; /* statements sent in a pipeline whose results are not read yet */
+    int listening; /* LISTEN portier_changes was sent (store_wait_changes) */
     char err[256];
 } pg_conn;
+
+/* Every writing transaction notifies this channel (pg_begin; delivered at
+ * its COMMIT, never for a ROLLBACK): the nodes wake on it, no polling. */
+#define CHANGES_CHANNEL "portier_changes"
 
 typedef struct pg_stmt {
     store_stmt base;
@@ -766,7 +773,45 @@ static char *pg_ddl(const char *sql)
 
 static int pg_begin(store *st)
 {
-    return pg_exec(st, "BEGIN; SELECT pg_advisory_xact_lock(" WRITER_LOCK ")");
+    return pg_exec(st, "BEGIN; SELECT pg_advisory_xact_lock(" WRITER_LOCK "); NOTIFY " CHANGES_CHANNEL);
+}
+
+/* Drains the notifications libpq holds: how many there were. */
+static int drain_notifies(pg_conn *pc)
+{
+    int n = 0;
+    PGnotify *nf;
+    while ((nf = PQnotifies(pc->c)) != NULL) {
+        n++;
+        PQfreemem(nf);
+    }
+    return n;
+}
+
+static int pg_wait_changes(store *st, int timeout_ms)
+{
+    pg_conn *pc = PC(st);
+    if (!pc->listening) {
+        if (pg_exec(st, "LISTEN " CHANGES_CHANNEL) < 0)
+            return -1;
+        pc->listening = 1;
+    }
+    if (flush(pc) < 0 || !PQconsumeInput(pc->c))
+        return -1;
+    if (drain_notifies(pc))
+        return 1;
+    int fd = PQsocket(pc->c);
+    if (fd < 0)
+        return -1;
+    struct pollfd p = {fd, POLLIN, 0};
+    int rc = poll(&p, 1, timeout_ms);
+    if (rc < 0)
+        return errno == EINTR ? 0 : -1;
+    if (rc == 0)
+        return 0;
+    if (!PQconsumeInput(pc->c))
+        return -1;
+    return drain_notifies(pc) > 0;
 }
 
 const store_driver store__pg = {
@@ -796,6 +841,7 @@ const store_driver store__pg = {
     .set_schema_version = pg_set_schema_version,
     .ddl = pg_ddl,
     .begin = pg_begin,
+    .wait_changes = pg_wait_changes,
     .col_count = pg_col_count,
     .col_name = pg_col_name,
     .col_kind = pg_col_kind,

@@ -8,6 +8,7 @@
 #include "server/store_internal.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -193,6 +194,37 @@ static int lite_in_tx(store *st)
     return !sqlite3_get_autocommit(DB(st));
 }
 
+/* Another connection's commit bumps PRAGMA data_version (this one's own do
+ * not): polled every 50 ms, the file having no way to tell. */
+static int64_t data_version(store *st)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(DB(st), "PRAGMA data_version", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+static int lite_wait_changes(store *st, int timeout_ms)
+{
+    int64_t until = pt_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t v = data_version(st);
+        if (v < 0)
+            return -1;
+        if (v != st->data_version) {
+            st->data_version = v;
+            return 1;
+        }
+        int64_t left = until - pt_mono_ms();
+        if (left <= 0)
+            return 0;
+        pt_sleep_ms(left < 50 ? left : 50);
+    }
+}
+
 static const char *lite_errmsg(store *st)
 {
     return sqlite3_errmsg(DB(st));
@@ -247,6 +279,7 @@ const store_driver store__sqlite = {
     .changes = lite_changes,
     .exec = lite_exec,
     .in_tx = lite_in_tx,
+    .wait_changes = lite_wait_changes,
     .errmsg = lite_errmsg,
     .schema_version = lite_schema_version,
     .set_schema_version = lite_set_schema_version,

@@ -178,6 +178,23 @@ static int add_outbox_row(store *st, int64_t id, int64_t acct, enum task_status 
     return rc;
 }
 
+/* Whether cx may move task id: the API may (no node); a node only while
+ * the task's lease is its own (in the move's transaction). */
+static int leased_to(task_ctx *cx, int64_t id)
+{
+    if (!cx->node)
+        return 1;
+    char holder[64] = "";
+    int64_t until = 0;
+    if (store_task_lease(cx->st, id, holder, &until) != 1)
+        return 0;
+    if (!strcmp(holder, cx->node))
+        return 1;
+    PT_WARN("task", "task %lld is no longer this node's (%s): its move is dropped", (long long)id,
+            holder[0] ? "another node took it over" : "it was moved meanwhile");
+    return 0;
+}
+
 /* Moves task id from one of the statuses in `from` (a set of BIT()s; a final
  * status is never in it) to `to`, with its timestamps, event and (final)
  * outbox row, in one transaction. */
@@ -195,7 +212,7 @@ static int move(task_ctx *cx, int64_t id, unsigned from, enum task_status to, co
         return found < 0 ? PT_EFAIL : PT_NONE;
     }
     enum task_status was = task_status_of(&t);
-    if (task_status_is_final(was) || !(from & BIT(was))) {
+    if (task_status_is_final(was) || !(from & BIT(was)) || !leased_to(cx, id)) {
         task_free(&t);
         store_rollback(st);
         return PT_NONE;
@@ -207,6 +224,10 @@ static int move(task_ctx *cx, int64_t id, unsigned from, enum task_status to, co
     if (store_task_set_status(st, id, task_status_name(to), now, notes, stamps) < 0 ||
         store_task_event_add(st, id, now, t.status, task_status_name(to), event_note) < 0 ||
         add_outbox_row(st, id, t.account_id, to) < 0)
+        goto fail;
+    /* pending and final: no worker holds it any more */
+    if ((to == TASK_PENDING || task_status_is_final(to)) &&
+        store_task_lease_release(st, id, NULL, 0) < 0)
         goto fail;
     task_free(&t);
     return store_commit(st) < 0 ? PT_EFAIL : PT_FOUND;
@@ -236,21 +257,30 @@ int task_create(task_ctx *cx, const task_new *n, task *t, char *err)
 
 int task_dispatch(task_ctx *cx, int64_t *id)
 {
-    for (int tries = 0; tries < 5; tries++) {
-        int64_t cand = 0;
-        int got = store_task_oldest(cx->st, task_status_name(TASK_PENDING), pt_wall_ms(), &cand);
-        if (got != PT_FOUND)
-            return got;
-        /* another node may claim it first: then try the next one */
-        int m = move(cx, cand, BIT(TASK_PENDING), TASK_DISPATCHING, NULL, "claimed by a worker");
-        if (m == PT_FOUND) {
-            *id = cand;
-            return PT_FOUND;
-        }
-        if (m < 0)
-            return m;
+    store *st = cx->st;
+    int64_t cand = 0, now = pt_wall_ms();
+    const char *from = task_status_name(TASK_PENDING), *to = task_status_name(TASK_DISPATCHING);
+    /* a read first: an empty queue costs no write lock */
+    int got = store_task_oldest(st, from, now, &cand);
+    if (got != PT_FOUND)
+        return got;
+    if (store_begin(st) < 0)
+        return PT_EFAIL;
+    int64_t lease = cx->lease_ms > 0 ? cx->lease_ms : 30000;
+    uint64_t run = 0;
+    pt_random(&run, sizeof(run));
+    cx->run = (int64_t)(run >> 1) + 1; /* positive, never 0 ("any") */
+    got = store_task_claim(st, from, to, cx->node, now, now + lease, cx->run, id);
+    char note[128];
+    snprintf(note, sizeof(note), "claimed by a worker%s%s", cx->node ? " of node " : "",
+             cx->node ? cx->node : "");
+    if (got == PT_FOUND && store_task_event_add(st, *id, now, from, to, note) < 0)
+        got = PT_EFAIL;
+    if (got != PT_FOUND) {
+        store_rollback(st);
+        return got;
     }
-    return PT_NONE;
+    return store_commit(st) < 0 ? PT_EFAIL : PT_FOUND;
 }
 
 int task_start(task_ctx *cx, int64_t id)

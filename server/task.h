@@ -46,7 +46,12 @@
  * input, hold for review, escalate, finish, fail and interrupt; the API
  * handlers (server/api.c, through server/worker.c when a worker holds the
  * run) answer, approve, escalate, requeue, reject, accept and cancel;
- * start-up recovery (server/service.c) interrupts what the last process left.
+ * take-over (server/node.c) interrupts what a dead node left, at start-up
+ * and while it runs.
+ *
+ * Leases: a task a worker holds (dispatching, running, or waiting while
+ * its run is parked) is leased to the worker's node; a move to pending or
+ * to a final status ends the lease, in the same transaction.
  */
 #ifndef PORTIER_TASK_H
 #define PORTIER_TASK_H
@@ -106,11 +111,19 @@ typedef struct task_ctx {
     store *st;
     void (*moved)(void *ud, int64_t id, enum task_status to);
     void *ud;
+    /* The node whose worker (or take-over) makes the moves, NULL for the
+     * API's: a node's move happens only while the task's lease is that
+     * node's (another node may have taken the task over: its run is the
+     * one that counts). */
+    const char *node;
+    int64_t lease_ms; /* what task_dispatch claims is leased this long; 0: 30 s */
+    int64_t run;      /* set by task_dispatch: the claim's token (store_task_claim) */
 } task_ctx;
 
 /* (none) -> pending: a new task (store_task_create's result and return). */
 int task_create(task_ctx *cx, const task_new *n, task *t, char *err);
-/* pending -> dispatching: claims the oldest pending task into *id. */
+/* pending -> dispatching: claims the oldest pending task into *id, leased
+ * to cx->node (one statement: two nodes never claim one task). */
 int task_dispatch(task_ctx *cx, int64_t *id);
 /* dispatching | pending -> running: a worker has a browser for it. */
 int task_start(task_ctx *cx, int64_t id);

@@ -34,6 +34,7 @@
 #define ACCOUNT_SHARE (MAX_IN_FLIGHT / 8)
 #define ATTEMPT_REPLY_KEEP 256 /* reply bytes an attempt's record keeps */
 #define REPLY_KEEP 512
+#define CLAIM_SLACK_MS 30000 /* a claim's length past the attempt's timeout */
 #define LATENCY_BUCKETS 8
 static const int64_t latency_bounds[LATENCY_BUCKETS] = {10, 50, 100, 500, 1000, 5000, 15000, 0};
 
@@ -53,6 +54,7 @@ typedef struct flight {
 
 struct webhooks {
     char *db_path;
+    char *node; /* the claims' owner */
     const keys *keys;
     pthread_t thread;
     CURLM *multi;
@@ -673,7 +675,10 @@ static size_t start_due(webhooks *w, store *st, int64_t now, const int64_t *busy
 {
     outbox_row rows[MAX_IN_FLIGHT];
     size_t n = 0;
-    store_outbox_due(st, now, busy, inflight, ACCOUNT_SHARE, rows, MAX_IN_FLIGHT - inflight, &n);
+    /* the claim outlasts the attempt's timeout, so that no other node sends
+     * the row while this one may still */
+    store_outbox_due(st, w->node, now, now + w->timeout_ms + CLAIM_SLACK_MS, busy, inflight,
+                     ACCOUNT_SHARE, rows, MAX_IN_FLIGHT - inflight, &n);
     for (size_t i = 0; i < n; i++) {
         if (account_flights(w, rows[i].account_id) >= ACCOUNT_SHARE)
             outbox_row_free(&rows[i]);
@@ -744,14 +749,18 @@ static void *deliverer_main(void *arg)
             free_flight(w, w->fl[i]);
             w->fl[i] = NULL;
         }
+    /* what was in flight is abandoned: another node may send it now */
+    store_outbox_release(st, w->node);
     store_close(st);
     return NULL;
 }
 
-webhooks *webhooks_start(const char *db_path, const keys *k, char *err)
+webhooks *webhooks_start(const char *db_path, const char *node, const keys *k, char *err)
 {
     webhooks *w = calloc(1, sizeof(*w));
-    if (!w || !(w->db_path = strdup(db_path))) {
+    if (!w || !(w->db_path = strdup(db_path)) || !(w->node = strdup(node))) {
+        if (w)
+            free(w->db_path);
         free(w);
         pt_errf(err, "out of memory");
         return NULL;
@@ -799,42 +808,45 @@ void webhooks_stop(webhooks *w)
         curl_multi_cleanup(w->multi);
     pthread_mutex_destroy(&w->mu);
     free(w->db_path);
+    free(w->node);
     free(w);
 }
 
-void webhooks_metrics(webhooks *w, pt_buf *out)
+void webhooks_metrics(webhooks *w, const char *labels, pt_buf *out)
 {
     if (!w)
         return;
+    const char *l = labels;
     pt_buf_appendf(out,
                    "# HELP portier_webhook_attempts_total Webhook delivery attempts.\n"
                    "# TYPE portier_webhook_attempts_total counter\n"
-                   "portier_webhook_attempts_total %ld\n"
+                   "portier_webhook_attempts_total{%s} %ld\n"
                    "# HELP portier_webhook_failures_total Attempts that did not get a 2xx.\n"
                    "# TYPE portier_webhook_failures_total counter\n"
-                   "portier_webhook_failures_total %ld\n"
+                   "portier_webhook_failures_total{%s} %ld\n"
                    "# HELP portier_webhook_delivered_total Events acknowledged with a 2xx.\n"
                    "# TYPE portier_webhook_delivered_total counter\n"
-                   "portier_webhook_delivered_total %ld\n"
+                   "portier_webhook_delivered_total{%s} %ld\n"
                    "# HELP portier_webhook_dead_letters_total Events given up after the last "
                    "attempt.\n"
                    "# TYPE portier_webhook_dead_letters_total counter\n"
-                   "portier_webhook_dead_letters_total %ld\n"
+                   "portier_webhook_dead_letters_total{%s} %ld\n"
                    "# HELP portier_webhook_latency_seconds Time from sending to the reply.\n"
                    "# TYPE portier_webhook_latency_seconds histogram\n",
-                   (long)w->attempts, (long)w->failures, (long)w->delivered, (long)w->dead);
+                   l, (long)w->attempts, l, (long)w->failures, l, (long)w->delivered, l,
+                   (long)w->dead);
     for (int i = 0; i < LATENCY_BUCKETS; i++) {
         if (latency_bounds[i])
-            pt_buf_appendf(out, "portier_webhook_latency_seconds_bucket{le=\"%g\"} %ld\n",
+            pt_buf_appendf(out, "portier_webhook_latency_seconds_bucket{%s,le=\"%g\"} %ld\n", l,
                            latency_bounds[i] / 1000.0, (long)w->latency_buckets[i]);
         else
-            pt_buf_appendf(out, "portier_webhook_latency_seconds_bucket{le=\"+Inf\"} %ld\n",
+            pt_buf_appendf(out, "portier_webhook_latency_seconds_bucket{%s,le=\"+Inf\"} %ld\n", l,
                            (long)w->latency_buckets[i]);
     }
     pt_buf_appendf(out,
-                   "portier_webhook_latency_seconds_sum %.3f\n"
-                   "portier_webhook_latency_seconds_count %ld\n",
-                   (long)w->latency_sum / 1000.0, (long)w->attempts);
+                   "portier_webhook_latency_seconds_sum{%s} %.3f\n"
+                   "portier_webhook_latency_seconds_count{%s} %ld\n",
+                   l, (long)w->latency_sum / 1000.0, l, (long)w->attempts);
 }
 
 /* ---- Events an endpoint may get ----------------------------------------- */

@@ -24,8 +24,11 @@
 typedef struct webhooks webhooks;
 
 /* Starts the deliverer on its own thread with its own store connection;
- * k (borrowed) opens the accounts' signing secrets and must outlive it. */
-webhooks *webhooks_start(const char *db_path, const keys *k, char *err);
+ * k (borrowed) opens the accounts' signing secrets and must outlive it.
+ * node (copied) names this node in the outbox rows it claims: every node
+ * works the outbox, and a row is sent by the node that claimed it (the
+ * claim outlives an attempt's timeout; one a dead node left expires). */
+webhooks *webhooks_start(const char *db_path, const char *node, const keys *k, char *err);
 /* Delivers to loopback, link-local and private addresses too (serve
  * --allow-private-webhooks); otherwise every connect is checked, whatever
  * the endpoint's name resolves to then. */
@@ -39,8 +42,9 @@ int webhook_url_check(const char *url, int allow_private, char *err);
 void webhooks_kick(webhooks *w);
 /* Stops; attempts in flight are abandoned (and sent again after restart). */
 void webhooks_stop(webhooks *w);
-/* Prometheus lines: attempts, failures, dead letters, latency. */
-void webhooks_metrics(webhooks *w, pt_buf *out);
+/* Prometheus lines: attempts, failures, dead letters, latency; every
+ * sample carries labels (`node="a"`, without braces). */
+void webhooks_metrics(webhooks *w, const char *labels, pt_buf *out);
 
 /* RFC 8785 (JCS) canonical JSON of v (malloc'd): sorted keys, no space. */
 char *webhook_jcs(const cJSON *v);

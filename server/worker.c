@@ -47,6 +47,7 @@ typedef struct slot {
     int started;
     int64_t task_id; /* 0: idle */
     int cancel;      /* the client cancelled the task */
+    int lost;        /* another node took the task over: stop, move nothing */
     int has_token;   /* this thread holds a run token */
     int parked;      /* asleep in a hold, without a token */
     int evict;       /* parked the longest while another parked: stop holding */
@@ -60,8 +61,10 @@ typedef struct slot {
 
 struct workers {
     worker_env env;
-    pthread_mutex_t mu; /* guards stopping, every slot and the tokens */
+    pthread_mutex_t mu; /* guards stopping, draining, every slot and the tokens */
     int stopping;
+    int draining; /* no new claims (workers_drain) */
+    int handback; /* runs cut short by the stop are handed back (task_interrupt) */
     slot *slots;
     int n;                /* threads: tokens + max_parked */
     int tokens;           /* runs at once (--workers) */
@@ -88,7 +91,7 @@ static int hook_cancelled(void *ud)
 {
     task_run *tr = ud;
     pthread_mutex_lock(&tr->w->mu);
-    int c = tr->sl->cancel || tr->w->stopping;
+    int c = tr->sl->cancel || tr->sl->lost || tr->w->stopping;
     pthread_mutex_unlock(&tr->w->mu);
     return c;
 }
@@ -99,7 +102,18 @@ static int hook_cancelled(void *ud)
 static int hook_commit(void *ud)
 {
     task_run *tr = ud;
-    if (store_task_mark_committed(tr->cx.st, tr->id) != 0) {
+    /* only while the lease is this node's: a node that stalled past its
+     * lease finds the task taken over here, before it submits again */
+    int rc = store_task_commit_leased(tr->cx.st, tr->id, tr->cx.node);
+    if (rc == PT_NONE) {
+        PT_ERROR("task", "task %lld: another node took it over; stopping before submit",
+                 (long long)tr->id);
+        pthread_mutex_lock(&tr->w->mu);
+        tr->sl->lost = 1;
+        pthread_mutex_unlock(&tr->w->mu);
+        return -1;
+    }
+    if (rc != PT_FOUND) {
         PT_ERROR("task", "task %lld: could not record its commit point; stopping before submit",
                  (long long)tr->id);
         return -1;
@@ -115,11 +129,12 @@ static int take_token(workers *w, slot *sl, int resume)
 {
     if (resume)
         w->resuming++;
-    while (!w->stopping && (w->active >= w->tokens || (!resume && w->resuming > 0)))
+    while (!w->stopping && !(w->draining && !resume) &&
+           (w->active >= w->tokens || (!resume && w->resuming > 0)))
         pthread_cond_wait(&w->token, &w->mu);
     if (resume)
         w->resuming--;
-    if (w->stopping && !resume)
+    if ((w->stopping || w->draining) && !resume)
         return -1;
     w->active++;
     sl->has_token = 1;
@@ -172,7 +187,7 @@ static void unpark(workers *w, slot *sl)
     w->nparked--;
     pool_park(w->env.pool, -1);
     /* an answer that came with an eviction still wins: the run goes on */
-    int goes_on = !sl->cancel && !w->stopping && (sl->answer || sl->decision >= 0);
+    int goes_on = !sl->cancel && !sl->lost && !w->stopping && (sl->answer || sl->decision >= 0);
     sl->evict = 0;
     if (goes_on)
         take_token(w, sl, 1);
@@ -190,7 +205,8 @@ static void hold_wait(task_run *tr)
     pthread_mutex_lock(&w->mu);
     if (w->env.max_parked > 0) {
         park(w, sl);
-        while (!w->stopping && !sl->cancel && !sl->evict && !sl->answer && sl->decision < 0)
+        while (!w->stopping && !sl->cancel && !sl->lost && !sl->evict && !sl->answer &&
+               sl->decision < 0)
             if (pthread_cond_timedwait(&sl->wake, &w->mu, &until) == ETIMEDOUT)
                 break;
         unpark(w, sl);
@@ -383,16 +399,27 @@ static void settle(workers *w, task_run *tr, const task *t, const agent_result *
         return;
     }
     pthread_mutex_lock(&w->mu);
-    int stopping = w->stopping, cancel = tr->sl->cancel;
+    int stopping = w->stopping, cancel = tr->sl->cancel, lost = tr->sl->lost;
+    int handback = w->handback;
     pthread_mutex_unlock(&w->mu);
     int committed = r->committed || tr->committed || t->committed;
     enum task_status st = TASK_FAILED;
     int known = task_status_parse(r->status, &st) == PT_FOUND;
     int final = known && task_status_is_final(st);
-    if (stopping && !cancel && st != TASK_WAITING_FOR_INPUT && st != TASK_PENDING_REVIEW) {
-        /* the service is stopping: whatever the run says, it was cut short;
-         * start-up recovery decides (leave it as it is) */
-        PT_INFO("task", "task %lld left for recovery at the next start", (long long)id);
+    if (lost) {
+        PT_INFO("task", "task %lld: another node has it; this run's end moves nothing",
+                (long long)id);
+    } else if (stopping && !cancel && st != TASK_WAITING_FOR_INPUT &&
+               st != TASK_PENDING_REVIEW) {
+        /* the service is stopping: whatever the run says, it was cut short.
+         * Drained: handed back now by the commit rule; else the lease ends
+         * with the run, and take-over (this node's next start, or another
+         * node) decides */
+        if (handback)
+            task_interrupt(cx, id, committed, t->attempts + 1, w->env.max_attempts,
+                           "Portier stopped");
+        else
+            PT_INFO("task", "task %lld left for take-over", (long long)id);
     } else if (gone && !cancel && (!final || st == TASK_FAILED)) {
         task_interrupt(cx, id, committed, t->attempts + 1, w->env.max_attempts,
                        "The browser crashed");
@@ -577,6 +604,9 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
     settle(w, &tr, &t, &r, gone, t0);
     agent_result_free(&r);
 out:
+    /* the run is over: its claim's lease ends (a newer claim of the task,
+     * made while this run wound down, keeps its own) */
+    store_task_lease_release(cx->st, id, w->env.node_id, cx->run);
     run_inputs_free(&in);
     task_free(&t);
 }
@@ -591,7 +621,7 @@ static void *worker_main(void *arg)
         PT_ERROR("service", "%s", err);
     else
         keys_attach(w->env.keys, st);
-    task_ctx cx = {st, w->env.moved, w->env.ud};
+    task_ctx cx = {st, w->env.moved, w->env.ud, w->env.node_id, w->env.lease_ms};
     for (;;) {
         pthread_mutex_lock(&w->mu);
         int stopping = take_token(w, sl, 0) < 0;
@@ -611,6 +641,7 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&w->mu);
         sl->task_id = id;
         sl->cancel = 0;
+        sl->lost = 0;
         sl->decision = -1;
         pthread_mutex_unlock(&w->mu);
         PT_INFO("task", "worker %d runs task %lld", sl->index, (long long)id);
@@ -756,6 +787,66 @@ int workers_cancel(workers *w, int64_t id, int *held)
     }
     pthread_mutex_unlock(&w->mu);
     return sl ? PT_FOUND : PT_NONE;
+}
+
+size_t workers_held(workers *w, int64_t *ids, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&w->mu);
+    for (int i = 0; i < w->n && n < max; i++)
+        if (w->slots[i].task_id && !w->slots[i].lost)
+            ids[n++] = w->slots[i].task_id;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+void workers_lost(workers *w, int64_t id)
+{
+    pthread_mutex_lock(&w->mu);
+    slot *sl = slot_of(w, id);
+    if (sl) {
+        sl->lost = 1;
+        pthread_cond_broadcast(&sl->wake);
+        PT_WARN("task", "task %lld: its lease is another node's now; the run stops", (long long)id);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+void workers_drain(workers *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->draining = 1;
+    pthread_cond_broadcast(&w->token);
+    /* a parked run waits for a person, not for this node: it lets its
+     * context go now (the task keeps waiting, and runs again from the
+     * start on any node once answered), as an eviction does */
+    for (int i = 0; i < w->n; i++)
+        if (w->slots[i].parked) {
+            w->slots[i].evict = 1;
+            pthread_cond_broadcast(&w->slots[i].wake);
+        }
+    pthread_mutex_unlock(&w->mu);
+}
+
+int workers_wait_idle(workers *w, int64_t deadline_ms)
+{
+    for (;;) {
+        int held = 0;
+        pthread_mutex_lock(&w->mu);
+        for (int i = 0; i < w->n; i++)
+            held += w->slots[i].task_id != 0;
+        pthread_mutex_unlock(&w->mu);
+        if (!held || pt_mono_ms() >= deadline_ms)
+            return held;
+        pt_sleep_ms(100);
+    }
+}
+
+void workers_hand_back(workers *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->handback = 1;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void workers_stats(workers *w, worker_stats *out)

@@ -38,6 +38,8 @@ typedef struct worker_env {
     /* told after every move a worker makes (task_ctx.moved) */
     void (*moved)(void *ud, int64_t id, enum task_status to);
     void *ud;
+    const char *node_id; /* what the workers claim is leased to this node */
+    int64_t lease_ms;    /* for this long, renewed by server/node.c */
 } worker_env;
 
 /* Starts n workers (n may be 0). NULL with err. */
@@ -60,6 +62,23 @@ int workers_decide(workers *w, task_ctx *cx, int64_t id, int approve, const char
 /* Tells the worker running task id (if any) to stop at its next step.
  * PT_FOUND if one runs it (*held: it is holding), else PT_NONE. */
 int workers_cancel(workers *w, int64_t id, int *held);
+
+/* The tasks this node's workers hold now (running or parked), at most max
+ * into ids: their number. server/node.c renews their leases. */
+size_t workers_held(workers *w, int64_t *ids, size_t max);
+/* Task id's lease is no longer this node's (another node took it over):
+ * the run holding it stops at its next step and moves nothing. */
+void workers_lost(workers *w, int64_t id);
+/* Draining: no new claims; runs in progress go on; parked runs let their
+ * browser context go (the task keeps waiting for its answer). */
+void workers_drain(workers *w);
+/* Waits until no worker holds a task, or deadline_ms (monotonic) passes:
+ * the number still held. */
+int workers_wait_idle(workers *w, int64_t deadline_ms);
+/* What is still held when the workers stop is handed back by the commit
+ * rule (task_interrupt), not left for take-over: call before
+ * workers_stop. */
+void workers_hand_back(workers *w);
 
 typedef struct worker_stats {
     int workers, busy, parked;

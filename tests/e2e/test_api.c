@@ -174,9 +174,10 @@ static void test_quickstart_json(void **state)
 
     r = ts_api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
     assert_int_equal(r.status, 200);
-    assert_non_null(strstr(r.body, "portier_tasks{status=\"completed\",type=\"submit_claim\"} 1"));
-    assert_non_null(strstr(r.body, "portier_task_duration_seconds_count 2"));
-    assert_non_null(strstr(r.body, "portier_queue_depth 0"));
+    assert_int_equal(ts_metric(r.body, "portier_tasks", "status=\"completed\",type=\"submit_claim\""), 1);
+    assert_int_equal(ts_metric(r.body, "portier_task_duration_seconds_count", NULL), 2);
+    assert_int_equal(ts_metric(r.body, "portier_queue_depth", NULL), 0);
+    assert_int_equal(ts_metric(r.body, "portier_nodes", NULL), 1);
     assert_non_null(strstr(r.body, "portier_webhook_attempts_total"));
     tc_response_free(&r);
     r = ts_api(&s, NULL, "GET", "/healthz", NULL, NULL, 0);
@@ -770,7 +771,7 @@ static void test_waits_park(void **state)
         cJSON_Delete(t);
     }
     tc_response r = ts_api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
-    assert_non_null(strstr(r.body, "portier_parked_sessions 5"));
+    assert_int_equal(ts_metric(r.body, "portier_parked_sessions", NULL), 5);
     tc_response_free(&r);
 
     /* resumed where it stopped: no sign-in, the same run (trajectory) */
@@ -818,7 +819,7 @@ static void test_max_parked(void **state)
     int parked = 0;
     for (int i = 0; i < 100 && !parked; i++) { /* the first one winds down */
         tc_response r = ts_api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
-        parked = strstr(r.body, "portier_parked_sessions 1\n") != NULL;
+        parked = ts_metric(r.body, "portier_parked_sessions", NULL) == 1;
         tc_response_free(&r);
         if (!parked)
             pt_sleep_ms(100);
@@ -1119,7 +1120,7 @@ static void test_crash_interrupts_one_browser(void **state)
     assert_int_equal(first_try, 1);
     assert_int_equal(kill(pids[1], 0), 0); /* the other browser still runs */
     tc_response r = ts_api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
-    if (!strstr(r.body, "portier_browser_launches_total 3"))
+    if (ts_metric(r.body, "portier_browser_launches_total", NULL) != 3)
         fail_msg("%s", strstr(r.body, "portier_browser_launches_total"));
     tc_response_free(&r);
     ts_finish(&s);
@@ -1161,7 +1162,7 @@ static void test_browser_crash_relaunch(void **state)
     cJSON_Delete(done);
     cJSON_Delete(t);
     tc_response r = ts_api(&s, NULL, "GET", "/metrics", NULL, NULL, 0);
-    if (!strstr(r.body, "portier_browser_launches_total 2"))
+    if (ts_metric(r.body, "portier_browser_launches_total", NULL) != 2)
         fail_msg("%s", strstr(r.body, "portier_browser_launches_total"));
     tc_response_free(&r);
     ts_finish(&s);

@@ -266,8 +266,8 @@ static void test_hang_timeout_and_redirect(void **state)
     snprintf(url, sizeof(url), "%s/metrics", e.s.base);
     tc_response r = tc_request(c, "GET", url, NULL, NULL, 0);
     tc_free(c);
-    assert_non_null(strstr(r.body, "portier_webhook_dead_letters_total 1"));
-    assert_non_null(strstr(r.body, "portier_webhook_events{state=\"dead\"} 1"));
+    assert_int_equal(ts_metric(r.body, "portier_webhook_dead_letters_total", NULL), 1);
+    assert_int_equal(ts_metric(r.body, "portier_webhook_events", "state=\"dead\""), 1);
     tc_response_free(&r);
 
     char hook[128];

@@ -126,6 +126,27 @@ void ts_start_demo(ts_server *s, const char *name, const char *const *extra)
     assert_true(strlen(s->key) > 10 && !strncmp(s->whsec, "whsec_", 6));
 }
 
+long long ts_metric(const char *body, const char *name, const char *labels)
+{
+    size_t nl = strlen(name);
+    for (const char *p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, name, nl) || strncmp(p + nl, "{node=\"", 7))
+            continue;
+        const char *q = strchr(p + nl + 7, '"'); /* the node's value ends */
+        const char *close = q ? strstr(q, "} ") : NULL;
+        const char *eol = strchr(p, '\n');
+        if (!close || (eol && close > eol))
+            continue;
+        size_t ll = labels ? strlen(labels) : 0;
+        int match = labels ? (size_t)(close - q) == ll + 2 && q[1] == ',' &&
+                                 !strncmp(q + 2, labels, ll)
+                           : close == q + 1;
+        if (match)
+            return strtoll(close + 2, NULL, 10);
+    }
+    return -1;
+}
+
 /* Stops the server as an operator would: it must exit 0 (under ASan, a
  * leak or an error makes it exit otherwise) and leave no browser behind. */
 void ts_finish(ts_server *s)

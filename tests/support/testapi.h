@@ -42,6 +42,10 @@ void ts_start_demo(ts_server *s, const char *name, const char *const *extra);
 void ts_install_ask_sop(const ts_server *s);
 /* Posts a task for it (asserting it took the new SOP); its id. */
 long long ts_post_ask_task(const ts_server *s);
+/* A sample of a /metrics body: the value of metric `name` (every sample
+ * carries node="..."), whose other labels are exactly `labels`
+ * ("status=\"completed\",type=\"submit_claim\""; NULL: none), or -1. */
+long long ts_metric(const char *body, const char *name, const char *labels);
 /* SIGTERM; asserts exit 0 and no Chromium of the server's left; cleans up. */
 void ts_finish(ts_server *s);
 

@@ -380,13 +380,13 @@ static void outbox_due_attempts_and_recovery(void **state)
     outbox_row rows[8];
     size_t n = 0;
     int64_t now = pt_wall_ms() + 1000;
-    assert_int_equal(store_outbox_due(f->st, now, NULL, 0, 2, rows, 8, &n), 0);
+    assert_int_equal(store_outbox_due(f->st, "test-node", now, now + 60000, NULL, 0, 2, rows, 8, &n), 0);
     assert_int_equal(n, 2); /* at most two of one account */
     int64_t first = rows[0].id;
     assert_string_equal(rows[0].event_id, "evt_0");
     for (size_t i = 0; i < n; i++)
         outbox_row_free(&rows[i]);
-    assert_int_equal(store_outbox_due(f->st, now, &first, 1, 5, rows, 8, &n), 0);
+    assert_int_equal(store_outbox_due(f->st, "test-node", now, now + 60000, &first, 1, 5, rows, 8, &n), 0);
     assert_int_equal(n, 2); /* the busy one skipped */
     for (size_t i = 0; i < n; i++)
         outbox_row_free(&rows[i]);
