@@ -22,8 +22,9 @@
 
 static int account_usage(const char *why)
 {
+    if (strcmp(why, "help"))
+        fprintf(stderr, "portier account: %s\n", why);
     fprintf(strcmp(why, "help") ? stderr : stdout,
-            "portier account: %s\n"
             "usage: portier account create NAME [--portal URL] [--webhook-url URL]\n"
             "                                   [--allow-private-webhooks]\n"
             "       portier account list\n"
@@ -42,8 +43,7 @@ static int account_usage(const char *why)
             "       portier account rotate-webhook-secret NAME [--grace-hours H]\n"
             "  every command takes --db FILE (default portier.db) or a PostgreSQL\n"
             "  connection string (postgres://USER@HOST:PORT/DB; the master key then comes\n"
-            "  from PORTIER_MASTER_KEY or --master-key-file FILE)\n",
-            why);
+            "  from PORTIER_MASTER_KEY or --master-key-file FILE)\n");
     return 2;
 }
 
@@ -69,8 +69,7 @@ int cli_db_exists(const char *who, const char *db)
     if (e < 0)
         fprintf(stderr, "%s: %s\n", who, err);
     else if (!e && store_is_pg(db))
-        fprintf(stderr, "%s: the PostgreSQL database has no portier schema yet (see --db)\n",
-                who);
+        fprintf(stderr, "%s: the PostgreSQL database has no portier schema yet (see --db)\n", who);
     else if (!e)
         fprintf(stderr, "%s: no database at %s (see --db)\n", who, db);
     return e > 0;
@@ -355,9 +354,9 @@ static int parse_account_args(int argc, char **argv, account_cmd *c, const char 
             else if (!strcmp(a, "--grace-hours"))
                 c->grace_hours = atof(v);
             else {
-                static const char *const known[] = {"--db", "--portal", "--webhook-url",
-                                                    "--grace-hours", "--help",
-                                                    "--master-key-file"};
+                static const char *const known[] = {"--db",          "--portal",
+                                                    "--webhook-url", "--grace-hours",
+                                                    "--help",        "--master-key-file"};
                 char why[256];
                 cli_unknown_option(a, known, 6, why, sizeof(why));
                 return -account_usage(why);

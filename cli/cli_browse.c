@@ -18,11 +18,11 @@
 
 static int browse_usage(const char *why)
 {
+    if (strcmp(why, "help"))
+        fprintf(stderr, "portier browse: %s\n", why);
     fprintf(strcmp(why, "help") ? stderr : stdout,
-            "portier browse: %s\n"
             "usage: portier browse URL [--eval JS] [--screenshot FILE] [--full-page]\n"
-            "                      [--wait load|idle] [--timeout MS] [--browser ws://...]\n",
-            why);
+            "                      [--wait load|idle] [--timeout MS] [--browser ws://...]\n");
     return 2;
 }
 

@@ -15,14 +15,14 @@
 
 static int portal_usage(const char *why)
 {
+    if (strcmp(why, "help"))
+        fprintf(stderr, "portier portal: %s\n", why);
     fprintf(
         strcmp(why, "help") ? stderr : stdout,
-        "portier portal: %s\n"
         "usage: portier portal [--listen 127.0.0.1:8081] [--latency-ms N] [--mfa totp|sms|none]\n"
         "                      [--session-warning-after N] [--session-warning-seconds S]\n"
         "                      [--expire-after N] [--markup 1|2]\n"
-        "                      [--data DIR]\n",
-        why);
+        "                      [--data DIR]\n");
     return 2;
 }
 

@@ -28,13 +28,13 @@
 
 static int run_usage(const char *why)
 {
+    if (strcmp(why, "help"))
+        fprintf(stderr, "portier run: %s\n", why);
     fprintf(strcmp(why, "help") ? stderr : stdout,
-            "portier run: %s\n"
             "usage: portier run SOP --data FILE|- --portal URL [--secrets FILE] [--file PATH]...\n"
             "                   [--input NAME=VALUE]... [--trajectory DIR] [--approve]\n"
             "                   [--browser ws://...] [--record DIR | --replay DIR\n"
-            "                   [--replay-fallback network]] [--fingerprints DIR]\n",
-            why);
+            "                   [--replay-fallback network]] [--fingerprints DIR]\n");
     return 2;
 }
 

@@ -25,8 +25,9 @@
 
 static int serve_usage(const char *why)
 {
+    if (strcmp(why, "help"))
+        fprintf(stderr, "portier serve: %s\n", why);
     fprintf(strcmp(why, "help") ? stderr : stdout,
-            "portier serve: %s\n"
             "usage: portier serve [--listen 127.0.0.1:8080] [--db portier.db] [--workers N]\n"
             "                     [--browser ws://...] [--demo] [--webhook-url URL]\n"
             "                     [--hold-seconds S] [--max-parked N]\n"
@@ -42,8 +43,7 @@ static int serve_usage(const char *why)
             "  --db takes a SQLite file or a PostgreSQL connection string\n"
             "  (postgres://USER@HOST:PORT/DB, or host=... dbname=...); with PostgreSQL\n"
             "  the master key comes from PORTIER_MASTER_KEY or --master-key-file, and\n"
-            "  files live in --data-dir (default portier.d)\n",
-            why);
+            "  files live in --data-dir (default portier.d)\n");
     return 2;
 }
 
@@ -251,14 +251,33 @@ static const char *serve_bad_option(const char *a, char *why, size_t whysz)
         {"--lease-seconds", "seconds from 3 to 3600"},
         {"--drain-seconds", "seconds from 0 to 86400"},
     };
-    static const char *const known[] = {
-        "--listen",          "--portal-listen", "--db",        "--browser",  "--webhook-url",
-        "--workers",         "--hold-seconds",  "--max-queue", "--max-body", "--max-file",
-        "--session-max-age", "--session-idle",  "--demo",      "--help", "--max-parked",
-        "--header-timeout", "--min-body-rate", "--max-conns-per-ip", "--browsers",
-        "--max-attempts", "--retain-days", "--master-key-file", "--allow-private-webhooks",
-        "--data-dir",
-        "--node-id", "--lease-seconds", "--drain-seconds"};
+    static const char *const known[] = {"--listen",
+                                        "--portal-listen",
+                                        "--db",
+                                        "--browser",
+                                        "--webhook-url",
+                                        "--workers",
+                                        "--hold-seconds",
+                                        "--max-queue",
+                                        "--max-body",
+                                        "--max-file",
+                                        "--session-max-age",
+                                        "--session-idle",
+                                        "--demo",
+                                        "--help",
+                                        "--max-parked",
+                                        "--header-timeout",
+                                        "--min-body-rate",
+                                        "--max-conns-per-ip",
+                                        "--browsers",
+                                        "--max-attempts",
+                                        "--retain-days",
+                                        "--master-key-file",
+                                        "--allow-private-webhooks",
+                                        "--data-dir",
+                                        "--node-id",
+                                        "--lease-seconds",
+                                        "--drain-seconds"};
     for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++)
         if (!strcmp(a, wants[i][0])) {
             snprintf(why, whysz, "%s takes %s", a, wants[i][1]);
@@ -346,8 +365,7 @@ static int parse_serve_args(int argc, char **argv, serve_args *sa)
         else if (!strcmp(a, "--master-key-file") && *v) {
             o->master_key_file = v;
             setenv("PORTIER_MASTER_KEY_FILE", v, 1); /* the demo's set-up reads it too */
-        }
-        else
+        } else
             return serve_usage(serve_bad_option(a, why, sizeof(why)));
     }
     o->host = sa->host;

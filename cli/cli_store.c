@@ -14,15 +14,15 @@
 
 static int store_usage(const char *why)
 {
+    if (strcmp(why, "help"))
+        fprintf(stderr, "portier store: %s\n", why);
     fprintf(strcmp(why, "help") ? stderr : stdout,
-            "portier store: %s\n"
             "usage: portier store copy --from portier.db --to postgres://USER@HOST:PORT/DB\n"
             "                          [--master-key-file FILE]\n"
             "  copies every table into an empty database (one that has rows is refused);\n"
             "  the copy is used with the same master key (the source's DB.key, or\n"
             "  PORTIER_MASTER_KEY / --master-key-file) and the same data folder\n"
-            "  (serve --data-dir portier.db.d)\n",
-            why);
+            "  (serve --data-dir portier.db.d)\n");
     return 2;
 }
 
@@ -73,8 +73,9 @@ int cli_store(int argc, char **argv)
     cJSON_AddStringToObject(o, "to", store_label(dst));
     cJSON_AddNumberToObject(o, "rows", (double)rows);
     cli_print_json(o);
-    fprintf(stderr, "portier store: copied; serve it with the same master key%s%s%s and the same "
-                    "data folder (--data-dir)\n",
+    fprintf(stderr,
+            "portier store: copied; serve it with the same master key%s%s%s and the same "
+            "data folder (--data-dir)\n",
             keys_beside_db(k) ? " (" : "", keys_beside_db(k) ? from : "",
             keys_beside_db(k) ? ".key: --master-key-file)" : "");
     rc = 0;
