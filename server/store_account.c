@@ -215,7 +215,22 @@ int store_account_disable_webhook(store *st, int64_t id)
 
 int store_account_set_key(store *st, int64_t id, const char *key_hash)
 {
-    return store__update_text(st, "UPDATE accounts SET key_hash=? WHERE id=?", id, key_hash);
+    /* the dashboard sessions opened with the old key end with it (a leaked
+     * key's holder must not stay signed in); staff members' own stay */
+    if (store_begin(st) < 0)
+        return -1;
+    store_stmt *s = NULL;
+    if (store__update_text(st, "UPDATE accounts SET key_hash=? WHERE id=?", id, key_hash) < 0 ||
+        !(s = store__q(st, "DELETE FROM web_sessions WHERE account_id=? AND user_id IS NULL"))) {
+        store_rollback(st);
+        return -1;
+    }
+    store__bind_int64(s, 1, id);
+    if (store__run(st, s) < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    return store_commit(st);
 }
 
 int store_account_set_whsec(store *st, int64_t id, const unsigned char *sealed, size_t len,

@@ -44,8 +44,10 @@ static int lite_open(store *st, const char *path, int create, char *err)
         return pt_errf(err, "cannot open the database %s: %s", path, sqlite3_errstr(rc));
     chmod(path, 0600);
     sqlite3_busy_timeout(db, 10000);
+    /* secure_delete: a purged value's bytes (sealed, but its key lives on)
+     * are overwritten in the file, not left in its free pages */
     if (lite_exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                      "PRAGMA foreign_keys=ON;") < 0)
+                      "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;") < 0)
         return pt_errf(err, "%s is not a usable SQLite database", path);
     return 0;
 }

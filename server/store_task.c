@@ -465,8 +465,12 @@ char **store_trajectory_dirs(store *st, int64_t taskid, size_t *n)
 
 int64_t *store_task_purgeable(store *st, int64_t before, size_t max, size_t *n)
 {
+    /* not while its event is still to be sent: the client would never
+     * learn the outcome (with --retain-days 0 the sweep meets it at once) */
     store_stmt *s = store__q(st, "SELECT id FROM tasks WHERE purged_at IS NULL AND updated_at<?"
                                    " AND status IN ('completed', 'completed_with_issues', 'failed')"
+                                   " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE"
+                                   " o.task_id=tasks.id AND o.state='pending')"
                                    " ORDER BY id LIMIT ?");
     *n = 0;
     int64_t *v = calloc(max ? max : 1, sizeof(*v));
@@ -484,10 +488,12 @@ int store_task_purge(store *st, int64_t id)
 {
     static const char *const sql[] = {
         "UPDATE tasks SET data=NULL, notes=NULL, ask_prompt=NULL, answers=NULL,"
-        " review_comment=NULL, purged_at=?2 WHERE id=?1",
+        " review_comment=NULL, outputs=NULL, review_prompt=NULL, purged_at=?2 WHERE id=?1",
         "DELETE FROM task_files WHERE task_id=?1 AND ?2>0",
         "DELETE FROM trajectories WHERE task_id=?1 AND ?2>0",
-        "UPDATE outbox SET payload=?3 WHERE task_id=?1 AND state<>'pending' AND ?2>0",
+        "UPDATE outbox SET payload=?3 WHERE task_id=?1 AND ?2>0",
+        /* an endpoint's reply may echo the event back */
+        "UPDATE deliveries SET reply=NULL WHERE task_id=?1 AND ?2>0",
     };
     if (store_begin(st) < 0)
         return -1;

@@ -364,6 +364,27 @@ static void check_expiry(const ts_server *s)
     }
 }
 
+/* A session opened with the API key ends when the key is rotated (a leaked
+ * key's holder does not stay signed in); the new key is the test's. */
+static void check_rotation(ts_server *s)
+{
+    char *set = new_session(s);
+    assert_int_equal(with_cookie(s, set, "/tasks"), 200);
+    const char *rot[] = {"account", "rotate-key", "demo", NULL};
+    char *out = NULL;
+    assert_int_equal(ts_cli(s, rot, NULL, &out), 0);
+    cJSON *o = cJSON_Parse(out);
+    free(out);
+    assert_non_null(o);
+    snprintf(s->key, sizeof(s->key), "%s", ts_str(o, "api_key"));
+    cJSON_Delete(o);
+    assert_int_equal(with_cookie(s, set, "/tasks"), 401);
+    free(set);
+    set = new_session(s); /* the new key signs in */
+    assert_int_equal(with_cookie(s, set, "/tasks"), 200);
+    free(set);
+}
+
 /* trajectory.html (opened with the session): a click on a step highlights
  * that step, not the row above it. */
 static void check_trajectory_html(tab *t, const ts_server *s, long long id)
@@ -387,6 +408,7 @@ static void test_sign_in_tasks_account(void **state)
     check_headers(&s);
     check_expiry(&s);
     check_idle(&s);
+    check_rotation(&s);
     tab t;
     tab_open(&t);
     char url[256];

@@ -300,7 +300,31 @@ static void test_retention_purges(void **state)
     assert_non_null(ts_str(t, "completedAt"));
     const cJSON *notes = cJSON_GetObjectItem(t, "notes");
     assert_true(cJSON_IsNull(notes) || !strcmp(cJSON_GetStringValue(notes), ""));
+    /* what the run extracted goes too (it was served after the purge) */
+    const cJSON *outputs = cJSON_GetObjectItem(t, "outputs");
+    assert_true(!outputs || cJSON_IsNull(outputs) || !cJSON_GetArraySize(outputs));
     cJSON_Delete(t);
+    /* the event was delivered before the purge (it waits for that), and the
+     * endpoint's reply to it is gone */
+    char dp[128];
+    snprintf(dp, sizeof(dp), "/tasks/%lld/deliveries", id);
+    tc_response dr = ts_api(&s, s.key, "GET", dp, NULL, NULL, 0);
+    assert_int_equal(dr.status, 200);
+    cJSON *d = cJSON_Parse(dr.body);
+    tc_response_free(&dr);
+    const cJSON *att, *list = cJSON_IsArray(d) ? d : cJSON_GetObjectItem(d, "data");
+    int delivered = 0;
+    cJSON_ArrayForEach(att, list)
+    {
+        const cJSON *reply = cJSON_GetObjectItem(att, "reply");
+        assert_true(!reply || cJSON_IsNull(reply));
+        const cJSON *hs = cJSON_GetObjectItem(att, "http_status");
+        if (!hs)
+            hs = cJSON_GetObjectItem(att, "status");
+        delivered += cJSON_IsNumber(hs) && hs->valueint >= 200 && hs->valueint < 300;
+    }
+    cJSON_Delete(d);
+    assert_true(delivered >= 1);
     char p[700];
     snprintf(p, sizeof(p), "/tasks/%lld/trajectory", id);
     tc_response r = ts_api(&s, s.key, "GET", p, NULL, NULL, 0);

@@ -290,8 +290,20 @@ static void tasks_seal_number_filter_and_purge(void **state)
     char *dir = store_trajectory_dir(f->st, b[0].id);
     assert_string_equal(dir, "/tmp/tr1");
     free(dir);
+    /* not while its event is still to be sent: the client would never learn
+     * the outcome */
     size_t np = 0;
     int64_t *ids = store_task_purgeable(f->st, now + 60000, 10, &np);
+    assert_int_equal(np, 0);
+    free(ids);
+    outbox_row o;
+    assert_int_equal(store_outbox_for_task(f->st, b[0].id, &o), 1);
+    assert_string_equal(o.payload, "{\"a\":1}");
+    outbox_attempt rec = {1, "https://example.com/hook", "ok"};
+    assert_int_equal(store_outbox_attempt(f->st, o.id, now, 200, 5, NULL, OUTBOX_DELIVERED, 0, &rec),
+                     0);
+    outbox_row_free(&o);
+    ids = store_task_purgeable(f->st, now + 60000, 10, &np);
     assert_int_equal(np, 1);
     assert_int_equal(ids[0], b[0].id);
     free(ids);
@@ -299,12 +311,16 @@ static void tasks_seal_number_filter_and_purge(void **state)
     assert_int_equal(store_task_get(f->st, acct, b[0].id, &g), 1);
     assert_null(g.data);
     assert_null(g.notes);
+    assert_null(g.outputs);
     assert_string_equal(g.status, "completed");
     task_free(&g);
-    outbox_row o;
     assert_int_equal(store_outbox_for_task(f->st, b[0].id, &o), 1);
-    assert_string_equal(o.payload, "{\"a\":1}"); /* pending: kept until delivered */
+    assert_null(o.payload); /* the event's data went with the task's */
     outbox_row_free(&o);
+    cJSON *att = store_deliveries(f->st, b[0].id);
+    assert_int_equal(cJSON_GetArraySize(att), 1);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(att, 0), "reply")));
+    cJSON_Delete(att);
     for (int i = 0; i < 3; i++)
         task_free(&b[i]);
     task_free(&t);
