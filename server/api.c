@@ -1016,6 +1016,13 @@ static void redeliver(http_request *r, void *ud)
                          (long long)t->id);
         return;
     }
+    if (!row.payload) {
+        http_reply_error(r, 409, "conflict",
+                         "task %lld's data was purged (retention): its event cannot be sent again",
+                         (long long)t->id);
+        outbox_row_free(&row);
+        return;
+    }
     store_outbox_requeue(st, row.id);
     store_action_add(st, t->id, c->actor, "redelivered the webhook");
     webhooks_kick(e->hooks);

@@ -252,6 +252,7 @@ int store_outbox_recover(store *st, int64_t acct, int64_t since, int64_t *n)
     store_stmt *s = store__q(
         st, "UPDATE outbox SET state='pending', next_at=?3, round_start=attempts"
             " WHERE account_id=?1 AND state IN ('dead', 'disabled', 'undeliverable')"
+            " AND length(payload)>0" /* a purged task's event is not sent again */
             " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.outbox_id=outbox.id AND d.at>=?2)");
     if (!s)
         return -1;

@@ -515,9 +515,16 @@ static void start_one(webhooks *w, store *st, outbox_row *row)
     size_t n = 0;
     const char *why = NULL;
     int ok = account_target(w, st, row->account_id, &url, secrets, &n, &why);
+    if (ok == PT_FOUND && !row->payload) {
+        /* its data was purged (retention) or does not open: a row never
+         * sent would stay due, and hold one of its account's places */
+        ok = PT_NONE;
+        why = "the event's data is gone (purged, or it does not open)";
+    }
     if (ok != PT_FOUND) {
         for (size_t i = 0; i < n; i++)
             keys_wipe(secrets[i]);
+        free(url);
         outbox_attempt rec = {row->attempts + 1, NULL, NULL};
         store_outbox_attempt(st, row->id, pt_wall_ms(), 0, 0, why ? why : "the account is gone",
                              ok == PT_EGONE ? OUTBOX_DISABLED : OUTBOX_UNDELIVERABLE, 0, &rec);

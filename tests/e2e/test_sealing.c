@@ -325,6 +325,12 @@ static void test_retention_purges(void **state)
     }
     cJSON_Delete(d);
     assert_true(delivered >= 1);
+    /* and it is not sent again: there is nothing left to send */
+    snprintf(dp, sizeof(dp), "/tasks/%lld/webhook/redeliver", id);
+    dr = ts_api(&s, s.key, "POST", dp, NULL, NULL, 0);
+    assert_int_equal(dr.status, 409);
+    assert_non_null(strstr(dr.body, "purged"));
+    tc_response_free(&dr);
     char p[700];
     snprintf(p, sizeof(p), "/tasks/%lld/trajectory", id);
     tc_response r = ts_api(&s, s.key, "GET", p, NULL, NULL, 0);
