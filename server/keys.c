@@ -36,6 +36,12 @@ struct keys {
     struct {
         int64_t acct;
         unsigned char key[32];
+        /* a key this connection made inside a transaction not yet
+         * committed: only that transaction may use it (a rollback takes the
+         * key's row with it, and a key the database does not hold must
+         * never seal anything after) */
+        const store *provisional;
+        unsigned long tx; /* ...and that transaction */
     } cache[KEY_CACHE];
     size_t ncache, next; /* next: the slot to replace when it is full */
 };
@@ -205,45 +211,68 @@ static void data_key_aad(char *aad, size_t n, int64_t acct)
     snprintf(aad, n, "portier data key v1 account=%lld", (long long)acct);
 }
 
-static int cached_key(const keys *k, int64_t acct, unsigned char key[32])
+/* The cached key of acct for a use on st: 1 found, 0 not (a provisional
+ * one whose transaction has ended is dropped: it is read again, committed
+ * or made anew). */
+static int cached_key(const keys *k, store *st, int64_t acct, unsigned char key[32])
 {
     keys *m = (keys *)k; /* the cache is the handle's only mutable part */
     int found = 0;
     pthread_mutex_lock(&m->mu);
-    for (size_t i = 0; i < m->ncache && !found; i++)
-        if (m->cache[i].acct == acct) {
-            memcpy(key, m->cache[i].key, 32);
-            found = 1;
+    for (size_t i = 0; i < m->ncache && !found; i++) {
+        if (m->cache[i].acct != acct)
+            continue;
+        if (m->cache[i].provisional &&
+            (m->cache[i].provisional != st || store_transaction(st) != m->cache[i].tx)) {
+            if (m->cache[i].provisional == st) /* its transaction ended: read it again */
+                m->cache[i].acct = INT64_MIN;
+            continue;
         }
+        memcpy(key, m->cache[i].key, 32);
+        found = 1;
+    }
     pthread_mutex_unlock(&m->mu);
     return found;
 }
 
-static void cache_key(const keys *k, int64_t acct, const unsigned char key[32])
+static void cache_key(const keys *k, int64_t acct, const unsigned char key[32],
+                      const store *provisional, unsigned long tx)
 {
     keys *m = (keys *)k;
     pthread_mutex_lock(&m->mu);
-    size_t i = m->ncache < KEY_CACHE ? m->ncache++ : m->next++ % KEY_CACHE;
+    size_t i = 0;
+    while (i < m->ncache && m->cache[i].acct != acct)
+        i++;
+    for (size_t j = 0; i == m->ncache && j < m->ncache; j++)
+        if (m->cache[j].acct == INT64_MIN)
+            i = j; /* a dropped one's place */
+    if (i == m->ncache)
+        i = m->ncache < KEY_CACHE ? m->ncache++ : m->next++ % KEY_CACHE;
     m->cache[i].acct = acct;
     memcpy(m->cache[i].key, key, 32);
+    m->cache[i].provisional = provisional;
+    m->cache[i].tx = tx;
     pthread_mutex_unlock(&m->mu);
 }
 
-static int unwrap_key(const keys *k, store *st, int64_t acct, unsigned char key[32]);
+static int unwrap_key(const keys *k, store *st, int64_t acct, unsigned char key[32], int *made);
 
 /* The account's data key, made (and stored wrapped) on first use; kept
- * unwrapped in the handle for as long as it lives. */
+ * unwrapped in the handle for as long as it lives (one made inside a
+ * transaction: once that has committed). */
 static int account_key(const keys *k, store *st, int64_t acct, unsigned char key[32])
 {
-    if (cached_key(k, acct, key))
+    if (cached_key(k, st, acct, key))
         return PT_OK;
-    if (unwrap_key(k, st, acct, key) < 0)
+    int made = 0;
+    if (unwrap_key(k, st, acct, key, &made) < 0)
         return PT_EFAIL;
-    cache_key(k, acct, key);
+    unsigned long tx = store_transaction(st);
+    cache_key(k, acct, key, made && tx ? st : NULL, tx);
     return PT_OK;
 }
 
-static int unwrap_key(const keys *k, store *st, int64_t acct, unsigned char key[32])
+static int unwrap_key(const keys *k, store *st, int64_t acct, unsigned char key[32], int *made)
 {
     unsigned char *w = NULL;
     size_t n = 0;
@@ -258,6 +287,7 @@ static int unwrap_key(const keys *k, store *st, int64_t acct, unsigned char key[
             return PT_EFAIL;
         OPENSSL_cleanse(fresh, sizeof(fresh));
         store_account_init_data_key(st, acct, w, n);
+        *made = 1;
         free(w);
         rc = store_account_data_key(st, acct, &w, &n); /* ours, or a racer's */
     }

@@ -463,8 +463,14 @@ const char *store__errmsg(store *st)
     return st->drv->errmsg(st);
 }
 
+unsigned long store_transaction(store *st)
+{
+    return st->drv->in_tx(st) ? st->tx_gen : 0;
+}
+
 int store_begin(store *st)
 {
+    st->tx_gen++;
     return st->drv->begin(st);
 }
 

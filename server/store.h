@@ -57,6 +57,9 @@ int store_copy(store *from, store *to, int64_t *rows, char *err);
 int store_begin(store *st);  /* BEGIN IMMEDIATE (waits for the writer lock) */
 int store_commit(store *st); /* COMMIT, or ROLLBACK if it fails */
 void store_rollback(store *st);
+/* The transaction st is inside (store_begin .. commit or rollback): a
+ * number of its own on this connection, or 0 outside one. */
+unsigned long store_transaction(store *st);
 
 /* ---- Sealing -------------------------------------------------------------
  * Columns that carry PHI or a secret (a task's data, notes, question,

@@ -99,6 +99,7 @@ struct store {
     char *path;  /* what store_open was given */
     char *label; /* how messages name it (a PostgreSQL URL without its password) */
     int in_batch; /* store_batch_begin: task creation uses savepoints */
+    unsigned long tx_gen; /* store_begin's count: store_transaction */
     int64_t data_version; /* store_wait_changes: the last PRAGMA data_version seen */
     struct store_sealer *sealer; /* store_set_sealer (a copy); NULL: none */
     struct {

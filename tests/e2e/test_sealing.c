@@ -455,6 +455,53 @@ static void test_fingerprints_sealed_per_version(void **state)
     free(dir);
 }
 
+/* Bug: an account's first data key, made inside a transaction that then
+ * rolled back, stayed cached: what was sealed next used a key the database
+ * never held, and after a restart (a new key) it never opened again. */
+static void test_data_key_of_a_rolled_back_transaction(void **state)
+{
+    (void)state;
+    char *dir = pt_mkdtemp("portier-seal"), db[600], err[512];
+    snprintf(db, sizeof(db), "%s/k.db", dir);
+    store *st = store_open(db, 1, err);
+    keys *k = keys_load(db, NULL, err);
+    assert_non_null(st);
+    assert_non_null(k);
+    int64_t acct = 0;
+    assert_int_equal(store_account_create(st, "a", NULL, NULL, "hash-a", &acct, err), 0);
+    keys_attach(k, st); /* the account has no data key yet */
+    task_new n = {.account = acct, .type = "submit_claim", .title_fmt = "Submit claim #%lld",
+                  .instructions = "x", .data = "member_id: 300059049"};
+    task t;
+    assert_int_equal(store_batch_begin(st), 0); /* a transaction, as the writer's batch */
+    assert_int_equal(store_task_create(st, &n, "pending", &t, err), 0); /* makes the key */
+    task_free(&t);
+    store_rollback(st); /* and the key's row goes with it */
+    (void)store_batch_end(st); /* nothing is left to commit: it ends the batch */
+    assert_int_equal(store_task_create(st, &n, "pending", &t, err), 0);
+    int64_t id = t.id;
+    task_free(&t);
+    unsigned char *wk = NULL;
+    size_t wn = 0;
+    assert_int_equal(store_account_data_key(st, acct, &wk, &wn), 1); /* stored this time */
+    free(wk);
+    /* a restart: nothing cached; what was sealed opens with what is stored */
+    keys_free(k);
+    store_close(st);
+    st = store_open(db, 0, err);
+    k = keys_load(db, NULL, err);
+    keys_attach(k, st);
+    assert_int_equal(store_task_get(st, 0, id, &t), 1);
+    assert_non_null(t.data);
+    assert_string_equal(t.data, "member_id: 300059049");
+    task_free(&t);
+    keys_free(k);
+    store_close(st);
+    pt_rmtree(dir);
+    free(dir);
+}
+
 PT_TESTS("sealing", cmocka_unit_test(test_plaintext_rows_still_read),
+         cmocka_unit_test(test_data_key_of_a_rolled_back_transaction),
          cmocka_unit_test(test_fingerprints_sealed_per_version),
          cmocka_unit_test(test_sealed_at_rest), cmocka_unit_test(test_retention_purges));
