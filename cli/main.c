@@ -35,7 +35,7 @@ static const struct {
      "                 rotate-webhook-secret ... [--db FILE]\n"
      "      Set an account up: SOPs, portal secrets, API key, webhook (portier account --help)."},
     {"webhook", cli_webhook,
-     "webhook test NAME [--db FILE]\n"
+     "webhook test NAME [--db FILE] [--allow-private-webhooks]\n"
      "      Send a signed ping to the account's webhook endpoint and show the reply."},
     {"browse", cli_browse,
      "browse URL [--eval JS] [--screenshot FILE] [--full-page] [--wait load|idle]\n"
