@@ -399,11 +399,23 @@ typedef struct cdp_request {
     int has_response;              /* response stage, with a response: */
     int status;                    /*   its status code */
     const char *status_text;       /*   may be NULL */
-    const cJSON *response_headers; /* [{"name", "value"}], or NULL */
+    const cJSON *response_headers; /* [{"name", "value"}], or NULL; without
+                                      Set-Cookie, which Chromium leaves out
+                                      here (cdp_page_network has it) */
+    const char *network_id;        /* the Network domain's requestId, or NULL */
 } cdp_request;
 
 typedef void (*cdp_intercept_fn)(cdp_session *s, const cdp_request *req, void *ud);
 int cdp_page_intercept(cdp_page *p, int response_stage, cdp_intercept_fn fn, void *ud, char *err);
+
+/* The Network domain's events of the page and every frame of it
+ * (Network.requestWillBeSent, .responseReceived, .responseReceivedExtraInfo
+ * with the raw headers, Set-Cookie included, .loadingFinished, ...), and
+ * the top document's Page.domContentEventFired and Page.loadEventFired, go
+ * to fn, on the service thread (a listener: it must not block). For a
+ * recorder: set it with the interception, before the first navigation; it
+ * stays until the page closes. 0, or a negative code with err. */
+int cdp_page_network(cdp_page *p, cdp_event_fn fn, void *ud, char *err);
 
 /* Lets the request go on to the network unchanged. */
 int cdp_request_continue(cdp_session *s, const char *request_id, char *err);

@@ -32,6 +32,7 @@ void cdp__request_view(const cJSON *params, cdp_request *req)
     req->status = req->has_response ? code->valueint : 0;
     req->status_text = pt_json_str(params, "responseStatusText");
     req->response_headers = cJSON_GetObjectItemCaseSensitive(params, "responseHeaders");
+    req->network_id = pt_json_str(params, "networkId");
 }
 
 static cJSON *request_params(const char *request_id)
