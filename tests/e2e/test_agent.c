@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "tests/support/testmain.h"
 #include "tests/support/testcurl.h"
+#include "tests/support/testhttp.h"
 #include "tests/support/testproc.h"
 #include "agent/agent.h"
 
@@ -842,6 +843,56 @@ static void lint_against_fresh_appeals(void **state)
                                   "sops/sandbox/examples/submit_appeal/appeal-letter.pdf");
 }
 
+/* A frame whose script arrives a while after its markup (as under load):
+ * the label's control is an empty placeholder until the script fills it
+ * with a combobox and points the label at it. The recording keeps the
+ * document the step acted in, once the frame has loaded and settled, so
+ * lint --against finds the combobox: no false "no match". */
+static void lint_against_a_late_script(void **state)
+{
+    (void)state;
+    th_server *site = th_start();
+    th_route(site, "/outer", "text/html",
+             "<!doctype html><html><body><a href=\"/form\" target=\"f\">Open the form</a>"
+             "<iframe id=\"f\" name=\"f\" src=\"about:blank\"></iframe></body></html>",
+             -1, 0);
+    th_route(site, "/form", "text/html",
+             "<!doctype html><html><body><form><label for=\"payer\">Payer</label>"
+             "<div id=\"payer\"></div></form><script src=\"/late.js\"></script></body></html>",
+             -1, 0);
+    th_route(site, "/late.js", "text/javascript",
+             "document.getElementById('payer').innerHTML = '<input type=\"text\" "
+             "role=\"combobox\" id=\"payer-input\">';"
+             "document.querySelector('label[for=\"payer\"]').htmlFor = 'payer-input';",
+             -1, 1500);
+    char *dir = pt_mkdtemp("portier-late");
+    char sop_path[4200], data[4200], rec[4200], url[128];
+    snprintf(sop_path, sizeof(sop_path), "%s/late.sop", dir);
+    snprintf(data, sizeof(data), "%s/late.txt", dir);
+    snprintf(rec, sizeof(rec), "%s/rec", dir);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", th_port(site));
+    const char *text = "sop late \"A combobox a late script builds\"\n"
+                       "input payer required\n"
+                       "goto \"{{portal}}/outer\"\n"
+                       "click link \"Open the form\"\n"
+                       "in frame \"#f\"\n"
+                       "  fill label \"Payer\" with payer\n"
+                       "end\n"
+                       "finish completed \"filled\"\n";
+    pt_write_file(sop_path, text, strlen(text), 0600);
+    pt_write_file(data, "payer: Gold PPO\n", 16, 0600);
+    const char *extra[] = {"--record", rec, NULL};
+    result r = run_sop_at(url, sop_path, data, extra);
+    expect_status(&r, 0, "completed");
+    result_free(&r);
+    int errors = 0;
+    assert_int_equal(lint_against(sop_path, rec, &errors, 0), 0);
+    assert_int_equal(errors, 0);
+    pt_rmtree(dir);
+    free(dir);
+    th_stop(site);
+}
+
 /* The Plans & Providers app (shadow-DOM fields, a keystroke-only date, a
  * typeahead, a plans table, a paginated search, a drop zone, a confirm()),
  * with the session ended on the second page load (--expire-after 2): the
@@ -875,7 +926,7 @@ static void plan_appeal_signs_in_again_and_files_once(void **state)
 PT_TESTS("agent", cmocka_unit_test(tasks_run_at_once_on_one_browser),
          cmocka_unit_test(recording_keeps_no_cookie_value),
          cmocka_unit_test(unreachable_portal_has_its_own_exit),
-         cmocka_unit_test(lint_against_fresh_claims),
+         cmocka_unit_test(lint_against_a_late_script), cmocka_unit_test(lint_against_fresh_claims),
          cmocka_unit_test(lint_against_fresh_eligibility),
          cmocka_unit_test(lint_against_fresh_prior_authorizations),
          cmocka_unit_test(lint_against_fresh_appeals),
