@@ -156,14 +156,26 @@ typedef struct pss {
     int last;          /* no more requests: after this response, CLOSING */
     int paused;        /* reading paused: a response is pending */
 } pss;
+/* The n bytes at p as a new string; p need not be NUL-terminated (a head
+ * in the input buffer is not). */
+static char *dup_n(const char *p, size_t n)
+{
+    char *out = malloc(n + 1);
+    if (out) {
+        memcpy(out, p, n);
+        out[n] = '\0';
+    }
+    return out;
+}
+
 static void kv_add(kvlist *l, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     kv *n = realloc(l->items, (l->n + 1) * sizeof(*n));
     if (!n)
         return;
     l->items = n;
-    n[l->n].name = strndup(name, nlen);
-    n[l->n].value = strndup(value, vlen);
+    n[l->n].name = dup_n(name, nlen);
+    n[l->n].value = dup_n(value, vlen);
     if (!n[l->n].name || !n[l->n].value) {
         free(n[l->n].name);
         free(n[l->n].value);
