@@ -723,60 +723,50 @@ static const char *hook_stop(void *ud)
     return m;
 }
 
-/* The Network domain's word on a request, kept by its id until the HAR is
- * written: when it was sent (wall clock), its timing and status, the raw
- * response headers of each response (with Set-Cookie, which interception
- * does not show), when it finished. Service thread: only the lock. */
-static void net_event(cdp_session *s, const char *method, const cJSON *params, void *ud)
+/* The browser's word on a request, kept by its id until the HAR is
+ * written: when it was sent (wall clock and monotonic), its timing and
+ * status, the raw response headers of each response (with Set-Cookie,
+ * which interception does not show), when it finished; and the top
+ * document's loads. Service thread: only the lock. */
+static void net_event(const cdp_net_event *ev, void *ud)
 {
     rr *r = ud;
-    (void)s;
-    const char *id = pt_json_str(params, "requestId");
-    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(params, "timestamp");
-    if (!strncmp(method, "Page.", 5)) { /* the top document's DOMContentLoaded or load */
+    pthread_mutex_lock(&r->mu);
+    if (ev->kind == CDP_NET_DOM_CONTENT || ev->kind == CDP_NET_LOAD) {
         cJSON *x = cJSON_CreateArray();
-        cJSON_AddItemToArray(x, cJSON_CreateString(strstr(method, "domContent") ? "dcl" : "load"));
-        cJSON_AddItemToArray(x, cJSON_CreateNumber(cJSON_IsNumber(ts) ? ts->valuedouble : 0));
-        pthread_mutex_lock(&r->mu);
+        cJSON_AddItemToArray(x, cJSON_CreateString(ev->kind == CDP_NET_LOAD ? "load" : "dcl"));
+        cJSON_AddItemToArray(x, cJSON_CreateNumber(ev->timestamp));
         cJSON_AddItemToArray(r->loads, x);
         pthread_mutex_unlock(&r->mu);
         return;
     }
-    if (!id)
+    cJSON *n = ev->request_id ? cJSON_GetObjectItemCaseSensitive(r->net, ev->request_id) : NULL;
+    if (!n && ev->request_id)
+        n = cJSON_AddObjectToObject(r->net, ev->request_id);
+    if (!n) {
+        pthread_mutex_unlock(&r->mu);
         return;
-    pthread_mutex_lock(&r->mu);
-    cJSON *n = cJSON_GetObjectItemCaseSensitive(r->net, id);
-    if (!n)
-        n = cJSON_AddObjectToObject(r->net, id);
-    const cJSON *resp = cJSON_GetObjectItemCaseSensitive(params, "response");
-    if (!strcmp(method, "Network.requestWillBeSent") && !cJSON_HasObjectItem(n, "wall")) {
-        const cJSON *w = cJSON_GetObjectItemCaseSensitive(params, "wallTime");
-        if (cJSON_IsNumber(w))
-            cJSON_AddNumberToObject(n, "wall", w->valuedouble);
-        if (cJSON_IsNumber(ts))
-            cJSON_AddNumberToObject(n, "ts", ts->valuedouble);
-    } else if (!strcmp(method, "Network.responseReceived") && resp) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(resp, "timing");
-        const cJSON *st = cJSON_GetObjectItemCaseSensitive(resp, "status");
+    }
+    if (ev->kind == CDP_NET_SENT && !cJSON_HasObjectItem(n, "wall")) {
+        cJSON_AddNumberToObject(n, "wall", ev->wall_time);
+        cJSON_AddNumberToObject(n, "ts", ev->timestamp);
+    } else if (ev->kind == CDP_NET_RESPONSE) {
         cJSON_DeleteItemFromObject(n, "timing");
         cJSON_DeleteItemFromObject(n, "status");
-        if (t)
-            cJSON_AddItemToObject(n, "timing", cJSON_Duplicate(t, 1));
-        if (cJSON_IsNumber(st))
-            cJSON_AddNumberToObject(n, "status", st->valuedouble);
-    } else if (!strcmp(method, "Network.responseReceivedExtraInfo")) {
+        if (ev->timing)
+            cJSON_AddItemToObject(n, "timing", cJSON_Duplicate(ev->timing, 1));
+        cJSON_AddNumberToObject(n, "status", ev->status);
+    } else if (ev->kind == CDP_NET_RAW_HEADERS) {
         cJSON *extra = cJSON_GetObjectItemCaseSensitive(n, "extra");
         if (!extra)
             extra = cJSON_AddArrayToObject(n, "extra");
-        const cJSON *h = cJSON_GetObjectItemCaseSensitive(params, "headers");
-        const cJSON *st = cJSON_GetObjectItemCaseSensitive(params, "statusCode");
         cJSON *x = cJSON_CreateObject();
-        cJSON_AddNumberToObject(x, "status", cJSON_IsNumber(st) ? st->valuedouble : 0);
-        cJSON_AddItemToObject(x, "headers", h ? cJSON_Duplicate(h, 1) : cJSON_CreateObject());
+        cJSON_AddNumberToObject(x, "status", ev->status);
+        cJSON_AddItemToObject(x, "headers",
+                              ev->headers ? cJSON_Duplicate(ev->headers, 1) : cJSON_CreateObject());
         cJSON_AddItemToArray(extra, x);
-    } else if (!strcmp(method, "Network.loadingFinished")) {
-        if (cJSON_IsNumber(ts) && !cJSON_HasObjectItem(n, "finished"))
-            cJSON_AddNumberToObject(n, "finished", ts->valuedouble);
+    } else if (ev->kind == CDP_NET_FINISHED && !cJSON_HasObjectItem(n, "finished")) {
+        cJSON_AddNumberToObject(n, "finished", ev->timestamp);
     }
     pthread_mutex_unlock(&r->mu);
 }

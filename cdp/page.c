@@ -97,7 +97,7 @@ struct cdp_page {
     pthread_t icpt_thread;
     int icpt_running, icpt_stop;
     /* the Network domain's events (cdp_page_network), on every session */
-    cdp_event_fn net_fn;
+    cdp_net_fn net_fn;
     void *net_ud;
 };
 
@@ -446,14 +446,13 @@ static const struct page_event {
 static void on_event(cdp_session *s, const char *m, const cJSON *params, void *ud)
 {
     cdp_page *p = ud;
-    if (!strncmp(m, "Network.", 8)) { /* nothing a waiter wants: the watcher's only */
-        if (p->net_fn)
-            p->net_fn(s, m, params, p->net_ud);
+    cdp_net_event ev;
+    int net = !strncmp(m, "Network.", 8);
+    /* the loads of the top document only (a frame's target has its own) */
+    if (p->net_fn && (net || s == p->s) && cdp__net_view(m, params, &ev) == 0)
+        p->net_fn(&ev, p->net_ud);
+    if (net) /* nothing a waiter wants */
         return;
-    }
-    if (p->net_fn && s == p->s &&
-        (!strcmp(m, "Page.domContentEventFired") || !strcmp(m, "Page.loadEventFired")))
-        p->net_fn(s, m, params, p->net_ud);
     for (size_t i = 0; i < sizeof(page_events) / sizeof(page_events[0]); i++)
         if (strcmp(m, page_events[i].method) == 0) {
             if (!page_events[i].fn(p, s, params))
@@ -1382,7 +1381,7 @@ int cdp_page_intercept(cdp_page *p, int response_stage, cdp_intercept_fn fn, voi
     return rc;
 }
 
-int cdp_page_network(cdp_page *p, cdp_event_fn fn, void *ud, char *err)
+int cdp_page_network(cdp_page *p, cdp_net_fn fn, void *ud, char *err)
 {
     cdp__lock(p->b);
     p->net_ud = ud;

@@ -977,6 +977,9 @@ static int take_head(http_server *s, struct lws *wsi, pss *c)
             return 0;
         }
         size_t ll = n && line[n - 1] == '\r' ? n - 1 : n;
+        if (memchr(line, '\r', ll)) /* a bare CR: a line end to some, not to others */
+            return refuse_head(s, wsi, c, 400, "malformed_request",
+                               "a line of the head holds a CR that does not end it");
         c->scanned += n + 1;
         if (!c->have_line) {
             if (!ll) { /* empty lines before a request are allowed */

@@ -420,7 +420,7 @@ static void test_malformed_requests_get_their_status(void **state)
 
 /* With a header deadline of a minute, a head that is wrong is answered as
  * soon as its line is in, long before the deadline could have passed: a
- * line without a colon (400), a folded line (400), header lines over
+ * line without a colon, a folded line or a bare CR (400), header lines over
  * 16 KiB counting every header, unknown ones too (431). Headers just under
  * the limit are taken. */
 static void test_bad_heads_answered_at_once(void **state)
@@ -447,6 +447,7 @@ static void test_bad_heads_answered_at_once(void **state)
         {"X-No-Colon-Here\r\n", "Name: value", 400},
         {"X-A: 1\r\n folded\r\n", "folded", 400},
         {"Bad Name: 1\r\n", "Name: value", 400},
+        {"X-A: 1\rX-B: 2\r\n", "CR", 400},
         {pad, "16384", 431},
         {under, NULL, 200},
     };
