@@ -207,10 +207,7 @@ static void nearest(run *R, const sop_step *st, const sop_locator *loc, char *ou
     cJSON_Delete(o.value);
 }
 
-/* Carries the point (*x, *y) in the current frame's viewport outwards
- * through each enclosing frame, hit-testing it there. 0, or -1 with why
- * (the point is covered, or a frame is gone). */
-static int hit_through_frames(run *R, double *x, double *y, char *why, size_t whysz)
+int loc_hit_through_frames(run *R, double *x, double *y, char *why, size_t whysz)
 {
     char err[ERR_SIZE];
     for (int d = R->depth; d > 0; d--) {
@@ -290,7 +287,7 @@ static int judge(run *R, const cJSON *seen, int need_hit, double *x, double *y, 
     *y = dom_num(seen, "y");
     /* without a hit test the point is still in the frame's viewport: fine,
      * it is not used then */
-    return need_hit && hit_through_frames(R, x, y, why, whysz) ? -3 : 0;
+    return need_hit && loc_hit_through_frames(R, x, y, why, whysz) ? -3 : 0;
 }
 
 int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc, int need_hit, int left,
