@@ -31,15 +31,25 @@ void loc_text(const sop_locator *l, char *out, size_t outsz)
         snprintf(out, outsz, "%s\"%s\"", kinds[l->kind], l->value);
 }
 
-/* Waits (record mode only) until the document at depth has had no mutation
- * and no event for SETTLE_QUIET_MS, at most SETTLE_MAX tries: a page's
- * script may still be building what later steps look for. */
+/* Waits (record mode only) until the document at depth has loaded (no
+ * parser-blocking script or resource still coming: readyState "complete")
+ * and then had no mutation and no event for SETTLE_QUIET_MS, for at most
+ * SETTLE_MAX_MS: a page's script may still be building what later steps
+ * look for. Under load a page's script can arrive long after its markup,
+ * and a document with no script running changes nothing, so quiet alone
+ * is not settled. */
 #define SETTLE_QUIET_MS 150
-#define SETTLE_MAX 8
+#define SETTLE_MAX_MS 10000
 static void settle(run *R, int depth)
 {
     char err[ERR_SIZE];
-    for (int i = 0; i < SETTLE_MAX; i++) {
+    int64_t until = pt_mono_ms() + SETTLE_MAX_MS;
+    while (pt_mono_ms() < until) {
+        cJSON *v = NULL;
+        if (cdp_page_eval(R->page, run_frame(R, depth), "document.readyState", &v, 3000, err))
+            return;
+        int loaded = cJSON_IsString(v) && !strcmp(v->valuestring, "complete");
+        cJSON_Delete(v);
         cJSON *args = cJSON_CreateArray();
         cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateNumber(SETTLE_QUIET_MS)));
         dom_out o;
@@ -47,7 +57,7 @@ static void settle(run *R, int depth)
             return;
         int changed = cJSON_IsTrue(o.value);
         cJSON_Delete(o.value);
-        if (!changed)
+        if (loaded && !changed)
             return;
     }
 }
@@ -208,10 +218,7 @@ static void nearest(run *R, const sop_step *st, const sop_locator *loc, char *ou
     cJSON_Delete(o.value);
 }
 
-/* Carries the point (*x, *y) in the current frame's viewport outwards
- * through each enclosing frame, hit-testing it there. 0, or -1 with why
- * (the point is covered, or a frame is gone). */
-static int hit_through_frames(run *R, double *x, double *y, char *why, size_t whysz)
+int loc_hit_through_frames(run *R, double *x, double *y, char *why, size_t whysz)
 {
     char err[ERR_SIZE];
     for (int d = R->depth; d > 0; d--) {
@@ -274,17 +281,26 @@ static int judge(run *R, const cJSON *seen, int need_hit, double *x, double *y, 
     *count = (int)dom_num(seen, "count");
     if (*count != 1)
         return 1;
-    loc_snapshot(R, R->depth);
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(seen, "ok"))) {
         snprintf(why, whysz, "%s",
                  pt_json_str(seen, "why") ? pt_json_str(seen, "why") : "not actionable");
         return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(seen, "moving")) ? -2 : -1;
     }
+    /* the document the step acts in, not the first that showed one match:
+     * that may be the page before its script built the control (a <label
+     * for> naming an empty placeholder that a combobox fills). Taking it
+     * waits for the page to settle, so the point is looked at again. */
+    const sop_step *snapped = R->snapped;
+    loc_snapshot(R, R->depth);
+    if (R->snapped != snapped) {
+        snprintf(why, whysz, "the page was settling");
+        return -2;
+    }
     *x = dom_num(seen, "x");
     *y = dom_num(seen, "y");
     /* without a hit test the point is still in the frame's viewport: fine,
      * it is not used then */
-    return need_hit && hit_through_frames(R, x, y, why, whysz) ? -3 : 0;
+    return need_hit && loc_hit_through_frames(R, x, y, why, whysz) ? -3 : 0;
 }
 
 int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc0, int need_hit, int left,

@@ -58,6 +58,8 @@ struct rr {
     /* recording */
     cJSON *entries;
     cJSON *steps;
+    cJSON *net;   /* what the Network domain said, by its requestId (net_event) */
+    cJSON *loads; /* the top document's [kind, monotonic s]: "dcl" or "load" */
     int ndoms, nbodies;
     char **dom_hashes;
     /* replay */
@@ -533,6 +535,8 @@ static void record_paused(cdp_session *s, const cdp_request *req, void *ud)
     cJSON_AddStringToObject(e, "_step", at);
     if (req->resource_type)
         cJSON_AddStringToObject(e, "_resourceType", req->resource_type);
+    if (req->network_id) /* what the Network domain adds is merged at the end */
+        cJSON_AddStringToObject(e, "_networkId", req->network_id);
     cJSON_AddItemToArray(r->entries, e);
     pthread_mutex_unlock(&r->mu);
     free(text);
@@ -719,9 +723,59 @@ static const char *hook_stop(void *ud)
     return m;
 }
 
+/* The browser's word on a request, kept by its id until the HAR is
+ * written: when it was sent (wall clock and monotonic), its timing and
+ * status, the raw response headers of each response (with Set-Cookie,
+ * which interception does not show), when it finished; and the top
+ * document's loads. Service thread: only the lock. */
+static void net_event(const cdp_net_event *ev, void *ud)
+{
+    rr *r = ud;
+    pthread_mutex_lock(&r->mu);
+    if (ev->kind == CDP_NET_DOM_CONTENT || ev->kind == CDP_NET_LOAD) {
+        cJSON *x = cJSON_CreateArray();
+        cJSON_AddItemToArray(x, cJSON_CreateString(ev->kind == CDP_NET_LOAD ? "load" : "dcl"));
+        cJSON_AddItemToArray(x, cJSON_CreateNumber(ev->timestamp));
+        cJSON_AddItemToArray(r->loads, x);
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    cJSON *n = ev->request_id ? cJSON_GetObjectItemCaseSensitive(r->net, ev->request_id) : NULL;
+    if (!n && ev->request_id)
+        n = cJSON_AddObjectToObject(r->net, ev->request_id);
+    if (!n) {
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    if (ev->kind == CDP_NET_SENT && !cJSON_HasObjectItem(n, "wall")) {
+        cJSON_AddNumberToObject(n, "wall", ev->wall_time);
+        cJSON_AddNumberToObject(n, "ts", ev->timestamp);
+    } else if (ev->kind == CDP_NET_RESPONSE) {
+        cJSON_DeleteItemFromObject(n, "timing");
+        cJSON_DeleteItemFromObject(n, "status");
+        if (ev->timing)
+            cJSON_AddItemToObject(n, "timing", cJSON_Duplicate(ev->timing, 1));
+        cJSON_AddNumberToObject(n, "status", ev->status);
+    } else if (ev->kind == CDP_NET_RAW_HEADERS) {
+        cJSON *extra = cJSON_GetObjectItemCaseSensitive(n, "extra");
+        if (!extra)
+            extra = cJSON_AddArrayToObject(n, "extra");
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "status", ev->status);
+        cJSON_AddItemToObject(x, "headers",
+                              ev->headers ? cJSON_Duplicate(ev->headers, 1) : cJSON_CreateObject());
+        cJSON_AddItemToArray(extra, x);
+    } else if (ev->kind == CDP_NET_FINISHED && !cJSON_HasObjectItem(n, "finished")) {
+        cJSON_AddNumberToObject(n, "finished", ev->timestamp);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
 static int hook_page(void *ud, cdp_page *page, char *err)
 {
     rr *r = ud;
+    if (r->recording && cdp_page_network(page, net_event, r, err))
+        return -1;
     return cdp_page_intercept(page, r->recording, r->recording ? record_paused : replay_paused, r,
                               err)
                ? -1
@@ -771,6 +825,8 @@ rr *rr_record(const char *dir, const sop *s, const vars *inputs, const vars *sec
     r->portal = portal ? strdup(portal) : NULL;
     r->entries = cJSON_CreateArray();
     r->steps = cJSON_CreateArray();
+    r->net = cJSON_CreateObject();
+    r->loads = cJSON_CreateArray();
     return r;
 }
 
@@ -845,20 +901,151 @@ void rr_attach(rr *r, agent_options *o)
     o->rr_ud = r;
 }
 
+static double num(const cJSON *o, const char *key, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+/* An interval of a ResourceTiming (ms from its requestTime; -1 if none). */
+static double span(const cJSON *t, const char *from, const char *to)
+{
+    double a = num(t, from, -1), b = num(t, to, -1);
+    return a >= 0 && b >= a ? b - a : -1;
+}
+
+/* HAR timings from the protocol's own figures (Network.Response.timing,
+ * and loadingFinished for the body): blocked until the first of DNS,
+ * connect or send; dns, connect (ssl within it), send; wait until the
+ * headers were in; receive until the body was. The recorder's own pause at
+ * the response stage (reading the body) falls in receive. */
+static void har_timings(cJSON *e, const cJSON *n)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(n, "timing");
+    double req = num(t, "requestTime", -1), send0 = num(t, "sendStart", -1),
+           send1 = num(t, "sendEnd", -1), headers = num(t, "receiveHeadersEnd", -1);
+    if (!t || req < 0 || send0 < 0 || send1 < send0 || headers < send1)
+        return;
+    double first = num(t, "dnsStart", -1) >= 0       ? num(t, "dnsStart", -1)
+                   : num(t, "connectStart", -1) >= 0 ? num(t, "connectStart", -1)
+                                                     : send0;
+    double fin = num(n, "finished", -1);
+    double v[7] = {first,
+                   span(t, "dnsStart", "dnsEnd"),
+                   span(t, "connectStart", "connectEnd"),
+                   send1 - send0,
+                   headers - send1,
+                   fin >= req ? (fin - req) * 1000 - headers : 0,
+                   span(t, "sslStart", "sslEnd")};
+    if (v[5] < 0)
+        v[5] = 0;
+    static const char *const names[] = {"blocked", "dns",     "connect", "send",
+                                        "wait",    "receive", "ssl"};
+    cJSON *tm = cJSON_CreateObject();
+    double total = 0;
+    for (int i = 0; i < 7; i++) {
+        cJSON_AddNumberToObject(tm, names[i], v[i] < 0 ? -1 : (double)(long)(v[i] * 1000) / 1000);
+        total += i < 6 && v[i] > 0 ? v[i] : 0; /* ssl is counted in connect */
+    }
+    cJSON_ReplaceItemInObject(e, "timings", tm);
+    cJSON_ReplaceItemInObject(e, "time", cJSON_CreateNumber((double)(long)(total * 1000) / 1000));
+}
+
+/* The Network domain's figures into each entry: when it started, its
+ * timings, and the Set-Cookie headers interception leaves out (the
+ * response whose status matches, in order), every value masked. */
+static void har_merge_network(rr *r, cJSON *entries)
+{
+    size_t nt;
+    subst *t = table(r, &nt);
+    cJSON *e;
+    cJSON_ArrayForEach(e, entries)
+    {
+        const char *id = pt_json_str(e, "_networkId");
+        cJSON *n = id ? cJSON_GetObjectItemCaseSensitive(r->net, id) : NULL;
+        cJSON *rs = cJSON_GetObjectItemCaseSensitive(e, "response");
+        int status = (int)num(rs, "status", 0);
+        if (n && cJSON_HasObjectItem(n, "wall")) {
+            char iso[32];
+            pt_iso8601((int64_t)(num(n, "wall", 0) * 1000), iso);
+            cJSON_ReplaceItemInObject(e, "startedDateTime", cJSON_CreateString(iso));
+        }
+        if (n && (int)num(n, "status", -1) == status)
+            har_timings(e, n);
+        cJSON *x, *extras = n ? cJSON_GetObjectItemCaseSensitive(n, "extra") : NULL;
+        cJSON_ArrayForEach(x, extras)
+        {
+            if (cJSON_HasObjectItem(x, "used") || (int)num(x, "status", 0) != status)
+                continue;
+            cJSON_AddTrueToObject(x, "used");
+            cJSON *h, *headers = cJSON_GetObjectItemCaseSensitive(rs, "headers");
+            cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(x, "headers"))
+            {
+                if (!h->string || strcasecmp(h->string, "set-cookie") || !cJSON_IsString(h) ||
+                    header_value(headers, "set-cookie"))
+                    continue;
+                char *v = har_value("set-cookie", h->valuestring, t, nt,
+                                    cJSON_GetObjectItemCaseSensitive(rs, "cookies"));
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "name", "Set-Cookie");
+                cJSON_AddStringToObject(o, "value", v ? v : "");
+                free(v);
+                cJSON_AddItemToArray(headers, o);
+            }
+            break;
+        }
+    }
+    table_free(t, nt);
+}
+
+/* A page's onContentLoad or onLoad: ms from its document's request to the
+ * first such event of the top document after it and before the next
+ * page's request (monotonic clock, as both come from the protocol); -1 if
+ * none (a frame's document, or the run ended first). */
+static double page_timing(const rr *r, const char *kind, double start, double next)
+{
+    const cJSON *x;
+    cJSON_ArrayForEach(x, r->loads)
+    {
+        const char *k = cJSON_GetStringValue(cJSON_GetArrayItem(x, 0));
+        double at = cJSON_GetArrayItem(x, 1)->valuedouble;
+        if (k && !strcmp(k, kind) && at >= start && (next <= 0 || at < next))
+            return (double)(long)((at - start) * 1e6) / 1000;
+    }
+    return -1;
+}
+
+/* When the Network domain saw entry e's request leave (monotonic s), or 0. */
+static double sent_at(const rr *r, const cJSON *e)
+{
+    const char *id = pt_json_str(e, "_networkId");
+    return num(id ? cJSON_GetObjectItemCaseSensitive(r->net, id) : NULL, "ts", 0);
+}
+
 /* HAR pages: each document loaded starts one (named by its URL), and the
- * entries from there on name it in `pageref`. Page timings are not known
- * from the interception: -1, as HAR allows. */
-static void har_pages(cJSON *pages, cJSON *entries)
+ * entries from there on name it in `pageref`; its onContentLoad and onLoad
+ * are the top document's events after it (page_timing). */
+static void har_pages(const rr *r, cJSON *pages, cJSON *entries)
 {
     char id[32] = "";
-    cJSON *e;
+    cJSON *e, *pg = NULL;
+    double start = 0;
     int n = 0;
     cJSON_ArrayForEach(e, entries)
     {
         const char *type = pt_json_str(e, "_resourceType");
         if (type && !strcmp(type, "Document")) {
+            double next = sent_at(r, e);
+            if (pg) {
+                cJSON *pt = cJSON_GetObjectItemCaseSensitive(pg, "pageTimings");
+                cJSON_ReplaceItemInObject(pt, "onContentLoad",
+                                          cJSON_CreateNumber(page_timing(r, "dcl", start, next)));
+                cJSON_ReplaceItemInObject(pt, "onLoad",
+                                          cJSON_CreateNumber(page_timing(r, "load", start, next)));
+            }
+            start = next;
             snprintf(id, sizeof(id), "page_%d", ++n);
-            cJSON *pg = cJSON_CreateObject();
+            pg = cJSON_CreateObject();
             const char *at = pt_json_str(e, "startedDateTime");
             cJSON_AddStringToObject(pg, "startedDateTime", at ? at : "");
             cJSON_AddStringToObject(pg, "id", id);
@@ -871,6 +1058,17 @@ static void har_pages(cJSON *pages, cJSON *entries)
         }
         if (*id)
             cJSON_AddStringToObject(e, "pageref", id);
+    }
+    if (pg && start > 0) {
+        cJSON *pt = cJSON_GetObjectItemCaseSensitive(pg, "pageTimings");
+        cJSON_ReplaceItemInObject(pt, "onContentLoad",
+                                  cJSON_CreateNumber(page_timing(r, "dcl", start, 0)));
+        cJSON_ReplaceItemInObject(pt, "onLoad",
+                                  cJSON_CreateNumber(page_timing(r, "load", start, 0)));
+    }
+    cJSON_ArrayForEach(e, entries)
+    {
+        cJSON_DeleteItemFromObject(e, "_networkId");
     }
 }
 
@@ -889,7 +1087,8 @@ int rr_finish(rr *r, char *err)
     cJSON_AddStringToObject(creator, "version", PORTIER_VERSION);
     cJSON *pages = cJSON_AddArrayToObject(log, "pages");
     pthread_mutex_lock(&r->mu);
-    har_pages(pages, r->entries);
+    har_merge_network(r, r->entries);
+    har_pages(r, pages, r->entries);
     cJSON_AddItemToObject(log, "entries", r->entries);
     r->entries = NULL;
     cJSON *meta = cJSON_AddObjectToObject(log, "_portier");
@@ -928,6 +1127,8 @@ void rr_free(rr *r)
     free(r->dom_hashes);
     cJSON_Delete(r->entries);
     cJSON_Delete(r->steps);
+    cJSON_Delete(r->net);
+    cJSON_Delete(r->loads);
     free(r->missing);
     free(r->portal);
     pthread_mutex_destroy(&r->mu);

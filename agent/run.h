@@ -89,8 +89,8 @@ typedef struct run {
     size_t nhandlers;
     int in_handler;
     unsigned long handlers_looked; /* cdp_calls_here() after the last look */
-    const cJSON *field; /* step_fill: what the look saw of its field (borrowed) */
-    int stop; /* a status was reached */
+    const cJSON *field;            /* step_fill: what the look saw of its field (borrowed) */
+    int stop;                      /* a status was reached */
     cJSON *traj_steps;
     cdp_capture *shot; /* the screenshot in flight (trajectory.c) */
     /* the entries (in traj_steps) the picture in flight, or the next one,
@@ -217,6 +217,11 @@ void loc_snapshot(run *R, int depth);
 /* 1 when a frame the run is inside (R->stack) is no longer on its parent's
  * page, with why; else 0 (also when it cannot be told now). */
 int loc_frames_gone(run *R, char *why, size_t whysz);
+/* Carries the point (*x, *y) in the current frame's viewport outwards
+ * through each enclosing frame, hit-testing it there: on success it is in
+ * the top page's viewport. 0, or -1 with why (the point is covered, or a
+ * frame is gone). */
+int loc_hit_through_frames(run *R, double *x, double *y, char *why, size_t whysz);
 
 /* A readable form of a locator, for messages: label "Member ID". */
 void loc_text(const sop_locator *l, char *out, size_t outsz);
@@ -231,8 +236,8 @@ int loc_actionable(run *R, const sop_step *st, const sop_locator *loc, int need_
 /* loc_actionable, and what dom.js `info` says of the element, seen in the
  * same look, with frameDx and frameDy (what takes a point in its frame's
  * viewport to the top page's): *info new (the caller frees), with *out. */
-int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc, int need_hit,
-                        int left, cdp_handle **out, double *x, double *y, cJSON **info);
+int loc_actionable_info(run *R, const sop_step *st, const sop_locator *loc, int need_hit, int left,
+                        cdp_handle **out, double *x, double *y, cJSON **info);
 /* Waits until st's locator matches exactly one element, attached but not
  * necessarily visible. -1 when the step failed. */
 int loc_present(run *R, const sop_step *st, cdp_handle **e);

@@ -258,6 +258,8 @@ static int choose_once(run *R, const sop_step *st)
     double x, y;
     int rc = -1;
     cJSON *info;
+    int64_t until = pt_mono_ms() + run_timeout(R, st);
+again:
     if (value_and_element(R, st, 1, 0, &value, NULL, &e, &x, &y, &info))
         return -1;
     /* the list's points are in this frame's viewport; the combobox was
@@ -289,9 +291,26 @@ static int choose_once(run *R, const sop_step *st)
         dom_out o;
         if (dom_call(R, R->depth, NULL, "option", args, 1, &o, 3000, err) == 0 &&
             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o.value, "ok"))) {
-            rc = cdp_input_click(R->page, dom_num(o.value, "x") + dx, dom_num(o.value, "y") + dy,
-                                 err);
+            double ox = dom_num(o.value, "x"), oy = dom_num(o.value, "y");
             cJSON_Delete(o.value);
+            /* something of an outer document may have come over the list
+             * meanwhile (a session warning): a click there would miss the
+             * option and leave nothing chosen. Let the handlers deal with
+             * it, and choose again. */
+            char why[ERR_SIZE];
+            if (R->depth > 0 && loc_hit_through_frames(R, &ox, &oy, why, sizeof(why)) &&
+                pt_mono_ms() < until) {
+                cdp_handle_release(e);
+                free(value);
+                if (run_handlers(R) < 0 || R->stop)
+                    return -1;
+                run_wait_begin(R, &w, st, 500, "the page over the list");
+                run_wait_change(R, &w, WAIT_CAP_MS, NULL);
+                goto again;
+            }
+            if (R->depth == 0)
+                ox += dx, oy += dy;
+            rc = cdp_input_click(R->page, ox, oy, err);
             if (rc)
                 run_fail(R, st, "%s", err);
             else if (option_was_hit(R) == 0)

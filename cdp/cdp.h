@@ -399,11 +399,45 @@ typedef struct cdp_request {
     int has_response;              /* response stage, with a response: */
     int status;                    /*   its status code */
     const char *status_text;       /*   may be NULL */
-    const cJSON *response_headers; /* [{"name", "value"}], or NULL */
+    const cJSON *response_headers; /* [{"name", "value"}], or NULL; without
+                                      Set-Cookie, which Chromium leaves out
+                                      here (cdp_page_network has it) */
+    const char *network_id;        /* the Network domain's requestId, or NULL */
 } cdp_request;
 
 typedef void (*cdp_intercept_fn)(cdp_session *s, const cdp_request *req, void *ud);
 int cdp_page_intercept(cdp_page *p, int response_stage, cdp_intercept_fn fn, void *ud, char *err);
+
+/* What the browser says about the page's requests and loads, from the
+ * page and every frame of it (cdp_page_network): a request sent (its wall
+ * time), its response (status and the browser's own timing, a
+ * Network.ResourceTiming object), the response's raw headers (Set-Cookie
+ * included, which interception leaves out), its body all in; and the top
+ * document's DOMContentLoaded and load. Borrowed for the call. */
+enum cdp_net_kind {
+    CDP_NET_SENT,
+    CDP_NET_RESPONSE,
+    CDP_NET_RAW_HEADERS,
+    CDP_NET_FINISHED,
+    CDP_NET_DOM_CONTENT,
+    CDP_NET_LOAD,
+};
+typedef struct cdp_net_event {
+    enum cdp_net_kind kind;
+    const char *request_id; /* as cdp_request.network_id; NULL for the loads */
+    double wall_time;       /* SENT: seconds since the epoch */
+    double timestamp;       /* monotonic seconds (all but RESPONSE and RAW_HEADERS) */
+    int status;             /* RESPONSE, RAW_HEADERS */
+    const cJSON *timing;    /* RESPONSE: the ResourceTiming, or NULL */
+    const cJSON *headers;   /* RAW_HEADERS: an object, name -> value (repeats
+                               joined by a line break) */
+} cdp_net_event;
+typedef void (*cdp_net_fn)(const cdp_net_event *ev, void *ud);
+/* Sends fn those events, on the service thread (a listener: it must not
+ * block). For a recorder: set it with the interception, before the first
+ * navigation; it stays until the page closes. 0, or a negative code with
+ * err. */
+int cdp_page_network(cdp_page *p, cdp_net_fn fn, void *ud, char *err);
 
 /* Lets the request go on to the network unchanged. */
 int cdp_request_continue(cdp_session *s, const char *request_id, char *err);

@@ -202,6 +202,9 @@ cdp_handle *cdp__handle_new(cdp_session *s, const char *object_id);
 /* intercept.c */
 /* A view of Fetch.requestPaused params (borrowed: valid while params is). */
 void cdp__request_view(const cJSON *params, cdp_request *req);
+/* A view of a Network event, or of the Page load events cdp_page_network
+ * forwards: 0, or -1 if method is none of them (borrowed like the above). */
+int cdp__net_view(const char *method, const cJSON *params, cdp_net_event *ev);
 
 /* launch.c */
 /* Starts Chromium per b->launch; sets b->pid, b->tmpdir and the pipe's

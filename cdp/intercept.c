@@ -32,6 +32,46 @@ void cdp__request_view(const cJSON *params, cdp_request *req)
     req->status = req->has_response ? code->valueint : 0;
     req->status_text = pt_json_str(params, "responseStatusText");
     req->response_headers = cJSON_GetObjectItemCaseSensitive(params, "responseHeaders");
+    req->network_id = pt_json_str(params, "networkId");
+}
+
+static double number(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+int cdp__net_view(const char *method, const cJSON *params, cdp_net_event *ev)
+{
+    static const struct {
+        const char *method;
+        enum cdp_net_kind kind;
+    } kinds[] = {
+        {"Network.requestWillBeSent", CDP_NET_SENT},
+        {"Network.responseReceived", CDP_NET_RESPONSE},
+        {"Network.responseReceivedExtraInfo", CDP_NET_RAW_HEADERS},
+        {"Network.loadingFinished", CDP_NET_FINISHED},
+        {"Page.domContentEventFired", CDP_NET_DOM_CONTENT},
+        {"Page.loadEventFired", CDP_NET_LOAD},
+    };
+    size_t i = 0;
+    while (i < sizeof(kinds) / sizeof(kinds[0]) && strcmp(kinds[i].method, method))
+        i++;
+    if (i == sizeof(kinds) / sizeof(kinds[0]))
+        return -1;
+    const cJSON *resp = cJSON_GetObjectItemCaseSensitive(params, "response");
+    memset(ev, 0, sizeof(*ev));
+    ev->kind = kinds[i].kind;
+    ev->request_id = pt_json_str(params, "requestId");
+    ev->wall_time = number(params, "wallTime");
+    ev->timestamp = number(params, "timestamp");
+    ev->status =
+        (int)(ev->kind == CDP_NET_RESPONSE ? number(resp, "status") : number(params, "statusCode"));
+    ev->timing = cJSON_GetObjectItemCaseSensitive(resp, "timing");
+    ev->headers = ev->kind == CDP_NET_RAW_HEADERS
+                      ? cJSON_GetObjectItemCaseSensitive(params, "headers")
+                      : NULL;
+    return 0;
 }
 
 static cJSON *request_params(const char *request_id)

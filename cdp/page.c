@@ -96,6 +96,9 @@ struct cdp_page {
     pthread_cond_t icpt_cv;
     pthread_t icpt_thread;
     int icpt_running, icpt_stop;
+    /* the Network domain's events (cdp_page_network), on every session */
+    cdp_net_fn net_fn;
+    void *net_ud;
 };
 
 static void set_str(char **dst, const char *src)
@@ -443,6 +446,13 @@ static const struct page_event {
 static void on_event(cdp_session *s, const char *m, const cJSON *params, void *ud)
 {
     cdp_page *p = ud;
+    cdp_net_event ev;
+    int net = !strncmp(m, "Network.", 8);
+    /* the loads of the top document only (a frame's target has its own) */
+    if (p->net_fn && (net || s == p->s) && cdp__net_view(m, params, &ev) == 0)
+        p->net_fn(&ev, p->net_ud);
+    if (net) /* nothing a waiter wants */
+        return;
     for (size_t i = 0; i < sizeof(page_events) / sizeof(page_events[0]); i++)
         if (strcmp(m, page_events[i].method) == 0) {
             if (!page_events[i].fn(p, s, params))
@@ -476,6 +486,8 @@ static void watch_session(cdp_page *p, cdp_session *s)
     cdp_send(s, "Page.enable", NULL);
     cdp_send(s, "Runtime.enable", NULL);
     cdp_send(s, "Page.setLifecycleEventsEnabled", on);
+    if (p->net_fn)
+        cdp_send(s, "Network.enable", NULL);
     if (p->icpt_fn) /* before the frame runs: none of its requests escapes */
         cdp_send(s, "Fetch.enable", cJSON_Parse(p->icpt_patterns));
     cdp_send(s, "Target.setAutoAttach", aa);
@@ -489,7 +501,7 @@ int cdp_context_create(cdp_browser *b, char **id, char *err)
     cJSON *res = NULL;
     *id = NULL;
     int rc = cdp__call(cdp_browser_session(b), "Target.createBrowserContext", NULL, &res,
-                      CALL_TIMEOUT, err);
+                       CALL_TIMEOUT, err);
     if (rc)
         return rc;
     const char *v = pt_json_str(res, "browserContextId");
@@ -505,7 +517,7 @@ int cdp_context_dispose(cdp_browser *b, const char *id, char *err)
     cJSON *params = cJSON_CreateObject();
     cJSON_AddStringToObject(params, "browserContextId", id);
     return cdp__call(cdp_browser_session(b), "Target.disposeBrowserContext", params, NULL,
-                    CALL_TIMEOUT, err);
+                     CALL_TIMEOUT, err);
 }
 
 static int call_simple(cdp_session *s, const char *method, cJSON *params, char *err)
@@ -609,6 +621,7 @@ void cdp_page_close(cdp_page *p)
         return;
     cdp__lock(p->b);
     p->icpt_fn = NULL; /* no more queueing */
+    p->net_fn = NULL;
     cdp__unlock(p->b);
     intercept_stop(p);
     free(p->icpt_patterns);
@@ -1360,10 +1373,31 @@ int cdp_page_intercept(cdp_page *p, int response_stage, cdp_intercept_fn fn, voi
     for (size_t i = 0; ss && i < n; i++) {
         if (!rc)
             rc = cdp__call(ss[i], "Fetch.enable", cJSON_Duplicate(params, 1), NULL, CALL_TIMEOUT,
-                          err);
+                           err);
         cdp_session_unref(ss[i]);
     }
     free(ss);
     cJSON_Delete(params);
+    return rc;
+}
+
+int cdp_page_network(cdp_page *p, cdp_net_fn fn, void *ud, char *err)
+{
+    cdp__lock(p->b);
+    p->net_ud = ud;
+    p->net_fn = fn;
+    /* sessions already attached (the page's own; frames made so far) */
+    size_t n = p->nsubs;
+    cdp_session **ss = calloc(n ? n : 1, sizeof(*ss));
+    for (size_t i = 0; ss && i < n; i++)
+        ss[i] = cdp_session_ref(p->subs[i].s);
+    cdp__unlock(p->b);
+    int rc = ss ? 0 : (pt_errf(err, "out of memory"), CDP_EFAIL);
+    for (size_t i = 0; ss && i < n; i++) {
+        if (!rc)
+            rc = cdp__call(ss[i], "Network.enable", NULL, NULL, CALL_TIMEOUT, err);
+        cdp_session_unref(ss[i]);
+    }
+    free(ss);
     return rc;
 }

@@ -417,27 +417,35 @@ int cli_account(int argc, char **argv)
 /* ---- portier webhook test ------------------------------------------------ */
 
 /* Sends the signed ping and prints what came back; the exit status. */
-static int ping(const account *a, const char *secret)
+static int ping(const account *a, const char *secret, int allow_private)
 {
     int ok = 0;
-    cli_print_json(webhook_ping(a, secret, &ok));
+    cli_print_json(webhook_ping(a, secret, allow_private, &ok));
     return ok ? 0 : 1;
 }
+
+#define WEBHOOK_USAGE                                                                              \
+    "usage: portier webhook test NAME [--db FILE] [--master-key-file FILE]\n"                       \
+    "                            [--allow-private-webhooks]\n"
 
 int cli_webhook(int argc, char **argv)
 {
     const char *db = "portier.db", *name = NULL;
-    int test = 0;
+    int test = 0, allow_private = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
-            printf("usage: portier webhook test NAME [--db FILE] [--master-key-file FILE]\n"
-                   "  sends a signed ping to the account's webhook endpoint\n");
+            printf(WEBHOOK_USAGE
+                   "  sends a signed ping to the account's webhook endpoint; the endpoint is\n"
+                   "  checked as account set-webhook checks it (http or https; loopback,\n"
+                   "  link-local and private addresses only with --allow-private-webhooks)\n");
             return 0;
         }
         if (!strcmp(argv[i], "--db") && i + 1 < argc)
             db = argv[++i];
         else if (!strcmp(argv[i], "--master-key-file") && i + 1 < argc)
             setenv("PORTIER_MASTER_KEY_FILE", argv[++i], 1); /* keys_load reads it */
+        else if (!strcmp(argv[i], "--allow-private-webhooks"))
+            allow_private = 1;
         else if (!strcmp(argv[i], "test") && !test)
             test = 1;
         else if (argv[i][0] != '-' && test && !name)
@@ -446,7 +454,7 @@ int cli_webhook(int argc, char **argv)
             test = -1;
     }
     if (test != 1 || !name) {
-        fprintf(stderr, "usage: portier webhook test NAME [--db FILE]\n");
+        fprintf(stderr, WEBHOOK_USAGE);
         return 2;
     }
     char err[PT_ERR_MAX];
@@ -470,7 +478,7 @@ int cli_webhook(int argc, char **argv)
         fprintf(stderr, "portier webhook: the account has no %s\n",
                 !a.webhook_url ? "webhook endpoint (account set-webhook)" : "readable secret");
     else
-        rc = ping(&a, secret);
+        rc = ping(&a, secret, allow_private);
 out:
     keys_wipe(secret);
     account_free(&a);

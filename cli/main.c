@@ -40,7 +40,7 @@ static const struct {
      "      Move an installation's database (every table) into an empty one.",
      0},
     {"webhook", cli_webhook,
-     "webhook test NAME [--db FILE]\n"
+     "webhook test NAME [--db FILE] [--allow-private-webhooks]\n"
      "      Send a signed ping to the account's webhook endpoint and show the reply."},
     {"browse", cli_browse,
      "browse URL [--eval JS] [--screenshot FILE] [--full-page] [--wait load|idle]\n"

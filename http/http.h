@@ -7,9 +7,12 @@
  * store write, the sandbox's simulated latency) never stalls the others.
  * Request bodies are held in memory up to a cap (413 past it), and only once
  * the owner's admit hook took the headers; multipart is parsed here, never
- * by lws (see DESIGN.md). The layer is strict: 400 for a malformed or
- * conflicting Content-Length or a NUL in a header, 431 for headers over
- * 16 KiB, 414 for a URL over 8 KiB.
+ * by lws (see DESIGN.md). The layer is strict, and says so as soon as the
+ * offending line arrives: 400 for a malformed or conflicting
+ * Content-Length, a NUL in a header, or a header line that is not
+ * "Name: value"; 431 for header lines over 16 KiB in all (every byte
+ * counts); 414 for a URL over 8 KiB. Connections are kept alive (HTTP/1.1),
+ * pipelined requests answered in order.
  *
  * A handler reads the request through the accessors below and fills the
  * response; everything it is given is borrowed and valid only during the
@@ -33,12 +36,10 @@ typedef void (*http_handler)(http_request *req, void *ud);
 typedef int (*http_admit)(http_request *req, void *ud);
 
 typedef struct http_options {
-    const char *host;                  /* address to listen on; NULL: 127.0.0.1 */
-    int port;                          /* 0: a free port (see http_port) */
-    int workers;                       /* handler threads; 0: 4 */
-    size_t max_body;                   /* bytes; 0: 25 MiB */
-    const char *const *custom_headers; /* NULL-terminated lower-case names of
-                                          non-standard headers to keep */
+    const char *host; /* address to listen on; NULL: 127.0.0.1 */
+    int port;         /* 0: a free port (see http_port) */
+    int workers;      /* handler threads; 0: 4 */
+    size_t max_body;  /* bytes; 0: 25 MiB */
     /* multipart/form-data bodies: with spool_dir set, they are parsed as they
      * arrive (http/multipart.c), file parts written to a folder under
      * spool_dir and other parts kept as form values; the handler sees
@@ -159,8 +160,8 @@ typedef struct http_file {
                                  with http_file_read); deleted after the
                                  handler unless moved away */
     size_t size;
-    struct pt_stream *spool;  /* the spool's cipher (util/crypto.h): its key
-                                 lives in this request's memory only */
+    struct pt_stream *spool; /* the spool's cipher (util/crypto.h): its key
+                                lives in this request's memory only */
 } http_file;
 /* The spooled file's bytes, deciphered: a new buffer (*data, *len; the
  * caller frees it). 0 or -1. */

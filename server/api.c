@@ -1511,7 +1511,7 @@ void api_handle(http_request *r, void *ud)
         return;
     }
     if (dashboard_owns(path)) {
-        dashboard_env d = {c.st, e->keys, e->sops};
+        dashboard_env d = {c.st, e->keys, e->sops, e->allow_private_webhooks};
         dashboard_handle(&d, r);
         return;
     }

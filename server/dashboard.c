@@ -321,7 +321,7 @@ static void test_event(const dashboard_env *d, http_request *r, const account *a
         return;
     }
     int ok = 0;
-    cJSON *o = webhook_ping(a, secret, &ok);
+    cJSON *o = webhook_ping(a, secret, d->allow_private_webhooks, &ok);
     keys_wipe(secret);
     PT_INFO("dashboard", "account %lld: test event %s", (long long)a->id, ok ? "delivered" : "not delivered");
     reply_obj(r, 200, o);

@@ -24,6 +24,7 @@ typedef struct dashboard_env {
     store *st; /* this handler thread's */
     const keys *keys;
     bundle_cache *sops;
+    int allow_private_webhooks; /* a test event may go to a non-public endpoint */
 } dashboard_env;
 
 /* Whether path is the dashboard's (/, /ui/..., /favicon.ico, /session...,

@@ -171,9 +171,6 @@ static int start_http(service *s, char *err)
                        .header_timeout_ms = s->o.header_timeout_ms,
                        .min_body_rate = s->o.min_body_rate,
                        .max_conns_per_peer = s->o.max_conns_per_peer};
-    static const char *const custom[] = {"idempotency-key", "webhook-id", "webhook-timestamp",
-                                         "webhook-signature", "x-csrf-token", "x-portier-background", NULL};
-    ho.custom_headers = custom;
     return http_start(&ho, api_handle, &s->api, &s->http, err);
 }
 

@@ -48,8 +48,8 @@ typedef struct flight {
     int allow_private;   /* the deliverer's, copied */
     int refused;         /* the endpoint resolved to a non-public address */
     char error[CURL_ERROR_SIZE];
-    char *url;           /* where it went, for the attempt's record */
-    pt_buf reply;        /* the reply's first bytes (REPLY_KEEP) */
+    char *url;    /* where it went, for the attempt's record */
+    pt_buf reply; /* the reply's first bytes (REPLY_KEEP) */
 } flight;
 
 struct webhooks {
@@ -343,16 +343,28 @@ static long timeout_from_env(void)
     return v > 0 ? v : 15000;
 }
 
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a);
+
 int webhook_send(const char *url, const char *const *secrets, size_t nsecrets, const char *event_id,
-                 const char *body, long *status, char **reply, int64_t *latency_ms, char *err)
+                 const char *body, int allow_private, long *status, char **reply,
+                 int64_t *latency_ms, char *err)
 {
     struct curl_slist *hs = NULL;
     char errbuf[CURL_ERROR_SIZE];
     *status = 0;
     *reply = NULL;
+    *latency_ms = 0;
+    /* the same endpoint rules as set-webhook and delivery: a test event
+     * must not reach what a real one may not */
+    if (webhook_url_check(url, allow_private, err) < 0)
+        return -1;
     CURL *e = make_request(url, secrets, nsecrets, event_id, body, timeout_from_env(), &hs, errbuf);
     if (!e)
         return pt_errf(err, "cannot sign the event (is the secret whsec_ base64?)");
+    flight f = {0}; /* for open_socket: the address connected to is checked too */
+    f.allow_private = allow_private;
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &f);
     pt_buf b;
     pt_buf_init(&b, 0);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
@@ -364,6 +376,9 @@ int webhook_send(const char *url, const char *const *secrets, size_t nsecrets, c
     curl_easy_cleanup(e);
     curl_slist_free_all(hs);
     *reply = pt_buf_take(&b);
+    if (f.refused)
+        return pt_errf(err, "the webhook endpoint's address is a loopback, link-local or private "
+                            "one; allow such endpoints with --allow-private-webhooks");
     if (rc != CURLE_OK)
         return pt_errf(err, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
     return 0;
@@ -646,8 +661,8 @@ static void finish_one(webhooks *w, store *st, flight *f, CURLcode rc)
     }
     char reply[ATTEMPT_REPLY_KEEP + 1];
     outbox_attempt rec = {attempt, f->url, reply_excerpt(&f->reply, reply)};
-    store_outbox_attempt(st, f->row.id, now, (int)status, latency, err[0] ? err : NULL, state,
-                         next, &rec);
+    store_outbox_attempt(st, f->row.id, now, (int)status, latency, err[0] ? err : NULL, state, next,
+                         &rec);
     static const char *const state_names[] = {"to retry", "delivered", "dead", "disabled",
                                               "undeliverable"};
     PT_INFO("webhook", "event %s (task %lld) attempt %d: %s%s%s", f->row.event_id,
@@ -895,7 +910,7 @@ cJSON *webhook_events_json(unsigned mask)
     return arr;
 }
 
-cJSON *webhook_ping(const account *a, const char *secret, int *ok_out)
+cJSON *webhook_ping(const account *a, const char *secret, int allow_private, int *ok_out)
 {
     char eid[40] = "evt_", err[PT_ERR_MAX] = "";
     pt_random_hex(eid + 4, 32);
@@ -907,8 +922,8 @@ cJSON *webhook_ping(const account *a, const char *secret, int *ok_out)
     long status = 0;
     char *reply = NULL;
     int64_t latency = 0;
-    int sent = webhook_send(a->webhook_url, secrets, 1, eid, body ? body : "{}", &status, &reply,
-                            &latency, err);
+    int sent = webhook_send(a->webhook_url, secrets, 1, eid, body ? body : "{}", allow_private,
+                            &status, &reply, &latency, err);
     int ok = sent == 0 && status >= 200 && status < 300;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "url", a->webhook_url);
@@ -927,4 +942,3 @@ cJSON *webhook_ping(const account *a, const char *secret, int *ok_out)
     *ok_out = ok;
     return o;
 }
-

@@ -60,9 +60,13 @@ char *webhook_envelope(const char *event, int64_t created_ms, const char *data_j
 
 /* Sends one event now, synchronously (`portier webhook test`): *status is
  * the HTTP status (0: none), *reply the first bytes of the body (malloc'd).
- * Returns 0 if a response came back, -1 with err otherwise. */
+ * The URL is held to webhook_url_check's rules first, and the address
+ * connected to as well (allow_private as there): nothing is sent to an
+ * endpoint that set-webhook would refuse. Returns 0 if a response came
+ * back, -1 with err otherwise. */
 int webhook_send(const char *url, const char *const *secrets, size_t nsecrets, const char *event_id,
-                 const char *body, long *status, char **reply, int64_t *latency_ms, char *err);
+                 const char *body, int allow_private, long *status, char **reply,
+                 int64_t *latency_ms, char *err);
 
 /* Event names: "task_finished,task_waiting" (a comma list, each once) into
  * a STORE_EVENT_* mask; 0, or -1 with err naming what is not an event. */
@@ -74,8 +78,10 @@ cJSON *webhook_events_json(unsigned mask);
 /* Sends the account's endpoint a signed "ping" event now (`portier webhook
  * test`, the dashboard's Send test event) and says what came back:
  * {"url", "event_id", "http_status", "latency_ms", "reply", "ok"[, "error"]}
- * (new); *ok is 1 for a 2xx. a->webhook_url must be set. */
-cJSON *webhook_ping(const account *a, const char *secret, int *ok);
+ * (new); *ok is 1 for a 2xx. a->webhook_url must be set. An endpoint that
+ * webhook_url_check refuses (allow_private as there) is not sent to: the
+ * "error" says why. */
+cJSON *webhook_ping(const account *a, const char *secret, int allow_private, int *ok);
 
 /* The retry delays in seconds: PORTIER_WEBHOOK_RETRY_SCHEDULE ("0,5,300")
  * or the default (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). */

@@ -156,14 +156,12 @@ int sandbox_start(const sandbox_options *opts, sandbox **out, char *err)
         goto fail;
     }
 
-    static const char *const custom[] = {"x-sandbox-token", NULL};
     sb->appeals_ctx = (site_ctx){sb, SITE_APPEALS};
     sb->portal_ctx = (site_ctx){sb, SITE_PORTAL};
     http_options ho = {.host = sb->o.host,
                        .port = 0,
                        .workers = 4,
-                       .max_body = 40u << 20,
-                       .custom_headers = custom};
+                       .max_body = 40u << 20};
     if (http_start_router(&ho, &appeals_router, &sb->appeals_ctx, &sb->appeals, err) < 0)
         goto fail;
     ho.port = sb->o.port;

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "tests/support/testmain.h"
 #include "tests/support/testcurl.h"
+#include "tests/support/testhttp.h"
 #include "tests/support/testproc.h"
 #include "agent/agent.h"
 
@@ -16,6 +17,7 @@
 #include "util/timeutil.h"
 
 #include <cjson/cJSON.h>
+#include <sqlite3.h>
 #include <strings.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -589,8 +591,27 @@ static int cookie_pairs(const char *value, int set_cookie, const char *name)
     return named;
 }
 
+/* The sandbox's session ids (the sb_session cookie's values) so far:
+ * how many went into ids (new strings). */
+static int session_ids(sandbox *sb, char **ids, int max)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/sandbox.db", sandbox_data_dir(sb));
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int n = 0;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT id FROM sessions", -1, &st, NULL), SQLITE_OK);
+    while (n < max && sqlite3_step(st) == SQLITE_ROW)
+        ids[n++] = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
 /* A recording keeps Set-Cookie and Cookie headers with every value replaced
- * by a placeholder, and lists the cookies by name. */
+ * by a placeholder, and lists the cookies by name; the session cookie's
+ * value is nowhere in its HAR; timings are the protocol's own. */
 static void recording_keeps_no_cookie_value(void **state)
 {
     (void)state;
@@ -636,7 +657,28 @@ static void recording_keeps_no_cookie_value(void **state)
     fprintf(stderr, "HAR: %d Set-Cookie and %d Cookie pairs of sb_session, %d cookies listed\n",
             set, sent, listed);
     assert_true(sent > 0);
-    assert_true(listed >= sent);
+    assert_true(set > 0); /* the sign-in's, which interception alone does not show */
+    assert_true(listed >= sent + set);
+    char *ids[16];
+    int nids = session_ids(sb, ids, 16);
+    assert_true(nids > 0);
+    for (int i = 0; i < nids; i++) {
+        if (strstr(text, ids[i]))
+            fail_msg("the session cookie's value is in the HAR");
+        free(ids[i]);
+    }
+    /* timings from Network.Response.timing: the phases a browser measured */
+    int timed = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(cJSON_GetObjectItem(h, "log"), "entries"))
+    {
+        const cJSON *tm = cJSON_GetObjectItem(e, "timings");
+        timed += cJSON_IsNumber(cJSON_GetObjectItem(tm, "blocked")) &&
+                 cJSON_IsNumber(cJSON_GetObjectItem(tm, "connect")) &&
+                 cJSON_GetObjectItem(tm, "send")->valuedouble >= 0 &&
+                 cJSON_GetObjectItem(tm, "wait")->valuedouble >= 0;
+    }
+    fprintf(stderr, "HAR: %d entries timed by the protocol\n", timed);
+    assert_true(timed > 5);
     /* pages: one per document, and the entries name theirs */
     const cJSON *log = cJSON_GetObjectItem(h, "log");
     int pages = cJSON_GetArraySize(cJSON_GetObjectItem(log, "pages")), refs = 0;
@@ -646,6 +688,14 @@ static void recording_keeps_no_cookie_value(void **state)
         refs += cJSON_IsString(cJSON_GetObjectItem(e, "pageref"));
     }
     assert_true(refs > pages);
+    int loaded = 0; /* the top document's load, from the protocol's own events */
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(log, "pages"))
+    {
+        const cJSON *pt = cJSON_GetObjectItem(e, "pageTimings");
+        loaded += cJSON_GetObjectItem(pt, "onLoad")->valuedouble >= 0 &&
+                  cJSON_GetObjectItem(pt, "onContentLoad")->valuedouble >= 0;
+    }
+    assert_true(loaded >= 2);
     cJSON_Delete(h);
     free(text);
     pt_rmtree(dir);
@@ -793,6 +843,56 @@ static void lint_against_fresh_appeals(void **state)
                                   "sops/sandbox/examples/submit_appeal/appeal-letter.pdf");
 }
 
+/* A frame whose script arrives a while after its markup (as under load):
+ * the label's control is an empty placeholder until the script fills it
+ * with a combobox and points the label at it. The recording keeps the
+ * document the step acted in, once the frame has loaded and settled, so
+ * lint --against finds the combobox: no false "no match". */
+static void lint_against_a_late_script(void **state)
+{
+    (void)state;
+    th_server *site = th_start();
+    th_route(site, "/outer", "text/html",
+             "<!doctype html><html><body><a href=\"/form\" target=\"f\">Open the form</a>"
+             "<iframe id=\"f\" name=\"f\" src=\"about:blank\"></iframe></body></html>",
+             -1, 0);
+    th_route(site, "/form", "text/html",
+             "<!doctype html><html><body><form><label for=\"payer\">Payer</label>"
+             "<div id=\"payer\"></div></form><script src=\"/late.js\"></script></body></html>",
+             -1, 0);
+    th_route(site, "/late.js", "text/javascript",
+             "document.getElementById('payer').innerHTML = '<input type=\"text\" "
+             "role=\"combobox\" id=\"payer-input\">';"
+             "document.querySelector('label[for=\"payer\"]').htmlFor = 'payer-input';",
+             -1, 1500);
+    char *dir = pt_mkdtemp("portier-late");
+    char sop_path[4200], data[4200], rec[4200], url[128];
+    snprintf(sop_path, sizeof(sop_path), "%s/late.sop", dir);
+    snprintf(data, sizeof(data), "%s/late.txt", dir);
+    snprintf(rec, sizeof(rec), "%s/rec", dir);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", th_port(site));
+    const char *text = "sop late \"A combobox a late script builds\"\n"
+                       "input payer required\n"
+                       "goto \"{{portal}}/outer\"\n"
+                       "click link \"Open the form\"\n"
+                       "in frame \"#f\"\n"
+                       "  fill label \"Payer\" with payer\n"
+                       "end\n"
+                       "finish completed \"filled\"\n";
+    pt_write_file(sop_path, text, strlen(text), 0600);
+    pt_write_file(data, "payer: Gold PPO\n", 16, 0600);
+    const char *extra[] = {"--record", rec, NULL};
+    result r = run_sop_at(url, sop_path, data, extra);
+    expect_status(&r, 0, "completed");
+    result_free(&r);
+    int errors = 0;
+    assert_int_equal(lint_against(sop_path, rec, &errors, 0), 0);
+    assert_int_equal(errors, 0);
+    pt_rmtree(dir);
+    free(dir);
+    th_stop(site);
+}
+
 /* The Plans & Providers app (shadow-DOM fields, a keystroke-only date, a
  * typeahead, a plans table, a paginated search, a drop zone, a confirm()),
  * with the session ended on the second page load (--expire-after 2): the
@@ -826,7 +926,7 @@ static void plan_appeal_signs_in_again_and_files_once(void **state)
 PT_TESTS("agent", cmocka_unit_test(tasks_run_at_once_on_one_browser),
          cmocka_unit_test(recording_keeps_no_cookie_value),
          cmocka_unit_test(unreachable_portal_has_its_own_exit),
-         cmocka_unit_test(lint_against_fresh_claims),
+         cmocka_unit_test(lint_against_a_late_script), cmocka_unit_test(lint_against_fresh_claims),
          cmocka_unit_test(lint_against_fresh_eligibility),
          cmocka_unit_test(lint_against_fresh_prior_authorizations),
          cmocka_unit_test(lint_against_fresh_appeals),

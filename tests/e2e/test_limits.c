@@ -13,6 +13,7 @@
 #include "tests/support/testhttp.h"
 #include "tests/support/testmain.h"
 #include "tests/support/testserve.h"
+#include "util/buf.h"
 #include "util/timeutil.h"
 
 #include <arpa/inet.h>
@@ -429,6 +430,113 @@ static void test_malformed_requests_get_their_status(void **state)
     stop(&e);
 }
 
+/* With a header deadline of a minute, a head that is wrong is answered as
+ * soon as its line is in, long before the deadline could have passed: a
+ * line without a colon, a folded line or a bare CR (400), header lines over
+ * 16 KiB counting every header, unknown ones too (431). Headers just under
+ * the limit are taken. */
+static void test_bad_heads_answered_at_once(void **state)
+{
+    (void)state;
+    env e;
+    const char *extra[] = {"--header-timeout", "60", NULL};
+    start(&e, "lim-heads", extra, NULL);
+    char *pad = NULL, *under = NULL;
+    pt_buf p, u;
+    pt_buf_init(&p, 0);
+    pt_buf_init(&u, 0);
+    for (int i = 0; i < 40; i++) /* 40 unknown headers of 500 bytes: 20 KiB */
+        pt_buf_appendf(&p, "X-Pad-%02d: %0500d\r\n", i, 0);
+    for (int i = 0; i < 28; i++) /* 28 of them: 14 KiB */
+        pt_buf_appendf(&u, "X-Pad-%02d: %0500d\r\n", i, 0);
+    pt_buf_appendf(&u, "Connection: close\r\n");
+    pad = pt_buf_take(&p);
+    under = pt_buf_take(&u);
+    const struct {
+        const char *headers, *says;
+        int want;
+    } cases[] = {
+        {"X-No-Colon-Here\r\n", "Name: value", 400},
+        {"X-A: 1\r\n folded\r\n", "folded", 400},
+        {"Bad Name: 1\r\n", "Name: value", 400},
+        {"X-A: 1\rX-B: 2\r\n", "CR", 400},
+        {pad, "16384", 431},
+        {under, NULL, 200},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *req = request(&e, "GET /tasks?limit=1", 1, cases[i].headers, NULL);
+        int fd = raw_connect(e.port), c;
+        raw_send(fd, req, strlen(req)); /* and nothing more: no end to wait for */
+        char *reply = raw_read(fd, cases[i].want == 200 ? 20000 : 30000, &c);
+        if (status_of(reply) != cases[i].want)
+            fail_msg("case %zu: got %d, want %d (within half the deadline)", i, status_of(reply),
+                     cases[i].want);
+        if (cases[i].says && !strstr(reply, cases[i].says))
+            fail_msg("case %zu: the reply does not say why: %s", i, reply);
+        free(reply);
+        free(req);
+        close(fd);
+    }
+    free(pad);
+    free(under);
+    stop(&e);
+}
+
+/* Keep-alive: a connection answers request after request without
+ * Connection: close; requests pipelined in one write are answered in
+ * order; a pipelined request whose body the client's close cuts short
+ * leaves the server answering (lws 4.1's own parser spun there). */
+static void test_keep_alive_and_pipelining(void **state)
+{
+    (void)state;
+    env e;
+    start(&e, "lim-keep", NULL, NULL);
+    int fd = raw_connect(e.port), c;
+    for (int i = 0; i < 3; i++) {
+        raw_send(fd, HEALTHZ, strlen(HEALTHZ));
+        char *reply = raw_read(fd, 2000, &c);
+        assert_int_equal(status_of(reply), 200);
+        assert_null(strcasestr(reply, "connection: close"));
+        assert_int_equal(c, 0);
+        free(reply);
+    }
+    char *list = request(&e, "GET /tasks?limit=1", 1, NULL, NULL);
+    char *three = NULL;
+    assert_true(asprintf(&three, "%s%s%s", HEALTHZ, list, HEALTHZ_CLOSE) > 0);
+    raw_send(fd, three, strlen(three));
+    char *reply = raw_read(fd, 20000, &c);
+    assert_int_equal(c, 1); /* the third asked to close */
+    const char *p = reply;
+    int got[3] = {0}, n = 0;
+    while (n < 3 && (p = strstr(p, "HTTP/1.1 ")))
+        got[n++] = atoi(p += 9);
+    assert_int_equal(n, 3);
+    assert_int_equal(got[0], 200);
+    assert_int_equal(got[1], 200);
+    assert_int_equal(got[2], 200);
+    assert_non_null(strstr(reply, "\"data\""));
+    free(reply);
+    close(fd);
+    for (int k = 0; k < 5; k++) {
+        char *cut = NULL;
+        char *post = request(&e, "POST /tasks", 1,
+                             "Content-Type: application/json\r\nContent-Length: 200\r\n",
+                             "{\"type\":\"check_el");
+        assert_true(asprintf(&cut, "%s%s", HEALTHZ, post) > 0);
+        fd = raw_connect(e.port);
+        raw_send(fd, cut, strlen(cut));
+        shutdown(fd, SHUT_WR);
+        free(raw_read(fd, 2000, &c));
+        close(fd);
+        free(cut);
+        free(post);
+        assert_int_equal(raw_status(e.port, HEALTHZ_CLOSE, strlen(HEALTHZ_CLOSE), 10000), 200);
+    }
+    free(three);
+    free(list);
+    stop(&e);
+}
+
 /* With --max-queue 5 and nothing running, forty requests at once admit at
  * most five, and the tasks listed are exactly the ones admitted. */
 static void test_queue_limit_holds_under_a_burst(void **state)
@@ -518,6 +626,26 @@ static void test_webhook_urls_are_checked(void **state)
     const char *bad_scheme[] = {
         "account", "set-webhook", "acme", "file:///x", "--allow-private-webhooks", NULL};
     assert_int_not_equal(cli_status(&s, bad_scheme), 0);
+    /* `webhook test` holds the stored endpoint to the same rules before it
+     * sends: a loopback receiver gets nothing without the flag, the ping
+     * with it */
+    th_server *rx = th_start();
+    th_route(rx, "/hook", "application/json", "{}", -1, 0);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", th_port(rx));
+    const char *set_rx[] = {"account", "set-webhook", "acme", url, "--allow-private-webhooks",
+                            NULL};
+    assert_int_equal(cli_status(&s, set_rx), 0);
+    const char *test[] = {"webhook", "test", "acme", NULL};
+    char *out = NULL;
+    assert_int_not_equal(ts_cli(&s, test, NULL, &out), 0);
+    assert_non_null(strstr(out, "--allow-private-webhooks"));
+    free(out);
+    assert_int_equal(th_hits(rx, "/hook"), 0);
+    const char *test_ok[] = {"webhook", "test", "acme", "--allow-private-webhooks", NULL};
+    assert_int_equal(cli_status(&s, test_ok), 0);
+    assert_int_equal(th_hits(rx, "/hook"), 1);
+    th_stop(rx);
     ts_cleanup(&s);
 }
 
@@ -697,6 +825,8 @@ PT_TESTS("limits", cmocka_unit_test(test_unauthenticated_body_never_read),
          cmocka_unit_test(test_slow_clients_are_closed),
          cmocka_unit_test(test_connections_per_address_capped),
          cmocka_unit_test(test_malformed_requests_get_their_status),
+         cmocka_unit_test(test_bad_heads_answered_at_once),
+         cmocka_unit_test(test_keep_alive_and_pipelining),
          cmocka_unit_test(test_queue_limit_holds_under_a_burst),
          cmocka_unit_test(test_webhook_urls_are_checked),
          cmocka_unit_test(test_dead_endpoint_does_not_hold_up_others),
