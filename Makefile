@@ -72,6 +72,7 @@ bench: build
 	bench/run.sh claims 40
 	bench/run.sh trajectory 10
 	bench/run.sh stalls 200
+	PORTIER_LINT_RECORDINGS=10 ctest --test-dir build -R lint_against_fresh --timeout 1800 --output-on-failure
 
 # libFuzzer on the parsers, FUZZ_SECONDS each (new crashes land in build-fuzz/).
 FUZZ_SECONDS ?= 60
