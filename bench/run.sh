@@ -3,7 +3,7 @@
 # Chromium, and prints the figures side by side. Not part of `make test`:
 # timings on a shared 2-core machine are for reading, not for asserting.
 #   bench/run.sh [cdp|claim|claims|trajectory|stalls|api|api-nodes|store|ui] [N]
-#   bench/run.sh api [SECONDS] [sqlite|pg]; bench/run.sh store [N]
+#   bench/run.sh api|api-nodes [SECONDS] [sqlite|pg]; bench/run.sh store [N]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -332,24 +332,33 @@ store)
   ;;
 api-nodes)
   # POST /tasks per second with two nodes on one database (docs/deploy.md):
-  # wrk against each at once, beside one node alone, on the same file.
+  # wrk against each at once, beside one node alone, on the same database
+  # (`api-nodes SECS pg`: a PostgreSQL server of the bench's own, durable).
   secs=${2:-10}
+  backend=${3:-sqlite}
   work=$(mktemp -d)
-  trap 'kill $pid_a $pid_b 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-  key=$("$root/build/portier" account create bench --db "$work/api.db" |
+  trap 'kill $pid_a $pid_b 2>/dev/null; wait 2>/dev/null; $pg_stop; rm -rf "$work"' EXIT
+  db="$work/api.db"
+  dbflags=()
+  if [ "$backend" = pg ]; then
+    pg_start "$work"
+    db=$pg_db
+    dbflags=(--data-dir "$work/data")
+  fi
+  key=$("$root/build/portier" account create bench --db "$db" |
         sed -n 's/.*"api_key":[[:space:]]*"\([^"]*\)".*/\1/p')
   "$root/build/portier" account set-sop bench submit_claim "$root/sops/sandbox/submit_claim.sop" \
-    --db "$work/api.db" > /dev/null
+    --db "$db" > /dev/null
   for p in 18097 18098; do
-    PORTIER_LOG=warn "$root/build/portier" serve --db "$work/api.db" --listen 127.0.0.1:$p \
+    PORTIER_LOG=warn "$root/build/portier" serve --db "$db" "${dbflags[@]}" --listen 127.0.0.1:$p \
       --workers 0 --max-queue 100000000 --node-id "bench-$p" > /dev/null &
     if [ $p = 18097 ]; then pid_a=$!; else pid_b=$!; fi
   done
   sleep 1
-  echo "bench/api-nodes: POST /tasks, one node, wrk -t2 -c32 -d${secs}s" >&2
+  echo "bench/api-nodes ($backend): POST /tasks, one node, wrk -t2 -c32 -d${secs}s" >&2
   PORTIER_API_KEY=$key wrk -t2 -c32 -d${secs}s -s "$here/api/post_task.lua" \
     http://127.0.0.1:18097/tasks | tail -1
-  echo "bench/api-nodes: POST /tasks, two nodes at once, wrk -t1 -c16 -d${secs}s each" >&2
+  echo "bench/api-nodes ($backend): POST /tasks, two nodes at once, wrk -t1 -c16 -d${secs}s each" >&2
   wrks=""
   for p in 18097 18098; do
     (PORTIER_API_KEY=$key wrk -t1 -c16 -d${secs}s -s "$here/api/post_task.lua" \

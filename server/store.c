@@ -474,6 +474,12 @@ int store_begin(store *st)
     return st->drv->begin(st);
 }
 
+int store_begin_rows(store *st)
+{
+    st->tx_gen++;
+    return st->drv->begin_rows(st);
+}
+
 int store_commit(store *st)
 {
     if (store__run(st, store__q(st, "COMMIT")) == 0)

@@ -55,6 +55,12 @@ const char *store_backend(const store *st);
 int store_copy(store *from, store *to, int64_t *rows, char *err);
 
 int store_begin(store *st);  /* BEGIN IMMEDIATE (waits for the writer lock) */
+/* BEGIN for writes that lock only their rows (the claim): store_begin on
+ * SQLite; on PostgreSQL no writer lock, so claims from several nodes do
+ * not queue behind each other or behind task creation. Its statements
+ * must check what they change in the statement itself (WHERE status=...),
+ * never read first and write after. */
+int store_begin_rows(store *st);
 int store_commit(store *st); /* COMMIT, or ROLLBACK if it fails */
 void store_rollback(store *st);
 /* The transaction st is inside (store_begin .. commit or rollback): a
@@ -233,6 +239,16 @@ int store_task_by_idempotency(store *st, int64_t acct, const char *key, task *t,
  * store_batch_end (0, or -1 if the COMMIT failed: then none of it is). */
 int store_batch_begin(store *st);
 int store_batch_end(store *st);
+/* Group commit without a round trip per task, for at most n creations
+ * without uploads, where the backend can (PostgreSQL): the batch's task
+ * ids are reserved at once, each account's task numbers are read once and
+ * counted here, and every creation's statements ride one pipeline, with
+ * no savepoints. 1: that batch began; 0: the backend has no such path (a
+ * store_batch_begin batch began instead); -1: none began. In a fast batch
+ * one failed creation fails the whole batch (store_batch_end -1, nothing
+ * of it stored): run it again as a store_batch_begin batch, where each
+ * creation stands alone. */
+int store_batch_begin_fast(store *st, size_t n);
 /* 1 found (and of that account unless account is 0), 0 not, -1 error. */
 int store_task_get(store *st, int64_t acct, int64_t id, task *t);
 /* Which tasks a page lists: statuses_json a JSON array of status names
@@ -347,11 +363,12 @@ int store_wait_changes(store *st, int timeout_ms);
 /* THE claim: moves the oldest task in status `from` whose not_before is at
  * most now to status `to`, leased to node until lease_until, in one
  * statement, the claim named run (a token: the run that releases the
- * lease names it); the caller holds the transaction (BEGIN IMMEDIATE on SQLite:
- * the write lock makes it atomic across processes) and writes the event.
- * PT_FOUND and *id, PT_NONE (nothing to claim), or -1. On PostgreSQL the
- * subquery takes FOR UPDATE SKIP LOCKED, so nodes claim different rows
- * without waiting on each other. */
+ * lease names it); the caller holds the transaction (store_begin_rows:
+ * BEGIN IMMEDIATE on SQLite, whose write lock makes it atomic across
+ * processes) and writes the event. PT_FOUND and *id, PT_NONE (nothing to
+ * claim), or -1. On PostgreSQL the subquery takes FOR UPDATE SKIP LOCKED
+ * and no writer lock is held, so nodes claim different rows without
+ * waiting on each other or on task creation. */
 int store_task_claim(store *st, const char *from, const char *to, const char *node, int64_t now,
                      int64_t lease_until, int64_t run, int64_t *id);
 /* The task's lease: 1 with node (64 bytes; "" for none) and *until, 0 no

@@ -80,6 +80,17 @@ struct store_driver {
      * they do on SQLite, so a read-then-write in a transaction sees no
      * other writer in between. 0 or -1 (logged). */
     int (*begin)(store *st);
+    /* BEGIN for a transaction whose writes lock only the rows they touch
+     * (the claim): SQLite has one write lock, so this is begin; PostgreSQL
+     * takes no writer lock, and the claim's FOR UPDATE SKIP LOCKED keeps
+     * two nodes off one row without either waiting. 0 or -1 (logged). */
+    int (*begin_rows)(store *st);
+    /* whether a SELECT that picks rows to claim ends with FOR UPDATE SKIP
+     * LOCKED (PostgreSQL; SQLite has no such clause, nor needs it) */
+    int skip_locked;
+    /* store_batch_begin_fast: a query of ?1 new task ids, one per row
+     * (NULL: the backend has no fast batch) */
+    const char *reserve_task_ids_sql;
     /* store_wait_changes: 1 once another connection committed a change
      * since the last call, 0 after timeout_ms, -1 on error */
     int (*wait_changes)(store *st, int timeout_ms);
@@ -99,6 +110,7 @@ struct store {
     char *path;  /* what store_open was given */
     char *label; /* how messages name it (a PostgreSQL URL without its password) */
     int in_batch; /* store_batch_begin: task creation uses savepoints */
+    struct store_fast_batch *fast; /* store_batch_begin_fast's (NULL: none) */
     unsigned long tx_gen; /* store_begin's count: store_transaction */
     int64_t data_version; /* store_wait_changes: the last PRAGMA data_version seen */
     struct store_sealer *sealer; /* store_set_sealer (a copy); NULL: none */

@@ -9,8 +9,9 @@
  * On SQLite the nodes are processes on one host sharing the file: every
  * write runs under the database's one write lock, so a statement that
  * checks and sets (WHERE lease_node=? ...) is atomic across processes. On
- * PostgreSQL the same statements hold per row; the claim's subquery adds
- * FOR UPDATE SKIP LOCKED there.
+ * PostgreSQL the same statements hold per row; the claim runs outside the
+ * writer lock (store_begin_rows) and its subquery adds FOR UPDATE SKIP
+ * LOCKED, so nodes claim different rows at once.
  */
 #define _GNU_SOURCE
 #include "server/store.h"
@@ -105,13 +106,16 @@ int store_wait_changes(store *st, int timeout_ms)
 int store_task_claim(store *st, const char *from, const char *to, const char *node, int64_t now,
                      int64_t lease_until, int64_t run, int64_t *id)
 {
-    /* One statement: the row it picks is the row it moves. PostgreSQL:
-     * "... ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)" in the subquery
-     * (the PostgreSQL backend's version of this statement). */
-    store_stmt *s = store__q(
-        st, "UPDATE tasks SET status=?2, lease_node=?3, lease_until=?4, updated_at=?5, lease_run=?6"
-            " WHERE id=(SELECT id FROM tasks WHERE status=?1 AND not_before<=?5"
-            " ORDER BY id LIMIT 1) AND status=?1 RETURNING id");
+    /* One statement: the row it picks is the row it moves. On PostgreSQL
+     * the pick skips a row another node's claim holds (and the outer
+     * status check drops a row moved since the pick). */
+#define CLAIM_SQL(lock)                                                                            \
+    "UPDATE tasks SET status=?2, lease_node=?3, lease_until=?4, updated_at=?5, lease_run=?6"       \
+    " WHERE id=(SELECT id FROM tasks WHERE status=?1 AND not_before<=?5"                           \
+    " ORDER BY id LIMIT 1" lock ") AND status=?1 RETURNING id"
+    static const char plain[] = CLAIM_SQL(""), skip[] = CLAIM_SQL(" FOR UPDATE SKIP LOCKED");
+#undef CLAIM_SQL
+    store_stmt *s = store__q(st, st->drv->skip_locked ? skip : plain);
     if (!s)
         return -1;
     store__bind_text(s, 1, from);

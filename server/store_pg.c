@@ -776,6 +776,12 @@ static int pg_begin(store *st)
     return pg_exec(st, "BEGIN; SELECT pg_advisory_xact_lock(" WRITER_LOCK "); NOTIFY " CHANGES_CHANNEL);
 }
 
+/* No writer lock and no NOTIFY: a claim makes no work for anyone. */
+static int pg_begin_rows(store *st)
+{
+    return pg_exec(st, "BEGIN");
+}
+
 /* Drains the notifications libpq holds: how many there were. */
 static int drain_notifies(pg_conn *pc)
 {
@@ -841,6 +847,10 @@ const store_driver store__pg = {
     .set_schema_version = pg_set_schema_version,
     .ddl = pg_ddl,
     .begin = pg_begin,
+    .begin_rows = pg_begin_rows,
+    .skip_locked = 1,
+    .reserve_task_ids_sql = "SELECT nextval(pg_get_serial_sequence('tasks', 'id'))"
+                            " FROM generate_series(1, ?1)",
     .wait_changes = pg_wait_changes,
     .col_count = pg_col_count,
     .col_name = pg_col_name,

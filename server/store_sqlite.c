@@ -287,6 +287,7 @@ const store_driver store__sqlite = {
     .set_schema_version = lite_set_schema_version,
     .ddl = lite_ddl,
     .begin = lite_begin,
+    .begin_rows = lite_begin,
     .col_count = lite_col_count,
     .col_name = lite_col_name,
     .col_kind = lite_col_kind,

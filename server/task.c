@@ -264,7 +264,7 @@ int task_dispatch(task_ctx *cx, int64_t *id)
     int got = store_task_oldest(st, from, now, &cand);
     if (got != PT_FOUND)
         return got;
-    if (store_begin(st) < 0)
+    if (store_begin_rows(st) < 0) /* the claim locks its row, not the store */
         return PT_EFAIL;
     int64_t lease = cx->lease_ms > 0 ? cx->lease_ms : 30000;
     uint64_t run = 0;

@@ -1,9 +1,10 @@
 /*
  * test_nodes.c - several `portier serve` nodes on one database (server/
- * node.h): two real serve processes on one SQLite file, one sandbox portal
- * (`portier portal`) and the Node webhook receiver. The claims are real
- * runs in real Chromium; the database is read directly to see which node
- * holds what.
+ * node.h): two real serve processes on one SQLite file (test_nodes_pg: on
+ * one PostgreSQL database, sharing the master key and the data folder, as
+ * docs/deploy.md asks), one sandbox portal (`portier portal`) and the Node
+ * webhook receiver. The claims are real runs in real Chromium; the
+ * database is read directly to see which node holds what.
  *
  * What must hold: a task is run by one node at a time, a dead node's tasks
  * are taken over by the commit rule, no claim reaches the portal twice,
@@ -23,7 +24,6 @@
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +41,7 @@ typedef struct cluster {
     char portal[128];
     ts_receiver r;
     char key[128], whsec[128];
+    char master_key_file[700]; /* PostgreSQL: the one key every node is given */
 } cluster;
 
 /* `portier portal` on a free port of its own (it outlives any node). */
@@ -123,7 +124,12 @@ static void cluster_start(cluster *c, const char *name)
     memset(c, 0, sizeof(*c));
     ts_init(&c->a, name);
     ts_init(&c->b, name);
-    snprintf(c->b.db, sizeof(c->b.db), "%s", c->a.db); /* one database */
+    snprintf(c->b.db, sizeof(c->b.db), "%s", c->a.db);       /* one database */
+    snprintf(c->b.data, sizeof(c->b.data), "%s", c->a.data); /* one data folder */
+    /* ts_init gives PostgreSQL runs a master key (the environment every
+     * process started from here inherits): the last one is the cluster's */
+    const char *mk = getenv("PORTIER_MASTER_KEY_FILE");
+    snprintf(c->master_key_file, sizeof(c->master_key_file), "%s", mk ? mk : "");
     start_portal(c);
     ts_receiver_start(&c->r, c->a.dir);
     make_account(c);
@@ -143,16 +149,7 @@ static void cluster_stop(cluster *c)
 /* One number from the database (as it is now), e.g. a count. */
 static long long db_number(const cluster *c, const char *sql)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    long long v = -1;
-    assert_int_equal(sqlite3_open_v2(c->a.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
-        v = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    return v;
+    return ts_sql_int(&c->a, sql);
 }
 
 /* The claim's service date of task i: each task's own. */
@@ -543,6 +540,8 @@ static void test_queue_limit_across_nodes(void **state)
     ts_server dup;
     ts_init(&dup, "nodes-dup");
     snprintf(dup.db, sizeof(dup.db), "%s", c.a.db);
+    if (c.master_key_file[0]) /* the cluster's key, not the one ts_init made */
+        setenv("PORTIER_MASTER_KEY_FILE", c.master_key_file, 1);
     assert_int_not_equal(ts_start(&dup, args_a, NULL), 0);
     char *log = ts_log(&dup);
     assert_non_null(strstr(log, "node id qa is in use"));
