@@ -328,6 +328,7 @@ store)
   "$root/build/bench/bench_store" "$work/store.db" "$n" 64 >> "$out"
   pg_start "$work"
   "$root/build/bench/bench_store" "$pg_db" "$n" 64 >> "$out"
+  "$root/build/bench/bench_store" "$pg_db" "$n" 64 classic >> "$out"
   cat "$out"
   ;;
 api-nodes)

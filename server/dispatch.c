@@ -63,18 +63,22 @@ static int has_room(dispatch *d, store *st, const create_req *r, long long pendi
  * every batch would make POST /tasks slower the longer the queue. */
 #define QUEUE_EXACT_SLACK 1000
 
-/* Runs one batch of creations in one transaction (a savepoint each). Near
- * the limit the queue is counted inside it: on SQLite the batch holds the
+/* Runs one batch of creations in one transaction (a savepoint each; with
+ * fast, where the backend can, none: store_batch_begin_fast). Near the
+ * limit the queue is counted inside it: on SQLite the batch holds the
  * write lock, so no other node adds a task between the count and the
- * COMMIT (PostgreSQL: the backend's store_batch_begin takes a
- * transaction-level advisory lock for the same reason). */
-static void create_batch(dispatch *d, store *st, create_req *batch)
+ * COMMIT (PostgreSQL: store_begin's transaction-level advisory lock, for
+ * the same reason). 0, or -1 when a fast batch failed as a whole (nothing
+ * of it stored, no request answered: run it again without fast). */
+static int create_batch_once(dispatch *d, store *st, create_req *batch, int fast)
 {
     task_ctx cx = {st, NULL, NULL, NULL, 0};
-    int ok = st && store_batch_begin(st) == 0;
     long long nbatch = 0, pending = -1; /* -1: far from the limit, not counted */
     for (create_req *r = batch; r; r = r->next)
         nbatch++;
+    int began = !st ? -1 : fast ? store_batch_begin_fast(st, (size_t)nbatch) : store_batch_begin(st);
+    int ok = began >= 0;
+    fast = began == 1;
     if (ok && d->max_queue > 0 && d->queued + nbatch + QUEUE_EXACT_SLACK >= d->max_queue)
         pending = store_task_count_status(st, task_status_name(TASK_PENDING));
     for (create_req *r = batch; r; r = r->next) {
@@ -88,13 +92,31 @@ static void create_batch(dispatch *d, store *st, create_req *batch)
             pending++;
         snprintf(r->err, sizeof(r->err), "%s", e);
     }
-    if (ok && store_batch_end(st) < 0)
+    if (ok && store_batch_end(st) < 0) {
         for (create_req *r = batch; r; r = r->next) {
             if (r->rc >= 0)
                 task_free(r->out);
             r->rc = -1;
             snprintf(r->err, sizeof(r->err), "the store could not commit the task");
         }
+        return fast ? -1 : 0;
+    }
+    return 0;
+}
+
+/* A batch without uploads goes in one pipeline first; if that fails, each
+ * creation in it is tried on its own (savepoints), so one bad request
+ * fails alone. */
+static void create_batch(dispatch *d, store *st, create_req *batch)
+{
+    int fast = 1;
+    for (create_req *r = batch; r && fast; r = r->next)
+        fast = r->in->nfiles == 0;
+    if (fast && create_batch_once(d, st, batch, 1) == 0)
+        return;
+    if (fast)
+        PT_DEBUG("service", "a batch of task creations failed as one: trying each on its own");
+    create_batch_once(d, st, batch, 0);
 }
 
 /* Takes every waiting creation, runs them in one transaction, commits once,

@@ -358,8 +358,13 @@ int store_sop_add(store *st, int64_t acct, const char *type, const char *bundle_
 
 int store_sop_current(store *st, int64_t acct, const char *type, int *version, char **bundle)
 {
-    store_stmt *s = store__q(st, "SELECT version, bundle FROM sops WHERE account_id=? AND type=?"
-                                   " ORDER BY version DESC LIMIT 1");
+    /* every POST /tasks asks for the version only: the bundle (kilobytes)
+     * is not read for it (on PostgreSQL it would cross the socket) */
+    static const char with[] = "SELECT version, bundle FROM sops WHERE account_id=? AND type=?"
+                               " ORDER BY version DESC LIMIT 1",
+                      without[] = "SELECT version FROM sops WHERE account_id=? AND type=?"
+                                  " ORDER BY version DESC LIMIT 1";
+    store_stmt *s = store__q(st, bundle ? with : without);
     if (!s)
         return -1;
     store__bind_int64(s, 1, acct);

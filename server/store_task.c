@@ -9,6 +9,7 @@
 #include "server/store_internal.h"
 #include "util/err.h"
 #include "util/fsutil.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
@@ -175,20 +176,53 @@ static int find_idempotent(store *st, int64_t acct, const char *key, int64_t now
     return found;
 }
 
-/* A task's creation is its own transaction, or a savepoint inside a batch
- * (group commit: one COMMIT for many creations). */
+/* store_batch_begin_fast's state: the reserved ids, each account's next
+ * task number as this batch has counted it, and whether a creation failed
+ * (the transaction is then lost: store_batch_end rolls it back). */
+typedef struct fast_account {
+    int64_t id, next;
+} fast_account;
+struct store_fast_batch {
+    int64_t *ids;
+    size_t nids, used;
+    fast_account *accts;
+    size_t naccts;
+    int failed;
+};
+
+static void fast_free(store *st)
+{
+    if (st->fast) {
+        free(st->fast->ids);
+        free(st->fast->accts);
+        free(st->fast);
+        st->fast = NULL;
+    }
+}
+
+/* A task's creation is its own transaction, a savepoint inside a batch
+ * (group commit: one COMMIT for many creations), or in a fast batch
+ * nothing of its own (a failure fails the batch). */
 static int tx_begin(store *st)
 {
+    if (st->fast)
+        return st->fast->failed ? -1 : 0;
     return st->in_batch ? store__run(st, store__q(st, "SAVEPOINT task_create")) : store_begin(st);
 }
 
 static int tx_commit(store *st)
 {
+    if (st->fast)
+        return st->fast->failed ? -1 : 0;
     return st->in_batch ? store__run(st, store__q(st, "RELEASE task_create")) : store_commit(st);
 }
 
 static void tx_rollback(store *st)
 {
+    if (st->fast) {
+        st->fast->failed = 1;
+        return;
+    }
     if (!st->in_batch) {
         store_rollback(st);
         return;
@@ -205,10 +239,82 @@ int store_batch_begin(store *st)
     return 0;
 }
 
+int store_batch_begin_fast(store *st, size_t n)
+{
+    const char *sql = st->drv->reserve_task_ids_sql;
+    if (!sql || !n)
+        return store_batch_begin(st);
+    if (store_batch_begin(st) < 0)
+        return -1;
+    struct store_fast_batch *f = calloc(1, sizeof(*f));
+    store_stmt *s = f && (f->ids = calloc(n, sizeof(*f->ids))) ? store__q(st, sql) : NULL;
+    if (s) {
+        store__bind_int64(s, 1, (int64_t)n);
+        while (f->nids < n && store__step(s) == STORE_ROW)
+            f->ids[f->nids++] = store__col_int64(s, 0);
+        store__reset(s);
+    }
+    st->fast = f;
+    if (!s || f->nids != n) {
+        PT_ERROR("store", "cannot reserve task ids for a batch: %s", store__errmsg(st));
+        fast_free(st);
+        st->in_batch = 0;
+        store_rollback(st);
+        return -1;
+    }
+    return 1;
+}
+
 int store_batch_end(store *st)
 {
+    int failed = st->fast && st->fast->failed;
+    /* each account's counter moves once, past the numbers the batch gave
+     * (one row updated many times in a transaction is as many row versions) */
+    for (size_t i = 0; st->fast && !failed && i < st->fast->naccts; i++)
+        failed = store__update_int(st, "UPDATE accounts SET next_task_number=?1 WHERE id=?2",
+                                   st->fast->accts[i].id, st->fast->accts[i].next) < 0;
+    fast_free(st);
     st->in_batch = 0;
+    if (failed) {
+        store_rollback(st);
+        return -1;
+    }
     return store_commit(st);
+}
+
+/* A fast batch's next task number of account acct (read once per batch:
+ * the batch holds the writer lock, so no one else moves it meanwhile), and
+ * the id the task takes. PT_FOUND, PT_NONE (no such account), or -1. */
+static int fast_next(store *st, int64_t acct, int64_t *id, int64_t *number)
+{
+    struct store_fast_batch *f = st->fast;
+    if (f->used == f->nids)
+        return -1;
+    fast_account *a = NULL;
+    for (size_t i = 0; i < f->naccts && !a; i++)
+        if (f->accts[i].id == acct)
+            a = &f->accts[i];
+    if (!a) {
+        store_stmt *s = store__q(st, "SELECT next_task_number FROM accounts WHERE id=?");
+        if (!s)
+            return -1;
+        store__bind_int64(s, 1, acct);
+        int rc = store__step(s);
+        int64_t next = rc == STORE_ROW ? store__col_int64(s, 0) : 0;
+        store__reset(s);
+        if (rc != STORE_ROW)
+            return rc == STORE_DONE ? PT_NONE : -1;
+        fast_account *na = realloc(f->accts, (f->naccts + 1) * sizeof(*na));
+        if (!na)
+            return -1;
+        f->accts = na;
+        a = &f->accts[f->naccts++];
+        a->id = acct;
+        a->next = next;
+    }
+    *id = f->ids[f->used++];
+    *number = a->next++;
+    return PT_FOUND;
 }
 
 int store_task_by_idempotency(store *st, int64_t acct, const char *key, task *t, char *hash)
@@ -289,10 +395,18 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
     memset(t, 0, sizeof(*t));
     if (tx_begin(st) < 0)
         return pt_errf(err, "the store is busy");
+    if (st->fast && n->nfiles) { /* a failed fast batch runs again: uploads would be gone */
+        tx_rollback(st);
+        return pt_errf(err, "cannot store the task: uploads in a fast batch");
+    }
     if (idem_key) {
         int f = find_idempotent(st, acct, idem_key, now, &id, NULL);
+        if (f < 0)
+            goto fail;
         if (f == 1) {
-            tx_rollback(st);
+            /* a fast batch wrote nothing for it: nothing to undo */
+            if (!st->fast)
+                tx_rollback(st);
             return store_task_get(st, acct, id, t) == 1 ? 1 : pt_errf(err, "store error");
         }
         if (f == 2) {
@@ -313,44 +427,72 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
     const char *mark = strstr(n->title_fmt, "%lld");
     snprintf(pre, sizeof(pre), "%.*s", mark ? (int)(mark - n->title_fmt) : 127, n->title_fmt);
     snprintf(post, sizeof(post), "%s", mark ? mark + 4 : "");
-    store_stmt *s =
-        store__q(st, "INSERT INTO tasks(account_id, task_number, type, sop_version, status, title,"
-                     " instructions, created_at, updated_at) SELECT id, next_task_number, ?2, ?3,"
-                     " ?4, ?5 || next_task_number || ?6, ?7, ?8, ?8 FROM accounts WHERE id=?1"
-                     " RETURNING id, task_number");
-    if (!s)
-        goto fail;
-    store__bind_int64(s, 1, acct);
-    store__bind_text(s, 2, n->type);
-    store__bind_int64(s, 3, n->sop_version);
-    store__bind_text(s, 4, status);
-    store__bind_text(s, 5, pre);
-    store__bind_text(s, 6, post);
-    store__bind_text(s, 7, n->instructions);
-    store__bind_int64(s, 8, now);
-    int rc = store__step(s);
-    if (rc == STORE_ROW) {
-        id = store__col_int64(s, 0);
-        number = store__col_int64(s, 1);
+    if (st->fast) {
+        /* the id and number known here: the row, its number and its
+         * sealed data are one statement, and nothing waits for it */
+        int got = fast_next(st, acct, &id, &number);
+        if (got == PT_NONE) /* nothing written for it: the batch goes on */
+            return pt_errf(err, "cannot store the task: no such account");
+        if (got < 0)
+            goto fail;
+        snprintf(title, sizeof(title), "%s%lld%s", pre, (long long)number, post);
+        store_stmt *s = store__q(
+            st, "INSERT INTO tasks(id, account_id, task_number, type, sop_version, status, title,"
+                " instructions, data, created_at, updated_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10)");
+        if (!s)
+            goto fail;
+        store__bind_int64(s, 1, id);
+        store__bind_int64(s, 2, acct);
+        store__bind_int64(s, 3, number);
+        store__bind_text(s, 4, n->type);
+        store__bind_int64(s, 5, n->sop_version);
+        store__bind_text(s, 6, status);
+        store__bind_text(s, 7, title);
+        store__bind_text(s, 8, n->instructions);
+        store__bind_int64(s, 10, now);
+        /* the account's counter moves at store_batch_end */
+        if (bind_task(st, s, 9, acct, id, "data", n->data) < 0 || store__run(st, s) < 0)
+            goto fail;
+    } else {
+        store_stmt *s = store__q(
+            st, "INSERT INTO tasks(account_id, task_number, type, sop_version, status, title,"
+                " instructions, created_at, updated_at) SELECT id, next_task_number, ?2, ?3,"
+                " ?4, ?5 || next_task_number || ?6, ?7, ?8, ?8 FROM accounts WHERE id=?1"
+                " RETURNING id, task_number");
+        if (!s)
+            goto fail;
+        store__bind_int64(s, 1, acct);
+        store__bind_text(s, 2, n->type);
+        store__bind_int64(s, 3, n->sop_version);
+        store__bind_text(s, 4, status);
+        store__bind_text(s, 5, pre);
+        store__bind_text(s, 6, post);
+        store__bind_text(s, 7, n->instructions);
+        store__bind_int64(s, 8, now);
+        int rc = store__step(s);
+        if (rc == STORE_ROW) {
+            id = store__col_int64(s, 0);
+            number = store__col_int64(s, 1);
+        }
+        while (rc == STORE_ROW)
+            rc = store__step(s);
+        store__reset(s);
+        if (!id || !number || rc != STORE_DONE)
+            goto fail;
+        snprintf(title, sizeof(title), "%s%lld%s", pre, (long long)number, post);
+        if (store__update_int(st, "UPDATE accounts SET next_task_number=?1+1 WHERE id=?2", acct,
+                              number) < 0)
+            goto fail;
+        if (n->data && update_sealed_of(st, acct, "UPDATE tasks SET data=? WHERE id=?", id,
+                                        "data", n->data) < 0)
+            goto fail;
     }
-    while (rc == STORE_ROW)
-        rc = store__step(s);
-    store__reset(s);
-    if (!id || !number || rc != STORE_DONE)
-        goto fail;
-    snprintf(title, sizeof(title), "%s%lld%s", pre, (long long)number, post);
-    if (store__update_int(st, "UPDATE accounts SET next_task_number=?1+1 WHERE id=?2", acct,
-                          number) < 0)
-        goto fail;
-    if (n->data &&
-        update_sealed_of(st, acct, "UPDATE tasks SET data=? WHERE id=?", id, "data", n->data) < 0)
-        goto fail;
     if (store_task_event_add(st, id, now, NULL, status, "created") < 0)
         goto fail;
     if (idem_key) {
-        s = store__q(st,
-                     "INSERT INTO idempotency(account_id, key, task_id, created_at, request_hash)"
-                     " VALUES(?,?,?,?,?)");
+        store_stmt *s = store__q(
+            st, "INSERT INTO idempotency(account_id, key, task_id, created_at, request_hash)"
+                " VALUES(?,?,?,?,?)");
         store__bind_int64(s, 1, acct);
         store__bind_text(s, 2, idem_key);
         store__bind_int64(s, 3, id);

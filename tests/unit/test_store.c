@@ -7,12 +7,14 @@
 #define _GNU_SOURCE
 #include "tests/support/testmain.h"
 #include "tests/support/testpg.h"
+#include "server/dispatch.h"
 #include "server/keys.h"
 #include "server/store.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/timeutil.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -384,6 +386,150 @@ static void a_failed_creation_leaves_the_batch_whole(void **state)
     task_free(&t[2]);
 }
 
+/* The fast batch (PostgreSQL: ids reserved, numbers counted here, one
+ * pipeline; SQLite: a savepoint batch): consecutive numbers, sealed data
+ * that opens, an idempotency key used twice in one batch is one task, and
+ * the account's counter moves past the batch. One refused creation fails
+ * the whole fast batch: nothing of it is stored, the counter stays. */
+static void a_fast_batch_is_whole_or_nothing(void **state)
+{
+    fixture *f = *state;
+    int64_t acct = an_account(f);
+    task t0, b[3];
+    new_task(f, acct, "before", NULL, &t0, 0);
+    int fast = store_batch_begin_fast(f->st, 4);
+    assert_int_equal(fast, tpg_enabled() ? 1 : 0);
+    new_task(f, acct, "member_id: 1", "fk", &b[0], 0);
+    new_task(f, acct, "member_id: 2", "fk", &b[1], 1); /* the same key: the same task */
+    new_task(f, acct, "member_id: 3", NULL, &b[2], 0);
+    char err[PT_ERR_MAX] = "";
+    task none;
+    task_new stranger = {.account = acct + 1000, .type = "submit_claim", .sop_version = 1,
+                         .title_fmt = "Submit claim #%lld", .instructions = "do it",
+                         .data = "x", .files_dir = f->dir};
+    /* a creation for no account fails alone, and the batch goes on */
+    assert_int_equal(store_task_create(f->st, &stranger, "pending", &none, err), -1);
+    assert_int_equal(store_batch_end(f->st), 0);
+    assert_int_equal(b[1].id, b[0].id);
+    assert_int_equal(b[0].task_number, 2);
+    assert_int_equal(b[2].task_number, 3);
+    assert_string_equal(b[2].title, "Submit claim #3");
+    task g;
+    assert_int_equal(store_task_get(f->st, acct, b[2].id, &g), 1);
+    assert_string_equal(g.data, "member_id: 3");
+    assert_int_equal(g.task_number, 3);
+    task_free(&g);
+    assert_int_equal(store_task_by_idempotency(f->st, acct, "fk", &g, NULL), 1);
+    assert_int_equal(g.id, b[0].id);
+    assert_string_equal(g.data, "member_id: 1");
+    task_free(&g);
+    for (int i = 0; i < 3; i++)
+        task_free(&b[i]);
+    task after;
+    new_task(f, acct, "after", NULL, &after, 0);
+    assert_int_equal(after.task_number, 4);
+    task_free(&after);
+
+    /* a creation the database refuses (a trigger on the row itself) */
+    exec_on(f,
+            "CREATE TRIGGER no_insert BEFORE INSERT ON tasks"
+            " WHEN NEW.instructions='refuse' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            "CREATE FUNCTION no_insert() RETURNS trigger AS $$ BEGIN"
+            " IF NEW.instructions='refuse' THEN RAISE EXCEPTION 'refused'; END IF;"
+            " RETURN NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER no_insert BEFORE INSERT"
+            " ON tasks FOR EACH ROW EXECUTE FUNCTION no_insert()");
+    long long before = store_task_count_status(f->st, "pending");
+    task_new n = stranger;
+    n.account = acct;
+    task c[3];
+    int rc[3];
+    assert_true(store_batch_begin_fast(f->st, 3) >= 0);
+    for (int i = 0; i < 3; i++) {
+        n.instructions = i == 1 ? "refuse" : "do it";
+        rc[i] = store_task_create(f->st, &n, "pending", &c[i], err);
+    }
+    int end = store_batch_end(f->st);
+    if (tpg_enabled()) { /* one pipeline: its failure is the batch's */
+        assert_int_equal(end, -1);
+        assert_int_equal(store_task_count_status(f->st, "pending"), before);
+    } else { /* savepoints: the refused one alone is undone */
+        assert_int_equal(end, 0);
+        assert_int_equal(rc[1], -1);
+        assert_int_equal(store_task_count_status(f->st, "pending"), before + 2);
+    }
+    for (int i = 0; i < 3; i++)
+        if (rc[i] == 0)
+            task_free(&c[i]);
+    /* the counter is where the stored tasks left it */
+    new_task(f, acct, "last", NULL, &after, 0);
+    assert_int_equal(after.task_number, tpg_enabled() ? 5 : 7);
+    task_free(&after);
+    task_free(&t0);
+}
+
+/* The writer's batches (dispatch.c): a batch without uploads is tried as
+ * one fast batch first; when one creation in it is refused, each is tried
+ * again on its own, so only that one fails. Creations from several
+ * threads at once, so that batches hold more than one. */
+typedef struct create_job {
+    dispatch *d;
+    task_new n;
+    task t;
+    int rc;
+} create_job;
+
+static void *create_one(void *arg)
+{
+    create_job *j = arg;
+    char err[PT_ERR_MAX] = "";
+    j->rc = dispatch_create(j->d, &j->n, &j->t, err);
+    return NULL;
+}
+
+static void the_writer_runs_a_failed_batch_again_one_by_one(void **state)
+{
+    fixture *f = *state;
+    int64_t acct = an_account(f);
+    exec_on(f,
+            "CREATE TRIGGER no_insert BEFORE INSERT ON tasks"
+            " WHEN NEW.instructions='refuse' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            "CREATE FUNCTION no_insert() RETURNS trigger AS $$ BEGIN"
+            " IF NEW.instructions='refuse' THEN RAISE EXCEPTION 'refused'; END IF;"
+            " RETURN NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER no_insert BEFORE INSERT"
+            " ON tasks FOR EACH ROW EXECUTE FUNCTION no_insert()");
+    char err[PT_ERR_MAX] = "";
+    dispatch *d = dispatch_start(f->db, f->k, 0, err);
+    assert_non_null(d);
+    enum { N = 24 };
+    create_job jobs[N];
+    pthread_t th[N];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            jobs[i] = (create_job){.d = d,
+                                   .n = {.account = acct, .type = "submit_claim",
+                                         .sop_version = 1, .title_fmt = "Submit claim #%lld",
+                                         .instructions = i % 8 == 3 ? "refuse" : "do it",
+                                         .data = "member_id: 7", .files_dir = f->dir}};
+            assert_int_equal(pthread_create(&th[i], NULL, create_one, &jobs[i]), 0);
+        }
+        for (int i = 0; i < N; i++) {
+            pthread_join(th[i], NULL);
+            assert_int_equal(jobs[i].rc, i % 8 == 3 ? -1 : 0);
+            if (jobs[i].rc == 0)
+                task_free(&jobs[i].t);
+        }
+    }
+    dispatch_stop(d);
+    dispatch_free(d);
+    /* every accepted one stored, numbered 1..n without a gap */
+    long long stored = store_task_count_status(f->st, "pending");
+    assert_int_equal(stored, 3 * (N - N / 8));
+    task last;
+    new_task(f, acct, "last", NULL, &last, 0);
+    assert_int_equal(last.task_number, stored + 1);
+    task_free(&last);
+}
+
 static void outbox_due_attempts_and_recovery(void **state)
 {
     fixture *f = *state;
@@ -503,5 +649,8 @@ PT_TESTS("store", cmocka_unit_test(postgres_targets_and_their_key),
          cmocka_unit_test_setup_teardown(accounts_keys_and_upserts, setup, teardown),
          cmocka_unit_test_setup_teardown(tasks_seal_number_filter_and_purge, setup, teardown),
          cmocka_unit_test_setup_teardown(a_failed_creation_leaves_the_batch_whole, setup, teardown),
+         cmocka_unit_test_setup_teardown(a_fast_batch_is_whole_or_nothing, setup, teardown),
+         cmocka_unit_test_setup_teardown(the_writer_runs_a_failed_batch_again_one_by_one, setup,
+                                         teardown),
          cmocka_unit_test_setup_teardown(outbox_due_attempts_and_recovery, setup, teardown),
          cmocka_unit_test_setup_teardown(users_and_sessions, setup, teardown));
