@@ -484,7 +484,7 @@ static const char traj_html_tail[] =
     "row('time',s.started_at+' - '+s.ended_at)+'</table>'+(s.dom?'<p><a href=\"'+s.dom+"
     "'\">the failing frame\\'s DOM ('+esc(s.dom)+')</a></p>':'')+"
     "(s.screenshot?(s.screenshot_after?'<p>the picture after step '+s.screenshot_after+"
-    "', which shows this one too</p>':'')+'<img src=\"'+s.screenshot+'\">':'')}"
+    "', which shows this one too</p>':'')+'<img src=\"'+(I[s.screenshot]||'')+'\">':'')}"
     "L.innerHTML='<div class=h><b>'+esc(T.sop)+'</b>: '+esc(T.status)+'<br>'+esc(T.notes)+"
     "(T.dialogs||[]).map(d=>'<br>dialog '+esc(d.type)+': '+esc(d.message)+(d.accepted?' (accepted)'"
     ":' (dismissed)')).join('')+'</div>';"
@@ -524,14 +524,18 @@ void traj_write(run *R)
     mask_json(R, t);
     char *json = cJSON_Print(t);
     /* the HTML carries its screenshots inline, so it is one file a person
-     * can open or send; trajectory.json names the images beside it */
+     * can open or send; trajectory.json names the images beside it. Each
+     * image is in it once (I, by name), however many steps it shows: the
+     * fields of a form share the picture taken after the last of them */
+    cJSON *images = cJSON_CreateObject();
     cJSON *st;
     cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(t, "steps"))
     {
         const char *name = pt_json_str(st, "screenshot");
         char *png = NULL;
         size_t len = 0;
-        if (!name || traj_get(R, name, 32 << 20, &png, &len) < 0)
+        if (!name || cJSON_GetObjectItemCaseSensitive(images, name) ||
+            traj_get(R, name, 32 << 20, &png, &len) < 0)
             continue;
         char *b64 = pt_b64_encode(png, len);
         free(png);
@@ -539,12 +543,14 @@ void traj_write(run *R)
         const char *dot = strrchr(name, '.');
         const char *mime = dot && strcmp(dot, ".png") == 0 ? "image/png" : "image/jpeg";
         if (b64 && asprintf(&uri, "data:%s;base64,%s", mime, b64) >= 0) {
-            cJSON_ReplaceItemInObjectCaseSensitive(st, "screenshot", cJSON_CreateString(uri));
+            cJSON_AddStringToObject(images, name, uri);
             free(uri);
         }
         free(b64);
     }
     char *compact = cJSON_PrintUnformatted(t);
+    char *pictures = cJSON_PrintUnformatted(images);
+    cJSON_Delete(images);
     cJSON_Delete(t);
     if (json)
         traj_put(R, "trajectory.json", json, strlen(json));
@@ -558,6 +564,10 @@ void traj_write(run *R)
         else
             pt_buf_append(&b, c, 1);
     }
+    /* base64 and a data: prefix hold no '<' */
+    pt_buf_append(&b, ";const I=", 9);
+    pt_buf_append(&b, pictures ? pictures : "{}", pictures ? strlen(pictures) : 2);
+    free(pictures);
     pt_buf_append(&b, traj_html_tail, sizeof(traj_html_tail) - 1);
     traj_put(R, "trajectory.html", b.data, b.len);
     pt_buf_free(&b);
