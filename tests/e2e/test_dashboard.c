@@ -18,7 +18,6 @@
 #include "util/timeutil.h"
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,13 +302,9 @@ static long cookie_get(const ts_server *s, const char *cookie, const char *path,
 /* Moves every session's clock back by ms (column: seen_at or created_at). */
 static void age_sessions(const ts_server *s, const char *column, long long ms)
 {
-    sqlite3 *db = NULL;
     char sql[160];
     snprintf(sql, sizeof(sql), "UPDATE web_sessions SET %s = %s - %lld", column, column, ms);
-    assert_int_equal(sqlite3_open(s->db, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(ts_sql(s, sql, sql), 0);
 }
 
 /* A session ends after 30 minutes without a request, and after 12 hours
