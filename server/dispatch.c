@@ -22,6 +22,7 @@ typedef struct create_req {
     int rc;
     char err[PT_ERR_MAX];
     int done;
+    pthread_cond_t done_cv; /* its own: a batch's end wakes only its requests */
 } create_req;
 
 struct dispatch {
@@ -32,7 +33,7 @@ struct dispatch {
     int writer_started;
     pthread_mutex_t create_mu; /* guards create_q, create_stop, create_req.done */
     int create_stop;
-    pthread_cond_t create_wake, create_done;
+    pthread_cond_t create_wake;
     create_req *create_q;
 
     pthread_mutex_t work_mu; /* guards stopping; with work */
@@ -76,7 +77,9 @@ static int create_batch_once(dispatch *d, store *st, create_req *batch, int fast
     long long nbatch = 0, pending = -1; /* -1: far from the limit, not counted */
     for (create_req *r = batch; r; r = r->next)
         nbatch++;
-    int began = !st ? -1 : fast ? store_batch_begin_fast(st, (size_t)nbatch) : store_batch_begin(st);
+    int began = !st    ? -1
+                : fast ? store_batch_begin_fast(st, (size_t)nbatch)
+                       : store_batch_begin(st);
     int ok = began >= 0;
     fast = began == 1;
     if (ok && d->max_queue > 0 && d->queued + nbatch + QUEUE_EXACT_SLACK >= d->max_queue)
@@ -150,9 +153,11 @@ static void *writer_main(void *arg)
         }
         create_batch(d, st, rev);
         pthread_mutex_lock(&d->create_mu);
-        for (create_req *r = rev; r; r = r->next)
+        for (create_req *r = rev, *next; r; r = next) {
+            next = r->next; /* r is the requester's, gone once it wakes */
             r->done = 1;
-        pthread_cond_broadcast(&d->create_done);
+            pthread_cond_signal(&r->done_cv);
+        }
         pthread_mutex_unlock(&d->create_mu);
         dispatch_kick(d); /* new pending tasks */
         pthread_mutex_lock(&d->create_mu);
@@ -174,7 +179,6 @@ dispatch *dispatch_start(const char *db_path, const keys *k, int max_queue, char
     d->max_queue = max_queue;
     pthread_mutex_init(&d->create_mu, NULL);
     pthread_cond_init(&d->create_wake, NULL);
-    pthread_cond_init(&d->create_done, NULL);
     pthread_mutex_init(&d->work_mu, NULL);
     pt_cond_init_monotonic(&d->work);
     if (pthread_create(&d->writer, NULL, writer_main, d) != 0) {
@@ -210,7 +214,6 @@ void dispatch_free(dispatch *d)
         return;
     dispatch_stop(d);
     pthread_cond_destroy(&d->create_wake);
-    pthread_cond_destroy(&d->create_done);
     pthread_mutex_destroy(&d->create_mu);
     pthread_cond_destroy(&d->work);
     pthread_mutex_destroy(&d->work_mu);
@@ -226,12 +229,14 @@ int dispatch_create(dispatch *d, const task_new *n, task *t, char *err)
         pthread_mutex_unlock(&d->create_mu);
         return pt_errc(err, PT_ESTATE, "the service is stopping");
     }
+    pthread_cond_init(&req.done_cv, NULL);
     req.next = d->create_q;
     d->create_q = &req;
     pthread_cond_signal(&d->create_wake);
     while (!req.done)
-        pthread_cond_wait(&d->create_done, &d->create_mu);
+        pthread_cond_wait(&req.done_cv, &d->create_mu);
     pthread_mutex_unlock(&d->create_mu);
+    pthread_cond_destroy(&req.done_cv);
     if (req.rc == 0)
         d->queued++;
     if (req.rc < 0 && err)

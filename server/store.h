@@ -440,8 +440,9 @@ int store_outbox_add(store *st, int64_t acct, int64_t taskid, const char *event,
 /* Claims due rows for node until claim_until: state pending, next_at <=
  * now, not claimed by another node whose claim still runs; oldest first,
  * at most max and at most per_account of any one account (its oldest;
- * busy ones count), skipping ids in `busy`. One transaction: two nodes
- * never claim one row (PostgreSQL: FOR UPDATE SKIP LOCKED). */
+ * busy ones count), skipping ids in `busy`. One transaction, each row
+ * claimed by a statement that checks the claim again: two nodes never
+ * claim one row. */
 int store_outbox_due(store *st, const char *node, int64_t now, int64_t claim_until,
                      const int64_t *busy, size_t nbusy, size_t per_account, outbox_row *rows,
                      size_t max, size_t *n);

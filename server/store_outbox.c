@@ -91,9 +91,9 @@ int store_outbox_due(store *st, const char *node, int64_t now, int64_t claim_unt
      * backlog cannot fill the answer; a row another node claimed (and
      * whose claim runs) is that node's to send. Read first (no lock when
      * nothing is due), then each row claimed by a statement that checks
-     * the claim again: of two nodes that read one row, one wins it.
-     * PostgreSQL: one UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
-     * LOCKED) RETURNING does both. */
+     * the claim again: of two nodes that read one row, one wins it (on
+     * both backends; the per-account window function cannot take FOR
+     * UPDATE SKIP LOCKED, so PostgreSQL claims as SQLite does). */
     store_stmt *s = store__q(
         st, "SELECT " OUTBOX_COLS " FROM (SELECT *, row_number() OVER (PARTITION BY account_id"
             " ORDER BY next_at, id) AS rk FROM outbox WHERE state='pending' AND next_at<=?1"

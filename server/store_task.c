@@ -438,7 +438,8 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
         snprintf(title, sizeof(title), "%s%lld%s", pre, (long long)number, post);
         store_stmt *s = store__q(
             st, "INSERT INTO tasks(id, account_id, task_number, type, sop_version, status, title,"
-                " instructions, data, created_at, updated_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10)");
+                " instructions, data, created_at, updated_at)"
+                " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10)");
         if (!s)
             goto fail;
         store__bind_int64(s, 1, id);
