@@ -484,7 +484,7 @@ static const char traj_html_tail[] =
     "row('time',s.started_at+' - '+s.ended_at)+'</table>'+(s.dom?'<p><a href=\"'+s.dom+"
     "'\">the failing frame\\'s DOM ('+esc(s.dom)+')</a></p>':'')+"
     "(s.screenshot?(s.screenshot_after?'<p>the picture after step '+s.screenshot_after+"
-    "', which shows this one too</p>':'')+'<img src=\"'+(I[s.screenshot]||'')+'\">':'')}"
+    "', which shows this one too</p>':'')+'<img src=\"'+esc(I[s.screenshot]||s.screenshot)+'\">':'')}"
     "L.innerHTML='<div class=h><b>'+esc(T.sop)+'</b>: '+esc(T.status)+'<br>'+esc(T.notes)+"
     "(T.dialogs||[]).map(d=>'<br>dialog '+esc(d.type)+': '+esc(d.message)+(d.accepted?' (accepted)'"
     ":' (dismissed)')).join('')+'</div>';"
@@ -494,6 +494,18 @@ static const char traj_html_tail[] =
     "gap(s);"
     "d.onclick=()=>show(i);"
     "L.appendChild(d)});if(T.steps.length)show(T.steps.length-1);</script></body></html>";
+
+/* JSON (NULL: {}) into a <script>, a '<' in it escaped so that no
+ * "</script>" in a value closes the script. */
+static void script_json(pt_buf *b, const char *json)
+{
+    for (const char *c = json ? json : "{}"; *c; c++) {
+        if (*c == '<')
+            pt_buf_append(b, "\\u003c", 6);
+        else
+            pt_buf_append(b, c, 1);
+    }
+}
 
 void traj_write(run *R)
 {
@@ -557,16 +569,9 @@ void traj_write(run *R)
     pt_buf b;
     pt_buf_init(&b, 0);
     pt_buf_append(&b, traj_html_head, sizeof(traj_html_head) - 1);
-    /* keep "</script>" in a value from closing the script */
-    for (const char *c = compact ? compact : "{}"; *c; c++) {
-        if (*c == '<')
-            pt_buf_append(&b, "\\u003c", 6);
-        else
-            pt_buf_append(&b, c, 1);
-    }
-    /* base64 and a data: prefix hold no '<' */
+    script_json(&b, compact);
     pt_buf_append(&b, ";const I=", 9);
-    pt_buf_append(&b, pictures ? pictures : "{}", pictures ? strlen(pictures) : 2);
+    script_json(&b, pictures);
     free(pictures);
     pt_buf_append(&b, traj_html_tail, sizeof(traj_html_tail) - 1);
     traj_put(R, "trajectory.html", b.data, b.len);

@@ -1473,23 +1473,17 @@ static int needs_key(const char *path)
 int api_admit(http_request *r, void *ud)
 {
     api_env *e = ud;
-    /* A body of at most API_OPEN_BODY_MAX is read before anyone looks at
-     * the key: reading it costs a stranger's connection nothing worth
-     * refusing early, and api_handle authenticates before any route runs.
-     * A key looked up here would be a store round trip on the service
-     * thread, for every request (on PostgreSQL, a network one, which all
-     * connections wait behind). */
-    if (http_content_length(r) <= API_OPEN_BODY_MAX)
-        return 0;
-    if (!needs_key(http_path(r))) {
-        http_reply_error(r, 413, "payload_too_large",
-                         "a request without an API key carries at most %d bytes of body",
-                         API_OPEN_BODY_MAX);
-        return -1;
-    }
     store *st = thread_store(e);
     if (!st) {
         http_reply_error(r, 503, "unavailable", "the store is not available");
+        return -1;
+    }
+    if (!needs_key(http_path(r))) {
+        if (http_content_length(r) <= API_OPEN_BODY_MAX)
+            return 0;
+        http_reply_error(r, 413, "payload_too_large",
+                         "a request without an API key carries at most %d bytes of body",
+                         API_OPEN_BODY_MAX);
         return -1;
     }
     account a;

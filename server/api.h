@@ -61,11 +61,10 @@ int api_init(api_env *e);
 /* After the HTTP server stopped (its threads closed their connections). */
 void api_fini(api_env *e);
 /* The HTTP layer's admit hook (http_options.admit; ud is the api_env): a
- * body over API_OPEN_BODY_MAX (an upload) under /tasks is read only once
- * the headers' key is known (401 otherwise), and any other path carries at
- * most API_OPEN_BODY_MAX bytes (413). A smaller body is read first and
- * the handler authenticates it. Runs on the HTTP service thread, with a
- * store connection of its own (used only for the large bodies). */
+ * request under /tasks is authenticated by its headers alone, before one
+ * byte of its body is read (401 otherwise); any other carries at most
+ * API_OPEN_BODY_MAX bytes. Runs on the HTTP service thread, with a store
+ * connection of its own. */
 int api_admit(http_request *r, void *ud);
 /* The HTTP handler; ud is the api_env. */
 void api_handle(http_request *r, void *ud);

@@ -69,8 +69,9 @@ static int has_room(dispatch *d, store *st, const create_req *r, long long pendi
  * limit the queue is counted inside it: on SQLite the batch holds the
  * write lock, so no other node adds a task between the count and the
  * COMMIT (PostgreSQL: store_begin's transaction-level advisory lock, for
- * the same reason). 0, or -1 when a fast batch failed as a whole (nothing
- * of it stored, no request answered: run it again without fast). */
+ * the same reason). 0, or -1 when a fast batch failed as a whole before
+ * its COMMIT (nothing of it stored, no request answered: run it again
+ * without fast). */
 static int create_batch_once(dispatch *d, store *st, create_req *batch, int fast)
 {
     task_ctx cx = {st, NULL, NULL, NULL, 0};
@@ -95,14 +96,16 @@ static int create_batch_once(dispatch *d, store *st, create_req *batch, int fast
             pending++;
         snprintf(r->err, sizeof(r->err), "%s", e);
     }
-    if (ok && store_batch_end(st) < 0) {
+    int ended = ok ? store_batch_end(st) : 0;
+    if (ended < 0) {
         for (create_req *r = batch; r; r = r->next) {
             if (r->rc >= 0)
                 task_free(r->out);
             r->rc = -1;
             snprintf(r->err, sizeof(r->err), "the store could not commit the task");
         }
-        return fast ? -1 : 0;
+        /* a COMMIT that failed may have stored it (PT_ECLOSED): not again */
+        return fast && ended == -1 ? -1 : 0;
     }
     return 0;
 }
@@ -118,7 +121,7 @@ static void create_batch(dispatch *d, store *st, create_req *batch)
     if (fast && create_batch_once(d, st, batch, 1) == 0)
         return;
     if (fast)
-        PT_DEBUG("service", "a batch of task creations failed as one: trying each on its own");
+        PT_WARN("service", "a batch of task creations failed as one: trying each on its own");
     create_batch_once(d, st, batch, 0);
 }
 

@@ -236,18 +236,22 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
 int store_task_by_idempotency(store *st, int64_t acct, const char *key, task *t, char *hash);
 /* Group commit: between these, store_task_create calls share one
  * transaction (each a savepoint of its own); the batch is durable at
- * store_batch_end (0, or -1 if the COMMIT failed: then none of it is). */
+ * store_batch_end: 0; -1 when the batch is surely not stored; PT_ECLOSED
+ * (a fast batch) when its COMMIT failed, so it may be stored or not. */
 int store_batch_begin(store *st);
 int store_batch_end(store *st);
 /* Group commit without a round trip per task, for at most n creations
  * without uploads, where the backend can (PostgreSQL): the batch's task
  * ids are reserved at once, each account's task numbers are read once and
  * counted here, and every creation's statements ride one pipeline, with
- * no savepoints. 1: that batch began; 0: the backend has no such path (a
- * store_batch_begin batch began instead); -1: none began. In a fast batch
- * one failed creation fails the whole batch (store_batch_end -1, nothing
- * of it stored): run it again as a store_batch_begin batch, where each
- * creation stands alone. */
+ * no savepoints. 1: that batch began; 0: a store_batch_begin batch began
+ * instead (the backend has no such path, or the ids could not be
+ * reserved); -1: none began. (1 and 0 rather than 0 alone: the caller
+ * needs to know which, see below.) In a fast batch one failed creation
+ * fails the whole batch, found before its COMMIT (store_batch_end -1,
+ * nothing of it stored): run it again as a store_batch_begin batch, where
+ * each creation stands alone. Never run again one that ended PT_ECLOSED:
+ * it may be stored. */
 int store_batch_begin_fast(store *st, size_t n);
 /* 1 found (and of that account unless account is 0), 0 not, -1 error. */
 int store_task_get(store *st, int64_t acct, int64_t id, task *t);
@@ -371,6 +375,12 @@ int store_wait_changes(store *st, int timeout_ms);
  * waiting on each other or on task creation. */
 int store_task_claim(store *st, const char *from, const char *to, const char *node, int64_t now,
                      int64_t lease_until, int64_t run, int64_t *id);
+/* Locks task id's row until the transaction ends (store_begin's), for a
+ * read-then-write of the task: on PostgreSQL a claim holds row locks only
+ * (store_begin_rows), so without it the claim could move the task between
+ * the read and the write. After it, a read sees the claim if it committed.
+ * SQLite: nothing to do (the writer lock keeps every claim out). 0 or -1. */
+int store_task_lock(store *st, int64_t id);
 /* The task's lease: 1 with node (64 bytes; "" for none) and *until, 0 no
  * such task, -1 error. */
 int store_task_lease(store *st, int64_t id, char *node, int64_t *until);

@@ -78,7 +78,9 @@ struct store_driver {
     /* BEGIN, holding the writer lock until COMMIT or ROLLBACK (SQLite's
      * BEGIN IMMEDIATE; on PostgreSQL an advisory lock): writers queue as
      * they do on SQLite, so a read-then-write in a transaction sees no
-     * other writer in between. 0 or -1 (logged). */
+     * other writer in between, except on PostgreSQL the claim (begin_rows):
+     * a read-then-write of a pending task takes its row first
+     * (store_task_lock). 0 or -1 (logged). */
     int (*begin)(store *st);
     /* BEGIN for a transaction whose writes lock only the rows they touch
      * (the claim): SQLite has one write lock, so this is begin; PostgreSQL

@@ -133,6 +133,21 @@ int store_task_claim(store *st, const char *from, const char *to, const char *no
     return rc == STORE_ROW ? PT_FOUND : rc == STORE_DONE ? PT_NONE : -1;
 }
 
+int store_task_lock(store *st, int64_t id)
+{
+    if (!st->drv->skip_locked)
+        return 0; /* SQLite: the write lock is the transaction's already */
+    store_stmt *s = store__q(st, "SELECT id FROM tasks WHERE id=? FOR UPDATE");
+    if (!s)
+        return -1;
+    store__bind_int64(s, 1, id);
+    int rc;
+    while ((rc = store__step(s)) == STORE_ROW)
+        ;
+    store__reset(s);
+    return rc == STORE_DONE ? 0 : -1;
+}
+
 int store_task_lease(store *st, int64_t id, char *node, int64_t *until)
 {
     store_stmt *s = store__q(st, "SELECT lease_node, lease_until FROM tasks WHERE id=?");

@@ -163,8 +163,10 @@ static int find_idempotent(store *st, int64_t acct, const char *key, int64_t now
         return -1;
     store__bind_int64(s, 1, acct);
     store__bind_text(s, 2, key);
-    int found = 0;
-    if (store__step(s) == STORE_ROW) {
+    int found = 0, rc = store__step(s);
+    if (rc != STORE_ROW && rc != STORE_DONE)
+        found = -1; /* an error (in a fast batch, perhaps an earlier creation's) */
+    if (rc == STORE_ROW) {
         int64_t at = store__col_int64(s, 1);
         *id = store__col_int64(s, 0);
         found = now - at < 24LL * 3600 * 1000 ? 1 : 2; /* 2: expired */
@@ -256,30 +258,59 @@ int store_batch_begin_fast(store *st, size_t n)
     }
     st->fast = f;
     if (!s || f->nids != n) {
-        PT_ERROR("store", "cannot reserve task ids for a batch: %s", store__errmsg(st));
+        /* the savepoint batch needs no sequence of its own (a role may
+         * insert rows without being allowed to take ids) */
+        PT_WARN("store", "cannot reserve task ids for a batch (%s): creating them one by one",
+                store__errmsg(st));
         fast_free(st);
         st->in_batch = 0;
         store_rollback(st);
-        return -1;
+        return store_batch_begin(st);
     }
     return 1;
 }
 
 int store_batch_end(store *st)
 {
-    int failed = st->fast && st->fast->failed;
+    if (!st->fast) {
+        st->in_batch = 0;
+        return store_commit(st);
+    }
     /* each account's counter moves once, past the numbers the batch gave
-     * (one row updated many times in a transaction is as many row versions) */
-    for (size_t i = 0; st->fast && !failed && i < st->fast->naccts; i++)
-        failed = store__update_int(st, "UPDATE accounts SET next_task_number=?1 WHERE id=?2",
-                                   st->fast->accts[i].id, st->fast->accts[i].next) < 0;
+     * (one row updated many times in a transaction is as many row
+     * versions). The statement waits for its answer, and with it for
+     * every creation's: a failure among them is known before the COMMIT,
+     * so the batch is surely not stored and may be run again */
+    int failed = st->fast->failed;
+    for (size_t i = 0; !failed && i < st->fast->naccts; i++) {
+        store_stmt *s = store__q(st, "UPDATE accounts SET next_task_number=?1 WHERE id=?2"
+                                     " RETURNING id");
+        int rc = STORE_ERROR;
+        if (s) {
+            store__bind_int64(s, 1, st->fast->accts[i].next);
+            store__bind_int64(s, 2, st->fast->accts[i].id);
+            while ((rc = store__step(s)) == STORE_ROW)
+                ;
+            store__reset(s);
+        }
+        failed = rc != STORE_DONE;
+    }
     fast_free(st);
     st->in_batch = 0;
     if (failed) {
         store_rollback(st);
         return -1;
     }
-    return store_commit(st);
+    /* the COMMIT itself failed: the server may have stored it all (a
+     * connection lost on the way back); only a person's retry with the
+     * same Idempotency-Key can tell */
+    return store_commit(st) < 0 ? PT_ECLOSED : 0;
+}
+
+/* Whether the fast batch has a reserved id left. */
+static int f_ids_left(const store *st)
+{
+    return st->fast && st->fast->used < st->fast->nids;
 }
 
 /* A fast batch's next task number of account acct (read once per batch:
@@ -431,10 +462,16 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
         /* the id and number known here: the row, its number and its
          * sealed data are one statement, and nothing waits for it */
         int got = fast_next(st, acct, &id, &number);
-        if (got == PT_NONE) /* nothing written for it: the batch goes on */
+        /* its row was never sent: the batch goes on (an expired key's
+         * DELETE, if sent, stands: the key had expired) */
+        if (got == PT_NONE)
             return pt_errf(err, "cannot store the task: no such account");
-        if (got < 0)
-            goto fail;
+        if (got < 0) {
+            tx_rollback(st);
+            return pt_errf(err, "cannot store the task: %s",
+                           f_ids_left(st) ? store__errmsg(st)
+                                          : "more creations than the batch reserved");
+        }
         snprintf(title, sizeof(title), "%s%lld%s", pre, (long long)number, post);
         store_stmt *s = store__q(
             st, "INSERT INTO tasks(id, account_id, task_number, type, sop_version, status, title,"

@@ -205,6 +205,10 @@ static int move(task_ctx *cx, int64_t id, unsigned from, enum task_status to, co
     int64_t now = pt_wall_ms();
     if (store_begin(st) < 0)
         return PT_EFAIL;
+    if (store_task_lock(st, id) < 0) { /* a claim on another node waits, or we wait for it */
+        store_rollback(st);
+        return PT_EFAIL;
+    }
     task t;
     int found = store_task_get(st, 0, id, &t);
     if (found != 1) {

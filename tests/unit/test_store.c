@@ -9,11 +9,13 @@
 #include "tests/support/testpg.h"
 #include "server/dispatch.h"
 #include "server/keys.h"
+#include "server/task.h"
 #include "server/store.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/timeutil.h"
 
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -530,6 +532,78 @@ static void the_writer_runs_a_failed_batch_again_one_by_one(void **state)
     task_free(&last);
 }
 
+/* A claim holds the task's row only (PostgreSQL: no writer lock), so a
+ * move that reads the task and then writes it must see a claim that
+ * commits in between: a cancel of a pending task that another connection
+ * is claiming waits for the claim and then finds it dispatching (and
+ * leaves it to the run), instead of failing a task that a worker holds. */
+typedef struct cancel_job {
+    fixture *f;
+    int64_t id;
+    int rc;
+} cancel_job;
+
+static void *cancel_one(void *arg)
+{
+    cancel_job *j = arg;
+    char err[PT_ERR_MAX] = "";
+    store *st = store_open(j->f->db, 0, err);
+    assert_non_null(st);
+    keys_attach(j->f->k, st);
+    task_ctx cx = {st, NULL, NULL, NULL, 0, 0};
+    j->rc = task_cancel(&cx, j->id, "Cancelled by the client.");
+    store_close(st);
+    return NULL;
+}
+
+static void a_move_waits_for_a_claim_in_flight(void **state)
+{
+    fixture *f = *state;
+    int64_t acct = an_account(f);
+    task t;
+    new_task(f, acct, "member_id: 5", NULL, &t, 0);
+    char sql[200];
+    snprintf(sql, sizeof(sql),
+             "UPDATE tasks SET status='dispatching', lease_node='n1' WHERE id=%lld"
+             " AND status='pending'",
+             (long long)t.id);
+    /* the claim: begun and not committed, on a connection of its own */
+    PGconn *pg = NULL;
+    sqlite3 *lite = NULL;
+    if (tpg_enabled()) {
+        pg = PQconnectdb(f->db);
+        assert_int_equal(PQstatus(pg), CONNECTION_OK);
+        PGresult *r = PQexec(pg, "BEGIN");
+        PQclear(r);
+        r = PQexec(pg, sql);
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+    } else {
+        assert_int_equal(sqlite3_open(f->db, &lite), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(lite, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(lite, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    cancel_job j = {f, t.id, -100};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, cancel_one, &j), 0);
+    pt_sleep_ms(300); /* the cancel reads the task now, and waits */
+    if (pg) {
+        PGresult *r = PQexec(pg, "COMMIT");
+        PQclear(r);
+        PQfinish(pg);
+    } else {
+        assert_int_equal(sqlite3_exec(lite, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(lite);
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(j.rc, PT_NONE); /* not pending any more: not cancelled here */
+    task g;
+    assert_int_equal(store_task_get(f->st, acct, t.id, &g), 1);
+    assert_string_equal(g.status, "dispatching");
+    task_free(&g);
+    task_free(&t);
+}
+
 static void outbox_due_attempts_and_recovery(void **state)
 {
     fixture *f = *state;
@@ -650,6 +724,7 @@ PT_TESTS("store", cmocka_unit_test(postgres_targets_and_their_key),
          cmocka_unit_test_setup_teardown(tasks_seal_number_filter_and_purge, setup, teardown),
          cmocka_unit_test_setup_teardown(a_failed_creation_leaves_the_batch_whole, setup, teardown),
          cmocka_unit_test_setup_teardown(a_fast_batch_is_whole_or_nothing, setup, teardown),
+         cmocka_unit_test_setup_teardown(a_move_waits_for_a_claim_in_flight, setup, teardown),
          cmocka_unit_test_setup_teardown(the_writer_runs_a_failed_batch_again_one_by_one, setup,
                                          teardown),
          cmocka_unit_test_setup_teardown(outbox_due_attempts_and_recovery, setup, teardown),
