@@ -36,6 +36,23 @@ pg_start() {
 }
 pg_stop=:
 
+# The API benches' database in $1 (SQLite, or with $2 = pg a PostgreSQL of
+# their own) with the bench account and its claim SOP: sets db, dbflags
+# (what `serve` needs beside --db) and key.
+api_setup() {
+  db="$1/api.db"
+  dbflags=()
+  if [ "$2" = pg ]; then
+    pg_start "$1"
+    db=$pg_db
+    dbflags=(--data-dir "$1/data")
+  fi
+  key=$("$root/build/portier" account create bench --db "$db" |
+        sed -n 's/.*"api_key":[[:space:]]*"\([^"]*\)".*/\1/p')
+  "$root/build/portier" account set-sop bench submit_claim "$root/sops/sandbox/submit_claim.sop" \
+    --db "$db" > /dev/null
+}
+
 case "$which" in
 cdp)
   out="$here/out/cdp.jsonl"
@@ -271,17 +288,7 @@ api)
   : > "$out"
   work=$(mktemp -d)
   trap 'kill $serve_pid 2>/dev/null; wait 2>/dev/null; $pg_stop; rm -rf "$work"' EXIT
-  db="$work/api.db"
-  dbflags=()
-  if [ "$backend" = pg ]; then
-    pg_start "$work"
-    db=$pg_db
-    dbflags=(--data-dir "$work/data")
-  fi
-  key=$("$root/build/portier" account create bench --db "$db" |
-        sed -n 's/.*"api_key":[[:space:]]*"\([^"]*\)".*/\1/p')
-  "$root/build/portier" account set-sop bench submit_claim "$root/sops/sandbox/submit_claim.sop" \
-    --db "$db" > /dev/null
+  api_setup "$work" "$backend"
   PORTIER_LOG=warn "$root/build/portier" serve --db "$db" "${dbflags[@]}" --listen 127.0.0.1:18097 \
     --workers 0 --max-queue 100000000 > /dev/null &
   serve_pid=$!
@@ -339,17 +346,7 @@ api-nodes)
   backend=${3:-sqlite}
   work=$(mktemp -d)
   trap 'kill $pid_a $pid_b 2>/dev/null; wait 2>/dev/null; $pg_stop; rm -rf "$work"' EXIT
-  db="$work/api.db"
-  dbflags=()
-  if [ "$backend" = pg ]; then
-    pg_start "$work"
-    db=$pg_db
-    dbflags=(--data-dir "$work/data")
-  fi
-  key=$("$root/build/portier" account create bench --db "$db" |
-        sed -n 's/.*"api_key":[[:space:]]*"\([^"]*\)".*/\1/p')
-  "$root/build/portier" account set-sop bench submit_claim "$root/sops/sandbox/submit_claim.sop" \
-    --db "$db" > /dev/null
+  api_setup "$work" "$backend"
   for p in 18097 18098; do
     PORTIER_LOG=warn "$root/build/portier" serve --db "$db" "${dbflags[@]}" --listen 127.0.0.1:$p \
       --workers 0 --max-queue 100000000 --node-id "bench-$p" > /dev/null &

@@ -388,6 +388,19 @@ static void a_failed_creation_leaves_the_batch_whole(void **state)
     task_free(&t[2]);
 }
 
+/* The database refuses to insert a task whose instructions are "refuse"
+ * (a trigger), the way a constraint would. */
+static void refuse_tasks_marked_refuse(const fixture *f)
+{
+    exec_on(f,
+            "CREATE TRIGGER no_insert BEFORE INSERT ON tasks"
+            " WHEN NEW.instructions='refuse' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            "CREATE FUNCTION no_insert() RETURNS trigger AS $$ BEGIN"
+            " IF NEW.instructions='refuse' THEN RAISE EXCEPTION 'refused'; END IF;"
+            " RETURN NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER no_insert BEFORE INSERT"
+            " ON tasks FOR EACH ROW EXECUTE FUNCTION no_insert()");
+}
+
 /* The fast batch (PostgreSQL: ids reserved, numbers counted here, one
  * pipeline; SQLite: a savepoint batch): consecutive numbers, sealed data
  * that opens, an idempotency key used twice in one batch is one task, and
@@ -433,13 +446,7 @@ static void a_fast_batch_is_whole_or_nothing(void **state)
     task_free(&after);
 
     /* a creation the database refuses (a trigger on the row itself) */
-    exec_on(f,
-            "CREATE TRIGGER no_insert BEFORE INSERT ON tasks"
-            " WHEN NEW.instructions='refuse' BEGIN SELECT RAISE(ABORT, 'refused'); END",
-            "CREATE FUNCTION no_insert() RETURNS trigger AS $$ BEGIN"
-            " IF NEW.instructions='refuse' THEN RAISE EXCEPTION 'refused'; END IF;"
-            " RETURN NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER no_insert BEFORE INSERT"
-            " ON tasks FOR EACH ROW EXECUTE FUNCTION no_insert()");
+    refuse_tasks_marked_refuse(f);
     long long before = store_task_count_status(f->st, "pending");
     task_new n = stranger;
     n.account = acct;
@@ -492,13 +499,7 @@ static void the_writer_runs_a_failed_batch_again_one_by_one(void **state)
 {
     fixture *f = *state;
     int64_t acct = an_account(f);
-    exec_on(f,
-            "CREATE TRIGGER no_insert BEFORE INSERT ON tasks"
-            " WHEN NEW.instructions='refuse' BEGIN SELECT RAISE(ABORT, 'refused'); END",
-            "CREATE FUNCTION no_insert() RETURNS trigger AS $$ BEGIN"
-            " IF NEW.instructions='refuse' THEN RAISE EXCEPTION 'refused'; END IF;"
-            " RETURN NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER no_insert BEFORE INSERT"
-            " ON tasks FOR EACH ROW EXECUTE FUNCTION no_insert()");
+    refuse_tasks_marked_refuse(f);
     char err[PT_ERR_MAX] = "";
     dispatch *d = dispatch_start(f->db, f->k, 0, err);
     assert_non_null(d);
