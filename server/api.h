@@ -20,6 +20,10 @@
 #include <stdatomic.h>
 
 #define API_IDEM_INFLIGHT 64
+/* API keys the admit hook found valid lately, kept (by hash) for
+ * API_ADMIT_SEEN_MS so that it answers them without a store read */
+#define API_ADMIT_SEEN 256
+#define API_ADMIT_SEEN_MS 10000
 
 /* What the handlers work with: the parts are borrowed and outlive the HTTP
  * server; set them, then api_init before the first request. */
@@ -50,6 +54,11 @@ typedef struct api_env {
     int admitting;            /* POST /tasks past the queue check, not yet created */
     pthread_mutex_t idem_mu;                    /* guards idem_inflight */
     char idem_inflight[API_IDEM_INFLIGHT][300]; /* "account:key" being answered; "" free */
+    pthread_mutex_t seen_mu;                    /* guards admit_seen */
+    struct {
+        char hash[65];   /* a key's hash; "" free */
+        int64_t until;   /* pt_mono_ms past which it is read from the store again */
+    } admit_seen[API_ADMIT_SEEN];
 } api_env;
 
 /* The body a request without an API key may carry (the demo's webhook
@@ -64,7 +73,11 @@ void api_fini(api_env *e);
  * request under /tasks is authenticated by its headers alone, before one
  * byte of its body is read (401 otherwise); any other carries at most
  * API_OPEN_BODY_MAX bytes. Runs on the HTTP service thread, with a store
- * connection of its own. */
+ * connection of its own; a key it found valid in the last
+ * API_ADMIT_SEEN_MS passes from memory (no store round trip on the thread
+ * that reads every connection). It is a gate, not the check: the handler
+ * authenticates every request against the store, so a key rotated in
+ * those seconds has its body read and is answered 401 all the same. */
 int api_admit(http_request *r, void *ud);
 /* The HTTP handler; ud is the api_env. */
 void api_handle(http_request *r, void *ud);
