@@ -235,16 +235,22 @@ static int read_create(http_request *r, create_in *in)
     return 0;
 }
 
-/* The SOP that will run a task of this type, or the error answered (NULL). */
+/* The SOP that will run a task of this type, with the account's input
+ * defaults into `defaults`, or the error answered (NULL). */
 static const sop *sop_for(api_env *e, store *st, http_request *r, const account *a,
-                          const char *type, int *version)
+                          const char *type, int *version, vars *defaults)
 {
     if (!task_type_known(type)) {
         http_reply_error(r, 422, "unknown_type", "type '%.64s' is not one of %s", type,
                          task_types_text());
         return NULL;
     }
-    if (store_sop_current(st, a->id, type, version, NULL) != 1) {
+    int found = store_sop_current_defaults(st, a->id, type, version, bundle_add_default, defaults);
+    if (found < 0) {
+        http_reply_error(r, 503, "unavailable", "the store is not available");
+        return NULL;
+    }
+    if (!found) {
         http_reply_error(r, 422, "no_sop",
                          "this account has no SOP for %s yet (an operator adds one with "
                          "`portier account set-sop`)",
@@ -260,12 +266,12 @@ static const sop *sop_for(api_env *e, store *st, http_request *r, const account 
 
 /* Checks that the data fits the SOP's inputs before anything is queued, or
  * answers 422 with every problem (-1). */
-static int check_data(store *st, http_request *r, const account *a, const sop *sp, const char *type,
+static int check_data(http_request *r, const sop *sp, const vars *defaults, const char *type,
                       const char *data)
 {
     char problems[4096] = "";
     vars *inputs = vars_new();
-    int bad = bundle_bind(st, a->id, sp, data, inputs, problems, sizeof(problems)) != 0;
+    int bad = bundle_bind_defaults(sp, data, defaults, inputs, problems, sizeof(problems)) != 0;
     vars_free(inputs);
     if (!bad)
         return 0;
@@ -481,6 +487,11 @@ static void create_task(http_request *r, void *ud)
     const account *a = c->a;
     create_in in = {0};
     int claim = -2;
+    vars *defaults = vars_new();
+    if (!defaults) {
+        http_reply_error(r, 503, "unavailable", "out of memory");
+        goto out;
+    }
     if (read_create(r, &in) < 0)
         goto out;
     if (!in.type || !*in.type) {
@@ -500,9 +511,9 @@ static void create_task(http_request *r, void *ud)
     if (replay_idempotent(st, r, a, idem, hash) != 0)
         goto out;
     int version = 0;
-    const sop *sp = sop_for(e, st, r, a, in.type, &version);
+    const sop *sp = sop_for(e, st, r, a, in.type, &version, defaults);
     if (!sp || check_files(r, sp, in.type, &in) < 0 ||
-        check_data(st, r, a, sp, in.type, in.data) < 0)
+        check_data(r, sp, defaults, in.type, in.data) < 0)
         goto out;
     if (queue_admit(e, st, r) < 0)
         goto out;
@@ -541,6 +552,7 @@ static void create_task(http_request *r, void *ud)
     reply_task(r, &t);
     task_free(&t);
 out:
+    vars_free(defaults);
     idem_release(e, claim);
     create_in_free(&in);
 }

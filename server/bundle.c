@@ -230,9 +230,15 @@ const sop *bundle_cache_get(bundle_cache *c, store *st, int64_t acct, const char
 
 /* ---- Task data ----------------------------------------------------------- */
 
-static void add_default(void *ud, const char *input, const char *value)
+void bundle_add_default(void *ud, const char *input, const char *value)
 {
     vars_set(ud, input, value, 0);
+}
+
+int bundle_bind_defaults(const sop *sp, const char *data, const vars *defaults, vars *inputs,
+                         char *problems, size_t n)
+{
+    return vars_bind_data(sp, data, defaults, inputs, problems, n);
 }
 
 int bundle_bind(store *st, int64_t acct, const sop *sp, const char *data, vars *inputs,
@@ -243,7 +249,12 @@ int bundle_bind(store *st, int64_t acct, const sop *sp, const char *data, vars *
         snprintf(problems, n, "out of memory");
         return -1;
     }
-    store_default_each(st, acct, add_default, defaults);
+    /* without them a task would fail on an input its default fills */
+    if (store_default_each(st, acct, bundle_add_default, defaults) < 0) {
+        snprintf(problems, n, "the account's input defaults could not be read from the store");
+        vars_free(defaults);
+        return -1;
+    }
     int rc = vars_bind_data(sp, data, defaults, inputs, problems, n);
     vars_free(defaults);
     return rc;

@@ -167,6 +167,13 @@ int store_sop_add(store *st, int64_t acct, const char *type, const char *bundle_
 /* The newest version for that type: 1 found (*bundle malloc'd), 0 none. */
 int store_sop_current(store *st, int64_t acct, const char *type, int *version, char **bundle);
 int store_sop_get(store *st, int64_t acct, const char *type, int version, char **bundle);
+/* What a new task of that type needs, in one read (POST /tasks; on
+ * PostgreSQL one round trip, not two): the newest version and fn for each
+ * of the account's input defaults. 1 found, 0 no SOP for the type, -1
+ * error. */
+int store_sop_current_defaults(store *st, int64_t acct, const char *type, int *version,
+                               void (*fn)(void *ud, const char *input, const char *value),
+                               void *ud);
 /* The newest version of each of the account's task types, by type:
  * [{"type", "version"}]. */
 cJSON *store_sop_list(store *st, int64_t acct);

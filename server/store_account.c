@@ -330,10 +330,11 @@ int store_default_each(store *st, int64_t acct,
     if (!s)
         return -1;
     store__bind_int64(s, 1, acct);
-    while (store__step(s) == STORE_ROW)
+    int rc;
+    while ((rc = store__step(s)) == STORE_ROW)
         fn(ud, store__col_str(s, 0), store__col_str(s, 1));
     store__reset(s);
-    return 0;
+    return rc == STORE_DONE ? 0 : -1;
 }
 
 int store_sop_add(store *st, int64_t acct, const char *type, const char *bundle_json, int *version)
@@ -377,6 +378,32 @@ int store_sop_current(store *st, int64_t acct, const char *type, int *version, c
     }
     store__reset(s);
     return found ? 1 : rc == STORE_DONE ? 0 : -1;
+}
+
+int store_sop_current_defaults(store *st, int64_t acct, const char *type, int *version,
+                               void (*fn)(void *ud, const char *input, const char *value),
+                               void *ud)
+{
+    /* the version's row first (kind 0), then one row per default (kind 1) */
+    store_stmt *s = store__q(
+        st, "SELECT 0, v.version, NULL, NULL FROM (SELECT version FROM sops"
+            " WHERE account_id=?1 AND type=?2 ORDER BY version DESC LIMIT 1) v"
+            " UNION ALL SELECT 1, 0, input, value FROM input_defaults WHERE account_id=?1");
+    if (!s)
+        return -1;
+    store__bind_int64(s, 1, acct);
+    store__bind_text(s, 2, type);
+    int rc, found = 0;
+    while ((rc = store__step(s)) == STORE_ROW) {
+        if (store__col_int(s, 0) == 0) {
+            *version = store__col_int(s, 1);
+            found = 1;
+        } else {
+            fn(ud, store__col_str(s, 2), store__col_str(s, 3));
+        }
+    }
+    store__reset(s);
+    return rc != STORE_DONE ? -1 : found;
 }
 
 int store_sop_get(store *st, int64_t acct, const char *type, int version, char **bundle)
