@@ -480,6 +480,22 @@ int store_begin_rows(store *st)
     return st->drv->begin_rows(st);
 }
 
+int store__begin_deferred(store *st)
+{
+    st->tx_gen++;
+    return st->drv->begin_deferred ? st->drv->begin_deferred(st) : st->drv->begin(st);
+}
+
+int store__commit_deferred(store *st)
+{
+    if (!st->drv->commit_deferred)
+        return store_commit(st) < 0 ? PT_ECLOSED : 0;
+    int rc = st->drv->commit_deferred(st);
+    if (rc < 0)
+        store_rollback(st);
+    return rc;
+}
+
 int store_commit(store *st)
 {
     if (store__run(st, store__q(st, "COMMIT")) == 0)

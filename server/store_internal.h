@@ -93,6 +93,15 @@ struct store_driver {
     /* store_batch_begin_fast: a query of ?1 new task ids, one per row
      * (NULL: the backend has no fast batch) */
     const char *reserve_task_ids_sql;
+    /* The fast batch's ends, each riding with other statements (NULL: begin
+     * and COMMIT). begin_deferred is begin whose answer comes with the
+     * next statement that reads rows (the id reservation); commit_deferred
+     * sends COMMIT behind the statements still unanswered and reads them
+     * all: 0 committed, -1 one of them failed (COMMIT did not run: nothing
+     * is stored, the transaction is to be rolled back), PT_ECLOSED the
+     * COMMIT itself failed (it may be stored). */
+    int (*begin_deferred)(store *st);
+    int (*commit_deferred)(store *st);
     /* store_wait_changes: 1 once another connection committed a change
      * since the last call, 0 after timeout_ms, -1 on error */
     int (*wait_changes)(store *st, int timeout_ms);
@@ -126,6 +135,10 @@ struct store {
  * reset and with bindings cleared; NULL (logged) if it does not prepare.
  * The statement belongs to the connection. */
 store_stmt *store__q(store *st, const char *sql);
+/* The driver's begin_deferred and commit_deferred (or begin and COMMIT);
+ * a failed commit rolls back. */
+int store__begin_deferred(store *st);
+int store__commit_deferred(store *st);
 
 static inline int store__step(store_stmt *s)
 {

@@ -776,6 +776,76 @@ static int pg_begin(store *st)
     return pg_exec(st, "BEGIN; SELECT pg_advisory_xact_lock(" WRITER_LOCK "); NOTIFY " CHANGES_CHANNEL);
 }
 
+/* pg_begin's statements and the COMMIT, prepared and sent in a pipeline:
+ * the batch's first query and its last statements carry them, a round
+ * trip each instead of one more each. */
+static const char *const deferred_begin[] = {
+    "BEGIN", "SELECT pg_advisory_xact_lock(" WRITER_LOCK ")", "NOTIFY " CHANGES_CHANNEL};
+static const char deferred_commit[] = "COMMIT";
+
+/* Sends a prepared statement into the pipeline, its answer unread. */
+static int defer(pg_stmt *p)
+{
+    pg_conn *pc = p->pc;
+    if (!pc->pending && PQenterPipelineMode(pc->c) != 1) {
+        keep_error(pc, NULL);
+        return -1;
+    }
+    if (!send(p)) {
+        keep_error(pc, NULL);
+        pipeline_end(pc, NULL);
+        return -1;
+    }
+    pc->pending++;
+    return 0;
+}
+
+static int pg_begin_deferred(store *st)
+{
+    pg_conn *pc = PC(st);
+    pg_stmt *p[4];
+    /* prepared before the first is sent: preparing waits for the server */
+    for (size_t i = 0; i < 4; i++) {
+        store_stmt *q = store__q(st, i < 3 ? deferred_begin[i] : deferred_commit);
+        if (!q || ensure_prepared(p[i] = P(q)) < 0)
+            return -1;
+    }
+    if (flush(pc) < 0)
+        return -1;
+    for (size_t i = 0; i < 3; i++)
+        if (defer(p[i]) < 0)
+            return -1;
+    return 0;
+}
+
+static int pg_commit_deferred(store *st)
+{
+    pg_conn *pc = PC(st);
+    store_stmt *q = store__q(st, deferred_commit);
+    if (!q || ensure_prepared(P(q)) < 0)
+        return -1; /* preparing read what was pending: it failed */
+    pg_stmt *p = P(q);
+    if (!pc->pending)
+        return run(p) == STORE_DONE ? 0 : PT_ECLOSED;
+    if (!send(p)) {
+        keep_error(pc, NULL);
+        pipeline_end(pc, NULL);
+        return -1; /* not sent: not run */
+    }
+    int earlier_failed = pipeline_end(pc, &p->res) < 0;
+    int ok = !earlier_failed && PQresultStatus(p->res) == PGRES_COMMAND_OK;
+    /* "not stored" only on the server's word (an error answered, the
+     * COMMIT then skipped): a connection lost on the way may have taken
+     * the COMMIT in and its answer with it */
+    int lost = PQstatus(pc->c) == CONNECTION_BAD;
+    if (!earlier_failed && !ok)
+        keep_error(pc, p->res);
+    PQclear(p->res);
+    p->res = NULL;
+    recover(pc);
+    return ok ? 0 : earlier_failed && !lost ? -1 : PT_ECLOSED;
+}
+
 /* No writer lock and no NOTIFY: a claim makes no work for anyone. */
 static int pg_begin_rows(store *st)
 {
@@ -851,6 +921,8 @@ const store_driver store__pg = {
     .skip_locked = 1,
     .reserve_task_ids_sql = "SELECT nextval(pg_get_serial_sequence('tasks', 'id'))"
                             " FROM generate_series(1, ?1)",
+    .begin_deferred = pg_begin_deferred,
+    .commit_deferred = pg_commit_deferred,
     .wait_changes = pg_wait_changes,
     .col_count = pg_col_count,
     .col_name = pg_col_name,

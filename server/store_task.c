@@ -246,8 +246,10 @@ int store_batch_begin_fast(store *st, size_t n)
     const char *sql = st->drv->reserve_task_ids_sql;
     if (!sql || !n)
         return store_batch_begin(st);
-    if (store_batch_begin(st) < 0)
+    /* the BEGIN rides with the reservation: one round trip for both */
+    if (store__begin_deferred(st) < 0)
         return -1;
+    st->in_batch = 1;
     struct store_fast_batch *f = calloc(1, sizeof(*f));
     store_stmt *s = f && (f->ids = calloc(n, sizeof(*f->ids))) ? store__q(st, sql) : NULL;
     if (s) {
@@ -278,22 +280,17 @@ int store_batch_end(store *st)
     }
     /* each account's counter moves once, past the numbers the batch gave
      * (one row updated many times in a transaction is as many row
-     * versions). The statement waits for its answer, and with it for
-     * every creation's: a failure among them is known before the COMMIT,
-     * so the batch is surely not stored and may be run again */
+     * versions). These and the COMMIT ride behind the creations, read
+     * together: a creation the server refused makes it skip the COMMIT,
+     * so the batch is surely not stored and may be run again (-1) */
     int failed = st->fast->failed;
     for (size_t i = 0; !failed && i < st->fast->naccts; i++) {
-        store_stmt *s = store__q(st, "UPDATE accounts SET next_task_number=?1 WHERE id=?2"
-                                     " RETURNING id");
-        int rc = STORE_ERROR;
+        store_stmt *s = store__q(st, "UPDATE accounts SET next_task_number=?1 WHERE id=?2");
         if (s) {
             store__bind_int64(s, 1, st->fast->accts[i].next);
             store__bind_int64(s, 2, st->fast->accts[i].id);
-            while ((rc = store__step(s)) == STORE_ROW)
-                ;
-            store__reset(s);
         }
-        failed = rc != STORE_DONE;
+        failed = !s || store__run(st, s) < 0;
     }
     fast_free(st);
     st->in_batch = 0;
@@ -301,10 +298,10 @@ int store_batch_end(store *st)
         store_rollback(st);
         return -1;
     }
-    /* the COMMIT itself failed: the server may have stored it all (a
-     * connection lost on the way back); only a person's retry with the
-     * same Idempotency-Key can tell */
-    return store_commit(st) < 0 ? PT_ECLOSED : 0;
+    /* PT_ECLOSED: the COMMIT itself failed, and the server may have stored
+     * it all (a connection lost on the way back); only a person's retry
+     * with the same Idempotency-Key can tell */
+    return store__commit_deferred(st);
 }
 
 /* Whether the fast batch has a reserved id left. */
