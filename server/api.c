@@ -235,6 +235,57 @@ static int read_create(http_request *r, create_in *in)
     return 0;
 }
 
+static size_t config_slot(int64_t acct, const char *type)
+{
+    size_t h = (size_t)acct * 2654435761u;
+    for (const char *c = type; *c; c++)
+        h = h * 31 + (unsigned char)*c;
+    return h % API_CONFIGS;
+}
+
+static void copy_vars(vars *to, const vars *from)
+{
+    for (size_t i = 0; i < vars_count(from); i++)
+        vars_set(to, vars_name(from, i), vars_get(from, vars_name(from, i)), 0);
+}
+
+/* The SOP version a new task of this type takes and the account's input
+ * defaults (into defaults): what this node read last, while the account's
+ * row (read by authenticate for this request) shows the same config_gen;
+ * else read from the store (one query) and kept. The SOP and defaults
+ * change only with config_gen moving after them, in their transaction, so
+ * a kept copy is never older than the row that vouches for it. 1, 0 (no
+ * SOP for the type), -1 (store error). */
+static int task_config(api_env *e, store *st, const account *a, const char *type, int *version,
+                       vars *defaults)
+{
+    size_t i = config_slot(a->id, type);
+    pthread_mutex_lock(&e->config_mu);
+    int hit = e->configs[i].account == a->id && e->configs[i].gen == a->config_gen &&
+              !strcmp(e->configs[i].type, type);
+    if (hit) {
+        *version = e->configs[i].version;
+        copy_vars(defaults, e->configs[i].defaults);
+    }
+    pthread_mutex_unlock(&e->config_mu);
+    if (hit)
+        return 1;
+    int found = store_sop_current_defaults(st, a->id, type, version, bundle_add_default, defaults);
+    vars *kept = found == 1 && strlen(type) < sizeof(e->configs[i].type) ? vars_new() : NULL;
+    if (!kept)
+        return found;
+    copy_vars(kept, defaults);
+    pthread_mutex_lock(&e->config_mu);
+    vars_free(e->configs[i].defaults);
+    e->configs[i].account = a->id;
+    e->configs[i].gen = a->config_gen;
+    snprintf(e->configs[i].type, sizeof(e->configs[i].type), "%s", type);
+    e->configs[i].version = *version;
+    e->configs[i].defaults = kept;
+    pthread_mutex_unlock(&e->config_mu);
+    return 1;
+}
+
 /* The SOP that will run a task of this type, with the account's input
  * defaults into `defaults`, or the error answered (NULL). */
 static const sop *sop_for(api_env *e, store *st, http_request *r, const account *a,
@@ -245,7 +296,7 @@ static const sop *sop_for(api_env *e, store *st, http_request *r, const account 
                          task_types_text());
         return NULL;
     }
-    int found = store_sop_current_defaults(st, a->id, type, version, bundle_add_default, defaults);
+    int found = task_config(e, st, a, type, version, defaults);
     if (found < 0) {
         http_reply_error(r, 503, "unavailable", "the store is not available");
         return NULL;
@@ -1380,6 +1431,8 @@ int api_init(api_env *e)
     pthread_mutex_init(&e->idem_mu, NULL);
     memset(e->admit_seen, 0, sizeof(e->admit_seen));
     pthread_mutex_init(&e->seen_mu, NULL);
+    memset(e->configs, 0, sizeof(e->configs));
+    pthread_mutex_init(&e->config_mu, NULL);
     return pthread_key_create(&e->store_key, close_store) == 0 ? PT_OK : PT_EFAIL;
 }
 
@@ -1387,6 +1440,9 @@ void api_fini(api_env *e)
 {
     pthread_mutex_destroy(&e->idem_mu);
     pthread_mutex_destroy(&e->seen_mu);
+    for (size_t i = 0; i < API_CONFIGS; i++)
+        vars_free(e->configs[i].defaults);
+    pthread_mutex_destroy(&e->config_mu);
     pthread_key_delete(e->store_key);
     pthread_mutex_destroy(&e->admit_mu);
 }

@@ -24,6 +24,9 @@
  * API_ADMIT_SEEN_MS so that it answers them without a store read */
 #define API_ADMIT_SEEN 256
 #define API_ADMIT_SEEN_MS 10000
+/* (account, task type)s whose SOP version and input defaults this node
+ * keeps, each while the account's config_gen stays what it was */
+#define API_CONFIGS 64
 
 /* What the handlers work with: the parts are borrowed and outlive the HTTP
  * server; set them, then api_init before the first request. */
@@ -59,6 +62,14 @@ typedef struct api_env {
         char hash[65];   /* a key's hash; "" free */
         int64_t until;   /* pt_mono_ms past which it is read from the store again */
     } admit_seen[API_ADMIT_SEEN];
+    pthread_mutex_t config_mu; /* guards configs */
+    struct {
+        int64_t account; /* 0: free */
+        int64_t gen;     /* the account's config_gen when they were read */
+        char type[40];
+        int version;
+        vars *defaults;
+    } configs[API_CONFIGS];
 } api_env;
 
 /* The body a request without an API key may carry (the demo's webhook

@@ -137,6 +137,10 @@ static const char *const migrations[] = {
     "CREATE TABLE fingerprints(account_id INTEGER NOT NULL REFERENCES accounts(id),"
     "  type TEXT NOT NULL, sop_version INTEGER NOT NULL, data BLOB NOT NULL,"
     "  updated_at INTEGER NOT NULL, PRIMARY KEY(account_id, type, sop_version));",
+    /* 9: a count of the changes to an account's SOPs and input defaults,
+     * moved after each in the same transaction, so that what a node keeps
+     * of them is known stale from the account's row alone */
+    "ALTER TABLE accounts ADD COLUMN config_gen INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

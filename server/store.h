@@ -114,6 +114,10 @@ typedef struct account {
     int64_t created_at;
     int sessions_off;        /* no kept browser sessions (account set-session NAME off) */
     unsigned webhook_events; /* STORE_EVENT_* the endpoint gets */
+    /* moves with every change to the account's SOPs or input defaults
+     * (store_sop_add, store_default_set): what was read of them under
+     * one value is still what the store holds while the row says it */
+    int64_t config_gen;
 } account;
 
 /* The events an account's endpoint may get (task_finished by default). */

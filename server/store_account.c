@@ -27,10 +27,10 @@ void account_free(account *a)
 }
 
 /* read_account's columns, in its order; a query may add columns after them */
-#define ACCOUNT_NCOLS 11
+#define ACCOUNT_NCOLS 12
 #define ACCOUNT_COLS                                                                               \
     "id, name, portal, webhook_url, webhook_disabled, whsec, whsec_old, whsec_old_until, "         \
-    "created_at, sessions_off, webhook_events"
+    "created_at, sessions_off, webhook_events, config_gen"
 
 /* Fills *a from the statement's current row. */
 static void row_account(store_stmt *s, account *a)
@@ -46,6 +46,7 @@ static void row_account(store_stmt *s, account *a)
     a->created_at = store__col_int64(s, 8);
     a->sessions_off = store__col_int(s, 9);
     a->webhook_events = (unsigned)store__col_int(s, 10);
+    a->config_gen = store__col_int64(s, 11);
 }
 
 static int read_account(store_stmt *s, account *a)
@@ -310,17 +311,41 @@ int store_secret_each(store *st, int64_t acct,
     return 0;
 }
 
+/* Moves the account's config_gen, after the change it counts and in its
+ * transaction (a node that read the old config under the old value then
+ * reads it again). */
+static int config_moved(store *st, int64_t acct)
+{
+    store_stmt *s = store__q(st, "UPDATE accounts SET config_gen=config_gen+1 WHERE id=?");
+    if (!s)
+        return -1;
+    store__bind_int64(s, 1, acct);
+    return store__run(st, s);
+}
+
+/* Ends a config change begun with store_begin: COMMIT if rc is 0. */
+static int config_end(store *st, int rc)
+{
+    if (rc < 0) {
+        store_rollback(st);
+        return -1;
+    }
+    return store_commit(st);
+}
+
 int store_default_set(store *st, int64_t acct, const char *input, const char *value)
 {
+    if (store_begin(st) < 0)
+        return -1;
     store_stmt *s = store__q(
         st, "INSERT INTO input_defaults(account_id, input, value) VALUES(?1,?2,?3)"
             " ON CONFLICT(account_id, input) DO UPDATE SET value=excluded.value");
     if (!s)
-        return -1;
+        return config_end(st, -1);
     store__bind_int64(s, 1, acct);
     store__bind_text(s, 2, input);
     store__bind_text(s, 3, value);
-    return store__run(st, s);
+    return config_end(st, store__run(st, s) < 0 ? -1 : config_moved(st, acct));
 }
 
 int store_default_each(store *st, int64_t acct,
@@ -339,11 +364,13 @@ int store_default_each(store *st, int64_t acct,
 
 int store_sop_add(store *st, int64_t acct, const char *type, const char *bundle_json, int *version)
 {
+    if (store_begin(st) < 0)
+        return -1;
     store_stmt *s = store__q(st, "INSERT INTO sops(account_id, type, version, bundle, created_at)"
                                    " SELECT ?1, ?2, coalesce(max(version), 0) + 1, ?3, ?4 FROM sops"
                                    " WHERE account_id=?1 AND type=?2 RETURNING version");
     if (!s)
-        return -1;
+        return config_end(st, -1);
     store__bind_int64(s, 1, acct);
     store__bind_text(s, 2, type);
     store__bind_text(s, 3, bundle_json);
@@ -354,7 +381,7 @@ int store_sop_add(store *st, int64_t acct, const char *type, const char *bundle_
     while (rc == STORE_ROW)
         rc = store__step(s);
     store__reset(s);
-    return rc == STORE_DONE ? 0 : -1;
+    return config_end(st, rc != STORE_DONE ? -1 : config_moved(st, acct));
 }
 
 int store_sop_current(store *st, int64_t acct, const char *type, int *version, char **bundle)

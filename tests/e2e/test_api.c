@@ -529,7 +529,11 @@ static void test_errors_and_idempotency(void **state)
     idempotency_reuse(&s, first);
 
     /* an account's input default overrides the SOP's, and is checked like
-     * task data */
+     * task data; set while the server keeps what it read of the type a
+     * moment ago (the first request) */
+    expect_error(&s, s.key, "POST", "/tasks", "application/json",
+                 "{\"type\":\"check_eligibility\",\"data\":\"member_id: 300059049\"}", 0, 422,
+                 "invalid_data", "dob");
     const char *setdef[] = {"account", "set-default", "demo", "provider_npi", "12345", NULL};
     assert_int_equal(ts_cli(&s, setdef, NULL, NULL), 0);
     expect_error(&s, s.key, "POST", "/tasks", "application/json",

@@ -38,7 +38,8 @@ cJSON *ts_wait_status(const ts_server *s, long long id, const char *want, int ti
 /* `serve --demo` with the sandbox on a free port, plus extra args. */
 void ts_start_demo(ts_server *s, const char *name, const char *const *extra);
 /* Installs, with `account set-sop`, a check_eligibility SOP for the demo
- * account that asks for an NPI (`ask npi`) and then for review. */
+ * account that asks for an NPI (`ask npi`) and then for review (a POST
+ * turned down with 422 just before, so the server has read version 1). */
 void ts_install_ask_sop(const ts_server *s);
 /* Posts a task for it (asserting it took the new SOP); its id. */
 long long ts_post_ask_task(const ts_server *s);

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "tests/support/testmain.h"
 #include "tests/support/testpg.h"
+#include "server/bundle.h"
 #include "server/dispatch.h"
 #include "server/keys.h"
 #include "server/task.h"
@@ -175,6 +176,23 @@ static void accounts_keys_and_upserts(void **state)
     assert_int_equal(store_sop_get(f->st, id, "submit_claim", 1, &bundle), 1);
     assert_string_equal(bundle, "{\"v\":1}");
     free(bundle);
+    /* what a new task needs in one read; every change to it (two
+     * defaults, three SOPs) moved the account's config_gen */
+    v = vars_new();
+    assert_int_equal(store_sop_current_defaults(f->st, id, "submit_claim", &ver,
+                                                bundle_add_default, v), 1);
+    assert_int_equal(ver, 2);
+    assert_int_equal(vars_count(v), 1);
+    assert_string_equal(vars_get(v, "place"), "office");
+    vars_free(v);
+    v = vars_new();
+    assert_int_equal(store_sop_current_defaults(f->st, id, "request_auth", &ver,
+                                                bundle_add_default, v), 0);
+    vars_free(v);
+    account a5;
+    assert_int_equal(store_account_by_id(f->st, id, &a5), 1);
+    assert_int_equal(a5.config_gen, 5);
+    account_free(&a5);
     cJSON *list = store_account_list(f->st);
     assert_int_equal(cJSON_GetArraySize(list), 2);
     cJSON *first = cJSON_GetArrayItem(list, 0);
