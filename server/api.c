@@ -476,8 +476,11 @@ static int replay_idempotent(store *st, http_request *r, const account *a, const
  * the create, whatever its outcome. */
 static int queue_admit(api_env *e, store *st, http_request *r)
 {
+    /* counted outside the lock (a count of a long queue holds no one
+     * up), read again under it with the creations under way */
+    dispatch_queue_depth(e->dispatch, st);
     pthread_mutex_lock(&e->admit_mu);
-    long long queued = dispatch_queue_depth(e->dispatch, st);
+    long long queued = dispatch_queue_counted(e->dispatch);
     queued = (queued > 0 ? queued : 0) + e->admitting; /* a store error: the create says */
     int full = queued >= e->max_queue;
     if (!full)

@@ -276,12 +276,23 @@ int dispatch_next(dispatch *d, task_ctx *cx, int64_t *id)
 
 long long dispatch_queue_depth(dispatch *d, store *st)
 {
-    long long now = pt_mono_ms();
-    if (now - d->queued_at > 100) {
-        d->queued_at = now;
+    long long now = pt_mono_ms(), at = d->queued_at;
+    /* this node's creations are counted as they happen (dispatch_create);
+     * far below the limit, other nodes' take a second or more to matter
+     * (QUEUE_EXACT_SLACK's rate): a long queue is counted once a second,
+     * not ten times */
+    long long every =
+        d->max_queue <= 0 || d->max_queue - d->queued > 11 * QUEUE_EXACT_SLACK ? 1000 : 100;
+    /* one caller counts; the others meanwhile take the last count */
+    if (now - at > every && atomic_compare_exchange_strong(&d->queued_at, &at, now)) {
         long long n = store_task_count_status(st, task_status_name(TASK_PENDING));
         if (n >= 0)
             d->queued = n;
     }
+    return d->queued;
+}
+
+long long dispatch_queue_counted(dispatch *d)
+{
     return d->queued;
 }

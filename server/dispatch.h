@@ -35,8 +35,11 @@ void dispatch_kick(dispatch *d);
  * comes with a kick from server/node.c (its wait for the store's
  * changes), else within the half second. */
 int dispatch_next(dispatch *d, task_ctx *cx, int64_t *id);
-/* Pending tasks (counted at most every 100 ms: a COUNT per request would
+/* Pending tasks (counted at most every 100 ms, every second while far
+ * below the limit, by one caller at a time: a COUNT per request would
  * make POST /tasks slower the longer the queue). */
 long long dispatch_queue_depth(dispatch *d, store *st);
+/* The last count, with this node's creations since (no store read). */
+long long dispatch_queue_counted(dispatch *d);
 
 #endif
