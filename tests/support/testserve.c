@@ -267,3 +267,22 @@ long long ts_sql_int(const ts_server *s, const char *sql)
     sqlite3_close(db);
     return v;
 }
+
+char *ts_sql_text(const ts_server *s, const char *sql)
+{
+    if (ts_pg(s))
+        return tpg_value(s->db, sql);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    char *v = NULL;
+    if (sqlite3_open_v2(s->db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 10000);
+        if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+            fprintf(stderr, "ts_sql_text: %s\n", sqlite3_errmsg(db));
+        else if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+            v = strdup((const char *)sqlite3_column_text(q, 0));
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}

@@ -39,6 +39,10 @@ void ts_cleanup(ts_server *s);
 int ts_sql(const ts_server *s, const char *sqlite_sql, const char *pg_sql);
 /* The first column of a query's first row as an integer (-1: no row). */
 long long ts_sql_int(const ts_server *s, const char *sql);
+/* The same as text: a new string the caller frees, or NULL (no row, a NULL
+ * value, or an error on stderr). SQL that differs per backend is the
+ * caller's choice (ts_pg). */
+char *ts_sql_text(const ts_server *s, const char *sql);
 /* Everything it wrote to stderr over all its runs (new string). */
 char *ts_log(const ts_server *s);
 /* Runs `portier ARGS...` (NULL-terminated) with --db appended; stdout in
