@@ -10,10 +10,13 @@
  * only: --workers 0), with counted facts, never timings.
  */
 #define _GNU_SOURCE
+#include "server/keys.h"
+#include "server/store.h"
 #include "tests/support/testhttp.h"
 #include "tests/support/testmain.h"
 #include "tests/support/testserve.h"
 #include "util/buf.h"
+#include "util/err.h"
 #include "util/timeutil.h"
 
 #include <arpa/inet.h>
@@ -22,7 +25,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,15 +154,16 @@ typedef struct env {
 static void start(env *e, const char *name, const char *const *extra, const char *const *envs)
 {
     ts_init(&e->s, name);
-    char *out = NULL, sop[4200];
+    char *out = NULL, sop_file[4200];
     const char *create[] = {"account", "create", "acme", NULL};
     assert_int_equal(ts_cli(&e->s, create, NULL, &out), 0);
     cJSON *o = cJSON_Parse(strchr(out, '{'));
     snprintf(e->key, sizeof(e->key), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, "api_key")));
     cJSON_Delete(o);
     free(out);
-    snprintf(sop, sizeof(sop), "%s/sops/sandbox/check_eligibility.sop", PORTIER_SOURCE_DIR);
-    const char *setsop[] = {"account", "set-sop", "acme", "check_eligibility", sop, NULL};
+    snprintf(sop_file, sizeof(sop_file), "%s/sops/sandbox/check_eligibility.sop",
+             PORTIER_SOURCE_DIR);
+    const char *setsop[] = {"account", "set-sop", "acme", "check_eligibility", sop_file, NULL};
     assert_int_equal(ts_cli(&e->s, setsop, NULL, NULL), 0);
     const char *args[24] = {"--workers", "0"};
     int n = 2;
@@ -233,7 +236,7 @@ static void test_unauthenticated_body_never_read(void **state)
     free(sink);
     long after = rss_kib(e.s.pid);
     char spool[700];
-    snprintf(spool, sizeof(spool), "%s.d/spool", e.s.db);
+    snprintf(spool, sizeof(spool), "%s/spool", e.s.data);
     assert_int_equal(count_files(spool), 0);
     assert_true(before > 0 && after > 0);
     if (after - before > 8 * 1024)
@@ -720,23 +723,32 @@ static void hang_stop(hang *h)
     pthread_mutex_destroy(&h->mu);
 }
 
-static void outbox_rows(const char *db_path, int account, int from, int count)
+/* count events of the account at the outbox of a server not yet started,
+ * written through the store as the server writes them: payloads sealed
+ * under its master key (a PostgreSQL store holds no clear ones). Each is
+ * due long ago, in the order written: next_at is its id. */
+static void outbox_rows(const ts_server *s, int64_t acct, int from, int count)
 {
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    char err[PT_ERR_MAX] = "";
+    store *st = store_open(s->db, 0, err);
+    keys *k = st ? keys_load(s->db, NULL, err) : NULL;
+    if (!k)
+        fail_msg("the store of %s: %s", s->dir, err);
+    keys_attach(k, st);
+    assert_int_equal(store_begin(st), 0);
     for (int i = from; i < from + count; i++) {
-        char sql[512];
-        snprintf(sql, sizeof(sql),
-                 "INSERT INTO outbox(event_id, account_id, task_id, event, payload, created_at,"
-                 " next_at) VALUES('evt_fair_%d_%04d', %d, NULL, 'task_finished',"
-                 " '{\"id\":%d,\"accountId\":%d,\"status\":\"completed\",\"notes\":\"n\"}',"
-                 " %lld, %d)",
-                 account, i, account, 100000 + i, account, (long long)pt_wall_ms(), i);
-        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        char id[64], payload[160];
+        snprintf(id, sizeof(id), "evt_fair_%lld_%04d", (long long)acct, i);
+        snprintf(payload, sizeof(payload),
+                 "{\"id\":%d,\"accountId\":%lld,\"status\":\"completed\",\"notes\":\"n\"}",
+                 100000 + i, (long long)acct);
+        assert_int_equal(store_outbox_add(st, acct, 0, "task_finished", id, payload), 0);
     }
-    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    sqlite3_close(db);
+    assert_int_equal(store_commit(st), 0);
+    store_close(st);
+    keys_free(k);
+    const char *due = "UPDATE outbox SET next_at=id";
+    assert_int_equal(ts_sql(s, due, due), 0);
 }
 
 /* Account A has 100 events for an endpoint that never answers, all older
@@ -761,8 +773,8 @@ static void test_dead_endpoint_does_not_hold_up_others(void **state)
         "account", "create", "b", "--webhook-url", url_b, "--allow-private-webhooks", NULL};
     assert_int_equal(ts_cli(&s, ca, NULL, NULL), 0);
     assert_int_equal(ts_cli(&s, cb, NULL, NULL), 0);
-    outbox_rows(s.db, 1, 0, 100);
-    outbox_rows(s.db, 2, 200, 1);
+    outbox_rows(&s, 1, 0, 100);
+    outbox_rows(&s, 2, 200, 1);
     const char *args[] = {"--workers", "0", "--allow-private-webhooks", NULL};
     const char *envs[] = {"PORTIER_WEBHOOK_TIMEOUT_MS=120000", NULL};
     assert_int_equal(ts_start(&s, args, envs), 0);
@@ -794,24 +806,17 @@ static void test_private_endpoint_refused_at_delivery(void **state)
     const char *ca[] = {"account", "create", "a", "--webhook-url", url, "--allow-private-webhooks",
                         NULL};
     assert_int_equal(ts_cli(&s, ca, NULL, NULL), 0);
-    outbox_rows(s.db, 1, 0, 1);
+    outbox_rows(&s, 1, 0, 1);
     const char *args[] = {"--workers", "0", NULL};
     const char *envs[] = {"PORTIER_WEBHOOK_RETRY_SCHEDULE=0", NULL};
     assert_int_equal(ts_start(&s, args, envs), 0);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(s.db, &db), SQLITE_OK);
     char *why = NULL;
     int64_t until = pt_mono_ms() + 30000;
     while (!why && pt_mono_ms() < until) {
-        sqlite3_stmt *st;
-        sqlite3_prepare_v2(db, "SELECT error FROM deliveries", -1, &st, NULL);
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-            why = strdup((const char *)sqlite3_column_text(st, 0));
-        sqlite3_finalize(st);
+        why = ts_sql_text(&s, "SELECT error FROM deliveries");
         if (!why)
             pt_sleep_ms(100);
     }
-    sqlite3_close(db);
     assert_non_null(why);
     assert_non_null(strstr(why, "private"));
     free(why);
