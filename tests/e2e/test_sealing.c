@@ -16,12 +16,12 @@
 #include "tests/support/testcurl.h"
 #include "tests/support/testmain.h"
 #include "tests/support/testserve.h"
+#include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/timeutil.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +83,79 @@ static int hits_in_tree(const char *dir, const char *skip, const needle *nd, siz
     }
     if (d)
         closedir(d);
+    return hits;
+}
+
+/* Hex digits into n bytes (a new buffer), or NULL if they are not hex. */
+static unsigned char *from_hex(const char *hex, size_t *n)
+{
+    size_t len = strlen(hex) / 2;
+    unsigned char *b = malloc(len + 1);
+    for (size_t i = 0; b && i < len; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+            free(b);
+            return NULL;
+        }
+        b[i] = (unsigned char)v;
+    }
+    *n = len;
+    return b;
+}
+
+/* Needles in what a PostgreSQL database holds: every column of every
+ * table, read back through SQL as bytes (BYTEA as it is, the rest as their
+ * UTF-8 text). Its files on disk are no stand-in for SQLite's: they live in
+ * the test server's own cluster, and TOAST may compress a long value, so a
+ * clear value there need not show. *tables: how many were read. */
+static int hits_in_pg(const ts_server *s, const needle *nd, size_t nn, int *tables)
+{
+    char *cols = ts_sql_text(s, "SELECT string_agg(table_name || ' ' || column_name || ' '"
+                                " || (data_type = 'bytea')::int, E'\\n'"
+                                " ORDER BY table_name, ordinal_position)"
+                                " FROM information_schema.columns"
+                                " WHERE table_schema = current_schema()");
+    assert_non_null(cols);
+    int hits = 0;
+    pt_buf q;
+    pt_buf_init(&q, 0);
+    /* a line per column, a table's together: one query per table */
+    for (char *line = cols; line && *line;) {
+        char *next = strchr(line, '\n');
+        next = next ? next + 1 : NULL;
+        char t[128], c[128], next_t[128] = "";
+        int bytes = 0;
+        assert_int_equal(sscanf(line, "%127s %127s %d", t, c, &bytes), 3);
+        if (next)
+            sscanf(next, "%127s", next_t);
+        line = next;
+        if (!q.len)
+            pt_buf_appendf(&q, "SELECT encode(coalesce(string_agg(''::bytea");
+        /* a NUL after each column: no needle is made of two of them */
+        if (bytes)
+            pt_buf_appendf(&q, " || coalesce(\"%s\", '') || '\\x00'", c);
+        else
+            pt_buf_appendf(&q, " || coalesce(convert_to(\"%s\"::text, 'UTF8'), '') || '\\x00'", c);
+        if (!strcmp(next_t, t))
+            continue; /* more of this table's columns */
+        pt_buf_appendf(&q, ", '\\x0a'::bytea), ''::bytea), 'hex') FROM \"%s\"", t);
+        char *sql = pt_buf_take(&q);
+        char *hex = ts_sql_text(s, sql);
+        assert_non_null(hex);
+        size_t len = 0;
+        unsigned char *data = from_hex(hex, &len);
+        assert_non_null(data);
+        for (size_t i = 0; i < nn; i++)
+            if (memmem(data, len, nd[i].bytes, nd[i].len)) {
+                fprintf(stderr, "found %s in table %s\n", nd[i].what, t);
+                hits++;
+            }
+        (*tables)++;
+        free(data);
+        free(hex);
+        free(sql);
+    }
+    free(cols);
     return hits;
 }
 
@@ -174,7 +247,7 @@ static void spool_while_uploading(const ts_server *s, const char *pdf, size_t pd
     assert_true(write(fd, pdf, pdflen) == (ssize_t)pdflen); /* all but the end */
     const needle nd[] = {{"a PDF header", "%PDF-", 5}, {"the file", pdf + pdflen / 2, 64}};
     char spool[700];
-    snprintf(spool, sizeof(spool), "%s.d/spool", s->db);
+    snprintf(spool, sizeof(spool), "%s/spool", s->data);
     int files = 0, hits = 0;
     for (int i = 0; i < 50 && !files; i++) { /* until the server has spooled it */
         pt_sleep_ms(100);
@@ -228,26 +301,32 @@ static void test_sealed_at_rest(void **state)
     };
     size_t nn = sizeof(nd) / sizeof(nd[0]);
     char p[700];
-    int files = 0, hits = hits_in_file(s.db, nd, nn);
-    snprintf(p, sizeof(p), "%s-wal", s.db);
-    hits += hits_in_file(p, nd, nn);
-    snprintf(p, sizeof(p), "%s.d", s.db);
-    hits += hits_in_tree(p, "sandbox", nd, nn, &files);
+    int files = 0, hits = 0;
+    if (ts_pg(&s)) {
+        int tables = 0;
+        hits += hits_in_pg(&s, nd, nn, &tables);
+        assert_true(tables >= 8); /* accounts, secrets, tasks, outbox... were read */
+    } else {
+        hits += hits_in_file(s.db, nd, nn);
+        snprintf(p, sizeof(p), "%s-wal", s.db);
+        hits += hits_in_file(p, nd, nn);
+    }
+    hits += hits_in_tree(s.data, "sandbox", nd, nn, &files);
     assert_int_equal(hits, 0);
     assert_true(files >= 8); /* the upload, trajectories, screenshots were looked at */
-    /* each SOP that ran left its fingerprints, sealed (a BLOB), and they open */
-    sqlite3 *raw = NULL;
-    sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_open_v2(s.db, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(raw,
-                                        "SELECT count(*) FROM fingerprints WHERE typeof(data)='blob'"
-                                        " AND type IN ('submit_claim', 'submit_appeal')",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 2);
-    sqlite3_finalize(q);
-    sqlite3_close(raw);
+    /* each SOP that ran left its fingerprints, sealed. SQLite: a BLOB (a
+     * clear set is TEXT). PostgreSQL holds either in BYTEA: a clear set is
+     * "[]" or has entries with a "step" member (agent/fingerprint.c), and
+     * sealed bytes are longer than the one (PT_SEAL_OVERHEAD) and lack the
+     * other. */
+    assert_int_equal(ts_sql_int(&s, ts_pg(&s) ? "SELECT count(*) FROM fingerprints"
+                                                " WHERE position(convert_to('\"step\":', 'UTF8')"
+                                                " IN data) = 0 AND length(data) > 28"
+                                                " AND type IN ('submit_claim', 'submit_appeal')"
+                                              : "SELECT count(*) FROM fingerprints"
+                                                " WHERE typeof(data)='blob'"
+                                                " AND type IN ('submit_claim', 'submit_appeal')"),
+                     2);
     free(claim_notes);
     free(appeal_notes);
     free(pdf);
@@ -336,9 +415,9 @@ static void test_retention_purges(void **state)
     tc_response r = ts_api(&s, s.key, "GET", p, NULL, NULL, 0);
     assert_int_equal(r.status, 404);
     tc_response_free(&r);
-    snprintf(p, sizeof(p), "%s.d/trajectories", s.db);
+    snprintf(p, sizeof(p), "%s/trajectories", s.data);
     assert_int_equal(entries(p), 0);
-    snprintf(p, sizeof(p), "%s.d/files", s.db);
+    snprintf(p, sizeof(p), "%s/files", s.data);
     assert_int_equal(entries(p), 0);
     free(pdf);
     ts_finish(&s);
@@ -346,14 +425,21 @@ static void test_retention_purges(void **state)
 
 /* A row written before sealing existed (TEXT) reads as it was; a new
  * write is sealed (a BLOB) and reads back the same; another account's key
- * or a cleared data key does not open it. */
+ * or a cleared data key does not open it.
+ *
+ * PostgreSQL has no rows from before sealing: its sealed columns are BYTEA,
+ * where a value written in the clear cannot be told from sealed bytes (it
+ * does not open), and `portier store copy` seals such a value on its way in
+ * (test_store_copy). There the task's data is sealed from its first write,
+ * and the rest holds as on SQLite. */
 static void test_plaintext_rows_still_read(void **state)
 {
     (void)state;
-    char *dir = pt_mkdtemp("portier-seal"), db[600], err[512];
-    snprintf(db, sizeof(db), "%s/p.db", dir);
-    store *st = store_open(db, 1, err);
-    keys *k = keys_load(db, NULL, err);
+    ts_server s;
+    ts_init(&s, "seal-plain");
+    char err[512];
+    store *st = store_open(s.db, 1, err);
+    keys *k = keys_load(s.db, NULL, err);
     assert_non_null(st);
     assert_non_null(k);
     int64_t acct = 0;
@@ -363,10 +449,14 @@ static void test_plaintext_rows_still_read(void **state)
     task_new n = {.account = acct, .type = "submit_claim", .title_fmt = "Submit claim #%lld",
                   .instructions = "x", .data = "member_id: 300059049"};
     task t;
-    assert_int_equal(store_task_create(st, &n, "pending", &t, err), 0); /* no sealer: clear */
+    if (ts_pg(&s))
+        keys_attach(k, st);
+    /* SQLite: no sealer yet, so in the clear (TEXT) */
+    assert_int_equal(store_task_create(st, &n, "pending", &t, err), 0);
     int64_t id = t.id;
     task_free(&t);
-    keys_attach(k, st);
+    if (!ts_pg(&s))
+        keys_attach(k, st);
     assert_int_equal(store_task_get(st, 0, id, &t), 1);
     assert_string_equal(t.data, "member_id: 300059049");
     task_free(&t);
@@ -382,27 +472,31 @@ static void test_plaintext_rows_still_read(void **state)
     assert_string_equal(t.notes, "Golicic");
     assert_null(t.answers);
     task_free(&t);
-    sqlite3 *raw;
-    assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
-    sqlite3_stmt *q;
-    sqlite3_prepare_v2(raw, "SELECT typeof(data), typeof(notes) FROM tasks", -1, &q, NULL);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(q, 0), "text");
-    assert_string_equal((const char *)sqlite3_column_text(q, 1), "blob");
-    sqlite3_finalize(q);
+    if (ts_pg(&s)) {
+        /* both BYTEA: sealed, neither holds its value in the clear */
+        assert_int_equal(ts_sql_int(&s,
+                                    "SELECT count(*) FROM tasks"
+                                    " WHERE position(convert_to('300059049', 'UTF8') IN data) = 0"
+                                    " AND position(convert_to('Golicic', 'UTF8') IN notes) = 0"),
+                         1);
+    } else {
+        char *types = ts_sql_text(&s, "SELECT typeof(data) || ' ' || typeof(notes) FROM tasks");
+        assert_non_null(types);
+        assert_string_equal(types, "text blob");
+        free(types);
+    }
     /* the account's key deleted: its sealed data no longer opens */
-    assert_int_equal(sqlite3_exec(raw, "UPDATE accounts SET data_key=NULL", 0, 0, 0), SQLITE_OK);
-    sqlite3_close(raw);
+    const char *forget = "UPDATE accounts SET data_key=NULL";
+    assert_int_equal(ts_sql(&s, forget, forget), 0);
     keys_free(k); /* a running process keeps the keys it unwrapped: start anew */
-    k = keys_load(db, NULL, err);
+    k = keys_load(s.db, NULL, err);
     keys_attach(k, st);
     assert_int_equal(store_task_get(st, 0, id, &t), 1);
     assert_null(t.notes);
     task_free(&t);
     keys_free(k);
     store_close(st);
-    pt_rmtree(dir);
-    free(dir);
+    ts_cleanup(&s);
 }
 
 /* An SOP version's fingerprints: sealed for the account, opened as they
@@ -411,10 +505,11 @@ static void test_plaintext_rows_still_read(void **state)
 static void test_fingerprints_sealed_per_version(void **state)
 {
     (void)state;
-    char *dir = pt_mkdtemp("portier-seal"), db[600], err[512];
-    snprintf(db, sizeof(db), "%s/f.db", dir);
-    store *st = store_open(db, 1, err);
-    keys *k = keys_load(db, NULL, err);
+    ts_server s;
+    ts_init(&s, "seal-fp");
+    char err[512];
+    store *st = store_open(s.db, 1, err);
+    keys *k = keys_load(s.db, NULL, err);
     assert_non_null(st);
     assert_non_null(k);
     keys_attach(k, st);
@@ -432,27 +527,23 @@ static void test_fingerprints_sealed_per_version(void **state)
     assert_int_equal(store_fingerprints_get(st, acct, "submit_claim", 2, &json), 1);
     assert_string_equal(json, "[\"v2\"]");
     free(json);
-    sqlite3 *raw;
-    assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
-    sqlite3_stmt *q;
-    sqlite3_prepare_v2(raw, "SELECT count(*) FROM fingerprints WHERE typeof(data)='blob'", -1, &q,
-                       NULL);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 2);
-    sqlite3_finalize(q);
+    /* sealed. SQLite: a BLOB (a clear set is TEXT). PostgreSQL holds either
+     * in BYTEA: there, the bytes do not hold the set written. */
+    assert_int_equal(
+        ts_sql_int(&s, ts_pg(&s) ? "SELECT count(*) FROM fingerprints WHERE position(convert_to("
+                                   "CASE sop_version WHEN 1 THEN '[\"two\"]' ELSE '[\"v2\"]' END,"
+                                   " 'UTF8') IN data) = 0"
+                                 : "SELECT count(*) FROM fingerprints WHERE typeof(data)='blob'"),
+        2);
     /* version 2's sealed set moved under version 1: it does not open there */
-    assert_int_equal(sqlite3_exec(raw,
-                                  "DELETE FROM fingerprints WHERE sop_version=1;"
-                                  "UPDATE fingerprints SET sop_version=1",
-                                  0, 0, 0),
-                     SQLITE_OK);
-    sqlite3_close(raw);
+    const char *move = "DELETE FROM fingerprints WHERE sop_version=1;"
+                       "UPDATE fingerprints SET sop_version=1";
+    assert_int_equal(ts_sql(&s, move, move), 0);
     assert_int_equal(store_fingerprints_get(st, acct, "submit_claim", 1, &json), -1);
     assert_null(json);
     keys_free(k);
     store_close(st);
-    pt_rmtree(dir);
-    free(dir);
+    ts_cleanup(&s);
 }
 
 /* Bug: an account's first data key, made inside a transaction that then
@@ -461,10 +552,11 @@ static void test_fingerprints_sealed_per_version(void **state)
 static void test_data_key_of_a_rolled_back_transaction(void **state)
 {
     (void)state;
-    char *dir = pt_mkdtemp("portier-seal"), db[600], err[512];
-    snprintf(db, sizeof(db), "%s/k.db", dir);
-    store *st = store_open(db, 1, err);
-    keys *k = keys_load(db, NULL, err);
+    ts_server s;
+    ts_init(&s, "seal-rollback");
+    char err[512];
+    store *st = store_open(s.db, 1, err);
+    keys *k = keys_load(s.db, NULL, err);
     assert_non_null(st);
     assert_non_null(k);
     int64_t acct = 0;
@@ -488,8 +580,8 @@ static void test_data_key_of_a_rolled_back_transaction(void **state)
     /* a restart: nothing cached; what was sealed opens with what is stored */
     keys_free(k);
     store_close(st);
-    st = store_open(db, 0, err);
-    k = keys_load(db, NULL, err);
+    st = store_open(s.db, 0, err);
+    k = keys_load(s.db, NULL, err);
     keys_attach(k, st);
     assert_int_equal(store_task_get(st, 0, id, &t), 1);
     assert_non_null(t.data);
@@ -497,8 +589,7 @@ static void test_data_key_of_a_rolled_back_transaction(void **state)
     task_free(&t);
     keys_free(k);
     store_close(st);
-    pt_rmtree(dir);
-    free(dir);
+    ts_cleanup(&s);
 }
 
 PT_TESTS("sealing", cmocka_unit_test(test_plaintext_rows_still_read),
