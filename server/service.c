@@ -162,8 +162,10 @@ static int start_http(service *s, char *err)
     http_options ho = {.host = s->o.host,
                        .port = s->o.port,
                        /* handlers mostly wait on the store: enough of them
-                        * that a group commit has requests to group */
-                       .workers = 16,
+                        * that a group commit has requests to group (bench
+                        * api pg: 8 of them 3,600 req/s, 16 4,200-4,600,
+                        * 32 4,800) */
+                       .workers = 32,
                        .max_body = s->o.max_body,
                        .max_file = s->o.max_file,
                        .spool_dir = s->spool_dir,
