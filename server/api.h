@@ -27,9 +27,20 @@
 /* (account, task type)s whose SOP version and input defaults this node
  * keeps, each while the account's config_gen stays what it was */
 #define API_CONFIGS 64
+/* API keys whose store reads are shared by the requests that wait on them */
+#define API_KEY_FLIGHTS 16
 
 /* What the handlers work with: the parts are borrowed and outlive the HTTP
  * server; set them, then api_init before the first request. */
+/* The store reads of one API key (api.c's key_read). */
+typedef struct api_key_flight {
+    char hash[65];              /* the key's hash; "" free */
+    unsigned long begun, ended; /* reads of it begun and ended */
+    int busy;                   /* one is under way */
+    int rc;                     /* the last one's answer (store_account_by_key) */
+    account a;                  /* its account, when rc is 1 */
+} api_key_flight;
+
 typedef struct api_env {
     const char *db_path;   /* each handler thread opens its own connection */
     const char *files_dir; /* uploads move to files_dir/<task id>/ */
@@ -70,6 +81,9 @@ typedef struct api_env {
         int version;
         vars *defaults;
     } configs[API_CONFIGS];
+    pthread_mutex_t flight_mu; /* guards flights */
+    pthread_cond_t flight_cv;  /* a read of a key ended */
+    api_key_flight flights[API_KEY_FLIGHTS];
 } api_env;
 
 /* The body a request without an API key may carry (the demo's webhook

@@ -124,6 +124,8 @@ typedef struct account {
 enum { STORE_EVENT_FINISHED = 1, STORE_EVENT_WAITING = 2 };
 
 void account_free(account *a);
+/* A deep copy of src into dst: 0, or -1 (out of memory; dst then empty). */
+int account_copy(account *dst, const account *src);
 /* Fills *a by id, name or API key hash: 1 found, 0 not, -1 error. */
 int store_account_by_id(store *st, int64_t id, account *a);
 int store_account_by_name(store *st, const char *name, account *a);

@@ -26,6 +26,35 @@ void account_free(account *a)
     memset(a, 0, sizeof(*a));
 }
 
+static int dup_bytes(unsigned char **dst, const unsigned char *src, size_t n)
+{
+    *dst = NULL;
+    if (!src)
+        return 0;
+    *dst = malloc(n ? n : 1);
+    if (!*dst)
+        return -1;
+    memcpy(*dst, src, n);
+    return 0;
+}
+
+int account_copy(account *dst, const account *src)
+{
+    *dst = *src;
+    dst->name = src->name ? strdup(src->name) : NULL;
+    dst->portal = src->portal ? strdup(src->portal) : NULL;
+    dst->webhook_url = src->webhook_url ? strdup(src->webhook_url) : NULL;
+    int bad = (src->name && !dst->name) || (src->portal && !dst->portal) ||
+              (src->webhook_url && !dst->webhook_url);
+    bad |= dup_bytes(&dst->whsec, src->whsec, src->whsec_len) < 0;
+    bad |= dup_bytes(&dst->whsec_old, src->whsec_old, src->whsec_old_len) < 0;
+    if (bad) {
+        account_free(dst);
+        return -1;
+    }
+    return 0;
+}
+
 /* read_account's columns, in its order; a query may add columns after them */
 #define ACCOUNT_NCOLS 12
 #define ACCOUNT_COLS                                                                               \
