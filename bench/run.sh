@@ -360,9 +360,13 @@ api-nodes)
     if [ $p = 18097 ]; then pid_a=$!; else pid_b=$!; fi
   done
   sleep 1
+  for p in 18097 18098; do # warm-up, as in `api`
+    PORTIER_API_KEY=$key wrk -t1 -c16 -d3s -s "$here/api/post_task.lua" \
+      http://127.0.0.1:$p/tasks > /dev/null
+  done
   echo "bench/api-nodes ($backend): POST /tasks, one node, wrk -t2 -c32 -d${secs}s" >&2
   PORTIER_API_KEY=$key wrk -t2 -c32 -d${secs}s -s "$here/api/post_task.lua" \
-    http://127.0.0.1:18097/tasks | tail -1
+    http://127.0.0.1:18097/tasks | tail -1 | tee "$work/one"
   echo "bench/api-nodes ($backend): POST /tasks, two nodes at once, wrk -t1 -c16 -d${secs}s each" >&2
   wrks=""
   for p in 18097 18098; do
@@ -372,6 +376,9 @@ api-nodes)
   done
   wait $wrks
   cat "$work/wrk-18097" "$work/wrk-18098"
+  node -e 'const r = require("fs").readFileSync(0, "utf8").trim().split("\n").map(JSON.parse);
+    console.log(`one node ${r[0].rps} req/s; two nodes ${r[1].rps} + ${r[2].rps} = ${r[1].rps + r[2].rps} req/s`);' \
+    < <(cat "$work/one" "$work/wrk-18097" "$work/wrk-18098")
   ;;
 ui)
   # The dashboard's task list rendering N tasks (default 1,000) in the
