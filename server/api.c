@@ -94,21 +94,26 @@ static int key_read(api_env *e, store *st, const char hash[65], account *a)
     pthread_mutex_lock(&e->flight_mu);
     if (!f->hash[0] || (!f->busy && !pt_equal_ct(f->hash, hash, 64))) {
         memcpy(f->hash, hash, 65);
+        f->epoch++;
         f->begun = f->ended = 0;
         account_free(&f->a);
         f->rc = 0;
     }
     /* the read under way, if any, began before this request: not that one */
-    unsigned long want = f->begun + 1;
-    while (pt_equal_ct(f->hash, hash, 64) && f->ended < want) {
+    unsigned long want = f->begun + 1, epoch = f->epoch;
+    int mine = pt_equal_ct(f->hash, hash, 64);
+    while (mine && f->ended < want) {
         if (f->busy) {
             pthread_cond_wait(&e->flight_cv, &e->flight_mu);
+            /* another key took the slot meanwhile (even if this one took it
+             * back, its count started again): a read of this request's own */
+            mine = f->epoch == epoch;
             continue;
         }
         f->busy = 1;
         f->begun++;
         pthread_mutex_unlock(&e->flight_mu);
-        account got;
+        account got = {0};
         int rc = store_account_by_key(st, hash, &got);
         pthread_mutex_lock(&e->flight_mu);
         account_free(&f->a);
@@ -118,7 +123,7 @@ static int key_read(api_env *e, store *st, const char hash[65], account *a)
         f->busy = 0;
         pthread_cond_broadcast(&e->flight_cv);
     }
-    if (!pt_equal_ct(f->hash, hash, 64)) { /* another key took the slot: a read of its own */
+    if (!mine) {
         pthread_mutex_unlock(&e->flight_mu);
         return store_account_by_key(st, hash, a);
     }
@@ -288,7 +293,7 @@ static int read_create(http_request *r, create_in *in)
 
 static size_t config_slot(int64_t acct, const char *type)
 {
-    size_t h = (size_t)acct * 2654435761u;
+    size_t h = (size_t)acct * 2654435761u; /* Knuth's multiplier: ids 1, 2, 3 spread */
     for (const char *c = type; *c; c++)
         h = h * 31 + (unsigned char)*c;
     return h % API_CONFIGS;
@@ -520,11 +525,12 @@ static int replay_idempotent(store *st, http_request *r, const account *a, const
     return 1;
 }
 
-/* A place in the queue, or the 429 answered (-1). The depth and the
- * creations under way are counted together, under one lock, so a burst
- * of requests admits no more than the limit (a task just created may be
- * counted twice for a moment: fewer, never more). queue_release after
- * the create, whatever its outcome. */
+/* A place in the queue, or the 429 answered (-1): the early answer, from
+ * the last count and the creations under way on this node (under one
+ * lock, so a burst is not let through all at once). It is approximate (a
+ * creation can be counted twice, or for a moment not at all); what holds
+ * the limit is the writer's exact count near it (dispatch.c). queue_release
+ * after the create, whatever its outcome. */
 static int queue_admit(api_env *e, store *st, http_request *r)
 {
     /* counted outside the lock (a count of a long queue holds no one

@@ -35,7 +35,8 @@
 /* The store reads of one API key (api.c's key_read). */
 typedef struct api_key_flight {
     char hash[65];              /* the key's hash; "" free */
-    unsigned long begun, ended; /* reads of it begun and ended */
+    unsigned long epoch;        /* moves when another key takes the slot */
+    unsigned long begun, ended; /* reads of it begun and ended (in this epoch) */
     int busy;                   /* one is under way */
     int rc;                     /* the last one's answer (store_account_by_key) */
     account a;                  /* its account, when rc is 1 */

@@ -249,11 +249,11 @@ int bundle_bind(store *st, int64_t acct, const sop *sp, const char *data, vars *
         snprintf(problems, n, "out of memory");
         return -1;
     }
-    /* without them a task would fail on an input its default fills */
+    /* without them a task would run with the SOP's defaults instead */
     if (store_default_each(st, acct, bundle_add_default, defaults) < 0) {
         snprintf(problems, n, "the account's input defaults could not be read from the store");
         vars_free(defaults);
-        return -1;
+        return PT_ECLOSED;
     }
     int rc = vars_bind_data(sp, data, defaults, inputs, problems, n);
     vars_free(defaults);

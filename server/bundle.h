@@ -42,7 +42,8 @@ const sop *bundle_cache_get(bundle_cache *c, store *st, int64_t acct, const char
 
 /* Binds a task's data (its text) to the SOP's inputs, with the account's
  * input defaults, into `inputs` (borrowed). 0, or -1 / the number of
- * problems, listed in problems ("name: reason" lines). */
+ * problems, listed in problems ("name: reason" lines); PT_ECLOSED when the
+ * defaults could not be read (the store's trouble, not the data's). */
 int bundle_bind(store *st, int64_t acct, const sop *sp, const char *data, vars *inputs,
                 char *problems, size_t n);
 /* The same with the defaults already read (store_sop_current_defaults). */

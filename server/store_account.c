@@ -93,6 +93,7 @@ static int read_account(store_stmt *s, account *a)
 
 int store_account_by_id(store *st, int64_t id, account *a)
 {
+    memset(a, 0, sizeof(*a)); /* empty on every failure */
     store_stmt *s = store__q(st, "SELECT " ACCOUNT_COLS " FROM accounts WHERE id=?");
     if (!s)
         return -1;
@@ -102,6 +103,7 @@ int store_account_by_id(store *st, int64_t id, account *a)
 
 int store_account_by_name(store *st, const char *name, account *a)
 {
+    memset(a, 0, sizeof(*a)); /* empty on every failure */
     store_stmt *s = store__q(st, "SELECT " ACCOUNT_COLS " FROM accounts WHERE name=?");
     if (!s)
         return -1;
@@ -111,12 +113,12 @@ int store_account_by_name(store *st, const char *name, account *a)
 
 int store_account_by_key(store *st, const char *key_hash, account *a)
 {
+    memset(a, 0, sizeof(*a));
     store_stmt *s =
         store__q(st, "SELECT " ACCOUNT_COLS ", key_hash FROM accounts WHERE key_hash=?");
     if (!s)
         return -1;
     store__bind_text(s, 1, key_hash);
-    memset(a, 0, sizeof(*a));
     int rc = store__step(s);
     if (rc != STORE_ROW) {
         store__reset(s);

@@ -39,6 +39,11 @@ typedef struct pg_conn {
     int64_t changes;
     int pending; /* statements sent in a pipeline whose results are not read yet */
     int listening; /* LISTEN portier_changes was sent (store_wait_changes) */
+    int tx_open;   /* a BEGIN was sent, and no COMMIT or ROLLBACK since */
+    /* the connection was made again while tx_open: what the transaction
+     * did is gone, and until its ROLLBACK nothing runs (else the rest of
+     * it would commit piece by piece on the new connection) */
+    int tx_lost;
     char err[256];
 } pg_conn;
 
@@ -96,22 +101,59 @@ static void label_of(store *st, PGconn *c)
 }
 
 static int flush(pg_conn *pc);
+static void recover(pg_conn *pc);
+
+/* Whether sql ends the transaction (COMMIT, ROLLBACK; not ROLLBACK TO). */
+static int ends_tx(const char *sql)
+{
+    return !strcmp(sql, "COMMIT") || !strcmp(sql, "ROLLBACK");
+}
+
+/* Refuses (1, pc->err says why) a statement of a transaction whose
+ * connection was made again, but for the ROLLBACK that ends it. */
+static int tx_gone(pg_conn *pc, const char *sql)
+{
+    if (!pc->tx_lost || !strcmp(sql, "ROLLBACK"))
+        return 0;
+    snprintf(pc->err, sizeof(pc->err),
+             "the connection to PostgreSQL was lost inside a transaction: what it did is gone");
+    return 1;
+}
+
+/* Keeps tx_open (and tx_lost) after sql was sent. */
+static void tx_sent(pg_conn *pc, const char *sql)
+{
+    if (!strncmp(sql, "BEGIN", 5))
+        pc->tx_open = 1;
+    else if (ends_tx(sql))
+        pc->tx_open = pc->tx_lost = 0;
+}
+
+/* Whether a COMMIT's answer is a commit: a COMMIT of a transaction that
+ * had failed is answered "ROLLBACK", without an error. */
+static int committed(const char *sql, PGresult *r)
+{
+    return strcmp(sql, "COMMIT") != 0 || !strcmp(PQcmdStatus(r), "COMMIT");
+}
 
 static int pg_exec(store *st, const char *sql)
 {
     pg_conn *pc = PC(st);
-    if (flush(pc) < 0 && strncmp(sql, "ROLLBACK", 8)) {
+    if ((flush(pc) < 0 && strncmp(sql, "ROLLBACK", 8)) || tx_gone(pc, sql)) {
         PT_ERROR("store", "%s", pc->err);
         return -1;
     }
     PGresult *r = PQexec(pc->c, sql);
+    tx_sent(pc, sql);
     ExecStatusType s = PQresultStatus(r);
-    int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+    int ok = (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) && committed(sql, r);
     if (!ok) {
         keep_error(pc, r);
         PT_ERROR("store", "%s", pc->err);
     }
     PQclear(r);
+    if (!ok)
+        recover(pc);
     return ok ? 0 : -1;
 }
 
@@ -319,6 +361,8 @@ static void recover(pg_conn *pc)
         return;
     PQreset(pc->c);
     pc->gen++;
+    if (pc->tx_open)
+        pc->tx_lost = 1;
     if (PQstatus(pc->c) == CONNECTION_OK)
         PT_WARN("store", "the connection to PostgreSQL was lost and made again");
 }
@@ -458,22 +502,26 @@ static int run(pg_stmt *p)
      * would be skipped with the rest */
     if (!strncmp(p->sql, "ROLLBACK", 8))
         flush(pc);
-    if (ensure_prepared(p) < 0)
+    if (tx_gone(pc, p->sql) || ensure_prepared(p) < 0)
         return STORE_ERROR;
     int earlier_failed = 0;
     if (pc->pending) { /* this one rides with the deferred ones: one round trip */
         if (!send(p)) {
             keep_error(pc, NULL);
             pipeline_end(pc, NULL);
+            recover(pc);
             return STORE_ERROR;
         }
+        tx_sent(pc, p->sql);
         earlier_failed = pipeline_end(pc, &p->res) < 0;
     } else {
         p->res = PQexecPrepared(pc->c, p->name, p->nparams, (const char *const *)p->vals,
                                 p->lens, p->fmts, 0);
+        tx_sent(pc, p->sql);
     }
     ExecStatusType s = PQresultStatus(p->res);
-    if (!earlier_failed && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)) {
+    if (!earlier_failed && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) &&
+        committed(p->sql, p->res)) {
         const char *n = PQcmdTuples(p->res);
         pc->changes = n && *n ? atoll(n) : 0;
         p->nrows = s == PGRES_TUPLES_OK ? PQntuples(p->res) : 0;
@@ -505,15 +553,17 @@ static int pg_run(store_stmt *s)
     pg_stmt *p = P(s);
     if (!deferrable(p))
         return pg_step(s);
-    if (ensure_prepared(p) < 0)
+    if (tx_gone(p->pc, p->sql) || ensure_prepared(p) < 0)
         return STORE_ERROR;
     if (!p->pc->pending && PQenterPipelineMode(p->pc->c) != 1)
         return pg_step(s);
     if (!send(p)) {
         keep_error(p->pc, NULL);
         pipeline_end(p->pc, NULL);
+        recover(p->pc);
         return STORE_ERROR;
     }
+    tx_sent(p->pc, p->sql);
     p->pc->pending++;
     return STORE_DONE;
 }
@@ -669,7 +719,7 @@ static int64_t pg_changes(store *st)
 
 static int pg_in_tx(store *st)
 {
-    if (PC(st)->pending)
+    if (PC(st)->pending || PC(st)->tx_lost)
         return 1;
     PGTransactionStatusType t = PQtransactionStatus(PC(st)->c);
     return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
@@ -787,6 +837,8 @@ static const char deferred_commit[] = "COMMIT";
 static int defer(pg_stmt *p)
 {
     pg_conn *pc = p->pc;
+    if (tx_gone(pc, p->sql))
+        return -1;
     if (!pc->pending && PQenterPipelineMode(pc->c) != 1) {
         keep_error(pc, NULL);
         return -1;
@@ -794,8 +846,10 @@ static int defer(pg_stmt *p)
     if (!send(p)) {
         keep_error(pc, NULL);
         pipeline_end(pc, NULL);
+        recover(pc);
         return -1;
     }
+    tx_sent(pc, p->sql);
     pc->pending++;
     return 0;
 }
@@ -822,18 +876,26 @@ static int pg_commit_deferred(store *st)
 {
     pg_conn *pc = PC(st);
     store_stmt *q = store__q(st, deferred_commit);
-    if (!q || ensure_prepared(P(q)) < 0)
-        return -1; /* preparing read what was pending: it failed */
+    /* not sent (the transaction gone with its connection, or the COMMIT
+     * not prepared): nothing is stored */
+    if (!q || tx_gone(pc, deferred_commit) || ensure_prepared(P(q)) < 0)
+        return -1;
     pg_stmt *p = P(q);
-    if (!pc->pending)
+    if (!pc->pending) {
+        if (PQtransactionStatus(pc->c) != PQTRANS_INTRANS)
+            return -1; /* failed or never begun: a COMMIT would store nothing */
         return run(p) == STORE_DONE ? 0 : PT_ECLOSED;
+    }
     if (!send(p)) {
         keep_error(pc, NULL);
         pipeline_end(pc, NULL);
+        recover(pc);
         return -1; /* not sent: not run */
     }
+    tx_sent(pc, deferred_commit);
     int earlier_failed = pipeline_end(pc, &p->res) < 0;
-    int ok = !earlier_failed && PQresultStatus(p->res) == PGRES_COMMAND_OK;
+    int ok = !earlier_failed && PQresultStatus(p->res) == PGRES_COMMAND_OK &&
+             committed(deferred_commit, p->res);
     /* "not stored" only on the server's word (an error answered, the
      * COMMIT then skipped): a connection lost on the way may have taken
      * the COMMIT in and its answer with it */

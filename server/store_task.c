@@ -247,8 +247,10 @@ int store_batch_begin_fast(store *st, size_t n)
     if (!sql || !n)
         return store_batch_begin(st);
     /* the BEGIN rides with the reservation: one round trip for both */
-    if (store__begin_deferred(st) < 0)
-        return -1;
+    if (store__begin_deferred(st) < 0) {
+        store_rollback(st); /* whatever of it was sent */
+        return store_batch_begin(st);
+    }
     st->in_batch = 1;
     struct store_fast_batch *f = calloc(1, sizeof(*f));
     store_stmt *s = f && (f->ids = calloc(n, sizeof(*f->ids))) ? store__q(st, sql) : NULL;
@@ -435,7 +437,11 @@ int store_task_create(store *st, const task_new *n, const char *status, task *t,
             /* a fast batch wrote nothing for it: nothing to undo */
             if (!st->fast)
                 tx_rollback(st);
-            return store_task_get(st, acct, id, t) == 1 ? 1 : pt_errf(err, "store error");
+            if (store_task_get(st, acct, id, t) == 1)
+                return 1;
+            if (st->fast) /* the read failed: neither is the rest of the batch sure */
+                tx_rollback(st);
+            return pt_errf(err, "store error");
         }
         if (f == 2) {
             store_stmt *d = store__q(st, "DELETE FROM idempotency WHERE account_id=? AND key=?");

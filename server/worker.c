@@ -339,7 +339,14 @@ static int gather(workers *w, task_ctx *cx, const task *t, const sop *sp, run_in
         task_fail(cx, t->id, "The account is gone.", "cannot start");
         return PT_NONE;
     }
-    if (bundle_bind(st, t->account_id, sp, t->data, in->inputs, problems, sizeof(problems)) != 0) {
+    int bound = bundle_bind(st, t->account_id, sp, t->data, in->inputs, problems, sizeof(problems));
+    if (bound == PT_ECLOSED) { /* a store that failed for a moment: the task is not at fault */
+        store_task_set_attempts(st, t->id, t->attempts + 1);
+        task_interrupt(cx, t->id, t->committed, t->attempts + 1, w->env.max_attempts,
+                       "The store could not be read");
+        return PT_NONE;
+    }
+    if (bound != 0) {
         char *notes = NULL;
         if (asprintf(&notes, "The task data does not fit the SOP:\n%s", problems) < 0)
             notes = NULL;

@@ -419,6 +419,52 @@ static void refuse_tasks_marked_refuse(const fixture *f)
             " ON tasks FOR EACH ROW EXECUTE FUNCTION no_insert()");
 }
 
+/* PostgreSQL: a connection lost inside a transaction (its backend
+ * terminated) is made again by the next statement, but the rest of the
+ * transaction is refused until its ROLLBACK, in a savepoint batch and in a
+ * fast one alike: nothing of it commits piece by piece on the new
+ * connection, and the batch's end says it is not stored. Then the store
+ * works as before. */
+static void a_transaction_lost_with_its_connection_runs_no_more(void **state)
+{
+    fixture *f = *state;
+    if (!tpg_enabled())
+        skip();
+    int64_t acct = an_account(f);
+    static const char kill[] = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                               " WHERE datname=current_database() AND pid<>pg_backend_pid()";
+    for (int fast = 0; fast < 2; fast++) {
+        task a, b;
+        assert_true(fast ? store_batch_begin_fast(f->st, 2) == 1 : store_batch_begin(f->st) == 0);
+        new_task(f, acct, "member_id: 1", NULL, &a, 0);
+        task_free(&a);
+        assert_int_equal(tpg_exec(f->db, kill), 0);
+        pt_sleep_ms(100);
+        char err[PT_ERR_MAX];
+        task_new n = {.account = acct, .type = "submit_claim", .sop_version = 1,
+                      .title_fmt = "Submit claim #%lld", .instructions = "do it",
+                      .data = "member_id: 2", .files_dir = f->dir};
+        int rc = store_task_create(f->st, &n, "pending", &b, err);
+        if (rc == 0)
+            task_free(&b);
+        /* a savepoint batch meets the loss at once; a fast one sends its
+         * creations unanswered and meets it at its end: -1 when libpq saw
+         * it before the COMMIT went out, else PT_ECLOSED (a COMMIT whose
+         * fate is unknown: not run again) */
+        assert_int_equal(rc, fast ? 0 : -1);
+        int end = store_batch_end(f->st);
+        if (fast ? end != -1 && end != PT_ECLOSED : end != -1)
+            fail_msg("store_batch_end: %d", end);
+        char *count = tpg_value(f->db, "SELECT count(*) FROM tasks");
+        assert_string_equal(count, "0");
+        free(count);
+    }
+    task after;
+    new_task(f, acct, "after", NULL, &after, 0);
+    assert_int_equal(after.task_number, 1);
+    task_free(&after);
+}
+
 /* The fast batch (PostgreSQL: ids reserved, numbers counted here, one
  * pipeline; SQLite: a savepoint batch): consecutive numbers, sealed data
  * that opens, an idempotency key used twice in one batch is one task, and
@@ -743,6 +789,8 @@ PT_TESTS("store", cmocka_unit_test(postgres_targets_and_their_key),
          cmocka_unit_test_setup_teardown(tasks_seal_number_filter_and_purge, setup, teardown),
          cmocka_unit_test_setup_teardown(a_failed_creation_leaves_the_batch_whole, setup, teardown),
          cmocka_unit_test_setup_teardown(a_fast_batch_is_whole_or_nothing, setup, teardown),
+         cmocka_unit_test_setup_teardown(a_transaction_lost_with_its_connection_runs_no_more,
+                                         setup, teardown),
          cmocka_unit_test_setup_teardown(a_move_waits_for_a_claim_in_flight, setup, teardown),
          cmocka_unit_test_setup_teardown(the_writer_runs_a_failed_batch_again_one_by_one, setup,
                                          teardown),
