@@ -162,10 +162,12 @@ static int start_http(service *s, char *err)
     http_options ho = {.host = s->o.host,
                        .port = s->o.port,
                        /* handlers mostly wait on the store: enough of them
-                        * that a group commit has requests to group (bench
-                        * api pg: 8 of them 3,600 req/s, 16 4,200-4,600,
-                        * 32 4,800) */
-                       .workers = 32,
+                        * that a group commit has requests to group. On
+                        * PostgreSQL each waits a round trip more (bench api
+                        * pg: 8 of them 3,600 req/s, 16 4,200-4,600, 32
+                        * 4,800); on SQLite 16 are plenty, and each one more
+                        * is a connection with a page cache of its own */
+                       .workers = store_is_pg(s->o.db_path) ? 32 : 16,
                        .max_body = s->o.max_body,
                        .max_file = s->o.max_file,
                        .spool_dir = s->spool_dir,
