@@ -472,16 +472,25 @@ unsigned long store_transaction(store *st)
     return st->drv->in_tx(st) ? st->tx_gen : 0;
 }
 
+/* A BEGIN that failed may have left a transaction behind (PostgreSQL's
+ * "BEGIN; SELECT pg_advisory_xact_lock(...)" whose lock failed), and no
+ * caller rolls back a begin that failed: it is done here. */
 int store_begin(store *st)
 {
     st->tx_gen++;
-    return st->drv->begin(st);
+    if (st->drv->begin(st) == 0)
+        return 0;
+    store_rollback(st);
+    return -1;
 }
 
 int store_begin_rows(store *st)
 {
     st->tx_gen++;
-    return st->drv->begin_rows(st);
+    if (st->drv->begin_rows(st) == 0)
+        return 0;
+    store_rollback(st);
+    return -1;
 }
 
 int store__begin_deferred(store *st)

@@ -15,6 +15,7 @@
 #include "server/store_internal.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -120,10 +121,13 @@ static int tx_gone(pg_conn *pc, const char *sql)
     return 1;
 }
 
-/* Keeps tx_open (and tx_lost) after sql was sent. */
-static void tx_sent(pg_conn *pc, const char *sql)
+/* Keeps tx_open (and tx_lost) after sql was sent: a COMMIT or ROLLBACK
+ * ends the transaction whatever its answer; a BEGIN opens one once sent
+ * into a pipeline (its answer comes later), or once answered (ok: it
+ * did; a BEGIN that failed opened nothing to lose). */
+static void tx_sent(pg_conn *pc, const char *sql, int ok)
 {
-    if (!strncmp(sql, "BEGIN", 5))
+    if (!strncmp(sql, "BEGIN", 5) && ok)
         pc->tx_open = 1;
     else if (ends_tx(sql))
         pc->tx_open = pc->tx_lost = 0;
@@ -144,11 +148,16 @@ static int pg_exec(store *st, const char *sql)
         return -1;
     }
     PGresult *r = PQexec(pc->c, sql);
-    tx_sent(pc, sql);
     ExecStatusType s = PQresultStatus(r);
     int ok = (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) && committed(sql, r);
+    /* a BEGIN; ... that failed after its BEGIN left a failed transaction:
+     * open until its ROLLBACK (store_begin sends it) */
+    tx_sent(pc, sql, ok || PQtransactionStatus(pc->c) == PQTRANS_INERROR);
     if (!ok) {
-        keep_error(pc, r);
+        if (committed(sql, r))
+            keep_error(pc, r);
+        else
+            snprintf(pc->err, sizeof(pc->err), "the transaction had failed: COMMIT rolled it back");
         PT_ERROR("store", "%s", pc->err);
     }
     PQclear(r);
@@ -361,6 +370,7 @@ static void recover(pg_conn *pc)
         return;
     PQreset(pc->c);
     pc->gen++;
+    pc->listening = 0; /* the new connection listens to nothing yet */
     if (pc->tx_open)
         pc->tx_lost = 1;
     if (PQstatus(pc->c) == CONNECTION_OK)
@@ -512,12 +522,12 @@ static int run(pg_stmt *p)
             recover(pc);
             return STORE_ERROR;
         }
-        tx_sent(pc, p->sql);
+        tx_sent(pc, p->sql, 1);
         earlier_failed = pipeline_end(pc, &p->res) < 0;
     } else {
         p->res = PQexecPrepared(pc->c, p->name, p->nparams, (const char *const *)p->vals,
                                 p->lens, p->fmts, 0);
-        tx_sent(pc, p->sql);
+        tx_sent(pc, p->sql, PQresultStatus(p->res) == PGRES_COMMAND_OK);
     }
     ExecStatusType s = PQresultStatus(p->res);
     if (!earlier_failed && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) &&
@@ -528,7 +538,9 @@ static int run(pg_stmt *p)
         p->row = -1;
         return STORE_DONE;
     }
-    if (!earlier_failed)
+    if (!earlier_failed && !committed(p->sql, p->res))
+        snprintf(pc->err, sizeof(pc->err), "the transaction had failed: COMMIT rolled it back");
+    else if (!earlier_failed)
         keep_error(pc, p->res);
     int rc = !earlier_failed && is_constraint(p->res) ? STORE_CONSTRAINT : STORE_ERROR;
     PQclear(p->res);
@@ -563,7 +575,7 @@ static int pg_run(store_stmt *s)
         recover(p->pc);
         return STORE_ERROR;
     }
-    tx_sent(p->pc, p->sql);
+    tx_sent(p->pc, p->sql, 1);
     p->pc->pending++;
     return STORE_DONE;
 }
@@ -719,7 +731,9 @@ static int64_t pg_changes(store *st)
 
 static int pg_in_tx(store *st)
 {
-    if (PC(st)->pending || PC(st)->tx_lost)
+    /* tx_open too: a broken connection's status is UNKNOWN, and the
+     * ROLLBACK that store_rollback then sends is what clears it */
+    if (PC(st)->pending || PC(st)->tx_open || PC(st)->tx_lost)
         return 1;
     PGTransactionStatusType t = PQtransactionStatus(PC(st)->c);
     return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
@@ -849,7 +863,7 @@ static int defer(pg_stmt *p)
         recover(pc);
         return -1;
     }
-    tx_sent(pc, p->sql);
+    tx_sent(pc, p->sql, 1);
     pc->pending++;
     return 0;
 }
@@ -892,7 +906,7 @@ static int pg_commit_deferred(store *st)
         recover(pc);
         return -1; /* not sent: not run */
     }
-    tx_sent(pc, deferred_commit);
+    tx_sent(pc, deferred_commit, 1);
     int earlier_failed = pipeline_end(pc, &p->res) < 0;
     int ok = !earlier_failed && PQresultStatus(p->res) == PGRES_COMMAND_OK &&
              committed(deferred_commit, p->res);
@@ -930,17 +944,22 @@ static int pg_wait_changes(store *st, int timeout_ms)
 {
     pg_conn *pc = PC(st);
     if (!pc->listening) {
-        if (pg_exec(st, "LISTEN " CHANGES_CHANNEL) < 0)
+        if (pg_exec(st, "LISTEN " CHANGES_CHANNEL) < 0) {
+            pt_sleep_ms(timeout_ms); /* no spin while the server is away */
             return -1;
+        }
         pc->listening = 1;
     }
-    if (flush(pc) < 0 || !PQconsumeInput(pc->c))
+    if (flush(pc) < 0 || !PQconsumeInput(pc->c) || PQsocket(pc->c) < 0) {
+        /* made again for the next call (which listens anew), after the
+         * wait: a caller that loops on it does not spin */
+        recover(pc);
+        pt_sleep_ms(timeout_ms);
         return -1;
+    }
     if (drain_notifies(pc))
         return 1;
     int fd = PQsocket(pc->c);
-    if (fd < 0)
-        return -1;
     struct pollfd p = {fd, POLLIN, 0};
     int rc = poll(&p, 1, timeout_ms);
     if (rc < 0)

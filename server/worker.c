@@ -335,7 +335,14 @@ static int gather(workers *w, task_ctx *cx, const task *t, const sop *sp, run_in
     in->inputs = vars_new();
     in->secrets = vars_new();
     in->answers = vars_new();
-    if (store_account_by_id(st, t->account_id, &in->a) != 1) {
+    int acct = store_account_by_id(st, t->account_id, &in->a);
+    if (acct < 0) { /* the store, for a moment: run it again later */
+        store_task_set_attempts(st, t->id, t->attempts + 1);
+        task_interrupt(cx, t->id, t->committed, t->attempts + 1, w->env.max_attempts,
+                       "The store could not be read");
+        return PT_NONE;
+    }
+    if (acct == 0) {
         task_fail(cx, t->id, "The account is gone.", "cannot start");
         return PT_NONE;
     }
