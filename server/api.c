@@ -378,7 +378,7 @@ static int check_data(http_request *r, const sop *sp, const vars *defaults, cons
 {
     char problems[4096] = "";
     vars *inputs = vars_new();
-    int bad = bundle_bind_defaults(sp, data, defaults, inputs, problems, sizeof(problems)) != 0;
+    int bad = vars_bind_data(sp, data, defaults, inputs, problems, sizeof(problems)) != 0;
     vars_free(inputs);
     if (!bad)
         return 0;

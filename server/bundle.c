@@ -235,12 +235,6 @@ void bundle_add_default(void *ud, const char *input, const char *value)
     vars_set(ud, input, value, 0);
 }
 
-int bundle_bind_defaults(const sop *sp, const char *data, const vars *defaults, vars *inputs,
-                         char *problems, size_t n)
-{
-    return vars_bind_data(sp, data, defaults, inputs, problems, n);
-}
-
 int bundle_bind(store *st, int64_t acct, const sop *sp, const char *data, vars *inputs,
                 char *problems, size_t n)
 {

@@ -46,9 +46,6 @@ const sop *bundle_cache_get(bundle_cache *c, store *st, int64_t acct, const char
  * defaults could not be read (the store's trouble, not the data's). */
 int bundle_bind(store *st, int64_t acct, const sop *sp, const char *data, vars *inputs,
                 char *problems, size_t n);
-/* The same with the defaults already read (store_sop_current_defaults). */
-int bundle_bind_defaults(const sop *sp, const char *data, const vars *defaults, vars *inputs,
-                         char *problems, size_t n);
 /* A store_*_each callback that sets input = value in the vars ud. */
 void bundle_add_default(void *ud, const char *input, const char *value);
 

@@ -475,22 +475,23 @@ unsigned long store_transaction(store *st)
 /* A BEGIN that failed may have left a transaction behind (PostgreSQL's
  * "BEGIN; SELECT pg_advisory_xact_lock(...)" whose lock failed), and no
  * caller rolls back a begin that failed: it is done here. */
-int store_begin(store *st)
+static int begin_with(store *st, int (*begin)(store *st))
 {
     st->tx_gen++;
-    if (st->drv->begin(st) == 0)
+    if (begin(st) == 0)
         return 0;
     store_rollback(st);
     return -1;
 }
 
+int store_begin(store *st)
+{
+    return begin_with(st, st->drv->begin);
+}
+
 int store_begin_rows(store *st)
 {
-    st->tx_gen++;
-    if (st->drv->begin_rows(st) == 0)
-        return 0;
-    store_rollback(st);
-    return -1;
+    return begin_with(st, st->drv->begin_rows);
 }
 
 int store__begin_deferred(store *st)

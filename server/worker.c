@@ -327,6 +327,15 @@ static int open_files(workers *w, store *st, const task *t, run_inputs *in)
     return 0;
 }
 
+/* A store that failed for a moment while a run's inputs were read: the
+ * task is not at fault, and runs again later (an attempt counted). */
+static void store_trouble(workers *w, task_ctx *cx, const task *t)
+{
+    store_task_set_attempts(cx->st, t->id, t->attempts + 1);
+    task_interrupt(cx, t->id, t->committed, t->attempts + 1, w->env.max_attempts,
+                   "The store could not be read");
+}
+
 /* Gathers a run's inputs, or fails the task (PT_NONE: nothing to run). */
 static int gather(workers *w, task_ctx *cx, const task *t, const sop *sp, run_inputs *in)
 {
@@ -336,10 +345,8 @@ static int gather(workers *w, task_ctx *cx, const task *t, const sop *sp, run_in
     in->secrets = vars_new();
     in->answers = vars_new();
     int acct = store_account_by_id(st, t->account_id, &in->a);
-    if (acct < 0) { /* the store, for a moment: run it again later */
-        store_task_set_attempts(st, t->id, t->attempts + 1);
-        task_interrupt(cx, t->id, t->committed, t->attempts + 1, w->env.max_attempts,
-                       "The store could not be read");
+    if (acct < 0) {
+        store_trouble(w, cx, t);
         return PT_NONE;
     }
     if (acct == 0) {
@@ -347,10 +354,8 @@ static int gather(workers *w, task_ctx *cx, const task *t, const sop *sp, run_in
         return PT_NONE;
     }
     int bound = bundle_bind(st, t->account_id, sp, t->data, in->inputs, problems, sizeof(problems));
-    if (bound == PT_ECLOSED) { /* a store that failed for a moment: the task is not at fault */
-        store_task_set_attempts(st, t->id, t->attempts + 1);
-        task_interrupt(cx, t->id, t->committed, t->attempts + 1, w->env.max_attempts,
-                       "The store could not be read");
+    if (bound == PT_ECLOSED) {
+        store_trouble(w, cx, t);
         return PT_NONE;
     }
     if (bound != 0) {
