@@ -365,10 +365,13 @@ static const sop *sop_for(api_env *e, store *st, http_request *r, const account 
         return NULL;
     }
     char err[PT_ERR_MAX];
-    const sop *sp = bundle_cache_get(e->sops, st, a->id, type, *version, err);
-    if (!sp)
+    const sop *sp = NULL;
+    int got = bundle_cache_get(e->sops, st, a->id, type, *version, &sp, err);
+    if (got == PT_ECLOSED)
+        http_reply_error(r, 503, "unavailable", "the store is not available");
+    else if (got != PT_FOUND)
         http_reply_error(r, 500, "sop_error", "%s", err);
-    return sp;
+    return got == PT_FOUND ? sp : NULL;
 }
 
 /* Checks that the data fits the SOP's inputs before anything is queued, or

@@ -185,18 +185,21 @@ static const sop *cached(bundle_cache *c, int64_t acct, const char *type, int ve
     return NULL;
 }
 
-const sop *bundle_cache_get(bundle_cache *c, store *st, int64_t acct, const char *type, int version,
-                            char *err)
+int bundle_cache_get(bundle_cache *c, store *st, int64_t acct, const char *type, int version,
+                     const sop **out, char *err)
 {
     pthread_mutex_lock(&c->mu);
-    const sop *found = cached(c, acct, type, version);
+    *out = cached(c, acct, type, version);
     pthread_mutex_unlock(&c->mu);
-    if (found)
-        return found;
+    if (*out)
+        return PT_FOUND;
     char *bundle = NULL;
-    if (store_sop_get(st, acct, type, version, &bundle) != 1) {
+    int got = store_sop_get(st, acct, type, version, &bundle);
+    if (got < 0)
+        return pt_errc(err, PT_ECLOSED, "the store could not be read");
+    if (got == 0) {
         pt_errf(err, "the account has no SOP %s version %d", type, version);
-        return NULL;
+        return PT_NONE;
     }
     char dir[4400]; /* data_dir/sops/<account>/<type>/<version> */
     snprintf(dir, sizeof(dir), "%s/sops/%lld", c->data_dir, (long long)acct);
@@ -211,12 +214,11 @@ const sop *bundle_cache_get(bundle_cache *c, store *st, int64_t acct, const char
     struct sop_entry *n = parsed ? realloc(c->entries, (c->n + 1) * sizeof(*n)) : NULL;
     if (!n) {
         pthread_mutex_unlock(&c->mu);
-        if (parsed)
-            pt_errc(err, PT_ENOMEM, "out of memory");
-        else
-            pt_errf(err, "the account's SOP %s_%d does not parse: %s", type, version, perr);
+        int rc = parsed ? pt_errc(err, PT_ENOMEM, "out of memory")
+                        : pt_errc(err, PT_EINVAL, "the account's SOP %s_%d does not parse: %s",
+                                  type, version, perr);
         sop_free(parsed);
-        return NULL;
+        return rc;
     }
     c->entries = n;
     n[c->n].acct = acct;
@@ -225,7 +227,8 @@ const sop *bundle_cache_get(bundle_cache *c, store *st, int64_t acct, const char
     n[c->n].sop = parsed;
     c->n++;
     pthread_mutex_unlock(&c->mu);
-    return parsed;
+    *out = parsed;
+    return PT_FOUND;
 }
 
 /* ---- Task data ----------------------------------------------------------- */

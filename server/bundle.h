@@ -35,10 +35,12 @@ typedef struct bundle_cache bundle_cache;
 /* A new cache over data_dir (copied), or NULL. */
 bundle_cache *bundle_cache_new(const char *data_dir);
 void bundle_cache_free(bundle_cache *c);
-/* An account's SOP for a type and version, parsed (borrowed from the
- * cache: it lives as long as the cache). NULL with err. */
-const sop *bundle_cache_get(bundle_cache *c, store *st, int64_t acct, const char *type, int version,
-                            char *err);
+/* An account's SOP for a type and version, parsed, in *out (borrowed from
+ * the cache: it lives as long as the cache). PT_FOUND; else with err:
+ * PT_NONE (no such version), PT_EINVAL (it does not parse), PT_ECLOSED
+ * (the store could not be read: try again later), PT_ENOMEM. */
+int bundle_cache_get(bundle_cache *c, store *st, int64_t acct, const char *type, int version,
+                     const sop **out, char *err);
 
 /* Binds a task's data (its text) to the SOP's inputs, with the account's
  * input defaults, into `inputs` (borrowed). 0, or -1 / the number of

@@ -284,7 +284,8 @@ static cJSON *sops_json(const dashboard_env *d, const account *a)
         char err[512] = "";
         const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(o, "type"));
         int version = cJSON_GetObjectItem(o, "version")->valueint;
-        const sop *sp = bundle_cache_get(d->sops, d->st, a->id, type, version, err);
+        const sop *sp = NULL;
+        bundle_cache_get(d->sops, d->st, a->id, type, version, &sp, err);
         char handler[96];
         snprintf(handler, sizeof(handler), "%s_%d", type, version);
         cJSON_AddStringToObject(o, "handler", handler);

@@ -264,9 +264,9 @@ static int account_key(const keys *k, store *st, int64_t acct, unsigned char key
 {
     if (cached_key(k, st, acct, key))
         return PT_OK;
-    int made = 0;
-    if (unwrap_key(k, st, acct, key, &made) < 0)
-        return PT_EFAIL;
+    int made = 0, rc = unwrap_key(k, st, acct, key, &made);
+    if (rc < 0)
+        return rc;
     unsigned long tx = store_transaction(st);
     cache_key(k, acct, key, made && tx ? st : NULL, tx);
     return PT_OK;
@@ -292,7 +292,7 @@ static int unwrap_key(const keys *k, store *st, int64_t acct, unsigned char key[
         rc = store_account_data_key(st, acct, &w, &n); /* ours, or a racer's */
     }
     if (rc != 1)
-        return PT_EFAIL;
+        return rc < 0 ? PT_ECLOSED : PT_EFAIL;
     rc = pt_open(k->master, aad, w, n, &plain, &plen) == 0 && plen == 32 ? 0 : PT_EFAIL;
     if (rc == 0)
         memcpy(key, plain, 32);
@@ -327,10 +327,11 @@ int keys_open_data(const keys *k, store *st, int64_t acct, const char *aad,
 {
     unsigned char key[32];
     char full[512];
-    if (account_key(k, st, acct, key) < 0)
-        return PT_EFAIL;
+    int rc = account_key(k, st, acct, key);
+    if (rc < 0)
+        return rc;
     data_aad(full, sizeof(full), acct, aad);
-    int rc = pt_open(key, full, in, len, plain, n);
+    rc = pt_open(key, full, in, len, plain, n);
     OPENSSL_cleanse(key, sizeof(key));
     return rc < 0 ? PT_EFAIL : PT_OK;
 }

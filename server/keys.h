@@ -57,7 +57,8 @@ void keys_attach(const keys *k, store *st);
 int keys_seal_data(const keys *k, store *st, int64_t acct, const char *aad, const void *plain,
                    size_t n, unsigned char **out, size_t *outlen);
 /* Opens what keys_seal_data sealed: a new NUL-terminated buffer (*plain,
- * *n; the caller frees it). 0 or negative. */
+ * *n; the caller frees it). 0 or negative (PT_ECLOSED: the account's key
+ * could not be read from the store, which may work again later). */
 int keys_open_data(const keys *k, store *st, int64_t acct, const char *aad,
                    const unsigned char *in, size_t len, char **plain, size_t *n);
 /* Writes a file sealed (mode 0600, replacing it atomically). */
@@ -65,7 +66,8 @@ int keys_write_file(const keys *k, store *st, int64_t acct, const char *aad, con
                     const void *data, size_t n);
 /* Reads a file keys_write_file wrote, opened (a file without the seal's
  * mark is read as it is: written before sealing). At most max bytes.
- * A new buffer (*out, *n; the caller frees it). 0 or negative. */
+ * A new buffer (*out, *n; the caller frees it). 0 or negative (PT_ECLOSED
+ * as keys_open_data). */
 int keys_read_file(const keys *k, store *st, int64_t acct, const char *aad, const char *path,
                    size_t max, char **out, size_t *n);
 
@@ -82,7 +84,8 @@ int keys_read_trajectory(const keys *k, store *st, int64_t acct, int64_t taskid,
 int keys_set_secret(const keys *k, store *st, int64_t acct, const char *name, const char *value);
 /* Opens every secret of the account into `into` (borrowed), registering
  * each value with the log's mask (pt_log_mask). A secret that does not open
- * is logged by name and skipped. 0 or negative. */
+ * is logged by name and skipped. 0, or negative when the store could not
+ * be read (what was read is in `into`). */
 int keys_load_secrets(const keys *k, store *st, int64_t acct, vars *into);
 
 /* ---- API keys ------------------------------------------------------------ */

@@ -52,8 +52,10 @@ int retention_sweep(store *st, int64_t now, int64_t retain_ms, size_t max, size_
         char **t = store_trajectory_dirs(st, ids[i], &nt);
         /* the rows first: a crash between the two leaves folders no row
          * names, which the next sweep cannot see but hold nothing readable
-         * without their rows' task (sealed), never a row naming nothing */
-        if (store_task_purge(st, ids[i]) == 0) {
+         * without their rows' task (sealed), never a row naming nothing.
+         * Lists the store could not read: the task waits for the next
+         * sweep (purged now, its folders would be left for good) */
+        if (f && t && store_task_purge(st, ids[i]) == 0) {
             *files += remove_folders_of(f, 1);
             *trajectories += remove_folders_of(t, 0);
             (*tasks)++;

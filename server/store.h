@@ -287,8 +287,8 @@ char **store_trajectory_dirs(store *st, int64_t taskid, size_t *n);
 /* The aad an uploaded file is sealed with: "file task=ID name=BASENAME",
  * BASENAME the last part of its path (into aad, n bytes). */
 void store_file_aad(char *aad, size_t n, int64_t taskid, const char *path);
-/* Files of a task, as paths (a NULL-terminated array; free with
- * store_strings_free). */
+/* Files of a task, as paths (a NULL-terminated array, empty if none; free
+ * with store_strings_free); NULL when the store could not be read. */
 char **store_task_files(store *st, int64_t taskid, size_t *n);
 void store_strings_free(char **v);
 

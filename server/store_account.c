@@ -332,14 +332,15 @@ int store_secret_each(store *st, int64_t acct,
     if (!s)
         return -1;
     store__bind_int64(s, 1, acct);
-    while (store__step(s) == STORE_ROW) {
+    int rc;
+    while ((rc = store__step(s)) == STORE_ROW) {
         size_t n = 0;
         unsigned char *sealed = store__col_blob(s, 1, &n);
         fn(ud, store__col_str(s, 0), sealed, n);
         free(sealed);
     }
     store__reset(s);
-    return 0;
+    return rc == STORE_DONE ? 0 : -1;
 }
 
 /* Moves the account's config_gen, after the change it counts and in its

@@ -621,10 +621,13 @@ static char **task_strings(store *st, const char *sql, int64_t taskid, size_t *n
     store_stmt *s = store__q(st, sql);
     *n = 0;
     char **v = calloc(1, sizeof(*v));
-    if (!s || !v)
-        return v;
+    if (!s || !v) {
+        free(v);
+        return NULL;
+    }
     store__bind_int64(s, 1, taskid);
-    while (store__step(s) == STORE_ROW) {
+    int rc;
+    while ((rc = store__step(s)) == STORE_ROW) {
         char **nv = realloc(v, (*n + 2) * sizeof(*v));
         if (!nv)
             break;
@@ -633,6 +636,11 @@ static char **task_strings(store *st, const char *sql, int64_t taskid, size_t *n
         v[*n] = NULL;
     }
     store__reset(s);
+    if (rc != STORE_DONE) { /* a part of the list is no list */
+        store_strings_free(v);
+        *n = 0;
+        return NULL;
+    }
     return v;
 }
 

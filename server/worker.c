@@ -298,10 +298,13 @@ static char *private_dir(void)
 }
 
 /* The task's uploads (sealed at rest) opened into a private folder for the
- * run's upload steps, under the names they were stored with. */
+ * run's upload steps, under the names they were stored with. 0, PT_ECLOSED
+ * (the store could not be read: not the task's fault), or PT_EFAIL. */
 static int open_files(workers *w, store *st, const task *t, run_inputs *in)
 {
     in->files = store_task_files(st, t->id, &in->nfiles);
+    if (!in->files)
+        return PT_ECLOSED;
     if (!in->nfiles)
         return 0;
     if (!(in->open_dir = private_dir()))
@@ -311,13 +314,13 @@ static int open_files(workers *w, store *st, const task *t, run_inputs *in)
         size_t n = 0;
         const char *base = strrchr(in->files[i], '/');
         store_file_aad(aad, sizeof(aad), t->id, in->files[i]);
-        if (keys_read_file(w->env.keys, st, t->account_id, aad, in->files[i], (size_t)1 << 31,
-                           &data, &n) < 0 ||
-            asprintf(&plain, "%s/%s", in->open_dir, base ? base + 1 : in->files[i]) < 0) {
+        int rc = keys_read_file(w->env.keys, st, t->account_id, aad, in->files[i],
+                                (size_t)1 << 31, &data, &n);
+        if (rc < 0 || asprintf(&plain, "%s/%s", in->open_dir, base ? base + 1 : in->files[i]) < 0) {
             free(data);
-            return PT_EFAIL;
+            return rc == PT_ECLOSED ? PT_ECLOSED : PT_EFAIL;
         }
-        int rc = pt_write_file(plain, data, n, 0600);
+        rc = pt_write_file(plain, data, n, 0600);
         free(data);
         free(in->files[i]);
         in->files[i] = plain;
@@ -366,7 +369,10 @@ static int gather(workers *w, task_ctx *cx, const task *t, const sop *sp, run_in
         free(notes);
         return PT_NONE;
     }
-    keys_load_secrets(w->env.keys, st, t->account_id, in->secrets);
+    if (keys_load_secrets(w->env.keys, st, t->account_id, in->secrets) < 0) {
+        store_trouble(w, cx, t);
+        return PT_NONE;
+    }
     cJSON *ans = t->answers ? cJSON_Parse(t->answers) : NULL;
     for (cJSON *c = ans ? ans->child : NULL; c; c = c->next)
         if (cJSON_IsString(c)) {
@@ -374,7 +380,12 @@ static int gather(workers *w, task_ctx *cx, const task *t, const sop *sp, run_in
             pt_log_mask(c->valuestring);
         }
     cJSON_Delete(ans);
-    if (open_files(w, st, t, in) < 0) {
+    int opened = open_files(w, st, t, in);
+    if (opened == PT_ECLOSED) {
+        store_trouble(w, cx, t);
+        return PT_NONE;
+    }
+    if (opened < 0) {
         task_fail(cx, t->id, "The task's files cannot be opened.", "cannot start");
         return PT_NONE;
     }
@@ -548,8 +559,13 @@ static void run_task(workers *w, slot *sl, task_ctx *cx, int64_t id)
         task_fail(cx, id, "Cancelled by the client.", "cancelled");
         goto out;
     }
-    const sop *sp = bundle_cache_get(w->env.sops, cx->st, t.account_id, t.type, t.sop_version, err);
-    if (!sp) {
+    const sop *sp = NULL;
+    int got = bundle_cache_get(w->env.sops, cx->st, t.account_id, t.type, t.sop_version, &sp, err);
+    if (got == PT_ECLOSED) {
+        store_trouble(w, cx, &t);
+        goto out;
+    }
+    if (got != PT_FOUND) {
         task_fail(cx, id, err, "cannot start");
         goto out;
     }

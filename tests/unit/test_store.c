@@ -10,6 +10,7 @@
 #include "server/bundle.h"
 #include "server/dispatch.h"
 #include "server/keys.h"
+#include "server/retention.h"
 #include "server/task.h"
 #include "server/store.h"
 #include "util/err.h"
@@ -666,6 +667,44 @@ static void a_move_waits_for_a_claim_in_flight(void **state)
     task_free(&t);
 }
 
+/* A list the store could not read is no list (NULL), never an empty one:
+ * a run would start without its uploads, and the retention sweep would
+ * purge a task whose folders it then never removes. The task waits for a
+ * sweep that can read them. */
+static void a_list_the_store_cannot_read_is_none(void **state)
+{
+    fixture *f = *state;
+    int64_t acct = an_account(f);
+    task t;
+    new_task(f, acct, "x", NULL, &t, 0);
+    int64_t now = pt_wall_ms();
+    assert_int_equal(store_task_set_status(f->st, t.id, "failed", now - 10, "no",
+                                           STORE_STAMP_FAILED),
+                     0);
+    size_t n = 9;
+    char **v = store_task_files(f->st, t.id, &n);
+    assert_non_null(v);
+    assert_int_equal(n, 0);
+    store_strings_free(v);
+    exec_on(f, "ALTER TABLE task_files RENAME TO task_files_away",
+            "ALTER TABLE task_files RENAME TO task_files_away");
+    n = 9;
+    assert_null(store_task_files(f->st, t.id, &n));
+    assert_int_equal(n, 0);
+    size_t tasks = 9, files = 0, trajectories = 0;
+    assert_int_equal(retention_sweep(f->st, now, 0, 10, &tasks, &files, &trajectories), -1);
+    assert_int_equal(tasks, 0);
+    task g;
+    assert_int_equal(store_task_get(f->st, acct, t.id, &g), 1);
+    assert_non_null(g.data); /* not purged */
+    task_free(&g);
+    exec_on(f, "ALTER TABLE task_files_away RENAME TO task_files",
+            "ALTER TABLE task_files_away RENAME TO task_files");
+    assert_int_equal(retention_sweep(f->st, now, 0, 10, &tasks, &files, &trajectories), 0);
+    assert_int_equal(tasks, 1);
+    task_free(&t);
+}
+
 static void outbox_due_attempts_and_recovery(void **state)
 {
     fixture *f = *state;
@@ -791,5 +830,6 @@ PT_TESTS("store", cmocka_unit_test(postgres_targets_and_their_key),
          cmocka_unit_test_setup_teardown(a_move_waits_for_a_claim_in_flight, setup, teardown),
          cmocka_unit_test_setup_teardown(the_writer_runs_a_failed_batch_again_one_by_one, setup,
                                          teardown),
+         cmocka_unit_test_setup_teardown(a_list_the_store_cannot_read_is_none, setup, teardown),
          cmocka_unit_test_setup_teardown(outbox_due_attempts_and_recovery, setup, teardown),
          cmocka_unit_test_setup_teardown(users_and_sessions, setup, teardown));
