@@ -749,7 +749,7 @@ static const char *pg_errmsg(store *st)
 static char *scalar(store *st, const char *sql, int *failed)
 {
     pg_conn *pc = PC(st);
-    *failed = flush(pc) < 0;
+    *failed = tx_gone(pc, sql) || flush(pc) < 0;
     if (*failed)
         return NULL;
     PGresult *r = PQexec(pc->c, sql);
