@@ -29,7 +29,8 @@ int dom_call(run *R, int depth, const cdp_handle *on, const char *op, cJSON *arg
     cdp_value v;
     int rc =
         on ? cdp_handle_call(on, dom_js, list, flags, &v, timeout_ms, err)
-           : cdp_page_call(R->page, run_frame(R, depth), dom_js, list, flags, &v, timeout_ms, err);
+           : cdp_page_call_kept(R->page, run_frame(R, depth), dom_js, list, flags, &v, timeout_ms,
+                                err);
     if (rc)
         return rc;
     if (by_value) {
@@ -50,7 +51,7 @@ cJSON *dom_in_frame(run *R, const char *frame_id, const char *op, char *err)
     cJSON *list = cJSON_CreateArray();
     cJSON_AddItemToArray(list, cdp_arg(cJSON_CreateString(op)));
     cdp_value v;
-    if (cdp_page_call(R->page, frame_id, dom_js, list, 0, &v, 5000, err))
+    if (cdp_page_call_kept(R->page, frame_id, dom_js, list, 0, &v, 5000, err))
         return NULL;
     return v.value;
 }

@@ -193,8 +193,8 @@ unsigned long cdp_page_changes(cdp_page *p);
  * frame_id (NULL: the top frame) sees. Returns at once when the page's
  * count of changes is no longer `since` (taken before the caller last
  * looked); while the frame has no document, waits for the page's events;
- * else calls fn (a function's source, as cdp_page_call does, with args:
- * taken) there, which is to return a promise that settles on the first
+ * else calls fn (a function's source in static storage, as
+ * cdp_page_call_kept does, with args: taken) there, which is to return a promise that settles on the first
  * change it sees in its document or after its own cap, at most timeout_ms.
  * A navigation that destroys the document ends the call at once: that is a
  * change too. 0 however the wait ended, or CDP_EGONE / CDP_EDETACHED (err)
@@ -315,6 +315,13 @@ cJSON *cdp_arg_handle(const cdp_handle *h);
  * A throw is CDP_EJS with the exception's description. */
 int cdp_page_call(cdp_page *p, const char *frame_id, const char *fn, cJSON *args, unsigned flags,
                   cdp_value *out, int timeout_ms, char *err);
+/* cdp_page_call for a function called often (dom.js: tens of kilobytes,
+ * tens of calls a step): fn, in static storage, is installed once in each
+ * document's context, and each call then sends only its arguments. The
+ * installed function is held by the protocol, never by the page (no
+ * global names it). The same outcomes as cdp_page_call. */
+int cdp_page_call_kept(cdp_page *p, const char *frame_id, const char *fn, cJSON *args,
+                       unsigned flags, cdp_value *out, int timeout_ms, char *err);
 /* The same with `this` bound to h, in h's frame. Borrows h. */
 int cdp_handle_call(const cdp_handle *h, const char *fn, cJSON *args, unsigned flags,
                     cdp_value *out, int timeout_ms, char *err);

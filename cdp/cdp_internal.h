@@ -199,6 +199,17 @@ struct cdp_handle {
  * or NULL when out of memory. */
 cdp_handle *cdp__handle_new(cdp_session *s, const char *object_id);
 
+/* cdp_page_frame_context, and the object of function fn (its source, in
+ * static storage) installed in that context by cdp__page_fn_keep, if it
+ * was (*oid, a new string, else NULL). A context's functions go with it:
+ * a new document's context has none. */
+int cdp__page_fn(cdp_page *p, const char *frame_id, const char *fn, cdp_session **session,
+                 int *context_id, char **oid, int timeout_ms, char *err);
+/* Keeps oid as fn's object in the frame's context (if it is still s's
+ * context_id: else the document changed meanwhile, and it is dropped). */
+void cdp__page_fn_keep(cdp_page *p, const char *frame_id, cdp_session *s, int context_id,
+                       const char *fn, const char *oid);
+
 /* intercept.c */
 /* A view of Fetch.requestPaused params (borrowed: valid while params is). */
 void cdp__request_view(const cJSON *params, cdp_request *req);

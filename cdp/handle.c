@@ -12,6 +12,7 @@
 #include "util/err.h"
 #include "util/json.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,6 +170,70 @@ int cdp_page_call(cdp_page *p, const char *frame_id, const char *fn, cJSON *args
     if (rc) {
         cJSON_Delete(args);
         return rc;
+    }
+    rc = call_function(s, ctx, NULL, fn, args, flags, out, timeout_ms, err);
+    cdp_session_unref(s);
+    return rc;
+}
+
+/* Installs fn in context ctx of s: its object's id (a new string), or NULL. */
+static char *install(cdp_session *s, int ctx, const char *fn, int timeout_ms)
+{
+    char err[CDP_ERR_MAX];
+    size_t n = strlen(fn);
+    char *expr = malloc(n + 4);
+    if (!expr)
+        return NULL;
+    /* a declaration as an expression; the newline ends a last-line comment */
+    snprintf(expr, n + 4, "(%s\n)", fn);
+    cJSON *p = cJSON_CreateObject(), *res = NULL;
+    cJSON_AddStringToObject(p, "expression", expr);
+    free(expr);
+    cJSON_AddNumberToObject(p, "contextId", ctx);
+    cJSON_AddBoolToObject(p, "returnByValue", 0);
+    char *oid = NULL;
+    if (cdp__call(s, "Runtime.evaluate", p, &res, timeout_ms > 0 ? timeout_ms : 15000, err) == 0 &&
+        !cJSON_GetObjectItemCaseSensitive(res, "exceptionDetails")) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(res, "result");
+        const char *id = pt_json_str(r, "objectId");
+        const char *type = pt_json_str(r, "type");
+        if (id && type && !strcmp(type, "function"))
+            oid = strdup(id);
+    }
+    cJSON_Delete(res);
+    return oid;
+}
+
+int cdp_page_call_kept(cdp_page *p, const char *frame_id, const char *fn, cJSON *args,
+                       unsigned flags, cdp_value *out, int timeout_ms, char *err)
+{
+    memset(out, 0, sizeof(*out));
+    cdp_session *s = NULL;
+    int ctx = 0;
+    char *oid = NULL;
+    int rc = cdp__page_fn(p, frame_id, fn, &s, &ctx, &oid, timeout_ms > 0 ? timeout_ms : 1, err);
+    if (rc) {
+        cJSON_Delete(args);
+        return rc;
+    }
+    if (!oid && (oid = install(s, ctx, fn, timeout_ms)))
+        cdp__page_fn_keep(p, frame_id, s, ctx, fn, oid);
+    if (oid) {
+        /* `this` is the installed function; the arguments go on as they are */
+        cJSON *again = cJSON_Duplicate(args, 1);
+        rc = call_function(s, 0, oid, "function(...a) { return this(...a); }", args, flags, out,
+                           timeout_ms, err);
+        free(oid);
+        /* refused before it ran (its object gone while its context
+         * stands): once more the long way. A context destroyed is the
+         * caller's news, as with cdp_page_call */
+        if (rc != CDP_EPROTOCOL || !again) {
+            cJSON_Delete(again);
+            cdp_session_unref(s);
+            return rc;
+        }
+        args = again;
+        memset(out, 0, sizeof(*out));
     }
     rc = call_function(s, ctx, NULL, fn, args, flags, out, timeout_ms, err);
     cdp_session_unref(s);

@@ -52,6 +52,11 @@ static const char *const base_flags[] = {
     "--disable-backgrounding-occluded-windows",
     "--disable-renderer-backgrounding",
     "--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider",
+    /* a page left is gone, not kept alive in the back-forward cache: a
+     * kept session's last task's form (PHI) must not outlive its leaving,
+     * and every same-site navigation would take a new renderer process
+     * to keep the old page in (twice the processes a claim) */
+    "--disable-back-forward-cache",
     "--password-store=basic",
     "--use-mock-keychain",
     "--mute-audio",

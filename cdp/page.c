@@ -45,6 +45,11 @@ typedef struct frame {
     cdp_session *s; /* the session whose target renders it (not a reference) */
     int ctx;        /* main-world execution context in s, 0 while none */
     int oop;
+    /* a function installed in context fn_ctx (cdp__page_fn): its source
+     * (static storage, compared by address) and its object there */
+    const char *fn;
+    int fn_ctx;
+    char *fn_oid;
 } frame;
 
 typedef struct sub {
@@ -168,10 +173,22 @@ static void frame_remove(cdp_page *p, const char *id)
         free(f->parent);
         free(f->url);
         free(f->name);
+        free(f->fn_oid);
         memmove(f, f + 1, (p->nframes - i - 1) * sizeof(*f));
         p->nframes--;
         return;
     }
+}
+
+/* A frame's context is ctx now (0: none): a new one, even under an id
+ * seen before (ids start again in another renderer process). What was
+ * installed in the one before goes with it. */
+static void frame_set_ctx(frame *f, int ctx)
+{
+    free(f->fn_oid);
+    f->fn_oid = NULL;
+    f->fn = NULL;
+    f->ctx = ctx;
 }
 
 static void lifecycle(cdp_page *p, const char *loader, const char *name)
@@ -206,7 +223,7 @@ static int on_execution_context_created(cdp_page *p, cdp_session *s, const cJSON
         frame *f = frame_add(p, fid, NULL, s);
         if (f) {
             f->s = s;
-            f->ctx = id->valueint;
+            frame_set_ctx(f, id->valueint);
         }
     }
     return 1;
@@ -217,7 +234,7 @@ static int on_execution_context_destroyed(cdp_page *p, cdp_session *s, const cJS
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(params, "executionContextId");
     for (size_t i = 0; i < p->nframes; i++)
         if (p->frames[i].s == s && cJSON_IsNumber(id) && p->frames[i].ctx == id->valueint)
-            p->frames[i].ctx = 0;
+            frame_set_ctx(&p->frames[i], 0);
     return 1;
 }
 
@@ -226,7 +243,7 @@ static int on_execution_contexts_cleared(cdp_page *p, cdp_session *s, const cJSO
     (void)params;
     for (size_t i = 0; i < p->nframes; i++)
         if (p->frames[i].s == s)
-            p->frames[i].ctx = 0;
+            frame_set_ctx(&p->frames[i], 0);
     return 1;
 }
 
@@ -257,7 +274,7 @@ static int on_frame_detached(cdp_page *p, cdp_session *s, const cJSON *params)
     frame *f = fid ? frame_find(p, fid) : NULL;
     if (f && reason && strcmp(reason, "swap") == 0) {
         if (f->s == s)
-            f->ctx = 0; /* moving to another process */
+            frame_set_ctx(f, 0); /* moving to another process */
     } else if (f) {
         frame_remove(p, fid);
     }
@@ -405,7 +422,7 @@ static int on_attached_to_target(cdp_page *p, cdp_session *s, const cJSON *param
         frame *f = frame_add(p, tid, NULL, child);
         if (f) {
             f->s = child;
-            f->ctx = 0;
+            frame_set_ctx(f, 0);
             f->oop = 1;
         }
         watch_session(p, child);
@@ -853,6 +870,36 @@ int cdp_page_frame_context(cdp_page *p, const char *frame_id, cdp_session **sess
     return rc;
 }
 
+int cdp__page_fn(cdp_page *p, const char *frame_id, const char *fn, cdp_session **session,
+                 int *context_id, char **oid, int timeout_ms, char *err)
+{
+    *oid = NULL;
+    int rc = cdp_page_frame_context(p, frame_id, session, context_id, timeout_ms, err);
+    if (rc)
+        return rc;
+    cdp__lock(p->b);
+    frame *f = frame_find(p, frame_id ? frame_id : p->target_id);
+    if (f && f->s == *session && f->fn == fn && f->fn_ctx == *context_id && f->fn_oid)
+        *oid = strdup(f->fn_oid);
+    cdp__unlock(p->b);
+    return 0;
+}
+
+void cdp__page_fn_keep(cdp_page *p, const char *frame_id, cdp_session *s, int context_id,
+                       const char *fn, const char *oid)
+{
+    cdp__lock(p->b);
+    frame *f = frame_find(p, frame_id ? frame_id : p->target_id);
+    char *copy = f && f->s == s && f->ctx == context_id ? strdup(oid) : NULL;
+    if (copy) {
+        free(f->fn_oid);
+        f->fn_oid = copy;
+        f->fn = fn;
+        f->fn_ctx = context_id;
+    }
+    cdp__unlock(p->b);
+}
+
 unsigned long cdp_page_changes(cdp_page *p)
 {
     cdp__lock(p->b);
@@ -905,7 +952,7 @@ int cdp_page_wait_change(cdp_page *p, const char *frame_id, unsigned long since,
     /* fn waits in the document; a navigation that destroys it ends the
      * call at once, with an error that means only "it changed" */
     cdp_value v;
-    rc = cdp_page_call(p, frame_id, fn, args, 0, &v, timeout_ms + CHANGE_SLACK, err);
+    rc = cdp_page_call_kept(p, frame_id, fn, args, 0, &v, timeout_ms + CHANGE_SLACK, err);
     cJSON_Delete(v.value);
     if (rc && cdp_browser_gone(p->b, err))
         return CDP_EGONE;
@@ -940,7 +987,7 @@ static int evaluate(cdp_page *p, const char *frame_id, const char *expr, int by_
             cdp__lock(p->b);
             for (size_t i = 0; i < p->nframes; i++)
                 if (p->frames[i].s == s && p->frames[i].ctx == ctx)
-                    p->frames[i].ctx = 0;
+                    frame_set_ctx(&p->frames[i], 0);
             cdp__unlock(p->b);
             cdp_session_unref(s);
             pt_sleep_ms(10);

@@ -279,6 +279,83 @@ static void cross_site_iframe_out_of_process(void **state)
     th_stop(s);
 }
 
+/* The source of kept_fn, in static storage as cdp_page_call_kept wants. */
+static const char kept_fn[] = "// a last-line comment\n"
+                              "function (what) { return what + ':' + document.title }";
+
+static char *kept_call(cdp_page *p, const char *frame, const char *what)
+{
+    char err[CDP_ERR_MAX] = "";
+    cJSON *args = cJSON_CreateArray();
+    cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateString(what)));
+    cdp_value v;
+    if (cdp_page_call_kept(p, frame, kept_fn, args, 0, &v, T, err))
+        fail_msg("kept call: %s", err);
+    char *out = cJSON_IsString(v.value) ? strdup(v.value->valuestring) : NULL;
+    cJSON_Delete(v.value);
+    return out;
+}
+
+/* A function called often is installed once per document: the second call
+ * in a document is one round trip, not two; a new document (another
+ * site's, in another renderer process, where context ids start again)
+ * gets it afresh; an out-of-process frame has its own; the page's own
+ * scripts find it nowhere. */
+static void a_kept_function_is_installed_once_per_document(void **state)
+{
+    (void)state;
+    th_server *s = th_start();
+    char top[512];
+    snprintf(top, sizeof(top),
+             "<title>one</title><iframe id=app src='http://localhost:%d/app'></iframe>",
+             th_port(s));
+    th_route(s, "/", "text/html", top, -1, 0);
+    th_route(s, "/app", "text/html", "<title>app</title>", -1, 0);
+    th_route(s, "/two", "text/html", "<title>two</title>", -1, 0);
+    cdp_browser *b = launch();
+    cdp_page *p = open_page(b, NULL);
+    char *u = url_of(s, "127.0.0.1", "/");
+    go(p, u, CDP_WAIT_LOAD);
+    char *got = kept_call(p, NULL, "a");
+    assert_string_equal(got, "a:one");
+    free(got);
+    unsigned long before = cdp_calls_here();
+    got = kept_call(p, NULL, "b");
+    assert_string_equal(got, "b:one");
+    free(got);
+    assert_int_equal(cdp_calls_here() - before, 1);
+    assert_eval(p, NULL,
+                "Object.getOwnPropertyNames(window).filter(k => { try { return "
+                "String(window[k]).includes('last-line comment') } catch (e) { return false } "
+                "}).length",
+                "0");
+    char err[CDP_ERR_MAX], *child = NULL;
+    assert_int_equal(cdp_page_child_frame(p, NULL, "#app", &child, T, err), 0);
+    got = kept_call(p, child, "c");
+    assert_string_equal(got, "c:app");
+    free(got);
+    free(child);
+    /* another document, then another site's (another process) */
+    go(p, u, CDP_WAIT_LOAD);
+    got = kept_call(p, NULL, "d");
+    assert_string_equal(got, "d:one");
+    free(got);
+    char *other = url_of(s, "localhost", "/two");
+    go(p, other, CDP_WAIT_LOAD);
+    got = kept_call(p, NULL, "e");
+    assert_string_equal(got, "e:two");
+    free(got);
+    go(p, u, CDP_WAIT_LOAD);
+    got = kept_call(p, NULL, "f");
+    assert_string_equal(got, "f:one");
+    free(got);
+    free(other);
+    free(u);
+    cdp_page_close(p);
+    cdp_close(b);
+    th_stop(s);
+}
+
 static void nested_cross_site_iframes(void **state)
 {
     (void)state;
@@ -735,6 +812,7 @@ PT_TESTS("cdp_browser", cmocka_unit_test(navigate_and_evaluate),
          cmocka_unit_test(contexts_are_isolated), cmocka_unit_test(same_origin_iframe),
          cmocka_unit_test(cross_site_iframe_out_of_process),
          cmocka_unit_test(nested_cross_site_iframes),
+         cmocka_unit_test(a_kept_function_is_installed_once_per_document),
          cmocka_unit_test(screenshot_over_5mb_round_trips),
          cmocka_unit_test(dialogs_are_answered_and_recorded),
          cmocka_unit_test(killed_browser_fails_calls_at_once),
