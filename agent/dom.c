@@ -117,14 +117,16 @@ char *dom_text_in_frame(const char *selector, void *ud)
     return t;
 }
 
-int dom_wait_change(run *R, unsigned long since, int cap_ms, const sop_locator *missing)
+int dom_wait_change(run *R, unsigned long since, int cap_ms, const sop_locator *missing,
+                    int look_ms)
 {
     char err[ERR_SIZE];
     cJSON *args = cJSON_CreateArray();
     cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateString("change")));
     cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateNumber(cap_ms)));
     cJSON *lj = missing ? dom_locator(R, missing, err) : NULL;
-    if (lj)
-        cJSON_AddItemToArray(args, cdp_arg(lj));
+    cJSON_AddItemToArray(args, cdp_arg(lj)); /* NULL: null */
+    if (look_ms >= 0)
+        cJSON_AddItemToArray(args, cdp_arg(cJSON_CreateNumber(look_ms)));
     return cdp_page_wait_change(R->page, run_frame(R, R->depth), since, dom_js, args, cap_ms, err);
 }

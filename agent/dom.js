@@ -2,12 +2,14 @@
  * dom.js - the agent's eyes inside a frame: finding elements the way SOPs
  * name them, and judging whether a person could act on them now.
  *
- * Called through cdp_page_call / cdp_handle_call as dom(op, a, b, c). It never
- * changes the page, except `selectOption` (native <select>, as a person's
- * pick would), `scroll` (into view) and `sensitiveMask` (a style that
- * `sensitiveUnmask` takes back, around a screenshot). It is embedded into the binary at
- * build time (agent/CMake) and injected per call, so no page script can
- * tamper with a copy left behind.
+ * Called through cdp_page_call_kept / cdp_handle_call as dom(op, a, b, c).
+ * It never changes the page, except `selectOption` (native <select>, as a
+ * person's pick would), `scroll` (into view) and `sensitiveMask` (a style
+ * that `sensitiveUnmask` takes back, around a screenshot). It is embedded
+ * into the binary at build time (agent/CMake) and installed once in each
+ * document's context, held by the agent's object id only: no page script
+ * can reach it. What it keeps between calls (the mask list, the press
+ * guard, the change watcher) lives on the window under registry symbols.
  */
 (function dom(op, a, b, c) {
   'use strict';
@@ -474,6 +476,36 @@
    * earlier rAF callbacks have run, before this one). */
   const nextFrame = () => new Promise((r) => requestAnimationFrame(r));
 
+  /* What `change` listens for: mutations anywhere in the tree (and in up
+   * to 64 open shadow roots), and these events. */
+  const CHANGE_OPTS = { subtree: true, childList: true, attributes: true, characterData: true };
+  const CHANGE_EVENTS = ['input', 'change', 'transitionend', 'animationend', 'load', 'scroll', 'readystatechange'];
+  const CHANGE_WINDOW_EVENTS = ['resize', 'hashchange', 'popstate'];
+  const observeAll = (mo, root) => {
+    mo.observe(root, CHANGE_OPTS);
+    let shadows = 0;
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot && shadows++ < 64) mo.observe(el.shadowRoot, CHANGE_OPTS);
+    }
+  };
+  /* A look and the `change` call after it are two calls: what happened in
+   * between would be lost. The watcher, made by the first call in a
+   * document and kept on its window, notes when it last saw a change of
+   * those kinds (performance.now(), -Infinity: none yet). The slack
+   * covers the call's way from the agent to the page. */
+  const LOOK_SLACK_MS = 10;
+  const watcher = (() => {
+    const key = Symbol.for('portier.watch');
+    if (window[key]) return window[key];
+    const w = { at: -Infinity };
+    const note = () => { w.at = performance.now(); };
+    observeAll(new MutationObserver(note), document);
+    for (const t of CHANGE_EVENTS) document.addEventListener(t, note, true);
+    for (const t of CHANGE_WINDOW_EVENTS) window.addEventListener(t, note, true);
+    Object.defineProperty(window, key, { value: w });
+    return w;
+  })();
+
   /* For radios and checkboxes hidden behind a styled label, act on the
    * label a person would click. */
   const target = (el) => {
@@ -488,7 +520,7 @@
    * it); sensitiveMask hides the text of every marked field still in the
    * document; sensitiveUnmask puts back exactly what it changed. Both
    * return how many fields they touched. The list lives on the window
-   * under a registry symbol: dom.js itself is injected afresh per call. */
+   * under a registry symbol: dom.js keeps no state of its own. */
   const sensitive = (op, el) => {
     const key = Symbol.for('portier.sensitive');
     const st = window[key] || (window[key] = { list: [], saved: new Map() });
@@ -527,7 +559,7 @@
    * next mousedown; hitResult says whether it reached el, and disarms.
    * null: no press reached this document at all (something in another
    * document took it, such as a dialog the top page put up over the
-   * frame). The guard lives on the window: dom.js is injected per call. */
+   * frame). The guard lives on the window, as the mask list does. */
   const hitKey = Symbol.for('portier.hit');
   const hitResult = () => {
     const g = window[hitKey];
@@ -736,30 +768,26 @@
      * what the agent sees (a DOM mutation, in open shadow roots too, an
      * input, a transition or animation ending, something loading, a
      * scroll, a resize, a history step), false after a ms. b: a locator
-     * that found nothing just now: true at once when it finds something. */
+     * that found nothing just now: true at once when it finds something.
+     * c: how many ms ago the caller's last look began: true at once when
+     * the watcher saw something since (between the look and this call). */
+    if (typeof c === 'number' && performance.now() - watcher.at <= c + LOOK_SLACK_MS) return resolve(true);
     if (b && pick(b).el) return resolve(true);
     const root = document.documentElement;
     if (!root) return resolve(true);
-    const opts = { subtree: true, childList: true, attributes: true, characterData: true };
-    const evs = ['input', 'change', 'transitionend', 'animationend', 'load', 'scroll', 'readystatechange'];
-    const wevs = ['resize', 'hashchange', 'popstate'];
     let timer = 0;
     const mo = new MutationObserver(() => end(true));
     const end = (changed) => {
       mo.disconnect();
       clearTimeout(timer);
-      for (const t of evs) document.removeEventListener(t, onEv, true);
-      for (const t of wevs) window.removeEventListener(t, onEv, true);
+      for (const t of CHANGE_EVENTS) document.removeEventListener(t, onEv, true);
+      for (const t of CHANGE_WINDOW_EVENTS) window.removeEventListener(t, onEv, true);
       resolve(changed);
     };
     const onEv = () => end(true);
-    mo.observe(root, opts);
-    let shadows = 0;
-    for (const el of root.querySelectorAll('*')) {
-      if (el.shadowRoot && shadows++ < 64) mo.observe(el.shadowRoot, opts);
-    }
-    for (const t of evs) document.addEventListener(t, onEv, true);
-    for (const t of wevs) window.addEventListener(t, onEv, true);
+    observeAll(mo, root);
+    for (const t of CHANGE_EVENTS) document.addEventListener(t, onEv, true);
+    for (const t of CHANGE_WINDOW_EVENTS) window.addEventListener(t, onEv, true);
     timer = setTimeout(() => end(false), a);
   });
   case 'textOf': { const t = firstText(parseLoc(a)); return t === false ? '' : t; }

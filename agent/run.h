@@ -200,9 +200,11 @@ cJSON *dom_locator(run *R, const sop_locator *l, char *err);
 /* dom.js `change` in the current frame, through cdp_page_wait_change:
  * until something may have changed there since the page's count of
  * changes was `since`, at most cap_ms (missing: a locator that found
- * nothing; the wait ends as soon as it finds something). 0, or < 0 when
- * the browser or page is gone. */
-int dom_wait_change(run *R, unsigned long since, int cap_ms, const sop_locator *missing);
+ * nothing; the wait ends as soon as it finds something; look_ms: how long
+ * ago the last look began, -1 unknown: the wait ends at once when the page
+ * changed since). 0, or < 0 when the browser or page is gone. */
+int dom_wait_change(run *R, unsigned long since, int cap_ms, const sop_locator *missing,
+                    int look_ms);
 /* The number o.k, or 0. */
 double dom_num(const cJSON *o, const char *k);
 /* {{text:SELECTOR}} for vars_expand: the element's text in the current
@@ -300,6 +302,7 @@ typedef struct waiting {
     const char *what; /* what it waits for, static: "an actionable element" */
     int64_t start, until;
     unsigned long seen; /* the page's count of changes when the last look began */
+    int64_t look;       /* when it began (pt_mono_ms) */
     int logged;
 } waiting;
 

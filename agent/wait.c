@@ -5,10 +5,12 @@
  * A wait loop looks (resolves a locator, evaluates a condition), and when
  * what it wants is not there yet, calls run_wait_change: that returns at
  * once when Chromium has reported a new document, frame, lifecycle event
- * or dialog since the look began, else when dom.js sees the first DOM
- * mutation (or input, transition end, load, scroll) in the current frame,
- * or after a cap, so that `whenever` handlers, cancelling and changes
- * nothing reports (a CSS animation, another frame) still get their turn.
+ * or dialog since the look began, else when dom.js sees a DOM mutation
+ * (or input, transition end, load, scroll) in the current frame since the
+ * look began (its watcher keeps the time of the last one, so a change that
+ * came between the look and the call is not missed), or after a cap, so
+ * that `whenever` handlers, cancelling and changes nothing reports (a CSS
+ * animation, another frame) still get their turn.
  *
  * A wait inside a frame that has gone away (the page navigated, or removed
  * the iframe) ends there: the run fails with that reason instead of
@@ -34,6 +36,7 @@ void run_wait_begin(run *R, waiting *w, const sop_step *st, int timeout_ms, cons
     w->start = pt_mono_ms();
     w->until = w->start + timeout_ms;
     w->seen = cdp_page_changes(R->page);
+    w->look = w->start;
     w->logged = 0;
 }
 
@@ -63,9 +66,11 @@ void run_wait_change(run *R, waiting *w, int cap_ms, const sop_locator *missing)
     log_long(R, w, now);
     int64_t left = w->until - now;
     int cap = left < cap_ms ? (int)left : cap_ms;
-    if (cap > 0 && dom_wait_change(R, w->seen, cap, missing) < 0)
+    int ago = (int)(now - w->look);
+    if (cap > 0 && dom_wait_change(R, w->seen, cap, missing, ago) < 0)
         pt_sleep_ms(cap); /* nothing to wait on: the next look says why */
     w->seen = cdp_page_changes(R->page);
+    w->look = pt_mono_ms();
     char why[ERR_SIZE];
     if (R->depth > 0 && !R->stop && loc_frames_gone(R, why, sizeof(why)))
         run_fail(R, w->st, "%s", why);

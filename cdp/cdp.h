@@ -48,6 +48,8 @@ enum cdp_error {
     CDP_EJS = -21,              /* evaluated script threw */
     CDP_ECONTEXT = -22,         /* the call named an execution context that a
                                    navigation destroyed: worth a retry */
+    CDP_ENOOBJECT = -23,        /* the call named a remote object that is no
+                                   more (released, or its context gone) */
 };
 
 typedef struct cdp_browser cdp_browser;
@@ -194,8 +196,9 @@ unsigned long cdp_page_changes(cdp_page *p);
  * count of changes is no longer `since` (taken before the caller last
  * looked); while the frame has no document, waits for the page's events;
  * else calls fn (a function's source in static storage, as
- * cdp_page_call_kept does, with args: taken) there, which is to return a promise that settles on the first
- * change it sees in its document or after its own cap, at most timeout_ms.
+ * cdp_page_call_kept does, with args: taken) there, which is to return a
+ * promise that settles on the first change it sees in its document or
+ * after its own cap, at most timeout_ms.
  * A navigation that destroys the document ends the call at once: that is a
  * change too. 0 however the wait ended, or CDP_EGONE / CDP_EDETACHED (err)
  * when the browser or the page is gone. */

@@ -201,14 +201,20 @@ cdp_handle *cdp__handle_new(cdp_session *s, const char *object_id);
 
 /* cdp_page_frame_context, and the object of function fn (its source, in
  * static storage) installed in that context by cdp__page_fn_keep, if it
- * was (*oid, a new string, else NULL). A context's functions go with it:
- * a new document's context has none. */
+ * was (*oid, a new string, else NULL). *gen names the frame's document as
+ * it stood (0: it changed meanwhile): keep and forget act only while the
+ * frame is still on it. A context's functions go with it: a new
+ * document's context has none. */
 int cdp__page_fn(cdp_page *p, const char *frame_id, const char *fn, cdp_session **session,
-                 int *context_id, char **oid, int timeout_ms, char *err);
-/* Keeps oid as fn's object in the frame's context (if it is still s's
- * context_id: else the document changed meanwhile, and it is dropped). */
-void cdp__page_fn_keep(cdp_page *p, const char *frame_id, cdp_session *s, int context_id,
+                 int *context_id, unsigned *gen, char **oid, int timeout_ms, char *err);
+/* Keeps oid as fn's object in the frame's context, if the frame is still
+ * on document gen of session s (else the document changed meanwhile, and
+ * it is dropped). */
+void cdp__page_fn_keep(cdp_page *p, const char *frame_id, cdp_session *s, unsigned gen,
                        const char *fn, const char *oid);
+/* Forgets fn's object in the frame (one the browser no longer has), if the
+ * frame is still on document gen. */
+void cdp__page_fn_forget(cdp_page *p, const char *frame_id, unsigned gen, const char *fn);
 
 /* intercept.c */
 /* A view of Fetch.requestPaused params (borrowed: valid while params is). */

@@ -268,6 +268,8 @@ static int protocol_error_code(const cJSON *error)
     for (size_t i = 0; msg && i < sizeof(context_gone) / sizeof(context_gone[0]); i++)
         if (strstr(msg, context_gone[i]))
             return CDP_ECONTEXT;
+    if (msg && strstr(msg, "Could not find object with given id"))
+        return CDP_ENOOBJECT;
     return CDP_EPROTOCOL;
 }
 

@@ -11,6 +11,7 @@
 #include "cdp/cdp_internal.h"
 #include "util/err.h"
 #include "util/json.h"
+#include "util/timeutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,23 +177,35 @@ int cdp_page_call(cdp_page *p, const char *frame_id, const char *fn, cJSON *args
     return rc;
 }
 
-/* Installs fn in context ctx of s: its object's id (a new string), or NULL. */
+/* The object group the installed functions are kept in (a test releases
+ * it to see a kept object go). */
+#define KEPT_GROUP "portier-kept"
+
+/* Installs fn in context ctx of s: its object's id (a new string), or NULL.
+ * The object is a wrapper that applies fn to one array of arguments with
+ * the Reflect.apply of its install, so that no later page script (one that
+ * replaced Array.prototype[Symbol.iterator], say) stands between a call's
+ * arguments and fn. */
 static char *install(cdp_session *s, int ctx, const char *fn, int timeout_ms)
 {
+    static const char head[] = "(function () { const f = (", tail[] =
+        "\n); const apply = Reflect.apply; return function (a) { return apply(f, undefined, a); }; "
+        "})()";
     char err[CDP_ERR_MAX];
-    size_t n = strlen(fn);
-    char *expr = malloc(n + 4);
+    size_t n = sizeof(head) + strlen(fn) + sizeof(tail);
+    char *expr = malloc(n);
     if (!expr)
         return NULL;
-    /* a declaration as an expression; the newline ends a last-line comment */
-    snprintf(expr, n + 4, "(%s\n)", fn);
+    /* the newline ends a last-line comment */
+    snprintf(expr, n, "%s%s%s", head, fn, tail);
     cJSON *p = cJSON_CreateObject(), *res = NULL;
     cJSON_AddStringToObject(p, "expression", expr);
     free(expr);
     cJSON_AddNumberToObject(p, "contextId", ctx);
+    cJSON_AddStringToObject(p, "objectGroup", KEPT_GROUP);
     cJSON_AddBoolToObject(p, "returnByValue", 0);
     char *oid = NULL;
-    if (cdp__call(s, "Runtime.evaluate", p, &res, timeout_ms > 0 ? timeout_ms : 15000, err) == 0 &&
+    if (cdp__call(s, "Runtime.evaluate", p, &res, timeout_ms, err) == 0 &&
         !cJSON_GetObjectItemCaseSensitive(res, "exceptionDetails")) {
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(res, "result");
         const char *id = pt_json_str(r, "objectId");
@@ -204,38 +217,49 @@ static char *install(cdp_session *s, int ctx, const char *fn, int timeout_ms)
     return oid;
 }
 
+/* What is left of a deadline, at least 1 ms (0 would mean the default). */
+static int left_ms(int64_t until)
+{
+    int64_t left = until - pt_mono_ms();
+    return left > 0 ? (int)left : 1;
+}
+
 int cdp_page_call_kept(cdp_page *p, const char *frame_id, const char *fn, cJSON *args,
                        unsigned flags, cdp_value *out, int timeout_ms, char *err)
 {
     memset(out, 0, sizeof(*out));
+    int64_t until = pt_mono_ms() + (timeout_ms > 0 ? timeout_ms : 15000);
     cdp_session *s = NULL;
     int ctx = 0;
+    unsigned gen = 0;
     char *oid = NULL;
-    int rc = cdp__page_fn(p, frame_id, fn, &s, &ctx, &oid, timeout_ms > 0 ? timeout_ms : 1, err);
+    int rc = cdp__page_fn(p, frame_id, fn, &s, &ctx, &gen, &oid, left_ms(until), err);
     if (rc) {
         cJSON_Delete(args);
         return rc;
     }
-    if (!oid && (oid = install(s, ctx, fn, timeout_ms)))
-        cdp__page_fn_keep(p, frame_id, s, ctx, fn, oid);
+    if (!oid && (oid = install(s, ctx, fn, left_ms(until))))
+        cdp__page_fn_keep(p, frame_id, s, gen, fn, oid);
     if (oid) {
-        /* `this` is the installed function; the arguments go on as they are */
+        /* `this` is the installed wrapper; a rest parameter gathers the
+         * arguments without iterating anything the page could replace */
         cJSON *again = cJSON_Duplicate(args, 1);
-        rc = call_function(s, 0, oid, "function(...a) { return this(...a); }", args, flags, out,
-                           timeout_ms, err);
+        rc = call_function(s, 0, oid, "function (...a) { return this(a); }", args, flags, out,
+                           left_ms(until), err);
         free(oid);
         /* refused before it ran (its object gone while its context
-         * stands): once more the long way. A context destroyed is the
-         * caller's news, as with cdp_page_call */
-        if (rc != CDP_EPROTOCOL || !again) {
+         * stands): forget the object, once more the long way. A context
+         * destroyed is the caller's news, as with cdp_page_call */
+        if (rc != CDP_ENOOBJECT || !again) {
             cJSON_Delete(again);
             cdp_session_unref(s);
             return rc;
         }
+        cdp__page_fn_forget(p, frame_id, gen, fn);
         args = again;
         memset(out, 0, sizeof(*out));
     }
-    rc = call_function(s, ctx, NULL, fn, args, flags, out, timeout_ms, err);
+    rc = call_function(s, ctx, NULL, fn, args, flags, out, left_ms(until), err);
     cdp_session_unref(s);
     return rc;
 }

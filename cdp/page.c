@@ -50,6 +50,7 @@ typedef struct frame {
     const char *fn;
     int fn_ctx;
     char *fn_oid;
+    unsigned gen; /* goes up with every change of ctx, never 0 once set */
 } frame;
 
 typedef struct sub {
@@ -189,6 +190,8 @@ static void frame_set_ctx(frame *f, int ctx)
     f->fn_oid = NULL;
     f->fn = NULL;
     f->ctx = ctx;
+    if (++f->gen == 0)
+        f->gen = 1;
 }
 
 static void lifecycle(cdp_page *p, const char *loader, const char *name)
@@ -871,31 +874,47 @@ int cdp_page_frame_context(cdp_page *p, const char *frame_id, cdp_session **sess
 }
 
 int cdp__page_fn(cdp_page *p, const char *frame_id, const char *fn, cdp_session **session,
-                 int *context_id, char **oid, int timeout_ms, char *err)
+                 int *context_id, unsigned *gen, char **oid, int timeout_ms, char *err)
 {
     *oid = NULL;
+    *gen = 0;
     int rc = cdp_page_frame_context(p, frame_id, session, context_id, timeout_ms, err);
     if (rc)
         return rc;
     cdp__lock(p->b);
     frame *f = frame_find(p, frame_id ? frame_id : p->target_id);
-    if (f && f->s == *session && f->fn == fn && f->fn_ctx == *context_id && f->fn_oid)
-        *oid = strdup(f->fn_oid);
+    if (f && f->s == *session && f->ctx == *context_id) {
+        *gen = f->gen;
+        if (f->fn == fn && f->fn_ctx == *context_id && f->fn_oid)
+            *oid = strdup(f->fn_oid);
+    }
     cdp__unlock(p->b);
     return 0;
 }
 
-void cdp__page_fn_keep(cdp_page *p, const char *frame_id, cdp_session *s, int context_id,
+void cdp__page_fn_keep(cdp_page *p, const char *frame_id, cdp_session *s, unsigned gen,
                        const char *fn, const char *oid)
 {
     cdp__lock(p->b);
     frame *f = frame_find(p, frame_id ? frame_id : p->target_id);
-    char *copy = f && f->s == s && f->ctx == context_id ? strdup(oid) : NULL;
+    char *copy = gen && f && f->s == s && f->gen == gen ? strdup(oid) : NULL;
     if (copy) {
         free(f->fn_oid);
         f->fn_oid = copy;
         f->fn = fn;
-        f->fn_ctx = context_id;
+        f->fn_ctx = f->ctx;
+    }
+    cdp__unlock(p->b);
+}
+
+void cdp__page_fn_forget(cdp_page *p, const char *frame_id, unsigned gen, const char *fn)
+{
+    cdp__lock(p->b);
+    frame *f = frame_find(p, frame_id ? frame_id : p->target_id);
+    if (gen && f && f->gen == gen && f->fn == fn) {
+        free(f->fn_oid);
+        f->fn_oid = NULL;
+        f->fn = NULL;
     }
     cdp__unlock(p->b);
 }

@@ -349,6 +349,30 @@ static void a_kept_function_is_installed_once_per_document(void **state)
     got = kept_call(p, NULL, "f");
     assert_string_equal(got, "f:one");
     free(got);
+    /* the object released behind its back (its context stands): the call
+     * still answers, the object is forgotten and installed again, and
+     * then it is one round trip again */
+    cJSON *rel = cJSON_CreateObject();
+    cJSON_AddStringToObject(rel, "objectGroup", "portier-kept");
+    assert_int_equal(
+        cdp_call(cdp_page_session(p), "Runtime.releaseObjectGroup", rel, NULL, T, err), 0);
+    got = kept_call(p, NULL, "g");
+    assert_string_equal(got, "g:one");
+    free(got);
+    got = kept_call(p, NULL, "h");
+    assert_string_equal(got, "h:one");
+    free(got);
+    before = cdp_calls_here();
+    got = kept_call(p, NULL, "i");
+    assert_string_equal(got, "i:one");
+    free(got);
+    assert_int_equal(cdp_calls_here() - before, 1);
+    /* a page that broke array spreading does not stand between the
+     * arguments and the function */
+    assert_eval(p, NULL, "Array.prototype[Symbol.iterator] = function* () {}; 1", "1");
+    got = kept_call(p, NULL, "j");
+    assert_string_equal(got, "j:one");
+    free(got);
     free(other);
     free(u);
     cdp_page_close(p);
