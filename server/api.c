@@ -1049,8 +1049,13 @@ static void trajectory(const api_call *c, http_request *r, const char *file)
             goto out;
         }
         /* sealed at rest (keys.c): opened for this reply only */
-        if (keys_read_trajectory(c->e->keys, st, t->account_id, t->id, dir, file, 64u << 20, &data,
-                                 &len) < 0) {
+        int got = keys_read_trajectory(c->e->keys, st, t->account_id, t->id, dir, file,
+                                       64u << 20, &data, &len);
+        if (got == PT_ECLOSED) {
+            http_reply_error(r, 503, "unavailable", "the store is not available");
+            goto out;
+        }
+        if (got < 0) {
             http_reply_error(r, 404, "not_found", "no trajectory file '%s'", file);
             goto out;
         }
@@ -1074,8 +1079,13 @@ static void trajectory(const api_call *c, http_request *r, const char *file)
         goto out;
     }
     cJSON *o = NULL;
-    if (keys_read_trajectory(c->e->keys, st, t->account_id, t->id, dir, "trajectory.json",
-                             64u << 20, &data, &len) == 0)
+    int got = keys_read_trajectory(c->e->keys, st, t->account_id, t->id, dir, "trajectory.json",
+                                   64u << 20, &data, &len);
+    if (got == PT_ECLOSED) {
+        http_reply_error(r, 503, "unavailable", "the store is not available");
+        goto out;
+    }
+    if (got == 0)
         o = cJSON_Parse(data);
     if (!o) { /* still running: nothing written yet */
         o = cJSON_CreateObject();

@@ -314,10 +314,11 @@ int keys_seal_data(const keys *k, store *st, int64_t acct, const char *aad, cons
 {
     unsigned char key[32];
     char full[512];
-    if (account_key(k, st, acct, key) < 0)
-        return PT_EFAIL;
+    int rc = account_key(k, st, acct, key);
+    if (rc < 0)
+        return rc; /* PT_ECLOSED: the store could not say */
     data_aad(full, sizeof(full), acct, aad);
-    int rc = pt_seal(key, full, plain, n, out, outlen);
+    rc = pt_seal(key, full, plain, n, out, outlen);
     OPENSSL_cleanse(key, sizeof(key));
     return rc < 0 ? PT_EFAIL : PT_OK;
 }
