@@ -42,16 +42,24 @@ pg_stop=:
 cpu_groups=""
 cpu_limit() {
   local g
-  if grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+  # v2: the root must hand the cpu controller down to its children
+  # (listed in cgroup.subtree_control, not only available in
+  # cgroup.controllers), else a child has no cpu.max
+  if grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null &&
+     { grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null ||
+       echo +cpu > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; }; then
     g=/sys/fs/cgroup/portier-bench-$2
-    mkdir -p "$g" 2>/dev/null && echo "$(($3 * 1000)) 100000" > "$g/cpu.max" 2>/dev/null || return 1
+    mkdir -p "$g" 2>/dev/null || return 1
+    cpu_groups="$cpu_groups $g" # from here on cpu_release removes it
+    echo "$(($3 * 1000)) 100000" > "$g/cpu.max" 2>/dev/null || return 1
   elif [ -d /sys/fs/cgroup/cpu ]; then
     g=/sys/fs/cgroup/cpu/portier-bench-$2
-    mkdir -p "$g" 2>/dev/null && echo $(($3 * 1000)) > "$g/cpu.cfs_quota_us" 2>/dev/null || return 1
+    mkdir -p "$g" 2>/dev/null || return 1
+    cpu_groups="$cpu_groups $g"
+    echo $(($3 * 1000)) > "$g/cpu.cfs_quota_us" 2>/dev/null || return 1
   else
     return 1
   fi
-  cpu_groups="$cpu_groups $g"
   echo "$1" > "$g/cgroup.procs" 2>/dev/null
 }
 cpu_release() { local g; for g in $cpu_groups; do rmdir "$g" 2>/dev/null || true; done; }
@@ -372,7 +380,8 @@ api-nodes)
   secs=${2:-10}
   backend=${3:-sqlite}
   work=$(mktemp -d)
-  trap 'kill $pid_a $pid_b 2>/dev/null; wait 2>/dev/null; cpu_release; $pg_stop; rm -rf "$work"' EXIT
+  pid_a= pid_b=
+  trap 'kill ${pid_a:-} ${pid_b:-} 2>/dev/null; wait 2>/dev/null; cpu_release; $pg_stop; rm -rf "$work"' EXIT
   api_setup "$work" "$backend"
   for p in 18097 18098; do
     PORTIER_LOG=warn "$root/build/portier" serve --db "$db" "${dbflags[@]}" --listen 127.0.0.1:$p \
