@@ -97,6 +97,7 @@ typedef struct run {
      * is of: a form's fields share the picture taken after the last */
     cJSON *shot_entries[MAX_SHOT_ENTRIES];
     int nshot_entries, ndeferred; /* ndeferred: of them, still to capture */
+    int deferred_change;          /* a click's (not only fields') among them */
     int shot_index;
     int index;
     const sop_step *cur;

@@ -246,21 +246,30 @@ static void shot_take(run *R, int wait)
         PT_DEBUG("agent", "step %d: no screenshot: %s", R->shot_index, err);
         for (int i = 0; i < R->nshot_entries; i++)
             cJSON_AddStringToObject(R->shot_entries[i], "screenshot_error", err);
-        R->nshot_entries = R->ndeferred = 0;
+        R->nshot_entries = R->ndeferred = R->deferred_change = 0;
         return;
     }
     R->ndeferred = 0;
+    R->deferred_change = 0;
     if (wait)
         shot_collect(R);
 }
 
-/* Entry e (step R->index) is to have a picture. A form's fields
- * (STEP_FIELD) share one: the picture is deferred until a step that is
- * not a field or a read begins (traj_begin), so a claim's nine fields cost
- * one capture, not nine, and every value typed is in it. Anything else
- * (a click, a navigation, a failure: wait) is captured now, with the
- * deferred entries. The capture runs off the critical path: the picture
- * is collected when the next one is due or the trajectory is written. */
+/* Entry e (step R->index) is to have a picture. It is deferred, and the
+ * picture taken when a step begins (traj_begin) that could make it show
+ * something else than what the step left:
+ * - a form's fields (STEP_FIELD) share one, deferred until a step that is
+ *   not a field or a read begins, so a claim's nine fields cost one
+ *   capture, not nine, and every value typed is in it;
+ * - a click, a key press or a navigation (STEP_CHANGES) waits only across
+ *   reads (wait, if, extract, in frame, ...): its picture is then of what
+ *   the step led to once the page got there (the frame it opened, loaded;
+ *   the reference a submit brought), and a submit followed by the reads
+ *   of its outcome and `finish` costs one capture, not two.
+ * A failure (wait), an explicit `screenshot` and `finish` are captured now,
+ * with the deferred entries. The capture runs off the critical path: the
+ * picture is collected when the next one is due or the trajectory is
+ * written. */
 static void shot(run *R, cJSON *entry, int kind, int wait)
 {
     if (!R->o->trajectory_dir)
@@ -272,16 +281,20 @@ static void shot(run *R, cJSON *entry, int kind, int wait)
     R->shot_entries[R->nshot_entries++] = entry;
     R->ndeferred++;
     R->shot_index = R->index;
-    if (kind != STEP_FIELD || wait)
+    int now = R->cur && (R->cur->kind == SOP_SCREENSHOT || R->cur->kind == SOP_FINISH);
+    if (wait || now)
         shot_take(R, wait);
+    else if (kind != STEP_FIELD)
+        R->deferred_change = 1;
 }
 
-/* Takes the picture the deferred fields wait for, before step st acts. */
+/* Takes the picture the deferred entries wait for, before step st acts. */
 static void shot_flush(run *R, const sop_step *st)
 {
     if (!R->ndeferred)
         return;
     switch (st->kind) {
+    case SOP_WAIT:
     case SOP_EXTRACT:
     case SOP_EXPECT:
     case SOP_IF:
@@ -289,9 +302,10 @@ static void shot_flush(run *R, const sop_step *st)
     case SOP_COMMIT:
     case SOP_ON_DIALOG:
     case SOP_WHENEVER:
-        return; /* reads, or no page at all: the form is as it was */
+    case SOP_FINISH: /* its own picture, taken as it ends, is theirs */
+        return; /* reads, or no page at all: what the steps left stands */
     default:
-        if (step_kind_of(st->kind)->changes == STEP_FIELD)
+        if (step_kind_of(st->kind)->changes == STEP_FIELD && !R->deferred_change)
             return;
         shot_take(R, 0);
     }

@@ -87,7 +87,8 @@ static void write_form_sop(FILE *f)
                "commit\n"
                "check label \"I attest\"\n"
                "click button \"Send\"\n"
-               "wait for page contains \"Sent\"\n");
+               "wait for page contains \"Sent\"\n"
+               "finish completed \"Sent\"\n");
 }
 
 static cJSON *run_with_trajectory(const char *dir, const char *portal, void (*write)(FILE *))
@@ -194,7 +195,7 @@ static void a_forms_fields_share_the_picture_after_the_last(void **state)
     cJSON *t = run_with_trajectory(dir, portal, write_form_sop);
     assert_string_equal(str(t, "status"), "completed");
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(t, "steps"), *st;
-    const cJSON *fields[4], *click = NULL, *go = NULL;
+    const cJSON *fields[4], *click = NULL, *go = NULL, *fin = NULL;
     int nf = 0;
     cJSON_ArrayForEach(st, steps)
     {
@@ -207,6 +208,8 @@ static void a_forms_fields_share_the_picture_after_the_last(void **state)
             click = st;
         else if (!strcmp(kind, "goto"))
             go = st;
+        else if (!strcmp(kind, "finish"))
+            fin = st;
         else if (strcmp(kind, "if") && strcmp(kind, "commit") && strcmp(kind, "wait"))
             fail_msg("unexpected step %s", kind);
     }
@@ -224,11 +227,18 @@ static void a_forms_fields_share_the_picture_after_the_last(void **state)
         assert_true(cJSON_IsNumber(after));
         assert_int_equal(after->valueint, step_index(fields[3]));
     }
-    /* the goto and the click have pictures of their own */
+    /* the goto and the click have pictures of their own; the click's is
+     * of what it led to, once the wait saw it: only reads came between it
+     * and `finish`, so the two share the one capture */
+    assert_non_null(fin);
     assert_non_null(str(go, "screenshot"));
     assert_non_null(str(click, "screenshot"));
     assert_string_not_equal(str(go, "screenshot"), shared);
     assert_string_not_equal(str(click, "screenshot"), shared);
+    assert_string_equal(str(click, "screenshot"), str(fin, "screenshot"));
+    const cJSON *click_after = cJSON_GetObjectItemCaseSensitive(click, "screenshot_after");
+    assert_true(cJSON_IsNumber(click_after));
+    assert_int_equal(click_after->valueint, step_index(fin));
     const char *names[] = {str(go, "screenshot"), shared, str(click, "screenshot")};
     for (int i = 0; i < 3; i++) {
         char path[4400], *img = NULL;
