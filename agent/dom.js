@@ -498,11 +498,14 @@
     const key = Symbol.for('portier.watch');
     if (window[key]) return window[key];
     const w = { at: -Infinity };
+    /* a window the page made non-extensible keeps none: then no watcher
+     * (each call would leave one behind), and `change` sees only what
+     * comes after it begins */
+    try { Object.defineProperty(window, key, { value: w }); } catch (e) { return w; }
     const note = () => { w.at = performance.now(); };
     observeAll(new MutationObserver(note), document);
     for (const t of CHANGE_EVENTS) document.addEventListener(t, note, true);
     for (const t of CHANGE_WINDOW_EVENTS) window.addEventListener(t, note, true);
-    Object.defineProperty(window, key, { value: w });
     return w;
   })();
 
