@@ -54,6 +54,17 @@ const completed = [...final.values()].filter((t) => t.status === 'completed').le
 // per task, in the order posted: startedAt to completedAt (or failedAt)
 const times = ids.map((id) => final.get(id)).map((t) => (Date.parse(t.completedAt || t.failedAt) - Date.parse(t.startedAt)) / 1000);
 const durations = times.filter((d) => Number.isFinite(d)).sort((a, b) => a - b);
+// reuse: which claims ran on a kept session still signed in (the trajectory's
+// `use` step says so); the others signed in, which is no stall
+let kept = null;
+if (mode === 'reuse') {
+  kept = [];
+  for (const id of ids) {
+    const tr = await (await fetch(`${base}/tasks/${id}/trajectory`, { headers: auth })).json();
+    kept.push((tr.steps || []).some((s) => s.step === 'use' && /^kept: still signed in/.test(s.session || '')));
+  }
+}
+const keptTimes = kept ? times.filter((d, i) => kept[i] && Number.isFinite(d)).sort((a, b) => a - b) : [];
 console.log(JSON.stringify({
   peer: 'portier', mode, concurrency: Number(workers), claims: n, completed, seconds: +seconds.toFixed(1),
   claims_per_min: +(completed / seconds * 60).toFixed(1),
@@ -61,6 +72,11 @@ console.log(JSON.stringify({
   max_s: durations.length ? +durations[durations.length - 1].toFixed(3) : null,
   p95_s: durations.length ? +durations[Math.min(durations.length - 1, Math.ceil(0.95 * durations.length) - 1)].toFixed(3) : null,
   signins: signins0 == null ? null : signins1 - signins0,
+  ...(kept ? {
+    kept_claims: keptTimes.length,
+    kept_median_s: keptTimes.length ? +keptTimes[keptTimes.length >> 1].toFixed(3) : null,
+    kept_max_s: keptTimes.length ? +keptTimes[keptTimes.length - 1].toFixed(3) : null,
+  } : {}),
   ...(res || {}),
   claim_s: times.map((d) => (Number.isFinite(d) ? +d.toFixed(3) : null)),
 }));
