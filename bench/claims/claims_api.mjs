@@ -9,7 +9,9 @@
 // CPU (procmon.mjs) from the first POST until the last task is final.
 import { procmon } from './procmon.mjs';
 const [base, nArg, workers, modeArg] = process.argv.slice(2);
-const mode = modeArg || 'fresh'; // reuse: the server was started with kept sessions
+// reuse: the server was started with kept sessions; warm: as reuse, on a
+// server whose sessions an earlier run signed in
+const mode = modeArg || 'fresh';
 const n = Number(nArg || 40);
 const key = process.env.PORTIER_API_KEY;
 const auth = { Authorization: `Bearer ${key}` };
@@ -57,7 +59,7 @@ const durations = times.filter((d) => Number.isFinite(d)).sort((a, b) => a - b);
 // reuse: which claims ran on a kept session still signed in (the trajectory's
 // `use` step says so); the others signed in, which is no stall
 let kept = null;
-if (mode === 'reuse') {
+if (mode !== 'fresh') {
   kept = [];
   for (const id of ids) {
     const tr = await (await fetch(`${base}/tasks/${id}/trajectory`, { headers: auth })).json();
