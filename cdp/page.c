@@ -1251,6 +1251,16 @@ int cdp_capture_finish(cdp_capture *c, unsigned char **img, size_t *len, char *e
         cJSON *res = NULL;
         if (answered) {
             rc = cdp__call_finish(call, &res, 0, err);
+            /* the capture met the swap of one document for the next (a
+             * click's navigation that committed just as it was asked):
+             * once the new document has loaded, ask again */
+            if (rc == CDP_EPROTOCOL && strstr(err, "Not attached to an active page") &&
+                c->sends < 3) {
+                PT_DEBUG("cdp", "a screenshot met a document swap; taking it again after the load");
+                if ((rc = capture_send(c, err)))
+                    break;
+                continue;
+            }
             const char *data = rc ? NULL : pt_json_str(res, "data");
             if (data)
                 *img = pt_b64_decode(data, strlen(data), len);
