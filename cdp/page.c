@@ -45,10 +45,10 @@ typedef struct frame {
     cdp_session *s; /* the session whose target renders it (not a reference) */
     int ctx;        /* main-world execution context in s, 0 while none */
     int oop;
-    /* a function installed in context fn_ctx (cdp__page_fn): its source
-     * (static storage, compared by address) and its object there */
+    /* a function installed in the current context (cdp__page_fn): its
+     * source (static storage, compared by address) and its object there;
+     * frame_set_ctx forgets both */
     const char *fn;
-    int fn_ctx;
     char *fn_oid;
     unsigned gen; /* goes up with every change of ctx, never 0 once set */
 } frame;
@@ -885,7 +885,7 @@ int cdp__page_fn(cdp_page *p, const char *frame_id, const char *fn, cdp_session 
     frame *f = frame_find(p, frame_id ? frame_id : p->target_id);
     if (f && f->s == *session && f->ctx == *context_id) {
         *gen = f->gen;
-        if (f->fn == fn && f->fn_ctx == *context_id && f->fn_oid)
+        if (f->fn == fn && f->fn_oid)
             *oid = strdup(f->fn_oid);
     }
     cdp__unlock(p->b);
@@ -902,7 +902,6 @@ void cdp__page_fn_keep(cdp_page *p, const char *frame_id, cdp_session *s, unsign
         free(f->fn_oid);
         f->fn_oid = copy;
         f->fn = fn;
-        f->fn_ctx = f->ctx;
     }
     cdp__unlock(p->b);
 }
