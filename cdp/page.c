@@ -1250,37 +1250,35 @@ int cdp_capture_finish(cdp_capture *c, unsigned char **img, size_t *len, char *e
         cJSON *res = NULL;
         if (answered) {
             rc = cdp__call_finish(call, &res, 0, err);
-            /* the capture met the swap of one document for the next (a
-             * click's navigation that committed just as it was asked):
-             * once the new document has loaded, ask again */
-            if (rc == CDP_EPROTOCOL && strstr(err, "Not attached to an active page") &&
-                c->sends < 3) {
-                PT_DEBUG("cdp", "a screenshot met a document swap; taking it again after the load");
-                if ((rc = capture_send(c, err)))
-                    break;
-                continue;
+            /* refused as it met the swap of one document for the next (a
+             * click's navigation committing just as it was asked): as if
+             * the navigation had overtaken it */
+            overtaken = rc == CDP_EPROTOCOL && strstr(err, "Not attached to an active page");
+            if (!overtaken) {
+                const char *data = rc ? NULL : pt_json_str(res, "data");
+                if (data)
+                    *img = pt_b64_decode(data, strlen(data), len);
+                cJSON_Delete(res);
+                if (!rc && !*img) {
+                    pt_errf(err, "Page.captureScreenshot: no image data");
+                    rc = CDP_EFAIL;
+                }
+                break;
             }
-            const char *data = rc ? NULL : pt_json_str(res, "data");
-            if (data)
-                *img = pt_b64_decode(data, strlen(data), len);
-            cJSON_Delete(res);
-            if (!rc && !*img) {
-                pt_errf(err, "Page.captureScreenshot: no image data");
-                rc = CDP_EFAIL;
+        } else {
+            cdp__call_finish(call, NULL, 0, NULL);
+            if (!overtaken) {
+                pt_errf(err, "Page.captureScreenshot: no reply within %d ms%s", c->timeout_ms,
+                        cdp_page_navigating(c->p) ? " (the page is navigating)" : "");
+                break;
             }
-            break;
-        }
-        cdp__call_finish(call, NULL, 0, NULL);
-        if (!overtaken) {
-            pt_errf(err, "Page.captureScreenshot: no reply within %d ms%s", c->timeout_ms,
-                    cdp_page_navigating(c->p) ? " (the page is navigating)" : "");
-            break;
         }
         /* Chromium drops a capture that a navigation overtakes: once the new
          * document has loaded, ask again */
         PT_DEBUG("cdp", "a navigation overtook a screenshot; taking it again after the load");
         if (c->sends >= 3) {
             pt_errf(err, "the page navigated during each of %d screenshots", c->sends);
+            rc = CDP_EFAIL;
             break;
         }
         if ((rc = capture_send(c, err)))
